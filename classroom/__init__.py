@@ -1,0 +1,1 @@
+"""classroom package."""

@@ -1,0 +1,79 @@
+"""The ``classroom`` command: serve, record, composite, analyze."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _serve(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="classroom serve",
+        description="Run signaling + SFU (+ schedule API, recorder launcher) in one process.",
+    )
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8080)")
+    parser.add_argument("--data-dir", help="where the database, secrets and recordings live")
+    parser.add_argument("--config", help="YAML config file")
+    parser.add_argument("--no-demo", action="store_true", help="do not create the demo lesson")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    from classroom.config import ConfigError, load_config
+    from classroom.server import run_server
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"classroom serve: {exc}", file=sys.stderr)
+        return 2
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    if args.data_dir:
+        config.server.data_dir = args.data_dir
+    if args.no_demo:
+        config.server.demo_lesson = False
+    return run_server(config, log_level=args.log_level)
+
+
+def _delegate(module: str, func: str, argv: Sequence[str]) -> int:
+    import importlib
+
+    mod = importlib.import_module(module)
+    result = getattr(mod, func)(list(argv))
+    return int(result or 0)
+
+
+COMMANDS = {
+    "serve": "start the server with a demo lesson",
+    "record": "record a lesson as a recorder participant",
+    "composite": "render a recording into one MP4 following the spotlight",
+    "analyze": "classroom-behaviour analysis of a recording directory",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: classroom COMMAND [options]\n\ncommands:")
+        for name, text in COMMANDS.items():
+            print(f"  {name:<10} {text}")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        return _serve(rest)
+    if command == "record":
+        return _delegate("recorder.cli", "record_main", rest)
+    if command == "composite":
+        return _delegate("recorder.cli", "composite_main", rest)
+    if command == "analyze":
+        return _delegate("analytics.cli", "main", rest)
+    print(f"classroom: unknown command {command!r} (try --help)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""One dataclass tree for all settings: defaults here, a YAML file over them, then
+``CLASSROOM_<SECTION>_<FIELD>`` environment variables over both (e.g. ``CLASSROOM_SERVER_PORT=9000``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./data"
+    # Public base URL printed for join links; empty: http://host:port
+    public_url: str = ""
+    max_message_bytes: int = 64 * 1024
+    demo_lesson: bool = True
+    demo_remotes: int = 3
+
+
+@dataclass
+class MediaConfig:
+    # Addresses the SFU's ICE candidates bind to. Loopback by default (nothing leaves the machine);
+    # a real deployment lists the server's LAN/public addresses here.
+    ice_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    # TURN server for browsers behind strict firewalls (e.g. "turn:127.0.0.1:3478"); empty: none.
+    turn_url: str = ""
+    turn_secret: str = ""
+    # Per-track packet cache for NACK (packets, power of two).
+    packet_cache_size: int = 1024
+    # At most one keyframe request per track per this many seconds.
+    keyframe_request_interval_s: float = 1.0
+    # Bitrate we advertise upstream (REMB) to the publisher, bits/s.
+    remb_bitrate: int = 2_500_000
+
+
+@dataclass
+class RecordingConfig:
+    enabled: bool = False
+    segment_seconds: float = 2.0
+
+
+@dataclass
+class AnalyticsConfig:
+    interval_s: float = 30.0
+
+
+@dataclass
+class RedisConfig:
+    url: str = ""  # empty: embedded single-node routing, no Redis
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"not a boolean: {value!r}")
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, list):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def _apply(section: Any, values: dict[str, Any], where: str) -> None:
+    names = {f.name for f in dataclasses.fields(section)}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        current = getattr(section, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a mapping")
+            _apply(current, value, f"{where}.{key}")
+        else:
+            if isinstance(value, str) and not isinstance(current, str):
+                value = _coerce(value, current)
+            setattr(section, key, value)
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    config = Config()
+    if path:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        _apply(config, raw, "config")
+    env = dict(os.environ) if env is None else env
+    for key, value in env.items():
+        if not key.startswith("CLASSROOM_"):
+            continue
+        parts = key[len("CLASSROOM_") :].lower().split("_", 1)
+        if len(parts) != 2 or not hasattr(config, parts[0]):
+            continue
+        section = getattr(config, parts[0])
+        if not dataclasses.is_dataclass(section) or not hasattr(section, parts[1]):
+            continue
+        try:
+            setattr(section, parts[1], _coerce(value, getattr(section, parts[1])))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from exc
+    return config

@@ -1,0 +1,134 @@
+"""Signed join tokens: what a classroom may do in which lesson, and when.
+
+A token is ``base64url(json claims) + "." + base64url(HMAC-SHA256(secret, payload))``.
+No external service is involved; the secret lives in the server's data directory
+(or the ``CLASSROOM_TOKEN_SECRET`` environment variable) and never in the repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROLES = ("lead", "remote", "observer", "recorder")
+MAX_TOKEN_LENGTH = 4096
+
+
+class TokenError(ValueError):
+    """A token that must not admit anybody; ``code`` is the protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    lesson_id: str
+    classroom_id: str
+    role: str
+    name: str
+    not_before: float  # unix seconds
+    expires: float  # unix seconds
+    # Optional: the display name of the lesson (so a page can show it before the API is asked).
+    lesson_title: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    pad = "=" * (-len(text) % 4)
+    return base64.urlsafe_b64decode(text + pad)
+
+
+class TokenSigner:
+    """Issues and verifies join tokens with one HMAC secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("token secret must be at least 16 bytes")
+        self._secret = secret
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path, env_secret: str | None = None) -> TokenSigner:
+        """Use ``env_secret`` if given, else a secret file in ``data_dir`` (created once)."""
+        if env_secret:
+            return cls(env_secret.encode("utf-8"))
+        path = data_dir / "token_secret"
+        if path.exists():
+            return cls(path.read_bytes().strip())
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32).encode("ascii")
+        path.write_bytes(secret)
+        path.chmod(0o600)
+        return cls(secret)
+
+    def issue(
+        self,
+        lesson_id: str,
+        classroom_id: str,
+        role: str,
+        name: str = "",
+        not_before: float | None = None,
+        expires: float | None = None,
+        lesson_title: str = "",
+    ) -> str:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        now = time.time()
+        claims = TokenClaims(
+            lesson_id=lesson_id,
+            classroom_id=classroom_id,
+            role=role,
+            name=name or classroom_id,
+            not_before=now - 60 if not_before is None else not_before,
+            expires=now + 12 * 3600 if expires is None else expires,
+            lesson_title=lesson_title,
+        )
+        payload = _b64(json.dumps(claims.to_json(), separators=(",", ":")).encode("utf-8"))
+        return payload + "." + self._sign(payload)
+
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret, payload.encode("ascii"), hashlib.sha256).digest())
+
+    def verify(self, token: object, now: float | None = None) -> TokenClaims:
+        """Return the claims of a valid token or raise :class:`TokenError`."""
+        if not isinstance(token, str) or not token:
+            raise TokenError("token_missing", "a join token is required")
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+            raise TokenError("token_malformed", "the join token is malformed")
+        payload, signature = token.split(".")
+        if not hmac.compare_digest(self._sign(payload), signature):
+            raise TokenError("token_invalid", "the join token's signature is not valid")
+        try:
+            raw = json.loads(_unb64(payload))
+            claims = TokenClaims(
+                lesson_id=str(raw["lesson_id"]),
+                classroom_id=str(raw["classroom_id"]),
+                role=str(raw["role"]),
+                name=str(raw.get("name", "")),
+                not_before=float(raw["not_before"]),
+                expires=float(raw["expires"]),
+                lesson_title=str(raw.get("lesson_title", "")),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TokenError("token_malformed", "the join token's claims are malformed") from exc
+        if claims.role not in ROLES:
+            raise TokenError("token_malformed", f"unknown role {claims.role!r}")
+        now = time.time() if now is None else now
+        if now < claims.not_before:
+            raise TokenError("token_not_yet_valid", "the join token is not valid yet")
+        if now > claims.expires:
+            raise TokenError("token_expired", "the join token has expired")
+        return claims

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, installing what it needs first. Usage: bash tests/run.sh [pytest args]
+# Fails when no test ran or when any test was skipped (the real-peer tests must run, not skip).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+while read -r pkg; do
+  pkg="${pkg%%#*}"; pkg="$(echo "$pkg" | xargs)"
+  [ -z "$pkg" ] && continue
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done < tests/apt-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+report="$(mktemp -d)/junit.xml"
+set +e
+python3 -m pytest -q -rs --junitxml="$report" "$@"
+status=$?
+set -e
+python3 - "$report" "$status" <<'PY'
+import sys, xml.etree.ElementTree as ET
+path, status = sys.argv[1], int(sys.argv[2])
+root = ET.parse(path).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+if status == 0 and tests == 0:
+    print("FAIL: no test was executed"); sys.exit(1)
+if skipped:
+    print(f"FAIL: {skipped} test(s) were skipped; every test must run"); sys.exit(1)
+sys.exit(status)
+PY
