@@ -1,0 +1,584 @@
+"""RTP parsing and depacketization: RTP packets in, whole encoded frames out.
+
+Nothing here decodes media. The parsers only read the few header bits they need:
+- RTP fixed header, CSRCs, one-byte (RFC 8285, 0xBEDE) and two-byte (0x100X) extensions, padding;
+- RTCP sender reports (NTP ↔ RTP timestamp pairs) for audio/video synchronisation;
+- VP8 (RFC 7741): payload descriptor, frame assembly by start bit / marker, keyframe bit,
+  frame size from the keyframe header;
+- Opus (RFC 7587): one RTP packet is one frame;
+- H.264 (RFC 6184): single NAL unit, STAP-A and FU-A, reassembled into Annex-B access units.
+
+Every parser raises :class:`RtpError` (a ``ValueError``) on malformed input, never anything else.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+RTP_VERSION = 2
+_RTP_HEADER = struct.Struct("!BBHII")
+_ANNEXB_START = b"\x00\x00\x00\x01"
+
+
+class RtpError(ValueError):
+    """Malformed RTP/RTCP input or payload."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtpPacket:
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    marker: bool
+    payload: bytes
+    csrcs: tuple[int, ...] = ()
+    # Parsed RFC 8285 extensions (id -> data); empty for other profiles.
+    extensions: dict[int, bytes] = field(default_factory=dict)
+    # Profile and raw words of a header extension with a profile other than RFC 8285.
+    extension_profile: int | None = None
+    padding: int = 0
+
+
+def parse_rtp(data: bytes) -> RtpPacket:
+    """Parse one RTP packet (RFC 3550)."""
+    if len(data) < _RTP_HEADER.size:
+        raise RtpError(f"RTP packet too short ({len(data)} bytes)")
+    b0, b1, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
+    version = b0 >> 6
+    if version != RTP_VERSION:
+        raise RtpError(f"RTP version {version} is not 2")
+    has_padding = bool(b0 & 0x20)
+    has_extension = bool(b0 & 0x10)
+    csrc_count = b0 & 0x0F
+    marker = bool(b1 & 0x80)
+    payload_type = b1 & 0x7F
+    if 72 <= payload_type <= 76:
+        raise RtpError(f"payload type {payload_type} is RTCP, not RTP")
+    offset = _RTP_HEADER.size
+    end = len(data)
+    if offset + 4 * csrc_count > end:
+        raise RtpError("RTP packet truncated in the CSRC list")
+    csrcs = struct.unpack_from(f"!{csrc_count}I", data, offset) if csrc_count else ()
+    offset += 4 * csrc_count
+    extensions: dict[int, bytes] = {}
+    profile: int | None = None
+    if has_extension:
+        if offset + 4 > end:
+            raise RtpError("RTP packet truncated in the extension header")
+        profile, words = struct.unpack_from("!HH", data, offset)
+        offset += 4
+        ext_end = offset + 4 * words
+        if ext_end > end:
+            raise RtpError("RTP header extension longer than the packet")
+        block = data[offset:ext_end]
+        if profile == 0xBEDE:
+            extensions = _parse_one_byte_extensions(block)
+            profile = None
+        elif profile & 0xFFF0 == 0x1000:
+            extensions = _parse_two_byte_extensions(block)
+            profile = None
+        offset = ext_end
+    padding = 0
+    if has_padding:
+        if end <= offset:
+            raise RtpError("RTP padding flag set but no padding")
+        padding = data[end - 1]
+        if padding == 0 or end - padding < offset:
+            raise RtpError(f"invalid RTP padding length {padding}")
+        end -= padding
+    return RtpPacket(
+        payload_type=payload_type,
+        sequence=seq,
+        timestamp=ts,
+        ssrc=ssrc,
+        marker=marker,
+        payload=bytes(data[offset:end]),
+        csrcs=tuple(csrcs),
+        extensions=extensions,
+        extension_profile=profile,
+        padding=padding,
+    )
+
+
+def _parse_one_byte_extensions(block: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    i = 0
+    while i < len(block):
+        byte = block[i]
+        if byte == 0:  # padding between elements
+            i += 1
+            continue
+        ext_id, length = byte >> 4, (byte & 0x0F) + 1
+        if ext_id == 15:  # reserved: stop parsing
+            break
+        i += 1
+        if i + length > len(block):
+            raise RtpError("one-byte header extension element overruns the block")
+        out[ext_id] = bytes(block[i : i + length])
+        i += length
+    return out
+
+
+def _parse_two_byte_extensions(block: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    i = 0
+    while i < len(block):
+        ext_id = block[i]
+        if ext_id == 0:
+            i += 1
+            continue
+        if i + 2 > len(block):
+            raise RtpError("two-byte header extension element truncated")
+        length = block[i + 1]
+        i += 2
+        if i + length > len(block):
+            raise RtpError("two-byte header extension element overruns the block")
+        out[ext_id] = bytes(block[i : i + length])
+        i += length
+    return out
+
+
+def build_rtp(
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes,
+    marker: bool = False,
+    extensions: dict[int, bytes] | None = None,
+    padding: int = 0,
+    csrcs: tuple[int, ...] = (),
+) -> bytes:
+    """Serialize an RTP packet (one-byte header extensions when ``extensions`` is given)."""
+    b0 = (RTP_VERSION << 6) | (0x20 if padding else 0) | len(csrcs)
+    ext_block = b""
+    if extensions:
+        b0 |= 0x10
+        body = bytearray()
+        for ext_id, value in extensions.items():
+            if not 1 <= ext_id <= 14 or not 1 <= len(value) <= 16:
+                raise ValueError("one-byte extensions need id 1..14 and 1..16 bytes")
+            body.append((ext_id << 4) | (len(value) - 1))
+            body += value
+        while len(body) % 4:
+            body.append(0)
+        ext_block = struct.pack("!HH", 0xBEDE, len(body) // 4) + bytes(body)
+    header = _RTP_HEADER.pack(
+        b0,
+        (0x80 if marker else 0) | (payload_type & 0x7F),
+        sequence & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc & 0xFFFFFFFF,
+    )
+    csrc_block = struct.pack(f"!{len(csrcs)}I", *csrcs) if csrcs else b""
+    pad = (b"\x00" * (padding - 1) + bytes([padding])) if padding else b""
+    return header + csrc_block + ext_block + payload + pad
+
+
+# ----------------------------------------------------------------------------------------- RTCP
+
+
+@dataclass(frozen=True, slots=True)
+class SenderReport:
+    ssrc: int
+    ntp_seconds: float  # NTP time as seconds since 1900
+    rtp_timestamp: int
+    packet_count: int
+    octet_count: int
+
+    @property
+    def unix_seconds(self) -> float:
+        return self.ntp_seconds - NTP_UNIX_OFFSET
+
+
+NTP_UNIX_OFFSET = 2_208_988_800
+
+
+def is_rtcp(data: bytes) -> bool:
+    """RFC 5761 demultiplexing: RTCP packet types 192..223 live in the second byte."""
+    return len(data) >= 2 and 192 <= data[1] <= 223
+
+
+def parse_sender_reports(data: bytes) -> list[SenderReport]:
+    """Return the sender reports of a (compound) RTCP packet; other packet types are skipped."""
+    reports: list[SenderReport] = []
+    offset = 0
+    while offset + 4 <= len(data):
+        b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
+        if b0 >> 6 != RTP_VERSION:
+            raise RtpError("RTCP version is not 2")
+        length = 4 * (words + 1)
+        if offset + length > len(data):
+            raise RtpError("RTCP packet truncated")
+        if packet_type == 200:
+            if length < 28:
+                raise RtpError("RTCP sender report too short")
+            ssrc, ntp_hi, ntp_lo, rtp_ts, packets, octets = struct.unpack_from(
+                "!IIIIII", data, offset + 4
+            )
+            reports.append(
+                SenderReport(
+                    ssrc=ssrc,
+                    ntp_seconds=ntp_hi + ntp_lo / 2**32,
+                    rtp_timestamp=rtp_ts,
+                    packet_count=packets,
+                    octet_count=octets,
+                )
+            )
+        offset += length
+    return reports
+
+
+def build_sender_report(
+    ssrc: int, unix_seconds: float, rtp_timestamp: int, packets: int = 0, octets: int = 0
+) -> bytes:
+    ntp = unix_seconds + NTP_UNIX_OFFSET
+    hi = int(ntp)
+    lo = int((ntp - hi) * 2**32) & 0xFFFFFFFF
+    return struct.pack(
+        "!BBHIIIIII",
+        0x80,
+        200,
+        6,
+        ssrc,
+        hi,
+        lo,
+        rtp_timestamp & 0xFFFFFFFF,
+        packets & 0xFFFFFFFF,
+        octets & 0xFFFFFFFF,
+    )
+
+
+# --------------------------------------------------------------------------------------- frames
+
+
+@dataclass(slots=True)
+class EncodedFrame:
+    """One encoded frame (video) or packet (audio), as it goes into the container."""
+
+    data: bytes
+    timestamp: int  # RTP timestamp (32-bit, as received)
+    keyframe: bool
+    width: int = 0  # video keyframes, when the bitstream says
+    height: int = 0
+
+
+class Depacketizer:
+    """Base class: feed RTP packets in sequence order, get complete frames."""
+
+    codec: str = ""
+    kind: str = ""
+    clock_rate: int = 90000
+
+    def push(self, packet: RtpPacket) -> list[EncodedFrame]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget a partial frame (called after a sequence gap)."""
+
+
+class OpusDepacketizer(Depacketizer):
+    codec = "opus"
+    kind = "audio"
+    clock_rate = 48000
+
+    def push(self, packet: RtpPacket) -> list[EncodedFrame]:
+        if not packet.payload:
+            return []  # DTX/keepalive: nothing to store
+        return [EncodedFrame(packet.payload, packet.timestamp, True)]
+
+
+def parse_vp8_descriptor(payload: bytes) -> tuple[int, bool, int]:
+    """Return (header length, start-of-partition, partition index) of an RFC 7741 payload."""
+    if not payload:
+        raise RtpError("empty VP8 payload")
+    b0 = payload[0]
+    start = bool(b0 & 0x10)
+    pid = b0 & 0x07
+    i = 1
+    if b0 & 0x80:
+        if len(payload) < 2:
+            raise RtpError("VP8 descriptor truncated")
+        x = payload[1]
+        i = 2
+        if x & 0x80:  # I: PictureID
+            if len(payload) <= i:
+                raise RtpError("VP8 descriptor truncated in PictureID")
+            i += 2 if payload[i] & 0x80 else 1
+        if x & 0x40:  # L: TL0PICIDX
+            i += 1
+        if x & 0x30:  # T or K: TID/Y/KEYIDX
+            i += 1
+    if i > len(payload):
+        raise RtpError("VP8 descriptor longer than the payload")
+    return i, start, pid
+
+
+def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:
+    """Width/height of a VP8 keyframe (RFC 6386 §9.1), or None for an interframe."""
+    if len(frame) < 10 or frame[0] & 0x01:
+        return None
+    if frame[3:6] != b"\x9d\x01\x2a":
+        raise RtpError("VP8 keyframe without the start code")
+    width, height = struct.unpack_from("<HH", frame, 6)
+    return width & 0x3FFF, height & 0x3FFF
+
+
+class VP8Depacketizer(Depacketizer):
+    codec = "vp8"
+    kind = "video"
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._timestamp: int | None = None
+
+    def reset(self) -> None:
+        self._parts = []
+        self._timestamp = None
+
+    def push(self, packet: RtpPacket) -> list[EncodedFrame]:
+        if not packet.payload:
+            return []
+        header_len, start, pid = parse_vp8_descriptor(packet.payload)
+        data = packet.payload[header_len:]
+        if start and pid == 0:
+            self._parts = [data]
+            self._timestamp = packet.timestamp
+        elif self._timestamp is None or packet.timestamp != self._timestamp:
+            self.reset()  # continuation of a frame whose start we do not have
+            return []
+        else:
+            self._parts.append(data)
+        if not packet.marker:
+            return []
+        frame = b"".join(self._parts)
+        ts = self._timestamp
+        self.reset()
+        if not frame:
+            return []
+        size = vp8_keyframe_size(frame)
+        if size is None:
+            return [EncodedFrame(frame, ts, False)]
+        return [EncodedFrame(frame, ts, True, size[0], size[1])]
+
+
+# ---------------------------------------------------------------------------------------- H.264
+
+NAL_IDR = 5
+NAL_SPS = 7
+NAL_PPS = 8
+NAL_STAP_A = 24
+NAL_FU_A = 28
+
+
+class H264Depacketizer(Depacketizer):
+    """RFC 6184 packetization-mode 0/1 to Annex-B access units.
+
+    A keyframe is an access unit with an IDR slice. SPS/PPS seen earlier are put in front of an
+    IDR that arrives without them, so every keyframe can start a file on its own.
+    """
+
+    codec = "h264"
+    kind = "video"
+
+    def __init__(self) -> None:
+        self._nals: list[bytes] = []
+        self._fu: bytearray | None = None
+        self._timestamp: int | None = None
+        self._broken = False
+        self._sps: bytes | None = None
+        self._pps: bytes | None = None
+
+    def reset(self) -> None:
+        self._nals = []
+        self._fu = None
+        self._timestamp = None
+        self._broken = False
+
+    def push(self, packet: RtpPacket) -> list[EncodedFrame]:
+        out: list[EncodedFrame] = []
+        if self._timestamp is not None and packet.timestamp != self._timestamp:
+            # The previous access unit never saw its marker bit: emit what is complete.
+            out += self._finish()
+        if self._timestamp is None:
+            self._timestamp = packet.timestamp
+        payload = packet.payload
+        if not payload:
+            return out
+        try:
+            self._add_payload(payload)
+        except RtpError:
+            self._broken = True
+            raise
+        finally:
+            if packet.marker:
+                out += self._finish()
+        return out
+
+    def _add_payload(self, payload: bytes) -> None:
+        nal_type = payload[0] & 0x1F
+        if payload[0] & 0x80:
+            raise RtpError("H.264 NAL with the forbidden bit set")
+        if 1 <= nal_type <= 23:
+            self._fu = None
+            self._nals.append(bytes(payload))
+        elif nal_type == NAL_STAP_A:
+            self._fu = None
+            i = 1
+            while i < len(payload):
+                if i + 2 > len(payload):
+                    raise RtpError("STAP-A truncated in a NAL size")
+                (size,) = struct.unpack_from("!H", payload, i)
+                i += 2
+                if size == 0 or i + size > len(payload):
+                    raise RtpError("STAP-A NAL size overruns the packet")
+                self._nals.append(bytes(payload[i : i + size]))
+                i += size
+        elif nal_type == NAL_FU_A:
+            if len(payload) < 3:
+                raise RtpError("FU-A packet too short")
+            fu_header = payload[1]
+            start, end = bool(fu_header & 0x80), bool(fu_header & 0x40)
+            if start:
+                self._fu = bytearray([(payload[0] & 0xE0) | (fu_header & 0x1F)])
+            elif self._fu is None:
+                self._broken = True  # middle of a NAL whose start is lost
+                return
+            self._fu += payload[2:]
+            if end:
+                self._nals.append(bytes(self._fu))
+                self._fu = None
+        else:
+            raise RtpError(f"unsupported H.264 packetization NAL type {nal_type}")
+
+    def _finish(self) -> list[EncodedFrame]:
+        nals, ts, broken, pending_fu = self._nals, self._timestamp, self._broken, self._fu
+        self.reset()
+        if broken or pending_fu is not None or not nals or ts is None:
+            return []
+        types = [n[0] & 0x1F for n in nals]
+        for nal, t in zip(nals, types, strict=True):
+            if t == NAL_SPS:
+                self._sps = nal
+            elif t == NAL_PPS:
+                self._pps = nal
+        keyframe = NAL_IDR in types
+        if keyframe:
+            prefix: list[bytes] = []
+            if NAL_SPS not in types and self._sps is not None:
+                prefix.append(self._sps)
+            if NAL_PPS not in types and self._pps is not None:
+                prefix.append(self._pps)
+            nals = prefix + nals
+            keyframe = self._sps is not None and self._pps is not None
+        width = height = 0
+        if keyframe and self._sps is not None:
+            try:
+                width, height = h264_sps_size(self._sps)
+            except RtpError:
+                width = height = 0
+        data = b"".join(_ANNEXB_START + n for n in nals)
+        return [EncodedFrame(data, ts, keyframe, width, height)]
+
+
+class _BitReader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def bit(self) -> int:
+        byte = self.pos >> 3
+        if byte >= len(self.data):
+            raise RtpError("SPS truncated")
+        value = (self.data[byte] >> (7 - (self.pos & 7))) & 1
+        self.pos += 1
+        return value
+
+    def bits(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            value = (value << 1) | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise RtpError("bad Exp-Golomb code in SPS")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        v = self.ue()
+        return (v + 1) // 2 if v & 1 else -(v // 2)
+
+
+def _unescape_rbsp(nal: bytes) -> bytes:
+    return nal.replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+def h264_sps_size(sps: bytes) -> tuple[int, int]:
+    """Picture width/height (after cropping) from an SPS NAL unit (with its 1-byte header)."""
+    r = _BitReader(_unescape_rbsp(sps[1:]))
+    profile_idc = r.bits(8)
+    r.bits(16)  # constraint flags + level
+    r.ue()  # seq_parameter_set_id
+    chroma_format_idc = 1
+    if profile_idc in (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135):
+        chroma_format_idc = r.ue()
+        if chroma_format_idc == 3:
+            r.bit()
+        r.ue()
+        r.ue()
+        r.bit()
+        if r.bit():  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma_format_idc != 3 else 12):
+                if r.bit():
+                    last, nxt = 8, 8
+                    for _ in range(16 if i < 6 else 64):
+                        if nxt != 0:
+                            nxt = (last + r.se()) % 256
+                        last = nxt if nxt != 0 else last
+    r.ue()  # log2_max_frame_num_minus4
+    poc_type = r.ue()
+    if poc_type == 0:
+        r.ue()
+    elif poc_type == 1:
+        r.bit()
+        r.se()
+        r.se()
+        for _ in range(r.ue()):
+            r.se()
+    r.ue()  # max_num_ref_frames
+    r.bit()
+    width_mbs = r.ue() + 1
+    height_units = r.ue() + 1
+    frame_mbs_only = r.bit()
+    if not frame_mbs_only:
+        r.bit()
+    r.bit()  # direct_8x8_inference
+    width = width_mbs * 16
+    height = height_units * 16 * (2 - frame_mbs_only)
+    if r.bit():  # frame_cropping_flag
+        left, right, top, bottom = r.ue(), r.ue(), r.ue(), r.ue()
+        crop_x = 2 if chroma_format_idc in (1, 2) else 1
+        crop_y = (2 if chroma_format_idc == 1 else 1) * (2 - frame_mbs_only)
+        width -= (left + right) * crop_x
+        height -= (top + bottom) * crop_y
+    if width <= 0 or height <= 0:
+        raise RtpError("SPS gives a non-positive picture size")
+    return width, height
+
+
+def depacketizer_for(codec: str) -> Depacketizer:
+    """A fresh depacketizer for a codec name (``vp8``, ``opus``, ``h264``; case-insensitive)."""
+    name = codec.lower().split("/")[0]
+    if name == "vp8":
+        return VP8Depacketizer()
+    if name == "opus":
+        return OpusDepacketizer()
+    if name == "h264":
+        return H264Depacketizer()
+    raise ValueError(f"cannot record codec {codec!r} (supported: VP8, Opus, H.264)")
