@@ -1,0 +1,489 @@
+"""The OpenAPI 3 description of the schedule API, served at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+ID = {"type": "string", "minLength": 1, "maxLength": 64}
+DATE = {"type": "string", "format": "date", "example": "2026-11-26"}
+DATETIME = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601; without an offset it is taken in the bureau's time zone",
+    "example": "2026-11-26T08:00:00+08:00",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "conflicts": {"type": "array", "items": _ref("Conflict")},
+                },
+                ["code", "message"],
+            )
+        },
+        ["error"],
+    ),
+    "Conflict": _obj(
+        {
+            "lesson_id": {"type": "string"},
+            "occurrence_id": {"type": "string"},
+            "title": {"type": "string"},
+            "start": DATETIME,
+            "end": DATETIME,
+            "resources": {
+                "type": "array",
+                "items": _obj(
+                    {"type": {"type": "string", "enum": ["classroom", "teacher"]}, "id": ID}
+                ),
+            },
+        }
+    ),
+    "Bureau": _obj(
+        {"id": ID, "name": {"type": "string"}, "timezone": {"type": "string"}},
+        ["id", "name", "timezone"],
+    ),
+    "School": _obj({"id": ID, "name": {"type": "string"}}, ["id", "name"]),
+    "SchoolInput": {
+        **_obj({"name": {"type": "string", "minLength": 1, "maxLength": 200}}, ["name"]),
+        "additionalProperties": False,
+    },
+    "Classroom": _obj(
+        {
+            "id": ID,
+            "school_id": ID,
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["browser", "hardware"]},
+        },
+        ["id", "school_id", "name", "kind"],
+    ),
+    "ClassroomInput": {
+        **_obj(
+            {
+                "school_id": ID,
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "kind": {"type": "string", "enum": ["browser", "hardware"], "default": "browser"},
+            },
+            ["school_id", "name"],
+        ),
+        "additionalProperties": False,
+    },
+    "Teacher": _obj(
+        {"id": ID, "school_id": ID, "name": {"type": "string"}}, ["id", "school_id", "name"]
+    ),
+    "TeacherInput": {
+        **_obj(
+            {"school_id": ID, "name": {"type": "string", "minLength": 1, "maxLength": 200}},
+            ["school_id", "name"],
+        ),
+        "additionalProperties": False,
+    },
+    "Recurrence": {
+        **_obj(
+            {
+                "frequency": {"type": "string", "enum": ["weekly"], "default": "weekly"},
+                "until": {**DATE, "description": "last day of the term (inclusive)"},
+                "exceptions": {
+                    "type": "array",
+                    "items": DATE,
+                    "maxItems": 60,
+                    "description": "days on which the weekly lesson does not take place",
+                },
+            },
+            ["until"],
+        ),
+        "additionalProperties": False,
+        "description": "weekly, at the first start's weekday and bureau-local time",
+    },
+    "LessonInput": {
+        **_obj(
+            {
+                "subject": {"type": "string", "minLength": 1, "maxLength": 100},
+                "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                "lead_classroom_id": ID,
+                "lead_teacher_id": {**ID, "nullable": True},
+                "remote_classroom_ids": {
+                    "type": "array",
+                    "items": ID,
+                    "minItems": 1,
+                    "maxItems": 50,
+                    "uniqueItems": True,
+                },
+                "start": DATETIME,
+                "end": DATETIME,
+                "recurrence": {"allOf": [_ref("Recurrence")], "nullable": True},
+                "recording": {"type": "boolean", "default": False},
+            },
+            ["subject", "title", "lead_classroom_id", "remote_classroom_ids", "start", "end"],
+        ),
+        "additionalProperties": False,
+    },
+    "LessonPatch": {
+        "type": "object",
+        "description": "any subset of LessonInput's fields",
+        "additionalProperties": False,
+        "properties": {},  # filled below from LessonInput
+    },
+    "Lesson": _obj(
+        {
+            "id": ID,
+            "subject": {"type": "string"},
+            "title": {"type": "string"},
+            "lead_classroom_id": ID,
+            "lead_teacher_id": {**ID, "nullable": True},
+            "remote_classroom_ids": {"type": "array", "items": ID},
+            "start": DATETIME,
+            "end": DATETIME,
+            "recurrence": {"allOf": [_ref("Recurrence")], "nullable": True},
+            "recording": {"type": "boolean"},
+            "cancelled": {"type": "boolean"},
+            "created_at": DATETIME,
+            "updated_at": DATETIME,
+        },
+        ["id", "subject", "title", "lead_classroom_id", "remote_classroom_ids", "start", "end"],
+    ),
+    "Occurrence": _obj(
+        {
+            "occurrence_id": {
+                "type": "string",
+                "description": "lesson id (one-off) or '<lesson_id>@<YYYY-MM-DD>' (recurring); "
+                "the live room and the join tokens use it",
+            },
+            "lesson_id": ID,
+            "date": DATE,
+            "subject": {"type": "string"},
+            "title": {"type": "string"},
+            "start": DATETIME,
+            "end": DATETIME,
+            "status": {"type": "string", "enum": ["scheduled", "live", "ended", "cancelled"]},
+            "lead_classroom_id": ID,
+            "lead_teacher_id": {**ID, "nullable": True},
+            "remote_classroom_ids": {"type": "array", "items": ID},
+            "recording": {"type": "boolean"},
+            "recurring": {"type": "boolean"},
+            "started_at": {**DATETIME, "nullable": True},
+            "ended_at": {**DATETIME, "nullable": True},
+            "connected": {"type": "array", "items": ID},
+        },
+        ["occurrence_id", "lesson_id", "date", "start", "end", "status"],
+    ),
+    "Live": {
+        "allOf": [
+            _ref("Occurrence"),
+            _obj(
+                {
+                    "expected": {"type": "array", "items": ID},
+                    "history": {
+                        "type": "array",
+                        "items": _obj(
+                            {
+                                "classroom_id": ID,
+                                "joined_at": DATETIME,
+                                "left_at": {**DATETIME, "nullable": True},
+                            }
+                        ),
+                    },
+                }
+            ),
+        ]
+    },
+    "JoinLinks": _obj(
+        {
+            "occurrence_id": {"type": "string"},
+            "lesson_id": ID,
+            "status": {"type": "string"},
+            "not_before": DATETIME,
+            "expires": DATETIME,
+            "links": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "classroom_id": {"type": "string"},
+                        "classroom_name": {"type": "string"},
+                        "role": {"type": "string", "enum": ["lead", "remote", "observer"]},
+                        "token": {"type": "string"},
+                        "url": {"type": "string"},
+                    },
+                    ["classroom_id", "role", "token", "url"],
+                ),
+            },
+        },
+        ["occurrence_id", "links"],
+    ),
+    "OccurrenceList": _obj(
+        {
+            "date": DATE,
+            "week_start": DATE,
+            "week_end": DATE,
+            "occurrences": {"type": "array", "items": _ref("Occurrence")},
+        },
+        ["occurrences"],
+    ),
+}
+SCHEMAS["LessonPatch"]["properties"] = copy.deepcopy(SCHEMAS["LessonInput"]["properties"])
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERR = _ref("Error")
+ERRORS = {
+    "400": _json(ERR, "bad input (bad_json, invalid_field, invalid_time, unknown_classroom, ...)"),
+    "401": _json(ERR, "missing or invalid API key"),
+    "404": _json(ERR, "not found in the administrator's bureau"),
+    "413": _json(ERR, "body over 1 MiB"),
+}
+READ_ERRORS = {k: ERRORS[k] for k in ("400", "401", "404")}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    status: str = "200",
+    body: str | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            status: ok,
+            **(errors if errors is not None else READ_ERRORS),
+            **(extra or {}),
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    if params:
+        op["parameters"] = params
+    return op
+
+
+LESSON_ID = [_path_param("lesson_id")]
+DATE_Q = _query("date", DATE, "the occurrence's (or the week's / day's) bureau-local date")
+FILTERS = [
+    _query("school_id", ID, "only lessons involving this school's classrooms"),
+    _query("classroom_id", ID, "only lessons involving this classroom"),
+]
+CONFLICT = {
+    "409": _json(ERR, "a classroom or the teacher is booked at an overlapping time"),
+}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return _json(_obj({key: {"type": "array", "items": _ref(item)}}, [key]))
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "三个课堂 schedule API",
+            "version": "1.0.0",
+            "description": "Education-bureau scheduling (排课), lesson lifecycle and join "
+            "links. Errors are always {error: {code, message}} with a 4xx status.",
+        },
+        "security": [{"apiKey": []}],
+        "components": {
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a bureau administrator's API key",
+                }
+            },
+            "schemas": SCHEMAS,
+        },
+        "paths": {
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3 document"}},
+                }
+            },
+            "/api/me": {
+                "get": _op(
+                    "the administrator and their bureau",
+                    _json(
+                        _obj(
+                            {
+                                "admin": _obj({"id": ID, "name": {"type": "string"}}),
+                                "bureau": _ref("Bureau"),
+                                "public_url": {"type": "string"},
+                            },
+                            ["admin", "bureau"],
+                        )
+                    ),
+                )
+            },
+            "/api/schools": {
+                "get": _op("the bureau's schools", _list("schools", "School")),
+                "post": _op(
+                    "add a school", _json(_ref("School")), "201", "SchoolInput", errors=ERRORS
+                ),
+            },
+            "/api/schools/{school_id}": {
+                "get": _op(
+                    "a school with its classrooms and teachers",
+                    _json(_ref("School")),
+                    params=[_path_param("school_id")],
+                )
+            },
+            "/api/classrooms": {
+                "get": _op(
+                    "the bureau's classrooms",
+                    _list("classrooms", "Classroom"),
+                    params=FILTERS[:1],
+                ),
+                "post": _op(
+                    "add a classroom to a school",
+                    _json(_ref("Classroom")),
+                    "201",
+                    "ClassroomInput",
+                    errors=ERRORS,
+                ),
+            },
+            "/api/classrooms/{classroom_id}": {
+                "get": _op(
+                    "a classroom", _json(_ref("Classroom")), params=[_path_param("classroom_id")]
+                )
+            },
+            "/api/teachers": {
+                "get": _op(
+                    "the bureau's teachers", _list("teachers", "Teacher"), params=FILTERS[:1]
+                ),
+                "post": _op(
+                    "add a teacher to a school",
+                    _json(_ref("Teacher")),
+                    "201",
+                    "TeacherInput",
+                    errors=ERRORS,
+                ),
+            },
+            "/api/lessons": {
+                "get": _op("all the bureau's lessons", _list("lessons", "Lesson")),
+                "post": _op(
+                    "schedule a lesson (one-off or weekly over a term)",
+                    _json(_ref("Lesson")),
+                    "201",
+                    "LessonInput",
+                    errors=ERRORS,
+                    extra=CONFLICT,
+                ),
+            },
+            "/api/lessons/{lesson_id}": {
+                "get": _op("a lesson", _json(_ref("Lesson")), params=LESSON_ID),
+                "put": _op(
+                    "replace a lesson",
+                    _json(_ref("Lesson")),
+                    body="LessonInput",
+                    params=LESSON_ID,
+                    errors=ERRORS,
+                    extra=CONFLICT,
+                ),
+                "patch": _op(
+                    "change some fields of a lesson",
+                    _json(_ref("Lesson")),
+                    body="LessonPatch",
+                    params=LESSON_ID,
+                    errors=ERRORS,
+                    extra=CONFLICT,
+                ),
+            },
+            "/api/lessons/{lesson_id}/cancel": {
+                "post": {
+                    **_op(
+                        "cancel the lesson, or with a date one occurrence of a weekly lesson",
+                        _json(_ref("Lesson")),
+                        params=LESSON_ID,
+                        errors=ERRORS,
+                        extra={"409": _json(ERR, "already cancelled, or already begun")},
+                    ),
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"date": {**DATE, "nullable": True}},
+                                }
+                            }
+                        },
+                    },
+                }
+            },
+            "/api/lessons/{lesson_id}/occurrences": {
+                "get": _op(
+                    "every occurrence of a lesson with its status",
+                    _list("occurrences", "Occurrence"),
+                    params=LESSON_ID,
+                )
+            },
+            "/api/lessons/{lesson_id}/live": {
+                "get": _op(
+                    "live status of an occurrence: status, connected classrooms, join history",
+                    _json(_ref("Live")),
+                    params=[*LESSON_ID, DATE_Q],
+                )
+            },
+            "/api/lessons/{lesson_id}/links": {
+                "get": _op(
+                    "signed join links of an occurrence, one per classroom plus an observer link",
+                    _json(_ref("JoinLinks")),
+                    params=[*LESSON_ID, DATE_Q],
+                    extra={"409": _json(ERR, "the lesson is cancelled")},
+                )
+            },
+            "/api/schedule/today": {
+                "get": _op(
+                    "a day's occurrences (default today) with live status",
+                    _json(_ref("OccurrenceList")),
+                    params=[DATE_Q, *FILTERS],
+                )
+            },
+            "/api/schedule/week": {
+                "get": _op(
+                    "the occurrences of the week (Monday to Sunday) containing date",
+                    _json(_ref("OccurrenceList")),
+                    params=[DATE_Q, *FILTERS],
+                )
+            },
+        },
+    }

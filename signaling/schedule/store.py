@@ -1,0 +1,815 @@
+"""The schedule's SQLite store: bureaus, schools, classrooms, teachers, lessons, join history.
+
+One file (``schedule.sqlite3`` under the data directory), WAL mode, schema versions in
+``PRAGMA user_version`` applied by :data:`MIGRATIONS` in order, each in one transaction.
+Every write is a single ``BEGIN IMMEDIATE`` transaction: validation and conflict checks run
+inside it, so a refused request leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from datetime import tzinfo as TzInfo
+from pathlib import Path
+from typing import Any
+
+from signaling.tokens import TokenClaims, TokenError
+
+from . import auth
+from .errors import ApiError, bad_request, not_found
+from .models import (
+    CLASSROOM_KINDS,
+    Admin,
+    Bureau,
+    Classroom,
+    JoinEvent,
+    Lesson,
+    LessonSpec,
+    Occurrence,
+    OccurrenceView,
+    Recurrence,
+    School,
+    Teacher,
+)
+from .timing import (
+    JOIN_AFTER_S,
+    expand,
+    first_overlap,
+    format_time,
+    split_occurrence_id,
+    token_window,
+    zone,
+)
+
+log = logging.getLogger(__name__)
+
+DB_FILENAME = "schedule.sqlite3"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE bureaus (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        timezone TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE admins (
+        id TEXT PRIMARY KEY,
+        bureau_id TEXT NOT NULL REFERENCES bureaus(id),
+        name TEXT NOT NULL,
+        key_salt BLOB NOT NULL,
+        key_hash BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE schools (
+        id TEXT PRIMARY KEY,
+        bureau_id TEXT NOT NULL REFERENCES bureaus(id),
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX schools_bureau ON schools(bureau_id);
+    CREATE TABLE classrooms (
+        id TEXT PRIMARY KEY,
+        school_id TEXT NOT NULL REFERENCES schools(id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('browser', 'hardware')),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX classrooms_school ON classrooms(school_id);
+    CREATE TABLE teachers (
+        id TEXT PRIMARY KEY,
+        school_id TEXT NOT NULL REFERENCES schools(id),
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE lessons (
+        id TEXT PRIMARY KEY,
+        bureau_id TEXT NOT NULL REFERENCES bureaus(id),
+        subject TEXT NOT NULL,
+        title TEXT NOT NULL,
+        lead_classroom_id TEXT NOT NULL REFERENCES classrooms(id),
+        lead_teacher_id TEXT REFERENCES teachers(id),
+        start_ts REAL NOT NULL,
+        end_ts REAL NOT NULL,
+        span_end_ts REAL NOT NULL,
+        recurrence_until TEXT,
+        recording INTEGER NOT NULL DEFAULT 0,
+        cancelled_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        CHECK (end_ts > start_ts)
+    );
+    CREATE INDEX lessons_bureau_time ON lessons(bureau_id, start_ts);
+    CREATE INDEX lessons_lead ON lessons(lead_classroom_id);
+    CREATE INDEX lessons_teacher ON lessons(lead_teacher_id);
+    CREATE TABLE lesson_remotes (
+        lesson_id TEXT NOT NULL REFERENCES lessons(id),
+        classroom_id TEXT NOT NULL REFERENCES classrooms(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (lesson_id, classroom_id)
+    );
+    CREATE INDEX lesson_remotes_classroom ON lesson_remotes(classroom_id);
+    CREATE TABLE lesson_exceptions (
+        lesson_id TEXT NOT NULL REFERENCES lessons(id),
+        day TEXT NOT NULL,
+        PRIMARY KEY (lesson_id, day)
+    );
+    CREATE TABLE occurrences (
+        occurrence_id TEXT PRIMARY KEY,
+        lesson_id TEXT NOT NULL REFERENCES lessons(id),
+        status TEXT NOT NULL CHECK (status IN ('live', 'ended')),
+        started_at REAL,
+        ended_at REAL
+    );
+    CREATE TABLE join_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        occurrence_id TEXT NOT NULL,
+        lesson_id TEXT NOT NULL REFERENCES lessons(id),
+        classroom_id TEXT NOT NULL,
+        joined_at REAL NOT NULL,
+        left_at REAL
+    );
+    CREATE INDEX join_events_occurrence ON join_events(occurrence_id);
+    """,
+]
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+class ScheduleStore:
+    """All persistent schedule state. Synchronous sqlite3: every query is small and indexed."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
+        self._conn = conn
+        self.path = path
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._key_cache: dict[str, Admin] = {}
+        self._tz_cache: dict[str, TzInfo] = {}
+
+    # ---------------------------------------------------------------- opening, migrations
+    @classmethod
+    def open(cls, path: Path, clock: Callable[[], float] = time.time) -> ScheduleStore:
+        """Open (creating and migrating) the store. ``path`` is the database file, or a
+        directory (the data dir) in which ``schedule.sqlite3`` is used."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / DB_FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        store = cls(conn, path, clock)
+        store._migrate()
+        store._close_stale_joins()
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"{self.path}: schema version {current} is newer than this program "
+                f"({len(MIGRATIONS)})"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            script = MIGRATIONS[version - 1]
+            with self._tx() as db:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {version}")
+            log.info("schedule database %s migrated to version %d", self.path, version)
+
+    def _close_stale_joins(self) -> None:
+        """After a restart nobody is connected: close the join records left open."""
+        with self._tx() as db:
+            db.execute("UPDATE join_events SET left_at = ? WHERE left_at IS NULL", (self.clock(),))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    # ---------------------------------------------------------------- bureaus and admins
+    def create_bureau(self, name: str, timezone: str = DEFAULT_TIMEZONE) -> Bureau:
+        zone(timezone)
+        bureau = Bureau(_new_id("bur"), name, timezone, self.clock())
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM bureaus WHERE name = ?", (name,)).fetchone():
+                raise ApiError(409, "duplicate", f"a bureau named {name!r} exists")
+            db.execute(
+                "INSERT INTO bureaus (id, name, timezone, created_at) VALUES (?, ?, ?, ?)",
+                (bureau.id, bureau.name, bureau.timezone, bureau.created_at),
+            )
+        return bureau
+
+    def get_bureau(self, bureau_id: str) -> Bureau | None:
+        rows = self._q("SELECT * FROM bureaus WHERE id = ?", (bureau_id,))
+        return Bureau(**dict(rows[0])) if rows else None
+
+    def bureau_by_name(self, name: str) -> Bureau | None:
+        rows = self._q("SELECT * FROM bureaus WHERE name = ?", (name,))
+        return Bureau(**dict(rows[0])) if rows else None
+
+    def list_bureaus(self) -> list[Bureau]:
+        return [Bureau(**dict(r)) for r in self._q("SELECT * FROM bureaus ORDER BY created_at")]
+
+    def tz(self, bureau_id: str) -> TzInfo:
+        cached = self._tz_cache.get(bureau_id)
+        if cached is None:
+            bureau = self.get_bureau(bureau_id)
+            cached = zone(bureau.timezone if bureau else DEFAULT_TIMEZONE)
+            self._tz_cache[bureau_id] = cached
+        return cached
+
+    def create_admin(self, bureau_id: str, name: str) -> tuple[Admin, str]:
+        """A new administrator of ``bureau_id``; returns the record and its API key (the only
+        time the key exists in clear)."""
+        if self.get_bureau(bureau_id) is None:
+            raise not_found("bureau")
+        admin = Admin(auth.new_admin_id(), bureau_id, name, self.clock())
+        key = auth.make_key(admin.id)
+        salt, digest = auth.hash_key(key)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO admins (id, bureau_id, name, key_salt, key_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (admin.id, bureau_id, name, salt, digest, admin.created_at),
+            )
+        return admin, key
+
+    def revoke_admin(self, admin_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE admins SET revoked_at = ? WHERE id = ?", (self.clock(), admin_id))
+        self._key_cache.clear()
+
+    def authenticate(self, key: str) -> Admin | None:
+        """The administrator an API key belongs to, or ``None``."""
+        ck = auth.cache_key(key)
+        cached = self._key_cache.get(ck)
+        if cached is not None:
+            return cached
+        admin_id = auth.admin_id_of(key)
+        if admin_id is None:
+            return None
+        rows = self._q("SELECT * FROM admins WHERE id = ? AND revoked_at IS NULL", (admin_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        if not auth.check_key(key, bytes(row["key_salt"]), bytes(row["key_hash"])):
+            return None
+        admin = Admin(row["id"], row["bureau_id"], row["name"], row["created_at"])
+        if len(self._key_cache) > 1000:
+            self._key_cache.clear()
+        self._key_cache[ck] = admin
+        return admin
+
+    def ensure_bootstrap_admin(self) -> str | None:
+        """On a fresh data dir: create a first bureau and an administrator, and return the
+        administrator's API key (once; afterwards ``None``)."""
+        if self._q("SELECT 1 FROM admins LIMIT 1"):
+            return None
+        bureau = self.bureau_by_name("Default bureau") or self.create_bureau("Default bureau")
+        _, key = self.create_admin(bureau.id, "bootstrap")
+        return key
+
+    # ---------------------------------------------------------------- schools, rooms, teachers
+    def create_school(self, bureau_id: str, name: str) -> School:
+        school = School(_new_id("sch"), bureau_id, name, self.clock())
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO schools (id, bureau_id, name, created_at) VALUES (?, ?, ?, ?)",
+                (school.id, bureau_id, name, school.created_at),
+            )
+        return school
+
+    def list_schools(self, bureau_id: str) -> list[School]:
+        rows = self._q("SELECT * FROM schools WHERE bureau_id = ? ORDER BY name, id", (bureau_id,))
+        return [School(**dict(r)) for r in rows]
+
+    def get_school(self, bureau_id: str, school_id: str) -> School | None:
+        rows = self._q(
+            "SELECT * FROM schools WHERE id = ? AND bureau_id = ?", (school_id, bureau_id)
+        )
+        return School(**dict(rows[0])) if rows else None
+
+    def create_classroom(self, bureau_id: str, school_id: str, name: str, kind: str) -> Classroom:
+        if kind not in CLASSROOM_KINDS:
+            raise bad_request("invalid_field", f"kind must be one of {', '.join(CLASSROOM_KINDS)}")
+        if self.get_school(bureau_id, school_id) is None:
+            raise not_found("school")
+        room = Classroom(_new_id("cls"), school_id, bureau_id, name, kind, self.clock())
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO classrooms (id, school_id, name, kind, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (room.id, school_id, name, kind, room.created_at),
+            )
+        return room
+
+    _CLASSROOM_SQL = (
+        "SELECT c.id, c.school_id, s.bureau_id, c.name, c.kind, c.created_at"
+        " FROM classrooms c JOIN schools s ON s.id = c.school_id"
+    )
+
+    def list_classrooms(self, bureau_id: str, school_id: str | None = None) -> list[Classroom]:
+        sql = self._CLASSROOM_SQL + " WHERE s.bureau_id = ?"
+        params: tuple[Any, ...] = (bureau_id,)
+        if school_id is not None:
+            sql += " AND c.school_id = ?"
+            params += (school_id,)
+        return [Classroom(**dict(r)) for r in self._q(sql + " ORDER BY c.name, c.id", params)]
+
+    def get_classroom(self, bureau_id: str, classroom_id: str) -> Classroom | None:
+        rows = self._q(
+            self._CLASSROOM_SQL + " WHERE c.id = ? AND s.bureau_id = ?", (classroom_id, bureau_id)
+        )
+        return Classroom(**dict(rows[0])) if rows else None
+
+    def create_teacher(self, bureau_id: str, school_id: str, name: str) -> Teacher:
+        if self.get_school(bureau_id, school_id) is None:
+            raise not_found("school")
+        teacher = Teacher(_new_id("tch"), school_id, bureau_id, name, self.clock())
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO teachers (id, school_id, name, created_at) VALUES (?, ?, ?, ?)",
+                (teacher.id, school_id, name, teacher.created_at),
+            )
+        return teacher
+
+    _TEACHER_SQL = (
+        "SELECT t.id, t.school_id, s.bureau_id, t.name, t.created_at"
+        " FROM teachers t JOIN schools s ON s.id = t.school_id"
+    )
+
+    def list_teachers(self, bureau_id: str, school_id: str | None = None) -> list[Teacher]:
+        sql = self._TEACHER_SQL + " WHERE s.bureau_id = ?"
+        params: tuple[Any, ...] = (bureau_id,)
+        if school_id is not None:
+            sql += " AND t.school_id = ?"
+            params += (school_id,)
+        return [Teacher(**dict(r)) for r in self._q(sql + " ORDER BY t.name, t.id", params)]
+
+    def get_teacher(self, bureau_id: str, teacher_id: str) -> Teacher | None:
+        rows = self._q(
+            self._TEACHER_SQL + " WHERE t.id = ? AND s.bureau_id = ?", (teacher_id, bureau_id)
+        )
+        return Teacher(**dict(rows[0])) if rows else None
+
+    # ---------------------------------------------------------------- lessons
+    def _lesson_from_row(self, row: sqlite3.Row) -> Lesson:
+        remotes = tuple(
+            r[0]
+            for r in self._conn.execute(
+                "SELECT classroom_id FROM lesson_remotes WHERE lesson_id = ? ORDER BY position",
+                (row["id"],),
+            )
+        )
+        recurrence = None
+        if row["recurrence_until"] is not None:
+            exceptions = tuple(
+                date.fromisoformat(r[0])
+                for r in self._conn.execute(
+                    "SELECT day FROM lesson_exceptions WHERE lesson_id = ? ORDER BY day",
+                    (row["id"],),
+                )
+            )
+            recurrence = Recurrence(date.fromisoformat(row["recurrence_until"]), exceptions)
+        return Lesson(
+            id=row["id"],
+            bureau_id=row["bureau_id"],
+            subject=row["subject"],
+            title=row["title"],
+            lead_classroom_id=row["lead_classroom_id"],
+            lead_teacher_id=row["lead_teacher_id"],
+            remote_classroom_ids=remotes,
+            start=row["start_ts"],
+            end=row["end_ts"],
+            recurrence=recurrence,
+            recording=bool(row["recording"]),
+            cancelled=row["cancelled_at"] is not None,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def _lessons(self, sql: str, params: tuple[Any, ...]) -> list[Lesson]:
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+            return [self._lesson_from_row(r) for r in rows]
+
+    def get_lesson(self, bureau_id: str, lesson_id: str) -> Lesson | None:
+        found = self._lessons(
+            "SELECT * FROM lessons WHERE id = ? AND bureau_id = ?", (lesson_id, bureau_id)
+        )
+        return found[0] if found else None
+
+    def _lesson_any_bureau(self, lesson_id: str) -> Lesson | None:
+        found = self._lessons("SELECT * FROM lessons WHERE id = ?", (lesson_id,))
+        return found[0] if found else None
+
+    def list_lessons(self, bureau_id: str) -> list[Lesson]:
+        return self._lessons(
+            "SELECT * FROM lessons WHERE bureau_id = ? ORDER BY start_ts, id", (bureau_id,)
+        )
+
+    def occurrences(self, lesson: Lesson) -> list[Occurrence]:
+        return expand(
+            lesson.id, lesson.start, lesson.end, lesson.recurrence, self.tz(lesson.bureau_id)
+        )
+
+    def find_occurrence(self, lesson: Lesson, day: date | None) -> Occurrence | None:
+        """The occurrence of ``lesson`` on bureau-local ``day``; ``day`` is ``None`` for the
+        only occurrence of a one-off lesson (and must be given for a recurring one)."""
+        if lesson.recurrence is None:
+            return self.occurrences(lesson)[0] if day is None else None
+        if day is None:
+            return None
+        for occ in self.occurrences(lesson):
+            if occ.date == day:
+                return occ
+        return None
+
+    def _check_refs(self, bureau_id: str, spec: LessonSpec) -> None:
+        for cid in (spec.lead_classroom_id, *spec.remote_classroom_ids):
+            if self.get_classroom(bureau_id, cid) is None:
+                raise bad_request(
+                    "unknown_classroom", f"classroom {cid!r} does not exist in this bureau"
+                )
+        if spec.lead_teacher_id is not None:
+            if self.get_teacher(bureau_id, spec.lead_teacher_id) is None:
+                raise bad_request(
+                    "unknown_teacher",
+                    f"teacher {spec.lead_teacher_id!r} does not exist in this bureau",
+                )
+
+    def _conflicts(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> list[dict[str, Any]]:
+        tz = self.tz(bureau_id)
+        mine = expand(lesson_id, spec.start, spec.end, spec.recurrence, tz)
+        if not mine:
+            return []
+        lo, hi = mine[0].start, max(o.end for o in mine)
+        rooms = (spec.lead_classroom_id, *spec.remote_classroom_ids)
+        marks = ",".join("?" for _ in rooms)
+        candidates = self._lessons(
+            "SELECT * FROM lessons WHERE cancelled_at IS NULL AND id != ?"
+            " AND start_ts < ? AND span_end_ts > ? AND ("
+            f" lead_classroom_id IN ({marks})"
+            f" OR id IN (SELECT lesson_id FROM lesson_remotes WHERE classroom_id IN ({marks}))"
+            " OR (lead_teacher_id IS NOT NULL AND lead_teacher_id = ?))"
+            " ORDER BY start_ts, id",
+            (lesson_id, hi, lo, *rooms, *rooms, spec.lead_teacher_id),
+        )
+        found: list[dict[str, Any]] = []
+        for other in candidates:
+            pair = first_overlap(mine, self.occurrences(other))
+            if pair is None:
+                continue
+            _, theirs = pair
+            shared = [c for c in rooms if c in other.classroom_ids]
+            what: list[dict[str, str]] = [{"type": "classroom", "id": c} for c in shared]
+            if spec.lead_teacher_id is not None and spec.lead_teacher_id == other.lead_teacher_id:
+                what.append({"type": "teacher", "id": spec.lead_teacher_id})
+            found.append(
+                {
+                    "lesson_id": other.id,
+                    "occurrence_id": theirs.occurrence_id,
+                    "title": other.title,
+                    "start": format_time(theirs.start, tz),
+                    "end": format_time(theirs.end, tz),
+                    "resources": what,
+                }
+            )
+        return found
+
+    def _conflict_error(self, conflicts: list[dict[str, Any]]) -> ApiError:
+        first = conflicts[0]
+        res = ", ".join(f"{r['type']} {r['id']}" for r in first["resources"])
+        return ApiError(
+            409,
+            "conflict",
+            f"{res} already booked by lesson {first['lesson_id']} ({first['title']!r}) "
+            f"from {first['start']} to {first['end']}",
+            conflicts=conflicts,
+        )
+
+    def _write_lesson(self, db: sqlite3.Connection, lesson_id: str, spec: LessonSpec) -> None:
+        db.execute("DELETE FROM lesson_remotes WHERE lesson_id = ?", (lesson_id,))
+        db.execute("DELETE FROM lesson_exceptions WHERE lesson_id = ?", (lesson_id,))
+        for pos, cid in enumerate(spec.remote_classroom_ids):
+            db.execute(
+                "INSERT INTO lesson_remotes (lesson_id, classroom_id, position) VALUES (?, ?, ?)",
+                (lesson_id, cid, pos),
+            )
+        if spec.recurrence is not None:
+            for day in sorted(set(spec.recurrence.exceptions)):
+                db.execute(
+                    "INSERT INTO lesson_exceptions (lesson_id, day) VALUES (?, ?)",
+                    (lesson_id, day.isoformat()),
+                )
+
+    def _span_end(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> float:
+        occ = expand(lesson_id, spec.start, spec.end, spec.recurrence, self.tz(bureau_id))
+        return max((o.end for o in occ), default=spec.end)
+
+    def _check_spec(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> None:
+        self._check_refs(bureau_id, spec)
+        if not expand(lesson_id, spec.start, spec.end, spec.recurrence, self.tz(bureau_id)):
+            raise bad_request(
+                "invalid_field", "the lesson has no occurrence (every week is an exception)"
+            )
+        conflicts = self._conflicts(bureau_id, lesson_id, spec)
+        if conflicts:
+            raise self._conflict_error(conflicts)
+
+    def create_lesson(self, bureau_id: str, spec: LessonSpec) -> Lesson:
+        lesson_id = _new_id("les")
+        now = self.clock()
+        with self._tx() as db:
+            self._check_spec(bureau_id, lesson_id, spec)
+            db.execute(
+                "INSERT INTO lessons (id, bureau_id, subject, title, lead_classroom_id,"
+                " lead_teacher_id, start_ts, end_ts, span_end_ts, recurrence_until, recording,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    lesson_id,
+                    bureau_id,
+                    spec.subject,
+                    spec.title,
+                    spec.lead_classroom_id,
+                    spec.lead_teacher_id,
+                    spec.start,
+                    spec.end,
+                    self._span_end(bureau_id, lesson_id, spec),
+                    spec.recurrence.until.isoformat() if spec.recurrence else None,
+                    int(spec.recording),
+                    now,
+                    now,
+                ),
+            )
+            self._write_lesson(db, lesson_id, spec)
+        lesson = self.get_lesson(bureau_id, lesson_id)
+        assert lesson is not None
+        return lesson
+
+    def update_lesson(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> Lesson:
+        with self._tx() as db:
+            current = self.get_lesson(bureau_id, lesson_id)
+            if current is None:
+                raise not_found("lesson")
+            if current.cancelled:
+                raise ApiError(409, "lesson_cancelled", "a cancelled lesson cannot be changed")
+            self._check_spec(bureau_id, lesson_id, spec)
+            db.execute(
+                "UPDATE lessons SET subject = ?, title = ?, lead_classroom_id = ?,"
+                " lead_teacher_id = ?, start_ts = ?, end_ts = ?, span_end_ts = ?,"
+                " recurrence_until = ?, recording = ?, updated_at = ? WHERE id = ?",
+                (
+                    spec.subject,
+                    spec.title,
+                    spec.lead_classroom_id,
+                    spec.lead_teacher_id,
+                    spec.start,
+                    spec.end,
+                    self._span_end(bureau_id, lesson_id, spec),
+                    spec.recurrence.until.isoformat() if spec.recurrence else None,
+                    int(spec.recording),
+                    self.clock(),
+                    lesson_id,
+                ),
+            )
+            self._write_lesson(db, lesson_id, spec)
+        lesson = self.get_lesson(bureau_id, lesson_id)
+        assert lesson is not None
+        return lesson
+
+    def cancel_lesson(self, bureau_id: str, lesson_id: str, day: date | None = None) -> Lesson:
+        """Cancel the whole lesson (series), or only its occurrence on ``day``."""
+        with self._tx() as db:
+            lesson = self.get_lesson(bureau_id, lesson_id)
+            if lesson is None:
+                raise not_found("lesson")
+            if lesson.cancelled:
+                raise ApiError(409, "lesson_cancelled", "the lesson is already cancelled")
+            now = self.clock()
+            if day is None:
+                db.execute(
+                    "UPDATE lessons SET cancelled_at = ?, updated_at = ? WHERE id = ?",
+                    (now, now, lesson_id),
+                )
+            else:
+                if lesson.recurrence is None:
+                    raise bad_request(
+                        "invalid_field",
+                        "date is only for recurring lessons; cancel a one-off lesson without it",
+                    )
+                occ = self.find_occurrence(lesson, day)
+                if occ is None:
+                    raise bad_request(
+                        "invalid_field", f"the lesson has no occurrence on {day.isoformat()}"
+                    )
+                if self._status(lesson, occ, now) in ("live", "ended"):
+                    raise ApiError(
+                        409,
+                        "occurrence_started",
+                        "an occurrence that has begun cannot be cancelled",
+                    )
+                db.execute(
+                    "INSERT INTO lesson_exceptions (lesson_id, day) VALUES (?, ?)",
+                    (lesson_id, day.isoformat()),
+                )
+                db.execute("UPDATE lessons SET updated_at = ? WHERE id = ?", (now, lesson_id))
+        result = self.get_lesson(bureau_id, lesson_id)
+        assert result is not None
+        return result
+
+    # ---------------------------------------------------------------- lifecycle
+    def _state(self, occurrence_id: str) -> sqlite3.Row | None:
+        rows = self._q("SELECT * FROM occurrences WHERE occurrence_id = ?", (occurrence_id,))
+        return rows[0] if rows else None
+
+    def _status(self, lesson: Lesson, occ: Occurrence, now: float) -> str:
+        if lesson.cancelled:
+            return "cancelled"
+        row = self._state(occ.occurrence_id)
+        if row is not None and row["status"] == "ended":
+            return "ended"
+        if row is not None and row["status"] == "live":
+            return "ended" if now > occ.end + JOIN_AFTER_S else "live"
+        return "ended" if now > occ.end else "scheduled"
+
+    def view(self, lesson: Lesson, occ: Occurrence) -> OccurrenceView:
+        row = self._state(occ.occurrence_id)
+        return OccurrenceView(
+            lesson=lesson,
+            occurrence=occ,
+            status=self._status(lesson, occ, self.clock()),
+            started_at=row["started_at"] if row is not None else None,
+            ended_at=row["ended_at"] if row is not None else None,
+        )
+
+    def occurrences_between(
+        self,
+        bureau_id: str,
+        start: float,
+        end: float,
+        school_id: str | None = None,
+        classroom_id: str | None = None,
+    ) -> list[OccurrenceView]:
+        """Occurrences of the bureau's lessons that overlap [start, end), by start time."""
+        lessons = self._lessons(
+            "SELECT * FROM lessons WHERE bureau_id = ? AND start_ts < ? AND span_end_ts > ?"
+            " ORDER BY start_ts, id",
+            (bureau_id, end, start),
+        )
+        rooms: set[str] | None = None
+        if school_id is not None:
+            rooms = {c.id for c in self.list_classrooms(bureau_id, school_id)}
+        out: list[OccurrenceView] = []
+        for lesson in lessons:
+            if classroom_id is not None and classroom_id not in lesson.classroom_ids:
+                continue
+            if rooms is not None and not rooms.intersection(lesson.classroom_ids):
+                continue
+            for occ in self.occurrences(lesson):
+                if occ.start < end and occ.end > start:
+                    out.append(self.view(lesson, occ))
+        out.sort(key=lambda v: (v.occurrence.start, v.lesson.id))
+        return out
+
+    def history(self, occurrence_id: str) -> list[JoinEvent]:
+        rows = self._q(
+            "SELECT occurrence_id, classroom_id, joined_at, left_at FROM join_events"
+            " WHERE occurrence_id = ? ORDER BY id",
+            (occurrence_id,),
+        )
+        return [JoinEvent(**dict(r)) for r in rows]
+
+    def admit(self, claims: TokenClaims) -> None:
+        """Called by the signaling on every join, after the token's signature and validity
+        window were checked. Raises ``TokenError("lesson_unavailable", ...)`` when the schedule
+        says no. Lesson ids the schedule never issues (e.g. ``demo-...``) are admitted."""
+        parsed = split_occurrence_id(claims.lesson_id)
+        if parsed is None:
+            return
+        lesson_id, day = parsed
+        lesson = self._lesson_any_bureau(lesson_id)
+        if lesson is None:
+            raise TokenError("lesson_unavailable", "this lesson does not exist")
+        if lesson.cancelled:
+            raise TokenError("lesson_unavailable", "this lesson was cancelled")
+        occ = self.find_occurrence(lesson, day)
+        if occ is None or occ.occurrence_id != claims.lesson_id:
+            raise TokenError("lesson_unavailable", "this lesson was cancelled or moved on that day")
+        now = self.clock()
+        if self._status(lesson, occ, now) == "ended":
+            raise TokenError("lesson_unavailable", "this lesson has ended")
+        opens, closes = token_window(occ)
+        if not opens <= now <= closes:
+            raise TokenError(
+                "lesson_unavailable", "this lesson is not open now (its time was changed)"
+            )
+        if claims.role == "lead" and claims.classroom_id != lesson.lead_classroom_id:
+            raise TokenError(
+                "lesson_unavailable",
+                f"classroom {claims.classroom_id} is not the lead classroom of this lesson",
+            )
+        if claims.role == "remote" and claims.classroom_id not in lesson.remote_classroom_ids:
+            raise TokenError(
+                "lesson_unavailable",
+                f"classroom {claims.classroom_id} is not a remote classroom of this lesson",
+            )
+
+    def on_joined(self, lesson_id: str, classroom_id: str) -> None:
+        """A classroom joined the live room ``lesson_id`` (an occurrence id): the lesson is
+        live, and the join is kept in its history."""
+        parsed = split_occurrence_id(lesson_id)
+        if parsed is None or self._lesson_any_bureau(parsed[0]) is None:
+            return
+        now = self.clock()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE join_events SET left_at = ? WHERE occurrence_id = ? AND classroom_id = ?"
+                " AND left_at IS NULL",
+                (now, lesson_id, classroom_id),
+            )
+            db.execute(
+                "INSERT INTO join_events (occurrence_id, lesson_id, classroom_id, joined_at)"
+                " VALUES (?, ?, ?, ?)",
+                (lesson_id, parsed[0], classroom_id, now),
+            )
+            db.execute(
+                "INSERT INTO occurrences (occurrence_id, lesson_id, status, started_at)"
+                " VALUES (?, ?, 'live', ?) ON CONFLICT(occurrence_id) DO UPDATE SET"
+                " status = 'live', ended_at = NULL",
+                (lesson_id, parsed[0], now),
+            )
+
+    def on_left(self, lesson_id: str, classroom_id: str) -> None:
+        """A classroom left. When the last one leaves after the scheduled end, the lesson
+        has ended (leaving earlier keeps it live: classrooms reconnect)."""
+        parsed = split_occurrence_id(lesson_id)
+        if parsed is None:
+            return
+        lesson = self._lesson_any_bureau(parsed[0])
+        if lesson is None:
+            return
+        occ = self.find_occurrence(lesson, parsed[1])
+        now = self.clock()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE join_events SET left_at = ? WHERE occurrence_id = ? AND classroom_id = ?"
+                " AND left_at IS NULL",
+                (now, lesson_id, classroom_id),
+            )
+            still = db.execute(
+                "SELECT COUNT(*) FROM join_events WHERE occurrence_id = ? AND left_at IS NULL",
+                (lesson_id,),
+            ).fetchone()[0]
+            if still == 0 and occ is not None and now >= occ.end:
+                db.execute(
+                    "UPDATE occurrences SET status = 'ended', ended_at = ? WHERE occurrence_id = ?",
+                    (now, lesson_id),
+                )
+
+    def connected_from_history(self, occurrence_id: str) -> list[str]:
+        """Classrooms with an open join record (what this process was told by the signaling)."""
+        rows = self._q(
+            "SELECT DISTINCT classroom_id FROM join_events WHERE occurrence_id = ?"
+            " AND left_at IS NULL ORDER BY classroom_id",
+            (occurrence_id,),
+        )
+        return [r[0] for r in rows]
