@@ -1,0 +1,191 @@
+"""Composition root: wires config, SFU, signaling, schedule, recordings and metrics into one
+aiohttp application and runs it (``classroom serve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from classroom.config import Config
+from sfu import glue
+from sfu.node import MediaNode
+from sfu.peer import PeerSettings
+from signaling.app import add_static_pages, create_app
+from signaling.router import LocalRouter
+from signaling.tokens import TokenSigner
+
+log = logging.getLogger("classroom")
+
+DEMO_LESSON_ID = "demo-lesson"
+
+
+@dataclass
+class Server:
+    config: Config
+    app: web.Application
+    router: LocalRouter
+    media: MediaNode
+    signer: TokenSigner
+    runner: web.AppRunner | None = None
+    port: int = 0
+    demo_links: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        if self.config.server.public_url:
+            return self.config.server.public_url.rstrip("/")
+        return f"http://{self.config.server.host}:{self.port}"
+
+    async def stop(self) -> None:
+        await self.media.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def _ice_servers(config: Config) -> list[dict[str, Any]]:
+    if not config.media.turn_url:
+        return []
+    # Time-limited TURN credentials (coturn use-auth-secret), valid for 12 hours.
+    import base64
+    import hashlib
+    import hmac
+
+    username = f"{int(time.time()) + 12 * 3600}:classroom"
+    password = base64.b64encode(
+        hmac.new(config.media.turn_secret.encode(), username.encode(), hashlib.sha1).digest()
+    ).decode()
+    return [{"urls": [config.media.turn_url], "username": username, "credential": password}]
+
+
+def build_server(config: Config) -> Server:
+    data_dir = config.data_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    glue.configure_ice(config.media.ice_addresses)
+    signer = TokenSigner.from_data_dir(data_dir, os.environ.get("CLASSROOM_TOKEN_SECRET"))
+    settings = PeerSettings(
+        cache_size=config.media.packet_cache_size,
+        keyframe_interval_s=config.media.keyframe_request_interval_s,
+    )
+    media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
+    router = LocalRouter(media)
+    app = create_app(
+        router,
+        signer,
+        settings,
+        ice_servers=_ice_servers(config),
+        max_message_bytes=config.server.max_message_bytes,
+    )
+    server = Server(config=config, app=app, router=router, media=media, signer=signer)
+    _wire_optional(server)
+    add_static_pages(app)
+    return server
+
+
+def _wire_optional(server: Server) -> None:
+    """Metrics, schedule and recordings: each wired when its package is present."""
+    try:
+        from classroom.metrics import setup_metrics
+    except ImportError:
+        setup_metrics = None  # type: ignore[assignment]
+    if setup_metrics is not None:
+        setup_metrics(server)
+
+
+def demo_links(server: Server) -> dict[str, str]:
+    cfg = server.config.server
+    signer = server.signer
+    title = "演示课 Demo lesson"
+    links: dict[str, str] = {}
+    token = signer.issue(DEMO_LESSON_ID, "demo-lead", "lead", "主讲课堂 Lead classroom", lesson_title=title)
+    links["lead"] = f"{server.base_url}/lead.html?token={token}"
+    for i in range(1, cfg.demo_remotes + 1):
+        token = signer.issue(
+            DEMO_LESSON_ID, f"demo-remote-{i}", "remote", f"远端课堂 {i} Remote classroom {i}",
+            lesson_title=title,
+        )
+        links[f"remote-{i}"] = f"{server.base_url}/remote.html?token={token}"
+    token = signer.issue(DEMO_LESSON_ID, "demo-observer", "observer", "巡课 Observer", lesson_title=title)
+    links["observer"] = f"{server.base_url}/remote.html?token={token}"
+    return links
+
+
+async def start_server(config: Config) -> Server:
+    """Build and start listening (used by ``classroom serve`` and by the tests)."""
+    server = build_server(config)
+    server.runner = web.AppRunner(server.app, access_log=None)
+    await server.runner.setup()
+    site = web.TCPSite(server.runner, config.server.host, config.server.port)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    server.port = sockets[0].getsockname()[1] if sockets else config.server.port
+    server.media.start()
+    for hook in server.extras.get("on_start", []):
+        await hook(server)
+    if config.server.demo_lesson:
+        server.demo_links = demo_links(server)
+    return server
+
+
+def _print_banner(server: Server) -> None:
+    print(f"classroom: serving on {server.base_url}  (data: {server.config.data_path.resolve()})")
+    for line in server.extras.get("banner", []):
+        print(line)
+    if server.demo_links:
+        print("Demo lesson 演示课 — open these in a browser:")
+        for name, url in server.demo_links.items():
+            print(f"  {name:<10} {url}")
+        path = server.config.data_path / "demo-links.txt"
+        path.write_text("".join(f"{k} {v}\n" for k, v in server.demo_links.items()), encoding="utf-8")
+        print(f"  (also written to {path})")
+    sys.stdout.flush()
+
+
+async def _serve_forever(config: Config) -> None:
+    glue.forbid_codecs()
+    server = await start_server(config)
+    _print_banner(server)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:
+            pass
+    await stop.wait()
+    print("classroom: shutting down")
+    await server.stop()
+
+
+def run_server(config: Config, log_level: str = "INFO") -> int:
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aioice", "aiortc", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(_serve_forever(config))
+    except OSError as exc:
+        print(f"classroom serve: cannot listen on {config.server.host}:{config.server.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["Server", "build_server", "start_server", "run_server", "demo_links", "Path"]

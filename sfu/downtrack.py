@@ -1,0 +1,156 @@
+"""DownTrack: one UpTrack as one subscriber receives it.
+
+Its own SSRC and payload type (what the subscriber negotiated), a :class:`Forwarder` for the
+sequence/timestamp rewrite, the subscriber's bundled SRTP transport, and its RTCP duties:
+NACK from the subscriber → retransmit from the UpTrack's cache; PLI/FIR → throttled keyframe
+request upstream; a sender report per second so the subscriber can sync audio and video.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from sfu import rtcp
+from sfu.forwarder import Forwarder
+from sfu.glue import RawTransport
+from sfu.stats import STATS
+
+if TYPE_CHECKING:
+    from sfu.uptrack import UpTrack
+
+_HEADER = struct.Struct("!BBHII")
+_HEADER_PACK = _HEADER.pack
+# A subscriber whose socket buffer holds more than this is congested: video is dropped until
+# the next keyframe (audio is never dropped for it).
+CONGESTED_BYTES = 512 * 1024
+
+
+class DownTrack:
+    __slots__ = (
+        "subscriber_id",
+        "kind",
+        "ssrc",
+        "payload_type",
+        "transport",
+        "up",
+        "fwd",
+        "packets",
+        "octets",
+        "_check",
+        "mid",
+    )
+
+    def __init__(
+        self,
+        subscriber_id: str,
+        mid: str,
+        kind: str,
+        ssrc: int,
+        payload_type: int,
+        clock_rate: int,
+        transport: RawTransport,
+    ) -> None:
+        self.subscriber_id = subscriber_id
+        self.mid = mid
+        self.kind = kind
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.transport = transport
+        self.up: UpTrack | None = None
+        self.fwd = Forwarder(clock_rate, kind == "video")
+        self.packets = 0
+        self.octets = 0
+        self._check = 0
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def attach(self, up: UpTrack | None) -> None:
+        """Forward ``up`` from now on (None: nothing); the stream stays continuous."""
+        if up is self.up:
+            if up is not None and self.fwd.paused:
+                self.fwd.resume()
+                if up.is_video:
+                    up.request_keyframe()
+            return
+        if self.up is not None:
+            self.up.remove_down(self)
+        self.up = up
+        if up is None:
+            self.fwd.pause()
+            return
+        self.fwd.resume()
+        self.fwd.switch(up)
+        up.add_down(self)
+
+    def source_closed(self, up: UpTrack) -> None:
+        if self.up is up:
+            self.up = None
+            self.fwd.pause()
+
+    def close(self) -> None:
+        if self.up is not None:
+            self.up.remove_down(self)
+            self.up = None
+
+    # -- hot path --------------------------------------------------------------------------------
+
+    def forward(
+        self, payload: bytes, marker: int, seq: int, ts: int, arrival_ms: int, keyframe: bool
+    ) -> None:
+        r = self.fwd.translate(seq, ts, arrival_ms, keyframe)
+        if r is None:
+            if self.fwd.waiting_keyframe and self.up is not None:
+                self.up.request_keyframe()  # throttled in the UpTrack
+            return
+        # Every 64 packets, look at the socket's backlog: a congested subscriber loses video
+        # up to the next keyframe instead of stalling everybody else.
+        self._check += 1
+        if self._check & 63 == 0 and self.fwd.is_video:
+            if self.transport.write_buffer_size() > CONGESTED_BYTES:
+                STATS.dropped_congested += 1
+                self.fwd.switch(self.up)
+                return
+        packet = _HEADER_PACK(0x80, marker | self.payload_type, r[0], r[1], self.ssrc) + payload
+        if self.transport.send_rtp(packet):
+            self.packets += 1
+            self.octets += len(payload)
+            STATS.forwarded_packets += 1
+            STATS.packets_out += 1
+            STATS.bytes_out += len(packet)
+
+    # -- RTCP from the subscriber --------------------------------------------------------------------
+
+    def on_nack(self, seqs: list[int]) -> None:
+        STATS.nacks_received += 1
+        up = self.up
+        if up is None or up.cache is None:
+            return
+        for out_seq in seqs:
+            in_seq = self.fwd.incoming_seq(out_seq)
+            data = up.cache.get(in_seq) if in_seq is not None else None
+            if data is None or in_seq is None:
+                STATS.nack_misses += 1
+                continue
+            b0, b1, _seq, ts, _ssrc = _HEADER.unpack_from(data)
+            off = 12 + 4 * (b0 & 0x0F)
+            if b0 & 0x10:
+                off += 4 + 4 * struct.unpack_from("!H", data, off + 2)[0]
+            end = len(data) - data[-1] if b0 & 0x20 else len(data)
+            out_ts = self.fwd.out_timestamp_at(ts)
+            packet = _HEADER_PACK(0x80, (b1 & 0x80) | self.payload_type, out_seq, out_ts, self.ssrc)
+            if self.transport.send_rtp(packet + data[off:end]):
+                STATS.retransmitted_packets += 1
+
+    def on_keyframe_request(self) -> None:
+        STATS.plis_received += 1
+        if self.up is not None:
+            self.up.request_keyframe()
+
+    def sender_report(self, ntp: int, now_ms: int) -> bytes | None:
+        """Our SR for this stream: the publisher's timing, mapped to this subscriber's
+        timestamps, so audio and video of one classroom stay in sync at the receiver."""
+        if self.up is None or not self.fwd.started or self.packets == 0:
+            return None
+        in_ts = self.up.in_timestamp_at(ntp, now_ms)
+        return rtcp.build_sr(self.ssrc, ntp, self.fwd.out_timestamp_at(in_ts), self.packets, self.octets)

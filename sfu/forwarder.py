@@ -1,0 +1,121 @@
+"""Pure per-subscriber translation: sequence/timestamp rewrite, source switching, keyframe gating.
+
+No I/O, no asyncio: a ``Forwarder`` takes the header fields of an incoming packet and says
+which sequence number and timestamp the subscriber should see, or that the packet must be
+dropped. The subscriber's stream stays continuous across pauses and switches between sources
+(e.g. the spotlight moving from one remote classroom to another on the same m-line): the
+sequence number goes on from the last one sent, and the timestamp advances by the wall-clock
+time that passed, so the receiver's jitter buffer never sees a jump backwards.
+"""
+
+from __future__ import annotations
+
+import random
+
+SEQ_MASK = 0xFFFF
+TS_MASK = 0xFFFFFFFF
+
+
+class Forwarder:
+    __slots__ = (
+        "clock_rate",
+        "is_video",
+        "source",
+        "started",
+        "seq_offset",
+        "ts_offset",
+        "first_in_seq",
+        "highest_in_seq",
+        "last_out_seq",
+        "last_out_ts",
+        "last_out_ms",
+        "paused",
+        "dropped_waiting",
+    )
+
+    def __init__(
+        self,
+        clock_rate: int,
+        is_video: bool,
+        initial_seq: int | None = None,
+        initial_ts: int | None = None,
+    ) -> None:
+        self.clock_rate = clock_rate
+        self.is_video = is_video
+        self.source: object = None
+        self.started = False
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.first_in_seq = 0
+        self.highest_in_seq = 0
+        # The "previous" packet sent, so the first real one continues from it.
+        seq0 = random.randrange(0, 0x8000) if initial_seq is None else initial_seq
+        self.last_out_seq = (seq0 - 1) & SEQ_MASK
+        self.last_out_ts = random.randrange(0, 1 << 31) if initial_ts is None else initial_ts
+        self.last_out_ms: int | None = None
+        self.paused = False
+        self.dropped_waiting = 0
+
+    @property
+    def waiting_keyframe(self) -> bool:
+        """A video forwarder that has not started its current source waits for a keyframe."""
+        return self.is_video and not self.started and not self.paused
+
+    def switch(self, source: object) -> None:
+        """Forward from ``source`` from now on (re-based at its next packet / keyframe)."""
+        self.source = source
+        self.started = False
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        """Start again after a pause; offsets are re-based so the stream has no gap."""
+        if self.paused:
+            self.paused = False
+            self.started = False
+
+    def translate(self, seq: int, ts: int, arrival_ms: int, keyframe: bool) -> tuple[int, int] | None:
+        """Map an incoming packet to (out_seq, out_ts), or None to drop it."""
+        if self.paused:
+            return None
+        if not self.started:
+            if self.is_video and not keyframe:
+                self.dropped_waiting += 1
+                return None
+            self._rebase(seq, ts, arrival_ms)
+        elif (seq - self.first_in_seq) & SEQ_MASK >= 0x8000:
+            return None  # older than where this source started for us
+        out_seq = (seq + self.seq_offset) & SEQ_MASK
+        out_ts = (ts + self.ts_offset) & TS_MASK
+        if (seq - self.highest_in_seq) & SEQ_MASK < 0x8000:
+            self.highest_in_seq = seq
+            self.last_out_seq = out_seq
+            self.last_out_ts = out_ts
+            self.last_out_ms = arrival_ms
+        return out_seq, out_ts
+
+    def _rebase(self, seq: int, ts: int, arrival_ms: int) -> None:
+        out_seq = (self.last_out_seq + 1) & SEQ_MASK
+        if self.last_out_ms is None:
+            out_ts = self.last_out_ts
+        else:
+            elapsed = max(1, arrival_ms - self.last_out_ms)
+            out_ts = (self.last_out_ts + elapsed * self.clock_rate // 1000) & TS_MASK
+        self.seq_offset = (out_seq - seq) & SEQ_MASK
+        self.ts_offset = (out_ts - ts) & TS_MASK
+        self.first_in_seq = seq
+        self.highest_in_seq = seq
+        self.started = True
+
+    def incoming_seq(self, out_seq: int) -> int | None:
+        """The incoming sequence number behind ``out_seq`` (for NACK), if it is ours."""
+        if not self.started:
+            return None
+        seq = (out_seq - self.seq_offset) & SEQ_MASK
+        if (seq - self.first_in_seq) & SEQ_MASK >= 0x8000:
+            return None
+        return seq
+
+    def out_timestamp_at(self, in_ts: int) -> int:
+        return (in_ts + self.ts_offset) & TS_MASK

@@ -1,0 +1,289 @@
+"""The one module that touches aiortc's and aioice's internals.
+
+aiortc is a WebRTC *endpoint*: everything it receives goes to a jitter buffer and a decoder
+thread, everything it sends is encoded per sender. We keep its ICE, DTLS and SRTP (the
+negotiation and the keys) and replace both media paths:
+
+* receive: the DTLS transport's ``_handle_rtp_data`` / ``_handle_rtcp_data`` (called right
+  after SRTP unprotect) are replaced per transport instance by a tap that hands the decrypted
+  bytes to our callbacks; ``RTCRtpReceiver.receive`` is replaced per instance so no decoder
+  thread and no RTCP task start.
+* send: ``RTCRtpSender.send`` is replaced per instance so no encoder loop and no RTCP task
+  start; we protect with the transport's SRTP session and ``sendto`` on the nominated ICE
+  pair ourselves, synchronously (:class:`RawTransport`).
+
+aiortc is pinned (pyproject.toml); ``tests/unit/sfu/test_glue_contract.py`` checks that every
+private name used here still exists with the shape we expect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioice.ice
+import aiortc.codecs
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+from aiortc import RTCPeerConnection, RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from sfu.stats import STATS
+
+log = logging.getLogger(__name__)
+
+RtpCallback = Callable[[bytes, int], None]  # (decrypted RTP, arrival time in ms)
+RtcpCallback = Callable[[bytes], None]  # decrypted (compound) RTCP
+
+_ADOPTED = "_classroom_adopted"
+
+
+# --- process-wide settings ------------------------------------------------------------
+
+_ice_addresses: list[str] | None = None
+
+
+def configure_ice(addresses: list[str]) -> None:
+    """Gather host candidates only on ``addresses`` (aioice skips 127.0.0.1 by default)."""
+    global _ice_addresses
+    _ice_addresses = list(addresses)
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        assert _ice_addresses is not None
+        return [a for a in _ice_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = host_addresses
+
+
+class TranscodeForbidden(RuntimeError):
+    pass
+
+
+def forbid_codecs() -> None:
+    """Make every aiortc encoder/decoder factory raise in this process, and count the attempt.
+
+    The SFU never decodes or encodes; this turns a regression into a loud error and a metric
+    (``classroom_transcodes_total``) instead of a silent CPU sink.
+    """
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        STATS.transcodes += 1
+        raise TranscodeForbidden("the SFU must not encode or decode media")
+
+    for module in (aiortc.codecs, aiortc.rtcrtpsender, aiortc.rtcrtpreceiver):
+        for name in ("get_encoder", "get_decoder"):
+            if hasattr(module, name):
+                setattr(module, name, refuse)
+
+
+# --- what was negotiated ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Codec:
+    mime: str  # lower case, e.g. "video/vp8"
+    payload_type: int
+    clock_rate: int
+    channels: int | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """One m-line's negotiated media parameters, in our own terms."""
+
+    mid: str
+    kind: str
+    codecs: list[Codec]  # primary codecs first, RTX excluded
+    ssrcs: list[int]  # remote SSRCs announced in SDP (receive side), or our SSRC (send side)
+    extensions: dict[str, int]  # header extension URI -> id
+    rtcp_ssrc: int  # the SSRC we use as RTCP sender on this m-line
+
+
+def _negotiated(t: RTCRtpTransceiver, params: RTCRtpParameters, ssrcs: list[int]) -> Negotiated:
+    codecs = [
+        Codec(
+            mime=c.mimeType.lower(),
+            payload_type=int(c.payloadType or 0),
+            clock_rate=c.clockRate,
+            channels=c.channels,
+            parameters=dict(c.parameters),
+        )
+        for c in params.codecs
+        if not c.mimeType.lower().endswith("/rtx")
+    ]
+    return Negotiated(
+        mid=params.muxId or (t.mid or ""),
+        kind=t.kind,
+        codecs=codecs,
+        ssrcs=ssrcs,
+        extensions={e.uri: e.id for e in params.headerExtensions},
+        rtcp_ssrc=t.sender._ssrc,
+    )
+
+
+# --- raw send ---------------------------------------------------------------------------
+
+
+class RawTransport:
+    """Synchronous SRTP protect + ``sendto`` on one bundled DTLS transport's ICE pair."""
+
+    __slots__ = ("_dtls", "_connection", "sent_packets", "sent_bytes")
+
+    def __init__(self, dtls: Any) -> None:
+        self._dtls = dtls
+        self._connection = dtls.transport._connection
+        self.sent_packets = 0
+        self.sent_bytes = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._dtls._tx_srtp is not None and bool(self._connection._nominated)
+
+    def send_rtp(self, packet: bytes) -> bool:
+        """Protect and send one RTP packet; False if not connected yet (nothing sent)."""
+        srtp = self._dtls._tx_srtp
+        pair = self._connection._nominated.get(1)
+        if srtp is None or pair is None:
+            return False
+        data = srtp.protect(packet)
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+        self.sent_packets += 1
+        self.sent_bytes += len(data)
+        return True
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        srtp = self._dtls._tx_srtp
+        pair = self._connection._nominated.get(1)
+        if srtp is None or pair is None:
+            return False
+        try:
+            data = srtp.protect_rtcp(packet)
+        except Exception:  # pylibsrtp.Error: malformed packet of ours; count, never raise
+            STATS.rtcp_errors += 1
+            return False
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+        return True
+
+    def write_buffer_size(self) -> int:
+        pair = self._connection._nominated.get(1)
+        if pair is None:
+            return 0
+        return int(pair.protocol.transport.get_write_buffer_size())
+
+
+def raw_transport(pc: RTCPeerConnection) -> RawTransport | None:
+    """The bundled transport of ``pc`` (max-bundle: every transceiver shares one)."""
+    for t in pc.getTransceivers():
+        return RawTransport(t.receiver.transport)
+    return None
+
+
+# --- receive without decoding -----------------------------------------------------------
+
+
+def _tap_dtls(dtls: Any, on_rtp: RtpCallback, on_rtcp: RtcpCallback) -> None:
+    if getattr(dtls, _ADOPTED, False):
+        return
+    setattr(dtls, _ADOPTED, True)
+
+    async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        on_rtp(data, int(time.monotonic() * 1000))
+
+    async def handle_rtcp(data: bytes) -> None:
+        on_rtcp(data)
+
+    dtls._handle_rtp_data = handle_rtp
+    dtls._handle_rtcp_data = handle_rtcp
+
+
+def receive_raw(
+    pc: RTCPeerConnection,
+    on_stream: Callable[[Negotiated], None],
+    on_rtp: RtpCallback,
+    on_rtcp: RtcpCallback,
+) -> None:
+    """Take over the receive side of every transceiver of ``pc`` (call after each
+    setLocal/RemoteDescription; idempotent). ``on_stream`` is called once per m-line when
+    aiortc would have started its receiver; packets then reach ``on_rtp`` decrypted."""
+    for t in pc.getTransceivers():
+        receiver = t.receiver
+        _tap_dtls(receiver.transport, on_rtp, on_rtcp)
+        if getattr(receiver, _ADOPTED, False):
+            continue
+        setattr(receiver, _ADOPTED, True)
+
+        def make_receive(t: RTCRtpTransceiver) -> Callable[[Any], Any]:
+            async def receive(parameters: Any) -> None:
+                ssrcs = [e.ssrc for e in parameters.encodings if e.ssrc]
+                on_stream(_negotiated(t, parameters, ssrcs))
+
+            return receive
+
+        async def stop() -> None:
+            return None
+
+        receiver.receive = make_receive(t)
+        receiver.stop = stop
+        receiver._handle_disconnect = lambda: None
+
+
+# --- send without encoding --------------------------------------------------------------
+
+
+def send_raw(
+    pc: RTCPeerConnection,
+    on_stream: Callable[[Negotiated], None],
+    on_rtcp: RtcpCallback,
+) -> None:
+    """Take over the send side of every transceiver of ``pc`` (idempotent). ``on_stream`` is
+    called once per m-line when aiortc would have started encoding; the SSRC to use is
+    ``Negotiated.ssrcs[0]``. RTCP arriving on the transport goes to ``on_rtcp``."""
+    for t in pc.getTransceivers():
+        sender = t.sender
+        _tap_dtls(sender.transport, lambda data, ms: None, on_rtcp)
+        if getattr(sender, _ADOPTED, False):
+            continue
+        setattr(sender, _ADOPTED, True)
+
+        def make_send(t: RTCRtpTransceiver) -> Callable[[Any], Any]:
+            started = False
+
+            async def send(parameters: Any) -> None:
+                nonlocal started
+                if started:
+                    return
+                started = True
+                on_stream(_negotiated(t, parameters, [t.sender._ssrc]))
+
+            return send
+
+        async def stop() -> None:
+            return None
+
+        sender.send = make_send(t)
+        sender.stop = stop
+
+
+def sender_ssrc(t: RTCRtpTransceiver) -> int:
+    return int(t.sender._ssrc)
+
+
+def prefer_codecs(t: RTCRtpTransceiver, mimes: list[str], parameters: dict[str, Any] | None = None) -> None:
+    """Offer only ``mimes`` on this transceiver (no RTX: retransmissions reuse the SSRC)."""
+    caps = RTCRtpSender.getCapabilities(t.kind)
+    wanted = []
+    for mime in mimes:
+        for c in caps.codecs:
+            if c.mimeType.lower() != mime.lower():
+                continue
+            if parameters and any(c.parameters.get(k) != v for k, v in parameters.items()):
+                continue
+            wanted.append(c)
+    if not wanted:  # e.g. unknown fmtp: fall back to the mime alone
+        wanted = [c for c in caps.codecs if c.mimeType.lower() in [m.lower() for m in mimes]]
+    t.setCodecPreferences([RTCRtpCodecCapability(c.mimeType, c.clockRate, c.channels, c.parameters) for c in wanted])

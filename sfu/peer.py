@@ -1,0 +1,377 @@
+"""A classroom's two peer connections to the SFU.
+
+* :class:`PublisherPeer`: the client offers ``sendonly`` tracks; we answer and turn every
+  m-line into an :class:`UpTrack` fed by decrypted RTP straight from the DTLS transport.
+* :class:`SubscriberPeer`: we offer ``sendonly`` m-lines, one per track the classroom should
+  receive, and feed each from an UpTrack through a :class:`DownTrack`. When what it should
+  receive changes, free m-lines of the same kind and codec are reused (no renegotiation);
+  only when none is free do we add one and send a new offer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from sfu import glue, rtcp
+from sfu.downtrack import DownTrack
+from sfu.glue import Negotiated, RawTransport
+from sfu.stats import STATS
+from sfu.uptrack import AUDIO_LEVEL_URI, UpTrack
+
+log = logging.getLogger(__name__)
+
+VIDEO_CODECS = ["video/VP8", "video/H264"]
+AUDIO_CODECS = ["audio/opus"]
+
+
+class SdpError(ValueError):
+    pass
+
+
+@dataclass
+class PeerSettings:
+    cache_size: int = 1024
+    keyframe_interval_s: float = 1.0
+    ice_servers: tuple[str, ...] = ()
+
+
+def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
+    servers = [RTCIceServer(urls=u) for u in settings.ice_servers]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+
+
+async def _add_candidate(pc: RTCPeerConnection, candidate: dict[str, Any] | None) -> None:
+    if candidate is None or not candidate.get("candidate"):
+        return  # end of candidates: aiortc needs nothing
+    text = str(candidate["candidate"])
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    try:
+        c = candidate_from_sdp(text)
+    except (ValueError, IndexError) as exc:
+        raise SdpError(f"malformed ICE candidate: {exc}") from exc
+    c.sdpMid = candidate.get("sdpMid")
+    c.sdpMLineIndex = candidate.get("sdpMLineIndex")
+    if c.sdpMid is None and c.sdpMLineIndex is None:
+        c.sdpMLineIndex = 0
+    await pc.addIceCandidate(c)
+
+
+class PublisherPeer:
+    def __init__(
+        self,
+        participant_id: str,
+        classroom_id: str,
+        settings: PeerSettings,
+        on_track: Callable[[UpTrack], None],
+    ) -> None:
+        self.participant_id = participant_id
+        self.classroom_id = classroom_id
+        self.settings = settings
+        self.on_track = on_track
+        self.pc = _new_pc(settings)
+        self.transport: RawTransport | None = None
+        self.tracks: dict[str, UpTrack] = {}  # mid -> track
+        self._by_ssrc: dict[int, UpTrack] = {}
+        self._by_pt: dict[int, list[UpTrack]] = {}
+        self._sources: dict[str, str] = {}
+        self.closed = False
+
+    async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
+        self._sources.update(sources)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise SdpError(f"the offer could not be applied: {exc}") from exc
+        for t in self.pc.getTransceivers():
+            t.direction = "recvonly"
+            glue.prefer_codecs(t, VIDEO_CODECS if t.kind == "video" else AUDIO_CODECS)
+        glue.receive_raw(self.pc, self._on_stream, self._on_rtp, self._on_rtcp)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        if self.transport is None:
+            self.transport = glue.raw_transport(self.pc)
+        return str(self.pc.localDescription.sdp)
+
+    async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
+        await _add_candidate(self.pc, candidate)
+
+    def _send_rtcp(self, packet: bytes) -> bool:
+        return self.transport is not None and self.transport.send_rtcp(packet)
+
+    def _on_stream(self, neg: Negotiated) -> None:
+        if self.closed or neg.mid in self.tracks or not neg.codecs:
+            return
+        codec = neg.codecs[0]
+        ssrc = neg.ssrcs[0] if neg.ssrcs else 0
+        track = UpTrack(
+            track_id=f"{self.participant_id}:{neg.mid}",
+            kind=neg.kind,
+            source=self._sources.get(neg.mid, "teacher" if neg.kind == "audio" else "teacher"),
+            codec=codec,
+            ssrc=ssrc,
+            publisher_id=self.participant_id,
+            classroom_id=self.classroom_id,
+            send_rtcp=self._send_rtcp,
+            rtcp_ssrc=neg.rtcp_ssrc,
+            audio_level_ext=neg.extensions.get(AUDIO_LEVEL_URI, 0),
+            cache_size=self.settings.cache_size,
+            keyframe_interval_s=self.settings.keyframe_interval_s,
+        )
+        self.tracks[neg.mid] = track
+        for s in neg.ssrcs:
+            self._by_ssrc[s] = track
+        for c in neg.codecs:
+            self._by_pt.setdefault(c.payload_type, []).append(track)
+        self.on_track(track)
+
+    # Hot path: one decrypted packet from the publisher.
+    def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        if len(data) < 12:
+            STATS.rtp_errors += 1
+            return
+        ssrc = int.from_bytes(data[8:12], "big")
+        track = self._by_ssrc.get(ssrc)
+        if track is None:
+            # An SSRC the SDP did not announce: adopt it if its payload type is unambiguous.
+            candidates = self._by_pt.get(data[1] & 0x7F, [])
+            free = [t for t in candidates if not t.ssrc or t.ssrc == ssrc]
+            if len(candidates) != 1 and len(free) != 1:
+                STATS.rtp_errors += 1
+                return
+            track = (free or candidates)[0]
+            track.ssrc = ssrc
+            self._by_ssrc[ssrc] = track
+        track.on_rtp(data, arrival_ms)
+
+    def _on_rtcp(self, data: bytes) -> None:
+        try:
+            for record in rtcp.parse(data):
+                if isinstance(record, rtcp.SenderReport):
+                    track = self._by_ssrc.get(record.ssrc)
+                    if track is not None:
+                        track.on_sender_report(record)
+        except rtcp.RtcpError:
+            STATS.rtcp_errors += 1
+
+    def send_reports(self, remb_bitrate: int) -> None:
+        """Receiver reports and REMB toward the publisher (called about once a second)."""
+        if self.transport is None or not self.tracks:
+            return
+        blocks = [b for b in (t.report_block() for t in self.tracks.values()) if b is not None]
+        if not blocks:
+            return
+        rtcp_ssrc = next(iter(self.tracks.values()))._rtcp_ssrc
+        packet = rtcp.build_rr(rtcp_ssrc, blocks)
+        video = [t.ssrc for t in self.tracks.values() if t.is_video and t.ssrc]
+        if video:
+            packet += rtcp.build_remb(rtcp_ssrc, remb_bitrate, video)
+            STATS.remb_sent += 1
+        self.transport.send_rtcp(packet)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for track in self.tracks.values():
+            track.close()
+        await self.pc.close()
+
+
+@dataclass
+class Slot:
+    """One m-line of a subscriber connection."""
+
+    transceiver: Any
+    kind: str
+    mime: str
+    up: UpTrack | None = None
+    down: DownTrack | None = None
+
+
+SendOffer = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+SendTracks = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+class SubscriberPeer:
+    def __init__(
+        self,
+        participant_id: str,
+        settings: PeerSettings,
+        send_offer: SendOffer,
+        send_tracks: SendTracks,
+    ) -> None:
+        self.participant_id = participant_id
+        self.settings = settings
+        self._send_offer = send_offer
+        self._send_tracks = send_tracks
+        self.pc: RTCPeerConnection | None = None
+        self.transport: RawTransport | None = None
+        self.slots: list[Slot] = []
+        self._by_ssrc: dict[int, DownTrack] = {}
+        self._lock = asyncio.Lock()
+        self._awaiting_answer = False
+        self._dirty = False
+        self._wanted: list[UpTrack] = []
+        self.closed = False
+        self.remb_bitrate = 0
+
+    def track_map(self) -> list[dict[str, Any]]:
+        out = []
+        for s in self.slots:
+            up = s.up
+            out.append(
+                {
+                    "mid": s.transceiver.mid,
+                    "kind": s.kind,
+                    "track_id": up.track_id if up else None,
+                    "source": up.source if up else None,
+                    "classroom_id": up.classroom_id if up else None,
+                    "participant_id": up.publisher_id if up else None,
+                }
+            )
+        return out
+
+    async def update(self, wanted: list[UpTrack]) -> None:
+        """Make this subscriber receive exactly ``wanted`` (in order of preference)."""
+        self._wanted = [u for u in wanted if not u.closed]
+        if self.closed:
+            return
+        async with self._lock:
+            if self._awaiting_answer:
+                self._dirty = True
+                return
+            await self._apply()
+
+    async def _apply(self) -> None:
+        wanted = [u for u in self._wanted if not u.closed]
+        changed = False
+        # 1. free the slots whose track is no longer wanted
+        for s in self.slots:
+            if s.up is not None and s.up not in wanted:
+                s.up = None
+                if s.down is not None:
+                    s.down.attach(None)
+                changed = True
+        assigned = {id(s.up) for s in self.slots if s.up is not None}
+        need_offer = False
+        # 2. give every wanted track a slot: a free one of the same kind/codec, else a new one
+        for up in wanted:
+            if id(up) in assigned:
+                continue
+            slot = next(
+                (s for s in self.slots if s.up is None and s.kind == up.kind and s.mime == up.codec.mime),
+                None,
+            )
+            if slot is None:
+                if self.pc is None:
+                    self.pc = _new_pc(self.settings)
+                t = self.pc.addTransceiver(up.kind, direction="sendonly")
+                glue.prefer_codecs(t, [up.codec.mime], _fmtp_match(up))
+                slot = Slot(t, up.kind, up.codec.mime)
+                self.slots.append(slot)
+                need_offer = True
+            slot.up = up
+            if slot.down is not None:
+                slot.down.attach(up)
+            changed = True
+        if need_offer and self.pc is not None:
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+            glue.send_raw(self.pc, self._on_stream, self._on_rtcp)
+            if self.transport is None:
+                self.transport = glue.raw_transport(self.pc)
+            self._awaiting_answer = True
+            await self._send_offer(str(self.pc.localDescription.sdp), self.track_map())
+        elif changed:
+            await self._send_tracks(self.track_map())
+
+    async def on_answer(self, sdp: str) -> None:
+        async with self._lock:
+            if self.pc is None or not self._awaiting_answer:
+                raise SdpError("no subscribe offer is waiting for an answer")
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise SdpError(f"the answer could not be applied: {exc}") from exc
+            self._awaiting_answer = False
+            if self._dirty:
+                self._dirty = False
+                await self._apply()
+
+    async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
+        if self.pc is None:
+            raise SdpError("no subscribe connection yet")
+        await _add_candidate(self.pc, candidate)
+
+    def _on_stream(self, neg: Negotiated) -> None:
+        if self.closed or self.transport is None or not neg.codecs:
+            return
+        slot = next((s for s in self.slots if s.transceiver.mid == neg.mid), None)
+        if slot is None or slot.down is not None:
+            return
+        codec = neg.codecs[0]
+        down = DownTrack(
+            subscriber_id=self.participant_id,
+            mid=neg.mid,
+            kind=neg.kind,
+            ssrc=neg.ssrcs[0],
+            payload_type=codec.payload_type,
+            clock_rate=codec.clock_rate,
+            transport=self.transport,
+        )
+        slot.down = down
+        self._by_ssrc[down.ssrc] = down
+        down.attach(slot.up)
+
+    def _on_rtcp(self, data: bytes) -> None:
+        try:
+            for record in rtcp.parse(data):
+                if isinstance(record, rtcp.Nack):
+                    down = self._by_ssrc.get(record.media_ssrc)
+                    if down is not None:
+                        down.on_nack(record.seqs)
+                elif isinstance(record, rtcp.KeyframeRequest):
+                    down = self._by_ssrc.get(record.media_ssrc)
+                    if down is not None:
+                        down.on_keyframe_request()
+                elif isinstance(record, rtcp.Remb):
+                    self.remb_bitrate = record.bitrate
+        except rtcp.RtcpError:
+            STATS.rtcp_errors += 1
+
+    def send_reports(self, ntp: int, now_ms: int) -> None:
+        if self.transport is None:
+            return
+        packet = b"".join(
+            sr for sr in (s.down.sender_report(ntp, now_ms) for s in self.slots if s.down) if sr
+        )
+        if packet and self.transport.send_rtcp(packet):
+            STATS.rtcp_sr_sent += 1
+
+    def downtracks(self) -> list[DownTrack]:
+        return [s.down for s in self.slots if s.down is not None]
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for s in self.slots:
+            if s.down is not None:
+                s.down.close()
+        if self.pc is not None:
+            await self.pc.close()
+
+
+def _fmtp_match(up: UpTrack) -> dict[str, Any] | None:
+    if up.codec.mime == "video/h264":
+        keys = ("packetization-mode", "profile-level-id")
+        return {k: up.codec.parameters[k] for k in keys if k in up.codec.parameters} or None
+    return None

@@ -1,0 +1,231 @@
+"""RTCP in small pieces: build the packets the SFU sends, parse the feedback it receives.
+
+Builders return ``bytes`` ready for SRTCP protect. The parser walks a compound packet and
+yields small records; anything malformed raises :class:`RtcpError` (the caller counts it).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+SR, RR, SDES, BYE, RTPFB, PSFB = 200, 201, 202, 203, 205, 206
+FMT_NACK, FMT_TWCC = 1, 15
+FMT_PLI, FMT_FIR, FMT_AFB = 1, 4, 15
+
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
+
+
+class RtcpError(ValueError):
+    pass
+
+
+def ntp_now() -> int:
+    """The current wall-clock time as a 64-bit NTP timestamp."""
+    t = time.time() + NTP_EPOCH_OFFSET
+    return (int(t) << 32) | int((t % 1) * (1 << 32))
+
+
+def ntp_middle(ntp: int) -> int:
+    """The middle 32 bits of an NTP timestamp (what LSR carries)."""
+    return (ntp >> 16) & 0xFFFFFFFF
+
+
+# --- builders -------------------------------------------------------------------------
+
+
+def build_sr(ssrc: int, ntp: int, rtp_ts: int, packets: int, octets: int) -> bytes:
+    return struct.pack(
+        "!BBHIIIIII",
+        0x80,
+        SR,
+        6,
+        ssrc,
+        ntp >> 32,
+        ntp & 0xFFFFFFFF,
+        rtp_ts & 0xFFFFFFFF,
+        packets & 0xFFFFFFFF,
+        octets & 0xFFFFFFFF,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportBlock:
+    ssrc: int
+    fraction_lost: int  # 0..255
+    packets_lost: int  # cumulative, 24-bit signed
+    highest_seq: int  # extended
+    jitter: int
+    lsr: int
+    dlsr: int
+
+
+def _pack_block(b: ReportBlock) -> bytes:
+    lost = b.packets_lost & 0xFFFFFF
+    return struct.pack(
+        "!IIIIII",
+        b.ssrc,
+        (b.fraction_lost & 0xFF) << 24 | lost,
+        b.highest_seq & 0xFFFFFFFF,
+        b.jitter & 0xFFFFFFFF,
+        b.lsr & 0xFFFFFFFF,
+        b.dlsr & 0xFFFFFFFF,
+    )
+
+
+def build_rr(ssrc: int, blocks: list[ReportBlock]) -> bytes:
+    blocks = blocks[:31]
+    body = b"".join(_pack_block(b) for b in blocks)
+    return struct.pack("!BBHI", 0x80 | len(blocks), RR, 1 + 6 * len(blocks), ssrc) + body
+
+
+def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
+    return struct.pack("!BBHII", 0x80 | FMT_PLI, PSFB, 2, sender_ssrc, media_ssrc)
+
+
+def build_fir(sender_ssrc: int, media_ssrc: int, seq_nr: int) -> bytes:
+    return struct.pack(
+        "!BBHIIIBBH", 0x80 | FMT_FIR, PSFB, 4, sender_ssrc, 0, media_ssrc, seq_nr & 0xFF, 0, 0
+    )
+
+
+def build_nack(sender_ssrc: int, media_ssrc: int, seqs: list[int]) -> bytes:
+    """Generic NACK (RFC 4585): packs sequence numbers into PID + bitmask pairs."""
+    items: list[tuple[int, int]] = []
+    for seq in sorted(set(s & 0xFFFF for s in seqs)):
+        if items and 0 < (seq - items[-1][0]) & 0xFFFF <= 16:
+            pid, mask = items[-1]
+            items[-1] = (pid, mask | 1 << (((seq - pid) & 0xFFFF) - 1))
+        else:
+            items.append((seq, 0))
+    fci = b"".join(struct.pack("!HH", pid, mask) for pid, mask in items)
+    return struct.pack("!BBHII", 0x80 | FMT_NACK, RTPFB, 2 + len(items), sender_ssrc, media_ssrc) + fci
+
+
+def build_remb(sender_ssrc: int, bitrate: int, ssrcs: list[int]) -> bytes:
+    exp = 0
+    mantissa = bitrate
+    while mantissa > 0x3FFFF:
+        mantissa >>= 1
+        exp += 1
+    fci = b"REMB" + struct.pack("!B", len(ssrcs)) + (
+        (exp << 18 | mantissa).to_bytes(3, "big")
+    ) + b"".join(struct.pack("!I", s) for s in ssrcs)
+    length = 2 + len(fci) // 4
+    return struct.pack("!BBHII", 0x80 | FMT_AFB, PSFB, length, sender_ssrc, 0) + fci
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SenderReport:
+    ssrc: int
+    ntp: int
+    rtp_ts: int
+    packets: int
+    octets: int
+    blocks: list[ReportBlock] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReceiverReport:
+    ssrc: int
+    blocks: list[ReportBlock] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Nack:
+    sender_ssrc: int
+    media_ssrc: int
+    seqs: list[int]
+
+
+@dataclass(slots=True)
+class KeyframeRequest:  # PLI or FIR
+    sender_ssrc: int
+    media_ssrc: int
+    fir: bool
+
+
+@dataclass(slots=True)
+class Remb:
+    sender_ssrc: int
+    bitrate: int
+    ssrcs: list[int]
+
+
+RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb
+
+
+def _blocks(data: bytes, pos: int, count: int, end: int) -> list[ReportBlock]:
+    out = []
+    for _ in range(count):
+        if pos + 24 > end:
+            raise RtcpError("report block truncated")
+        ssrc, lost_word, highest, jitter, lsr, dlsr = struct.unpack_from("!IIIIII", data, pos)
+        lost = lost_word & 0xFFFFFF
+        if lost & 0x800000:
+            lost -= 0x1000000
+        out.append(ReportBlock(ssrc, lost_word >> 24, lost, highest, jitter, lsr, dlsr))
+        pos += 24
+    return out
+
+
+def parse(data: bytes) -> Iterator[RtcpRecord]:
+    """Walk a (compound) RTCP packet; skip types the SFU does not use."""
+    pos = 0
+    n = len(data)
+    if n < 4:
+        raise RtcpError("RTCP packet shorter than 4 bytes")
+    while pos + 4 <= n:
+        b0, pt, length = struct.unpack_from("!BBH", data, pos)
+        if b0 >> 6 != 2:
+            raise RtcpError("RTCP version is not 2")
+        end = pos + 4 * (length + 1)
+        if end > n:
+            raise RtcpError("RTCP packet length exceeds the datagram")
+        count = b0 & 0x1F
+        if pt == SR:
+            if end - pos < 28:
+                raise RtcpError("SR truncated")
+            ssrc, hi, lo, rtp_ts, packets, octets = struct.unpack_from("!IIIIII", data, pos + 4)
+            yield SenderReport(ssrc, hi << 32 | lo, rtp_ts, packets, octets,
+                               _blocks(data, pos + 28, count, end))
+        elif pt == RR:
+            if end - pos < 8:
+                raise RtcpError("RR truncated")
+            (ssrc,) = struct.unpack_from("!I", data, pos + 4)
+            yield ReceiverReport(ssrc, _blocks(data, pos + 8, count, end))
+        elif pt in (RTPFB, PSFB):
+            if end - pos < 12:
+                raise RtcpError("feedback packet truncated")
+            sender, media = struct.unpack_from("!II", data, pos + 4)
+            if pt == RTPFB and count == FMT_NACK:
+                seqs: list[int] = []
+                for p in range(pos + 12, end - 3, 4):
+                    pid, mask = struct.unpack_from("!HH", data, p)
+                    seqs.append(pid)
+                    for bit in range(16):
+                        if mask >> bit & 1:
+                            seqs.append((pid + bit + 1) & 0xFFFF)
+                yield Nack(sender, media, seqs)
+            elif pt == PSFB and count == FMT_PLI:
+                yield KeyframeRequest(sender, media, fir=False)
+            elif pt == PSFB and count == FMT_FIR:
+                for p in range(pos + 12, end - 7, 8):
+                    (fir_ssrc,) = struct.unpack_from("!I", data, p)
+                    yield KeyframeRequest(sender, fir_ssrc, fir=True)
+            elif pt == PSFB and count == FMT_AFB and end - pos >= 20 and data[pos + 12:pos + 16] == b"REMB":
+                num = data[pos + 16]
+                br = int.from_bytes(data[pos + 17:pos + 20], "big")
+                bitrate = (br & 0x3FFFF) << (br >> 18)
+                ssrcs = [
+                    struct.unpack_from("!I", data, pos + 20 + 4 * i)[0]
+                    for i in range(num)
+                    if pos + 24 + 4 * i <= end
+                ]
+                yield Remb(sender, bitrate, ssrcs)
+        pos = end

@@ -1,0 +1,264 @@
+"""UpTrack: one published track (teacher camera, courseware, a classroom's mic) on this node.
+
+It owns the packet cache (for NACK), keyframe-request throttling, audio level, receive
+statistics for the receiver reports we send to the publisher, and the immutable tuple of
+DownTracks it fans out to. ``on_rtp`` is the hot path: synchronous, no await, no per-subscriber
+task or queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sfu import rtcp
+from sfu.glue import Codec
+from sfu.packet_cache import PacketCache
+from sfu.rtp import keyframe_detector
+from sfu.stats import STATS
+
+if TYPE_CHECKING:
+    from sfu.downtrack import DownTrack
+
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+_HEADER = struct.Struct("!BBHII")
+_EXT = struct.Struct("!HH")
+
+
+class UpTrack:
+    def __init__(
+        self,
+        track_id: str,
+        kind: str,
+        source: str,
+        codec: Codec,
+        ssrc: int,
+        publisher_id: str,
+        classroom_id: str,
+        send_rtcp: Callable[[bytes], bool],
+        rtcp_ssrc: int,
+        audio_level_ext: int = 0,
+        cache_size: int = 1024,
+        keyframe_interval_s: float = 1.0,
+    ) -> None:
+        self.track_id = track_id
+        self.kind = kind
+        self.source = source
+        self.codec = codec
+        self.ssrc = ssrc
+        self.publisher_id = publisher_id
+        self.classroom_id = classroom_id
+        self.is_video = kind == "video"
+        self._keyframe = keyframe_detector(codec.mime) if self.is_video else None
+        self._send_rtcp = send_rtcp
+        self._rtcp_ssrc = rtcp_ssrc
+        self._audio_level_ext = audio_level_ext
+        self.cache = PacketCache(cache_size) if self.is_video else None
+        self.down: tuple[DownTrack, ...] = ()
+        self.closed = False
+        # keyframe requests
+        self._kf_interval = keyframe_interval_s
+        self._kf_last = -1e9
+        self._kf_pending: asyncio.TimerHandle | None = None
+        self._fir_seq = 0
+        self.keyframe_requested_at: float | None = None
+        self.last_keyframe_at: float | None = None
+        # receive statistics (RFC 3550 A.3 / A.8)
+        self.packets = 0
+        self.octets = 0
+        self._base_seq = -1
+        self._max_seq = 0
+        self._cycles = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self._jitter = 0.0
+        self._transit: float | None = None
+        self.last_arrival_ms = 0
+        self.last_in_ts = 0
+        # the publisher's clock (from its sender reports), for our SRs downstream
+        self.sr_ntp = 0
+        self.sr_rtp = 0
+        self._sr_lsr = 0
+        self._sr_arrival = 0.0
+        # audio level: 0 loudest .. 127 silence; smoothed over the last few packets
+        self.audio_level = 127
+        self.level_time = 0.0
+        self.on_keyframe: Callable[[UpTrack], None] | None = None
+
+    # -- subscribers --------------------------------------------------------------------
+
+    def add_down(self, down: DownTrack) -> None:
+        if down not in self.down:
+            self.down = (*self.down, down)  # a new snapshot: the hot loop never sees a mutation
+        if self.is_video:
+            self.request_keyframe()
+
+    def remove_down(self, down: DownTrack) -> None:
+        self.down = tuple(d for d in self.down if d is not down)
+
+    # -- hot path -------------------------------------------------------------------------
+
+    def on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        t0 = time.perf_counter()
+        n = len(data)
+        b0, b1, seq, ts, _ssrc = _HEADER.unpack_from(data)
+        off = 12 + 4 * (b0 & 0x0F)
+        if b0 & 0x10:
+            if off + 4 > n:
+                STATS.rtp_errors += 1
+                return
+            profile, words = _EXT.unpack_from(data, off)
+            if self._audio_level_ext and profile == 0xBEDE and words:
+                # one-byte extensions: usually the audio level is the only one or the first
+                pos, end = off + 4, off + 4 + 4 * words
+                while pos < end and pos < n:
+                    b = data[pos]
+                    if b == 0:
+                        pos += 1
+                        continue
+                    if b >> 4 == self._audio_level_ext and pos + 1 < n:
+                        self._level(data[pos + 1] & 0x7F)
+                        break
+                    pos += 2 + (b & 0x0F)
+            off += 4 + 4 * words
+        end = n - data[-1] if b0 & 0x20 else n
+        if off >= end:  # padding only (bandwidth probing): nothing to forward
+            return
+        STATS.packets_in += 1
+        STATS.bytes_in += n
+        self.packets += 1
+        self.octets += end - off
+        self._account(seq, ts, arrival_ms)
+        payload = data[off:end]
+        keyframe = False
+        if self._keyframe is not None:
+            keyframe = self._keyframe(payload)
+            if keyframe and self.keyframe_requested_at is not None:
+                self._keyframe_arrived()
+            assert self.cache is not None
+            self.cache.put(seq, data)
+        marker = b1 & 0x80
+        for down in self.down:
+            down.forward(payload, marker, seq, ts, arrival_ms, keyframe)
+        STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
+
+    def _account(self, seq: int, ts: int, arrival_ms: int) -> None:
+        if self._base_seq < 0:
+            self._base_seq = seq
+            self._max_seq = seq
+        else:
+            delta = (seq - self._max_seq) & 0xFFFF
+            if 0 < delta < 0x8000:
+                if seq < self._max_seq:
+                    self._cycles += 1 << 16
+                if self.is_video and 1 < delta < 64:
+                    self._nack_upstream(self._max_seq, delta)
+                self._max_seq = seq
+        # interarrival jitter in RTP units
+        transit = arrival_ms * self.codec.clock_rate / 1000.0 - ts
+        if self._transit is not None:
+            d = abs(transit - self._transit)
+            if d < self.codec.clock_rate * 10:
+                self._jitter += (d - self._jitter) / 16.0
+        self._transit = transit
+        self.last_arrival_ms = arrival_ms
+        self.last_in_ts = ts
+
+    def _level(self, level: int) -> None:
+        # the louder of the new level and a slow decay toward silence
+        self.audio_level = min(level, self.audio_level + 2)
+        self.level_time = time.monotonic()
+
+    def _nack_upstream(self, last_seq: int, delta: int) -> None:
+        missing = [(last_seq + i) & 0xFFFF for i in range(1, delta)]
+        if self._send_rtcp(rtcp.build_nack(self._rtcp_ssrc, self.ssrc, missing)):
+            STATS.nacks_sent += 1
+
+    # -- keyframes ------------------------------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per interval; a request inside the
+        interval is deferred to its end rather than dropped."""
+        if not self.is_video or self.closed:
+            return
+        now = time.monotonic()
+        if self.keyframe_requested_at is None:
+            self.keyframe_requested_at = now
+        wait = self._kf_last + self._kf_interval - now
+        if wait <= 0:
+            self._send_keyframe_request()
+        elif self._kf_pending is None:
+            loop = asyncio.get_running_loop()
+            self._kf_pending = loop.call_later(wait, self._send_keyframe_request)
+
+    def _send_keyframe_request(self) -> None:
+        self._kf_pending = None
+        if self.closed:
+            return
+        self._kf_last = time.monotonic()
+        self._fir_seq = (self._fir_seq + 1) & 0xFF
+        packet = rtcp.build_pli(self._rtcp_ssrc, self.ssrc)
+        if self._send_rtcp(packet):
+            STATS.keyframe_requests_sent += 1
+
+    def _keyframe_arrived(self) -> None:
+        now = time.monotonic()
+        if self.keyframe_requested_at is not None:
+            STATS.keyframe_wait.observe_ms((now - self.keyframe_requested_at) * 1000.0)
+        self.keyframe_requested_at = None
+        self.last_keyframe_at = now
+
+    # -- RTCP -------------------------------------------------------------------------------
+
+    def on_sender_report(self, sr: rtcp.SenderReport) -> None:
+        self.sr_ntp = sr.ntp
+        self.sr_rtp = sr.rtp_ts
+        self._sr_lsr = rtcp.ntp_middle(sr.ntp)
+        self._sr_arrival = time.monotonic()
+
+    def in_timestamp_at(self, ntp: int, now_ms: int) -> int:
+        """The publisher's RTP timestamp for wall-clock time ``ntp`` (for our SRs)."""
+        rate = self.codec.clock_rate
+        if self.sr_ntp:
+            delta = (ntp - self.sr_ntp) / float(1 << 32)
+            return (self.sr_rtp + int(delta * rate)) & 0xFFFFFFFF
+        return (self.last_in_ts + (now_ms - self.last_arrival_ms) * rate // 1000) & 0xFFFFFFFF
+
+    def report_block(self) -> rtcp.ReportBlock | None:
+        if self._base_seq < 0:
+            return None
+        extended = self._cycles + self._max_seq
+        expected = extended - self._base_seq + 1
+        lost = max(0, expected - self.packets)
+        expected_interval = expected - self._expected_prior
+        received_interval = self.packets - self._received_prior
+        self._expected_prior = expected
+        self._received_prior = self.packets
+        lost_interval = expected_interval - received_interval
+        fraction = 0
+        if expected_interval > 0 and lost_interval > 0:
+            fraction = min(255, (lost_interval << 8) // expected_interval)
+        dlsr = 0
+        if self._sr_lsr:
+            dlsr = int((time.monotonic() - self._sr_arrival) * 65536)
+        return rtcp.ReportBlock(
+            ssrc=self.ssrc,
+            fraction_lost=fraction,
+            packets_lost=min(lost, 0x7FFFFF),
+            highest_seq=extended,
+            jitter=int(self._jitter),
+            lsr=self._sr_lsr,
+            dlsr=dlsr,
+        )
+
+    def close(self) -> None:
+        self.closed = True
+        if self._kf_pending is not None:
+            self._kf_pending.cancel()
+            self._kf_pending = None
+        for down in self.down:
+            down.source_closed(self)
+        self.down = ()

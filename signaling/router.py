@@ -1,0 +1,84 @@
+"""Where rooms live. ``LocalRouter`` keeps every lesson of this node in memory: the embedded,
+single-machine default (no Redis needed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sfu.node import MediaNode
+from signaling.floor import FloorConfig
+from signaling.room import Room
+from signaling.tokens import TokenClaims
+
+log = logging.getLogger(__name__)
+
+
+class Admission(Protocol):
+    """The schedule's say on a join (a cancelled or ended lesson is refused)."""
+
+    def admit(self, claims: TokenClaims) -> None: ...
+
+    def on_joined(self, lesson_id: str, classroom_id: str) -> None: ...
+
+    def on_left(self, lesson_id: str, classroom_id: str) -> None: ...
+
+
+class OpenAdmission:
+    """Admits every validly signed token (used when no schedule is wired in)."""
+
+    def admit(self, claims: TokenClaims) -> None:
+        return None
+
+    def on_joined(self, lesson_id: str, classroom_id: str) -> None:
+        return None
+
+    def on_left(self, lesson_id: str, classroom_id: str) -> None:
+        return None
+
+
+class LocalRouter:
+    def __init__(
+        self,
+        media: MediaNode,
+        floor_config: FloorConfig | None = None,
+        admission: Admission | None = None,
+    ) -> None:
+        self.media = media
+        self.floor_config = floor_config or FloorConfig()
+        self.admission: Admission = admission or OpenAdmission()
+        self.rooms: dict[str, Room] = {}
+        self.on_room_closed: list[Callable[[Room], Any]] = []
+
+    def room(self, lesson_id: str, title: str = "") -> Room:
+        room = self.rooms.get(lesson_id)
+        if room is None:
+            room = Room(lesson_id, title or lesson_id, self.media.room(lesson_id), self.floor_config)
+            self.rooms[lesson_id] = room
+        return room
+
+    async def release(self, room: Room) -> None:
+        if room.empty and self.rooms.get(room.lesson_id) is room:
+            del self.rooms[room.lesson_id]
+            await room.close()
+            self.media.drop_room_if_empty(room.lesson_id)
+            for cb in self.on_room_closed:
+                try:
+                    cb(room)
+                except Exception:
+                    log.exception("room-closed hook failed")
+
+    # LiveStatus for the schedule API
+    def connected(self, lesson_id: str) -> list[str]:
+        room = self.rooms.get(lesson_id)
+        if room is None:
+            return []
+        return sorted({p.classroom_id for p in room.participants.values() if p.visible})
+
+    def stats(self) -> dict[str, Any]:
+        roles: dict[str, int] = {"lead": 0, "remote": 0, "observer": 0, "recorder": 0}
+        for room in self.rooms.values():
+            for p in room.participants.values():
+                roles[p.role] = roles.get(p.role, 0) + 1
+        return {"lessons": len(self.rooms), "classrooms": roles, "tracks": self.media.track_count()}

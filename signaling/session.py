@@ -1,0 +1,312 @@
+"""One classroom's WebSocket: the classroom protocol (docs/protocol.md), checked against the
+token's role on every message. A bad message gets an ``error`` reply and is counted; it never
+closes the connection or disturbs the lesson."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from aiortc.sdp import SessionDescription
+
+from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
+from sfu.stats import SIGNALING
+from sfu.uptrack import UpTrack
+from signaling import permissions
+from signaling.floor import FloorError
+from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
+from signaling.room import Participant, Room, now_ms
+from signaling.router import LocalRouter
+from signaling.tokens import TokenClaims, TokenError, TokenSigner
+
+log = logging.getLogger(__name__)
+_ids = itertools.count(1)
+
+
+class Session:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        router: LocalRouter,
+        signer: TokenSigner,
+        settings: PeerSettings,
+        ice_servers: list[dict[str, Any]],
+        max_message_bytes: int,
+    ) -> None:
+        self.ws = ws
+        self.router = router
+        self.signer = signer
+        self.settings = settings
+        self.ice_servers = ice_servers
+        self.max_message_bytes = max_message_bytes
+        self.participant: Participant | None = None
+        self.room: Room | None = None
+        self.claims: TokenClaims | None = None
+        self.token_time = time.monotonic()
+        self._send_lock = asyncio.Lock()
+        self._closing = False
+
+    # -- transport ----------------------------------------------------------------------------
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        async with self._send_lock:
+            try:
+                await self.ws.send_json(msg)
+                SIGNALING.messages_out += 1
+            except (ConnectionError, RuntimeError):
+                pass
+
+    async def error(self, code: str, message: str, re: int | None = None) -> None:
+        SIGNALING.error(code)
+        log.info("signaling error %s: %s", code, message)
+        await self.send(error_message(code, message, re))
+
+    async def kick(self, reason: str) -> None:
+        """Another session of the same classroom took over: close this one quietly."""
+        self._closing = True
+        await self.send(server_message("error", code="replaced", message=reason))
+        await self.ws.close()
+
+    async def run(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    SIGNALING.messages_in += 1
+                    await self._handle_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await self.error("binary_not_supported", "send JSON text frames")
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            await self._leave(graceful=False)
+
+    async def _handle_text(self, text: str) -> None:
+        try:
+            message = parse_message(text, self.max_message_bytes)
+        except ProtocolError as exc:
+            await self.error(exc.code, str(exc), exc.ref)
+            return
+        try:
+            await self._dispatch(message)
+        except ProtocolError as exc:
+            await self.error(exc.code, str(exc), message.id)
+        except TokenError as exc:
+            await self.error(exc.code, str(exc), message.id)
+        except permissions.PermissionDenied as exc:
+            await self.error("forbidden", exc.message, message.id)
+        except FloorError as exc:
+            await self.error(exc.code, exc.message, message.id)
+        except SdpError as exc:
+            await self.error("sdp_invalid", str(exc), message.id)
+        except Exception:
+            log.exception("internal error handling %s", message.type)
+            await self.error("internal", f"internal error handling {message.type}", message.id)
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    async def _dispatch(self, m: Message) -> None:
+        if m.type == "ping":
+            await self.send(server_message("pong", re=m.id))
+            return
+        if m.type == "join":
+            await self._join(m)
+            return
+        p, room = self.participant, self.room
+        if p is None or room is None:
+            raise ProtocolError("not_joined", f"{m.type}: join the lesson first")
+        if m.type == "leave":
+            await self._leave(graceful=True)
+            await self.ws.close()
+        elif m.type == "publish":
+            await self._publish(m, p, room)
+        elif m.type == "subscribe_answer":
+            if p.subscriber is None:
+                raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
+            await p.subscriber.on_answer(m.data["sdp"])
+        elif m.type == "ice":
+            cand = m.data.get("candidate")
+            if m.data["target"] == "publish":
+                if p.publisher is None:
+                    raise ProtocolError("bad_field", "ice: nothing is being published")
+                await p.publisher.add_candidate(cand)
+            else:
+                if p.subscriber is None:
+                    raise ProtocolError("bad_field", "ice: no subscribe connection")
+                await p.subscriber.add_candidate(cand)
+        else:
+            await self._floor_action(m, p, room)
+
+    async def _join(self, m: Message) -> None:
+        if self.participant is not None:
+            raise ProtocolError("already_joined", "this connection has already joined")
+        claims = self.signer.verify(m.data.get("token"))
+        self.router.admission.admit(claims)
+        room = self.router.room(claims.lesson_id, claims.lesson_title)
+        # A classroom that reconnects replaces its older session.
+        old = room.by_classroom(claims.classroom_id)
+        if old is not None and old.role == claims.role:
+            await self._evict(room, old)
+        elif claims.role == "lead" and room.lead is not None:
+            raise ProtocolError("lead_present", f"lead classroom {room.lead.classroom_id} is already in the lesson")
+        p = Participant(
+            participant_id=f"p{next(_ids)}",
+            lesson_id=claims.lesson_id,
+            classroom_id=claims.classroom_id,
+            role=claims.role,
+            name=claims.name,
+            send=self.send,
+            kick=self.kick,
+            token_time=self.token_time,
+        )
+        events = room.add(p)
+        self.participant, self.room, self.claims = p, room, claims
+        self.router.admission.on_joined(claims.lesson_id, claims.classroom_id)
+        if p.role != "lead" or True:  # every role receives something (the lead: remote cameras)
+            p.subscriber = SubscriberPeer(
+                p.participant_id,
+                self.settings,
+                send_offer=self._send_subscribe_offer,
+                send_tracks=self._send_tracks,
+            )
+            room.media.subscribers[p.participant_id] = p.subscriber
+        await self.send(
+            server_message(
+                "joined",
+                re=m.id,
+                participant_id=p.participant_id,
+                lesson_id=claims.lesson_id,
+                lesson_title=room.title,
+                classroom_id=claims.classroom_id,
+                role=claims.role,
+                name=claims.name,
+                participants=room.visible_participants() if p.role in ("lead", "remote") else
+                [q.public() for q in room.participants.values()],
+                ice_servers=self.ice_servers,
+                floor=room.floor.snapshot(),
+            )
+        )
+        if p.visible:
+            await room.broadcast(server_message("participant_joined", participant=p.public()))
+        await room.broadcast_floor([e for e in events if not e.hidden])
+        await room.refresh()
+
+    async def _evict(self, room: Room, old: Participant) -> None:
+        room.remove(old, graceful=False)
+        await self._close_media(room, old)
+        try:
+            await old.kick("the same classroom joined again from another connection")
+        except Exception:
+            pass
+
+    async def _send_subscribe_offer(self, sdp: str, tracks: list[dict[str, Any]]) -> None:
+        await self.send(server_message("subscribe_offer", sdp=sdp, tracks=tracks))
+
+    async def _send_tracks(self, tracks: list[dict[str, Any]]) -> None:
+        await self.send(server_message("tracks", tracks=tracks))
+
+    async def _publish(self, m: Message, p: Participant, room: Room) -> None:
+        permissions.check(p.role, "publish")
+        sdp = m.data["sdp"]
+        sources: dict[str, str] = m.data.get("sources") or {}
+        try:
+            parsed = SessionDescription.parse(sdp)
+        except Exception as exc:  # aiortc's parser raises assorted errors on garbage
+            raise SdpError(f"the offer is not valid SDP: {exc}") from exc
+        offered: list[tuple[str, str]] = []
+        for media in parsed.media:
+            if media.kind not in ("audio", "video"):
+                continue
+            if media.direction not in ("sendonly", "sendrecv"):
+                continue
+            mid = media.rtp.muxId
+            source = sources.get(mid)
+            if source is None:
+                source = "students" if p.role == "remote" else "teacher"
+                sources[mid] = source
+            offered.append((media.kind, source))
+        # Everything already published on this connection counts toward the limits too.
+        existing = [(t.kind, t.source) for mid, t in (p.publisher.tracks.items() if p.publisher else [])
+                    if mid not in sources]
+        permissions.check_publish(p.role, existing + offered)
+        if p.publisher is None:
+            p.publisher = PublisherPeer(
+                p.participant_id, p.classroom_id, self.settings, on_track=self._on_track
+            )
+            room.media.publishers[p.participant_id] = p.publisher
+        answer = await p.publisher.answer(sdp, sources)
+        tracks = [{"mid": mid, "kind": kind, "source": sources.get(mid)} for mid, kind in
+                  ((md.rtp.muxId, md.kind) for md in parsed.media)]
+        await self.send(server_message("publish_answer", re=m.id, sdp=answer, tracks=tracks))
+
+    def _on_track(self, track: UpTrack) -> None:
+        room = self.room
+        if room is None or self.participant is None:
+            track.close()
+            return
+        room.media.add_track(track)
+        asyncio.get_running_loop().create_task(room.refresh())
+
+    async def _floor_action(self, m: Message, p: Participant, room: Room) -> None:
+        t = now_ms()
+        target = m.data.get("classroom_id")
+        floor = room.floor
+        if m.type == "raise_hand":
+            permissions.check(p.role, "raise_hand")
+            events = floor.raise_hand(p.classroom_id, t)
+        elif m.type == "lower_hand":
+            permissions.check(p.role, "lower_hand")
+            events = floor.lower_hand(p.classroom_id, t)
+        elif m.type == "grant_floor":
+            permissions.check(p.role, "grant_floor")
+            events = floor.grant(p.classroom_id, target, t)
+        elif m.type == "revoke_floor":
+            permissions.check(p.role, "revoke_floor")
+            events = floor.revoke(p.classroom_id, target, t)
+        elif m.type == "mute":
+            permissions.check(p.role, "mute")
+            events = floor.mute(p.classroom_id, target, t)
+        elif m.type == "unmute":
+            permissions.check(p.role, "mute")
+            events = floor.unmute(p.classroom_id, target, t)
+        elif m.type == "spotlight":
+            permissions.check(p.role, "spotlight")
+            events = floor.spotlight(p.classroom_id, target, t)
+        else:
+            raise ProtocolError("unknown_type", f"unknown message type {m.type!r}", m.id)
+        room._record(events)
+        # Media first (audio gating takes effect at once), then tell everybody.
+        await room.refresh()
+        await room.broadcast_floor(events)
+
+    async def _close_media(self, room: Room, p: Participant) -> None:
+        gone = room.media.remove_tracks_of(p.participant_id)
+        room.media.publishers.pop(p.participant_id, None)
+        room.media.subscribers.pop(p.participant_id, None)
+        if p.subscriber is not None:
+            await p.subscriber.close()
+        if p.publisher is not None:
+            await p.publisher.close()
+        if gone:
+            await room.refresh()
+
+    async def _leave(self, graceful: bool) -> None:
+        p, room = self.participant, self.room
+        self.participant = None
+        if p is None or room is None:
+            return
+        if p.participant_id not in room.participants:
+            return  # already evicted by a newer session of the same classroom
+        events = room.remove(p, graceful=graceful)
+        await self._close_media(room, p)
+        self.router.admission.on_left(p.lesson_id, p.classroom_id)
+        if p.visible:
+            await room.broadcast(server_message("participant_left", participant=p.public()))
+        await room.broadcast_floor([e for e in events if not e.hidden])
+        await room.refresh()
+        await self.router.release(room)
