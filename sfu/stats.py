@@ -1,0 +1,143 @@
+"""Hot-path counters: plain ints, no locks, no prometheus calls per packet.
+
+The media path does ``STATS.packets_in += 1`` and ``STATS.forward_latency.observe_ms(x)``; that
+is all it costs. Everything runs on the one asyncio thread, so plain ``+=`` is exact.
+``classroom/metrics.py`` copies these numbers into Prometheus once per second.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass, field, fields
+
+# bucket upper bounds, milliseconds
+FORWARD_LATENCY_BOUNDS_MS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100)
+KEYFRAME_WAIT_BOUNDS_MS: tuple[float, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000)
+JOIN_LATENCY_BOUNDS_MS: tuple[float, ...] = (250, 500, 1000, 2000, 3000, 5000, 10000, 30000)
+
+
+@dataclass(slots=True)
+class LatencyHistogram:
+    """A fixed-bucket histogram of milliseconds: one bisect and three ``+=`` per observation.
+
+    ``counts[i]`` counts values ``v <= bounds[i]`` not counted in an earlier bucket (Prometheus
+    ``le`` semantics); ``counts[-1]`` counts values above the last bound.
+    """
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    sum_ms: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.bounds or list(self.bounds) != sorted(set(self.bounds)):
+            raise ValueError("histogram bounds must be non-empty, increasing and distinct")
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+        elif len(self.counts) != len(self.bounds) + 1:
+            raise ValueError("counts must have one entry per bound plus one")
+
+    def observe_ms(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum_ms += value
+        self.count += 1
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """Cumulative ``(upper bound ms, count <= bound)`` pairs, ending with ``(inf, count)``."""
+        out: list[tuple[float, int]] = []
+        running = 0
+        for bound, n in zip(self.bounds, self.counts, strict=False):
+            running += n
+            out.append((bound, running))
+        out.append((math.inf, running + self.counts[-1]))
+        return out
+
+    def copy(self) -> LatencyHistogram:
+        return LatencyHistogram(self.bounds, list(self.counts), self.sum_ms, self.count)
+
+    def reset(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum_ms = 0.0
+        self.count = 0
+
+
+@dataclass(slots=True)
+class MediaStats:
+    """Counters of the whole SFU process since start (monotonic, never reset in production)."""
+
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    forwarded_packets: int = 0
+    nacks_received: int = 0
+    nacks_sent: int = 0
+    retransmitted_packets: int = 0
+    nack_misses: int = 0
+    plis_received: int = 0
+    keyframe_requests_sent: int = 0
+    remb_sent: int = 0
+    rtcp_sr_sent: int = 0
+    rtcp_errors: int = 0
+    rtp_errors: int = 0
+    dropped_congested: int = 0
+    transcodes: int = 0
+    # ingress -> egress inside the SFU
+    forward_latency: LatencyHistogram = field(
+        default_factory=lambda: LatencyHistogram(FORWARD_LATENCY_BOUNDS_MS)
+    )
+    # keyframe request (PLI/FIR sent upstream) -> keyframe arrives
+    keyframe_wait: LatencyHistogram = field(
+        default_factory=lambda: LatencyHistogram(KEYFRAME_WAIT_BOUNDS_MS)
+    )
+    # token presented (join) -> first media received by that classroom
+    join_latency: LatencyHistogram = field(
+        default_factory=lambda: LatencyHistogram(JOIN_LATENCY_BOUNDS_MS)
+    )
+
+    def counters(self) -> dict[str, int]:
+        """The plain int counters by name (a copy)."""
+        return {name: getattr(self, name) for name in MEDIA_COUNTERS}
+
+    def histograms(self) -> dict[str, LatencyHistogram]:
+        """The histograms by name (the live objects)."""
+        return {
+            "forward_latency": self.forward_latency,
+            "keyframe_wait": self.keyframe_wait,
+            "join_latency": self.join_latency,
+        }
+
+    def reset(self) -> None:
+        """For tests only."""
+        for name in MEDIA_COUNTERS:
+            setattr(self, name, 0)
+        for h in self.histograms().values():
+            h.reset()
+
+
+MEDIA_COUNTERS: tuple[str, ...] = tuple(
+    f.name for f in fields(MediaStats) if f.type in ("int", int)
+)
+
+
+@dataclass(slots=True)
+class SignalingStats:
+    """WebSocket message counters and errors by protocol error code."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+    def reset(self) -> None:
+        """For tests only."""
+        self.messages_in = 0
+        self.messages_out = 0
+        self.errors.clear()
+
+
+STATS = MediaStats()
+SIGNALING = SignalingStats()
