@@ -333,6 +333,7 @@ class VP8Depacketizer(Depacketizer):
     def __init__(self) -> None:
         self._parts: list[bytes] = []
         self._timestamp: int | None = None
+        self._last_seq = -1
 
     def reset(self) -> None:
         self._parts = []
@@ -343,10 +344,12 @@ class VP8Depacketizer(Depacketizer):
             return []
         header_len, start, pid = parse_vp8_descriptor(packet.payload)
         data = packet.payload[header_len:]
+        contiguous = packet.sequence == (self._last_seq + 1) & 0xFFFF
+        self._last_seq = packet.sequence
         if start and pid == 0:
             self._parts = [data]
             self._timestamp = packet.timestamp
-        elif self._timestamp is None or packet.timestamp != self._timestamp:
+        elif not contiguous or self._timestamp is None or packet.timestamp != self._timestamp:
             self.reset()  # continuation of a frame whose start we do not have
             return []
         else:
@@ -390,6 +393,7 @@ class H264Depacketizer(Depacketizer):
         self._broken = False
         self._sps: bytes | None = None
         self._pps: bytes | None = None
+        self._last_seq = -1
 
     def reset(self) -> None:
         self._nals = []
@@ -404,6 +408,9 @@ class H264Depacketizer(Depacketizer):
             out += self._finish()
         if self._timestamp is None:
             self._timestamp = packet.timestamp
+        elif packet.sequence != (self._last_seq + 1) & 0xFFFF:
+            self._broken = True  # a packet of this access unit is missing
+        self._last_seq = packet.sequence
         payload = packet.payload
         if not payload:
             return out

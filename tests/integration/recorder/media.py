@@ -20,7 +20,7 @@ from recorder.packetize import Packetizer, packetizer_for
 FLASH_MS = 100
 
 
-def flash_times(duration: float, period: float = 2.0, first: float = 0.5) -> list[float]:
+def flash_times(duration: float, period: float = 2.0, first: float = 0.4) -> list[float]:
     out = []
     t = first
     while t + FLASH_MS / 1000 < duration:
@@ -203,9 +203,13 @@ def decode_times(path: str, kind: str) -> list[tuple[float, float]]:
         else:
             for aframe in container.decode(audio=0):
                 samples = aframe.to_ndarray().astype(np.float64)
-                mono = samples.reshape(-1) if samples.shape[0] == 1 else samples.mean(axis=0)
-                if aframe.format.is_planar is False and len(aframe.layout.channels) > 1:
-                    mono = samples.reshape(-1, len(aframe.layout.channels)).mean(axis=1)
+                if samples.dtype.kind != "f" or aframe.format.name.startswith("s16"):
+                    samples = samples / 32768.0
+                channels = len(aframe.layout.channels)
+                if aframe.format.is_planar:
+                    mono = samples.mean(axis=0)
+                else:
+                    mono = samples.reshape(-1, channels).mean(axis=1)
                 step = aframe.sample_rate // 100
                 for k in range(0, len(mono) - step + 1, step):
                     block = mono[k : k + step]
