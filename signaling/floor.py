@@ -126,15 +126,16 @@ class Floor:
     """The floor of one lesson. See the module docstring for the rules."""
 
     config: FloorConfig = field(default_factory=FloorConfig)
-    history: list[FloorEvent] = field(default_factory=list)
-    _members: dict[str, _Member] = field(default_factory=dict)
-    _queue: list[str] = field(default_factory=list)
-    _granted: list[str] = field(default_factory=list)  # in grant order
-    _muted: set[str] = field(default_factory=set)
-    _spotlight: str | None = None
+    # every event ever emitted, in order (for the recording)
+    history: list[FloorEvent] = field(default_factory=list, init=False, repr=False)
+    _members: dict[str, _Member] = field(default_factory=dict, init=False)
+    _queue: list[str] = field(default_factory=list, init=False)
+    _granted: list[str] = field(default_factory=list, init=False)  # in grant order
+    _muted: set[str] = field(default_factory=set, init=False)
+    _spotlight: str | None = field(default=None, init=False)
     # (classroom that lost the spotlight by disconnecting, the spotlight right after that)
-    _restore: tuple[str, str | None] | None = None
-    _last: FloorEvent | None = None
+    _restore: tuple[str, str | None] | None = field(default=None, init=False, repr=False)
+    _last: FloorEvent | None = field(default=None, init=False, repr=False)
 
     # ---------------------------------------------------------------- queries
     @property
