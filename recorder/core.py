@@ -46,6 +46,7 @@ from recorder.writer import TrackWriter
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+MANIFEST_MIN_INTERVAL = 0.5
 
 
 @dataclass
@@ -308,6 +309,7 @@ class RecordingSession:
         self._by_ssrc: dict[int, TrackRecorder] = {}
         self._offsets: dict[str, float] = {}
         self._last_manifest = -1e18
+        self._manifest_segments = 0
         self._end_unix: float | None = None
         self.write_manifest()
 
@@ -424,7 +426,14 @@ class RecordingSession:
                 log.exception("track %s: poll failed: %s", track_id, exc)
             if track.keyframe_request_due(now):
                 wanted.append(track_id)
-        if now - self._last_manifest >= self.manifest_interval:
+        segments = sum(len(t.writer.segments) for t in self.tracks.values())
+        since = now - self._last_manifest
+        # Rewrite every manifest_interval, and soon after a segment was completed, so a crash
+        # leaves a manifest that lists (nearly) everything on disk.
+        if since >= self.manifest_interval or (
+            segments != self._manifest_segments and since >= MANIFEST_MIN_INTERVAL
+        ):
+            self._manifest_segments = segments
             self.write_manifest(now)
         return wanted
 

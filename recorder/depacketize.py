@@ -251,6 +251,23 @@ def build_sender_report(
     )
 
 
+def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
+    """RTCP Picture Loss Indication (RFC 4585 §6.3.1): please send a keyframe."""
+    return struct.pack("!BBHII", 0x81, 206, 2, sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF)
+
+
+def parse_pli(data: bytes) -> list[int]:
+    """Media SSRCs for which a (compound) RTCP packet asks a keyframe."""
+    out: list[int] = []
+    offset = 0
+    while offset + 12 <= len(data):
+        b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
+        if packet_type == 206 and b0 & 0x1F == 1:
+            out.append(struct.unpack_from("!I", data, offset + 8)[0])
+        offset += 4 * (words + 1)
+    return out
+
+
 # --------------------------------------------------------------------------------------- frames
 
 
