@@ -67,8 +67,27 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
+def make_lossy(pc: RTCPeerConnection, loss: float, seed: int = 7) -> None:
+    """Drop a share of the incoming SRTP datagrams of ``pc`` (a test fake in the spirit of
+    aiortc's own lossy test transports): STUN, DTLS and RTCP pass untouched."""
+    import random
+
+    rng = random.Random(seed)
+    conn = pc.getTransceivers()[0].receiver.transport.transport._connection
+    original = conn.data_received
+
+    def data_received(data: bytes, component: int) -> None:
+        is_rtp = 127 < data[0] < 192 and not 192 <= data[1] <= 223
+        if is_rtp and rng.random() < loss:
+            return
+        original(data, component)
+
+    conn.data_received = data_received
+
+
 class ClassroomPeer:
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str, loss: float = 0.0) -> None:
+        self.loss = loss
         self.url = base_url.replace("http", "ws", 1) + "/ws"
         self.token = token
         self.session: aiohttp.ClientSession | None = None
@@ -87,6 +106,7 @@ class ClassroomPeer:
         self._consumers: list[asyncio.Task[None]] = []
         self._next_id = 1
         self.offers = 0
+        self.first_frame_at: dict[str, float] = {}
 
     async def connect(self) -> dict[str, Any]:
         self.session = aiohttp.ClientSession()
@@ -157,6 +177,8 @@ class ClassroomPeer:
                 self._consumers.append(asyncio.get_running_loop().create_task(self._consume(track)))
 
         await self.sub.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
+        if self.loss and self.offers == 1:
+            make_lossy(self.sub, self.loss)
         answer = await self.sub.createAnswer()
         await self.sub.setLocalDescription(answer)
         await self.send({"type": "subscribe_answer", "sdp": self.sub.localDescription.sdp})
@@ -174,6 +196,7 @@ class ClassroomPeer:
             while True:
                 frame = await track.recv()
                 self.frames[mid] += 1
+                self.first_frame_at.setdefault(mid, time.monotonic())
                 if isinstance(frame, av.VideoFrame):
                     self.frame_size[mid] = (frame.width, frame.height)
                 else:

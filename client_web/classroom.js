@@ -1,0 +1,256 @@
+// The classroom protocol client shared by the lead, remote and observer pages (docs/protocol.md).
+// Plain ES module, no build step. It holds no business rules: the server decides who receives
+// what and who may do what; this only negotiates, displays and reconnects.
+
+export const PROTOCOL_VERSION = 1;
+
+export function tokenFromUrl() {
+  return new URLSearchParams(location.search).get("token") || "";
+}
+
+export function claimsOf(token) {
+  try {
+    const payload = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const json = decodeURIComponent(escape(atob(payload + "===".slice((payload.length + 3) % 4))));
+    return JSON.parse(json);
+  } catch (e) {
+    return null;
+  }
+}
+
+// Milestones of this page (ms since navigation start), for the status line and for tests.
+export const timeline = (window.classroomTimeline = window.classroomTimeline || []);
+export function mark(name) {
+  timeline.push([name, Math.round(performance.now())]);
+}
+
+export class ClassroomClient extends EventTarget {
+  constructor(token, { wsUrl } = {}) {
+    super();
+    this.token = token;
+    this.wsUrl = wsUrl || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+    this.ws = null;
+    this.pub = null;
+    this.sub = null;
+    this.joined = null;
+    this.tracks = [];          // what each subscribe m-line carries: {mid, kind, source, classroom_id, ...}
+    this.remoteTracks = new Map(); // mid -> MediaStreamTrack
+    this.publishing = null;    // {stream, sources: Map<MediaStreamTrack, source>}
+    this.left = false;
+    this.retries = 0;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.iceServers = [];
+    this.state = "connecting";
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(state) {
+    this.state = state;
+    this.emit("state", state);
+  }
+
+  connect() {
+    this.left = false;
+    const ws = new WebSocket(this.wsUrl);
+    this.ws = ws;
+    ws.onopen = () => { mark("ws_open"); this.request({ type: "join", token: this.token }).catch(() => {}); };
+    ws.onmessage = (ev) => this.onMessage(JSON.parse(ev.data));
+    ws.onclose = () => this.onDisconnected("signaling connection closed");
+    ws.onerror = () => {};
+  }
+
+  send(msg) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return null;
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id, ...msg }));
+    return id;
+  }
+
+  request(msg) {
+    const id = this.send(msg);
+    return new Promise((resolve, reject) => {
+      if (id === null) return reject(new Error("not connected"));
+      this.pending.set(id, { resolve, reject });
+    });
+  }
+
+  async onMessage(msg) {
+    const waiter = msg.re !== undefined ? this.pending.get(msg.re) : null;
+    if (waiter) {
+      this.pending.delete(msg.re);
+      msg.type === "error" ? waiter.reject(Object.assign(new Error(msg.message), { code: msg.code })) : waiter.resolve(msg);
+    }
+    switch (msg.type) {
+      case "joined":
+        mark("joined");
+        this.joined = msg;
+        this.retries = 0;
+        this.iceServers = msg.ice_servers || [];
+        this.setState("joined");
+        this.emit("joined", msg);
+        if (this.publishing) this.publish(this.publishing.stream, this.publishing.sources).catch((e) => this.emit("error", e));
+        break;
+      case "subscribe_offer":
+        await this.onSubscribeOffer(msg);
+        break;
+      case "tracks":
+        this.tracks = msg.tracks;
+        this.emit("tracks", this.trackList());
+        break;
+      case "error":
+        if (msg.code === "replaced") this.left = true;
+        this.emit("error", msg);
+        break;
+      default:
+        this.emit(msg.type, msg);
+    }
+  }
+
+  newPeer(target) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    pc.onicecandidate = (ev) => {
+      this.send({ type: "ice", target, candidate: ev.candidate ? ev.candidate.toJSON() : null });
+    };
+    pc.onconnectionstatechange = () => {
+      mark(`${target}_${pc.connectionState}`);
+      this.emit("connection", { target, state: pc.connectionState });
+      if (pc.connectionState === "failed") this.onDisconnected(`${target} connection failed`);
+    };
+    return pc;
+  }
+
+  async onSubscribeOffer(msg) {
+    mark("subscribe_offer");
+    if (!this.sub) {
+      this.sub = this.newPeer("subscribe");
+      this.sub.ontrack = (ev) => {
+        mark(`track_${ev.transceiver.mid}`);
+        this.remoteTracks.set(ev.transceiver.mid, ev.track);
+        this.emit("tracks", this.trackList());
+      };
+    }
+    this.tracks = msg.tracks;
+    await this.sub.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    const answer = await this.sub.createAnswer();
+    await this.sub.setLocalDescription(answer);
+    this.send({ type: "subscribe_answer", sdp: this.sub.localDescription.sdp });
+    mark("subscribe_answer");
+    this.emit("tracks", this.trackList());
+  }
+
+  // [{mid, kind, source, classroom_id, participant_id, track}] for m-lines that carry something now
+  trackList() {
+    return this.tracks
+      .filter((t) => t.track_id && this.remoteTracks.has(t.mid))
+      .map((t) => ({ ...t, track: this.remoteTracks.get(t.mid) }));
+  }
+
+  // sources: Map<MediaStreamTrack, "teacher"|"screen"|"students">
+  async publish(stream, sources) {
+    this.publishing = { stream, sources };
+    if (this.pub) { this.pub.close(); this.pub = null; }
+    const pc = this.newPeer("publish");
+    this.pub = pc;
+    const byMid = {};
+    const transceivers = [];
+    for (const [track, source] of sources) {
+      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      transceivers.push([t, source]);
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    for (const [t, source] of transceivers) byMid[t.mid] = source;
+    const reply = await this.request({ type: "publish", sdp: pc.localDescription.sdp, sources: byMid });
+    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+    this.emit("published", reply);
+    return reply;
+  }
+
+  async addSource(track, source) {
+    if (!this.publishing) throw new Error("publish first");
+    this.publishing.stream.addTrack(track);
+    this.publishing.sources.set(track, source);
+    return this.publish(this.publishing.stream, this.publishing.sources);
+  }
+
+  async removeSource(track) {
+    if (!this.publishing) return;
+    this.publishing.sources.delete(track);
+    this.publishing.stream.removeTrack(track);
+    return this.publish(this.publishing.stream, this.publishing.sources);
+  }
+
+  onDisconnected(reason) {
+    if (this.state === "reconnecting") return;
+    for (const pc of [this.pub, this.sub]) if (pc) pc.close();
+    this.pub = this.sub = null;
+    this.remoteTracks.clear();
+    this.tracks = [];
+    for (const w of this.pending.values()) w.reject(new Error(reason));
+    this.pending.clear();
+    if (this.ws) { this.ws.onclose = null; this.ws.close(); this.ws = null; }
+    this.emit("tracks", []);
+    if (this.left) { this.setState("left"); return; }
+    this.setState("reconnecting");
+    const delay = Math.min(5000, 300 * 2 ** this.retries++);
+    setTimeout(() => { this.setState("connecting"); this.connect(); }, delay);
+  }
+
+  leave() {
+    this.left = true;
+    this.send({ type: "leave" });
+    this.onDisconnected("left");
+  }
+
+  // Figures for the page's status line and for tests: per subscribe m-line inbound stats.
+  async stats() {
+    const out = { inbound: {}, outbound: {} };
+    for (const [name, pc] of [["inbound", this.sub], ["outbound", this.pub]]) {
+      if (!pc) continue;
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if ((s.type === "inbound-rtp" && name === "inbound") || (s.type === "outbound-rtp" && name === "outbound")) {
+          out[name][s.mid || s.id] = {
+            kind: s.kind, packets: s.packetsReceived ?? s.packetsSent, bytes: s.bytesReceived ?? s.bytesSent,
+            framesDecoded: s.framesDecoded, frameWidth: s.frameWidth, audioLevel: s.audioLevel,
+            packetsLost: s.packetsLost, nackCount: s.nackCount, jitter: s.jitter,
+          };
+        }
+      });
+    }
+    return out;
+  }
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k === "class") node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+// Attach a track to a <video>/<audio> element (creating it if needed) and play it.
+export function mediaFor(container, key, track, kind) {
+  let node = container.querySelector(`[data-key="${key}"]`);
+  if (!node) {
+    node = document.createElement(kind === "video" ? "video" : "audio");
+    node.dataset.key = key;
+    node.autoplay = true;
+    node.playsInline = true;
+    if (kind === "video") node.muted = true;
+    container.append(node);
+  }
+  if (!node.srcObject || node.srcObject.getTracks()[0] !== track) {
+    node.srcObject = new MediaStream([track]);
+    node.play().catch(() => {});
+  }
+  return node;
+}
