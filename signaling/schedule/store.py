@@ -669,7 +669,8 @@ class ScheduleStore:
             return "ended"
         if row is not None and row["status"] == "live":
             return "ended" if now > occ.end + JOIN_AFTER_S else "live"
-        return "ended" if now > occ.end else "scheduled"
+        # nobody came (yet): joinable until the tokens expire, then over
+        return "ended" if now > occ.end + JOIN_AFTER_S else "scheduled"
 
     def view(self, lesson: Lesson, occ: Occurrence) -> OccurrenceView:
         row = self._state(occ.occurrence_id)
@@ -757,7 +758,10 @@ class ScheduleStore:
         """A classroom joined the live room ``lesson_id`` (an occurrence id): the lesson is
         live, and the join is kept in its history."""
         parsed = split_occurrence_id(lesson_id)
-        if parsed is None or self._lesson_any_bureau(parsed[0]) is None:
+        if parsed is None:
+            return
+        lesson = self._lesson_any_bureau(parsed[0])
+        if lesson is None or self.find_occurrence(lesson, parsed[1]) is None:
             return
         now = self.clock()
         with self._tx() as db:

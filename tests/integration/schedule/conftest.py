@@ -77,7 +77,9 @@ class Env:
         return body
 
 
-async def start_client(store: ScheduleStore, signer: TokenSigner, live: FakeLive) -> TestClient[Any, Any]:
+async def start_client(
+    store: ScheduleStore, signer: TokenSigner, live: FakeLive
+) -> TestClient[Any, Any]:
     app = web.Application()
     setup_schedule(app, store, signer, live, PUBLIC_URL)
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
@@ -98,7 +100,11 @@ async def populate(env: Env) -> None:
     for n in (1, 2, 3):
         env.ids[f"r{n}"] = await post(
             "/api/classrooms",
-            {"school_id": rural, "name": f"Remote {n}", "kind": "hardware" if n == 3 else "browser"},
+            {
+                "school_id": rural,
+                "name": f"Remote {n}",
+                "kind": "hardware" if n == 3 else "browser",
+            },
         )
     env.ids["lead2"] = await post("/api/classrooms", {"school_id": strong, "name": "Lead room 2"})
     env.ids["teacher"] = await post("/api/teachers", {"school_id": strong, "name": "王老师"})
