@@ -1,0 +1,291 @@
+// Lesson playback: plays every recorded track of a lesson in sync on one virtual clock.
+// URL: /playback.html?manifest=<signed manifest URL>[&autoplay=0][&t=<seconds>]
+// The manifest (format classroom-recording/1, docs/recording-format.md) gives each track's
+// file and its place on the lesson timeline (start_ms/end_ms); media elements are kept within
+// a few hundred milliseconds of the virtual clock by seeking when they drift.
+"use strict";
+
+(function () {
+  const EVENT_LABELS = {
+    hand_raised: "举手", hand_lowered: "放下手", floor_granted: "授予发言",
+    floor_revoked: "收回发言", spotlight: "聚焦", mute: "静音", join: "加入", leave: "离开",
+  };
+  const SOURCE_LABELS = { teacher: "教师", students: "学生", screen: "课件" };
+  const DRIFT_PLAYING = 0.3; // s: re-seek a playing element beyond this drift
+  const DRIFT_PAUSED = 0.05;
+
+  const $ = (id) => document.getElementById(id);
+  const params = new URLSearchParams(location.search);
+  let resolveReady, rejectReady;
+  const ready = new Promise((res, rej) => { resolveReady = res; rejectReady = rej; });
+  ready.catch(() => {});
+
+  const clock = { playing: false, base: 0, perf0: 0, rate: 1, duration: 0 };
+  const slots = []; // {el, tile, tracks:[{url,start,end,...}], current}
+  let manifest = null;
+  let names = {};
+  let eventButtons = [];
+
+  function now() {
+    if (!clock.playing) return clock.base;
+    const t = clock.base + (performance.now() - clock.perf0) * clock.rate;
+    return Math.min(t, clock.duration);
+  }
+
+  function fmt(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const mm = String(m).padStart(2, "0"), ss = String(sec).padStart(2, "0");
+    return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+  }
+
+  function status(text) { $("status").textContent = text || ""; }
+
+  function syncSlot(slot, t, force) {
+    const el = slot.el;
+    const active = slot.tracks.find((tr) => t >= tr.start && t < tr.end) || null;
+    if (slot.tile) slot.tile.classList.toggle("inactive", !active);
+    if (!active) {
+      if (!el.paused) el.pause();
+      return;
+    }
+    if (slot.current !== active) {
+      slot.current = active;
+      el.src = active.url;
+      force = true;
+    }
+    const local = (t - active.start) / 1000;
+    if (el.playbackRate !== clock.rate) el.playbackRate = clock.rate;
+    if (clock.playing) {
+      if (el.paused) el.play().catch((err) => {
+        if (el.tagName === "AUDIO") status("点击“播放”开启声音 (" + err.name + ")");
+      });
+      if (!el.seeking && (force || Math.abs(el.currentTime - local) > DRIFT_PLAYING)) {
+        el.currentTime = local;
+      }
+    } else {
+      if (!el.paused) el.pause();
+      if (force || (!el.seeking && Math.abs(el.currentTime - local) > DRIFT_PAUSED)) {
+        el.currentTime = local;
+      }
+    }
+  }
+
+  function syncAll(force) {
+    const t = now();
+    for (const slot of slots) syncSlot(slot, t, force);
+    if (clock.playing && t >= clock.duration) pause();
+  }
+
+  function spotlightAt(t) {
+    let current = null;
+    for (const ev of manifest.events) {
+      if (ev.t_ms > t) break;
+      if (ev.type === "spotlight") current = ev.classroom_id || null;
+    }
+    return current;
+  }
+
+  function updateUi() {
+    if (!manifest) return;
+    const t = now();
+    $("time").textContent = `${fmt(t)} / ${fmt(clock.duration)}`;
+    if (document.activeElement !== $("seek")) {
+      $("seek").value = String(Math.round((t / Math.max(1, clock.duration)) * 1000));
+    }
+    $("cursor").style.left = `${(t / Math.max(1, clock.duration)) * 100}%`;
+    const spot = spotlightAt(t);
+    for (const slot of slots) {
+      if (slot.tile && slot.classroom) {
+        slot.tile.classList.toggle("spotlight", spot !== null && slot.classroom === spot);
+      }
+    }
+    let currentIndex = -1;
+    manifest.events.forEach((ev, i) => { if (ev.t_ms <= t) currentIndex = i; });
+    eventButtons.forEach((b, i) => b.classList.toggle("current", i === currentIndex));
+    requestAnimationFrame(updateUi);
+  }
+
+  function play() {
+    if (clock.playing) return;
+    if (clock.base >= clock.duration) clock.base = 0;
+    clock.perf0 = performance.now();
+    clock.playing = true;
+    $("play").textContent = "⏸ 暂停";
+    syncAll(true);
+  }
+
+  function pause() {
+    clock.base = now();
+    clock.playing = false;
+    $("play").textContent = "▶ 播放";
+    syncAll(false);
+  }
+
+  function seek(ms) {
+    clock.base = Math.max(0, Math.min(clock.duration, ms));
+    clock.perf0 = performance.now();
+    syncAll(true);
+  }
+
+  function setRate(rate) {
+    clock.base = now();
+    clock.perf0 = performance.now();
+    clock.rate = rate;
+    syncAll(false);
+  }
+
+  function tile(label, classroom) {
+    const div = document.createElement("div");
+    div.className = "tile inactive";
+    if (classroom) div.dataset.classroom = classroom;
+    const video = document.createElement("video");
+    video.muted = true;
+    video.playsInline = true;
+    video.preload = "auto";
+    const span = document.createElement("span");
+    span.className = "label";
+    span.textContent = label;
+    const off = document.createElement("div");
+    off.className = "off";
+    off.textContent = "无画面";
+    div.append(video, span, off);
+    return { div, video };
+  }
+
+  function trackInfo(track, base) {
+    return {
+      id: track.id, url: new URL(track.file, base).href,
+      start: track.start_ms, end: track.end_ms, classroom: track.classroom_id,
+      source: track.source, kind: track.kind,
+    };
+  }
+
+  function build(m, base) {
+    manifest = m;
+    m.events = (m.events || []).slice().sort((a, b) => a.t_ms - b.t_ms);
+    names = {};
+    const roles = {};
+    for (const c of m.classrooms || []) { names[c.id] = c.name || c.id; roles[c.id] = c.role; }
+    $("title").textContent = m.title || m.lesson_id;
+    document.title = `${m.title || m.lesson_id} · 课堂回放`;
+    $("meta").textContent = `${new Date(m.started_at).toLocaleString()} · ${fmt(m.duration_ms)}`;
+    let end = m.duration_ms || 0;
+    for (const t of m.tracks) end = Math.max(end, t.end_ms);
+    clock.duration = end;
+
+    const groups = new Map(); // "classroom|source|kind" -> tracks
+    for (const t of m.tracks) {
+      const key = `${t.classroom_id}|${t.source}|${t.kind}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(trackInfo(t, base));
+    }
+    const isLead = (id) => roles[id] === "lead";
+    for (const [key, tracks] of groups) {
+      const [classroom, source, kind] = key.split("|");
+      tracks.sort((a, b) => a.start - b.start);
+      if (kind === "audio") {
+        const el = document.createElement("audio");
+        el.preload = "auto";
+        el.dataset.track = tracks[0].id;
+        $("audio").append(el);
+        slots.push({ el, tile: null, tracks, current: null, classroom });
+        continue;
+      }
+      let el, div;
+      if (isLead(classroom) && source === "teacher") {
+        el = $("main-video"); div = $("main-tile");
+        $("main-label").textContent = `${names[classroom]} · 主讲教师`;
+        div.dataset.classroom = classroom;
+      } else if (isLead(classroom) && source === "screen") {
+        el = $("screen-video"); div = $("screen-tile");
+      } else {
+        const t = tile(`${names[classroom] || classroom} · ${SOURCE_LABELS[source] || source}`,
+                       classroom);
+        $("small").append(t.div);
+        el = t.video; div = t.div;
+      }
+      el.dataset.track = tracks[0].id;
+      slots.push({ el, tile: div, tracks, current: null, classroom });
+    }
+
+    const timeline = $("timeline");
+    const list = $("events");
+    eventButtons = m.events.map((ev, i) => {
+      const who = ev.classroom_id ? (names[ev.classroom_id] || ev.classroom_id) : "—";
+      const label = `${EVENT_LABELS[ev.type] || ev.type} · ${who}`;
+      const marker = document.createElement("button");
+      marker.type = "button";
+      marker.className = `marker ev-${ev.type}`;
+      marker.style.left = `${(ev.t_ms / Math.max(1, clock.duration)) * 100}%`;
+      marker.title = `${fmt(ev.t_ms)} ${label}`;
+      marker.dataset.tMs = String(ev.t_ms);
+      marker.addEventListener("click", (e) => { e.stopPropagation(); seek(ev.t_ms); });
+      timeline.append(marker);
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "event";
+      button.dataset.index = String(i);
+      button.dataset.tMs = String(ev.t_ms);
+      button.dataset.type = ev.type;
+      const time = document.createElement("span");
+      time.className = "t";
+      time.textContent = fmt(ev.t_ms);
+      button.append(time, document.createTextNode(label));
+      button.addEventListener("click", () => seek(ev.t_ms));
+      li.append(button);
+      list.append(li);
+      return button;
+    });
+    timeline.addEventListener("click", (e) => {
+      const rect = timeline.getBoundingClientRect();
+      seek(((e.clientX - rect.left) / rect.width) * clock.duration);
+    });
+    $("play").addEventListener("click", () => (clock.playing ? pause() : play()));
+    $("seek").addEventListener("input", (e) => seek((e.target.value / 1000) * clock.duration));
+    $("speed").addEventListener("change", (e) => setRate(parseFloat(e.target.value)));
+    setInterval(() => syncAll(false), 250);
+    requestAnimationFrame(updateUi);
+  }
+
+  async function load() {
+    const url = params.get("manifest");
+    if (!url) { status("缺少 manifest 参数"); rejectReady(new Error("no manifest")); return; }
+    const base = new URL(url, location.href);
+    let m;
+    try {
+      const resp = await fetch(base.href, { credentials: "same-origin" });
+      if (!resp.ok) {
+        let message = resp.statusText;
+        try { message = (await resp.json()).message || message; } catch (e) { /* not JSON */ }
+        throw new Error(`${resp.status} ${message}`);
+      }
+      m = await resp.json();
+      if (m.format !== "classroom-recording/1") throw new Error(`unknown format ${m.format}`);
+    } catch (err) {
+      status(`无法加载回放：${err.message}`);
+      rejectReady(err);
+      return;
+    }
+    build(m, base);
+    const start = parseFloat(params.get("t") || "0") * 1000;
+    seek(start);
+    if (params.get("autoplay") !== "0") play();
+    resolveReady(m);
+  }
+
+  window.playback = {
+    ready, seek, play, pause, setRate,
+    time: () => now(),
+    get manifest() { return manifest; },
+    get playing() { return clock.playing; },
+    // lesson time (ms) each media element shows now, for tests and debugging
+    elementTimes: () => slots.map((s) => ({
+      track: s.current ? s.current.id : null, kind: s.el.tagName.toLowerCase(),
+      t_ms: s.current ? s.current.start + s.el.currentTime * 1000 : null,
+      paused: s.el.paused, readyState: s.el.readyState,
+    })),
+  };
+  load();
+})();
