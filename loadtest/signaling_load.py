@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -163,12 +164,15 @@ def run_load(
         watcher = PeakWatcher(server.base_url)
         watcher.start()
         cpu0 = cpu_seconds(server.pid)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         proc = subprocess.run(
             cmd, env=env, cwd=str(REPO_ROOT), capture_output=True, text=True,
             timeout=run_s + 120,
         )
         wall = time.monotonic() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        locust_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         cpu1 = cpu_seconds(server.pid) if server.alive() else math.nan
         watcher.stop()
         samples: dict[str, Any] = {}
@@ -210,6 +214,7 @@ def run_load(
             "locust_stats": stats,
             "server_cpu_seconds": round(cpu1 - cpu0, 2),
             "server_cpu_percent_of_core": round(100.0 * (cpu1 - cpu0) / wall, 1),
+            "locust_cpu_percent_of_core": round(100.0 * locust_cpu / wall, 1),
             "server_alive_after": server.alive(),
             "locust_exit_code": proc.returncode,
             "counts": samples.get("counts", {}),
@@ -256,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"join latency (token -> joined) ms: p50 {j['p50']}  p95 {j['p95']}  p99 {j['p99']}  "
           f"max {j['max']}")
     print(f"failures: {result['failures']}  requests: {result['requests']}  "
-          f"server CPU {result['server_cpu_percent_of_core']}% of a core")
+          f"server CPU {result['server_cpu_percent_of_core']}% of a core, "
+          f"locust {result['locust_cpu_percent_of_core']}%")
     for f in result["failure_detail"][:10]:
         print(f"  failure: {f['name']}: {f['error']} x{f['occurrences']}")
     print("PASS" if result["pass"] else "FAIL", "(acceptance: 0 failures, join p99 <= 300 ms)")
