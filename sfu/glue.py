@@ -287,3 +287,57 @@ def prefer_codecs(t: RTCRtpTransceiver, mimes: list[str], parameters: dict[str, 
     if not wanted:  # e.g. unknown fmtp: fall back to the mime alone
         wanted = [c for c in caps.codecs if c.mimeType.lower() in [m.lower() for m in mimes]]
     t.setCodecPreferences([RTCRtpCodecCapability(c.mimeType, c.clockRate, c.channels, c.parameters) for c in wanted])
+
+
+# --- bot-side hooks (load test, recorder) ---
+# Used by loadtest/bots.py. A subscriber bot keeps aiortc's ICE, DTLS and SRTP negotiation but
+# must not pay for aiortc's receive path per packet (datagram → aioice queue → DTLS transport →
+# SRTP unprotect → RTP parse → router): it takes SRTP datagrams straight off the ICE socket and
+# unprotects only a sample with the negotiated receive session.
+
+SrtpCallback = Callable[[bytes], None]  # one still-encrypted SRTP (not SRTCP) datagram
+
+
+def _bundle_dtls(pc: RTCPeerConnection) -> Any | None:
+    for t in pc.getTransceivers():
+        return t.receiver.transport
+    return None
+
+
+def tap_srtp_datagrams(pc: RTCPeerConnection, on_srtp: SrtpCallback) -> bool:
+    """Hand every SRTP datagram that reaches ``pc``'s bundled ICE sockets to ``on_srtp``,
+    encrypted, straight from the socket (``StunProtocol.datagram_received`` is replaced per
+    instance). STUN, DTLS and SRTCP still take aiortc's path. Call after
+    ``setLocalDescription`` (the sockets exist once candidates are gathered); idempotent.
+    Returns False if ``pc`` has no transport or no socket yet."""
+    dtls = _bundle_dtls(pc)
+    if dtls is None:
+        return False
+    protocols = list(dtls.transport._connection._protocols)
+    if not protocols:
+        return False
+    for proto in protocols:
+        if getattr(proto, _ADOPTED, False):
+            continue
+        setattr(proto, _ADOPTED, True)
+
+        def datagram_received(
+            data: bytes, addr: Any, _original: Any = proto.datagram_received
+        ) -> None:
+            # RFC 7983 demultiplexing: 128..191 is RTP/RTCP; RTCP packet types are 192..223
+            if 127 < data[0] < 192 and not 191 < data[1] < 224:
+                on_srtp(data)
+            else:
+                _original(data, addr)
+
+        proto.datagram_received = datagram_received
+    return True
+
+
+def srtp_unprotect(pc: RTCPeerConnection) -> Callable[[bytes], bytes] | None:
+    """``unprotect`` of ``pc``'s negotiated SRTP receive session (None until DTLS is done).
+    Its replay window is 1024 packets: unprotect a sample in arrival order."""
+    dtls = _bundle_dtls(pc)
+    if dtls is None or dtls._rx_srtp is None:
+        return None
+    return dtls._rx_srtp.unprotect  # type: ignore[no-any-return]
