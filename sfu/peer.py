@@ -55,8 +55,8 @@ async def _add_candidate(pc: RTCPeerConnection, candidate: dict[str, Any] | None
         text = text[len("candidate:") :]
     try:
         c = candidate_from_sdp(text)
-    except (ValueError, IndexError) as exc:
-        raise SdpError(f"malformed ICE candidate: {exc}") from exc
+    except (ValueError, IndexError, AssertionError) as exc:  # aiortc asserts on short lines
+        raise SdpError(f"malformed ICE candidate: {text[:80]!r}") from exc
     c.sdpMid = candidate.get("sdpMid")
     c.sdpMLineIndex = candidate.get("sdpMLineIndex")
     if c.sdpMid is None and c.sdpMLineIndex is None:

@@ -25,6 +25,7 @@ from signaling.tokens import TokenClaims, TokenError, TokenSigner
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+NEGOTIATION_TIMEOUT_S = 10.0
 
 
 class Session:
@@ -128,7 +129,10 @@ class Session:
         elif m.type == "subscribe_answer":
             if p.subscriber is None:
                 raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
-            await p.subscriber.on_answer(m.data["sdp"])
+            try:
+                await asyncio.wait_for(p.subscriber.on_answer(m.data["sdp"]), NEGOTIATION_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise SdpError("the answer could not be applied in time") from None
         elif m.type == "ice":
             cand = m.data.get("candidate")
             if m.data["target"] == "publish":
@@ -230,6 +234,8 @@ class Session:
                 source = "students" if p.role == "remote" else "teacher"
                 sources[mid] = source
             offered.append((media.kind, source))
+        if not offered:
+            raise SdpError("the offer has no audio or video m-line to publish (sendonly/sendrecv)")
         # Everything already published on this connection counts toward the limits too.
         existing = [(t.kind, t.source) for mid, t in (p.publisher.tracks.items() if p.publisher else [])
                     if mid not in sources]
@@ -239,7 +245,10 @@ class Session:
                 p.participant_id, p.classroom_id, self.settings, on_track=self._on_track
             )
             room.media.publishers[p.participant_id] = p.publisher
-        answer = await p.publisher.answer(sdp, sources)
+        try:
+            answer = await asyncio.wait_for(p.publisher.answer(sdp, sources), NEGOTIATION_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise SdpError("the offer could not be negotiated in time") from None
         tracks = [{"mid": mid, "kind": kind, "source": sources.get(mid)} for mid, kind in
                   ((md.rtp.muxId, md.kind) for md in parsed.media)]
         await self.send(server_message("publish_answer", re=m.id, sdp=answer, tracks=tracks))
