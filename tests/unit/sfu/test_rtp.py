@@ -214,7 +214,7 @@ def test_fuzz_arbitrary_bytes_parse_or_raise_rtp_error(data: bytes) -> None:
         assert level is None or 0 <= level <= 127
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.binary(min_size=12, max_size=12),
     st.integers(0, 3),
