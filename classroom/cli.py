@@ -52,6 +52,7 @@ COMMANDS = {
     "record": "record a lesson as a recorder participant",
     "composite": "render a recording into one MP4 following the spotlight",
     "analyze": "classroom-behaviour analysis of a recording directory",
+    "admin": "bureau administrators: create-admin, list-bureaus, revoke-admin",
 }
 
 
@@ -69,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate("recorder.cli", "record_main", rest)
     if command == "composite":
         return _delegate("recorder.cli", "composite_main", rest)
+    if command == "admin":
+        return _delegate("signaling.schedule.cli", "main", rest)
     if command == "analyze":
         return _delegate("analytics.cli", "main", rest)
     print(f"classroom: unknown command {command!r} (try --help)", file=sys.stderr)

@@ -50,6 +50,9 @@ class Server:
         await self.media.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        store = self.extras.get("schedule")
+        if store is not None:
+            store.close()
 
 
 def _ice_servers(config: Config) -> list[dict[str, Any]]:
@@ -85,20 +88,30 @@ def build_server(config: Config) -> Server:
         ice_servers=_ice_servers(config),
         max_message_bytes=config.server.max_message_bytes,
     )
-    server = Server(config=config, app=app, router=router, media=media, signer=signer)
+    server = Server(config=config, app=app, router=router, media=media, signer=signer,
+                    port=config.server.port)
     _wire_optional(server)
     add_static_pages(app)
     return server
 
 
 def _wire_optional(server: Server) -> None:
-    """Metrics, schedule and recordings: each wired when its package is present."""
-    try:
-        from classroom.metrics import setup_metrics
-    except ImportError:
-        setup_metrics = None  # type: ignore[assignment]
-    if setup_metrics is not None:
-        setup_metrics(server)
+    """Metrics, the bureau schedule and recordings."""
+    from classroom.metrics import setup_metrics
+    from signaling.schedule.api import setup_schedule
+    from signaling.schedule.store import ScheduleStore
+
+    setup_metrics(server)
+    store = ScheduleStore.open(server.config.data_path / "schedule.sqlite3")
+    server.extras["schedule"] = store
+    server.router.admission = store
+    setup_schedule(server.app, store, server.signer, server.router, server.base_url)
+    key = store.ensure_bootstrap_admin()
+    if key:
+        server.extras.setdefault("banner", []).append(
+            "First start: a bureau administrator was created. Its API key (shown only once, "
+            f"stored hashed):\n  {key}\n  Log in at {server.base_url}/bureau.html"
+        )
 
 
 def demo_links(server: Server) -> dict[str, str]:
@@ -121,7 +134,14 @@ def demo_links(server: Server) -> dict[str, str]:
 
 async def start_server(config: Config) -> Server:
     """Build and start listening (used by ``classroom serve`` and by the tests)."""
+    if config.server.port == 0:  # pick the port first so join links carry the real one
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind((config.server.host, 0))
+            config.server.port = probe.getsockname()[1]
     server = build_server(config)
+    server.port = config.server.port
     server.runner = web.AppRunner(server.app, access_log=None)
     await server.runner.setup()
     site = web.TCPSite(server.runner, config.server.host, config.server.port)
