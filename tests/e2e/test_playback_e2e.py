@@ -12,15 +12,7 @@ from aiohttp import web
 from playwright.async_api import async_playwright
 
 from recorder.catalogue import setup_recording_routes, signed_manifest_url
-from recorder.core import RecordingSession
-from tests.integration.recorder.media import (
-    FakeClock,
-    SendTrack,
-    encode_audio,
-    encode_video,
-    feed,
-    schedule,
-)
+from tests.integration.recorder.media import SHORT_LESSON_EVENTS, record_short_lesson
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"e2e-playback-secret-0123456789"
@@ -35,49 +27,12 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
 ]
-EVENTS = [
-    ("join", "lead", 0),
-    ("join", "r1", 200),
-    ("hand_raised", "r1", 4_000),
-    ("floor_granted", "r1", 6_000),
-    ("spotlight", "r1", 6_100),
-    ("floor_revoked", "r1", 14_000),
-    ("spotlight", None, 14_100),
-]
-
-
-def record(data_dir: Path) -> None:
-    duration = 20.0
-    cam, dark, mic = (
-        encode_video("vp8", duration),
-        encode_video("vp8", duration, shade=40),
-        (encode_audio(duration)),
-    )
-    clock = FakeClock()
-    session = RecordingSession(
-        data_dir / "recordings" / "e2e-lesson", "e2e-lesson", "回放测试", clock=clock
-    )
-    session.add_classroom("lead", "lead", "主讲课堂")
-    session.add_classroom("r1", "remote", "教学点一")
-    senders = []
-    for track_id, media, classroom, source in (
-        ("lead-cam", cam, "lead", "teacher"),
-        ("lead-mic", mic, "lead", "teacher"),
-        ("r1-cam", dark, "r1", "students"),
-        ("r1-mic", mic, "r1", "students"),
-    ):
-        session.add_track(track_id, media.kind, media.codec, classroom, source)
-        senders.append(SendTrack(track_id, media, delay=0.05))
-    for type_, classroom, t_ms in EVENTS:
-        session.event(type_, classroom, t_ms=t_ms)
-    feed(session.rtp, session.poll, clock, schedule(senders, clock.now))
-    clock.now += 0.2
-    session.close()
+EVENTS = SHORT_LESSON_EVENTS
 
 
 @pytest.mark.e2e
 async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -> None:
-    record(tmp_path)
+    record_short_lesson(tmp_path / "recordings" / "e2e-lesson", "e2e-lesson")
     app = web.Application()
     signer = setup_recording_routes(app, tmp_path, SECRET)
     app.router.add_static("/", ROOT / "client_web")
@@ -113,6 +68,10 @@ async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -
             )
             times = await page.evaluate("window.playback.elementTimes()")
             assert {t["kind"] for t in times} == {"video", "audio"}
+            assert len(times) == 5 and all(t["readyState"] >= 2 for t in times), times
+            # every element (VP8/Opus WebM, H.264 Matroska) plays, in sync with the others
+            spread = max(t["t_ms"] for t in times) - min(t["t_ms"] for t in times)
+            assert spread < 400, times
             # click "floor_revoked" (14.0 s): the video seeks there
             await page.locator("#events button.event[data-type='floor_revoked']").click()
             await page.wait_for_timeout(1200)

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -231,3 +232,43 @@ def onsets(samples: list[tuple[float, float]], threshold: float) -> list[float]:
             out.append(t)
         above = v > threshold
     return out
+
+
+SHORT_LESSON_EVENTS: list[tuple[str, str | None, int]] = [
+    ("join", "lead", 0),
+    ("join", "r1", 200),
+    ("hand_raised", "r1", 4_000),
+    ("floor_granted", "r1", 6_000),
+    ("spotlight", "r1", 6_100),
+    ("floor_revoked", "r1", 14_000),
+    ("spotlight", None, 14_100),
+]
+
+
+def record_short_lesson(directory: Path, lesson_id: str, duration: float = 20.0) -> None:
+    """A lead (bright camera, H.264 screen, mic) and one remote (dark camera, mic)."""
+    from recorder.core import RecordingSession
+
+    cam = encode_video("vp8", duration)
+    dark = encode_video("vp8", duration, shade=40)
+    screen = encode_video("h264", duration, shade=150)
+    mic = encode_audio(duration)
+    clock = FakeClock()
+    session = RecordingSession(directory, lesson_id, "回放测试", clock=clock)
+    session.add_classroom("lead", "lead", "主讲课堂")
+    session.add_classroom("r1", "remote", "教学点一")
+    senders = []
+    for track_id, media, classroom, source in (
+        ("lead-cam", cam, "lead", "teacher"),
+        ("lead-screen", screen, "lead", "screen"),
+        ("lead-mic", mic, "lead", "teacher"),
+        ("r1-cam", dark, "r1", "students"),
+        ("r1-mic", mic, "r1", "students"),
+    ):
+        session.add_track(track_id, media.kind, media.codec, classroom, source)
+        senders.append(SendTrack(track_id, media, delay=0.05))
+    for type_, classroom, t_ms in SHORT_LESSON_EVENTS:
+        session.event(type_, classroom, t_ms=t_ms)
+    feed(session.rtp, session.poll, clock, schedule(senders, clock.now))
+    clock.now += 0.2
+    session.close()
