@@ -314,8 +314,10 @@ def render_composite(
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        for source in [*videos, *audios]:
-            source.close()
+        for video in videos:
+            video.close()
+        for audio in audios:
+            audio.close()
     container.close()
     tmp.replace(out)
     return out
