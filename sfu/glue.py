@@ -191,11 +191,21 @@ def _tap_dtls(dtls: Any, on_rtp: RtpCallback, on_rtcp: RtcpCallback) -> None:
         return
     setattr(dtls, _ADOPTED, True)
 
+    # An exception escaping here would end aiortc's receive loop and with it the connection:
+    # a malformed packet is counted and dropped instead.
     async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
-        on_rtp(data, int(time.monotonic() * 1000))
+        try:
+            on_rtp(data, int(time.monotonic() * 1000))
+        except Exception:
+            STATS.rtp_errors += 1
+            log.debug("RTP packet dropped", exc_info=True)
 
     async def handle_rtcp(data: bytes) -> None:
-        on_rtcp(data)
+        try:
+            on_rtcp(data)
+        except Exception:
+            STATS.rtcp_errors += 1
+            log.debug("RTCP packet dropped", exc_info=True)
 
     dtls._handle_rtp_data = handle_rtp
     dtls._handle_rtcp_data = handle_rtcp
