@@ -107,6 +107,7 @@ class ClassroomPeer:
         self._next_id = 1
         self.offers = 0
         self.first_frame_at: dict[str, float] = {}
+        self.codec_preferences: dict[str, list[Any]] = {}
 
     async def connect(self) -> dict[str, Any]:
         self.session = aiohttp.ClientSession()
@@ -156,6 +157,8 @@ class ClassroomPeer:
         sources = {}
         for track, source in tracks:
             t = self.pub.addTransceiver(track, direction="sendonly")
+            if track.kind in self.codec_preferences:
+                t.setCodecPreferences(self.codec_preferences[track.kind])
             sources[track] = (t, source)
         offer = await self.pub.createOffer()
         await self.pub.setLocalDescription(offer)

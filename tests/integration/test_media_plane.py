@@ -106,3 +106,22 @@ async def test_three_lessons_do_not_cross_talk(server: Server) -> None:
     finally:
         for p in peers:
             await p.close()
+
+
+async def test_h264_is_forwarded_too(server: Server) -> None:
+    from aiortc import RTCRtpSender
+
+    lead = ClassroomPeer(server.base_url, tok(server, "h264", "lead", "lead"))
+    remote = ClassroomPeer(server.base_url, tok(server, "h264", "r1", "remote"))
+    try:
+        await lead.connect()
+        await remote.connect()
+        h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+        lead.codec_preferences = {"video": h264}
+        await lead.publish([(PatternTrack(), "teacher")])
+        await remote.wait_frames("video", 10)
+        offer = next(m["sdp"] for m in remote.log if m["type"] == "subscribe_offer")
+        assert "H264/90000" in offer and "VP8/90000" not in offer
+    finally:
+        await lead.close()
+        await remote.close()
