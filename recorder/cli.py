@@ -91,6 +91,7 @@ def record_main(argv: Sequence[str]) -> int:
             out=Path(args.out) if args.out else None,
             segment_seconds=segment_seconds,
             duration=args.duration,
+            ice_addresses=config.media.ice_addresses,
         )
     )
 
