@@ -93,3 +93,37 @@ async def test_live_recorder_records_a_lesson(server: Server, tmp_path: Path) ->
         assert frames > 10, (track.id, frames)
         # (aiortc test publishers produce audio slower than real time on a loaded machine)
         assert track.end_ms - track.start_ms > (3000 if track.kind == "video" else 500)
+
+
+async def test_launcher_runs_classroom_record_as_its_own_process(
+    server: Server, tmp_path: Path
+) -> None:
+    from recorder.launcher import RecorderLauncher
+
+    data_dir = tmp_path / "data"
+    launcher = RecorderLauncher(server.base_url.replace("http", "ws", 1) + "/ws", data_dir)
+    lead = ClassroomPeer(server.base_url, token(server, "lead", "lead", "主讲课堂"))
+    try:
+        assert (await lead.connect())["type"] == "joined"
+        await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
+        launcher.start("rec-lesson", token(server, "recorder", "recorder"))
+        assert launcher.running("rec-lesson")
+        manifest_path = data_dir / "recordings" / "rec-lesson" / "manifest.json"
+
+        def two_tracks() -> bool:
+            try:
+                return len(read_manifest(manifest_path).tracks) == 2
+            except Exception:
+                return False
+
+        await wait_until(two_tracks, 40, "the recorder process records two tracks")
+        await asyncio.sleep(2.5)
+        assert await launcher.stop("rec-lesson") == 0
+    finally:
+        await launcher.stop_all()
+        await lead.close()
+    manifest = read_manifest(manifest_path)
+    assert manifest.complete
+    for track in manifest.tracks:
+        with av.open(str(manifest_path.parent / track.file)) as container:
+            assert container.streams[0].codec_context.name == track.codec
