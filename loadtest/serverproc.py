@@ -152,3 +152,25 @@ def cpu_seconds(pid: int) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def machine_cpu() -> dict[str, float]:
+    """Cumulative CPU seconds of the whole machine (all cores) from /proc/stat: busy
+    (user+nice+system+irq+softirq), steal (taken by the hypervisor) and total."""
+    with open("/proc/stat", encoding="ascii") as f:
+        parts = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = parts
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "busy": (user + nice + system + irq + softirq) / ticks,
+        "steal": steal / ticks,
+        "total": sum(parts) / ticks,
+    }
+
+
+def machine_load(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """Busy and steal over a window, in % of one core (200 % = both cores of this machine)."""
+    return {
+        "machine_busy_percent_of_core": round(100 * (after["busy"] - before["busy"]) / wall, 1),
+        "machine_steal_percent_of_core": round(100 * (after["steal"] - before["steal"]) / wall, 1),
+    }

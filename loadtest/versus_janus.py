@@ -44,7 +44,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from loadtest.serverproc import REPO_ROOT, cpu_seconds, start_server
+from loadtest.serverproc import (
+    REPO_ROOT,
+    cpu_seconds,
+    machine_cpu,
+    machine_load,
+    start_server,
+)
 
 NETNS_ADDRESS = "10.99.0.1"
 NETNS_PEER = "10.99.0.2"
@@ -117,10 +123,12 @@ async def _measure(
     before = [s.stats.copy() for s in live]
     pub0 = pub.stats.copy()
     cpu0 = cpu_seconds(sfu_pid)
+    m0 = machine_cpu()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
     await asyncio.sleep(seconds)
     cpu1 = cpu_seconds(sfu_pid)
+    m1 = machine_cpu()
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - t0
     after = [s.stats.copy() for s in live]
@@ -159,6 +167,7 @@ async def _measure(
         "verified": sum(a.verified - b.verified for a, b in pairs),
         "mismatched": sum(a.mismatched - b.mismatched for a, b in pairs),
         "srtp_errors": sum(a.srtp_errors - b.srtp_errors for a, b in pairs),
+        **machine_load(m0, m1, wall),
     }
 
 
@@ -323,7 +332,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float | None:
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("cpu_us_per_forwarded_packet", "forward_latency_ms_p50", "forward_latency_ms_p99",
             "loss_ratio", "forwarded_packets_per_s", "sfu_cpu_percent_of_core",
-            "bot_cpu_percent_of_core", "subscribers_receiving")
+            "bot_cpu_percent_of_core", "subscribers_receiving", "sent_packets_per_s",
+            "machine_busy_percent_of_core", "machine_steal_percent_of_core")
     return {k: _median(runs, k) for k in keys}
 
 
@@ -393,7 +403,10 @@ def _print_result(result: dict[str, Any]) -> None:
               f"forward_latency_ms_p99 {s['forward_latency_ms_p99']}  "
               f"loss_ratio {s['loss_ratio']}  forwarded/s {s['forwarded_packets_per_s']}  "
               f"SFU {s['sfu_cpu_percent_of_core']}% / bots {s['bot_cpu_percent_of_core']}% "
-              f"of a core")
+              f"of a core; receiving {s['subscribers_receiving']}/{result['subscribers']}, "
+              f"publisher {s['sent_packets_per_s']} packets/s, machine busy "
+              f"{s['machine_busy_percent_of_core']}% + steal "
+              f"{s['machine_steal_percent_of_core']}% (of 200%)")
     print(f"ratio (ours / Janus, CPU per forwarded packet): {result['ratio']}  "
           f"(goal <= 1.0)")
 
