@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,6 @@ async def start_server(config: Config) -> Server:
     await server.runner.setup()
     site = web.TCPSite(server.runner, config.server.host, config.server.port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    server.port = sockets[0].getsockname()[1] if sockets else config.server.port
     server.media.start()
     for hook in server.extras.get("on_start", []):
         await hook(server)
@@ -193,12 +192,13 @@ def run_server(config: Config, log_level: str = "INFO") -> int:
     )
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:
-        runner = asyncio.run
+        pass
     try:
         runner(_serve_forever(config))
     except OSError as exc:

@@ -237,9 +237,10 @@ def receive_raw(
         async def stop() -> None:
             return None
 
-        receiver.receive = make_receive(t)
-        receiver.stop = stop
-        receiver._handle_disconnect = lambda: None
+        # Instance attributes shadow the methods for this receiver only.
+        setattr(receiver, "receive", make_receive(t))  # noqa: B010
+        setattr(receiver, "stop", stop)  # noqa: B010
+        setattr(receiver, "_handle_disconnect", lambda: None)  # noqa: B010
 
 
 # --- send without encoding --------------------------------------------------------------
@@ -275,8 +276,8 @@ def send_raw(
         async def stop() -> None:
             return None
 
-        sender.send = make_send(t)
-        sender.stop = stop
+        setattr(sender, "send", make_send(t))  # noqa: B010
+        setattr(sender, "stop", stop)  # noqa: B010
 
 
 def sender_ssrc(t: RTCRtpTransceiver) -> int:

@@ -131,7 +131,7 @@ class Session:
                 raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
             try:
                 await asyncio.wait_for(p.subscriber.on_answer(m.data["sdp"]), NEGOTIATION_TIMEOUT_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise SdpError("the answer could not be applied in time") from None
         elif m.type == "ice":
             cand = m.data.get("candidate")
@@ -247,7 +247,7 @@ class Session:
             room.media.publishers[p.participant_id] = p.publisher
         try:
             answer = await asyncio.wait_for(p.publisher.answer(sdp, sources), NEGOTIATION_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SdpError("the offer could not be negotiated in time") from None
         tracks = [{"mid": mid, "kind": kind, "source": sources.get(mid)} for mid, kind in
                   ((md.rtp.muxId, md.kind) for md in parsed.media)]
@@ -263,7 +263,7 @@ class Session:
 
     async def _floor_action(self, m: Message, p: Participant, room: Room) -> None:
         t = now_ms()
-        target = m.data.get("classroom_id")
+        target = m.data.get("classroom_id")  # validated by the protocol schema per type
         floor = room.floor
         if m.type == "raise_hand":
             permissions.check(p.role, "raise_hand")
@@ -273,16 +273,16 @@ class Session:
             events = floor.lower_hand(p.classroom_id, t)
         elif m.type == "grant_floor":
             permissions.check(p.role, "grant_floor")
-            events = floor.grant(p.classroom_id, target, t)
+            events = floor.grant(p.classroom_id, str(target), t)
         elif m.type == "revoke_floor":
             permissions.check(p.role, "revoke_floor")
-            events = floor.revoke(p.classroom_id, target, t)
+            events = floor.revoke(p.classroom_id, str(target), t)
         elif m.type == "mute":
             permissions.check(p.role, "mute")
-            events = floor.mute(p.classroom_id, target, t)
+            events = floor.mute(p.classroom_id, str(target), t)
         elif m.type == "unmute":
             permissions.check(p.role, "mute")
-            events = floor.unmute(p.classroom_id, target, t)
+            events = floor.unmute(p.classroom_id, str(target), t)
         elif m.type == "spotlight":
             permissions.check(p.role, "spotlight")
             events = floor.spotlight(p.classroom_id, target, t)

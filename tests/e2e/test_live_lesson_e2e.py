@@ -35,6 +35,13 @@ async def lead_stats(page: Page) -> tuple[int, int, int]:
     return int(width), int(frames), int(audio)
 
 
+LIVE = "document.getElementById('live').textContent.includes('LIVE')"
+
+
+def page_url(srv: ServerProcess, page: str, lesson: str, classroom: str, role: str) -> str:
+    return f"{srv.url}/{page}?token={srv.token(lesson, classroom, role)}"
+
+
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,8 +52,8 @@ async def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 async def test_lead_broadcasts_to_three_remotes(server_proc: ServerProcess, browser: Browser) -> None:
-    lead = await open_page(browser, f"{server_proc.url}/lead.html?token={server_proc.token('e2e', 'lead', 'lead')}")
-    await wait_for(lambda: lead.evaluate("document.getElementById('live').textContent.includes('LIVE')"), 20, "lead live")
+    lead = await open_page(browser, page_url(server_proc, "lead.html", "e2e", "lead", "lead"))
+    await wait_for(lambda: lead.evaluate(LIVE), 20, "lead live")
     remotes = []
     for i in range(3):
         token = server_proc.token("e2e", f"remote-{i}", "remote")
@@ -59,25 +66,28 @@ async def test_lead_broadcasts_to_three_remotes(server_proc: ServerProcess, brow
     before = [await lead_stats(p) for p in remotes]
     await asyncio.sleep(3)
     after = [await lead_stats(p) for p in remotes]
-    for (w0, f0, a0), (w1, f1, a1) in zip(before, after, strict=True):
+    for (_w0, f0, a0), (w1, f1, a1) in zip(before, after, strict=True):
         assert w1 > 0
         assert f1 > f0 + 10, (f0, f1)  # frames keep being decoded
         assert a1 > a0 + 50, (a0, a1)  # audio keeps arriving (50 packets/s)
     health = server_proc.get_json("/healthz")
+    # Nothing was decoded or encoded in the server (its codec factories raise; the count stays 0).
+    assert "classroom_transcodes_total 0.0" in server_proc.get_text("/metrics")
     assert health["classrooms"]["remote"] == 3 and health["classrooms"]["lead"] == 1
     # The lead sees that three classrooms watch.
-    await wait_for(lambda: lead.evaluate("document.getElementById('viewers').textContent.startsWith('3')"), 10, "audience 3")
+    viewers = "document.getElementById('viewers').textContent.startsWith('3')"
+    await wait_for(lambda: lead.evaluate(viewers), 10, "audience 3")
 
 
 async def test_late_joiner_sees_video_quickly(server_proc: ServerProcess, browser: Browser) -> None:
-    lead = await open_page(browser, f"{server_proc.url}/lead.html?token={server_proc.token('late', 'lead', 'lead')}")
-    await wait_for(lambda: lead.evaluate("document.getElementById('live').textContent.includes('LIVE')"), 20, "lead live")
-    first = await open_page(browser, f"{server_proc.url}/remote.html?token={server_proc.token('late', 'r1', 'remote')}")
+    lead = await open_page(browser, page_url(server_proc, "lead.html", "late", "lead", "lead"))
+    await wait_for(lambda: lead.evaluate(LIVE), 20, "lead live")
+    first = await open_page(browser, page_url(server_proc, "remote.html", "late", "r1", "remote"))
     await wait_for(lambda: first.evaluate("window.firstFrameMs !== null"), 30, "first remote video")
     await asyncio.sleep(2)  # the lesson is under way; the publisher's keyframe is long gone
     times = []
     for i in range(2):
-        page = await open_page(browser, f"{server_proc.url}/remote.html?token={server_proc.token('late', f'late-{i}', 'remote')}")
+        page = await open_page(browser, page_url(server_proc, "remote.html", "late", f"late-{i}", "remote"))
         await wait_for(lambda page=page: page.evaluate("window.firstFrameMs !== null"), 15, "late joiner video")
         times.append(await page.evaluate("window.firstFrameMs"))
         print("timeline", await page.evaluate("window.classroomTimeline"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from classroom.server import Server
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 

@@ -21,9 +21,7 @@ def main_brightness(path: Path, at: float, width: int, height: int) -> float:
             if float(frame.time or 0) >= at:
                 y = frame.to_ndarray(format="gray")
                 m = layout.main
-                return float(
-                    y[m.y + m.h // 4 : m.y + 3 * m.h // 4, m.x + m.w // 4 : m.w // 2].mean()
-                )
+                return float(y[m.y + m.h // 4 : m.y + 3 * m.h // 4, m.x + m.w // 4 : m.w // 2].mean())
     raise AssertionError("no frame")
 
 

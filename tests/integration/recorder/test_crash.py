@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import pytest
 
+from recorder.cli import record_main
+from recorder.core import RecordingSession
 from recorder.manifest import read_manifest
 from tests.integration.recorder.media import EncodedMedia, SendTrack, schedule
 
@@ -43,9 +45,7 @@ def decoded_until(path: Path, kind: str) -> tuple[float | None, int]:
 
 
 @pytest.mark.slow
-def test_kill_9_loses_at_most_5_seconds(
-    tmp_path: Path, lesson_media: dict[str, EncodedMedia]
-) -> None:
+def test_kill_9_loses_at_most_5_seconds(tmp_path: Path, lesson_media: dict[str, EncodedMedia]) -> None:
     out = tmp_path / "rec"
     specs = [
         ("lead-cam", "video", "vp8", "lead", "teacher", "vp8"),
@@ -121,3 +121,20 @@ def test_kill_9_loses_at_most_5_seconds(
         # ``file`` points at something playable
         first, count = decoded_until(out / track.file, track.kind)
         assert count > 0
+
+    # repair: every track's full file is rebuilt from its segments (remux only)
+    assert record_main(["--repair", str(out)]) == 0
+    repaired = read_manifest(out / "manifest.json")
+    for track in repaired.tracks:
+        assert track.complete and track.file == f"{track.id}.webm"
+        last, count = decoded_until(out / track.file, track.kind)
+        assert last is not None and count > 0
+        lost = (kill_ms - (track.start_ms + last * 1000)) / 1000
+        assert lost <= MAX_LOSS, (track.id, lost)
+
+    # a recorder started again in the directory continues the same recording
+    session = RecordingSession(out, "crash-lesson")
+    assert abs(session.start_unix - manifest.started_at.timestamp()) < 0.01
+    assert session.add_track("lead-cam", "video", "vp8", "lead", "teacher").info.track_id == ("lead-cam-2")
+    resumed = session.close()
+    assert [t.id for t in resumed.tracks] == [t.id for t in repaired.tracks]

@@ -80,9 +80,7 @@ def record_lesson(
 
 
 @pytest.fixture(scope="module")
-def recorded(
-    tmp_path_factory: pytest.TempPathFactory, lesson_media: dict[str, EncodedMedia]
-) -> dict[str, Any]:
+def recorded(tmp_path_factory: pytest.TempPathFactory, lesson_media: dict[str, EncodedMedia]) -> dict[str, Any]:
     directory = tmp_path_factory.mktemp("recording")
     patcher = pytest.MonkeyPatch()
     from tests.integration.recorder.conftest import _Forbidden, _NoCodecContainer

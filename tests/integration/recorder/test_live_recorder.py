@@ -17,9 +17,7 @@ from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 
 
 def token(server: Server, classroom: str, role: str, name: str = "") -> str:
-    return server.signer.issue(
-        "rec-lesson", classroom, role, name or classroom, lesson_title="录制测试"
-    )
+    return server.signer.issue("rec-lesson", classroom, role, name or classroom, lesson_title="录制测试")
 
 
 async def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -47,9 +45,7 @@ async def test_live_recorder_records_a_lesson(server: Server, tmp_path: Path) ->
         assert (await remote.connect())["type"] == "joined"
         answer = await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
         assert answer["type"] == "publish_answer", answer
-        answer = await remote.publish(
-            [(PatternTrack(160, 120), "students"), (ToneTrack(880), "students")]
-        )
+        answer = await remote.publish([(PatternTrack(160, 120), "students"), (ToneTrack(880), "students")])
         assert answer["type"] == "publish_answer", answer
         await wait_until(
             lambda: (
@@ -95,9 +91,7 @@ async def test_live_recorder_records_a_lesson(server: Server, tmp_path: Path) ->
         assert track.end_ms - track.start_ms > (3000 if track.kind == "video" else 500)
 
 
-async def test_launcher_runs_classroom_record_as_its_own_process(
-    server: Server, tmp_path: Path
-) -> None:
+async def test_launcher_runs_classroom_record_as_its_own_process(server: Server, tmp_path: Path) -> None:
     from recorder.launcher import RecorderLauncher
 
     data_dir = tmp_path / "data"

@@ -351,3 +351,13 @@ async def test_unknown_endpoint_and_method(env: Env) -> None:
     assert_error(*await env.call("POST", "/api/lessons/les_000000000000/cancel"), 404)
     assert_error(*await env.call("GET", "/api/lessons/les_000000000000/live"), 404)
     assert_error(*await env.call("GET", "/api/lessons/les_000000000000/occurrences"), 404)
+
+
+async def test_unknown_query_parameters_are_refused(env: Env) -> None:
+    assert_error(
+        *await env.call("GET", "/api/schedule/week", params={"classrom_id": "x"}),
+        400,
+        "invalid_field",
+    )
+    assert_error(*await env.call("GET", "/api/lessons", params={"page": "2"}), 400)
+    assert_error(*await env.call("GET", "/api/classrooms", params={"school_id": ""}), 400)
