@@ -12,7 +12,7 @@ from aiohttp import web
 
 from signaling.tokens import TokenSigner
 
-from .errors import ApiError, api_error_middleware, bad_request, not_found
+from .errors import ApiError, Handler, api_error_middleware, bad_request, not_found
 from .models import (
     CLASSROOM_KINDS,
     Admin,
@@ -284,8 +284,12 @@ class ScheduleApi:
         return lesson
 
     def _filters(self, admin: Admin, request: web.Request) -> tuple[str | None, str | None]:
-        school_id = request.query.get("school_id") or None
-        classroom_id = request.query.get("classroom_id") or None
+        school_id = request.query.get("school_id")
+        classroom_id = request.query.get("classroom_id")
+        if school_id is not None:
+            _id(school_id, "school_id")
+        if classroom_id is not None:
+            _id(classroom_id, "classroom_id")
         if school_id is not None and self.store.get_school(admin.bureau_id, school_id) is None:
             raise not_found("school")
         if (
@@ -573,25 +577,41 @@ def setup_schedule(
     api = ScheduleApi(store, signer, live, public_url)
     app[STORE_KEY] = store
     app.middlewares.append(api_error_middleware)
-    r = app.router
-    r.add_get("/api/openapi.json", api.openapi)
-    r.add_get("/api/me", api.me)
-    r.add_get("/api/schools", api.list_schools)
-    r.add_post("/api/schools", api.create_school)
-    r.add_get("/api/schools/{school_id}", api.get_school)
-    r.add_get("/api/classrooms", api.list_classrooms)
-    r.add_post("/api/classrooms", api.create_classroom)
-    r.add_get("/api/classrooms/{classroom_id}", api.get_classroom)
-    r.add_get("/api/teachers", api.list_teachers)
-    r.add_post("/api/teachers", api.create_teacher)
-    r.add_get("/api/lessons", api.list_lessons)
-    r.add_post("/api/lessons", api.create_lesson)
-    r.add_get("/api/lessons/{lesson_id}", api.get_lesson)
-    r.add_put("/api/lessons/{lesson_id}", api.replace_lesson)
-    r.add_patch("/api/lessons/{lesson_id}", api.replace_lesson)
-    r.add_post("/api/lessons/{lesson_id}/cancel", api.cancel_lesson)
-    r.add_get("/api/lessons/{lesson_id}/occurrences", api.lesson_occurrences)
-    r.add_get("/api/lessons/{lesson_id}/live", api.live_status)
-    r.add_get("/api/lessons/{lesson_id}/links", api.join_links)
-    r.add_get("/api/schedule/today", api.today)
-    r.add_get("/api/schedule/week", api.week)
+
+    def add(method: str, path: str, handler: Handler, query: tuple[str, ...] = ()) -> None:
+        allowed = set(query)
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            unknown = sorted(set(request.query) - allowed)
+            if unknown:
+                raise bad_request(
+                    "invalid_field",
+                    f"unknown query parameter(s): {', '.join(unknown)[:200]}",
+                )
+            return await handler(request)
+
+        app.router.add_route(method, path, checked)
+
+    occurrence_query = ("date",)
+    listing_query = ("date", "school_id", "classroom_id")
+    add("GET", "/api/openapi.json", api.openapi)
+    add("GET", "/api/me", api.me)
+    add("GET", "/api/schools", api.list_schools)
+    add("POST", "/api/schools", api.create_school)
+    add("GET", "/api/schools/{school_id}", api.get_school)
+    add("GET", "/api/classrooms", api.list_classrooms, ("school_id",))
+    add("POST", "/api/classrooms", api.create_classroom)
+    add("GET", "/api/classrooms/{classroom_id}", api.get_classroom)
+    add("GET", "/api/teachers", api.list_teachers, ("school_id",))
+    add("POST", "/api/teachers", api.create_teacher)
+    add("GET", "/api/lessons", api.list_lessons)
+    add("POST", "/api/lessons", api.create_lesson)
+    add("GET", "/api/lessons/{lesson_id}", api.get_lesson)
+    add("PUT", "/api/lessons/{lesson_id}", api.replace_lesson)
+    add("PATCH", "/api/lessons/{lesson_id}", api.replace_lesson)
+    add("POST", "/api/lessons/{lesson_id}/cancel", api.cancel_lesson)
+    add("GET", "/api/lessons/{lesson_id}/occurrences", api.lesson_occurrences)
+    add("GET", "/api/lessons/{lesson_id}/live", api.live_status, occurrence_query)
+    add("GET", "/api/lessons/{lesson_id}/links", api.join_links, occurrence_query)
+    add("GET", "/api/schedule/today", api.today, listing_query)
+    add("GET", "/api/schedule/week", api.week, listing_query)

@@ -77,9 +77,7 @@ class Env:
         return body
 
 
-async def start_client(
-    store: ScheduleStore, signer: TokenSigner, live: FakeLive
-) -> TestClient[Any, Any]:
+async def start_client(store: ScheduleStore, signer: TokenSigner, live: FakeLive) -> TestClient[Any, Any]:
     app = web.Application()
     setup_schedule(app, store, signer, live, PUBLIC_URL)
     client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
@@ -137,8 +135,6 @@ async def other_bureau(env: Env) -> dict[str, str]:
     _, key = env.store.create_admin(bureau.id, "b-admin")
     status, school = await env.call("POST", "/api/schools", {"name": "B school"}, key=key)
     assert status == 201
-    status, room = await env.call(
-        "POST", "/api/classrooms", {"school_id": school["id"], "name": "B room"}, key=key
-    )
+    status, room = await env.call("POST", "/api/classrooms", {"school_id": school["id"], "name": "B room"}, key=key)
     assert status == 201
     return {"key": key, "school": school["id"], "classroom": room["id"], "bureau": bureau.id}

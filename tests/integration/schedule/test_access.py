@@ -5,9 +5,7 @@ from __future__ import annotations
 from .conftest import Env
 
 
-async def test_cross_bureau_reads_and_writes_are_refused(
-    env: Env, other_bureau: dict[str, str]
-) -> None:
+async def test_cross_bureau_reads_and_writes_are_refused(env: Env, other_bureau: dict[str, str]) -> None:
     key_b = other_bureau["key"]
     _, lesson = await env.call("POST", "/api/lessons", env.lesson_body())
     lid = lesson["id"]
@@ -36,9 +34,7 @@ async def test_cross_bureau_reads_and_writes_are_refused(
         body_json = {"title": "hijacked"} if method == "PATCH" else None
         code, body = await env.call(method, path, body_json, key=key_b)
         assert code == 404 and body["error"]["code"] == "not_found", (method, path, body)
-    code, body = await env.call(
-        "PUT", f"/api/lessons/{lid}", env.lesson_body(title="hijacked"), key=key_b
-    )
+    code, body = await env.call("PUT", f"/api/lessons/{lid}", env.lesson_body(title="hijacked"), key=key_b)
     assert code == 404
 
     # B cannot use A's classrooms, schools or teachers in its own lessons
@@ -49,17 +45,11 @@ async def test_cross_bureau_reads_and_writes_are_refused(
         key=key_b,
     )
     assert code == 400 and body["error"]["code"] == "unknown_classroom"
-    code, body = await env.call(
-        "POST", "/api/classrooms", {"school_id": env.ids["rural"], "name": "x"}, key=key_b
-    )
+    code, body = await env.call("POST", "/api/classrooms", {"school_id": env.ids["rural"], "name": "x"}, key=key_b)
     assert code == 400 and body["error"]["code"] == "unknown_school"
-    code, body = await env.call(
-        "POST", "/api/teachers", {"school_id": env.ids["rural"], "name": "x"}, key=key_b
-    )
+    code, body = await env.call("POST", "/api/teachers", {"school_id": env.ids["rural"], "name": "x"}, key=key_b)
     assert code == 400
-    code, body = await env.call(
-        "GET", "/api/schedule/week", params={"school_id": env.ids["rural"]}, key=key_b
-    )
+    code, body = await env.call("GET", "/api/schedule/week", params={"school_id": env.ids["rural"]}, key=key_b)
     assert code == 404
 
     # and A's lesson is untouched

@@ -47,9 +47,7 @@ async def test_auth_required_and_checked(env: Env) -> None:
 
 
 async def test_keys_are_hashed_at_rest(env: Env) -> None:
-    raw = env.path.read_bytes() + b"".join(
-        p.read_bytes() for p in env.path.parent.glob("schedule.sqlite3*")
-    )
+    raw = env.path.read_bytes() + b"".join(p.read_bytes() for p in env.path.parent.glob("schedule.sqlite3*"))
     assert env.key.encode() not in raw
     assert env.key.split(".")[1].encode() not in raw
 
@@ -86,9 +84,7 @@ async def test_school_classroom_teacher_refusals(env: Env) -> None:
         "unknown_school",
     )
     assert_error(
-        *await env.call(
-            "POST", "/api/classrooms", {"school_id": env.ids["rural"], "name": "a", "kind": "tv"}
-        ),
+        *await env.call("POST", "/api/classrooms", {"school_id": env.ids["rural"], "name": "a", "kind": "tv"}),
         400,
         "invalid_field",
     )
@@ -115,14 +111,10 @@ async def test_lesson_crud(env: Env) -> None:
     status, body = await env.call("GET", "/api/lessons")
     assert [x["id"] for x in body["lessons"]] == [lid]
 
-    status, put = await env.call(
-        "PUT", f"/api/lessons/{lid}", env.lesson_body(title="Decimals", recording=False)
-    )
+    status, put = await env.call("PUT", f"/api/lessons/{lid}", env.lesson_body(title="Decimals", recording=False))
     assert status == 200 and put["title"] == "Decimals" and put["recording"] is False
 
-    status, patched = await env.call(
-        "PATCH", f"/api/lessons/{lid}", {"remote_classroom_ids": [env.ids["r3"]]}
-    )
+    status, patched = await env.call("PATCH", f"/api/lessons/{lid}", {"remote_classroom_ids": [env.ids["r3"]]})
     assert status == 200, patched
     assert patched["remote_classroom_ids"] == [env.ids["r3"]]
     assert patched["title"] == "Decimals"
@@ -171,13 +163,9 @@ async def test_recurring_lesson_and_occurrence_cancel(env: Env) -> None:
     status, week = await env.call("GET", "/api/schedule/week", params={"date": "2026-12-17"})
     assert [o["occurrence_id"] for o in week["occurrences"]] == [f"{lid}@2026-12-14"]
     # links for a given week
-    status, links = await env.call(
-        "GET", f"/api/lessons/{lid}/links", params={"date": "2026-12-14"}
-    )
+    status, links = await env.call("GET", f"/api/lessons/{lid}/links", params={"date": "2026-12-14"})
     assert status == 200 and links["occurrence_id"] == f"{lid}@2026-12-14"
-    assert_error(
-        *await env.call("GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"}), 404
-    )
+    assert_error(*await env.call("GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"}), 404)
     # a one-off lesson has no per-date cancel
     status, single = await env.call(
         "POST",
@@ -221,9 +209,7 @@ async def test_today_and_week_with_filters(env: Env) -> None:
     status, week = await env.call("GET", "/api/schedule/week")
     assert week["week_start"] == "2026-11-23" and week["week_end"] == "2026-11-29"
     assert [o["lesson_id"] for o in week["occurrences"]] == [a["id"], b["id"]]
-    status, week = await env.call(
-        "GET", "/api/schedule/week", params={"classroom_id": env.ids["r3"]}
-    )
+    status, week = await env.call("GET", "/api/schedule/week", params={"classroom_id": env.ids["r3"]})
     assert [o["lesson_id"] for o in week["occurrences"]] == [b["id"]]
     status, week = await env.call(
         "GET", "/api/schedule/week", params={"school_id": env.ids["rural"], "date": "2026-12-02"}

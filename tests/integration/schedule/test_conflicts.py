@@ -67,16 +67,12 @@ async def test_same_teacher_overlapping_is_refused(env: Env) -> None:
         end="2026-11-23T09:01:00+08:00",
     )
     assert status == 409
-    assert body["error"]["conflicts"][0]["resources"] == [
-        {"type": "teacher", "id": env.ids["teacher"]}
-    ]
+    assert body["error"]["conflicts"][0]["resources"] == [{"type": "teacher", "id": env.ids["teacher"]}]
 
 
 async def test_back_to_back_and_disjoint_are_fine(env: Env) -> None:
     assert (await create(env))[0] == 201
-    status, _ = await create(
-        env, start="2026-11-23T09:45:00+08:00", end="2026-11-23T10:30:00+08:00"
-    )
+    status, _ = await create(env, start="2026-11-23T09:45:00+08:00", end="2026-11-23T10:30:00+08:00")
     assert status == 201
     status, _ = await create(env, **other_rooms(env))
     assert status == 201
@@ -143,9 +139,7 @@ async def test_exception_day_frees_the_slot(env: Env) -> None:
         "end": "2026-12-07T09:45:00+08:00",
     }
     assert (await create(env, **one_off))[0] == 409
-    status, _ = await env.call(
-        "POST", f"/api/lessons/{weekly['id']}/cancel", {"date": "2026-12-07"}
-    )
+    status, _ = await env.call("POST", f"/api/lessons/{weekly['id']}/cancel", {"date": "2026-12-07"})
     assert status == 200
     assert (await create(env, **one_off))[0] == 201
 
@@ -159,20 +153,12 @@ async def test_cancelled_lesson_frees_the_slot(env: Env) -> None:
 
 async def test_update_does_not_conflict_with_itself_but_with_others(env: Env) -> None:
     _, a = await create(env)
-    _, b = await create(
-        env, **other_rooms(env), start="2026-11-23T10:00:00+08:00", end="2026-11-23T10:45:00+08:00"
-    )
-    status, _ = await env.call(
-        "PATCH", f"/api/lessons/{a['id']}", {"end": "2026-11-23T09:50:00+08:00"}
-    )
+    _, b = await create(env, **other_rooms(env), start="2026-11-23T10:00:00+08:00", end="2026-11-23T10:45:00+08:00")
+    status, _ = await env.call("PATCH", f"/api/lessons/{a['id']}", {"end": "2026-11-23T09:50:00+08:00"})
     assert status == 200
-    status, body = await env.call(
-        "PATCH", f"/api/lessons/{b['id']}", {"start": "2026-11-23T09:30:00+08:00"}
-    )
+    status, body = await env.call("PATCH", f"/api/lessons/{b['id']}", {"start": "2026-11-23T09:30:00+08:00"})
     assert status == 200  # b shares nothing with a
-    status, body = await env.call(
-        "PATCH", f"/api/lessons/{b['id']}", {"remote_classroom_ids": [env.ids["r1"]]}
-    )
+    status, body = await env.call("PATCH", f"/api/lessons/{b['id']}", {"remote_classroom_ids": [env.ids["r1"]]})
     assert status == 409 and body["error"]["conflicts"][0]["lesson_id"] == a["id"]
     status, still = await env.call("GET", f"/api/lessons/{b['id']}")
     assert still["remote_classroom_ids"] == [env.ids["r3"]]  # refused update changed nothing

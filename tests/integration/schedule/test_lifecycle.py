@@ -71,9 +71,7 @@ async def test_nobody_came(env: Env) -> None:
 
 
 async def test_recurring_occurrences_have_their_own_lifecycle(env: Env) -> None:
-    _, lesson = await env.call(
-        "POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"})
-    )
+    _, lesson = await env.call("POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"}))
     lid = lesson["id"]
     at(env, 9, 0, day=30)
     env.store.on_joined(f"{lid}@2026-11-30", env.ids["lead"])

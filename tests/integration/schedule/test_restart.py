@@ -14,13 +14,9 @@ from .conftest import CST, Env, start_client
 async def test_restart_keeps_everything(env: Env, tmp_path: object) -> None:
     data_dir = env.path.parent
     signer = TokenSigner.from_data_dir(data_dir)
-    _, weekly = await env.call(
-        "POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"})
-    )
+    _, weekly = await env.call("POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"}))
     lid = weekly["id"]
-    _, links_before = await env.call(
-        "GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"}
-    )
+    _, links_before = await env.call("GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"})
     token = signer.issue(
         f"{lid}@2026-11-30",
         env.ids["r1"],
@@ -40,9 +36,7 @@ async def test_restart_keeps_everything(env: Env, tmp_path: object) -> None:
     env.clock.set(datetime(2026, 11, 24, 10, tzinfo=CST))
     env.store.on_joined("les_0123456789ab", "ghost")  # unknown: ignored
     _, week_before = await env.call("GET", "/api/schedule/week")
-    _, live_before = await env.call(
-        "GET", f"/api/lessons/{lid}/live", params={"date": "2026-11-23"}
-    )
+    _, live_before = await env.call("GET", f"/api/lessons/{lid}/live", params={"date": "2026-11-23"})
     await env.client.close()
     env.store.close()
 
@@ -54,14 +48,10 @@ async def test_restart_keeps_everything(env: Env, tmp_path: object) -> None:
         assert store.ensure_bootstrap_admin() is None
         _, week_after = await env.call("GET", "/api/schedule/week")  # old key still works
         assert week_after == week_before
-        _, live_after = await env.call(
-            "GET", f"/api/lessons/{lid}/live", params={"date": "2026-11-23"}
-        )
+        _, live_after = await env.call("GET", f"/api/lessons/{lid}/live", params={"date": "2026-11-23"})
         assert live_after == live_before and live_after["status"] == "ended"
         assert len(live_after["history"]) == 2
-        _, links_after = await env.call(
-            "GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"}
-        )
+        _, links_after = await env.call("GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"})
         assert links_after == links_before  # same window, same tokens
         # next Monday the token issued before the restart admits its classroom
         env.clock.set(datetime(2026, 11, 30, 8, 50, tzinfo=CST))

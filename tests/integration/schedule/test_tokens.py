@@ -130,9 +130,7 @@ async def test_cancelled_and_ended_lessons_refuse(env: Env) -> None:
         join(env, lead)  # still inside the token's window, but the lesson has ended
     assert exc.value.code == "lesson_unavailable" and "ended" in str(exc.value)
 
-    other, links2 = await lesson_and_links(
-        env, start="2026-11-23T11:00:00+08:00", end="2026-11-23T11:45:00+08:00"
-    )
+    other, links2 = await lesson_and_links(env, start="2026-11-23T11:00:00+08:00", end="2026-11-23T11:45:00+08:00")
     await env.call("POST", f"/api/lessons/{other['id']}/cancel")
     at(env, 11)
     with pytest.raises(TokenError) as exc:
@@ -141,13 +139,9 @@ async def test_cancelled_and_ended_lessons_refuse(env: Env) -> None:
 
 
 async def test_recurring_tokens_are_per_occurrence(env: Env) -> None:
-    status, weekly = await env.call(
-        "POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"})
-    )
+    status, weekly = await env.call("POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"}))
     lid = weekly["id"]
-    status, links = await env.call(
-        "GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"}
-    )
+    status, links = await env.call("GET", f"/api/lessons/{lid}/links", params={"date": "2026-11-30"})
     token = token_of(links, "remote")
     at(env, 9, 0, day=30)
     assert join(env, token).lesson_id == f"{lid}@2026-11-30"
