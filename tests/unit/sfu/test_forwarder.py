@@ -293,7 +293,7 @@ def test_out_timestamp_at() -> None:
 # --- property -------------------------------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     base=st.integers(0, 0xFFFF),
     ts_base=st.integers(0, 0xFFFFFFFF),

@@ -127,7 +127,7 @@ def test_receiver_report_caps_at_31_blocks() -> None:
         max_size=31,
     )
 )
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 def test_receiver_report_round_trip_property(blocks: list[ReportBlock]) -> None:
     rr = only(build_rr(0x1234, blocks))
     assert isinstance(rr, ReceiverReport)
@@ -224,7 +224,7 @@ def test_nack_empty() -> None:
     assert nack_set(data) == set()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 0xFFFF), max_size=200))
 def test_nack_round_trip_property(seqs: list[int]) -> None:
     data = build_nack(0xA, 0xB, seqs)
@@ -236,7 +236,7 @@ def test_nack_round_trip_property(seqs: list[int]) -> None:
     assert len(record.seqs) == len(set(seqs))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.integers(0, 0xFFFF), st.lists(st.integers(0, 40), max_size=30))
 def test_nack_round_trip_near_wrap(base: int, deltas: list[int]) -> None:
     seqs = [(base + d) & 0xFFFF for d in deltas]
@@ -267,7 +267,7 @@ def test_remb_small_bitrates_are_exact() -> None:
         assert record.bitrate == bitrate
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.integers(0, 2**40), st.lists(st.integers(0, 2**32 - 1), max_size=20))
 def test_remb_round_trip_property(bitrate: int, ssrcs: list[int]) -> None:
     record = only(build_remb(7, bitrate, ssrcs))
@@ -347,7 +347,7 @@ def test_rtcp_error_is_value_error() -> None:
     assert issubclass(RtcpError, ValueError)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=120))
 def test_fuzz_arbitrary_bytes(data: bytes) -> None:
     try:
@@ -356,7 +356,7 @@ def test_fuzz_arbitrary_bytes(data: bytes) -> None:
         pass
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(

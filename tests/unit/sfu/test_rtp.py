@@ -199,7 +199,7 @@ def test_rtp_error_is_value_error() -> None:
     assert issubclass(RtpError, ValueError)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=80))
 def test_fuzz_arbitrary_bytes_parse_or_raise_rtp_error(data: bytes) -> None:
     try:
@@ -214,7 +214,7 @@ def test_fuzz_arbitrary_bytes_parse_or_raise_rtp_error(data: bytes) -> None:
         assert level is None or 0 <= level <= 127
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.binary(min_size=12, max_size=12),
     st.integers(0, 3),

@@ -277,7 +277,7 @@ def _check(raw: str, max_bytes: int = LIMIT) -> None:
     assert m.type in SCHEMAS
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.text(max_size=120))
 def test_fuzz_arbitrary_text(raw: str) -> None:
     _check(raw)
@@ -287,7 +287,7 @@ LEAF = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_siz
 JSON = LEAF | st.lists(LEAF, max_size=3) | st.dictionaries(st.text(max_size=6), LEAF, max_size=3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     v=st.sampled_from([1, 1, 1, 2, "1", None]),
     mtype=st.sampled_from([*SCHEMAS, "x", None]),
