@@ -105,16 +105,17 @@ def rt_ch(report: dict[str, Any], thresholds: dict[str, float]) -> Scene:
         ("dialogue", [(p_max, d_min), (l_min, d_min), (l_min, 1), (p_max, 1)], "#d3e4f1"),
         ("mixed", [(p_max, 0), (l_min, 0), (l_min, d_min), (p_max, d_min)], "#efe7c8"),
     ]
-    for mode, poly, color in regions:
+    for _, poly, color in regions:
         scene.add(Polygon([px(a, b) for a, b in poly], color))
+    # Ch can never exceed 2*min(Rt, 1-Rt) (+1/N): shade the impossible corners lightly
+    scene.add(Polygon([px(0, 0), px(0, 1), px(0.5, 1)], "#ffffff", 0.55))
+    scene.add(Polygon([px(1, 0), px(1, 1), px(0.5, 1)], "#ffffff", 0.55))
+    for mode, poly, _ in regions:
         cx = sum(a for a, _ in poly) / 4
         cy = sum(b for _, b in poly) / 4
         x, y = px(cx, cy)
         scene.add(Text(x, y - 2, MODE_NAMES_ZH[mode], 13, "middle", bold=True))
         scene.add(Text(x, y + 14, MODE_EN[mode], 12, "middle"))
-    # Ch can never exceed 2*min(Rt, 1-Rt) (+1/N): shade the impossible corners lightly
-    scene.add(Polygon([px(0, 0), px(0, 1), px(0.5, 1)], "#ffffff", 0.55))
-    scene.add(Polygon([px(1, 0), px(1, 1), px(0.5, 1)], "#ffffff", 0.55))
     for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
         x, _ = px(v, 0)
         _, y = px(0, v)
