@@ -18,8 +18,7 @@ EXPECTED_MODE = {"lecture": "lecture", "dialogue": "dialogue", "practice": "prac
 
 
 @pytest.mark.parametrize("name", ["lecture", "dialogue", "practice", "opus_lesson"])
-def test_speech_timeline_matches_truth(name: str, request: pytest.FixtureRequest,
-                                       tmp_path: Path) -> None:
+def test_speech_timeline_matches_truth(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     lesson: Lesson = request.getfixturevalue(name)
     duration = lesson.duration_s
     r30 = analyze_recording(lesson.directory, tmp_path / "i30", 30.0)
@@ -68,9 +67,7 @@ def test_participation_from_events(lecture: Lesson, tmp_path: Path) -> None:
 
 def test_fairness_names_silent_remote_classroom(practice: Lesson, tmp_path: Path) -> None:
     report = analyze_recording(practice.directory, tmp_path / "out", 30.0)
-    silent = [
-        room for room in ("r1", "r2") if not practice.truth.get(f"{room}-students")
-    ]
+    silent = [room for room in ("r1", "r2") if not practice.truth.get(f"{room}-students")]
     assert silent, "the practice scenario keeps the last remote classroom silent"
     assert report["fairness"]["never_heard"] == silent
     assert report["fairness"]["never_heard_without_audio"] == []

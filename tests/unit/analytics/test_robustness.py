@@ -75,9 +75,7 @@ def test_missing_file(lecture: Lesson, tmp_path: Path) -> None:
     rec = _copy(lecture, tmp_path)
     (rec / "r2-students.wav").unlink()
     report = analyze_recording(rec, tmp_path / "out", 30.0)
-    assert "track r2-students: file r2-students.wav is missing; no audio for it" in report[
-        "warnings"
-    ]
+    assert "track r2-students: file r2-students.wav is missing; no audio for it" in report["warnings"]
     assert report["st"]["mode"] == "lecture"
 
 
@@ -181,8 +179,7 @@ def test_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_bad_config_file(lecture: Lesson, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("analytics:\n  vad:\n    agressiveness: 3\n")
-    code = cli_main([str(lecture.directory), "--out", str(tmp_path / "o"), "--config",
-                     str(config), "--quiet"])
+    code = cli_main([str(lecture.directory), "--out", str(tmp_path / "o"), "--config", str(config), "--quiet"])
     assert code == 2
     assert "unknown setting vad.agressiveness" in capsys.readouterr().err
 
