@@ -44,6 +44,7 @@ client.addEventListener("joined", async (e) => {
     notice(`无法打开摄像头/麦克风 Camera/mic unavailable: ${err.message}`);
   }
   renderGrid();
+  offerStudentsDevices().catch(() => {});
 });
 
 client.addEventListener("published", () => {
@@ -70,6 +71,40 @@ $("screen").addEventListener("click", async () => {
     $("screen").textContent = "⏹ 停止共享 Stop sharing";
   } catch (err) {
     notice(`无法共享屏幕 Cannot share screen: ${err.message}`);
+  }
+});
+
+// A second camera / microphone in the lead classroom (pointing at its own students) is offered
+// as the "students" source when the room has one.
+let studentsTracks = [];
+async function offerStudentsDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const cams = devices.filter((d) => d.kind === "videoinput");
+  $("students").classList.toggle("hidden", cams.length < 2);
+}
+navigator.mediaDevices?.addEventListener?.("devicechange", offerStudentsDevices);
+$("students").addEventListener("click", async () => {
+  if (studentsTracks.length) {
+    for (const t of studentsTracks) { await client.removeSource(t); t.stop(); }
+    studentsTracks = [];
+    $("students").textContent = "🎥 学生区 Students camera + mic";
+    return;
+  }
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const teacherCam = window.localStream?.getVideoTracks()[0]?.getSettings().deviceId;
+  const teacherMic = window.localStream?.getAudioTracks()[0]?.getSettings().deviceId;
+  const cam = devices.find((d) => d.kind === "videoinput" && d.deviceId !== teacherCam);
+  const mic = devices.find((d) => d.kind === "audioinput" && d.deviceId !== teacherMic);
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: cam ? { deviceId: { exact: cam.deviceId } } : false,
+      audio: mic ? { deviceId: { exact: mic.deviceId } } : false,
+    });
+    studentsTracks = stream.getTracks();
+    for (const t of studentsTracks) await client.addSource(t, "students");
+    $("students").textContent = "⏹ 关闭学生区 Stop students camera";
+  } catch (err) {
+    notice(`无法打开学生区设备 Students devices unavailable: ${err.message}`);
   }
 });
 

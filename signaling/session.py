@@ -236,15 +236,13 @@ class Session:
             offered.append((media.kind, source))
         if not offered:
             raise SdpError("the offer has no audio or video m-line to publish (sendonly/sendrecv)")
-        # Everything already published on this connection counts toward the limits too.
-        existing = [(t.kind, t.source) for mid, t in (p.publisher.tracks.items() if p.publisher else [])
-                    if mid not in sources]
-        permissions.check_publish(p.role, existing + offered)
-        if p.publisher is None:
-            p.publisher = PublisherPeer(
-                p.participant_id, p.classroom_id, self.settings, on_track=self._on_track
-            )
-            room.media.publishers[p.participant_id] = p.publisher
+        permissions.check_publish(p.role, offered)
+        # Every publish is a new publish connection that replaces the previous one (the page adds
+        # or removes a source, e.g. the courseware screen, by publishing its whole set again).
+        if p.publisher is not None:
+            await self._close_publisher(room, p)
+        p.publisher = PublisherPeer(p.participant_id, p.classroom_id, self.settings, on_track=self._on_track)
+        room.media.publishers[p.participant_id] = p.publisher
         try:
             answer = await asyncio.wait_for(p.publisher.answer(sdp, sources), NEGOTIATION_TIMEOUT_S)
         except TimeoutError:
@@ -292,6 +290,13 @@ class Session:
         # Media first (audio gating takes effect at once), then tell everybody.
         await room.refresh()
         await room.broadcast_floor(events)
+
+    async def _close_publisher(self, room: Room, p: Participant) -> None:
+        publisher, p.publisher = p.publisher, None
+        room.media.remove_tracks_of(p.participant_id)
+        room.media.publishers.pop(p.participant_id, None)
+        if publisher is not None:
+            await publisher.close()
 
     async def _close_media(self, room: Room, p: Participant) -> None:
         gone = room.media.remove_tracks_of(p.participant_id)

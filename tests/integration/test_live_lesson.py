@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from classroom.server import Server
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 
@@ -27,3 +29,37 @@ async def test_lead_to_two_remotes(server: Server) -> None:
     finally:
         for p in [lead, *remotes]:
             await p.close()
+
+
+async def test_republish_adds_a_screen_share(server: Server) -> None:
+    lead = ClassroomPeer(server.base_url, token(server, "l2", "lead", "lead"))
+    remote = ClassroomPeer(server.base_url, token(server, "l2", "r1", "remote"))
+    try:
+        await lead.connect()
+        await remote.connect()
+        await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
+        await remote.wait_frames("video", 5)
+        old_pub = lead.pub
+        reply = await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher"),
+                                    (PatternTrack(160, 120), "screen")])
+        assert reply["type"] == "publish_answer", reply
+        assert old_pub is not None
+        await old_pub.close()
+        for _ in range(100):
+            sources = sorted(t["source"] for t in remote.tracks if t.get("track_id"))
+            if sources == ["screen", "teacher", "teacher"]:
+                break
+            await asyncio.sleep(0.1)
+        assert sources == ["screen", "teacher", "teacher"], remote.tracks
+        screen_mid = next(t["mid"] for t in remote.tracks if t.get("source") == "screen")
+        before = remote.frames[screen_mid]
+        await asyncio.sleep(2)
+        assert remote.frames[screen_mid] > before + 5
+        assert remote.frame_size[screen_mid] == (160, 120)
+        # the lead may not publish a fourth video source
+        reply = await lead.publish([(PatternTrack(), "teacher"), (PatternTrack(), "screen"),
+                                    (PatternTrack(), "students"), (PatternTrack(), "students")])
+        assert reply["type"] == "error" and reply["code"] == "forbidden"
+    finally:
+        await lead.close()
+        await remote.close()
