@@ -155,9 +155,7 @@ def file_path(lesson_id: str, file: str) -> str:
     return f"/recordings/{lesson_id}/{file}"
 
 
-def signed_manifest_url(
-    signer: UrlSigner, lesson_id: str, ttl: float = DEFAULT_TTL, now: float | None = None
-) -> str:
+def signed_manifest_url(signer: UrlSigner, lesson_id: str, ttl: float = DEFAULT_TTL, now: float | None = None) -> str:
     """What an authorised user gets to open ``/playback.html?manifest=<this>``."""
     return signer.sign(manifest_path(lesson_id), ttl, now)
 

@@ -39,15 +39,30 @@ def _record_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML config file")
     parser.add_argument("--segment-seconds", type=float, help="segment length (default 2)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument(
+        "--repair",
+        metavar="RECORDING_DIR",
+        help="finish a recording whose recorder was killed (rebuild files from segments), exit",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
 
 def record_main(argv: Sequence[str]) -> int:
     args = _record_parser().parse_args(list(argv))
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.repair:
+        from recorder.manifest import ManifestError
+        from recorder.repair import repair_recording
+
+        try:
+            manifest = repair_recording(Path(args.repair))
+        except (ManifestError, OSError) as exc:
+            print(f"classroom record: {exc}", file=sys.stderr)
+            return 1
+        done = sum(t.complete for t in manifest.tracks)
+        print(f"{args.repair}: {done}/{len(manifest.tracks)} track file(s) complete")
+        return 0
     from classroom.config import ConfigError, load_config
 
     try:
@@ -73,11 +88,7 @@ def record_main(argv: Sequence[str]) -> int:
             return 2
         lesson_id = args.lesson_id or Path(args.out).name
         out = Path(args.out) if args.out else data_dir / "recordings" / lesson_id
-        return asyncio.run(
-            _record_udp(
-                out, lesson_id, args.title, tracks, args.host, segment_seconds, args.duration
-            )
-        )
+        return asyncio.run(_record_udp(out, lesson_id, args.title, tracks, args.host, segment_seconds, args.duration))
     if not args.url or not args.token:
         print("classroom record: give --url and --token (or --udp-track)", file=sys.stderr)
         return 2

@@ -171,9 +171,7 @@ class AudioSource:
         lo = max(start, self._buffer_start)
         hi = min(end, self._buffer_start + self._buffer.shape[1])
         if hi > lo:
-            out[:, lo - start : hi - start] += self._buffer[
-                :, lo - self._buffer_start : hi - self._buffer_start
-            ]
+            out[:, lo - start : hi - start] += self._buffer[:, lo - self._buffer_start : hi - self._buffer_start]
         drop = max(0, min(end - self._buffer_start, self._buffer.shape[1]))
         if drop:
             self._buffer = self._buffer[:, drop:]
@@ -212,9 +210,7 @@ class Layout:
         strip_h = height - top_h - pad
         count = max(1, small_count)
         tile_w = _even(min((width - pad * (count - 1)) / count, strip_h * 16 / 9))
-        self.small = [
-            Rect(i * (tile_w + pad), top_h + pad, tile_w, _even(strip_h)) for i in range(count)
-        ]
+        self.small = [Rect(i * (tile_w + pad), top_h + pad, tile_w, _even(strip_h)) for i in range(count)]
 
 
 def _paste(canvas: np.ndarray, picture: np.ndarray, rect: Rect) -> None:
@@ -248,11 +244,7 @@ def render_composite(
 
     videos = [VideoSource(directory, t) for t in manifest.tracks if t.kind == "video"]
     audios = [AudioSource(directory, t) for t in manifest.tracks if t.kind == "audio"]
-    teacher = [
-        v
-        for v in videos
-        if roles.get(v.track.classroom_id) == "lead" and v.track.source == "teacher"
-    ]
+    teacher = [v for v in videos if roles.get(v.track.classroom_id) == "lead" and v.track.source == "teacher"]
     screen = [v for v in videos if v.track.source == "screen"]
     cameras = [v for v in videos if v not in teacher and v not in screen]
     camera_keys = sorted({(v.track.classroom_id, v.track.source) for v in cameras})
@@ -291,9 +283,7 @@ def render_composite(
                 small += [
                     v
                     for v in cameras
-                    if (v.track.classroom_id, v.track.source) == key
-                    and v is not main
-                    and live[id(v)]
+                    if (v.track.classroom_id, v.track.source) == key and v is not main and live[id(v)]
                 ][:1]
             for rect, video in zip(layout.small, small, strict=False):
                 _paste(canvas, video.picture(rect.w, rect.h), rect)

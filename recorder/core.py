@@ -109,9 +109,7 @@ class TrackRecorder:
         self.stats = TrackStats()
         self.depacketizer: Depacketizer = depacketizer_for(info.codec)
         self.jitter = JitterBuffer(max_wait=jitter_wait)
-        self.writer = TrackWriter(
-            root, info.track_id, info.kind, info.codec, info.clock_rate, segment_seconds
-        )
+        self.writer = TrackWriter(root, info.track_id, info.kind, info.codec, info.clock_rate, segment_seconds)
         self.ssrcs: set[int] = set()
         self._clock_offset = clock_offset
         self._keyframe_interval = keyframe_interval
@@ -173,9 +171,7 @@ class TrackRecorder:
                 self._on_gap(Gap(1), now)
                 continue
             for frame in frames:
-                self._on_frame(
-                    frame.data, frame.timestamp, frame.keyframe, frame.width, frame.height, now
-                )
+                self._on_frame(frame.data, frame.timestamp, frame.keyframe, frame.width, frame.height, now)
 
     def _on_gap(self, gap: Gap, now: float) -> None:
         self.stats.gaps += 1
@@ -188,9 +184,7 @@ class TrackRecorder:
             self._waiting_keyframe = True
             self._keyframe_wanted = True
 
-    def _on_frame(
-        self, data: bytes, timestamp: int, keyframe: bool, width: int, height: int, now: float
-    ) -> None:
+    def _on_frame(self, data: bytes, timestamp: int, keyframe: bool, width: int, height: int, now: float) -> None:
         if self._waiting_keyframe and not keyframe:
             self.stats.dropped_frames += 1
             self._keyframe_wanted = True
@@ -251,8 +245,7 @@ class TrackRecorder:
             return None
         start = round((self.start_unix - lesson_start_unix) * 1000)
         segments = [
-            SegmentEntry(s.file, start + round(s.start_ms), start + round(s.end_ms))
-            for s in self.writer.segments
+            SegmentEntry(s.file, start + round(s.start_ms), start + round(s.end_ms)) for s in self.writer.segments
         ]
         return TrackEntry(
             id=self.info.track_id,
@@ -311,7 +304,33 @@ class RecordingSession:
         self._last_manifest = -1e18
         self._manifest_segments = 0
         self._end_unix: float | None = None
+        # Tracks of an earlier recorder run in this directory (it crashed or was restarted).
+        self.previous_tracks: list[TrackEntry] = []
+        if (directory / MANIFEST_NAME).exists():
+            self._resume()
         self.write_manifest()
+
+    def _resume(self) -> None:
+        """Continue an earlier run's recording: same timeline, its tracks and events kept."""
+        from recorder.manifest import ManifestError
+        from recorder.repair import repair_recording
+
+        try:
+            previous = repair_recording(self.directory)
+        except (ManifestError, OSError) as exc:
+            log.warning("cannot resume the recording in %s (%s): starting anew", self.directory, exc)
+            backup = self.directory / f"{MANIFEST_NAME}.broken-{int(self.start_unix)}"
+            (self.directory / MANIFEST_NAME).replace(backup)
+            return
+        if previous.lesson_id != self.lesson_id:
+            raise ValueError(f"{self.directory} holds lesson {previous.lesson_id!r}, not {self.lesson_id!r}")
+        self.start_unix = previous.started_at.timestamp()
+        self.title = self.title or previous.title
+        self.previous_tracks = previous.tracks
+        for classroom in previous.classrooms:
+            self.classrooms[classroom.id] = classroom
+        self.events = list(previous.events)
+        log.info("resuming the recording in %s (%d earlier tracks)", self.directory, len(previous.tracks))
 
     # ------------------------------------------------------------------------- structure
     def add_classroom(self, classroom_id: str, role: str, name: str = "") -> None:
@@ -336,7 +355,8 @@ class RecordingSession:
             raise ValueError(f"track kind must be audio or video, not {kind!r}")
         base = safe_name(track_id)
         unique, n = base, 1
-        while unique in self.tracks:
+        taken = set(self.tracks) | {t.id for t in self.previous_tracks}
+        while unique in taken:
             n += 1
             unique = f"{base}-{n}"
         info = TrackInfo(
@@ -347,9 +367,7 @@ class RecordingSession:
             source,
             clock_rate or DEFAULT_CLOCK_RATES.get(codec, 90000),
         )
-        track = TrackRecorder(
-            info, self.directory, self.segment_seconds, self.jitter_wait, self._clock_offset
-        )
+        track = TrackRecorder(info, self.directory, self.segment_seconds, self.jitter_wait, self._clock_offset)
         self.tracks[unique] = track
         return track
 
@@ -402,9 +420,7 @@ class RecordingSession:
         if track is not None:
             track.on_sender_report(report, self.clock() if now is None else now)
 
-    def event(
-        self, type_: str, classroom_id: str | None, t_ms: int | None = None, **extra: Any
-    ) -> EventEntry:
+    def event(self, type_: str, classroom_id: str | None, t_ms: int | None = None, **extra: Any) -> EventEntry:
         if t_ms is None:
             t_ms = round((self.clock() - self.start_unix) * 1000)
         entry = EventEntry(max(0, int(t_ms)), type_, classroom_id, dict(extra))
@@ -430,9 +446,7 @@ class RecordingSession:
         since = now - self._last_manifest
         # Rewrite every manifest_interval, and soon after a segment was completed, so a crash
         # leaves a manifest that lists (nearly) everything on disk.
-        if since >= self.manifest_interval or (
-            segments != self._manifest_segments and since >= MANIFEST_MIN_INTERVAL
-        ):
+        if since >= self.manifest_interval or (segments != self._manifest_segments and since >= MANIFEST_MIN_INTERVAL):
             self._manifest_segments = segments
             self.write_manifest(now)
         return wanted
@@ -440,10 +454,8 @@ class RecordingSession:
     def manifest(self, now: float | None = None) -> Manifest:
         now = self.clock() if now is None else now
         end = self._end_unix if self._end_unix is not None else now
-        tracks = [
-            entry
-            for entry in (t.entry(self.start_unix) for t in self.tracks.values())
-            if entry is not None
+        tracks = list(self.previous_tracks) + [
+            entry for entry in (t.entry(self.start_unix) for t in self.tracks.values()) if entry is not None
         ]
         duration = round((end - self.start_unix) * 1000)
         for entry in tracks:

@@ -215,9 +215,7 @@ def parse_sender_reports(data: bytes) -> list[SenderReport]:
         if packet_type == 200:
             if length < 28:
                 raise RtpError("RTCP sender report too short")
-            ssrc, ntp_hi, ntp_lo, rtp_ts, packets, octets = struct.unpack_from(
-                "!IIIIII", data, offset + 4
-            )
+            ssrc, ntp_hi, ntp_lo, rtp_ts, packets, octets = struct.unpack_from("!IIIIII", data, offset + 4)
             reports.append(
                 SenderReport(
                     ssrc=ssrc,
@@ -231,9 +229,7 @@ def parse_sender_reports(data: bytes) -> list[SenderReport]:
     return reports
 
 
-def build_sender_report(
-    ssrc: int, unix_seconds: float, rtp_timestamp: int, packets: int = 0, octets: int = 0
-) -> bytes:
+def build_sender_report(ssrc: int, unix_seconds: float, rtp_timestamp: int, packets: int = 0, octets: int = 0) -> bytes:
     ntp = unix_seconds + NTP_UNIX_OFFSET
     hi = int(ntp)
     lo = int((ntp - hi) * 2**32) & 0xFFFFFFFF

@@ -129,9 +129,7 @@ class Manifest:
                 complete=bool(raw.get("complete", False)),
             )
             for c in _list(raw, "classrooms"):
-                manifest.classrooms.append(
-                    ClassroomEntry(_str(c, "id"), _str(c, "role"), str(c.get("name", "")))
-                )
+                manifest.classrooms.append(ClassroomEntry(_str(c, "id"), _str(c, "role"), str(c.get("name", ""))))
             for t in _list(raw, "tracks"):
                 kind = _str(t, "kind")
                 if kind not in KINDS:
@@ -148,9 +146,7 @@ class Manifest:
                         end_ms=int(t["end_ms"]),
                         complete=bool(t.get("complete", False)),
                         segments=[
-                            SegmentEntry(
-                                _safe_file(_str(s, "file")), int(s["start_ms"]), int(s["end_ms"])
-                            )
+                            SegmentEntry(_safe_file(_str(s, "file")), int(s["start_ms"]), int(s["end_ms"]))
                             for s in t.get("segments", [])
                         ],
                     )
@@ -159,9 +155,7 @@ class Manifest:
                 extra = {k: v for k, v in e.items() if k not in ("t_ms", "type", "classroom_id")}
                 cid = e.get("classroom_id")
                 manifest.events.append(
-                    EventEntry(
-                        int(e["t_ms"]), _str(e, "type"), None if cid is None else str(cid), extra
-                    )
+                    EventEntry(int(e["t_ms"]), _str(e, "type"), None if cid is None else str(cid), extra)
                 )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ManifestError):

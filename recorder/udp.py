@@ -67,9 +67,7 @@ async def run_udp(
     loop = asyncio.get_running_loop()
     protocols: dict[str, _Protocol] = {}
     for spec in tracks:
-        track = session.add_track(
-            spec.track_id, spec.kind, spec.codec, spec.classroom_id, spec.source
-        )
+        track = session.add_track(spec.track_id, spec.kind, spec.codec, spec.classroom_id, spec.source)
         _, proto = await loop.create_datagram_endpoint(
             lambda tid=track.info.track_id: _Protocol(session, tid),  # type: ignore[misc]
             local_addr=(host, spec.port),

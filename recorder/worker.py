@@ -197,9 +197,7 @@ class LiveRecorder:
             return
         role = participant.get("role")
         if role in ("lead", "remote") and participant.get("classroom_id"):
-            self.session.add_classroom(
-                str(participant["classroom_id"]), str(role), str(participant.get("name") or "")
-            )
+            self.session.add_classroom(str(participant["classroom_id"]), str(role), str(participant.get("name") or ""))
 
     def _on_floor(self, msg: dict[str, Any]) -> None:
         event = msg.get("event")
@@ -209,9 +207,7 @@ class LiveRecorder:
         if event.get("by") is not None:
             extra["by"] = event["by"]
         classroom = event.get("classroom_id")
-        self.session.event(
-            str(event["type"]), None if classroom is None else str(classroom), **extra
-        )
+        self.session.event(str(event["type"]), None if classroom is None else str(classroom), **extra)
 
     async def _on_offer(self, msg: dict[str, Any]) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -353,8 +349,5 @@ async def run_worker(
     session = recorder.session
     if session is not None:
         manifest = session.manifest()
-        print(
-            f"recorded {len(manifest.tracks)} track(s) in {time.monotonic() - started:.0f} s: "
-            f"{session.directory}"
-        )
+        print(f"recorded {len(manifest.tracks)} track(s) in {time.monotonic() - started:.0f} s: {session.directory}")
     return code

@@ -146,9 +146,7 @@ class TrackWriter:
         return self._full is not None
 
     def _open(self, relative: str) -> _Output:
-        return _Output(
-            self.root / relative, self.format, self.codec, self.kind, self.width, self.height
-        )
+        return _Output(self.root / relative, self.format, self.codec, self.kind, self.width, self.height)
 
     def _start_segment(self, start_ms: int) -> None:
         if self._segment is not None:

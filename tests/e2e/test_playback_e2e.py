@@ -46,15 +46,11 @@ async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -
     errors: list[str] = []
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = await browser.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(page_url)
-            await page.wait_for_function(
-                "window.playback && window.playback.manifest", timeout=15000
-            )
+            await page.wait_for_function("window.playback && window.playback.manifest", timeout=15000)
             # the timeline shows every event
             assert await page.locator("#events button.event").count() == len(EVENTS)
             assert await page.locator("#timeline .marker").count() == len(EVENTS)
@@ -88,9 +84,7 @@ async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -
             # paused seek is exact
             await page.evaluate("window.playback.pause()")
             await page.locator("#events button.event[data-type='hand_raised']").click()
-            await page.wait_for_function(
-                """() => !document.getElementById('main-video').seeking""", timeout=5000
-            )
+            await page.wait_for_function("""() => !document.getElementById('main-video').seeking""", timeout=5000)
             video_ms = await page.evaluate(
                 """() => window.playback.manifest.tracks.find(t => t.id === 'lead-cam').start_ms
                          + document.getElementById('main-video').currentTime * 1000"""

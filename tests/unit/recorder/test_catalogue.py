@@ -84,9 +84,7 @@ async def test_routes_signed_manifest_files_and_ranges(tmp_path: Path) -> None:
         body = await resp.json()
         track = body["tracks"][0]
         assert track["file"].startswith("/recordings/L1/cam.webm?exp=")
-        assert body["tracks"][0]["segments"][0]["file"].startswith(
-            "/recordings/L1/segments/cam/00000.webm?exp="
-        )
+        assert body["tracks"][0]["segments"][0]["file"].startswith("/recordings/L1/segments/cam/00000.webm?exp=")
         resp = await client.get(track["file"], headers={"Range": "bytes=10-19"})
         assert resp.status == 206
         assert await resp.read() == bytes(range(10, 20))
