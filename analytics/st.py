@@ -23,7 +23,7 @@ class StResult:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "interval_s": self.interval_s,
+            "interval_s": float(self.interval_s),
             "codes": list(self.codes),
             "rt": round(self.rt, 4),
             "ch": round(self.ch, 4),
