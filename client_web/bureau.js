@@ -1,0 +1,379 @@
+// Bureau schedule page (教育局排课): log in with an administrator API key (kept in
+// sessionStorage), see the week's timetable, create / edit / cancel lessons with conflict errors
+// shown inline, and follow today's lessons live with their join links.
+// Times shown are the bureau's local times exactly as the API returns them.
+
+const KEY_STORAGE = "classroom.bureau.apiKey";
+const HOUR_PX = 48;
+// The timetable shows 07:00-19:00, stretched to fit any earlier or later lesson of the week.
+const DAY_FIRST_HOUR = 7;
+const DAY_LAST_HOUR = 19;
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  key: sessionStorage.getItem(KEY_STORAGE) || "",
+  me: null,
+  schools: new Map(),
+  classrooms: [],
+  teachers: [],
+  today: null,
+  weekOf: null,
+  editing: null, // the lesson being edited, or null for a new one
+  editingDate: null, // the occurrence date that was clicked
+  links: new Map(), // occurrence_id -> links response
+  pollTimer: null,
+};
+window.bureau = state; // for tests and debugging
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code || "http_error";
+    this.details = body?.error || {};
+  }
+}
+
+export async function api(method, path, body, key = state.key) {
+  const headers = { Authorization: `Bearer ${key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await res.json(); } catch { data = null; }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+// ---- small helpers --------------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+const hhmm = (iso) => iso.slice(11, 16);
+const dayOf = (iso) => iso.slice(0, 10);
+function addDays(day, n) {
+  const [y, m, d] = day.split("-").map(Number);
+  const t = new Date(Date.UTC(y, m - 1, d + n));
+  return t.toISOString().slice(0, 10);
+}
+function minutes(iso) { return Number(iso.slice(11, 13)) * 60 + Number(iso.slice(14, 16)); }
+const roomName = (id) => state.classrooms.find((c) => c.id === id)?.name || id;
+const teacherName = (id) => state.teachers.find((t) => t.id === id)?.name || id;
+const WEEKDAYS = ["一 Mon", "二 Tue", "三 Wed", "四 Thu", "五 Fri", "六 Sat", "日 Sun"];
+const STATUS = { scheduled: "未开始 scheduled", live: "直播中 live", ended: "已结束 ended", cancelled: "已取消 cancelled" };
+
+// ---- login ----------------------------------------------------------------------------------
+async function login(key) {
+  $("login-error").textContent = "";
+  try {
+    const me = await api("GET", "/api/me", undefined, key);
+    state.key = key;
+    state.me = me;
+    sessionStorage.setItem(KEY_STORAGE, key);
+  } catch (err) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    $("login-error").textContent = err.status === 401 ? "密钥无效 Invalid API key" : err.message;
+    return false;
+  }
+  $("login-view").classList.add("hidden");
+  $("app").classList.remove("hidden");
+  $("logout").classList.remove("hidden");
+  $("bureau-name").textContent = `— ${state.me.bureau.name}`;
+  await loadDirectory();
+  await refreshAll();
+  clearInterval(state.pollTimer);
+  state.pollTimer = setInterval(() => refreshToday().catch(console.warn), 5000);
+  return true;
+}
+
+function logout() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  clearInterval(state.pollTimer);
+  state.key = "";
+  location.reload();
+}
+
+async function loadDirectory() {
+  const [schools, rooms, teachers] = await Promise.all([
+    api("GET", "/api/schools"), api("GET", "/api/classrooms"), api("GET", "/api/teachers"),
+  ]);
+  state.schools = new Map(schools.schools.map((s) => [s.id, s.name]));
+  state.classrooms = rooms.classrooms;
+  state.teachers = teachers.teachers;
+}
+
+async function refreshAll() {
+  await refreshToday();
+  await refreshWeek();
+}
+
+// ---- today ----------------------------------------------------------------------------------
+async function linksFor(occ) {
+  if (!state.links.has(occ.occurrence_id)) {
+    const q = occ.recurring ? `?date=${occ.date}` : "";
+    state.links.set(occ.occurrence_id, await api("GET", `/api/lessons/${occ.lesson_id}/links${q}`));
+  }
+  return state.links.get(occ.occurrence_id);
+}
+
+async function refreshToday() {
+  const today = await api("GET", "/api/schedule/today");
+  state.today = today.date;
+  if (!state.weekOf) state.weekOf = today.date;
+  $("today-date").textContent = today.date;
+  const list = $("today");
+  const items = [];
+  for (const occ of today.occurrences) {
+    let links = null;
+    if (occ.status === "scheduled" || occ.status === "live") {
+      try { links = await linksFor(occ); } catch (err) { console.warn(err); }
+    }
+    items.push(todayItem(occ, links));
+  }
+  list.replaceChildren(...items);
+  $("today-empty").classList.toggle("hidden", today.occurrences.length > 0);
+}
+
+function todayItem(occ, links) {
+  const connected = new Set(occ.connected || []);
+  const rooms = [occ.lead_classroom_id, ...occ.remote_classroom_ids];
+  const byRoom = new Map((links?.links || []).map((l) => [l.classroom_id, l]));
+  const roomNodes = rooms.map((id, i) => {
+    const link = byRoom.get(id);
+    return el("span", { class: `room ${connected.has(id) ? "on" : "off"}`, "data-classroom": id },
+      `${i === 0 ? "主讲 " : ""}${roomName(id)}`,
+      link ? el("a", {
+        class: "join-link", href: link.url, target: "_blank", rel: "noopener",
+        "data-role": link.role, "data-classroom": id, text: "加入链接 join link",
+      }) : null);
+  });
+  const observer = links?.links.find((l) => l.role === "observer");
+  if (observer) {
+    roomNodes.push(el("span", { class: "room" }, el("a", {
+      class: "join-link", href: observer.url, target: "_blank", rel: "noopener",
+      "data-role": "observer", text: "观摩 observer link",
+    })));
+  }
+  return el("li", { "data-occurrence": occ.occurrence_id, "data-status": occ.status },
+    el("div", { class: "head" },
+      el("strong", { text: `${hhmm(occ.start)}–${hhmm(occ.end)}` }),
+      el("span", { text: `${occ.subject} · ${occ.title}` }),
+      el("span", { class: `badge ${occ.status}`, text: STATUS[occ.status] || occ.status }),
+      occ.status === "live"
+        ? el("span", { class: "muted", text: `${connected.size}/${rooms.length} 已连接 connected` })
+        : null),
+    el("div", { class: "rooms" }, ...roomNodes));
+}
+
+// ---- week timetable -------------------------------------------------------------------------
+async function refreshWeek() {
+  const week = await api("GET", `/api/schedule/week?date=${state.weekOf}`);
+  $("week-range").textContent = `${week.week_start} – ${week.week_end}`;
+  const grid = $("week");
+  let FIRST_HOUR = DAY_FIRST_HOUR;
+  let LAST_HOUR = DAY_LAST_HOUR;
+  for (const o of week.occurrences) {
+    FIRST_HOUR = Math.min(FIRST_HOUR, Math.floor(minutes(o.start) / 60));
+    const endHour = dayOf(o.end) === dayOf(o.start) ? Math.ceil(minutes(o.end) / 60) : 24;
+    LAST_HOUR = Math.max(LAST_HOUR, endHour);
+  }
+  const height = (LAST_HOUR - FIRST_HOUR) * HOUR_PX;
+  const nodes = [el("div")];
+  const days = [...Array(7).keys()].map((i) => addDays(week.week_start, i));
+  days.forEach((d, i) => nodes.push(el("div", {
+    class: `dayhead${d === state.today ? " today" : ""}`, text: `${WEEKDAYS[i]} ${d.slice(5)}`,
+  })));
+  const hours = el("div", { class: "hours", style: `height:${height}px` });
+  for (let h = FIRST_HOUR; h < LAST_HOUR; h++) {
+    hours.append(el("span", { class: "hour", style: `top:${(h - FIRST_HOUR) * HOUR_PX}px`, text: `${h}:00` }));
+  }
+  nodes.push(hours);
+  for (const d of days) {
+    const col = el("div", { class: "col", "data-day": d, style: `height:${height}px` });
+    for (const occ of week.occurrences.filter((o) => dayOf(o.start) === d)) {
+      const top = Math.max(0, (minutes(occ.start) - FIRST_HOUR * 60) * HOUR_PX / 60);
+      let end = minutes(occ.end);
+      if (dayOf(occ.end) !== d) end = 24 * 60;
+      const h = Math.max(18, (end - minutes(occ.start)) * HOUR_PX / 60);
+      col.append(el("div", {
+        class: `lesson ${occ.status}`, style: `top:${top}px;height:${h}px`,
+        "data-lesson": occ.lesson_id, "data-occurrence": occ.occurrence_id,
+        title: `${occ.title}\n${roomName(occ.lead_classroom_id)} → ${occ.remote_classroom_ids.map(roomName).join(", ")}`,
+        onclick: () => openEditor(occ.lesson_id, occ.date),
+      },
+      el("div", { class: "t", text: `${hhmm(occ.start)} ${occ.title}` }),
+      el("div", { text: `${occ.subject} · ${roomName(occ.lead_classroom_id)}` })));
+    }
+    nodes.push(col);
+  }
+  grid.replaceChildren(...nodes);
+}
+
+// ---- create / edit --------------------------------------------------------------------------
+function fillSelects() {
+  const lead = $("f-lead");
+  lead.replaceChildren(...state.classrooms.map((c) => el("option", {
+    value: c.id, text: `${c.name} (${state.schools.get(c.school_id) || ""})`,
+  })));
+  $("f-teacher").replaceChildren(el("option", { value: "", text: "—" }),
+    ...state.teachers.map((t) => el("option", { value: t.id, text: t.name })));
+  $("f-remotes").replaceChildren(...state.classrooms.map((c) => el("label", { "data-classroom": c.id },
+    el("input", { type: "checkbox", value: c.id, name: "remote" }),
+    `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? " 🖥" : ""}`)));
+}
+
+function clearErrors() {
+  $("form-error").textContent = "";
+  document.querySelectorAll("#lesson-form .invalid").forEach((n) => n.classList.remove("invalid"));
+}
+
+async function openEditor(lessonId, day) {
+  await loadDirectory();
+  fillSelects();
+  clearErrors();
+  state.editing = null;
+  state.editingDate = day || null;
+  const form = $("lesson-form");
+  form.reset();
+  if (lessonId) {
+    const l = await api("GET", `/api/lessons/${lessonId}`);
+    state.editing = l;
+    $("form-title").textContent = `编辑课程 Edit lesson ${l.id}`;
+    $("f-subject").value = l.subject;
+    $("f-title").value = l.title;
+    $("f-lead").value = l.lead_classroom_id;
+    $("f-teacher").value = l.lead_teacher_id || "";
+    $("f-date").value = dayOf(l.start);
+    $("f-start").value = hhmm(l.start);
+    $("f-end").value = hhmm(l.end);
+    $("f-until").value = l.recurrence?.until || "";
+    $("f-exceptions").value = (l.recurrence?.exceptions || []).join(", ");
+    $("f-recording").checked = l.recording;
+    for (const box of document.querySelectorAll("#f-remotes input")) {
+      box.checked = l.remote_classroom_ids.includes(box.value);
+    }
+  } else {
+    $("form-title").textContent = "新建课程 New lesson";
+    $("f-date").value = day || state.today || "";
+    $("f-start").value = "09:00";
+    $("f-end").value = "09:45";
+  }
+  const cancellable = state.editing && !state.editing.cancelled;
+  $("f-cancel-lesson").classList.toggle("hidden", !cancellable);
+  $("f-cancel-occurrence").classList.toggle("hidden",
+    !(cancellable && state.editing.recurrence && state.editingDate));
+  $("f-save").disabled = !!state.editing?.cancelled;
+  $("lesson-dialog").showModal();
+}
+
+export function formBody() {
+  const date = $("f-date").value;
+  const until = $("f-until").value;
+  const exceptions = $("f-exceptions").value.split(/[,\s]+/).filter(Boolean);
+  return {
+    subject: $("f-subject").value,
+    title: $("f-title").value,
+    lead_classroom_id: $("f-lead").value,
+    lead_teacher_id: $("f-teacher").value || null,
+    remote_classroom_ids: [...document.querySelectorAll("#f-remotes input:checked")].map((b) => b.value),
+    start: `${date}T${$("f-start").value}:00`,
+    end: `${date}T${$("f-end").value}:00`,
+    recurrence: until ? { until, exceptions } : null,
+    recording: $("f-recording").checked,
+  };
+}
+
+function showError(err) {
+  const box = $("form-error");
+  const lines = [err.message];
+  const mark = (node) => node && node.classList.add("invalid");
+  if (err.code === "conflict") {
+    lines.length = 0;
+    lines.push("时间冲突 Scheduling conflict:");
+    for (const c of err.details.conflicts || []) {
+      const what = c.resources.map((r) => (r.type === "teacher"
+        ? `教师 teacher ${teacherName(r.id)}` : `课堂 classroom ${roomName(r.id)}`)).join(", ");
+      lines.push(`• ${what} — 《${c.title}》 ${dayOf(c.start)} ${hhmm(c.start)}–${hhmm(c.end)} (${c.lesson_id})`);
+      for (const r of c.resources) {
+        if (r.type === "teacher") mark($("f-teacher"));
+        else if (r.id === $("f-lead").value) mark($("f-lead"));
+        else mark(document.querySelector(`#f-remotes label[data-classroom="${r.id}"]`));
+      }
+    }
+  } else if (err.code === "invalid_time") {
+    [$("f-date"), $("f-start"), $("f-end")].forEach(mark);
+    if (/recurrence/.test(err.message)) mark($("f-until"));
+    if (/exceptions/.test(err.message)) mark($("f-exceptions"));
+  } else if (err.code === "no_remote_classroom" || /remote/.test(err.message)) {
+    mark($("f-remotes"));
+  } else if (/subject/.test(err.message)) mark($("f-subject"));
+  else if (/title/.test(err.message)) mark($("f-title"));
+  else if (/lead classroom|lead_classroom/.test(err.message)) mark($("f-lead"));
+  box.textContent = lines.join("\n");
+}
+
+async function save(event) {
+  event.preventDefault();
+  clearErrors();
+  try {
+    const body = formBody();
+    if (state.editing) await api("PUT", `/api/lessons/${state.editing.id}`, body);
+    else await api("POST", "/api/lessons", body);
+  } catch (err) {
+    if (err instanceof ApiError) { showError(err); return; }
+    throw err;
+  }
+  $("lesson-dialog").close();
+  state.links.clear();
+  state.weekOf = $("f-date").value || state.weekOf;
+  await refreshAll();
+}
+
+async function cancelLesson(oneWeek) {
+  clearErrors();
+  const l = state.editing;
+  const what = oneWeek ? `${state.editingDate} 这一次 this week only` : "整个课程 the whole lesson";
+  if (!confirm(`取消 Cancel 《${l.title}》 — ${what}?`)) return;
+  try {
+    await api("POST", `/api/lessons/${l.id}/cancel`, oneWeek ? { date: state.editingDate } : {});
+  } catch (err) {
+    if (err instanceof ApiError) { showError(err); return; }
+    throw err;
+  }
+  $("lesson-dialog").close();
+  state.links.clear();
+  await refreshAll();
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+function moveWeek(days) {
+  state.weekOf = days === 0 ? state.today : addDays(state.weekOf, days);
+  refreshWeek().catch(console.warn);
+}
+
+function init() {
+  $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("api-key").value.trim()); });
+  $("logout").addEventListener("click", logout);
+  $("prev-week").addEventListener("click", () => moveWeek(-7));
+  $("next-week").addEventListener("click", () => moveWeek(7));
+  $("this-week").addEventListener("click", () => moveWeek(0));
+  $("new-lesson").addEventListener("click", () => openEditor(null, null));
+  $("lesson-form").addEventListener("submit", save);
+  $("f-close").addEventListener("click", () => $("lesson-dialog").close());
+  $("f-cancel-lesson").addEventListener("click", () => cancelLesson(false));
+  $("f-cancel-occurrence").addEventListener("click", () => cancelLesson(true));
+  if (state.key) login(state.key);
+}
+
+init();
