@@ -5,6 +5,7 @@ manifest's timeline."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 
 def token(server: Server, classroom: str, role: str, name: str = "") -> str:
     return server.signer.issue("rec-lesson", classroom, role, name or classroom, lesson_title="录制测试")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -111,7 +118,11 @@ async def test_launcher_runs_classroom_record_as_its_own_process(server: Server,
                 return False
 
         await wait_until(two_tracks, 40, "the recorder process records two tracks")
-        await asyncio.sleep(2.5)
+        pid = launcher.processes["rec-lesson"].pid
+        cpu0, t0 = process_cpu(pid), time.monotonic()
+        await asyncio.sleep(4.0)
+        per_track = (process_cpu(pid) - cpu0) / (time.monotonic() - t0) / 2
+        print(f"live recorder process CPU: {per_track * 100:.2f}% of a core per track")
         assert await launcher.stop("rec-lesson") == 0
     finally:
         await launcher.stop_all()
