@@ -101,9 +101,33 @@ def _apply(section: Any, values: dict[str, Any], where: str) -> None:
                 raise ConfigError(f"{where}.{key}: expected a mapping")
             _apply(current, value, f"{where}.{key}")
         else:
-            if isinstance(value, str) and not isinstance(current, str):
-                value = _coerce(value, current)
+            try:
+                if isinstance(value, str) and not isinstance(current, str):
+                    value = _coerce(value, current)
+                value = _check_type(value, current)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{where}.{key}: {exc}") from None
             setattr(section, key, value)
+
+
+def _check_type(value: Any, current: Any) -> Any:
+    """Accept ``value`` only if it has the type of the default it replaces."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true/false, got {value!r}")
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+    elif isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {value!r}")
+        value = float(value)
+    elif isinstance(current, list):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"expected a list of strings, got {value!r}")
+    elif isinstance(current, str) and not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:

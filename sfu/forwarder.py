@@ -26,6 +26,8 @@ class Forwarder:
         "ts_offset",
         "first_in_seq",
         "highest_in_seq",
+        "ext_first",
+        "ext_highest",
         "last_out_seq",
         "last_out_ts",
         "last_out_ms",
@@ -48,6 +50,9 @@ class Forwarder:
         self.ts_offset = 0
         self.first_in_seq = 0
         self.highest_in_seq = 0
+        # Extended (unwrapped) sequence numbers of the segment's first and highest packets.
+        self.ext_first = 0
+        self.ext_highest = 0
         # The "previous" packet sent, so the first real one continues from it.
         seq0 = random.randrange(0, 0x8000) if initial_seq is None else initial_seq
         self.last_out_seq = (seq0 - 1) & SEQ_MASK
@@ -84,11 +89,14 @@ class Forwarder:
                 self.dropped_waiting += 1
                 return None
             self._rebase(seq, ts, arrival_ms)
-        elif (seq - self.first_in_seq) & SEQ_MASK >= 0x8000:
+        # Where this packet lies relative to the newest one, as a signed 16-bit distance.
+        delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
+        if delta < 0 and self.ext_highest + delta < self.ext_first:
             return None  # older than where this source started for us
         out_seq = (seq + self.seq_offset) & SEQ_MASK
         out_ts = (ts + self.ts_offset) & TS_MASK
-        if (seq - self.highest_in_seq) & SEQ_MASK < 0x8000:
+        if delta > 0:
+            self.ext_highest += delta
             self.highest_in_seq = seq
             self.last_out_seq = out_seq
             self.last_out_ts = out_ts
@@ -106,6 +114,10 @@ class Forwarder:
         self.ts_offset = (out_ts - ts) & TS_MASK
         self.first_in_seq = seq
         self.highest_in_seq = seq
+        self.ext_first = self.ext_highest = 0
+        self.last_out_seq = out_seq
+        self.last_out_ts = out_ts
+        self.last_out_ms = arrival_ms
         self.started = True
 
     def incoming_seq(self, out_seq: int) -> int | None:
@@ -113,8 +125,9 @@ class Forwarder:
         if not self.started:
             return None
         seq = (out_seq - self.seq_offset) & SEQ_MASK
-        if (seq - self.first_in_seq) & SEQ_MASK >= 0x8000:
-            return None
+        delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
+        if delta > 0 or self.ext_highest + delta < self.ext_first:
+            return None  # not sent yet, or before this segment started
         return seq
 
     def out_timestamp_at(self, in_ts: int) -> int:

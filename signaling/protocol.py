@@ -57,8 +57,9 @@ def parse_message(text: str, max_bytes: int) -> Message:
     ref = data.get("id")
     if not isinstance(ref, int) or isinstance(ref, bool):
         ref = None
-    if data.get("v") != VERSION:
-        raise ProtocolError("bad_version", f"unsupported protocol version {data.get('v')!r}; use 1", ref)
+    version = data.get("v")
+    if type(version) is not int or version != VERSION:
+        raise ProtocolError("bad_version", f"unsupported protocol version {version!r}; use 1", ref)
     mtype = data.get("type")
     if not isinstance(mtype, str) or mtype not in SCHEMAS:
         raise ProtocolError("unknown_type", f"unknown message type {mtype!r}", ref)

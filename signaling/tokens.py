@@ -11,6 +11,8 @@ import base64
 import hashlib
 import hmac
 import json
+import math
+import os
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -70,8 +72,10 @@ class TokenSigner:
             return cls(path.read_bytes().strip())
         data_dir.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_hex(32).encode("ascii")
-        path.write_bytes(secret)
-        path.chmod(0o600)
+        # Created 0600 from the start: the secret is never readable by others, not even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
         return cls(secret)
 
     def issue(
@@ -106,7 +110,7 @@ class TokenSigner:
         """Return the claims of a valid token or raise :class:`TokenError`."""
         if not isinstance(token, str) or not token:
             raise TokenError("token_missing", "a join token is required")
-        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1 or not token.isascii():
             raise TokenError("token_malformed", "the join token is malformed")
         payload, signature = token.split(".")
         if not hmac.compare_digest(self._sign(payload), signature):
@@ -122,8 +126,10 @@ class TokenSigner:
                 expires=float(raw["expires"]),
                 lesson_title=str(raw.get("lesson_title", "")),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise TokenError("token_malformed", "the join token's claims are malformed") from exc
+        if not (math.isfinite(claims.not_before) and math.isfinite(claims.expires)):
+            raise TokenError("token_malformed", "the join token's validity window is malformed")
         if claims.role not in ROLES:
             raise TokenError("token_malformed", f"unknown role {claims.role!r}")
         now = time.time() if now is None else now

@@ -97,3 +97,21 @@ async def test_floor_gates_remote_audio(server: Server) -> None:
     finally:
         for p in (lead, r1, r2):
             await p.close()
+
+
+async def test_active_speaker_from_audio_levels(server: Server) -> None:
+    lead = ClassroomPeer(server.base_url, tok(server, "spk", "lead", "lead"))
+    remote = ClassroomPeer(server.base_url, tok(server, "spk", "r1", "remote"))
+    try:
+        await lead.connect()
+        await remote.connect()
+        await lead.publish([(ToneTrack(amplitude=0.5), "teacher")])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = await remote.expect("speaker")
+            if msg["active"] == "lead":
+                break
+        assert msg["active"] == "lead" and msg["levels"]["lead"] < 70, msg
+    finally:
+        await lead.close()
+        await remote.close()

@@ -212,3 +212,13 @@ def test_env_wins_over_yaml(tmp_path: Path) -> None:
     c = load_config(path, env={"CLASSROOM_SERVER_PORT": "9000"})
     assert c.server.port == 9000
     assert c.server.host == "10.1.1.1"
+
+
+def test_wrong_types_in_yaml_are_config_errors(tmp_path: Path) -> None:
+    import pytest
+
+    for body in ("server: {port: abc}\n", "server: {port: [1, 2]}\n", "media: {ice_addresses: 5}\n"):
+        path = tmp_path / "c.yaml"
+        path.write_text(body)
+        with pytest.raises(ConfigError):
+            load_config(path, env={})

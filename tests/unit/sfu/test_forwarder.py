@@ -334,3 +334,15 @@ def test_output_is_injective_and_preserves_distance(
     assert f.last_out_seq == mapped[top][0]
     for off, (out_seq, _) in mapped.items():
         assert f.incoming_seq(out_seq) == (base + off) & 0xFFFF
+
+
+def test_long_stream_keeps_forwarding_past_half_the_sequence_space() -> None:
+    # Regression: the "older than the start" check once compared with the first packet and
+    # dropped everything from 32768 packets on.
+    f = Forwarder(48000, False, initial_seq=100, initial_ts=1000)
+    outs = [f.translate((5 + i) & 0xFFFF, i * 960, i * 20, False) for i in range(70_000)]
+    assert all(o is not None for o in outs)
+    last = outs[-1]
+    assert last is not None
+    assert f.incoming_seq(last[0]) == (5 + 69_999) & 0xFFFF
+    assert f.incoming_seq((last[0] + 1) & 0xFFFF) is None  # not sent yet

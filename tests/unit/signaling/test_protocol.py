@@ -311,3 +311,11 @@ def test_fuzz_structured_json(v: Any, mtype: Any, fields: dict[str, Any]) -> Non
 @given(JSON)
 def test_fuzz_arbitrary_json_values(value: Any) -> None:
     _check(json.dumps(value))
+
+
+def test_boolean_version_is_not_version_one() -> None:
+    import pytest
+
+    with pytest.raises(ProtocolError) as err:
+        parse_message('{"v": true, "type": "ping"}', 65536)
+    assert err.value.code == "bad_version"

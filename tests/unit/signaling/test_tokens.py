@@ -263,3 +263,25 @@ def test_env_secret_wins(tmp_path: Path) -> None:
 def test_env_secret_does_not_create_a_file(tmp_path: Path) -> None:
     TokenSigner.from_data_dir(tmp_path / "d", env_secret="an environment secret, long enough")
     assert not (tmp_path / "d" / "token_secret").exists()
+
+
+def test_non_ascii_and_overflowing_tokens_are_malformed(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    import pytest
+
+    signer = TokenSigner(b"k" * 32)
+    for bad in ("é.abc", "abc.é"):
+        with pytest.raises(TokenError) as err:
+            signer.verify(bad)
+        assert err.value.code == "token_malformed"
+    claims = {"lesson_id": "l", "classroom_id": "c", "role": "remote", "not_before": 0,
+              "expires": 10**400}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    sig = base64.urlsafe_b64encode(hmac.new(b"k" * 32, payload.encode(), hashlib.sha256).digest())
+    with pytest.raises(TokenError) as err:
+        signer.verify(payload + "." + sig.rstrip(b"=").decode())
+    assert err.value.code == "token_malformed"
