@@ -99,13 +99,21 @@ def _text(body: dict[str, Any], key: str, max_len: int, required: bool = True) -
         raise bad_request("invalid_field", f"{key} must be a non-empty string")
     if len(value) > max_len:
         raise bad_request("invalid_field", f"{key} must be at most {max_len} characters")
-    if "\x00" in value:
-        raise bad_request("invalid_field", f"{key} must not contain NUL characters")
+    if "\x00" in value or not _encodable(value):
+        raise bad_request("invalid_field", f"{key} must be valid text without NUL characters")
     return value.strip()
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates sent as JSON escapes
+        return False
+    return True
+
+
 def _id(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64:
+    if not isinstance(value, str) or not value or len(value) > 64 or not _encodable(value):
         raise bad_request("invalid_field", f"{key} must be an id string")
     return value
 
@@ -164,9 +172,7 @@ def parse_recurrence(raw: object, first_day: date) -> Recurrence | None:
         until = parse_date(raw.get("until"), "recurrence.until")
         exceptions_raw = raw.get("exceptions", [])
         if not isinstance(exceptions_raw, list) or len(exceptions_raw) > MAX_EXCEPTIONS:
-            raise TimeError_(
-                f"recurrence.exceptions must be a list of at most {MAX_EXCEPTIONS} dates"
-            )
+            raise TimeError_(f"recurrence.exceptions must be a list of at most {MAX_EXCEPTIONS} dates")
         exceptions = tuple(parse_date(d, "recurrence.exceptions[]") for d in exceptions_raw)
     except TimeError_ as exc:
         raise bad_request("invalid_time", str(exc)) from exc
@@ -249,9 +255,7 @@ def occurrence_json(v: OccurrenceView, tz: TzInfo) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the API
 class ScheduleApi:
-    def __init__(
-        self, store: ScheduleStore, signer: TokenSigner, live: LiveStatus, public_url: str
-    ) -> None:
+    def __init__(self, store: ScheduleStore, signer: TokenSigner, live: LiveStatus, public_url: str) -> None:
         self.store = store
         self.signer = signer
         self.live = live
@@ -266,9 +270,7 @@ class ScheduleApi:
         elif request.headers.get("X-API-Key"):
             key = request.headers["X-API-Key"].strip()
         if not key:
-            raise ApiError(
-                401, "unauthorized", "an API key is required (Authorization: Bearer <key>)"
-            )
+            raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer <key>)")
         admin = self.store.authenticate(key)
         if admin is None:
             raise ApiError(401, "unauthorized", "the API key is not valid")
@@ -292,10 +294,7 @@ class ScheduleApi:
             _id(classroom_id, "classroom_id")
         if school_id is not None and self.store.get_school(admin.bureau_id, school_id) is None:
             raise not_found("school")
-        if (
-            classroom_id is not None
-            and self.store.get_classroom(admin.bureau_id, classroom_id) is None
-        ):
+        if classroom_id is not None and self.store.get_classroom(admin.bureau_id, classroom_id) is None:
             raise not_found("classroom")
         return school_id, classroom_id
 
@@ -373,9 +372,7 @@ class ScheduleApi:
         school_id = _id(body.get("school_id"), "school_id")
         if self.store.get_school(admin.bureau_id, school_id) is None:
             raise bad_request("unknown_school", f"school {school_id!r} does not exist")
-        room = self.store.create_classroom(
-            admin.bureau_id, school_id, _text(body, "name", 200), str(kind)
-        )
+        room = self.store.create_classroom(admin.bureau_id, school_id, _text(body, "name", 200), str(kind))
         return web.json_response(classroom_json(room), status=201)
 
     async def get_classroom(self, request: web.Request) -> web.Response:
@@ -469,9 +466,7 @@ class ScheduleApi:
         tz = self.tz(admin)
         lesson = self._lesson(admin, request)
         views = [self.store.view(lesson, o) for o in self.store.occurrences(lesson)]
-        return web.json_response(
-            {"occurrences": [occurrence_json(v, tz) for v in self._with_live(views)]}
-        )
+        return web.json_response({"occurrences": [occurrence_json(v, tz) for v in self._with_live(views)]})
 
     async def live_status(self, request: web.Request) -> web.Response:
         admin = self.admin(request)

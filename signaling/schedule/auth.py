@@ -34,9 +34,7 @@ def admin_id_of(key: str) -> str | None:
 
 def hash_key(key: str, salt: bytes | None = None) -> tuple[bytes, bytes]:
     salt = secrets.token_bytes(16) if salt is None else salt
-    digest = hashlib.scrypt(
-        key.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
-    )
+    digest = hashlib.scrypt(key.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
     return salt, digest
 
 

@@ -46,7 +46,7 @@ def not_found(what: str) -> ApiError:
 def error_response(err: ApiError) -> web.Response:
     return web.Response(
         status=err.status,
-        text=json.dumps(err.to_json(), ensure_ascii=False),
+        text=json.dumps(err.to_json()),
         content_type="application/json",
     )
 

@@ -49,9 +49,7 @@ SCHEMAS: dict[str, Any] = {
             "end": DATETIME,
             "resources": {
                 "type": "array",
-                "items": _obj(
-                    {"type": {"type": "string", "enum": ["classroom", "teacher"]}, "id": ID}
-                ),
+                "items": _obj({"type": {"type": "string", "enum": ["classroom", "teacher"]}, "id": ID}),
             },
         }
     ),
@@ -84,9 +82,7 @@ SCHEMAS: dict[str, Any] = {
         ),
         "additionalProperties": False,
     },
-    "Teacher": _obj(
-        {"id": ID, "school_id": ID, "name": {"type": "string"}}, ["id", "school_id", "name"]
-    ),
+    "Teacher": _obj({"id": ID, "school_id": ID, "name": {"type": "string"}}, ["id", "school_id", "name"]),
     "TeacherInput": {
         **_obj(
             {"school_id": ID, "name": {"type": "string", "minLength": 1, "maxLength": 200}},
@@ -354,9 +350,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/schools": {
                 "get": _op("the bureau's schools", _list("schools", "School")),
-                "post": _op(
-                    "add a school", _json(_ref("School")), "201", "SchoolInput", errors=ERRORS
-                ),
+                "post": _op("add a school", _json(_ref("School")), "201", "SchoolInput", errors=ERRORS),
             },
             "/api/schools/{school_id}": {
                 "get": _op(
@@ -380,14 +374,10 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             "/api/classrooms/{classroom_id}": {
-                "get": _op(
-                    "a classroom", _json(_ref("Classroom")), params=[_path_param("classroom_id")]
-                )
+                "get": _op("a classroom", _json(_ref("Classroom")), params=[_path_param("classroom_id")])
             },
             "/api/teachers": {
-                "get": _op(
-                    "the bureau's teachers", _list("teachers", "Teacher"), params=FILTERS[:1]
-                ),
+                "get": _op("the bureau's teachers", _list("teachers", "Teacher"), params=FILTERS[:1]),
                 "post": _op(
                     "add a teacher to a school",
                     _json(_ref("Teacher")),

@@ -190,10 +190,7 @@ class ScheduleStore:
     def _migrate(self) -> None:
         current = self.schema_version
         if current > len(MIGRATIONS):
-            raise RuntimeError(
-                f"{self.path}: schema version {current} is newer than this program "
-                f"({len(MIGRATIONS)})"
-            )
+            raise RuntimeError(f"{self.path}: schema version {current} is newer than this program ({len(MIGRATIONS)})")
         for version in range(current + 1, len(MIGRATIONS) + 1):
             script = MIGRATIONS[version - 1]
             with self._tx() as db:
@@ -266,8 +263,7 @@ class ScheduleStore:
         salt, digest = auth.hash_key(key)
         with self._tx() as db:
             db.execute(
-                "INSERT INTO admins (id, bureau_id, name, key_salt, key_hash, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO admins (id, bureau_id, name, key_salt, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (admin.id, bureau_id, name, salt, digest, admin.created_at),
             )
         return admin, key
@@ -322,9 +318,7 @@ class ScheduleStore:
         return [School(**dict(r)) for r in rows]
 
     def get_school(self, bureau_id: str, school_id: str) -> School | None:
-        rows = self._q(
-            "SELECT * FROM schools WHERE id = ? AND bureau_id = ?", (school_id, bureau_id)
-        )
+        rows = self._q("SELECT * FROM schools WHERE id = ? AND bureau_id = ?", (school_id, bureau_id))
         return School(**dict(rows[0])) if rows else None
 
     def create_classroom(self, bureau_id: str, school_id: str, name: str, kind: str) -> Classroom:
@@ -335,8 +329,7 @@ class ScheduleStore:
         room = Classroom(_new_id("cls"), school_id, bureau_id, name, kind, self.clock())
         with self._tx() as db:
             db.execute(
-                "INSERT INTO classrooms (id, school_id, name, kind, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO classrooms (id, school_id, name, kind, created_at) VALUES (?, ?, ?, ?, ?)",
                 (room.id, school_id, name, kind, room.created_at),
             )
         return room
@@ -355,9 +348,7 @@ class ScheduleStore:
         return [Classroom(**dict(r)) for r in self._q(sql + " ORDER BY c.name, c.id", params)]
 
     def get_classroom(self, bureau_id: str, classroom_id: str) -> Classroom | None:
-        rows = self._q(
-            self._CLASSROOM_SQL + " WHERE c.id = ? AND s.bureau_id = ?", (classroom_id, bureau_id)
-        )
+        rows = self._q(self._CLASSROOM_SQL + " WHERE c.id = ? AND s.bureau_id = ?", (classroom_id, bureau_id))
         return Classroom(**dict(rows[0])) if rows else None
 
     def create_teacher(self, bureau_id: str, school_id: str, name: str) -> Teacher:
@@ -385,9 +376,7 @@ class ScheduleStore:
         return [Teacher(**dict(r)) for r in self._q(sql + " ORDER BY t.name, t.id", params)]
 
     def get_teacher(self, bureau_id: str, teacher_id: str) -> Teacher | None:
-        rows = self._q(
-            self._TEACHER_SQL + " WHERE t.id = ? AND s.bureau_id = ?", (teacher_id, bureau_id)
-        )
+        rows = self._q(self._TEACHER_SQL + " WHERE t.id = ? AND s.bureau_id = ?", (teacher_id, bureau_id))
         return Teacher(**dict(rows[0])) if rows else None
 
     # ---------------------------------------------------------------- lessons
@@ -432,9 +421,7 @@ class ScheduleStore:
             return [self._lesson_from_row(r) for r in rows]
 
     def get_lesson(self, bureau_id: str, lesson_id: str) -> Lesson | None:
-        found = self._lessons(
-            "SELECT * FROM lessons WHERE id = ? AND bureau_id = ?", (lesson_id, bureau_id)
-        )
+        found = self._lessons("SELECT * FROM lessons WHERE id = ? AND bureau_id = ?", (lesson_id, bureau_id))
         return found[0] if found else None
 
     def _lesson_any_bureau(self, lesson_id: str) -> Lesson | None:
@@ -442,14 +429,10 @@ class ScheduleStore:
         return found[0] if found else None
 
     def list_lessons(self, bureau_id: str) -> list[Lesson]:
-        return self._lessons(
-            "SELECT * FROM lessons WHERE bureau_id = ? ORDER BY start_ts, id", (bureau_id,)
-        )
+        return self._lessons("SELECT * FROM lessons WHERE bureau_id = ? ORDER BY start_ts, id", (bureau_id,))
 
     def occurrences(self, lesson: Lesson) -> list[Occurrence]:
-        return expand(
-            lesson.id, lesson.start, lesson.end, lesson.recurrence, self.tz(lesson.bureau_id)
-        )
+        return expand(lesson.id, lesson.start, lesson.end, lesson.recurrence, self.tz(lesson.bureau_id))
 
     def find_occurrence(self, lesson: Lesson, day: date | None) -> Occurrence | None:
         """The occurrence of ``lesson`` on bureau-local ``day``; ``day`` is ``None`` for the
@@ -466,9 +449,7 @@ class ScheduleStore:
     def _check_refs(self, bureau_id: str, spec: LessonSpec) -> None:
         for cid in (spec.lead_classroom_id, *spec.remote_classroom_ids):
             if self.get_classroom(bureau_id, cid) is None:
-                raise bad_request(
-                    "unknown_classroom", f"classroom {cid!r} does not exist in this bureau"
-                )
+                raise bad_request("unknown_classroom", f"classroom {cid!r} does not exist in this bureau")
         if spec.lead_teacher_id is not None:
             if self.get_teacher(bureau_id, spec.lead_teacher_id) is None:
                 raise bad_request(
@@ -548,9 +529,7 @@ class ScheduleStore:
     def _check_spec(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> None:
         self._check_refs(bureau_id, spec)
         if not expand(lesson_id, spec.start, spec.end, spec.recurrence, self.tz(bureau_id)):
-            raise bad_request(
-                "invalid_field", "the lesson has no occurrence (every week is an exception)"
-            )
+            raise bad_request("invalid_field", "the lesson has no occurrence (every week is an exception)")
         conflicts = self._conflicts(bureau_id, lesson_id, spec)
         if conflicts:
             raise self._conflict_error(conflicts)
@@ -638,9 +617,7 @@ class ScheduleStore:
                     )
                 occ = self.find_occurrence(lesson, day)
                 if occ is None:
-                    raise bad_request(
-                        "invalid_field", f"the lesson has no occurrence on {day.isoformat()}"
-                    )
+                    raise bad_request("invalid_field", f"the lesson has no occurrence on {day.isoformat()}")
                 if self._status(lesson, occ, now) in ("live", "ended"):
                     raise ApiError(
                         409,
@@ -692,8 +669,7 @@ class ScheduleStore:
     ) -> list[OccurrenceView]:
         """Occurrences of the bureau's lessons that overlap [start, end), by start time."""
         lessons = self._lessons(
-            "SELECT * FROM lessons WHERE bureau_id = ? AND start_ts < ? AND span_end_ts > ?"
-            " ORDER BY start_ts, id",
+            "SELECT * FROM lessons WHERE bureau_id = ? AND start_ts < ? AND span_end_ts > ? ORDER BY start_ts, id",
             (bureau_id, end, start),
         )
         rooms: set[str] | None = None
@@ -740,9 +716,7 @@ class ScheduleStore:
             raise TokenError("lesson_unavailable", "this lesson has ended")
         opens, closes = token_window(occ)
         if not opens <= now <= closes:
-            raise TokenError(
-                "lesson_unavailable", "this lesson is not open now (its time was changed)"
-            )
+            raise TokenError("lesson_unavailable", "this lesson is not open now (its time was changed)")
         if claims.role == "lead" and claims.classroom_id != lesson.lead_classroom_id:
             raise TokenError(
                 "lesson_unavailable",
@@ -766,13 +740,11 @@ class ScheduleStore:
         now = self.clock()
         with self._tx() as db:
             db.execute(
-                "UPDATE join_events SET left_at = ? WHERE occurrence_id = ? AND classroom_id = ?"
-                " AND left_at IS NULL",
+                "UPDATE join_events SET left_at = ? WHERE occurrence_id = ? AND classroom_id = ? AND left_at IS NULL",
                 (now, lesson_id, classroom_id),
             )
             db.execute(
-                "INSERT INTO join_events (occurrence_id, lesson_id, classroom_id, joined_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO join_events (occurrence_id, lesson_id, classroom_id, joined_at) VALUES (?, ?, ?, ?)",
                 (lesson_id, parsed[0], classroom_id, now),
             )
             db.execute(
@@ -795,8 +767,7 @@ class ScheduleStore:
         now = self.clock()
         with self._tx() as db:
             db.execute(
-                "UPDATE join_events SET left_at = ? WHERE occurrence_id = ? AND classroom_id = ?"
-                " AND left_at IS NULL",
+                "UPDATE join_events SET left_at = ? WHERE occurrence_id = ? AND classroom_id = ? AND left_at IS NULL",
                 (now, lesson_id, classroom_id),
             )
             still = db.execute(

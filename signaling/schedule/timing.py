@@ -148,9 +148,7 @@ def overlaps(a_start: float, a_end: float, b_start: float, b_end: float) -> bool
     return a_start < b_end and b_start < a_end
 
 
-def first_overlap(
-    a: Iterable[Occurrence], b: Iterable[Occurrence]
-) -> tuple[Occurrence, Occurrence] | None:
+def first_overlap(a: Iterable[Occurrence], b: Iterable[Occurrence]) -> tuple[Occurrence, Occurrence] | None:
     """The earliest overlapping pair of two occurrence lists (each sorted by start)."""
     xs = sorted(a, key=lambda o: o.start)
     ys = sorted(b, key=lambda o: o.start)

@@ -347,3 +347,21 @@ async def test_unknown_query_parameters_are_refused(env: Env) -> None:
     )
     assert_error(*await env.call("GET", "/api/lessons", params={"page": "2"}), 400)
     assert_error(*await env.call("GET", "/api/classrooms", params={"school_id": ""}), 400)
+
+
+async def test_lone_surrogates_and_odd_text_are_4xx(env: Env) -> None:
+    h = {**env.h(), "Content-Type": "application/json"}
+    bodies = [
+        b'{"name": "\\ud800"}',
+        b'{"name": "ok", "\\udfff": 1}',
+    ]
+    for raw in bodies:
+        resp = await env.client.post("/api/schools", data=raw, headers=h)
+        assert_error(resp.status, await resp.json(), 400)
+    body = json.dumps(env.lesson_body(remote_classroom_ids=["\ud800"]))
+    resp = await env.client.post("/api/lessons", data=body.encode(), headers=h)
+    assert_error(resp.status, await resp.json(), 400)
+    status, body_ = await env.call("GET", "/api/lessons/%ED%A0%80")
+    assert status == 404
+    status, body_ = await env.call("GET", "/api/schedule/week?school_id=%ED%A0%80")
+    assert 400 <= status < 500

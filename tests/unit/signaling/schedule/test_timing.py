@@ -42,9 +42,7 @@ def test_parse_time_with_offset_naive_and_z() -> None:
     assert parse_time("2026-11-23T01:00:00Z", SH, "start") == ts(2026, 11, 23, 9)
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "tomorrow", "2026-13-01T00:00:00", 12, None, "1850-01-01T00:00"]
-)
+@pytest.mark.parametrize("bad", ["", "tomorrow", "2026-13-01T00:00:00", 12, None, "1850-01-01T00:00"])
 def test_parse_time_refuses(bad: object) -> None:
     with pytest.raises(TimeError_):
         parse_time(bad, SH, "start")
@@ -90,10 +88,7 @@ def test_weekly_keeps_wall_clock_across_dst() -> None:
 
 
 def test_until_before_start_gives_nothing() -> None:
-    assert (
-        expand(LID, ts(2026, 11, 23, 9), ts(2026, 11, 23, 10), Recurrence(date(2026, 11, 1)), SH)
-        == []
-    )
+    assert expand(LID, ts(2026, 11, 23, 9), ts(2026, 11, 23, 10), Recurrence(date(2026, 11, 1)), SH) == []
 
 
 def test_overlaps_half_open() -> None:
@@ -119,9 +114,7 @@ def test_first_overlap_finds_pair_in_series() -> None:
     st.lists(st.tuples(st.integers(0, 1000), st.integers(1, 50)), max_size=8),
     st.lists(st.tuples(st.integers(0, 1000), st.integers(1, 50)), max_size=8),
 )
-def test_first_overlap_matches_brute_force(
-    xs: list[tuple[int, int]], ys: list[tuple[int, int]]
-) -> None:
+def test_first_overlap_matches_brute_force(xs: list[tuple[int, int]], ys: list[tuple[int, int]]) -> None:
     def series(raw: list[tuple[int, int]]) -> list[Occurrence]:
         # non-overlapping within one lesson, like real weekly occurrences
         out: list[Occurrence] = []
