@@ -33,7 +33,9 @@ class DecodedTrack:
     samples: np.ndarray
     """int16 samples at 16 kHz; index 0 is the lesson start; zeros where nothing was decoded."""
     covered: list[tuple[int, int]] = field(default_factory=list)
-    """[start, end) sample ranges that hold decoded audio."""
+    """[start, end) sample ranges that hold audio."""
+    quiet: list[tuple[int, int]] = field(default_factory=list)
+    """covered ranges left undecoded because the sender's encoder flagged them as no voice."""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -72,7 +74,7 @@ class _Opus:
                     lib.opus_decode.restype = ctypes.c_int
                     lib.opus_decode.argtypes = [
                         ctypes.c_void_p,
-                        ctypes.c_void_p,
+                        ctypes.c_char_p,
                         ctypes.c_int32,
                         ctypes.c_void_p,
                         ctypes.c_int,
@@ -100,6 +102,7 @@ class _Placer:
         self.cursor: int | None = None
         self.t0: float | None = None
         self.covered: list[tuple[int, int]] = []
+        self.quiet: list[tuple[int, int]] = []
         self.overflow = 0
         self.written = 0
 
@@ -138,8 +141,56 @@ def _pre_skip(stream: Any) -> int:
     return 312
 
 
-def _decode_opus(container: Any, stream: Any, placer: _Placer) -> int:
-    """Decode straight into the output array; returns the number of packets libopus rejected."""
+_OPUS_RESET_STATE = 4028
+_SKIP_BEFORE = 15  # packets decoded before the encoder's first voice flag (300 ms at 20 ms)
+_SKIP_AFTER = 15
+
+
+def _voice_flags(packets: list[bytes]) -> np.ndarray:
+    """The encoder's voice-activity flag of each packet, 1 where it cannot be read.
+
+    In SILK and hybrid packets holding one frame (TOC config < 16, code 0), the first coded
+    symbol of the payload is SILK's VAD flag, coded with probability 1/2: the top bit of the
+    byte after the TOC (RFC 6716, 4.2.3)."""
+    flags = np.ones(len(packets), dtype=bool)
+    for i, data in enumerate(packets):
+        if len(data) > 1 and data[0] < 128 and data[0] & 3 == 0:
+            flags[i] = data[1] >= 128
+    return flags
+
+
+def _unvoiced_samples(data: bytes) -> int:
+    config = data[0] >> 3
+    ms = (10, 20, 40, 60)[config % 4] if config < 12 else (10, 20)[config % 2]
+    return ms * RATE // 1000
+
+
+def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bool) -> int:
+    """Decode straight into the output array; returns the number of packets libopus rejected.
+
+    With ``skip_unvoiced``, long runs of packets that the sender's encoder flagged as holding no
+    voice are not decoded (they stay zero and are recorded in ``placer.quiet``): the decoder is
+    reset and restarted 300 ms before the next voiced packet."""
+    packets: list[bytes] = []
+    stamps: list[int | None] = []
+    problem: BaseException | None = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                packets.append(bytes(packet))
+                stamps.append(packet.pts)
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        problem = exc
+    if skip_unvoiced and packets:
+        flags = _voice_flags(packets)
+        edges = np.zeros(len(packets) + 1, dtype=np.int32)
+        voiced = np.flatnonzero(flags)
+        np.add.at(edges, np.maximum(voiced - _SKIP_BEFORE, 0), 1)
+        np.add.at(edges, np.minimum(voiced + _SKIP_AFTER + 1, len(packets)), -1)
+        wanted = (np.cumsum(edges)[:-1] > 0).tolist()
+    else:
+        wanted = [True] * len(packets)
+
     lib = _Opus.library()
     err = ctypes.c_int()
     dec = lib.opus_decoder_create(RATE, 1, ctypes.byref(err))
@@ -156,14 +207,13 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer) -> int:
     t0: int | None = None
     bad = 0
     run_start = -1
+    quiet_start = -1
     covered = placer.covered
+    quiet = placer.quiet
     decode = lib.opus_decode
+    skipping = False
     try:
-        for packet in container.demux(stream):
-            size = packet.size
-            if size == 0:
-                continue
-            pts = packet.pts
+        for data, pts, want in zip(packets, stamps, wanted, strict=True):
             if pts is not None and tb:
                 if t0 is None:
                     t0 = pts
@@ -176,18 +226,29 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer) -> int:
             elif cursor is None:
                 cursor = start
             assert cursor is not None
-            if 0 <= cursor and cursor + 1920 <= total:
-                n = decode(dec, packet.buffer_ptr, size, out_ptr + 2 * cursor, 1920, 0)
+            if not want:
+                n = _unvoiced_samples(data)
+                if not skipping:
+                    skipping = True
+                    quiet_start = max(cursor, 0)
             else:
-                n = decode(dec, packet.buffer_ptr, size, buf_ptr, 1920, 0)
-                if n > 0:
-                    lo, hi = max(cursor, 0), min(cursor + n, total)
-                    if hi > lo:
-                        out[lo:hi] = buf[lo - cursor : hi - cursor]
-                    placer.overflow += n - max(hi - lo, 0)
-            if n < 0:
-                bad += 1
-                continue
+                if skipping:
+                    skipping = False
+                    quiet.append((quiet_start, min(max(cursor, 0), total)))
+                    lib.opus_decoder_ctl(ctypes.c_void_p(dec), _OPUS_RESET_STATE)
+                size = len(data)
+                if 0 <= cursor and cursor + 1920 <= total:
+                    n = decode(dec, data, size, out_ptr + 2 * cursor, 1920, 0)
+                else:
+                    n = decode(dec, data, size, buf_ptr, 1920, 0)
+                    if n > 0:
+                        lo, hi = max(cursor, 0), min(cursor + n, total)
+                        if hi > lo:
+                            out[lo:hi] = buf[lo - cursor : hi - cursor]
+                        placer.overflow += n - max(hi - lo, 0)
+                if n < 0:
+                    bad += 1
+                    continue
             if run_start < 0 and cursor + n > 0 and cursor < total:
                 run_start = max(cursor, 0)
             cursor += n
@@ -197,7 +258,11 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer) -> int:
         if cursor is not None:
             if run_start >= 0:
                 covered.append((run_start, min(cursor, total)))
+            if skipping:
+                quiet.append((quiet_start, min(max(cursor, 0), total)))
             placer.cursor = cursor
+    if problem is not None:
+        raise problem
     return bad
 
 
@@ -267,7 +332,9 @@ def _resolve(directory: Path, name: str) -> Path | None:
     return path
 
 
-def decode_track(manifest: Manifest, track: Track, total_samples: int) -> DecodedTrack:
+def decode_track(
+    manifest: Manifest, track: Track, total_samples: int, skip_unvoiced: bool = True
+) -> DecodedTrack:
     out = np.zeros(total_samples, dtype=np.int16)
     result = DecodedTrack(track=track, samples=out)
     warn = result.warnings.append
@@ -307,7 +374,7 @@ def decode_track(manifest: Manifest, track: Track, total_samples: int) -> Decode
                     if wav_problem:
                         raise ValueError(wav_problem)
                 elif name == "opus" and channels <= 2 and opus_available():
-                    bad = _decode_opus(container, stream, placer)
+                    bad = _decode_opus(container, stream, placer, skip_unvoiced)
                     if bad:
                         warn(f"{label}: {bad} corrupt Opus packet(s) in {seg.file} skipped")
                 else:
@@ -330,6 +397,7 @@ def decode_track(manifest: Manifest, track: Track, total_samples: int) -> Decode
         finally:
             container.close()
         result.covered.extend(placer.covered)
+        result.quiet.extend(placer.quiet)
         overflow += placer.overflow
         prev_end = placer.end
     if overflow > RATE:

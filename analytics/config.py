@@ -61,6 +61,8 @@ class AnalysisConfig:
     participation: ParticipationConfig = field(default_factory=ParticipationConfig)
     threads: int = 0
     """decoder threads (0 = one per CPU, at most 4)."""
+    skip_unvoiced_opus: bool = True
+    """leave long runs of Opus packets that the sender flagged as voiceless undecoded."""
 
 
 def _apply(obj: Any, data: dict[str, Any], where: str) -> None:

@@ -230,7 +230,7 @@ def analyze_recording(
     bar.note("decoding audio")
 
     def work(track: Track) -> tuple[DecodedTrack, TrackFrames]:
-        dec = decode_track(manifest, track, total)
+        dec = decode_track(manifest, track, total, config.skip_unvoiced_opus)
         bar.advance(7, f"decoded {track.id}")
         frames = detect(dec, config.vad)
         bar.advance(3, f"speech detected {track.id}")

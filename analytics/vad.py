@@ -51,12 +51,16 @@ def detect(decoded: DecodedTrack, config: VadConfig) -> TrackFrames:
     frame_len = RATE * config.frame_ms // 1000
     energy = frame_energy(decoded.samples, frame_len)
     covered = coverage_frames(decoded.covered, len(energy), frame_len)
-    if covered.any():
-        floor = float(np.percentile(energy[covered], 10))
+    heard = covered.copy()
+    for s, e in decoded.quiet:  # not decoded: no voice according to the sender's encoder
+        heard[s // frame_len : -(-e // frame_len)] = False
+    if heard.any():
+        floor = float(np.percentile(energy[heard], 10))
     else:
         floor = 0.0
+    energy[covered & ~heard] = floor
     # webrtcvad only sees frames loud enough to matter: it is the slowest step per frame
-    candidates = np.flatnonzero(covered & (energy >= floor + config.gate_db))
+    candidates = np.flatnonzero(heard & (energy >= floor + config.gate_db))
     raw = np.zeros(len(energy), dtype=bool)
     if len(candidates):
         vad = webrtcvad.Vad(config.aggressiveness)
