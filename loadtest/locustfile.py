@@ -17,8 +17,10 @@ sent → ``joined`` received), ``ping`` (→ ``pong``), ``leave``. Raw join late
 written as JSON to ``LOADTEST_SAMPLES`` at the end, for exact percentiles.
 
 Bureau users (``BureauUser``, a fixed number) use the schedule's REST API with the admin key in
-``LOADTEST_ADMIN_KEY`` when the schedule is wired into the server (``LOADTEST_SCHEDULE=api``);
-otherwise they poll ``/healthz`` and the client's index page.
+``LOADTEST_ADMIN_KEY`` when the schedule is wired into the server (``LOADTEST_SCHEDULE=api``):
+each creates a school, three classrooms, a teacher and a lesson, then polls today's and this
+week's schedule, its lesson (with live status and join links), ``/api/me`` and the OpenAPI
+document; otherwise they poll ``/healthz`` and the client's index page.
 """
 
 from __future__ import annotations
@@ -233,13 +235,49 @@ class ClassroomUser(User):
 
 
 class BureauUser(FastHttpUser):
-    """An education-bureau admin polling the schedule (or health, if it is not wired in)."""
+    """An education-bureau admin: sets up a school with three classrooms and a lesson, then
+    polls the schedule (or health, if the schedule is not wired into the server)."""
 
     fixed_count = BUREAU_USERS
     wait_time = between(1, 3)
 
     def on_start(self) -> None:
         self.headers = {"Authorization": f"Bearer {ADMIN_KEY}"} if ADMIN_KEY else {}
+        self.lesson_id = ""
+        if SCHEDULE_MODE == "api":
+            self._set_up()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self.client.post(path, json=body, headers=self.headers, catch_response=True) as r:
+            if r.status_code != 201:
+                r.failure(f"{r.status_code}: {r.text[:200]}")
+                return {}
+            data: dict[str, Any] = r.json()
+            return data
+
+    def _set_up(self) -> None:
+        n = next(_user_numbers)
+        school = self._post("/api/schools", {"name": f"Load school {RUN_ID}-{n}"})
+        if not school:
+            return
+        rooms = [
+            self._post("/api/classrooms", {"school_id": school["id"], "name": f"Room {i}"})
+            for i in range(3)
+        ]
+        teacher = self._post("/api/teachers", {"school_id": school["id"], "name": "Teacher"})
+        if not all(rooms) or not teacher:
+            return
+        # a 45-minute lesson starting n hours from now (UTC), so no two users' lessons clash
+        start = time.time() + 3600 * (1 + n)
+        iso = "%Y-%m-%dT%H:%M:%SZ"
+        lesson = self._post("/api/lessons", {
+            "subject": "数学", "title": f"Load lesson {n}",
+            "lead_classroom_id": rooms[0]["id"], "lead_teacher_id": teacher["id"],
+            "remote_classroom_ids": [rooms[1]["id"], rooms[2]["id"]],
+            "start": time.strftime(iso, time.gmtime(start)),
+            "end": time.strftime(iso, time.gmtime(start + 45 * 60)),
+        })
+        self.lesson_id = str(lesson.get("id", ""))
 
     @task(3)
     def today(self) -> None:
@@ -255,6 +293,17 @@ class BureauUser(FastHttpUser):
             self.client.get("/api/lessons", headers=self.headers)
         else:
             self.client.get("/", name="/ (index page)")
+
+    @task(1)
+    def lesson(self) -> None:
+        if SCHEDULE_MODE == "api" and self.lesson_id:
+            base = f"/api/lessons/{self.lesson_id}"
+            self.client.get(base, headers=self.headers, name="/api/lessons/{id}")
+            self.client.get(base + "/live", headers=self.headers, name="/api/lessons/{id}/live")
+            self.client.get(base + "/links", headers=self.headers,
+                            name="/api/lessons/{id}/links")
+        else:
+            self.client.get("/healthz")
 
     @task(1)
     def reference(self) -> None:

@@ -189,8 +189,9 @@ def run_load(
             "classroom_users": users,
             "bureau_users": bureau_users,
             "bureau_mode": (
-                "schedule API (/api/schedule/today, /api/schedule/week, /api/lessons, /api/me, "
-                "/api/openapi.json)" if mode == "api" else
+                "schedule API: set-up POSTs (school, classrooms, teacher, lesson), then GET "
+                "/api/schedule/today|week, /api/lessons, /api/lessons/{id}[/live|/links], "
+                "/api/me, /api/openapi.json" if mode == "api" else
                 "schedule not wired into the server: /healthz and / (index page)"
             ),
             "spawn_seconds": spawn_seconds,
