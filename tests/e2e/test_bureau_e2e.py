@@ -86,7 +86,7 @@ async def test_admin_schedules_and_classrooms_join_via_links(server_proc: Server
     await page.fill("#api-key", key)
     await page.click("#login")
     await page.wait_for_selector("#app:not(.hidden)")
-    assert "E2E County Bureau" in await page.text_content("#bureau-name") or ""
+    assert "E2E County Bureau" in (await page.text_content("#bureau-name") or "")
 
     await fill_lesson(page, "E2E fractions", lead["id"], remote["id"], start.strftime("%H:%M"), end.strftime("%H:%M"))
     await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")

@@ -32,8 +32,8 @@ CST = timezone(timedelta(hours=8))
 LID = "les_0123456789ab"
 
 
-def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=CST).timestamp()  # type: ignore[misc]
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=CST).timestamp()
 
 
 def test_parse_time_with_offset_naive_and_z() -> None:
