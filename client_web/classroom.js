@@ -111,7 +111,13 @@ export class ClassroomClient extends EventTarget {
   }
 
   newPeer(target) {
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    // ?relay=1 forces every packet through the TURN server (what a classroom behind a strict
+    // firewall does anyway; useful to check a school's network from the IT room).
+    const relay = new URLSearchParams(location.search).get("relay") === "1";
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers, bundlePolicy: "max-bundle",
+      iceTransportPolicy: relay ? "relay" : "all",
+    });
     pc.onicecandidate = (ev) => {
       this.send({ type: "ice", target, candidate: ev.candidate ? ev.candidate.toJSON() : null });
     };
