@@ -46,7 +46,7 @@ from recorder.writer import TrackWriter
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_MIN_INTERVAL = 0.5
+MANIFEST_MIN_INTERVAL = 1.0
 
 
 @dataclass

@@ -216,7 +216,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:
-    text = json.dumps(manifest.to_json(), ensure_ascii=False, indent=1)
+    text = json.dumps(manifest.to_json(), ensure_ascii=False, separators=(",", ":"))
     write_atomic(path, text.encode("utf-8"))
 
 

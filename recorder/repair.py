@@ -14,19 +14,33 @@ from typing import Any
 
 import av
 
-from recorder.manifest import Manifest, TrackEntry, read_manifest, write_manifest
+from recorder.manifest import Manifest, SegmentEntry, TrackEntry, read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
 _FORMATS = {".webm": "webm", ".mkv": "matroska"}
 
 
-def _concat(directory: Path, track: TrackEntry) -> tuple[str, int] | None:
-    """Remux the track's segments into ``<track>.<ext>``; return (file, end_ms) or None."""
+def _segment_files(directory: Path, track: TrackEntry, suffix: str) -> list[str]:
+    """The listed segments, plus later ones on disk the last manifest did not list yet."""
+    listed = [s.file for s in track.segments]
+    folder = directory / "segments" / track.id
+    on_disk = (
+        sorted(f"segments/{track.id}/{p.name}" for p in folder.glob(f"*{suffix}") if p.is_file())
+        if folder.is_dir()
+        else []
+    )
+    last = listed[-1] if listed else ""
+    return listed + [f for f in on_disk if f not in listed and f > last]
+
+
+def _concat(directory: Path, track: TrackEntry) -> tuple[str, int, list[SegmentEntry]] | None:
+    """Remux the track's segments into ``<track>.<ext>``; return (file, end_ms, segments)."""
     suffix = Path(track.segments[0].file).suffix
     fmt = _FORMATS.get(suffix)
     if fmt is None:
         return None
+    segments: list[SegmentEntry] = []
     name = f"{track.id}{suffix}"
     tmp = directory / f".{name}.repair"
     output: Any = av.open(str(tmp), mode="w", format=fmt)
@@ -34,10 +48,11 @@ def _concat(directory: Path, track: TrackEntry) -> tuple[str, int] | None:
     last_end_ms: float | None = None
     last_dts: int | None = None
     try:
-        for segment in track.segments:
-            path = directory / segment.file
+        for relative in _segment_files(directory, track, suffix):
+            path = directory / relative
             if not path.is_file():
                 continue
+            first_ms: int | None = None
             try:
                 source: Any = av.open(str(path))
             except av.FFmpegError as exc:
@@ -62,8 +77,12 @@ def _concat(directory: Path, track: TrackEntry) -> tuple[str, int] | None:
                         last_dts = dts_ms
                         duration_ms = float((packet.duration or 0) * tb * 1000)
                         last_end_ms = dts_ms + duration_ms
+                        if first_ms is None:
+                            first_ms = dts_ms
                 except av.FFmpegError as exc:  # the segment open at the crash: cut off
                     log.info("repair: %s ends early: %s", path, exc)
+            if first_ms is not None and last_end_ms is not None:
+                segments.append(SegmentEntry(relative, track.start_ms + first_ms, track.start_ms + int(last_end_ms)))
         output.close()
     except BaseException:
         output.close()
@@ -73,7 +92,7 @@ def _concat(directory: Path, track: TrackEntry) -> tuple[str, int] | None:
         tmp.unlink(missing_ok=True)
         return None
     tmp.replace(directory / name)
-    return name, int(last_end_ms)
+    return name, int(last_end_ms), segments
 
 
 def repair_recording(directory: Path) -> Manifest:
@@ -90,8 +109,9 @@ def repair_recording(directory: Path) -> Manifest:
             continue
         if result is None:
             continue
-        track.file, end = result
+        track.file, end, segments = result
         track.end_ms = max(track.end_ms, track.start_ms + end)
+        track.segments = segments
         track.complete = True
         changed = True
     if changed:
