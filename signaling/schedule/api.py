@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import date, datetime, timedelta
 from datetime import tzinfo as TzInfo
 from typing import Any, Protocol
@@ -499,7 +500,8 @@ class ScheduleApi:
         names = {c.id: c.name for c in self.store.list_classrooms(admin.bureau_id)}
         entries = [(lesson.lead_classroom_id, "lead")]
         entries += [(cid, "remote") for cid in lesson.remote_classroom_ids]
-        entries.append(("observer", "observer"))
+        # each links request gets its own observer id: two observers must not evict each other
+        entries.append((f"observer-{secrets.token_hex(4)}", "observer"))
         links = []
         for cid, role in entries:
             name = "Observer" if role == "observer" else names.get(cid, cid)
