@@ -92,6 +92,7 @@ class BotStats:
     mismatched: int = 0  # ... whose payload nobody in this process sent
     unverified: int = 0  # ... sampled before SRTP keys or without a send log
     srtp_errors: int = 0
+    send_failures: int = 0  # packets the transport refused (not connected, or ICE lost)
     keyframes_sent: int = 0
     keyframe_requests: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -105,6 +106,7 @@ class BotStats:
             mismatched=self.mismatched,
             unverified=self.unverified,
             srtp_errors=self.srtp_errors,
+            send_failures=self.send_failures,
             keyframes_sent=self.keyframes_sent,
             keyframe_requests=self.keyframe_requests,
             latencies_ms=list(self.latencies_ms),
@@ -264,6 +266,8 @@ class PublisherBot:
         assert self._raw is not None
         if self._raw.send_rtp(packet):
             self.stats.sent[kind] += 1
+        else:
+            self.stats.send_failures += 1
 
     async def _run(self) -> None:
         stream, spec = self.stream, self.stream.spec
@@ -454,8 +458,12 @@ class SubscriberBot:
             if all(received.get(k, 0) >= packets for k in kinds):
                 return
             if time.monotonic() > deadline:
+                pc = self.pc
                 raise BotError(
-                    f"subscriber: received {received} after {timeout} s; "
+                    f"subscriber: received {received} after {timeout} s "
+                    f"({self.received_packets} SRTP datagrams, {self.offers} offers, "
+                    f"connection {pc.connectionState if pc else None}, "
+                    f"ICE {pc.iceConnectionState if pc else None}); "
                     f"errors {self.signaling.errors[-3:]}"
                 )
             await asyncio.sleep(0.05)

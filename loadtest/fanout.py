@@ -1,0 +1,363 @@
+"""Fan-out benchmark: one publisher, N subscribers, what one packet forwarded costs the SFU.
+
+``python -m loadtest.fanout --subscribers 200 --seconds 20 --json fanout.json``
+
+Method (docs/performance.md, "Fan-out benchmark"):
+
+* a ``classroom serve --no-demo`` subprocess on 127.0.0.1 (free port, temp data dir, token
+  secret from ``CLASSROOM_TOKEN_SECRET``), pinned to core 0 with ``taskset``;
+* this process, pinned to core 1, runs every bot (:mod:`loadtest.bots`): one publisher bot
+  (lead) replaying the cached 720p VP8 + Opus stream, and N subscriber bots (remote
+  classrooms) connected in batches, each doing real ICE/DTLS/SRTP;
+* once every subscriber receives video and audio (and a short settle time), a steady window
+  of S seconds is measured: the server's own CPU (utime+stime of ``/proc/PID/stat``, all
+  threads), the bots' CPU, packets the publisher sent and the subscribers received, and the
+  latency of every sampled packet (publisher send → subscriber receive, one clock);
+* ``transcodes`` comes from the server's ``/metrics`` (``classroom_transcodes_total``), else
+  ``/healthz``, else it is 0 by construction (``classroom serve`` runs ``glue.forbid_codecs()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from loadtest.bots import BotStats, PublisherBot, SendLog, SubscriberBot
+from loadtest.media import Stream, load_stream
+from signaling.tokens import TokenSigner
+
+LESSON = "fanout-bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a whole process (every thread), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def self_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    secret: str
+    data_dir: Path
+    pinned: bool
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def start_server(cpu: int | None) -> ServerProcess:
+    port = free_port()
+    secret = secrets.token_hex(32)
+    data_dir = Path(tempfile.mkdtemp(prefix="classroom-fanout-"))
+    env = dict(os.environ, CLASSROOM_TOKEN_SECRET=secret)
+    cmd = [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--data-dir", str(data_dir), "--no-demo",
+           "--log-level", "WARNING"]  # fmt: skip
+    pinned = cpu is not None and shutil.which("taskset") is not None
+    if pinned:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return ServerProcess(proc, port, secret, data_dir, pinned)
+
+
+async def wait_healthy(server: ServerProcess, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if server.proc.poll() is not None:
+                log = (server.data_dir / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"the server exited: {log[-2000:]}")
+            try:
+                async with http.get(server.url + "/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not become healthy")
+            await asyncio.sleep(0.1)
+
+
+async def server_counters(server: ServerProcess) -> dict[str, Any]:
+    """``classroom_*`` counters from /metrics, plus where ``transcodes`` was read."""
+    out: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.get(server.url + "/metrics") as r:
+                if r.status == 200:
+                    text = await r.text()
+                    for name in ("transcodes", "forwarded_packets", "packets_in"):
+                        m = re.search(rf"^classroom_{name}_total(?:{{}})? (\S+)$", text, re.M)
+                        if m:
+                            out[name] = int(float(m.group(1)))
+                    if "transcodes" in out:
+                        out["transcodes_source"] = "/metrics classroom_transcodes_total"
+        except aiohttp.ClientError:
+            pass
+        if "transcodes" not in out:
+            try:
+                async with http.get(server.url + "/healthz") as r:
+                    health = await r.json()
+                if "transcodes" in health:
+                    out["transcodes"] = int(health["transcodes"])
+                    out["transcodes_source"] = "/healthz"
+            except (aiohttp.ClientError, ValueError):
+                pass
+    if "transcodes" not in out:
+        out["transcodes"] = 0
+        out["transcodes_source"] = "by construction: classroom serve runs glue.forbid_codecs()"
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(q / 100.0 * (len(values) - 1))))
+    return values[k]
+
+
+@dataclass
+class Snapshot:
+    t: float
+    sfu_cpu: float
+    bot_cpu: float
+    pub: BotStats
+    subs: list[BotStats]
+    counters: dict[str, Any]
+
+
+async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[SubscriberBot]) -> Snapshot:
+    counters = await server_counters(server)
+    # the counters of both sides at one instant (one synchronous block)
+    return Snapshot(
+        t=time.monotonic(),
+        sfu_cpu=proc_cpu_seconds(server.proc.pid),
+        bot_cpu=self_cpu_seconds(),
+        pub=pub.stats.copy(),
+        subs=[s.stats.copy() for s in subs],
+        counters=counters,
+    )
+
+
+async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
+    server = start_server(None if args.no_pin else args.sfu_cpu)
+    pub: PublisherBot | None = None
+    subs: list[SubscriberBot] = []
+    try:
+        await wait_healthy(server)
+        signer = TokenSigner(server.secret.encode())
+        log = SendLog()
+        setup0 = time.monotonic()
+        pub = PublisherBot(server.url, signer.issue(LESSON, "lead", "lead"), stream, send_log=log)
+        await pub.start()
+        for first in range(0, args.subscribers, args.batch):
+            batch = [
+                SubscriberBot(
+                    server.url,
+                    signer.issue(LESSON, f"remote-{i:04d}", "remote"),
+                    sample_every=args.sample_every,
+                    send_log=log,
+                )
+                for i in range(first, min(args.subscribers, first + args.batch))
+            ]
+            subs.extend(batch)
+            await asyncio.gather(*(s.start() for s in batch))
+            await asyncio.gather(*(s.wait_receiving(timeout=60) for s in batch))
+        setup_s = time.monotonic() - setup0
+        await asyncio.sleep(args.settle)
+        for s in subs:
+            s.stats.latencies_ms.clear()
+        a = await snapshot(server, pub, subs)
+        print(
+            f"fanout: {len(subs)} subscribers receiving after {setup_s:.1f} s; measuring "
+            f"{args.seconds:g} s (server pid {server.proc.pid})",
+            file=sys.stderr,
+            flush=True,
+        )
+        await asyncio.sleep(args.seconds)
+        b = await snapshot(server, pub, subs)
+        if b.pub.sent["video"] == a.pub.sent["video"]:
+            raise RuntimeError(
+                f"the publisher sent nothing in the window ({pub.pc and pub.pc.connectionState}): "
+                "a starved bot process loses its ICE consent; see the machine's load"
+            )
+        return summarize(args, server, a, b, setup_s, stream)
+    finally:
+        await asyncio.gather(*(s.stop() for s in subs), return_exceptions=True)
+        if pub is not None:
+            await pub.stop()
+        server.stop()
+
+
+def summarize(
+    args: argparse.Namespace,
+    server: ServerProcess,
+    a: Snapshot,
+    b: Snapshot,
+    setup_s: float,
+    stream: Stream,
+) -> dict[str, Any]:
+    window = b.t - a.t
+    pairs = list(zip(a.subs, b.subs, strict=True))
+    sent = {k: b.pub.sent[k] - a.pub.sent[k] for k in ("video", "audio")}
+    expected_each = sum(sent.values())
+    received = [sum(y.received.values()) - sum(x.received.values()) for x, y in pairs]
+    forwarded = sum(received)
+    expected = expected_each * len(received)
+    loss = max(0.0, 1.0 - forwarded / expected) if expected else float("nan")
+    sfu_cpu = b.sfu_cpu - a.sfu_cpu
+    bot_cpu = b.bot_cpu - a.bot_cpu
+    latencies = [ms for s in b.subs for ms in s.latencies_ms]
+    verified = sum(y.verified - x.verified for x, y in pairs)
+    mismatched = sum(y.mismatched - x.mismatched for x, y in pairs)
+    srtp_errors = sum(y.srtp_errors - x.srtp_errors for x, y in pairs)
+    server_fwd = None
+    if "forwarded_packets" in a.counters and "forwarded_packets" in b.counters:
+        server_fwd = b.counters["forwarded_packets"] - a.counters["forwarded_packets"]
+    return {
+        "subscribers": len(received),
+        "seconds": round(window, 3),
+        "forwarded_packets": forwarded,
+        "forwarded_packets_per_s": round(forwarded / window, 1),
+        "server_forwarded_packets": server_fwd,
+        "publisher_packets": sent,
+        "sfu_cpu_seconds": round(sfu_cpu, 3),
+        "sfu_cpu_fraction": round(sfu_cpu / window, 3),
+        "cpu_us_per_forwarded_packet": round(sfu_cpu * 1e6 / forwarded, 2) if forwarded else None,
+        "forward_latency_ms_p50": round(percentile(latencies, 50), 3),
+        "forward_latency_ms_p99": round(percentile(latencies, 99), 3),
+        "forward_latency_ms_mean": round(statistics.fmean(latencies), 3) if latencies else None,
+        "latency_samples": len(latencies),
+        "loss_ratio": round(loss, 6),
+        "min_subscriber_ratio": round(min(received) / expected_each, 4) if expected_each else None,
+        "verified_samples": verified,
+        "mismatched_samples": mismatched,
+        "srtp_errors": srtp_errors,
+        "transcodes": b.counters["transcodes"],
+        "transcodes_source": b.counters["transcodes_source"],
+        "bot_cpu_seconds": round(bot_cpu, 3),
+        "bot_cpu_fraction": round(bot_cpu / window, 3),
+        "setup_seconds": round(setup_s, 1),
+        "sfu_pinned_cpu": None if not server.pinned else args.sfu_cpu,
+        "bots_pinned_cpu": None if args.no_pin else args.bot_cpu,
+        "video_bitrate_mbps": round(stream.video_bitrate / 1e6, 3),
+        # other work on the machine skews latency (and a little CPU): keep it with the figures
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "sample_every": args.sample_every,
+        "nice": args.nice,
+    }
+
+
+def print_table(r: dict[str, Any]) -> None:
+    rows = [
+        ("subscribers", r["subscribers"]),
+        ("window s", r["seconds"]),
+        ("forwarded packets (received by bots)", r["forwarded_packets"]),
+        ("forwarded packets/s", r["forwarded_packets_per_s"]),
+        ("SFU CPU s (core share)", f"{r['sfu_cpu_seconds']} ({r['sfu_cpu_fraction']:.0%})"),
+        ("SFU CPU µs / forwarded packet", r["cpu_us_per_forwarded_packet"]),
+        ("latency p50 / p99 ms", f"{r['forward_latency_ms_p50']} / {r['forward_latency_ms_p99']}"),
+        ("loss ratio", r["loss_ratio"]),
+        ("sampled payloads verified / mismatched",
+         f"{r['verified_samples']} / {r['mismatched_samples']}"),
+        ("transcodes", f"{r['transcodes']} ({r['transcodes_source']})"),
+        ("bot CPU s (core share)", f"{r['bot_cpu_seconds']} ({r['bot_cpu_fraction']:.0%})"),
+        ("machine load average (1 min)", r["loadavg_1min"]),
+    ]  # fmt: skip
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.fanout", description=__doc__.split("\n")[0])
+    parser.add_argument("--subscribers", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--json", help="write the result here")
+    parser.add_argument("--batch", type=int, default=20, help="subscribers connected at a time")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds before the window")
+    parser.add_argument(
+        "--sample-every",
+        type=int,
+        default=10,
+        help="unprotect and verify every n-th packet per subscriber",
+    )
+    parser.add_argument("--sfu-cpu", type=int, default=0)
+    parser.add_argument("--bot-cpu", type=int, default=1)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the SFU or the bots")
+    parser.add_argument(
+        "--nice", type=int, default=0, help="niceness for the bots and the server (e.g. -10 on a shared machine)"
+    )
+    args = parser.parse_args(argv)
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # the server subprocess inherits it
+
+    stream = load_stream()
+    if not args.no_pin:
+        try:
+            os.sched_setaffinity(0, {args.bot_cpu})
+        except (AttributeError, OSError) as exc:
+            print(f"fanout: cannot pin the bots to CPU {args.bot_cpu}: {exc}", file=sys.stderr)
+    try:
+        import uvloop
+
+        result = uvloop.run(run(args, stream))
+    except ImportError:
+        result = asyncio.run(run(args, stream))
+    print(f"Fan-out benchmark: 1 publisher (720p VP8 {result['video_bitrate_mbps']} Mbit/s + Opus) "
+          f"→ {result['subscribers']} subscribers")  # fmt: skip
+    print_table(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
