@@ -75,6 +75,9 @@ async def test_live_recorder_records_a_lesson(server: Server, tmp_path: Path) ->
         await remote.close()
     assert code == 0
     assert recorder.unrouted_packets == 0
+    assert recorder.session is not None
+    # the SFU's sender reports reached every track: start_ms comes from NTP<->RTP, not arrival
+    assert all(t.start_from_sr for t in recorder.session.tracks.values())
     manifest = read_manifest(out / "manifest.json")
     assert manifest.complete and manifest.lesson_id == "rec-lesson"
     assert {c.id: c.role for c in manifest.classrooms} == {"lead": "lead", "r1": "remote"}
