@@ -85,10 +85,7 @@ def _couplings(
     full = [_Spectrum(e, size) for e in envs]
     own = [_Spectrum(np.where(m, e, 0.0), size) for e, m in zip(envs, own_masks, strict=True)]
     # the target's loudness with its own speaker hidden (several guesses of who that is)
-    rest = [
-        [_Spectrum(np.where(m, 0.0, e), size) for m in masks]
-        for e, masks in zip(envs, hide_masks, strict=True)
-    ]
+    rest = [[_Spectrum(np.where(m, 0.0, e), size) for m in masks] for e, masks in zip(envs, hide_masks, strict=True)]
     found: dict[tuple[int, int], tuple[Coupling, np.ndarray]] = {}
     for ia, a in enumerate(tracks):
         a_active = a.raw
@@ -127,9 +124,7 @@ def _couplings(
     return found
 
 
-def _removals(
-    tracks: list[TrackFrames], found: dict[tuple[int, int], tuple[Coupling, np.ndarray]]
-) -> list[np.ndarray]:
+def _removals(tracks: list[TrackFrames], found: dict[tuple[int, int], tuple[Coupling, np.ndarray]]) -> list[np.ndarray]:
     removals = [np.zeros(len(t.raw), dtype=bool) for t in tracks]
     for (_, ib), (_, copy) in found.items():
         removals[ib] |= copy
@@ -143,9 +138,7 @@ def _loud(frames: TrackFrames, mask: np.ndarray, below_db: float) -> np.ndarray:
     return mask & (frames.energy_db >= level - below_db)
 
 
-def remove_copies(
-    tracks: list[TrackFrames], frame_s: float, config: AttributionConfig
-) -> list[Coupling]:
+def remove_copies(tracks: list[TrackFrames], frame_s: float, config: AttributionConfig) -> list[Coupling]:
     """Clears ``speech`` frames of each track that are copies of another track's speech.
 
     Two passes: the first takes each track's loudest speech as its own voice; the second takes
@@ -160,9 +153,7 @@ def remove_copies(
     found1 = _couplings(tracks, first, [[m] for m in first], frame_s, config)
     removals = _removals(tracks, found1)
     second = [_loud(t, t.raw & ~rem, 12.0) for t, rem in zip(tracks, removals, strict=True)]
-    found2 = _couplings(
-        tracks, second, [[a, b] for a, b in zip(first, second, strict=True)], frame_s, config
-    )
+    found2 = _couplings(tracks, second, [[a, b] for a, b in zip(first, second, strict=True)], frame_s, config)
     # the second pass decides; a coupling only the first pass saw (a rarely heard voice whose
     # correlation drowns in the other track's sound once its own mask is exact) is kept
     found = {**found1, **found2}

@@ -332,9 +332,7 @@ def _resolve(directory: Path, name: str) -> Path | None:
     return path
 
 
-def decode_track(
-    manifest: Manifest, track: Track, total_samples: int, skip_unvoiced: bool = True
-) -> DecodedTrack:
+def decode_track(manifest: Manifest, track: Track, total_samples: int, skip_unvoiced: bool = True) -> DecodedTrack:
     out = np.zeros(total_samples, dtype=np.int16)
     result = DecodedTrack(track=track, samples=out)
     warn = result.warnings.append

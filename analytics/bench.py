@@ -46,8 +46,7 @@ def build_input(minutes: float, tracks: int, codec: str, cache: Path) -> Path:
         seed=45,
     )
     print(
-        f"building a {minutes:g}-minute lesson with {tracks} {codec} tracks in {directory} "
-        "(cached for later runs) ...",
+        f"building a {minutes:g}-minute lesson with {tracks} {codec} tracks in {directory} (cached for later runs) ...",
         file=sys.stderr,
     )
     synth.build_lesson(spec, directory, rate=48000 if codec != "wav" else 16000)

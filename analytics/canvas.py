@@ -96,20 +96,14 @@ class Scene:
                 pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in it.points)
                 dash = ' stroke-dasharray="4 3"' if it.dash else ""
                 out.append(
-                    f'<polyline points="{pts}" fill="none" stroke="{it.stroke}" '
-                    f'stroke-width="{it.width}"{dash}/>'
+                    f'<polyline points="{pts}" fill="none" stroke="{it.stroke}" stroke-width="{it.width}"{dash}/>'
                 )
             elif isinstance(it, Circle):
                 tip = f"<title>{html.escape(it.title)}</title>" if it.title else ""
-                out.append(
-                    f'<circle cx="{it.cx:.1f}" cy="{it.cy:.1f}" r="{it.r}" fill="{it.fill}">'
-                    f"{tip}</circle>"
-                )
+                out.append(f'<circle cx="{it.cx:.1f}" cy="{it.cy:.1f}" r="{it.r}" fill="{it.fill}">{tip}</circle>')
             elif isinstance(it, Polygon):
                 pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in it.points)
-                out.append(
-                    f'<polygon points="{pts}" fill="{it.fill}" fill-opacity="{it.opacity}"/>'
-                )
+                out.append(f'<polygon points="{pts}" fill="{it.fill}" fill-opacity="{it.opacity}"/>')
             else:
                 weight = ' font-weight="bold"' if it.bold else ""
                 rot = f' transform="rotate(-90 {it.x:.1f} {it.y:.1f})"' if it.vertical else ""
@@ -151,9 +145,7 @@ def _blend(region: np.ndarray, rgb: np.ndarray, alpha: float) -> None:
         region[...] = (region * (1 - alpha) + rgb * alpha).astype(np.uint8)
 
 
-def _rect(
-    img: np.ndarray, x: float, y: float, w: float, h: float, rgb: np.ndarray, a: float
-) -> None:
+def _rect(img: np.ndarray, x: float, y: float, w: float, h: float, rgb: np.ndarray, a: float) -> None:
     h_img, w_img = img.shape[:2]
     x0, y0 = max(int(round(x)), 0), max(int(round(y)), 0)
     x1, y1 = min(int(round(x + w)), w_img), min(int(round(y + h)), h_img)
@@ -278,10 +270,7 @@ _FONT_SRC = {
     "'": "00100 00100 00000 00000 00000 00000 00000",
     " ": "00000 00000 00000 00000 00000 00000 00000",
 }
-_FONT = {
-    ch: np.array([[c == "1" for c in row] for row in rows.split()], dtype=bool)
-    for ch, rows in _FONT_SRC.items()
-}
+_FONT = {ch: np.array([[c == "1" for c in row] for row in rows.split()], dtype=bool) for ch, rows in _FONT_SRC.items()}
 
 
 def ascii_part(text: str) -> str:
@@ -333,9 +322,7 @@ def encode_png(img: np.ndarray) -> bytes:
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         body = tag + data
-        return (
-            struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-        )
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     return (

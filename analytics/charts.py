@@ -81,9 +81,7 @@ def st_curve(report: dict[str, Any]) -> Scene:
             fill=T_COLOR,
         )
     )
-    scene.add(
-        Text(22, top + size / 2, "学生行为 S (students)", 12, "middle", fill=S_COLOR, vertical=True)
-    )
+    scene.add(Text(22, top + size / 2, "学生行为 S (students)", 12, "middle", fill=S_COLOR, vertical=True))
     return scene
 
 
@@ -199,9 +197,7 @@ def timeline(report: dict[str, Any]) -> Scene:
             x = tx(float(ev["t_s"]))
             c = EVENT_COLORS[ev["type"]]
             scene.add(Line([(x, y + 3), (x, y + row_h - 3)], c, 2))
-            scene.add(
-                Circle(x, y + 5, 4, c, title=f"{EVENT_LABELS[ev['type']]} @ {ev['t_s']:.0f}s")
-            )
+            scene.add(Circle(x, y + 5, 4, c, title=f"{EVENT_LABELS[ev['type']]} @ {ev['t_s']:.0f}s"))
     # legend
     ly = bottom + 52
     lx = 10.0
@@ -283,8 +279,7 @@ def st_codes(report: dict[str, Any]) -> Scene:
         Text(
             10,
             20,
-            f"每 {interval:g} 秒的编码 Code of each {interval:g}-s window "
-            "(T 教师 teacher / S 学生 students)",
+            f"每 {interval:g} 秒的编码 Code of each {interval:g}-s window (T 教师 teacher / S 学生 students)",
             13,
             bold=True,
         )

@@ -17,9 +17,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("recording_dir", help="directory holding manifest.json and the tracks")
     parser.add_argument("--out", help="output directory (default: RECORDING_DIR/analysis)")
-    parser.add_argument(
-        "--interval", type=float, default=30.0, help="S-T window length in seconds (default 30)"
-    )
+    parser.add_argument("--interval", type=float, default=30.0, help="S-T window length in seconds (default 30)")
     parser.add_argument("--config", help="YAML/JSON file with analysis settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

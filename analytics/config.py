@@ -76,11 +76,7 @@ def _apply(obj: Any, data: dict[str, Any], where: str) -> None:
                 raise AnalysisError(f"config: {where}{key} must be a mapping")
             _apply(current, value, f"{where}{key}.")
             continue
-        if (
-            isinstance(current, bool)
-            or not isinstance(value, int | float)
-            or isinstance(value, bool)
-        ):
+        if isinstance(current, bool) or not isinstance(value, int | float) or isinstance(value, bool):
             raise AnalysisError(f"config: {where}{key} must be a number, got {value!r}")
         setattr(obj, key, type(current)(value))
 

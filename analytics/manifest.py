@@ -142,9 +142,7 @@ class _Reader:
             self.warn(f"manifest: ignored unknown field(s) in {where}: {listed}")
 
 
-def _read_segments(
-    reader: _Reader, tid: str, raw: dict[str, Any], start_ms: int, end_ms: int | None
-) -> list[Segment]:
+def _read_segments(reader: _Reader, tid: str, raw: dict[str, Any], start_ms: int, end_ms: int | None) -> list[Segment]:
     segs: list[Segment] = []
     raw_segments = raw.get("segments")
     if isinstance(raw_segments, list) and raw_segments:
@@ -332,7 +330,5 @@ def load_manifest(directory: Path) -> Manifest:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise AnalysisError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
+        raise AnalysisError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     return parse_manifest(data, directory)

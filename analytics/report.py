@@ -118,9 +118,7 @@ def build_report(
     floor_stats(stats, manifest.events, duration_s)
 
     remote = [r for r in manifest.classrooms if r.role == "remote"]
-    never = [
-        r.id for r in remote if stats[r.id].student_talk_s < config.participation.never_heard_s
-    ]
+    never = [r.id for r in remote if stats[r.id].student_talk_s < config.participation.never_heard_s]
     total_student = sum(s.student_talk_s for s in stats.values())
     fairness = {
         "remote_classrooms": [r.id for r in remote],
@@ -128,8 +126,7 @@ def build_report(
         "never_heard_without_audio": [r for r in never if not stats[r].has_audio],
         "never_granted_floor": [r.id for r in remote if stats[r.id].floor_grants == 0],
         "student_talk_share": {
-            cid: round(s.student_talk_s / total_student, 4) if total_student > 0 else 0.0
-            for cid, s in stats.items()
+            cid: round(s.student_talk_s / total_student, 4) if total_student > 0 else 0.0 for cid, s in stats.items()
         },
     }
 
@@ -175,8 +172,7 @@ def build_report(
         },
         "classrooms": [{"id": r.id, "role": r.role, "name": r.name} for r in manifest.classrooms],
         "events": [
-            {"t_s": round(e.t_ms / 1000, 3), "type": e.type, "classroom_id": e.classroom_id}
-            for e in manifest.events
+            {"t_s": round(e.t_ms / 1000, 3), "type": e.type, "classroom_id": e.classroom_id} for e in manifest.events
         ],
         "tracks": track_info,
         "couplings": couplings,
@@ -284,12 +280,8 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> None:
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "report.json").write_text(
-            json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
-        )
+        (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
         charts = write_charts(report, out_dir)
         (out_dir / "report.html").write_text(render_html(report, charts), encoding="utf-8")
     except OSError as exc:
-        raise AnalysisError(
-            f"cannot write the report to {out_dir}: {exc.strerror or exc}"
-        ) from None
+        raise AnalysisError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None

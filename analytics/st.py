@@ -38,9 +38,7 @@ def window_count(duration_s: float, interval_s: float) -> int:
     return full + (1 if rest >= interval_s / 2 - 1e-9 else 0)
 
 
-def code_windows(
-    teacher: np.ndarray, frame_s: float, duration_s: float, interval_s: float
-) -> list[str]:
+def code_windows(teacher: np.ndarray, frame_s: float, duration_s: float, interval_s: float) -> list[str]:
     """``teacher`` is a per-frame bool mask of teacher speech."""
     n = window_count(duration_s, interval_s)
     csum = np.concatenate(([0], np.cumsum(teacher.astype(np.int64))))
@@ -55,9 +53,7 @@ def code_windows(
     return codes
 
 
-def code_intervals(
-    intervals: list[tuple[float, float]], duration_s: float, interval_s: float
-) -> list[str]:
+def code_intervals(intervals: list[tuple[float, float]], duration_s: float, interval_s: float) -> list[str]:
     """Same coding from exact speech intervals in seconds (used for ground truth)."""
     n = window_count(duration_s, interval_s)
     codes = []

@@ -217,10 +217,12 @@ def _write_wav(path: Path, chunks: list[np.ndarray], rate: int) -> None:
 
 
 class _OpusWriter:
-    def __init__(self, path: Path, rate: int, fmt: str) -> None:
+    def __init__(self, path: Path, rate: int, fmt: str, complexity: int) -> None:
         self.container = av.open(str(path), "w", format=fmt)
         self.stream = self.container.add_stream(
-            "libopus", rate=48000, options={"application": "voip"}
+            "libopus",
+            rate=48000,
+            options={"application": "voip", "compression_level": str(complexity)},
         )
         self.stream.layout = "mono"
         self.stream.bit_rate = 32000
@@ -231,9 +233,7 @@ class _OpusWriter:
         step = self.rate // 5
         for i in range(0, len(samples), step):
             piece = samples[None, i : i + step]
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(piece), format="s16", layout="mono"
-            )
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format="s16", layout="mono")
             frame.sample_rate = self.rate
             frame.pts = self.pts
             self.pts += piece.shape[1]
@@ -247,7 +247,11 @@ class _OpusWriter:
 
 
 def build_lesson(
-    spec: LessonSpec, out_dir: Path, rate: int = 16000, chunk_s: float = 30.0
+    spec: LessonSpec,
+    out_dir: Path,
+    rate: int = 16000,
+    chunk_s: float = 30.0,
+    opus_complexity: int = 10,
 ) -> dict[str, list[tuple[float, float]]]:
     """Write the recording to ``out_dir``; return the true speech intervals per track id."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +270,7 @@ def build_lesson(
         wav_chunks: list[np.ndarray] = []
         if track.file_ext in ("webm", "ogg", "mkv"):
             fmt = {"webm": "webm", "ogg": "ogg", "mkv": "matroska"}[track.file_ext]
-            writer = _OpusWriter(path, rate, fmt)
+            writer = _OpusWriter(path, rate, fmt, opus_complexity)
         noise_level = 32768 * 10 ** (track.noise_dbfs / 20)
         for a in range(0, total, chunk):
             b = min(a + chunk, total)
@@ -392,26 +396,16 @@ def scenario(
         talk["teacher"].append((t, end))
         t = end + pause
         if rng.random() < student_p and t < duration_s - 5:
-            k = (
-                turn % len(student_tracks)
-                if kind != "lecture"
-                else int(rng.integers(len(student_tracks)))
-            )
+            k = turn % len(student_tracks) if kind != "lecture" else int(rng.integers(len(student_tracks)))
             if n_remote > 1 and k == len(student_tracks) - 1 and kind != "dialogue":
                 k = 0  # the last remote classroom stays silent (fairness view) except in dialogues
             turn += 1
             room = rooms[k]
             length = rng.uniform(8, 25) if kind == "dialogue" else rng.uniform(4, 20)
-            events.append(
-                {"t_ms": int((t - 3) * 1000), "type": "hand_raised", "classroom_id": room}
-            )
-            events.append(
-                {"t_ms": int((t - 1) * 1000), "type": "floor_granted", "classroom_id": room}
-            )
+            events.append({"t_ms": int((t - 3) * 1000), "type": "hand_raised", "classroom_id": room})
+            events.append({"t_ms": int((t - 1) * 1000), "type": "floor_granted", "classroom_id": room})
             end = min(t + length, duration_s - 1)
             talk[student_tracks[k]].append((t, end))
-            events.append(
-                {"t_ms": int((end + 0.5) * 1000), "type": "floor_revoked", "classroom_id": room}
-            )
+            events.append({"t_ms": int((end + 0.5) * 1000), "type": "floor_revoked", "classroom_id": room})
             t = end + rng.uniform(0.8, 2.0)
     return talk, events

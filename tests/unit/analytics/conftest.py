@@ -85,25 +85,21 @@ def practice(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
 
 @pytest.fixture(scope="session")
 def opus_lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
-    """Opus tracks: WebM for the lead classroom, Ogg for the remote one."""
-    lesson = build(tmp_path_factory, "dialogue", 150.0, 1, file_ext="webm", seed=14)
-    # re-mux the remote track into Ogg to cover both containers
-    import av
-
-    src = lesson.directory / "r1-students.webm"
-    dst = lesson.directory / "r1-students.ogg"
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="ogg") as out:
-        stream_in = inp.streams.audio[0]
-        stream_out = out.add_stream_from_template(stream_in)
-        for packet in inp.demux(stream_in):
-            if packet.dts is None:
-                continue
-            packet.stream = stream_out
-            out.mux(packet)
-    src.unlink()
-    manifest = lesson.manifest()
-    for track in manifest["tracks"]:  # type: ignore[union-attr]
-        if track["id"] == "r1-students":
-            track["file"] = "r1-students.ogg"
-    (lesson.directory / "manifest.json").write_text(json.dumps(manifest))
-    return lesson
+    """Opus in WebM (teacher) and Ogg (remote classroom) next to a WAV track."""
+    talk, events = synth.scenario("dialogue", 150.0, 1, seed=14)
+    tracks = synth.standard_tracks(1, "wav")
+    tracks[0].file_ext = "webm"
+    tracks[2].file_ext = "ogg"
+    spec = synth.LessonSpec(
+        lesson_id="dialogue-opus",
+        duration_s=150.0,
+        classrooms=synth.standard_rooms(1),
+        tracks=tracks,
+        talk=talk,
+        couplings=synth.standard_couplings(tracks),
+        events=events,
+        seed=14,
+    )
+    directory = tmp_path_factory.mktemp("lesson-opus")
+    truth = synth.build_lesson(spec, directory, rate=16000, opus_complexity=3)
+    return Lesson("dialogue", directory, 150.0, truth)
