@@ -48,6 +48,10 @@ class Server:
         return f"http://{self.config.server.host}:{self.port}"
 
     async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.router.close_all(), 5.0)
+        except asyncio.TimeoutError:
+            log.warning("some classroom connections did not close in time")
         await self.media.stop()
         if self.runner is not None:
             await self.runner.cleanup()
@@ -143,7 +147,7 @@ async def start_server(config: Config) -> Server:
             config.server.port = probe.getsockname()[1]
     server = build_server(config)
     server.port = config.server.port
-    server.runner = web.AppRunner(server.app, access_log=None)
+    server.runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=5.0)
     await server.runner.setup()
     site = web.TCPSite(server.runner, config.server.host, config.server.port)
     await site.start()

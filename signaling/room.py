@@ -37,7 +37,7 @@ class Participant:
     role: str
     name: str
     send: Send
-    kick: Callable[[str], Awaitable[None]]
+    kick: Callable[..., Awaitable[None]]
     publisher: PublisherPeer | None = None
     subscriber: SubscriberPeer | None = None
     joined_at: float = field(default_factory=time.monotonic)

@@ -69,6 +69,13 @@ class LocalRouter:
                 except Exception:
                     log.exception("room-closed hook failed")
 
+    async def close_all(self, reason: str = "the server is shutting down") -> None:
+        """Close every classroom's connection (pages reconnect by themselves)."""
+        import asyncio
+
+        kicks = [p.kick(reason, "shutting_down") for room in list(self.rooms.values()) for p in list(room.participants.values())]
+        await asyncio.gather(*kicks, return_exceptions=True)
+
     # LiveStatus for the schedule API
     def connected(self, lesson_id: str) -> list[str]:
         room = self.rooms.get(lesson_id)

@@ -68,10 +68,11 @@ class Session:
         log.info("signaling error %s: %s", code, message)
         await self.send(error_message(code, message, re))
 
-    async def kick(self, reason: str) -> None:
-        """Another session of the same classroom took over: close this one quietly."""
+    async def kick(self, reason: str, code: str = "replaced") -> None:
+        """Close this session: ``replaced`` (another session of the same classroom took over;
+        the page stays away) or ``shutting_down`` (the page reconnects by itself)."""
         self._closing = True
-        await self.send(server_message("error", code="replaced", message=reason))
+        await self.send(server_message("error", code=code, message=reason))
         await self.ws.close()
 
     async def run(self) -> None:

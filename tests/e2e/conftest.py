@@ -62,10 +62,10 @@ class ServerProcess:
             return r.read().decode()
 
 
-def start_server_process(tmp: Path, extra_env: dict[str, str] | None = None) -> ServerProcess:
-    port = free_port()
+def start_server_process(tmp: Path, extra_env: dict[str, str] | None = None, port: int = 0) -> ServerProcess:
+    port = port or free_port()
     env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, **(extra_env or {})}
-    log = open(tmp / "server.log", "wb")
+    log = open(tmp / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "classroom.cli", "serve", "--port", str(port),
          "--data-dir", str(tmp / "data"), "--no-demo"],
