@@ -50,7 +50,7 @@ class Server:
     async def stop(self) -> None:
         try:
             await asyncio.wait_for(self.router.close_all(), 5.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("some classroom connections did not close in time")
         await self.media.stop()
         if self.runner is not None:

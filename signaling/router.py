@@ -73,7 +73,11 @@ class LocalRouter:
         """Close every classroom's connection (pages reconnect by themselves)."""
         import asyncio
 
-        kicks = [p.kick(reason, "shutting_down") for room in list(self.rooms.values()) for p in list(room.participants.values())]
+        kicks = [
+            p.kick(reason, "shutting_down")
+            for room in list(self.rooms.values())
+            for p in list(room.participants.values())
+        ]
         await asyncio.gather(*kicks, return_exceptions=True)
 
     # LiveStatus for the schedule API
