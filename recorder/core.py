@@ -57,6 +57,7 @@ class TrackStats:
     dropped_frames: int = 0
     gaps: int = 0
     keyframe_requests: int = 0
+    nacks: int = 0
     write_errors: int = 0
 
 
@@ -232,6 +233,14 @@ class TrackRecorder:
         self._keyframe_wanted = False
         self.stats.keyframe_requests += 1
         return True
+
+    def nacks(self) -> list[int]:
+        """Video packets to ask again for (the SFU keeps a packet cache for video)."""
+        if self.info.kind != "video" or self.ended:
+            return []
+        lost = self.jitter.missing()
+        self.stats.nacks += len(lost)
+        return lost
 
     def end(self, now: float) -> None:
         if self.ended:
@@ -450,6 +459,15 @@ class RecordingSession:
             self._manifest_segments = segments
             self.write_manifest(now)
         return wanted
+
+    def take_nacks(self) -> dict[str, list[int]]:
+        """Per track, the video sequence numbers newly found missing (send RTCP NACKs)."""
+        out: dict[str, list[int]] = {}
+        for track_id, track in self.tracks.items():
+            lost = track.nacks()
+            if lost:
+                out[track_id] = lost
+        return out
 
     def manifest(self, now: float | None = None) -> Manifest:
         now = self.clock() if now is None else now

@@ -252,6 +252,38 @@ def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
     return struct.pack("!BBHII", 0x81, 206, 2, sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF)
 
 
+def build_nack(sender_ssrc: int, media_ssrc: int, sequences: list[int]) -> bytes:
+    """RTCP generic NACK (RFC 4585 §6.2.1) for the given 16-bit sequence numbers."""
+    items: list[tuple[int, int]] = []  # (PID, BLP)
+    for seq in sorted({s & 0xFFFF for s in sequences}):
+        if items:
+            pid, blp = items[-1]
+            delta = (seq - pid) & 0xFFFF
+            if 1 <= delta <= 16:
+                items[-1] = (pid, blp | (1 << (delta - 1)))
+                continue
+        items.append((seq, 0))
+    fci = b"".join(struct.pack("!HH", pid, blp) for pid, blp in items)
+    words = 2 + len(items)
+    return struct.pack("!BBHII", 0x81, 205, words, sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF) + fci
+
+
+def parse_nack(data: bytes) -> list[int]:
+    """Sequence numbers asked for by the generic NACKs in a (compound) RTCP packet."""
+    out: list[int] = []
+    offset = 0
+    while offset + 12 <= len(data):
+        b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
+        end = offset + 4 * (words + 1)
+        if packet_type == 205 and b0 & 0x1F == 1:
+            for pos in range(offset + 12, min(end, len(data)) - 3, 4):
+                pid, blp = struct.unpack_from("!HH", data, pos)
+                out.append(pid)
+                out += [(pid + i + 1) & 0xFFFF for i in range(16) if blp >> i & 1]
+        offset = end
+    return out
+
+
 def parse_pli(data: bytes) -> list[int]:
     """Media SSRCs for which a (compound) RTCP packet asks a keyframe."""
     out: list[int] = []

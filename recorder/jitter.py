@@ -43,6 +43,7 @@ class JitterBuffer:
         self._highest: int | None = None  # extended sequence number of the newest packet
         self._next: int | None = None  # extended sequence number expected next
         self._queue: dict[int, tuple[RtpPacket, float]] = {}
+        self._nacked: set[int] = set()
 
     def _extend(self, seq: int) -> int:
         if self._highest is None:
@@ -114,6 +115,16 @@ class JitterBuffer:
                 break
             out += self._skip()
         return out
+
+    def missing(self, limit: int = 64) -> list[int]:
+        """Sequence numbers (16-bit) still missing and not reported here before (for NACK)."""
+        if self._next is None or self._highest is None or not self._queue:
+            return []
+        self._nacked = {s for s in self._nacked if s >= self._next}
+        start = max(self._next, self._highest - limit)
+        out = [ext for ext in range(start, self._highest) if ext not in self._queue and ext not in self._nacked]
+        self._nacked.update(out)
+        return [ext & 0xFFFF for ext in out]
 
     def flush(self) -> list[RtpPacket | Gap]:
         """Release everything (end of stream)."""

@@ -24,11 +24,12 @@ from typing import Any
 import aiohttp
 
 from recorder.core import RecordingSession, safe_name
-from recorder.depacketize import build_pli
+from recorder.depacketize import build_nack, build_pli
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.02
+RTCP_SSRC = 0x5EC0D000  # our SSRC as the sender of feedback
 SUPPORTED = {"video/vp8": "vp8", "audio/opus": "opus", "video/h264": "h264"}
 
 
@@ -238,7 +239,8 @@ class LiveRecorder:
             if entry.codec is None:
                 log.warning("recorder: mid %s has codec %s, not recorded", neg.mid, codec.mime)
         for ssrc in neg.ssrcs:
-            entry.ssrcs.append(ssrc)
+            if ssrc not in entry.ssrcs:
+                entry.ssrcs.append(ssrc)
             self._by_ssrc[ssrc] = entry
         self._sync_mid(entry)
 
@@ -308,17 +310,22 @@ class LiveRecorder:
             except Exception as exc:
                 log.exception("recorder: poll failed: %s", exc)
                 continue
-            if not wanted or self._pc is None:
+            nacks = self.session.take_nacks()
+            if (not wanted and not nacks) or self._pc is None:
                 continue
             transport = glue.raw_transport(self._pc)
             if transport is None:
                 continue
             for track_id in wanted:
-                entry = next((m for m in self.mids.values() if m.recording == track_id), None)
-                if entry is None:
-                    continue
-                for ssrc in entry.ssrcs:
-                    transport.send_rtcp(build_pli(0x5EC0D000, ssrc))
+                for ssrc in self._ssrcs_of(track_id):
+                    transport.send_rtcp(build_pli(RTCP_SSRC, ssrc))
+            for track_id, sequences in nacks.items():
+                for ssrc in self._ssrcs_of(track_id)[:1]:
+                    transport.send_rtcp(build_nack(RTCP_SSRC, ssrc, sequences))
+
+    def _ssrcs_of(self, track_id: str) -> list[int]:
+        entry = next((m for m in self.mids.values() if m.recording == track_id), None)
+        return sorted(set(entry.ssrcs)) if entry is not None else []
 
 
 async def run_worker(

@@ -135,3 +135,41 @@ async def test_launcher_runs_classroom_record_as_its_own_process(server: Server,
     for track in manifest.tracks:
         with av.open(str(manifest_path.parent / track.file)) as container:
             assert container.streams[0].codec_context.name == track.codec
+
+
+async def test_live_recorder_repairs_loss_with_nack(server: Server, tmp_path: Path) -> None:
+    from tests.integration.peers import make_lossy
+
+    lead = ClassroomPeer(server.base_url, token(server, "lead", "lead", "主讲课堂"))
+    out = tmp_path / "rec"
+    recorder = LiveRecorder(
+        server.base_url.replace("http", "ws", 1) + "/ws", token(server, "recorder", "recorder"), tmp_path, out=out
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(recorder.run(stop))
+    try:
+        assert (await lead.connect())["type"] == "joined"
+        await wait_until(lambda: recorder._pc is not None or recorder.session is not None, 10, "joined")
+        await lead.publish([(PatternTrack(), "teacher")])
+        await wait_until(lambda: recorder._pc is not None, 15, "subscribe offer")
+        make_lossy(recorder._pc, 0.05)
+        await wait_until(
+            lambda: (
+                recorder.session is not None and any(t.stats.frames > 120 for t in recorder.session.tracks.values())
+            ),
+            40,
+            "recorded video frames",
+        )
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 20) == 0
+        await lead.close()
+    assert recorder.session is not None
+    (video,) = recorder.session.tracks.values()
+    print(f"loss 5%: {video.stats}, {video.jitter.stats}")
+    assert video.stats.nacks > 0
+    # most holes were filled by retransmissions before the reorder buffer gave up on them
+    assert video.jitter.stats.lost < video.stats.nacks / 2, (video.stats, video.jitter.stats)
+    manifest = read_manifest(out / "manifest.json")
+    with av.open(str(out / manifest.tracks[0].file)) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 100

@@ -201,3 +201,12 @@ def test_h264_rejects_unsupported_packetization() -> None:
 def test_unknown_codec() -> None:
     with pytest.raises(ValueError, match="VP9"):
         depacketizer_for("VP9")
+
+
+def test_nack_and_pli_roundtrip() -> None:
+    from recorder.depacketize import build_nack, build_pli, parse_nack, parse_pli
+
+    seqs = [65534, 65535, 0, 3, 17, 18, 40]
+    packet = build_nack(1, 0xABCDEF, seqs) + build_pli(1, 0xABCDEF)
+    assert sorted(parse_nack(packet)) == sorted(seqs)
+    assert parse_pli(packet) == [0xABCDEF]

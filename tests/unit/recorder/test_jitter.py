@@ -62,3 +62,16 @@ def test_restart_far_away() -> None:
     out = jb.push(pkt(40000), 0.1) + jb.push(pkt(40001), 0.1)
     assert seqs(out) == [("gap", 0), 40000, 40001]
     assert jb.stats.restarts == 1
+
+
+def test_missing_reports_each_hole_once_for_nack() -> None:
+    jb = JitterBuffer(max_wait=0.1)
+    jb.push(pkt(10), 0)
+    jb.push(pkt(13), 0)
+    assert jb.missing() == [11, 12]
+    assert jb.missing() == []
+    jb.push(pkt(16), 0)
+    assert jb.missing() == [14, 15]
+    jb.push(pkt(11), 0)  # a retransmission fills the hole
+    jb.push(pkt(12), 0)
+    assert jb.pending == 1 and jb.missing() == []  # 16 waits for 14, 15 (asked already)
