@@ -85,6 +85,15 @@ class ServerProcess:
         self.stop()
 
 
+def wrap_command(cmd: list[str], cpu: int | None = None, nice: int = 0) -> list[str]:
+    """``cmd`` pinned to core ``cpu`` (taskset) and at niceness ``nice`` (nice), if asked."""
+    if cpu is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    if nice and shutil.which("nice"):
+        cmd = ["nice", "-n", str(nice), *cmd]
+    return cmd
+
+
 def _drain(proc: subprocess.Popen[str], lines: list[str], echo: bool) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -101,9 +110,11 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
     echo: bool = False,
+    nice: int = 0,
 ) -> ServerProcess:
-    """Start ``classroom serve`` (pinned to ``cpu`` with taskset if given) and wait until it
-    listens. Raises ``RuntimeError`` with the server's output if it does not come up."""
+    """Start ``classroom serve`` (pinned to ``cpu`` with taskset if given, at niceness ``nice``
+    if not 0) and wait until it listens. Raises ``RuntimeError`` with the server's output if it
+    does not come up."""
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-load-"))
     secret = secrets.token_hex(32)
     child_env = dict(os.environ if env is None else env)
@@ -117,8 +128,7 @@ def start_server(
         "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), "--no-demo",
         "--log-level", log_level, *extra_args,
     ]
-    if cpu is not None and shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(cpu), *cmd]
+    cmd = wrap_command(cmd, cpu, nice)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env,
         cwd=str(REPO_ROOT),
