@@ -314,14 +314,20 @@ def openapi_document() -> dict[str, Any]:
             "description": "Education-bureau scheduling (排课), lesson lifecycle and join "
             "links. Errors are always {error: {code, message}} with a 4xx status.",
         },
-        "security": [{"apiKey": []}],
+        "security": [{"apiKey": []}, {"apiKeyHeader": []}],
         "components": {
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "a bureau administrator's API key",
-                }
+                },
+                "apiKeyHeader": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "the same key in a header of its own",
+                },
             },
             "schemas": SCHEMAS,
         },

@@ -365,3 +365,10 @@ async def test_lone_surrogates_and_odd_text_are_4xx(env: Env) -> None:
     assert status == 404
     status, body_ = await env.call("GET", "/api/schedule/week?school_id=%ED%A0%80")
     assert 400 <= status < 500
+
+
+async def test_openapi_document_is_valid_openapi_3(env: Env) -> None:
+    from openapi_spec_validator import validate
+
+    resp = await env.client.get("/api/openapi.json")
+    validate(await resp.json())
