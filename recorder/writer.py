@@ -1,6 +1,8 @@
-"""Muxing of already-encoded frames with PyAV: no encoder, no decoder, no codec context.
+"""Muxing of already-encoded frames with PyAV: no encoder, no decoder, no open codec context.
 
-Streams are created with ``OutputContainer.add_mux_stream`` (codec parameters only), and frames
+Video streams are created with ``OutputContainer.add_mux_stream`` (codec parameters only; H.264
+extradata comes from the first keyframe), Opus streams from a template stream that carries an
+OpusHead (its codec context is never opened), and frames
 go in as ``av.Packet(bytes)`` with millisecond timestamps. Each track is written twice:
 
 - into short **segments** (``segments/<track>/NNNNN.<ext>``), each closed properly every
@@ -15,7 +17,10 @@ Timestamps are track-relative: pts 0 is the track's first frame.
 
 from __future__ import annotations
 
+import functools
+import io
 import logging
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -57,6 +62,32 @@ def opus_packet_ms(packet: bytes) -> float:
     return frame_ms * max(count, 1)
 
 
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def _ogg_page(data: bytes, sequence: int, flags: int, granule: int = 0) -> bytes:
+    lacing = [255] * (len(data) // 255) + [len(data) % 255]
+    header = b"OggS" + struct.pack("<BBqIIIB", 0, flags, granule, 0x5EC0, sequence, 0, len(lacing))
+    raw = header + bytes(lacing) + data
+    return raw[:22] + struct.pack("<I", _ogg_crc(raw)) + raw[26:]
+
+
+@functools.cache
+def opus_template() -> bytes:
+    """A tiny Ogg Opus stream (RFC 7845 headers + one silent frame) whose stream is the template
+    for Opus tracks: 2 channels (as WebRTC signals Opus), 48 kHz, pre-skip 0."""
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 0, 48000, 0, 0)
+    vendor = b"classroom recorder"
+    tags = b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + struct.pack("<I", 0)
+    return _ogg_page(head, 0, 0x02) + _ogg_page(tags, 1, 0) + _ogg_page(b"\xf8\xff\xfe", 2, 0x04, 960)
+
+
 class WriterError(RuntimeError):
     pass
 
@@ -79,6 +110,11 @@ class _Output:
         try:
             if kind == "video":
                 self.stream: Any = self.container.add_mux_stream(codec, width=width, height=height)
+            elif codec == "opus":
+                # From a template so the file carries an OpusHead (CodecPrivate), which some
+                # players need; the template's codec context is never opened.
+                with av.open(io.BytesIO(opus_template()), format="ogg") as template:
+                    self.stream = self.container.add_stream_from_template(template.streams.audio[0])
             else:
                 self.stream = self.container.add_mux_stream(codec, rate=48000)
             self.stream.time_base = MS

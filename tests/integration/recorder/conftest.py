@@ -31,15 +31,23 @@ class _NoCodecContainer:
         self._log["streams"].append(stream)
         return stream
 
+    def add_stream_from_template(self, template: Any, **kwargs: Any) -> Any:
+        stream = self._inner.add_stream_from_template(template, **kwargs)
+        assert stream.codec_context is None or not stream.codec_context.is_open
+        self._log["streams"].append(stream)
+        return stream
+
     def mux(self, packet: Any) -> None:
         self._log["muxed"].append(1)
         self._inner.mux(packet)
 
     def close(self) -> None:
+        for stream in self._inner.streams:  # nothing was opened while muxing either
+            assert stream.codec_context is None or not stream.codec_context.is_open
         self._inner.close()
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("add_stream", "add_stream_from_template", "decode", "demux", "encode"):
+        if name in ("add_stream", "decode", "demux", "encode"):
             raise AssertionError(f"the recorder called container.{name}")
         return getattr(self._inner, name)
 
