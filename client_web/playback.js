@@ -54,7 +54,7 @@
       el.src = active.url;
       force = true;
     }
-    const local = (t - active.start) / 1000;
+    const local = (t - active.origin) / 1000;
     if (el.playbackRate !== clock.rate) el.playbackRate = clock.rate;
     if (clock.playing) {
       if (el.paused) el.play().catch((err) => {
@@ -153,12 +153,18 @@
     return { div, video };
   }
 
-  function trackInfo(track, base) {
-    return {
-      id: track.id, url: new URL(track.file, base).href,
-      start: track.start_ms, end: track.end_ms, classroom: track.classroom_id,
-      source: track.source, kind: track.kind,
-    };
+  // One entry per file to play. A finished track is one file; an unfinished one (the recorder
+  // was killed and the recording not repaired) is played segment by segment. Segment files keep
+  // the track's timestamps, so the element time is always (t - track start) / 1000.
+  function trackInfos(track, base) {
+    const common = { id: track.id, origin: track.start_ms, classroom: track.classroom_id,
+                     source: track.source, kind: track.kind };
+    if (track.complete === false && Array.isArray(track.segments) && track.segments.length) {
+      return track.segments.map((seg) => ({ ...common, url: new URL(seg.file, base).href,
+                                            start: seg.start_ms, end: seg.end_ms }));
+    }
+    return [{ ...common, url: new URL(track.file, base).href,
+              start: track.start_ms, end: track.end_ms }];
   }
 
   function build(m, base) {
@@ -178,7 +184,7 @@
     for (const t of m.tracks) {
       const key = `${t.classroom_id}|${t.source}|${t.kind}`;
       if (!groups.has(key)) groups.set(key, []);
-      groups.get(key).push(trackInfo(t, base));
+      groups.get(key).push(...trackInfos(t, base));
     }
     const isLead = (id) => roles[id] === "lead";
     for (const [key, tracks] of groups) {
@@ -283,7 +289,7 @@
     // lesson time (ms) each media element shows now, for tests and debugging
     elementTimes: () => slots.map((s) => ({
       track: s.current ? s.current.id : null, kind: s.el.tagName.toLowerCase(),
-      t_ms: s.current ? s.current.start + s.el.currentTime * 1000 : null,
+      t_ms: s.current ? s.current.origin + s.el.currentTime * 1000 : null,
       paused: s.el.paused, readyState: s.el.readyState,
     })),
   };

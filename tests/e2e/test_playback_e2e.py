@@ -105,3 +105,46 @@ async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -
         await runner.cleanup()
     assert not errors, errors
     await asyncio.sleep(0)
+
+
+@pytest.mark.e2e
+async def test_unfinished_recording_plays_segment_by_segment(tmp_path: Path) -> None:
+    """A recording left by a killed recorder (not repaired): tracks are played from segments."""
+    import json
+
+    directory = tmp_path / "recordings" / "crashed"
+    record_short_lesson(directory, "crashed", duration=12.0)
+    raw = json.loads((directory / "manifest.json").read_text())
+    raw["complete"] = False
+    for track in raw["tracks"]:
+        track["complete"] = False
+        track["file"] = track["segments"][0]["file"]
+    (directory / "manifest.json").write_text(json.dumps(raw))
+    app = web.Application()
+    signer = setup_recording_routes(app, tmp_path, SECRET)
+    app.router.add_static("/", ROOT / "client_web")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = signed_manifest_url(signer, "crashed", ttl=600)
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/playback.html?manifest={quote(url, safe='')}&t=7")
+            await page.wait_for_function(
+                """() => { const v = document.getElementById('main-video');
+                           return v.readyState >= 2 && !v.paused && v.src.includes('segments'); }""",
+                timeout=20000,
+            )
+            await page.wait_for_timeout(800)
+            times = await page.evaluate("window.playback.elementTimes()")
+            clock = await page.evaluate("window.playback.time()")
+            video = next(t for t in times if t["track"] == "lead-cam")
+            assert abs(video["t_ms"] - clock) < 500, (video, clock)
+            assert 7000 < clock < 10000
+            await browser.close()
+    finally:
+        await runner.cleanup()
