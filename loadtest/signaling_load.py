@@ -250,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=500, help="classroom WebSocket users")
     ap.add_argument("--spawn-seconds", type=float, default=60.0)
-    ap.add_argument("--hold-seconds", type=float, default=60.0,
-                    help="how long each classroom stays before leaving (then it joins again)")
+    ap.add_argument("--hold-seconds", type=float, default=None,
+                    help="how long each classroom stays before leaving, then it joins again "
+                         "(default: spawn + 20 s, so all users are connected at once for a while)")
     ap.add_argument("--run-seconds", type=float, default=None,
                     help="whole run (default: spawn + hold + 10 s)")
     ap.add_argument("--lesson-size", type=int, default=10,
@@ -264,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                          "machine, as root)")
     ap.add_argument("--json", help="write the result here")
     args = ap.parse_args(argv)
+    hold = args.hold_seconds if args.hold_seconds is not None else args.spawn_seconds + 20.0
     result = run_load(
-        args.users, args.spawn_seconds, args.hold_seconds, args.run_seconds, args.lesson_size,
+        args.users, args.spawn_seconds, hold, args.run_seconds, args.lesson_size,
         args.bureau_users, args.ping_seconds, pin=not args.no_pin, nice=args.nice,
     )
     j = result["join_ms"]
