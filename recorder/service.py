@@ -1,0 +1,81 @@
+"""One object for ``classroom serve`` to wire recording in: routes, signed links, recorders.
+
+from recorder.service import setup_recording
+recording = setup_recording(app, config.data_path, ws_url=f"ws://127.0.0.1:{port}/ws",
+                            segment_seconds=config.recording.segment_seconds)
+recording.lesson_started(lesson_id, signer.issue(lesson_id, "recorder", "recorder", "录制"))
+url = recording.playback_url(lesson_id)   # only after checking who asks (see docs/recording.md)
+await recording.stop_all()                # on shutdown
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+
+from recorder.catalogue import RecordingSummary, UrlSigner, list_recordings, setup_recording_routes, signed_manifest_url
+from recorder.launcher import RecorderLauncher
+
+SECRET_FILE = "recording_secret"
+
+
+def load_secret(data_dir: Path, env_secret: str | None = None) -> bytes:
+    """The URL-signing secret: ``env_secret``, else ``<data_dir>/recording_secret`` (created 0600)."""
+    if env_secret:
+        return env_secret.encode("utf-8")
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_bytes().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32).encode("ascii")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+@dataclass
+class RecordingService:
+    data_dir: Path
+    signer: UrlSigner
+    launcher: RecorderLauncher
+
+    def lesson_started(self, lesson_id: str, recorder_token: str) -> None:
+        """Start the lesson's recorder process (no-op when it runs already)."""
+        self.launcher.start(lesson_id, recorder_token)
+
+    async def lesson_ended(self, lesson_id: str) -> None:
+        await self.launcher.stop(lesson_id)
+
+    async def stop_all(self) -> None:
+        await self.launcher.stop_all()
+
+    def recordings(self, lesson_id: str | None = None) -> list[RecordingSummary]:
+        return list_recordings(self.data_dir, lesson_id)
+
+    def manifest_url(self, lesson_id: str, ttl: float = 3600) -> str:
+        return signed_manifest_url(self.signer, lesson_id, ttl)
+
+    def playback_url(self, lesson_id: str, ttl: float = 3600) -> str:
+        """``/playback.html?manifest=...`` — hand out only to authorised users."""
+        return "/playback.html?manifest=" + quote(self.manifest_url(lesson_id, ttl), safe="")
+
+
+def setup_recording(
+    app: web.Application,
+    data_dir: Path,
+    ws_url: str,
+    segment_seconds: float = 2.0,
+    env_secret: str | None = None,
+) -> RecordingService:
+    secret = load_secret(
+        data_dir, env_secret if env_secret is not None else os.environ.get("CLASSROOM_RECORDING_SECRET")
+    )
+    signer = setup_recording_routes(app, data_dir, secret)
+    launcher = RecorderLauncher(ws_url, data_dir, segment_seconds)
+    return RecordingService(data_dir, signer, launcher)
