@@ -97,12 +97,14 @@ class DownTrack:
 
     def forward(
         self, payload: bytes, marker: int, seq: int, ts: int, arrival_ms: int, keyframe: bool
-    ) -> None:
+    ) -> int:
+        """Send one packet to this subscriber; returns 1 if it was sent, else 0 (the UpTrack
+        adds these up, so the per-subscriber cost has no shared counter updates)."""
         r = self.fwd.translate(seq, ts, arrival_ms, keyframe)
         if r is None:
             if self.fwd.waiting_keyframe and self.up is not None:
                 self.up.request_keyframe()  # throttled in the UpTrack
-            return
+            return 0
         # Every 64 packets, look at the socket's backlog: a congested subscriber loses video
         # up to the next keyframe instead of stalling everybody else.
         self._check += 1
@@ -110,14 +112,12 @@ class DownTrack:
             if self.transport.write_buffer_size() > CONGESTED_BYTES:
                 STATS.dropped_congested += 1
                 self.fwd.switch(self.up)
-                return
-        packet = _HEADER_PACK(0x80, marker | self.payload_type, r[0], r[1], self.ssrc) + payload
-        if self.transport.send_rtp(packet):
+                return 0
+        if self.transport.send_rtp(_HEADER_PACK(0x80, marker | self.payload_type, r[0], r[1], self.ssrc) + payload):
             self.packets += 1
             self.octets += len(payload)
-            STATS.forwarded_packets += 1
-            STATS.packets_out += 1
-            STATS.bytes_out += len(packet)
+            return 1
+        return 0
 
     # -- RTCP from the subscriber --------------------------------------------------------------------
 

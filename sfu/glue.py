@@ -130,35 +130,54 @@ def _negotiated(t: RTCRtpTransceiver, params: RTCRtpParameters, ssrcs: list[int]
 
 
 class RawTransport:
-    """Synchronous SRTP protect + ``sendto`` on one bundled DTLS transport's ICE pair."""
+    """Synchronous SRTP protect + ``sendto`` on one bundled DTLS transport's ICE pair.
 
-    __slots__ = ("_dtls", "_connection", "sent_packets", "sent_bytes")
+    ``send_rtp`` is on the hot path (once per packet per subscriber): it keeps the bound
+    ``protect`` and ``sendto`` of the current pair and only looks them up again when the
+    nominated pair (or the SRTP session) changes.
+    """
+
+    __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_sendto", "_addr", "sent_packets")
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
-        self._connection = dtls.transport._connection
+        self._nominated: dict[int, Any] = dtls.transport._connection._nominated
+        self._pair: Any = None
+        self._srtp: Any = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._sendto: Callable[[bytes, Any], None] | None = None
+        self._addr: Any = None
         self.sent_packets = 0
-        self.sent_bytes = 0
 
     @property
     def connected(self) -> bool:
-        return self._dtls._tx_srtp is not None and bool(self._connection._nominated)
+        return self._dtls._tx_srtp is not None and bool(self._nominated)
+
+    def _refresh(self) -> bool:
+        pair = self._nominated.get(1)
+        srtp = self._dtls._tx_srtp
+        if pair is None or srtp is None:
+            self._pair = None
+            return False
+        self._pair, self._srtp = pair, srtp
+        self._protect = srtp.protect
+        self._sendto = pair.protocol.transport.sendto
+        self._addr = pair.remote_addr
+        return True
 
     def send_rtp(self, packet: bytes) -> bool:
-        """Protect and send one RTP packet; False if not connected yet (nothing sent)."""
-        srtp = self._dtls._tx_srtp
-        pair = self._connection._nominated.get(1)
-        if srtp is None or pair is None:
-            return False
-        data = srtp.protect(packet)
-        pair.protocol.transport.sendto(data, pair.remote_addr)
+        """Protect and send one RTP packet; False if not connected (nothing sent)."""
+        if self._nominated.get(1) is not self._pair or self._pair is None:
+            if not self._refresh():
+                return False
+        data = self._protect(packet)  # type: ignore[misc]
+        self._sendto(data, self._addr)  # type: ignore[misc]
         self.sent_packets += 1
-        self.sent_bytes += len(data)
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
         srtp = self._dtls._tx_srtp
-        pair = self._connection._nominated.get(1)
+        pair = self._nominated.get(1)
         if srtp is None or pair is None:
             return False
         try:
@@ -170,7 +189,7 @@ class RawTransport:
         return True
 
     def write_buffer_size(self) -> int:
-        pair = self._connection._nominated.get(1)
+        pair = self._nominated.get(1)
         if pair is None:
             return 0
         return int(pair.protocol.transport.get_write_buffer_size())

@@ -141,8 +141,13 @@ class UpTrack:
             assert self.cache is not None
             self.cache.put(seq, data)
         marker = b1 & 0x80
+        sent = 0
         for down in self.down:
-            down.forward(payload, marker, seq, ts, arrival_ms, keyframe)
+            sent += down.forward(payload, marker, seq, ts, arrival_ms, keyframe)
+        if sent:
+            STATS.forwarded_packets += sent
+            STATS.packets_out += sent
+            STATS.bytes_out += sent * (12 + len(payload))
         STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
 
     def _account(self, seq: int, ts: int, arrival_ms: int) -> None:

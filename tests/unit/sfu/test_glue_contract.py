@@ -303,7 +303,7 @@ async def test_raw_transport_over_a_nominated_pair() -> None:
         assert [addr for _, addr in udp.sent] == [("192.0.2.1", 5000)] * 2
         assert rx.unprotect(udp.sent[0][0]) == RTP
         assert rx.unprotect_rtcp(udp.sent[1][0]) == RTCP_RR
-        assert (raw.sent_packets, raw.sent_bytes) == (1, len(udp.sent[0][0]))
+        assert raw.sent_packets == 1
         dtls.transport._connection._nominated.clear()
         dtls._tx_srtp = None
     finally:
