@@ -65,10 +65,15 @@ async def test_sender_reports_reach_subscribers(server: Server) -> None:
         await lead.connect()
         await remote.connect()
         before = STATS.rtcp_sr_sent
+        remb_before = STATS.remb_sent
         await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
         await remote.wait_frames("audio", 10)
         await asyncio.sleep(2.5)
         assert STATS.rtcp_sr_sent > before
+        assert STATS.remb_sent > remb_before  # RR + REMB went to the publisher
+        assert lead.pub is not None
+        pub_stats = await lead.pub.getStats()
+        assert [s for s in pub_stats.values() if s.type == "remote-inbound-rtp"], "publisher saw no RR"
         assert remote.sub is not None
         stats = await remote.sub.getStats()
         remote_outbound = [s for s in stats.values() if s.type == "remote-outbound-rtp"]
