@@ -79,8 +79,8 @@ def _couplings(
     config: AttributionConfig,
 ) -> dict[tuple[int, int], tuple[Coupling, np.ndarray]]:
     n = len(tracks[0].energy_db)
-    size = 1 << int(np.ceil(np.log2(max(2 * n, 2))))
     max_lag = max(1, min(int(round(config.max_delay_s / frame_s)), n - 1))
+    size = 1 << int(np.ceil(np.log2(n + max_lag + 1)))  # no wrap-around for lags 0..max_lag
     envs = [_envelope(t) for t in tracks]
     full = [_Spectrum(e, size) for e in envs]
     own = [_Spectrum(np.where(m, e, 0.0), size) for e, m in zip(envs, own_masks, strict=True)]

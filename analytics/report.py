@@ -229,6 +229,7 @@ def analyze_recording(
         dec = decode_track(manifest, track, total, config.skip_unvoiced_opus)
         bar.advance(7, f"decoded {track.id}")
         frames = detect(dec, config.vad)
+        dec.samples = dec.samples[:0]  # the samples are no longer needed: free them early
         bar.advance(3, f"speech detected {track.id}")
         return dec, frames
 
