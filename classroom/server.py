@@ -133,7 +133,7 @@ def demo_links(server: Server) -> dict[str, str]:
         )
         links[f"remote-{i}"] = f"{server.base_url}/remote.html?token={token}"
     token = signer.issue(DEMO_LESSON_ID, "demo-observer", "observer", "巡课 Observer", lesson_title=title)
-    links["observer"] = f"{server.base_url}/remote.html?token={token}"
+    links["observer"] = f"{server.base_url}/observer.html?token={token}"
     return links
 
 

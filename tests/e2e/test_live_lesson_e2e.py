@@ -77,6 +77,13 @@ async def test_lead_broadcasts_to_three_remotes(server_proc: ServerProcess, brow
     # The lead sees that three classrooms watch.
     viewers = "document.getElementById('viewers').textContent.startsWith('3')"
     await wait_for(lambda: lead.evaluate(viewers), 10, "audience 3")
+    # A bureau inspector (巡课) sees the lead and every remote classroom, and nobody sees it.
+    observer = await open_page(browser, page_url(server_proc, "observer.html", "e2e", "inspector", "observer"))
+    await wait_for(lambda: observer.evaluate("document.getElementById('main').videoWidth > 0"), 20, "observer plays")
+    tiles = "[...document.querySelectorAll('#grid video')].filter(v => v.videoWidth > 0).length"
+    await wait_for(lambda: observer.evaluate(f"{tiles} === 3"), 20, "observer sees the three classrooms")
+    names = await lead.evaluate("window.classroom.joined.participants.map(p => p.role)")
+    assert "observer" not in names
 
 
 async def test_late_joiner_sees_video_quickly(server_proc: ServerProcess, browser: Browser) -> None:
