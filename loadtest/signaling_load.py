@@ -69,6 +69,22 @@ def _healthz(base_url: str) -> dict[str, Any]:
         return {}
 
 
+def _loop_lag_max(base_url: str) -> float:
+    """The server's own event-loop lag (largest since its previous scrape), from /metrics."""
+    try:
+        with urllib.request.urlopen(base_url + "/metrics", timeout=5) as resp:
+            text = resp.read().decode("utf-8", "replace")
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith("classroom_event_loop_lag_max_seconds "):
+            try:
+                return float(line.split()[1])
+            except (IndexError, ValueError):
+                return 0.0
+    return 0.0
+
+
 class PeakWatcher(threading.Thread):
     """Polls /healthz every few seconds and keeps the largest number of connected classrooms."""
 
@@ -78,6 +94,7 @@ class PeakWatcher(threading.Thread):
         self.period = period
         self.peak = 0
         self.peak_lessons = 0
+        self.loop_lag_max_s = 0.0
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -88,6 +105,7 @@ class PeakWatcher(threading.Thread):
             if n > self.peak:
                 self.peak = n
                 self.peak_lessons = int(h.get("lessons") or 0)
+            self.loop_lag_max_s = max(self.loop_lag_max_s, _loop_lag_max(self.base_url))
 
     def stop(self) -> None:
         self._halt.set()
@@ -212,6 +230,7 @@ def run_load(
                            f"{ping_seconds:g} s + hold + leave)",
             "peak_concurrent_classrooms": watcher.peak,
             "peak_lessons": watcher.peak_lessons,
+            "server_event_loop_lag_max_ms": round(1000 * watcher.loop_lag_max_s, 1),
             "joins": len(join_ms),
             "join_ms": {
                 "p50": round(percentile(join_ms, 50), 2),
@@ -280,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
           f"max {j['max']}")
     print(f"failures: {result['failures']}  requests: {result['requests']}  "
           f"server CPU {result['server_cpu_percent_of_core']}% of a core, "
-          f"locust {result['locust_cpu_percent_of_core']}%; machine busy "
+          f"locust {result['locust_cpu_percent_of_core']}%; server loop lag max "
+          f"{result['server_event_loop_lag_max_ms']} ms; machine busy "
           f"{result['machine_busy_percent_of_core']}% of 200%")
     for f in result["failure_detail"][:10]:
         print(f"  failure: {f['name']}: {f['error']} x{f['occurrences']}")
