@@ -140,13 +140,13 @@ class PublisherPeer:
         ssrc = int.from_bytes(data[8:12], "big")
         track = self._by_ssrc.get(ssrc)
         if track is None:
-            # An SSRC the SDP did not announce: adopt it if its payload type is unambiguous.
-            candidates = self._by_pt.get(data[1] & 0x7F, [])
-            free = [t for t in candidates if not t.ssrc or t.ssrc == ssrc]
-            if len(candidates) != 1 and len(free) != 1:
+            # An SSRC the SDP did not announce: adopt it only for a track that has none yet
+            # and whose payload type is unambiguous; anything else is counted and dropped.
+            free = [t for t in self._by_pt.get(data[1] & 0x7F, ()) if not t.ssrc]
+            if len(free) != 1:
                 STATS.rtp_errors += 1
                 return
-            track = (free or candidates)[0]
+            track = free[0]
             track.ssrc = ssrc
             self._by_ssrc[ssrc] = track
         track.on_rtp(data, arrival_ms)
