@@ -23,7 +23,6 @@ import json
 import math
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from loadtest.serverproc import (
     machine_cpu,
     machine_load,
     start_server,
+    wrap_command,
 )
 
 BOTS_SATURATED_PERCENT = 90.0
@@ -154,7 +154,7 @@ def _bot_main(args: argparse.Namespace) -> int:
 
 
 def run_step(lessons: int, classrooms: int, args: argparse.Namespace) -> dict[str, Any]:
-    server = start_server(cpu=0)
+    server = start_server(cpu=0, nice=args.nice)
     try:
         cmd = [
             sys.executable, "-m", "loadtest.capacity", "--bots",
@@ -163,8 +163,7 @@ def run_step(lessons: int, classrooms: int, args: argparse.Namespace) -> dict[st
             "--seconds", str(args.seconds), "--warmup", str(args.warmup),
             "--connect-timeout", str(args.connect_timeout),
         ]
-        if shutil.which("taskset"):
-            cmd = ["taskset", "-c", "1", *cmd]
+        cmd = wrap_command(cmd, 1, args.nice)
         env = dict(os.environ, CLASSROOM_TOKEN_SECRET=server.secret)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -210,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss", type=float, default=0.005)
     ap.add_argument("--retries", type=int, default=1,
                     help="repeat a step that fails this many times before stopping")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="niceness of the server and the bots (e.g. -10 on a shared machine)")
     ap.add_argument("--json", help="write the result here")
     # internal (bot process)
     ap.add_argument("--bots", action="store_true", help=argparse.SUPPRESS)
@@ -275,6 +276,7 @@ def _finish(args: argparse.Namespace, steps: list[dict[str, Any]], best: dict[st
     result = {
         "test": "capacity",
         "limits": {"forward_latency_ms_p99": args.latency_ms, "loss_ratio": args.loss},
+        "nice": args.nice,
         "largest_held": None if best is None else {
             k: best.get(k) for k in (
                 "lessons", "classrooms_per_lesson", "subscribers", "forwarded_packets_per_s",

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.serverproc import REPO_ROOT
+from loadtest.serverproc import REPO_ROOT, wrap_command
 
 TEMPLATE_DIR = REPO_ROOT / "deploy" / "janus"
 LIB_DIR = "/usr/lib/x86_64-linux-gnu/janus"
@@ -136,7 +136,11 @@ class JanusProcess:
 
 
 def start_janus(
-    ice_enforce_list: str, cpu: int | None = None, timeout: float = 30.0, debug_level: int = 3
+    ice_enforce_list: str,
+    cpu: int | None = None,
+    timeout: float = 30.0,
+    debug_level: int = 3,
+    nice: int = 0,
 ) -> JanusProcess:
     """Start Janus with a fresh config on a free HTTP port and wait until its API answers."""
     binary = ensure_installed()
@@ -145,8 +149,7 @@ def start_janus(
     config = write_config(conf, port, ice_enforce_list, debug_level=debug_level)
     log_path = conf / "janus.log"
     cmd = [binary, "-C", str(config), "-F", str(conf), "-o", "-L", str(log_path), "-N"]
-    if cpu is not None and shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(cpu), *cmd]
+    cmd = wrap_command(cmd, cpu, nice)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(conf)
     )

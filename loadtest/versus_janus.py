@@ -35,7 +35,6 @@ import json
 import math
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from loadtest.serverproc import (
     machine_cpu,
     machine_load,
     start_server,
+    wrap_command,
 )
 
 NETNS_ADDRESS = "10.99.0.1"
@@ -275,8 +275,7 @@ def _run_bots(side: str, extra: list[str], args: argparse.Namespace,
         "--subscribers", str(args.subscribers), "--seconds", str(args.seconds),
         "--warmup", str(args.warmup), "--connect-timeout", str(args.connect_timeout), *extra,
     ]
-    if shutil.which("taskset"):
-        cmd = ["taskset", "-c", "1", *cmd]
+    cmd = wrap_command(cmd, 1, args.nice)
     child_env = dict(os.environ if env is None else env)
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH", "")) if p
@@ -292,7 +291,7 @@ def _run_bots(side: str, extra: list[str], args: argparse.Namespace,
 
 
 def run_ours(args: argparse.Namespace) -> dict[str, Any]:
-    server = start_server(cpu=0)
+    server = start_server(cpu=0, nice=args.nice)
     try:
         env = dict(os.environ, CLASSROOM_TOKEN_SECRET=server.secret)
         result = _run_bots("ours", ["--url", server.base_url, "--sfu-pid", str(server.pid)],
@@ -306,7 +305,7 @@ def run_ours(args: argparse.Namespace) -> dict[str, Any]:
 def run_janus(args: argparse.Namespace) -> dict[str, Any]:
     from loadtest.janus import start_janus
 
-    janus = start_janus(NETNS_ADDRESS, cpu=0)
+    janus = start_janus(NETNS_ADDRESS, cpu=0, nice=args.nice)
     try:
         result = _run_bots(
             "janus",
@@ -366,6 +365,7 @@ def _inner_main(args: argparse.Namespace) -> int:
         "subscribers": args.subscribers,
         "seconds": args.seconds,
         "rounds": args.rounds,
+        "nice": args.nice,
         "pairing": "WebRTC subscribers (ICE+DTLS+SRTP) on both sides; publisher: WebRTC into "
                    "ours, plain RTP into a Janus VideoRoom remote publisher",
         "janus_version": janus_version(),
@@ -419,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=2, help="runs per side, alternating")
     ap.add_argument("--connect-timeout", type=float, default=60.0)
+    ap.add_argument("--nice", type=int, default=0,
+                    help="niceness of both SFUs and the bots (e.g. -10 on a shared machine)")
     ap.add_argument("--json", help="write the result here")
     # internal
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
@@ -442,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "loadtest.versus_janus",
                "--inner", "--subscribers", str(args.subscribers), "--seconds", str(args.seconds),
                "--warmup", str(args.warmup), "--rounds", str(args.rounds),
-               "--connect-timeout", str(args.connect_timeout)]
+               "--connect-timeout", str(args.connect_timeout), "--nice", str(args.nice)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
