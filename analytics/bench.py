@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "teacher_s": {"measured": report["talk"]["teacher_s"], "true": round(teacher_true, 2)},
         "student_s": {"measured": report["talk"]["student_s"], "true": round(student_true, 2)},
         "mode": report["st"]["mode"],
+        "stages_cpu_s": report["timings_cpu_s"],
         "machine": {
             "python": platform.python_version(),
             "cpu": cpu_model,
@@ -151,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{result['student_s']['measured']:.1f} s (true {result['student_s']['true']:.1f} s)",
         ),
         ("mode", result["mode"]),
+        (
+            "CPU by stage",
+            ", ".join(f"{k} {v:.1f} s" for k, v in result["stages_cpu_s"].items()),
+        ),
         ("load average", str(result["machine"]["load_avg_1min"])),
     ]
     width = max(len(k) for k, _ in rows)

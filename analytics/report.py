@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -225,12 +227,20 @@ def analyze_recording(
     bar = Progress(total=len(tracks) * 10 + 3, enabled=progress)
     bar.note("decoding audio")
 
+    cpu = {"decode": 0.0, "speech": 0.0}
+    lock = threading.Lock()
+
     def work(track: Track) -> tuple[DecodedTrack, TrackFrames]:
+        t0 = time.thread_time()
         dec = decode_track(manifest, track, total, config.skip_unvoiced_opus)
         bar.advance(7, f"decoded {track.id}")
+        t1 = time.thread_time()
         frames = detect(dec, config.vad)
         dec.samples = dec.samples[:0]  # the samples are no longer needed: free them early
         bar.advance(3, f"speech detected {track.id}")
+        with lock:
+            cpu["decode"] += t1 - t0
+            cpu["speech"] += time.thread_time() - t1
         return dec, frames
 
     if tracks:
@@ -244,11 +254,13 @@ def analyze_recording(
         warnings += dec.warnings
 
     bar.note("comparing tracks")
+    t_compare = time.process_time()
     frame_s = config.vad.frame_ms / 1000
     couplings = remove_copies(frames, frame_s, config.attribution)
     for tf in frames:
         tf.speech = smooth(tf.speech, frame_s, config.vad.gap_fill_s, config.vad.min_speech_s)
     bar.advance(1)
+    t_report = time.process_time()
 
     report = build_report(
         manifest,
@@ -270,8 +282,15 @@ def analyze_recording(
             for c in couplings
         ],
     )
+    report["timings_cpu_s"] = {
+        "decode": round(cpu["decode"], 2),
+        "speech_detection": round(cpu["speech"], 2),
+        "comparison": round(t_report - t_compare, 2),
+        "report": 0.0,
+    }
     bar.advance(1, "writing report")
     write_outputs(report, Path(out_dir))
+    report["timings_cpu_s"]["report"] = round(time.process_time() - t_report, 2)
     bar.finish("report written")
     return report
 
