@@ -43,8 +43,11 @@ class MediaConfig:
 
 @dataclass
 class RecordingConfig:
+    # Record every lesson (the schedule's per-lesson "recording" switch applies either way).
     enabled: bool = False
     segment_seconds: float = 2.0
+    # A recording ends when no classroom has been in the lesson for this long (they reconnect).
+    end_grace_s: float = 60.0
 
 
 @dataclass

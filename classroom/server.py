@@ -48,6 +48,9 @@ class Server:
         return f"http://{self.config.server.host}:{self.port}"
 
     async def stop(self) -> None:
+        recording = self.extras.get("recording")
+        if recording is not None:
+            await recording.stop_all()
         try:
             await asyncio.wait_for(self.router.close_all(), 5.0)
         except TimeoutError:
@@ -111,12 +114,55 @@ def _wire_optional(server: Server) -> None:
     server.extras["schedule"] = store
     server.router.admission = store
     setup_schedule(server.app, store, server.signer, server.router, server.base_url)
+    _wire_recording(server, store)
     key = store.ensure_bootstrap_admin()
     if key:
         server.extras.setdefault("banner", []).append(
             "First start: a bureau administrator was created. Its API key (shown only once, "
             f"stored hashed):\n  {key}\n  Log in at {server.base_url}/bureau.html"
         )
+
+
+def _wire_recording(server: Server, store: Any) -> None:
+    """Recorder processes for lessons with recording on, their catalogue, and analysis after."""
+    from classroom.recording import RecordingCoordinator
+    from recorder.core import safe_name
+    from recorder.service import setup_recording
+    from signaling.schedule.api import setup_recordings_api
+
+    config = server.config
+    service = setup_recording(
+        server.app, config.data_path, ws_url=f"ws://127.0.0.1:{server.port}/ws",
+        segment_seconds=config.recording.segment_seconds,
+    )
+    coordinator = RecordingCoordinator(
+        service, server.signer, config.data_path,
+        wanted=lambda lesson: config.recording.enabled or store.recording_enabled(lesson),
+        grace_s=config.recording.end_grace_s,
+        analytics_interval_s=config.analytics.interval_s,
+    )
+    server.router.on_presence.append(coordinator.presence_changed)
+    server.extras["recording"] = coordinator
+
+    def recordings_of(lesson_id: str) -> list[dict[str, Any]]:
+        prefix = safe_name(lesson_id)
+        out = []
+        for rec in service.recordings():
+            name = safe_name(rec.lesson_id)
+            if name != prefix and not name.startswith(prefix + "_"):
+                continue
+            report = config.data_path / "recordings" / name / "report" / "report.html"
+            out.append({
+                "lesson_id": rec.lesson_id,
+                "title": rec.title,
+                "started_at": rec.started_at,
+                "playback_url": service.playback_url(name),
+                "report_url": service.signer.sign(f"/recordings/{name}/report/report.html")
+                if report.exists() else None,
+            })
+        return out
+
+    setup_recordings_api(server.app, store, server.signer, server.router, recordings_of)
 
 
 def demo_links(server: Server) -> dict[str, str]:

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from recorder.core import safe_name
 from recorder.manifest import ManifestError, read_manifest
 
 LESSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -86,7 +87,7 @@ def list_recordings(data_dir: Path, lesson_id: str | None = None) -> list[Record
     for directory in sorted(root.iterdir()):
         if not directory.is_dir() or not LESSON_ID.match(directory.name):
             continue
-        if lesson_id is not None and directory.name != lesson_id:
+        if lesson_id is not None and directory.name not in (lesson_id, safe_name(lesson_id)):
             continue
         try:
             manifest = read_manifest(directory / "manifest.json")

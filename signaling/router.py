@@ -50,6 +50,8 @@ class LocalRouter:
         self.admission: Admission = admission or OpenAdmission()
         self.rooms: dict[str, Room] = {}
         self.on_room_closed: list[Callable[[Room], Any]] = []
+        # Called after a classroom (lead/remote) joined or left: e.g. recording starts and ends.
+        self.on_presence: list[Callable[[Room], Any]] = []
 
     def room(self, lesson_id: str, title: str = "") -> Room:
         room = self.rooms.get(lesson_id)
@@ -57,6 +59,13 @@ class LocalRouter:
             room = Room(lesson_id, title or lesson_id, self.media.room(lesson_id), self.floor_config)
             self.rooms[lesson_id] = room
         return room
+
+    def presence_changed(self, room: Room) -> None:
+        for cb in self.on_presence:
+            try:
+                cb(room)
+            except Exception:
+                log.exception("presence hook failed")
 
     async def release(self, room: Room) -> None:
         if room.empty and self.rooms.get(room.lesson_id) is room:

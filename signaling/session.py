@@ -198,6 +198,7 @@ class Session:
         )
         if p.visible:
             await room.broadcast(server_message("participant_joined", participant=p.public()))
+            self.router.presence_changed(room)
         await room.broadcast_floor([e for e in events if not e.hidden])
         await room.refresh()
 
@@ -322,6 +323,7 @@ class Session:
         self.router.admission.on_left(p.lesson_id, p.classroom_id)
         if p.visible:
             await room.broadcast(server_message("participant_left", participant=p.public()))
+            self.router.presence_changed(room)
         await room.broadcast_floor([e for e in events if not e.hidden])
         await room.refresh()
         await self.router.release(room)

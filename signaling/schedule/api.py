@@ -612,3 +612,29 @@ def setup_schedule(
     add("GET", "/api/lessons/{lesson_id}/links", api.join_links, occurrence_query)
     add("GET", "/api/schedule/today", api.today, listing_query)
     add("GET", "/api/schedule/week", api.week, listing_query)
+
+
+class RecordingsProvider(Protocol):
+    def __call__(self, lesson_id: str) -> list[dict[str, Any]]: ...
+
+
+def setup_recordings_api(
+    app: web.Application,
+    store: ScheduleStore,
+    signer: TokenSigner,
+    live: LiveStatus,
+    provider: RecordingsProvider,
+) -> None:
+    """``GET /api/lessons/{lesson_id}/recordings``: the lesson's recordings (every week of a
+    weekly lesson) with signed, expiring playback and report links, for the administrators of
+    the lesson's bureau only."""
+    api = ScheduleApi(store, signer, live, "")
+
+    async def recordings(request: web.Request) -> web.Response:
+        admin = api.admin(request)
+        lesson_id = request.match_info["lesson_id"]
+        if store.get_lesson(admin.bureau_id, lesson_id) is None:
+            raise not_found(f"lesson {lesson_id}")
+        return web.json_response({"lesson_id": lesson_id, "recordings": provider(lesson_id)})
+
+    app.router.add_get("/api/lessons/{lesson_id}/recordings", recordings)

@@ -728,6 +728,15 @@ class ScheduleStore:
                 f"classroom {claims.classroom_id} is not a remote classroom of this lesson",
             )
 
+    def recording_enabled(self, lesson_id: str) -> bool:
+        """Whether the schedule asks for the live room ``lesson_id`` (an occurrence id) to be
+        recorded. Rooms the schedule does not know (e.g. the demo lesson) answer False."""
+        parsed = split_occurrence_id(lesson_id)
+        if parsed is None:
+            return False
+        lesson = self._lesson_any_bureau(parsed[0])
+        return bool(lesson is not None and lesson.recording)
+
     def on_joined(self, lesson_id: str, classroom_id: str) -> None:
         """A classroom joined the live room ``lesson_id`` (an occurrence id): the lesson is
         live, and the join is kept in its history."""

@@ -1,0 +1,68 @@
+"""Recording wired into the server: a lesson with recording on gets a recorder process when its
+first classroom joins; when the classrooms are gone the recording is finished and analysed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from classroom.config import Config
+from classroom.server import Server, start_server
+from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
+
+
+@pytest.fixture
+async def recording_server(tmp_path: Path) -> AsyncIterator[Server]:
+    config = Config()
+    config.server.port = 0
+    config.server.data_dir = str(tmp_path / "data")
+    config.server.demo_lesson = False
+    config.recording.enabled = True
+    config.recording.end_grace_s = 0.5
+    config.analytics.interval_s = 3.0
+    srv = await start_server(config)
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def test_lesson_is_recorded_and_analysed(recording_server: Server) -> None:
+    srv = recording_server
+    lead = ClassroomPeer(srv.base_url, srv.signer.issue("rec-1", "lead", "lead", "Lead"))
+    remote = ClassroomPeer(srv.base_url, srv.signer.issue("rec-1", "r1", "remote", "Remote 1"))
+    await lead.connect()
+    await remote.connect()
+    await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
+    await remote.wait_frames("video", 5)
+    await remote.send({"type": "raise_hand"})
+    await asyncio.sleep(4)
+    await lead.close()
+    await remote.close()
+    directory = srv.config.data_path / "recordings" / "rec-1"
+    report = directory / "report" / "report.json"
+    for _ in range(300):
+        if report.exists():
+            break
+        await asyncio.sleep(0.1)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["format"] == "classroom-recording/1"
+    kinds = sorted((t["kind"], t["source"], t["classroom_id"]) for t in manifest["tracks"])
+    assert ("audio", "teacher", "lead") in kinds and ("video", "teacher", "lead") in kinds
+    assert any(e["type"] == "hand_raised" and e["classroom_id"] == "r1" for e in manifest["events"])
+    assert report.exists(), "the analysis did not run after the lesson"
+    assert json.loads(report.read_text())["lesson_id"] == "rec-1"
+
+
+async def test_recordings_api_requires_an_administrator(recording_server: Server) -> None:
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(f"{recording_server.base_url}/api/lessons/les_000000000000/recordings")
+        assert r.status == 401
+        r = await http.get(f"{recording_server.base_url}/api/lessons/les_000000000000/recordings",
+                           headers={"Authorization": "Bearer nonsense"})
+        assert r.status == 401
