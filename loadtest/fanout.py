@@ -62,6 +62,40 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def run_delay_seconds(pid: int) -> float:
+    """Time the process's main thread spent runnable but waiting for a CPU (schedstat)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def idle_fraction(interval: float = 3.0) -> float:
+    """The machine's idle share (all CPUs) over ``interval`` seconds, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)
+
+    idle0, total0 = sample()
+    time.sleep(interval)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet(timeout: float, threshold: float = 0.85) -> float:
+    """Wait (up to ``timeout`` s) until the machine is at least ``threshold`` idle: other
+    work on a 2-core machine starves the SFU or the bots and ruins latency and loss."""
+    deadline = time.monotonic() + timeout
+    idle = idle_fraction()
+    while idle < threshold and time.monotonic() < deadline:
+        print(f"fanout: machine {1 - idle:.0%} busy, waiting for it to quiet down", file=sys.stderr, flush=True)
+        idle = idle_fraction(10.0)
+    return idle
+
+
 def self_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -168,6 +202,8 @@ class Snapshot:
     t: float
     sfu_cpu: float
     bot_cpu: float
+    sfu_wait: float
+    bot_wait: float
     pub: BotStats
     subs: list[BotStats]
     counters: dict[str, Any]
@@ -180,6 +216,8 @@ async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[Subscrib
         t=time.monotonic(),
         sfu_cpu=proc_cpu_seconds(server.proc.pid),
         bot_cpu=self_cpu_seconds(),
+        sfu_wait=run_delay_seconds(server.proc.pid),
+        bot_wait=run_delay_seconds(os.getpid()),
         pub=pub.stats.copy(),
         subs=[s.stats.copy() for s in subs],
         counters=counters,
@@ -209,7 +247,15 @@ async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
             ]
             subs.extend(batch)
             await asyncio.gather(*(s.start() for s in batch))
-            await asyncio.gather(*(s.wait_receiving(timeout=60) for s in batch))
+            try:
+                await asyncio.gather(*(s.wait_receiving(timeout=60) for s in batch))
+            except Exception as exc:
+                state = pub.pc.connectionState if pub.pc else None
+                raise RuntimeError(
+                    f"batch at {first}: {exc}; publisher {state}, sent {pub.stats.sent}, "
+                    f"send failures {pub.stats.send_failures}, "
+                    f"receiving {sum(1 for s in subs if s.received_packets)}/{len(subs)}"
+                ) from exc
         setup_s = time.monotonic() - setup0
         await asyncio.sleep(args.settle)
         for s in subs:
@@ -284,6 +330,9 @@ def summarize(
         "transcodes_source": b.counters["transcodes_source"],
         "bot_cpu_seconds": round(bot_cpu, 3),
         "bot_cpu_fraction": round(bot_cpu / window, 3),
+        # runnable but not running (other processes had the CPU): a starved, invalid run
+        "sfu_runqueue_wait_fraction": round((b.sfu_wait - a.sfu_wait) / window, 3),
+        "bot_runqueue_wait_fraction": round((b.bot_wait - a.bot_wait) / window, 3),
         "setup_seconds": round(setup_s, 1),
         "sfu_pinned_cpu": None if not server.pinned else args.sfu_cpu,
         "bots_pinned_cpu": None if args.no_pin else args.bot_cpu,
@@ -309,6 +358,8 @@ def print_table(r: dict[str, Any]) -> None:
          f"{r['verified_samples']} / {r['mismatched_samples']}"),
         ("transcodes", f"{r['transcodes']} ({r['transcodes_source']})"),
         ("bot CPU s (core share)", f"{r['bot_cpu_seconds']} ({r['bot_cpu_fraction']:.0%})"),
+        ("run-queue wait SFU / bots (starvation)",
+         f"{r['sfu_runqueue_wait_fraction']:.0%} / {r['bot_runqueue_wait_fraction']:.0%}"),
         ("machine load average (1 min)", r["loadavg_1min"]),
     ]  # fmt: skip
     width = max(len(k) for k, _ in rows)
@@ -335,7 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--nice", type=int, default=0, help="niceness for the bots and the server (e.g. -10 on a shared machine)"
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for the machine to be >= 85%% idle",
+    )
     args = parser.parse_args(argv)
+    idle_before = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else idle_fraction(1.0)
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # the server subprocess inherits it
 
@@ -351,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         result = uvloop.run(run(args, stream))
     except ImportError:
         result = asyncio.run(run(args, stream))
+    result["machine_idle_before"] = round(idle_before, 3)
     print(f"Fan-out benchmark: 1 publisher (720p VP8 {result['video_bitrate_mbps']} Mbit/s + Opus) "
           f"→ {result['subscribers']} subscribers")  # fmt: skip
     print_table(result)
