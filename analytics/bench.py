@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     duration = report["duration_s"]
     true_codes = code_intervals([tuple(x) for x in truth["teacher"]], duration, 30.0)
     agree = sum(a == b for a, b in zip(true_codes, report["st"]["codes"], strict=False))
+    # 3-s windows: coded from the measured teacher segments (the same mask the report codes)
+    measured3 = code_intervals([tuple(x) for x in report["segments"]["teacher"]], duration, 3.0)
+    true3 = code_intervals([tuple(x) for x in truth["teacher"]], duration, 3.0)
+    agree3 = sum(a == b for a, b in zip(true3, measured3, strict=True)) / max(len(true3), 1)
     students = _union([iv for k, v in truth.items() if k != "teacher" for iv in v])
     teacher_true = _total(truth["teacher"])
     student_true = _total(students)
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_s": round(cpu, 2),
         "realtime_factor": round(duration / wall, 1) if wall > 0 else None,
         "st_30s_agreement": round(agree / max(len(true_codes), 1), 4),
+        "st_3s_agreement": round(agree3, 4),
         "teacher_s": {"measured": report["talk"]["teacher_s"], "true": round(teacher_true, 2)},
         "student_s": {"measured": report["talk"]["student_s"], "true": round(student_true, 2)},
         "mode": report["st"]["mode"],
@@ -143,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         ("CPU time", f"{result['cpu_s']:.2f} s"),
         ("speed", f"{result['realtime_factor']}x real time"),
         ("S-T 30 s agreement", f"{result['st_30s_agreement'] * 100:.1f}%"),
+        ("S-T 3 s agreement", f"{result['st_3s_agreement'] * 100:.1f}%"),
         (
             "teacher talk",
             f"{result['teacher_s']['measured']:.1f} s (true {result['teacher_s']['true']:.1f} s)",
