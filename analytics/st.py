@@ -32,10 +32,12 @@ class StResult:
 
 
 def window_count(duration_s: float, interval_s: float) -> int:
-    """Windows [k*I, (k+1)*I) covering the lesson; a final partial window counts if >= I/2."""
+    """Windows [k*I, (k+1)*I) covering the lesson; a final partial window counts if >= I/2
+    (a lesson shorter than that still has one window)."""
     full = math.floor(duration_s / interval_s + 1e-9)
     rest = duration_s - full * interval_s
-    return full + (1 if rest >= interval_s / 2 - 1e-9 else 0)
+    n = full + (1 if rest >= interval_s / 2 - 1e-9 else 0)
+    return max(n, 1) if duration_s > 0 else 0
 
 
 def code_windows(teacher: np.ndarray, frame_s: float, duration_s: float, interval_s: float) -> list[str]:
