@@ -136,10 +136,23 @@ async function refreshToday() {
   const items = [];
   for (const occ of today.occurrences) {
     let links = null;
+    let recordings = [];
     if (occ.status === "scheduled" || occ.status === "live") {
       try { links = await linksFor(occ); } catch (err) { console.warn(err); }
+    } else if (occ.status === "ended") {
+      try {
+        const all = (await api("GET", `/api/lessons/${occ.lesson_id}/recordings`)).recordings;
+        recordings = all.filter((r) => r.lesson_id === occ.occurrence_id);
+      } catch (err) { console.warn(err); }
     }
-    items.push(todayItem(occ, links));
+    const item = todayItem(occ, links);
+    for (const r of recordings) {
+      item.append(el("div", { class: "rooms recordings" },
+        el("a", { href: r.playback_url, target: "_blank", rel: "noopener", text: "录像回放 Recording playback" }),
+        r.report_url ? el("a", { href: r.report_url, target: "_blank", rel: "noopener",
+          text: "课堂分析报告 Lesson analysis report" }) : el("span", { class: "muted", text: "分析中 analysing…" })));
+    }
+    items.push(item);
   }
   list.replaceChildren(...items);
   $("today-empty").classList.toggle("hidden", today.occurrences.length > 0);

@@ -174,6 +174,15 @@
     const roles = {};
     for (const c of m.classrooms || []) { names[c.id] = c.name || c.id; roles[c.id] = c.role; }
     $("title").textContent = m.title || m.lesson_id;
+    if (m.report_url) {
+      const a = document.createElement("a");
+      a.href = m.report_url;
+      a.target = "_blank";
+      a.rel = "noopener";
+      a.id = "report-link";
+      a.textContent = "课堂分析报告 Lesson analysis report";
+      $("meta").after(a);
+    }
     document.title = `${m.title || m.lesson_id} · 课堂回放`;
     $("meta").textContent = `${new Date(m.started_at).toLocaleString()} · ${fmt(m.duration_ms)}`;
     let end = m.duration_ms || 0;

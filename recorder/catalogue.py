@@ -201,6 +201,9 @@ def setup_recording_routes(app: web.Application, data_dir: Path, secret: bytes) 
         except ManifestError as exc:
             return web.json_response({"error": "bad_manifest", "message": str(exc)}, status=500)
         body = signed_manifest(manifest.to_json(), signer, lesson_id, exp)
+        if (directory / "report" / "report.html").is_file():
+            # the classroom-behaviour analysis of this lesson, for the playback page to link
+            body["report_url"] = signer.sign_until(file_path(lesson_id, "report/report.html"), exp)
         return web.json_response(body, headers={"Cache-Control": "private, no-store"})
 
     async def get_file(request: web.Request) -> web.StreamResponse:

@@ -57,6 +57,18 @@ async def test_lesson_is_recorded_and_analysed(recording_server: Server) -> None
     assert any(e["type"] == "hand_raised" and e["classroom_id"] == "r1" for e in manifest["events"])
     assert report.exists(), "the analysis did not run after the lesson"
     assert json.loads(report.read_text())["lesson_id"] == "rec-1"
+    # The playback page's manifest links the analysis report; both links are signed.
+    from recorder.catalogue import signed_manifest_url
+
+    service = srv.extras["recording"].service
+    async with aiohttp.ClientSession() as http:
+        r = await http.get(srv.base_url + signed_manifest_url(service.signer, "rec-1"))
+        body = await r.json()
+        assert r.status == 200 and body["report_url"]
+        r = await http.get(srv.base_url + body["report_url"])
+        assert r.status == 200 and "S-T" in await r.text()
+        r = await http.get(srv.base_url + "/recordings/rec-1/report/report.html")
+        assert r.status == 403
 
 
 async def test_recordings_api_requires_an_administrator(recording_server: Server) -> None:
