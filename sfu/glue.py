@@ -355,7 +355,7 @@ def tap_srtp_datagrams(pc: RTCPeerConnection, on_srtp: SrtpCallback) -> bool:
             data: bytes, addr: Any, _original: Any = proto.datagram_received
         ) -> None:
             # RFC 7983 demultiplexing: 128..191 is RTP/RTCP; RTCP packet types are 192..223
-            if 127 < data[0] < 192 and not 191 < data[1] < 224:
+            if len(data) > 1 and 127 < data[0] < 192 and not 191 < data[1] < 224:
                 on_srtp(data)
             else:
                 _original(data, addr)
