@@ -50,7 +50,7 @@ def st_curve(report: dict[str, Any]) -> Scene:
     scene = Scene(460, 440, title="S-T curve")
     left, top, size = 70, 40, 330
     scale = size / n
-    scene.add(Text(left, 24, "S-T 曲线 S-T curve", 15, bold=True))
+    scene.add(Text(left, 24, "S-T 曲线 curve", 15, bold=True))
     step = max(1, int(_nice_step(n, 6)))
     for k in range(0, n + 1, step):
         x = left + k * scale
