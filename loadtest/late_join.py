@@ -20,20 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from loadtest.serverproc import start_server
-
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 async def _wait(page: Any, expr: str, timeout: float) -> None:
@@ -54,7 +42,7 @@ async def run(runs: int, settle_s: float) -> dict[str, Any]:
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
             )
 
             async def open_page(classroom: str, role: str, page_name: str) -> Any:

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -17,7 +18,7 @@ from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
 from sfu.stats import SIGNALING
 from sfu.uptrack import UpTrack
 from signaling import permissions
-from signaling.floor import FloorError
+from signaling.floor import Floor, FloorError, FloorEvent
 from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
 from signaling.room import Participant, Room, now_ms
 from signaling.router import LocalRouter
@@ -25,6 +26,18 @@ from signaling.tokens import TokenClaims, TokenError, TokenSigner
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+
+FloorAct = Callable[[Floor, str, Any, int], list[FloorEvent]]
+# message type -> (permission checked against the role, what it does to the floor)
+FLOOR_ACTIONS: dict[str, tuple[str, FloorAct]] = {
+    "raise_hand": ("raise_hand", lambda f, me, _, t: f.raise_hand(me, t)),
+    "lower_hand": ("lower_hand", lambda f, me, _, t: f.lower_hand(me, t)),
+    "grant_floor": ("grant_floor", lambda f, me, cid, t: f.grant(me, str(cid), t)),
+    "revoke_floor": ("revoke_floor", lambda f, me, cid, t: f.revoke(me, str(cid), t)),
+    "mute": ("mute", lambda f, me, cid, t: f.mute(me, str(cid), t)),
+    "unmute": ("unmute", lambda f, me, cid, t: f.unmute(me, str(cid), t)),
+    "spotlight": ("spotlight", lambda f, me, cid, t: f.spotlight(me, cid, t)),
+}
 NEGOTIATION_TIMEOUT_S = 10.0
 
 
@@ -262,32 +275,13 @@ class Session:
         asyncio.get_running_loop().create_task(room.refresh())
 
     async def _floor_action(self, m: Message, p: Participant, room: Room) -> None:
-        t = now_ms()
-        target = m.data.get("classroom_id")  # validated by the protocol schema per type
-        floor = room.floor
-        if m.type == "raise_hand":
-            permissions.check(p.role, "raise_hand")
-            events = floor.raise_hand(p.classroom_id, t)
-        elif m.type == "lower_hand":
-            permissions.check(p.role, "lower_hand")
-            events = floor.lower_hand(p.classroom_id, t)
-        elif m.type == "grant_floor":
-            permissions.check(p.role, "grant_floor")
-            events = floor.grant(p.classroom_id, str(target), t)
-        elif m.type == "revoke_floor":
-            permissions.check(p.role, "revoke_floor")
-            events = floor.revoke(p.classroom_id, str(target), t)
-        elif m.type == "mute":
-            permissions.check(p.role, "mute")
-            events = floor.mute(p.classroom_id, str(target), t)
-        elif m.type == "unmute":
-            permissions.check(p.role, "mute")
-            events = floor.unmute(p.classroom_id, str(target), t)
-        elif m.type == "spotlight":
-            permissions.check(p.role, "spotlight")
-            events = floor.spotlight(p.classroom_id, target, t)
-        else:
+        entry = FLOOR_ACTIONS.get(m.type)
+        if entry is None:
             raise ProtocolError("unknown_type", f"unknown message type {m.type!r}", m.id)
+        permission, act = entry
+        permissions.check(p.role, permission)
+        target = m.data.get("classroom_id")  # validated by the protocol schema per type
+        events = act(room.floor, p.classroom_id, target, now_ms())
         room._record(events)
         # Media first (audio gating takes effect at once), then tell everybody.
         await room.refresh()

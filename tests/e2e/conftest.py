@@ -18,23 +18,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from signaling.tokens import TokenSigner
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "e2e-test-secret-0123456789abcdef"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def free_port() -> int:

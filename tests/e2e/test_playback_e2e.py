@@ -11,22 +11,12 @@ import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright
 
+from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from recorder.catalogue import setup_recording_routes, signed_manifest_url
 from tests.integration.recorder.media import SHORT_LESSON_EVENTS, record_short_lesson
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"e2e-playback-secret-0123456789"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 EVENTS = SHORT_LESSON_EVENTS
 
 
@@ -46,7 +36,7 @@ async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -
     errors: list[str] = []
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = await browser.new_page()
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(page_url)
@@ -131,7 +121,7 @@ async def test_unfinished_recording_plays_segment_by_segment(tmp_path: Path) -> 
     url = signed_manifest_url(signer, "crashed", ttl=600)
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = await browser.new_page()
             await page.goto(f"http://127.0.0.1:{port}/playback.html?manifest={quote(url, safe='')}&t=7")
             await page.wait_for_function(
