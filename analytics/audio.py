@@ -21,7 +21,7 @@ from typing import Any
 import av
 import numpy as np
 
-from analytics.manifest import Manifest, Track
+from analytics.manifest import Manifest, Segment, Track
 
 RATE = 16000
 _GAP_TOLERANCE = RATE // 10  # timestamp jumps above 100 ms are gaps (lost packets, DTX, pauses)
@@ -338,8 +338,19 @@ def decode_track(manifest: Manifest, track: Track, total_samples: int, skip_unvo
     warn = result.warnings.append
     prev_end = track.start_ms * RATE // 1000
     overflow = 0
-    for index, seg in enumerate(track.segments):
-        label = f"track {track.id}" + (f" segment {index}" if len(track.segments) > 1 else "")
+    segments = track.segments
+
+    def present(seg: Segment) -> bool:
+        path = _resolve(manifest.directory, seg.file)
+        return path is not None and path.is_file()
+
+    if track.alternative and not all(map(present, segments)) and all(map(present, track.alternative)):
+        missing = next(seg.file for seg in segments if not present(seg))
+        instead = "its segments" if len(track.alternative) > 1 else track.alternative[0].file
+        warn(f"track {track.id}: file {missing} is missing; reading {instead} instead")
+        segments = track.alternative
+    for index, seg in enumerate(segments):
+        label = f"track {track.id}" + (f" segment {index}" if len(segments) > 1 else "")
         base = prev_end if seg.start_ms < 0 else seg.start_ms * RATE // 1000
         path = _resolve(manifest.directory, seg.file)
         if path is None:

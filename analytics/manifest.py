@@ -20,10 +20,12 @@ EVENT_TYPES = frozenset(
         "floor_revoked",
         "spotlight",
         "mute",
+        "unmute",
     }
 )
 _TOP_FIELDS = {
     "format",
+    "complete",
     "lesson_id",
     "title",
     "started_at",
@@ -35,6 +37,7 @@ _TOP_FIELDS = {
 _CLASSROOM_FIELDS = {"id", "role", "name"}
 _TRACK_FIELDS = {
     "id",
+    "complete",
     "file",
     "segments",
     "kind",
@@ -71,6 +74,9 @@ class Track:
     start_ms: int
     end_ms: int | None
     segments: list[Segment]
+    """how the track is read (the whole-track file, or its segments in order)"""
+    alternative: list[Segment] = field(default_factory=list)
+    """the other listing (segments vs. whole file), used when files of ``segments`` are missing"""
 
 
 @dataclass
@@ -142,10 +148,16 @@ class _Reader:
             self.warn(f"manifest: ignored unknown field(s) in {where}: {listed}")
 
 
-def _read_segments(reader: _Reader, tid: str, raw: dict[str, Any], start_ms: int, end_ms: int | None) -> list[Segment]:
+def _read_segments(
+    reader: _Reader, tid: str, raw: dict[str, Any], start_ms: int, end_ms: int | None
+) -> tuple[list[Segment], list[Segment]]:
+    """(primary, alternative) ways to read the track's audio.
+
+    The recorder lists both a ``file`` and its ``segments``: with ``complete: true`` the file is
+    the whole track, otherwise it is only the first segment and the segments are the track."""
     segs: list[Segment] = []
     raw_segments = raw.get("segments")
-    if isinstance(raw_segments, list) and raw_segments:
+    if isinstance(raw_segments, list):
         for i, item in enumerate(raw_segments):
             if isinstance(item, str):
                 item = {"file": item}
@@ -160,14 +172,16 @@ def _read_segments(reader: _Reader, tid: str, raw: dict[str, Any], start_ms: int
                 if seg_start is None:
                     seg_start = start_ms if not segs else -1
             segs.append(Segment(item["file"], seg_start, _int(item.get("end_ms"))))
-        if "file" in raw and isinstance(raw.get("file"), str):
-            reader.warn(f"track {tid}: has both file and segments; using segments")
-        return segs
     file = raw.get("file")
-    if isinstance(file, str) and file:
-        return [Segment(file, start_ms, end_ms)]
-    reader.warn(f"track {tid}: no file or segments; skipped")
-    return []
+    whole = [Segment(file, start_ms, end_ms)] if isinstance(file, str) and file else []
+    if not segs and not whole:
+        reader.warn(f"track {tid}: no file or segments; skipped")
+        return [], []
+    if raw.get("complete") is True and whole:
+        return whole, segs
+    if segs:
+        return segs, whole
+    return whole, []
 
 
 def parse_manifest(data: Any, directory: Path) -> Manifest:
@@ -178,12 +192,12 @@ def parse_manifest(data: Any, directory: Path) -> Manifest:
     reader.unknown("the top level", data, _TOP_FIELDS)
     fmt = data.get("format")
     if fmt != FORMAT:
-        if isinstance(fmt, str) and fmt.startswith("classroom-recording/"):
-            reader.warn(f"manifest: format {fmt!r} is not {FORMAT!r}; reading it as {FORMAT}")
-        elif fmt is None:
+        if fmt is None:
             reader.warn(f"manifest: no format field; assuming {FORMAT}")
         else:
-            raise AnalysisError(f"manifest.json: format {fmt!r} is not a classroom recording")
+            raise AnalysisError(
+                f"manifest.json: format {fmt!r} is not {FORMAT!r} (not a recording this version can read)"
+            )
     lesson_id = _str(data.get("lesson_id")) or directory.name
     if _str(data.get("lesson_id")) is None:
         reader.warn(f"manifest: no lesson_id; using the directory name {lesson_id!r}")
@@ -251,7 +265,7 @@ def parse_manifest(data: Any, directory: Path) -> Manifest:
             if kind == "audio":
                 reader.warn(f"track {tid}: no start_ms; assuming 0")
         end_ms = _int(item.get("end_ms"))
-        segments = _read_segments(reader, tid, item, start_ms, end_ms)
+        segments, alternative = _read_segments(reader, tid, item, start_ms, end_ms)
         if not segments:
             continue
         tracks.append(
@@ -264,6 +278,7 @@ def parse_manifest(data: Any, directory: Path) -> Manifest:
                 start_ms=start_ms,
                 end_ms=end_ms,
                 segments=segments,
+                alternative=alternative,
             )
         )
 

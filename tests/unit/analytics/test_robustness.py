@@ -154,7 +154,8 @@ def test_missing_duration_and_bad_entries(lecture: Lesson, tmp_path: Path) -> No
         (None, "manifest.json: missing"),
         ("{not json", "not valid JSON (line 1"),
         ("[1, 2]", "must hold a JSON object"),
-        ('{"format": "something-else/3"}', "is not a classroom recording"),
+        ('{"format": "something-else/3"}', "not a recording this version can read"),
+        ('{"format": "classroom-recording/2"}', "is not 'classroom-recording/1'"),
     ],
 )
 def test_unusable_manifest_gives_clear_error(
@@ -194,3 +195,49 @@ def test_path_outside_recording_is_refused(lecture: Lesson, tmp_path: Path) -> N
     _edit_manifest(rec, edit)
     report = analyze_recording(rec, tmp_path / "out", 30.0)
     assert any("points outside the recording" in w for w in report["warnings"])
+
+
+def test_recorder_layout_whole_file_and_segments(lecture: Lesson, tmp_path: Path) -> None:
+    """The recorder lists the whole-track ``file`` and its ``segments``; ``complete`` says which
+    one is the track (docs/recording-format.md)."""
+    import wave
+
+    rec = _copy(lecture, tmp_path)
+    with wave.open(str(rec / "teacher.wav")) as w:
+        rate = w.getframerate()
+        frames = w.readframes(w.getnframes())
+    (rec / "segments" / "teacher").mkdir(parents=True)
+    bounds = [0, 100, 200, 330]
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        with wave.open(str(rec / "segments" / "teacher" / f"{i:05d}.wav"), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(frames[a * rate * 2 : b * rate * 2])
+    segments = [
+        {"file": f"segments/teacher/{i:05d}.wav", "start_ms": a * 1000, "end_ms": b * 1000}
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
+    ]
+
+    def complete(data: dict) -> None:  # type: ignore[type-arg]
+        data["complete"] = True
+        data["tracks"][0].update(complete=True, segments=segments)
+
+    _edit_manifest(rec, complete)
+    baseline = analyze_recording(lecture.directory, tmp_path / "base", 30.0)
+    report = analyze_recording(rec, tmp_path / "a", 30.0)
+    assert report["warnings"] == []
+    assert report["talk"] == baseline["talk"]
+
+    (rec / "teacher.wav").unlink()  # whole file lost: the segments still hold the track
+    report = analyze_recording(rec, tmp_path / "b", 30.0)
+    assert report["warnings"] == ["track teacher: file teacher.wav is missing; reading its segments instead"]
+    assert report["st"]["codes"] == baseline["st"]["codes"]
+
+    def recording(data: dict) -> None:  # type: ignore[type-arg]
+        data["tracks"][0].update(complete=False, file="segments/teacher/00000.wav")
+
+    _edit_manifest(rec, recording)  # still recording: file is the first segment only
+    report = analyze_recording(rec, tmp_path / "c", 30.0)
+    assert report["warnings"] == []
+    assert report["talk"]["teacher_s"] == pytest.approx(baseline["talk"]["teacher_s"], abs=0.5)
