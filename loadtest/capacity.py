@@ -58,6 +58,21 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
+async def _loop_lag_max(base_url: str) -> float:
+    """The server's largest event-loop lag since the previous scrape, from /metrics."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as http, http.get(base_url + "/metrics") as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return math.nan
+    for line in text.splitlines():
+        if line.startswith("classroom_event_loop_lag_max_seconds "):
+            return float(line.split()[1])
+    return math.nan
+
+
 async def _bots(args: argparse.Namespace) -> dict[str, Any]:
     from loadtest.bots import PublisherBot, SendLog, SubscriberBot
     from loadtest.media import load_stream
@@ -91,6 +106,7 @@ async def _bots(args: argparse.Namespace) -> dict[str, Any]:
         setup_s = time.monotonic() - t0
         await asyncio.sleep(args.warmup)
         live = [(p, [s for s in g if s.received_packets > 0]) for p, g in groups]
+        await _loop_lag_max(args.url)  # starts the server's max-lag gauge over
         before = [(p.stats.copy(), [s.stats.copy() for s in g]) for p, g in live]
         cpu0 = cpu_seconds(args.sfu_pid)
         m0 = machine_cpu()
@@ -102,6 +118,7 @@ async def _bots(args: argparse.Namespace) -> dict[str, Any]:
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - w0
         after = [(p.stats.copy(), [s.stats.copy() for s in g]) for p, g in live]
+        lag_max_s = await _loop_lag_max(args.url)
     except BaseException:
         await _gather_limited([s.stop() for _, g in groups for s in g], 50)
         await _gather_limited([p.stop() for p, _ in groups], 50)
@@ -135,6 +152,7 @@ async def _bots(args: argparse.Namespace) -> dict[str, Any]:
         "sfu_cpu_percent_of_core": round(100 * sfu_cpu / wall, 1),
         "cpu_us_per_forwarded_packet": round(sfu_cpu * 1e6 / received, 2) if received else None,
         "bot_cpu_percent_of_core": round(100 * bot_cpu / wall, 1),
+        "server_event_loop_lag_max_ms": round(1000 * lag_max_s, 1),
         "start_error_count": len(start_errors),
         "start_errors": start_errors[:3],
         "receive_error_count": len(wait_errors),
@@ -267,7 +285,8 @@ def _report(step: dict[str, Any], lessons: int, classrooms: int, why: str) -> No
           f"p99 {step.get('forward_latency_ms_p99')} ms, loss {step.get('loss_ratio')}, "
           f"{step.get('forwarded_packets_per_s')} packets/s, server "
           f"{step.get('sfu_cpu_percent_of_core')}% / bots "
-          f"{step.get('bot_cpu_percent_of_core')}% of a core; machine busy "
+          f"{step.get('bot_cpu_percent_of_core')}% of a core; server loop lag max "
+          f"{step.get('server_event_loop_lag_max_ms')} ms; machine busy "
           f"{step.get('machine_busy_percent_of_core')}% of 200%", flush=True)
 
 
