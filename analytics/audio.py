@@ -23,7 +23,7 @@ import numpy as np
 
 from analytics.manifest import Manifest, Segment, Track
 
-RATE = 16000
+RATE = 8000
 _GAP_TOLERANCE = RATE // 10  # timestamp jumps above 100 ms are gaps (lost packets, DTX, pauses)
 
 
