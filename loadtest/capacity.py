@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connect-timeout", type=float, default=90.0)
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--loss", type=float, default=0.005)
-    ap.add_argument("--retries", type=int, default=1,
+    ap.add_argument("--retries", type=int, default=2,
                     help="repeat a step that fails this many times before stopping")
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness of the server and the bots (e.g. -10 on a shared machine)")
