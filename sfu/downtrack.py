@@ -117,6 +117,8 @@ class DownTrack:
             self.packets += 1
             self.octets += len(payload)
             return 1
+        if self.fwd.is_video and self.packets:
+            self.fwd.switch(self.up)  # a packet was lost here: go on from the next keyframe
         return 0
 
     # -- RTCP from the subscriber --------------------------------------------------------------------

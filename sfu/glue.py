@@ -19,6 +19,8 @@ private name used here still exists with the shape we expect.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,9 +30,12 @@ import aioice.ice
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpParameters
 from aiortc.rtcrtpsender import RTCRtpSender
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 from sfu.stats import STATS
 
@@ -129,15 +134,44 @@ def _negotiated(t: RTCRtpTransceiver, params: RTCRtpParameters, ssrcs: list[int]
 # --- raw send ---------------------------------------------------------------------------
 
 
-class RawTransport:
-    """Synchronous SRTP protect + ``sendto`` on one bundled DTLS transport's ICE pair.
+class _Protect:
+    """``srtp_protect`` on one pylibsrtp session without the wrapper's per-call allocation and
+    checks (it allocates an ``int *`` per call): about 0.6-0.8 µs less per forwarded packet."""
 
-    ``send_rtp`` is on the hot path (once per packet per subscriber): it keeps the bound
-    ``protect`` and ``sendto`` of the current pair and only looks them up again when the
-    nominated pair (or the SRTP session) changes.
+    __slots__ = ("_ctx", "_cdata", "_buffer", "_lenp", "_max")
+
+    def __init__(self, session: Any) -> None:
+        self._ctx = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._lenp = _srtp_ffi.new("int *")
+        self._max = len(session._cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+
+    def __call__(self, packet: bytes) -> bytes:
+        n = len(packet)
+        if n > self._max:
+            raise ValueError("packet is too long")
+        self._buffer[0:n] = packet
+        self._lenp[0] = n
+        rc = _srtp_lib.srtp_protect(self._ctx, self._cdata, self._lenp)
+        if rc:
+            raise pylibsrtp.Error(f"srtp_protect failed ({rc})")
+        return self._buffer[0 : self._lenp[0]]  # type: ignore[no-any-return]
+
+
+class RawTransport:
+    """Synchronous SRTP protect + send on one bundled DTLS transport's nominated ICE pair.
+
+    ``send_rtp`` is on the hot path (once per packet per subscriber). For a plain UDP pair it
+    sends on a duplicate of the ICE socket ``connect``-ed to the peer: ``send`` on a connected
+    UDP socket skips the address parsing and route lookup of ``sendto`` (about 1 µs here). aioice
+    keeps using its own descriptor (``sendto`` with an address still works on a connected UDP
+    socket; inbound traffic comes only from the nominated peer anyway). Everything is looked up
+    again when the nominated pair or the SRTP session changes. A full socket buffer drops the
+    packet (counted; the DownTrack then waits for the next keyframe) instead of queueing it.
     """
 
-    __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_sendto", "_addr", "sent_packets")
+    __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_send", "_sock", "sent_packets")
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
@@ -145,8 +179,8 @@ class RawTransport:
         self._pair: Any = None
         self._srtp: Any = None
         self._protect: Callable[[bytes], bytes] | None = None
-        self._sendto: Callable[[bytes, Any], None] | None = None
-        self._addr: Any = None
+        self._send: Callable[[bytes], Any] | None = None
+        self._sock: socket.socket | None = None
         self.sent_packets = 0
 
     @property
@@ -156,24 +190,48 @@ class RawTransport:
     def _refresh(self) -> bool:
         pair = self._nominated.get(1)
         srtp = self._dtls._tx_srtp
+        self.close()
         if pair is None or srtp is None:
-            self._pair = None
             return False
         self._pair, self._srtp = pair, srtp
-        self._protect = srtp.protect
-        self._sendto = pair.protocol.transport.sendto
-        self._addr = pair.remote_addr
+        try:
+            self._protect = _Protect(srtp)
+        except (AttributeError, TypeError):  # a pylibsrtp without these internals
+            self._protect = srtp.protect
+        transport = pair.protocol.transport
+        addr = pair.remote_addr
+        self._send = lambda data: transport.sendto(data, addr)
+        raw = transport.get_extra_info("socket") if type(pair.protocol).__name__ == "StunProtocol" else None
+        if raw is not None:
+            try:
+                sock = socket.socket(fileno=os.dup(raw.fileno()))
+                sock.connect(addr)
+                self._sock, self._send = sock, sock.send
+            except OSError:
+                log.debug("no connected socket for %s; using sendto", addr, exc_info=True)
         return True
 
     def send_rtp(self, packet: bytes) -> bool:
-        """Protect and send one RTP packet; False if not connected (nothing sent)."""
-        if self._nominated.get(1) is not self._pair or self._pair is None:
+        """Protect and send one RTP packet; False if nothing was sent (not connected yet, or
+        the socket buffer is full)."""
+        pair = self._pair
+        if pair is None or self._nominated.get(1) is not pair:
             if not self._refresh():
                 return False
-        data = self._protect(packet)  # type: ignore[misc]
-        self._sendto(data, self._addr)  # type: ignore[misc]
+        try:
+            self._send(self._protect(packet))  # type: ignore[misc]
+        except OSError:  # EAGAIN: the subscriber's socket buffer is full
+            STATS.dropped_congested += 1
+            return False
         self.sent_packets += 1
         return True
+
+    def close(self) -> None:
+        """Release the duplicated socket (the ICE socket itself belongs to aioice)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._pair = None
 
     def send_rtcp(self, packet: bytes) -> bool:
         srtp = self._dtls._tx_srtp

@@ -182,6 +182,8 @@ class PublisherPeer:
         self.closed = True
         for track in self.tracks.values():
             track.close()
+        if self.transport is not None:
+            self.transport.close()
         await self.pc.close()
 
 
@@ -366,6 +368,8 @@ class SubscriberPeer:
         for s in self.slots:
             if s.down is not None:
                 s.down.close()
+        if self.transport is not None:
+            self.transport.close()
         if self.pc is not None:
             await self.pc.close()
 
