@@ -113,7 +113,8 @@ class DownTrack:
                 STATS.dropped_congested += 1
                 self.fwd.switch(self.up)
                 return 0
-        if self.transport.send_rtp(_HEADER_PACK(0x80, marker | self.payload_type, r[0], r[1], self.ssrc) + payload):
+        header = _HEADER_PACK(0x80, marker | self.payload_type, r[0], r[1], self.ssrc)
+        if self.transport.send_rtp_parts(header, payload):
             self.packets += 1
             self.octets += len(payload)
             return 1

@@ -158,6 +158,21 @@ class _Protect:
             raise pylibsrtp.Error(f"srtp_protect failed ({rc})")
         return self._buffer[0 : self._lenp[0]]  # type: ignore[no-any-return]
 
+    def parts(self, header: bytes, payload: bytes) -> bytes:
+        """Protect ``header + payload`` without building the concatenation first."""
+        h = len(header)
+        n = h + len(payload)
+        if n > self._max:
+            raise ValueError("packet is too long")
+        buf = self._buffer
+        buf[0:h] = header
+        buf[h:n] = payload
+        self._lenp[0] = n
+        rc = _srtp_lib.srtp_protect(self._ctx, self._cdata, self._lenp)
+        if rc:
+            raise pylibsrtp.Error(f"srtp_protect failed ({rc})")
+        return buf[0 : self._lenp[0]]  # type: ignore[no-any-return]
+
 
 class RawTransport:
     """Synchronous SRTP protect + send on one bundled DTLS transport's nominated ICE pair.
@@ -171,7 +186,8 @@ class RawTransport:
     packet (counted; the DownTrack then waits for the next keyframe) instead of queueing it.
     """
 
-    __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_send", "_sock", "sent_packets")
+    __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_protect_parts", "_send", "_sock",
+                 "sent_packets")
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
@@ -179,6 +195,7 @@ class RawTransport:
         self._pair: Any = None
         self._srtp: Any = None
         self._protect: Callable[[bytes], bytes] | None = None
+        self._protect_parts: Callable[[bytes, bytes], bytes] | None = None
         self._send: Callable[[bytes], Any] | None = None
         self._sock: socket.socket | None = None
         self.sent_packets = 0
@@ -195,9 +212,11 @@ class RawTransport:
             return False
         self._pair, self._srtp = pair, srtp
         try:
-            self._protect = _Protect(srtp)
+            fast = _Protect(srtp)
+            self._protect, self._protect_parts = fast, fast.parts
         except (AttributeError, TypeError):  # a pylibsrtp without these internals
             self._protect = srtp.protect
+            self._protect_parts = lambda header, payload: srtp.protect(header + payload)
         transport = pair.protocol.transport
         addr = pair.remote_addr
         self._send = lambda data: transport.sendto(data, addr)
@@ -220,6 +239,21 @@ class RawTransport:
                 return False
         try:
             self._send(self._protect(packet))  # type: ignore[misc]
+        except OSError:  # EAGAIN: the subscriber's socket buffer is full
+            STATS.dropped_congested += 1
+            return False
+        self.sent_packets += 1
+        return True
+
+    def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
+        """:meth:`send_rtp` of ``header + payload`` (the payload is shared by all subscribers;
+        only the 12-byte header is theirs)."""
+        pair = self._pair
+        if pair is None or self._nominated.get(1) is not pair:
+            if not self._refresh():
+                return False
+        try:
+            self._send(self._protect_parts(header, payload))  # type: ignore[misc]
         except OSError:  # EAGAIN: the subscriber's socket buffer is full
             STATS.dropped_congested += 1
             return False

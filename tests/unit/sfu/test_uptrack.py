@@ -31,6 +31,9 @@ class FakeTransport:
         self.rtp.append(packet)
         return True
 
+    def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
+        return self.send_rtp(header + payload)
+
     def send_rtcp(self, packet: bytes) -> bool:
         self.rtcp.append(packet)
         return True
