@@ -488,3 +488,18 @@ def test_forbid_codecs_and_configure_ice_in_a_subprocess() -> None:
     assert out["rtcrtpreceiver.get_decoder.count"] == 4
     assert out["v4"] == ["127.0.0.1", "10.0.0.7"]
     assert out["v6"] == ["::1"]
+
+
+def test_fast_protect_uses_pylibsrtp_internals_correctly() -> None:
+    # glue._Protect reaches into pylibsrtp.Session (_srtp, _cdata, _buffer): same output shape,
+    # and what it protects the receiving session unprotects.
+    tx, rx = srtp_pair()
+    fast = glue._Protect(tx)
+    for seq in range(1, 4):
+        packet = bytes([0x80, 0x60, 0x00, seq]) + bytes(8) + b"payload" * seq
+        protected = fast(packet) if seq % 2 else fast.parts(packet[:12], packet[12:])
+        assert rx.unprotect(protected) == packet
+    import pytest
+
+    with pytest.raises(ValueError):
+        fast(bytes(20000))
