@@ -22,7 +22,7 @@ from sfu.node import MediaNode
 from sfu.peer import PeerSettings
 from signaling.app import add_static_pages, create_app
 from signaling.router import LocalRouter
-from signaling.tokens import TokenSigner
+from signaling.tokens import TokenError, TokenSigner
 
 log = logging.getLogger("classroom")
 
@@ -163,6 +163,26 @@ def _wire_recording(server: Server, store: Any) -> None:
         return out
 
     setup_recordings_api(server.app, store, server.signer, server.router, recordings_of)
+
+    async def classroom_playback(request: web.Request) -> web.StreamResponse:
+        """A lesson's own classrooms (their teachers) open its recording with the classroom's
+        join link, for 30 days after the lesson: the signed token proves which lesson it was."""
+        lesson_id = request.match_info["lesson_id"]
+        try:
+            claims = server.signer.verify(request.query.get("token"), grace_s=30 * 86400)
+        except TokenError as exc:
+            return web.json_response({"error": {"code": exc.code, "message": str(exc)}}, status=401)
+        if claims.lesson_id != lesson_id or claims.role not in ("lead", "remote"):
+            return web.json_response(
+                {"error": {"code": "forbidden", "message": "this link is not a classroom of that lesson"}}, status=403
+            )
+        name = safe_name(lesson_id)
+        if not service.recordings(name):
+            return web.json_response({"error": {"code": "not_found", "message": "no recording of this lesson"}},
+                                     status=404)
+        raise web.HTTPFound(service.playback_url(name))
+
+    server.app.router.add_get("/api/recordings/{lesson_id}/playback", classroom_playback)
 
 
 def demo_links(server: Server) -> dict[str, str]:

@@ -7,6 +7,9 @@ const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
 const $ = (id) => document.getElementById(id);
 const client = new ClassroomClient(token);
+// This classroom's link to the lesson's recording (valid for 30 days after the lesson).
+document.getElementById("recording-link").href =
+  `/api/recordings/${encodeURIComponent(claims.lesson_id || "")}/playback?token=${encodeURIComponent(token)}`;
 window.classroom = client;
 window.firstFrameMs = null;
 let floor = { queue: [], granted: [], spotlight: null, muted: [] };

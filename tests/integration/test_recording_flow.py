@@ -47,7 +47,7 @@ async def test_lesson_is_recorded_and_analysed(recording_server: Server) -> None
     directory = srv.config.data_path / "recordings" / "rec-1"
     report = directory / "report" / "report.json"
     for _ in range(300):
-        if report.exists():
+        if (directory / "report" / "report.html").exists():  # written after report.json
             break
         await asyncio.sleep(0.1)
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -69,6 +69,15 @@ async def test_lesson_is_recorded_and_analysed(recording_server: Server) -> None
         assert r.status == 200 and "S-T" in await r.text()
         r = await http.get(srv.base_url + "/recordings/rec-1/report/report.html")
         assert r.status == 403
+        # The lesson's classrooms open the recording with their own join link; others cannot.
+        token = srv.signer.issue("rec-1", "r1", "remote", "Remote 1")
+        r = await http.get(f"{srv.base_url}/api/recordings/rec-1/playback?token={token}", allow_redirects=False)
+        assert r.status == 302 and r.headers["Location"].startswith("/playback.html?manifest=")
+        other = srv.signer.issue("another-lesson", "r9", "remote", "Remote 9")
+        r = await http.get(f"{srv.base_url}/api/recordings/rec-1/playback?token={other}", allow_redirects=False)
+        assert r.status == 403
+        r = await http.get(f"{srv.base_url}/api/recordings/rec-1/playback?token=forged.token", allow_redirects=False)
+        assert r.status == 401
 
 
 async def test_recordings_api_requires_an_administrator(recording_server: Server) -> None:
