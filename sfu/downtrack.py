@@ -100,9 +100,9 @@ class DownTrack:
     ) -> int:
         """Send one packet to this subscriber; returns 1 if it was sent, else 0 (the UpTrack
         adds these up, so the per-subscriber cost has no shared counter updates)."""
-        r = self.fwd.translate(seq, ts, arrival_ms, keyframe)
-        if r is None:
-            if self.fwd.waiting_keyframe and self.up is not None:
+        fwd = self.fwd
+        if not fwd.advance(seq, ts, arrival_ms, keyframe):
+            if fwd.waiting_keyframe and self.up is not None:
                 self.up.request_keyframe()  # throttled in the UpTrack
             return 0
         # Every 64 packets, look at the socket's backlog: a congested subscriber loses video
@@ -113,7 +113,7 @@ class DownTrack:
                 STATS.dropped_congested += 1
                 self.fwd.switch(self.up)
                 return 0
-        header = _HEADER_PACK(0x80, marker | self.payload_type, r[0], r[1], self.ssrc)
+        header = _HEADER_PACK(0x80, marker | self.payload_type, fwd.out_seq, fwd.out_ts, self.ssrc)
         if self.transport.send_rtp_parts(header, payload):
             self.packets += 1
             self.octets += len(payload)

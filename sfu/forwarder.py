@@ -33,6 +33,8 @@ class Forwarder:
         "last_out_ms",
         "paused",
         "dropped_waiting",
+        "out_seq",
+        "out_ts",
     )
 
     def __init__(
@@ -60,6 +62,9 @@ class Forwarder:
         self.last_out_ms: int | None = None
         self.paused = False
         self.dropped_waiting = 0
+        # the result of the last successful advance()
+        self.out_seq = 0
+        self.out_ts = 0
 
     @property
     def waiting_keyframe(self) -> bool:
@@ -82,26 +87,34 @@ class Forwarder:
 
     def translate(self, seq: int, ts: int, arrival_ms: int, keyframe: bool) -> tuple[int, int] | None:
         """Map an incoming packet to (out_seq, out_ts), or None to drop it."""
+        if self.advance(seq, ts, arrival_ms, keyframe):
+            return self.out_seq, self.out_ts
+        return None
+
+    def advance(self, seq: int, ts: int, arrival_ms: int, keyframe: bool) -> bool:
+        """:meth:`translate` for the hot path: True and the result in ``out_seq``/``out_ts``,
+        or False to drop. It allocates nothing, so the fan-out loop creates no objects for the
+        garbage collector (whose full collections would show up as latency spikes)."""
         if self.paused:
-            return None
+            return False
         if not self.started:
             if self.is_video and not keyframe:
                 self.dropped_waiting += 1
-                return None
+                return False
             self._rebase(seq, ts, arrival_ms)
         # Where this packet lies relative to the newest one, as a signed 16-bit distance.
         delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
         if delta < 0 and self.ext_highest + delta < self.ext_first:
-            return None  # older than where this source started for us
-        out_seq = (seq + self.seq_offset) & SEQ_MASK
-        out_ts = (ts + self.ts_offset) & TS_MASK
+            return False  # older than where this source started for us
+        out_seq = self.out_seq = (seq + self.seq_offset) & SEQ_MASK
+        out_ts = self.out_ts = (ts + self.ts_offset) & TS_MASK
         if delta > 0:
             self.ext_highest += delta
             self.highest_in_seq = seq
             self.last_out_seq = out_seq
             self.last_out_ts = out_ts
             self.last_out_ms = arrival_ms
-        return out_seq, out_ts
+        return True
 
     def _rebase(self, seq: int, ts: int, arrival_ms: int) -> None:
         out_seq = (self.last_out_seq + 1) & SEQ_MASK
