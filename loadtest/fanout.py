@@ -172,6 +172,18 @@ async def server_counters(server: ServerProcess) -> dict[str, Any]:
                             out[name] = int(float(m.group(1)))
                     if "transcodes" in out:
                         out["transcodes_source"] = "/metrics classroom_transcodes_total"
+                    m = re.search(r"^classroom_event_loop_lag_max_seconds(?:{})? (\S+)$", text, re.M)
+                    if m:
+                        out["loop_lag_max_ms"] = round(float(m.group(1)) * 1000, 2)
+                    # the SFU's own ingress -> last-subscriber-sent time, cumulative histogram
+                    buckets = [
+                        (float(le), float(v))
+                        for le, v in re.findall(
+                            r'^classroom_forwarding_latency_seconds_bucket{le="([^"]+)"} (\S+)$', text, re.M
+                        )
+                        if le != "+Inf"
+                    ]
+                    out["forward_latency_buckets"] = buckets
         except aiohttp.ClientError:
             pass
         if "transcodes" not in out:
@@ -328,6 +340,9 @@ def summarize(
         "srtp_errors": srtp_errors,
         "transcodes": b.counters["transcodes"],
         "transcodes_source": b.counters["transcodes_source"],
+        # inside the SFU: arrival of a packet -> sent to its last subscriber (window only)
+        "sfu_internal_forward_ms_p99": internal_p99(a.counters, b.counters),
+        "sfu_loop_lag_max_ms": b.counters.get("loop_lag_max_ms"),
         "bot_cpu_seconds": round(bot_cpu, 3),
         "bot_cpu_fraction": round(bot_cpu / window, 3),
         # runnable but not running (other processes had the CPU): a starved, invalid run
@@ -344,6 +359,23 @@ def summarize(
     }
 
 
+def internal_p99(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """p99 of the SFU's own forwarding time over the window, from its cumulative histogram
+    (the upper bound of the bucket that holds the 99th percentile, in ms)."""
+    before = dict(a.get("forward_latency_buckets", []))
+    after = b.get("forward_latency_buckets", [])
+    if not after:
+        return None
+    counts = [(le, v - before.get(le, 0.0)) for le, v in after]
+    total = counts[-1][1]
+    if total <= 0:
+        return None
+    for le, v in counts:
+        if v >= 0.99 * total:
+            return round(le * 1000, 3)
+    return None
+
+
 def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("subscribers", r["subscribers"]),
@@ -354,6 +386,8 @@ def print_table(r: dict[str, Any]) -> None:
         ("SFU CPU µs / forwarded packet", r["cpu_us_per_forwarded_packet"]),
         ("latency p50 / p99 ms", f"{r['forward_latency_ms_p50']} / {r['forward_latency_ms_p99']}"),
         ("loss ratio", r["loss_ratio"]),
+        ("inside the SFU: forwarding p99 ms / loop lag max ms",
+         f"{r['sfu_internal_forward_ms_p99']} / {r['sfu_loop_lag_max_ms']}"),
         ("sampled payloads verified / mismatched",
          f"{r['verified_samples']} / {r['mismatched_samples']}"),
         ("transcodes", f"{r['transcodes']} ({r['transcodes_source']})"),
