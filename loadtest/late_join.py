@@ -37,7 +37,7 @@ async def run(runs: int, settle_s: float) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     server = start_server(cpu=0)
-    signer = server.signer()
+    signer = server.signer
     results: list[dict[str, int]] = []
     try:
         async with async_playwright() as pw:
