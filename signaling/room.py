@@ -94,7 +94,7 @@ class Room:
         """Admit ``p`` (the caller has already replaced an older session of its classroom)."""
         events = self.floor.join(p.classroom_id, p.role, now_ms())
         self.participants[p.participant_id] = p
-        self._record(events)
+        self.record(events)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._tick())
         return events
@@ -105,7 +105,7 @@ class Room:
         events: list[FloorEvent] = []
         if self.floor.is_connected(p.classroom_id) and self.by_classroom(p.classroom_id) is None:
             events = self.floor.leave(p.classroom_id, now_ms(), graceful=graceful)
-        self._record(events)
+        self.record(events)
         return events
 
     @property
@@ -117,7 +117,7 @@ class Room:
             self._task.cancel()
             self._task = None
 
-    def _record(self, events: list[FloorEvent]) -> None:
+    def record(self, events: list[FloorEvent]) -> None:
         for e in events:
             self.events.append({**e.to_json(), "hidden": e.hidden})
 
@@ -180,7 +180,7 @@ class Room:
                 await self._speakers()
                 if n % 4 == 0:
                     await self._audience_and_latency()
-                    self._record(self.floor.expire(now_ms()))
+                    self.record(self.floor.expire(now_ms()))
             except Exception:
                 log.exception("room tick failed in %s", self.lesson_id)
 

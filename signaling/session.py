@@ -185,14 +185,14 @@ class Session:
         events = room.add(p)
         self.participant, self.room, self.claims = p, room, claims
         self.router.admission.on_joined(claims.lesson_id, claims.classroom_id)
-        if p.role != "lead" or True:  # every role receives something (the lead: remote cameras)
-            p.subscriber = SubscriberPeer(
-                p.participant_id,
-                self.settings,
-                send_offer=self._send_subscribe_offer,
-                send_tracks=self._send_tracks,
-            )
-            room.media.subscribers[p.participant_id] = p.subscriber
+        # Every role receives something (the lead: the remote classrooms' cameras).
+        p.subscriber = SubscriberPeer(
+            p.participant_id,
+            self.settings,
+            send_offer=self._send_subscribe_offer,
+            send_tracks=self._send_tracks,
+        )
+        room.media.subscribers[p.participant_id] = p.subscriber
         await self.send(
             server_message(
                 "joined",
@@ -282,7 +282,7 @@ class Session:
         permissions.check(p.role, permission)
         target = m.data.get("classroom_id")  # validated by the protocol schema per type
         events = act(room.floor, p.classroom_id, target, now_ms())
-        room._record(events)
+        room.record(events)
         # Media first (audio gating takes effect at once), then tell everybody.
         await room.refresh()
         await room.broadcast_floor(events)
