@@ -114,7 +114,7 @@ class PublisherPeer:
         track = UpTrack(
             track_id=f"{self.participant_id}:{neg.mid}",
             kind=neg.kind,
-            source=self._sources.get(neg.mid, "teacher" if neg.kind == "audio" else "teacher"),
+            source=self._sources.get(neg.mid, "teacher"),  # the session labels every offered mid
             codec=codec,
             ssrc=ssrc,
             publisher_id=self.participant_id,
