@@ -9,6 +9,7 @@ request upstream; a sender report per second so the subscriber can sync audio an
 from __future__ import annotations
 
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from sfu import rtcp
@@ -39,6 +40,7 @@ class DownTrack:
         "octets",
         "_check",
         "mid",
+        "first_sent_at",
     )
 
     def __init__(
@@ -62,6 +64,7 @@ class DownTrack:
         self.packets = 0
         self.octets = 0
         self._check = 0
+        self.first_sent_at = 0.0  # monotonic time of the first packet sent (join latency)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -115,6 +118,8 @@ class DownTrack:
                 return 0
         header = _HEADER_PACK(0x80, marker | self.payload_type, fwd.out_seq, fwd.out_ts, self.ssrc)
         if self.transport.send_rtp_parts(header, payload):
+            if not self.packets:
+                self.first_sent_at = time.monotonic()
             self.packets += 1
             self.octets += len(payload)
             return 1

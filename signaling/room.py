@@ -204,16 +204,16 @@ class Room:
     async def _audience_and_latency(self) -> None:
         lead = self.lead
         watching = 0
-        now = time.monotonic()
         for p in self.participants.values():
             sub = p.subscriber
             if sub is None:
                 continue
             downs = sub.downtracks()
-            receiving = any(d.packets > 0 and d.up is not None for d in downs)
-            if receiving and p.first_media_at is None:
-                p.first_media_at = now
-                STATS.join_latency.observe_ms((now - p.token_time) * 1000.0)
+            if p.first_media_at is None:
+                firsts = [d.first_sent_at for d in downs if d.packets]
+                if firsts:
+                    p.first_media_at = min(firsts)
+                    STATS.join_latency.observe_ms((p.first_media_at - p.token_time) * 1000.0)
             if p.role == "remote" and lead and any(
                 d.up is not None and d.up.publisher_id == lead.participant_id and d.packets > 0 for d in downs
             ):

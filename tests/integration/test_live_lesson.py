@@ -63,3 +63,24 @@ async def test_republish_adds_a_screen_share(server: Server) -> None:
     finally:
         await lead.close()
         await remote.close()
+
+
+async def test_join_latency_is_measured_to_the_first_packet(server: Server) -> None:
+    from sfu.stats import STATS
+
+    lead = ClassroomPeer(server.base_url, token(server, "l3", "lead", "lead"))
+    remote = ClassroomPeer(server.base_url, token(server, "l3", "r1", "remote"))
+    try:
+        await lead.connect()
+        await lead.publish([(PatternTrack(), "teacher")])
+        before = STATS.join_latency.count
+        await remote.connect()
+        await remote.wait_frames("video", 5)
+        await asyncio.sleep(1.5)  # the room's 1 s tick records it
+        assert STATS.join_latency.count > before
+        room = server.router.rooms["l3"]
+        p = next(p for p in room.participants.values() if p.classroom_id == "r1")
+        assert p.first_media_at is not None and 0 < p.first_media_at - p.token_time < 5
+    finally:
+        await lead.close()
+        await remote.close()
