@@ -71,20 +71,33 @@ class MediaNode:
                 pass
             self._task = None
 
+    # The reports of every peer are due once a second; they are sent in RTCP_SLICES slices spread
+    # over that second so a node with hundreds of subscribers never stalls its forwarding for one
+    # long round.
+    RTCP_SLICES = 10
+
     async def _rtcp_loop(self) -> None:
-        """Receiver reports + REMB upstream, sender reports downstream, once a second."""
+        """Receiver reports + REMB upstream, sender reports downstream, once a second each."""
+        tick = 0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 / self.RTCP_SLICES)
             try:
-                self.send_reports()
+                self.send_reports(tick % self.RTCP_SLICES, self.RTCP_SLICES)
             except Exception:  # one bad peer must not stop RTCP for every lesson
                 log.exception("RTCP round failed")
+            tick += 1
 
-    def send_reports(self) -> None:
+    def send_reports(self, part: int = 0, parts: int = 1) -> None:
+        """Send the reports of every ``parts``-th peer, starting at ``part`` (all by default)."""
         ntp = rtcp.ntp_now()
         now_ms = int(time.monotonic() * 1000)
+        i = 0
         for room in list(self.rooms.values()):
             for pub in list(room.publishers.values()):
-                pub.send_reports(self.remb_bitrate)
+                if i % parts == part:
+                    pub.send_reports(self.remb_bitrate)
+                i += 1
             for sub in list(room.subscribers.values()):
-                sub.send_reports(ntp, now_ms)
+                if i % parts == part:
+                    sub.send_reports(ntp, now_ms)
+                i += 1
