@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sfu import rtcp
 from sfu.forwarder import Forwarder
 from sfu.glue import RawTransport
+from sfu.rtp import RtpError, parse_header
 from sfu.stats import STATS
 
 if TYPE_CHECKING:
@@ -140,14 +141,15 @@ class DownTrack:
             if data is None or in_seq is None:
                 STATS.nack_misses += 1
                 continue
-            b0, b1, _seq, ts, _ssrc = _HEADER.unpack_from(data)
-            off = 12 + 4 * (b0 & 0x0F)
-            if b0 & 0x10:
-                off += 4 + 4 * struct.unpack_from("!H", data, off + 2)[0]
-            end = len(data) - data[-1] if b0 & 0x20 else len(data)
-            out_ts = self.fwd.out_timestamp_at(ts)
-            packet = _HEADER_PACK(0x80, (b1 & 0x80) | self.payload_type, out_seq, out_ts, self.ssrc)
-            if self.transport.send_rtp(packet + data[off:end]):
+            try:
+                h = parse_header(data)
+            except RtpError:
+                STATS.nack_misses += 1
+                continue
+            marker = 0x80 if h.marker else 0
+            header = _HEADER_PACK(0x80, marker | self.payload_type, out_seq, self.fwd.out_timestamp_at(h.timestamp),
+                                  self.ssrc)
+            if self.transport.send_rtp_parts(header, data[h.payload_offset : h.payload_end]):
                 STATS.retransmitted_packets += 1
 
     def on_keyframe_request(self) -> None:
