@@ -33,18 +33,7 @@ def build_input(minutes: float, tracks: int, codec: str, cache: Path) -> Path:
     if directory.exists():
         shutil.rmtree(directory)
     duration = minutes * 60
-    talk, events = synth.scenario("mixed", duration, n_remote, seed=45)
-    spec_tracks = synth.standard_tracks(n_remote, codec)
-    spec = synth.LessonSpec(
-        lesson_id=f"bench-{minutes:g}min",
-        duration_s=duration,
-        classrooms=synth.standard_rooms(n_remote),
-        tracks=spec_tracks,
-        talk=talk,
-        couplings=synth.standard_couplings(spec_tracks),
-        events=events,
-        seed=45,
-    )
+    spec = synth.standard_lesson(f"bench-{minutes:g}min", "mixed", duration, n_remote, codec, seed=45)
     print(
         f"building a {minutes:g}-minute lesson with {tracks} {codec} tracks in {directory} (cached for later runs) ...",
         file=sys.stderr,

@@ -409,3 +409,21 @@ def scenario(
             events.append({"t_ms": int((end + 0.5) * 1000), "type": "floor_revoked", "classroom_id": room})
             t = end + rng.uniform(0.8, 2.0)
     return talk, events
+
+
+def standard_lesson(
+    lesson_id: str, kind: str, duration_s: float, n_remote: int, file_ext: str, seed: int
+) -> LessonSpec:
+    """A lesson of the ``scenario`` kind on the standard rooms, tracks and cross-talk."""
+    talk, events = scenario(kind, duration_s, n_remote, seed=seed)
+    tracks = standard_tracks(n_remote, file_ext)
+    return LessonSpec(
+        lesson_id=lesson_id,
+        duration_s=duration_s,
+        classrooms=standard_rooms(n_remote),
+        tracks=tracks,
+        talk=talk,
+        couplings=standard_couplings(tracks),
+        events=events,
+        seed=seed,
+    )

@@ -50,18 +50,7 @@ def build(
     file_ext: str = "wav",
     seed: int = 7,
 ) -> Lesson:
-    talk, events = synth.scenario(kind, duration_s, n_remote, seed=seed)
-    tracks = synth.standard_tracks(n_remote, file_ext)
-    spec = synth.LessonSpec(
-        lesson_id=f"{kind}-{file_ext}",
-        duration_s=duration_s,
-        classrooms=synth.standard_rooms(n_remote),
-        tracks=tracks,
-        talk=talk,
-        couplings=synth.standard_couplings(tracks),
-        events=events,
-        seed=seed,
-    )
+    spec = synth.standard_lesson(f"{kind}-{file_ext}", kind, duration_s, n_remote, file_ext, seed)
     directory = tmp_path_factory.mktemp(f"lesson-{kind}-{file_ext}")
     # 16 kHz input keeps the Opus encoding quick; the benchmark encodes 48 kHz input
     truth = synth.build_lesson(spec, directory, rate=16000)
@@ -86,20 +75,9 @@ def practice(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
 @pytest.fixture(scope="session")
 def opus_lesson(tmp_path_factory: pytest.TempPathFactory) -> Lesson:
     """Opus in WebM (teacher) and Ogg (remote classroom) next to a WAV track."""
-    talk, events = synth.scenario("dialogue", 150.0, 1, seed=14)
-    tracks = synth.standard_tracks(1, "wav")
-    tracks[0].file_ext = "webm"
-    tracks[2].file_ext = "ogg"
-    spec = synth.LessonSpec(
-        lesson_id="dialogue-opus",
-        duration_s=150.0,
-        classrooms=synth.standard_rooms(1),
-        tracks=tracks,
-        talk=talk,
-        couplings=synth.standard_couplings(tracks),
-        events=events,
-        seed=14,
-    )
+    spec = synth.standard_lesson("dialogue-opus", "dialogue", 150.0, 1, "wav", seed=14)
+    spec.tracks[0].file_ext = "webm"
+    spec.tracks[2].file_ext = "ogg"
     directory = tmp_path_factory.mktemp("lesson-opus")
     truth = synth.build_lesson(spec, directory, rate=16000, opus_complexity=3)
     return Lesson("dialogue", directory, 150.0, truth)
