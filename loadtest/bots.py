@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import itertools
 import json
 import random
+import struct
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -57,6 +59,25 @@ __all__ = ["BotStats", "BotError", "PublisherBot", "SendLog", "SubscriberBot", "
 
 class BotError(RuntimeError):
     pass
+
+
+_SIOCGSTAMPNS = 0x8907  # Linux: the kernel's receive time of a socket's last datagram
+_TIMESPEC = struct.Struct("@ll")
+_NO_STAMP = bytes(_TIMESPEC.size)
+# time.time() - time.perf_counter(): kernel timestamps (CLOCK_REALTIME) on the perf clock
+_REALTIME_TO_PERF = time.time() - time.perf_counter()
+
+
+def socket_arrival_time(fd: int) -> float | None:
+    """When the kernel queued the last datagram read from ``fd``, as ``time.perf_counter()``
+    would have said then (None where the platform has no SIOCGSTAMPNS). This is when the
+    subscriber *received* it, before the bot process, busy with 199 other subscribers, got to
+    reading it."""
+    try:
+        sec, nsec = _TIMESPEC.unpack(fcntl.ioctl(fd, _SIOCGSTAMPNS, _NO_STAMP))
+    except OSError:
+        return None
+    return sec + nsec * 1e-9 - _REALTIME_TO_PERF
 
 
 class SendLog:
@@ -95,7 +116,8 @@ class BotStats:
     send_failures: int = 0  # packets the transport refused (not connected, or ICE lost)
     keyframes_sent: int = 0
     keyframe_requests: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # publisher send → the bot reads it
+    socket_latencies_ms: list[float] = field(default_factory=list)  # ... → the kernel queued it
 
     def copy(self) -> BotStats:
         return BotStats(
@@ -110,6 +132,7 @@ class BotStats:
             keyframes_sent=self.keyframes_sent,
             keyframe_requests=self.keyframe_requests,
             latencies_ms=list(self.latencies_ms),
+            socket_latencies_ms=list(self.socket_latencies_ms),
         )
 
 
@@ -370,6 +393,7 @@ class SubscriberBot:
         self._pt_kind: dict[int, str] = {}
         self._countdown = self.sample_every
         self._unprotect: Any = None
+        self._fd = -1  # the one bundled ICE socket, for kernel arrival times
         self._stats = BotStats()
 
     @property
@@ -402,6 +426,8 @@ class SubscriberBot:
         await pc.setLocalDescription(await pc.createAnswer())
         if not glue.tap_srtp_datagrams(pc, self._on_srtp):
             raise BotError("subscriber: no ICE socket to tap")
+        fds = glue.ice_socket_fds(pc)
+        self._fd = fds[0] if len(fds) == 1 else -1
         await self.signaling.send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
 
     def _on_stream(self, neg: glue.Negotiated) -> None:
@@ -414,9 +440,10 @@ class SubscriberBot:
         self._countdown -= 1
         if self._countdown <= 0:
             self._countdown = self.sample_every
-            self._sample(data, time.perf_counter())
+            now = time.perf_counter()
+            self._sample(data, now, socket_arrival_time(self._fd) if self._fd >= 0 else None)
 
-    def _sample(self, data: bytes, now: float) -> None:
+    def _sample(self, data: bytes, now: float, arrived: float | None = None) -> None:
         st = self._stats
         st.sampled += 1
         unprotect = self._unprotect
@@ -444,6 +471,8 @@ class SubscriberBot:
             return
         st.verified += 1
         st.latencies_ms.append((now - sent) * 1000.0)
+        if arrived is not None:
+            st.socket_latencies_ms.append((arrived - sent) * 1000.0)
 
     def mids(self, kind: str | None = None) -> list[str]:
         return [t["mid"] for t in self.tracks if t.get("track_id") and kind in (None, t["kind"])]

@@ -456,6 +456,21 @@ def tap_srtp_datagrams(pc: RTCPeerConnection, on_srtp: SrtpCallback) -> bool:
     return True
 
 
+def ice_socket_fds(pc: RTCPeerConnection) -> list[int]:
+    """File descriptors of ``pc``'s bundled ICE sockets (after ``setLocalDescription``), e.g.
+    to read the kernel's arrival time of the last datagram (:func:`socket_arrival_time`)."""
+    dtls = _bundle_dtls(pc)
+    if dtls is None:
+        return []
+    fds = []
+    for proto in dtls.transport._connection._protocols:
+        transport = getattr(proto, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            fds.append(sock.fileno())
+    return fds
+
+
 def srtp_unprotect(pc: RTCPeerConnection) -> Callable[[bytes], bytes] | None:
     """``unprotect`` of ``pc``'s negotiated SRTP receive session (None until DTLS is done).
     Its replay window is 1024 packets: unprotect a sample in arrival order."""
