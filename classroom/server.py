@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from classroom.config import Config
-from sfu import glue
+from sfu import glue, lane
 from sfu.node import MediaNode
 from sfu.peer import PeerSettings
 from signaling.app import add_static_pages, create_app
@@ -227,6 +227,9 @@ async def start_server(config: Config) -> Server:
 
 def _print_banner(server: Server) -> None:
     print(f"classroom: serving on {server.base_url}  (data: {server.config.data_path.resolve()})")
+    if lane.FAST_PATH != "c" or not glue.fast_fanout_ready():
+        print("classroom: the compiled fan-out loop (sfu/_fanout.c) is not available; forwarding in Python "
+              "costs ~2x the CPU per packet. Install a C compiler and run `pip install -e .` again.")
     for line in server.extras.get("banner", []):
         print(line)
     if server.demo_links:

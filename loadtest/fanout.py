@@ -167,7 +167,7 @@ async def server_counters(server: ServerProcess) -> dict[str, Any]:
             async with http.get(server.url + "/metrics") as r:
                 if r.status == 200:
                     text = await r.text()
-                    for name in ("transcodes", "forwarded_packets", "packets_in"):
+                    for name in ("transcodes", "forwarded_packets", "packets_in", "forwarded_in_c"):
                         m = re.search(rf"^classroom_{name}_total(?:{{}})? (\S+)$", text, re.M)
                         if m:
                             out[name] = int(float(m.group(1)))
@@ -277,6 +277,7 @@ async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
         gc.freeze()
         for s in subs:
             s.stats.latencies_ms.clear()
+            s.stats.socket_latencies_ms.clear()
         a = await snapshot(server, pub, subs)
         print(
             f"fanout: {len(subs)} subscribers receiving after {setup_s:.1f} s; measuring "
@@ -318,18 +319,24 @@ def summarize(
     sfu_cpu = b.sfu_cpu - a.sfu_cpu
     bot_cpu = b.bot_cpu - a.bot_cpu
     latencies = [ms for s in b.subs for ms in s.latencies_ms]
+    socket_latencies = [ms for s in b.subs for ms in s.socket_latencies_ms]
     verified = sum(y.verified - x.verified for x, y in pairs)
     mismatched = sum(y.mismatched - x.mismatched for x, y in pairs)
     srtp_errors = sum(y.srtp_errors - x.srtp_errors for x, y in pairs)
     server_fwd = None
     if "forwarded_packets" in a.counters and "forwarded_packets" in b.counters:
         server_fwd = b.counters["forwarded_packets"] - a.counters["forwarded_packets"]
+    # the share of the server's forwarding done by the compiled loop (sfu/_fanout.c)
+    c_share = None
+    if server_fwd and "forwarded_in_c" in a.counters and "forwarded_in_c" in b.counters:
+        c_share = round((b.counters["forwarded_in_c"] - a.counters["forwarded_in_c"]) / server_fwd, 4)
     return {
         "subscribers": len(received),
         "seconds": round(window, 3),
         "forwarded_packets": forwarded,
         "forwarded_packets_per_s": round(forwarded / window, 1),
         "server_forwarded_packets": server_fwd,
+        "forwarded_in_c_share": c_share,
         "publisher_packets": sent,
         "sfu_cpu_seconds": round(sfu_cpu, 3),
         "sfu_cpu_fraction": round(sfu_cpu / window, 3),
@@ -338,6 +345,8 @@ def summarize(
         "forward_latency_ms_p99": round(percentile(latencies, 99), 3),
         "forward_latency_ms_mean": round(statistics.fmean(latencies), 3) if latencies else None,
         "latency_samples": len(latencies),
+        "socket_latency_ms_p50": round(percentile(socket_latencies, 50), 3),
+        "socket_latency_ms_p99": round(percentile(socket_latencies, 99), 3),
         "loss_ratio": round(loss, 6),
         "min_subscriber_ratio": round(min(received) / expected_each, 4) if expected_each else None,
         "verified_samples": verified,
@@ -390,7 +399,11 @@ def print_table(r: dict[str, Any]) -> None:
         ("SFU CPU s (core share)", f"{r['sfu_cpu_seconds']} ({r['sfu_cpu_fraction']:.0%})"),
         ("SFU CPU µs / forwarded packet", r["cpu_us_per_forwarded_packet"]),
         ("latency p50 / p99 ms", f"{r['forward_latency_ms_p50']} / {r['forward_latency_ms_p99']}"),
+        ("  to the subscriber's socket (kernel time) p50 / p99 ms",
+         f"{r['socket_latency_ms_p50']} / {r['socket_latency_ms_p99']}"),
         ("loss ratio", r["loss_ratio"]),
+        ("forwarded by the compiled loop (sfu/_fanout.c)",
+         "n/a" if r["forwarded_in_c_share"] is None else f"{r['forwarded_in_c_share']:.1%}"),
         ("inside the SFU: forwarding p99 ms / loop lag max ms",
          f"{r['sfu_internal_forward_ms_p99']} / {r['sfu_loop_lag_max_ms']}"),
         ("sampled payloads verified / mismatched",

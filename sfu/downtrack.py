@@ -29,19 +29,18 @@ CONGESTED_BYTES = 512 * 1024
 
 
 class DownTrack:
+    """The SSRC, payload type and counters are kept in ``fwd`` (a :class:`~sfu.lane.Lane`),
+    where the C fan-out loop (``sfu/_fanout.c``) reads and updates them; in the steady state it
+    does :meth:`forward`'s work itself, and this method runs for every other packet."""
+
     __slots__ = (
         "subscriber_id",
         "kind",
-        "ssrc",
-        "payload_type",
         "transport",
         "up",
         "fwd",
-        "packets",
-        "octets",
         "_check",
         "mid",
-        "first_sent_at",
     )
 
     def __init__(
@@ -57,15 +56,35 @@ class DownTrack:
         self.subscriber_id = subscriber_id
         self.mid = mid
         self.kind = kind
-        self.ssrc = ssrc
-        self.payload_type = payload_type
         self.transport = transport
         self.up: UpTrack | None = None
-        self.fwd = Forwarder(clock_rate, kind == "video")
-        self.packets = 0
-        self.octets = 0
+        fwd = self.fwd = Forwarder(clock_rate, kind == "video")
+        fwd.ssrc = ssrc
+        fwd.payload_type = payload_type
+        fwd.egress = transport.egress
         self._check = 0
-        self.first_sent_at = 0.0  # monotonic time of the first packet sent (join latency)
+
+    @property
+    def ssrc(self) -> int:
+        return self.fwd.ssrc
+
+    @property
+    def payload_type(self) -> int:
+        return self.fwd.payload_type
+
+    @property
+    def packets(self) -> int:
+        """RTP packets sent to this subscriber."""
+        return self.fwd.packets
+
+    @property
+    def octets(self) -> int:
+        return self.fwd.octets
+
+    @property
+    def first_sent_at(self) -> float:
+        """time.monotonic() of the first packet sent (join latency); 0.0 before."""
+        return self.fwd.first_sent_at
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -117,15 +136,15 @@ class DownTrack:
                 STATS.dropped_congested += 1
                 self.fwd.switch(self.up)
                 return 0
-        header = _HEADER_PACK(0x80, marker | self.payload_type, fwd.out_seq, fwd.out_ts, self.ssrc)
+        header = _HEADER_PACK(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc)
         if self.transport.send_rtp_parts(header, payload):
-            if not self.packets:
-                self.first_sent_at = time.monotonic()
-            self.packets += 1
-            self.octets += len(payload)
+            if not fwd.packets:
+                fwd.first_sent_at = time.monotonic()
+            fwd.packets += 1
+            fwd.octets += len(payload)
             return 1
-        if self.fwd.is_video and self.packets:
-            self.fwd.switch(self.up)  # a packet was lost here: go on from the next keyframe
+        if fwd.is_video and fwd.packets:
+            fwd.switch(self.up)  # a packet was lost here: go on from the next keyframe
         return 0
 
     # -- RTCP from the subscriber --------------------------------------------------------------------

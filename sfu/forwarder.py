@@ -12,30 +12,35 @@ from __future__ import annotations
 
 import random
 
+from sfu.lane import Lane
+
 SEQ_MASK = 0xFFFF
 TS_MASK = 0xFFFFFFFF
 
 
-class Forwarder:
-    __slots__ = (
-        "clock_rate",
-        "is_video",
-        "source",
-        "started",
-        "seq_offset",
-        "ts_offset",
-        "first_in_seq",
-        "highest_in_seq",
-        "ext_first",
-        "ext_highest",
-        "last_out_seq",
-        "last_out_ts",
-        "last_out_ms",
-        "paused",
-        "dropped_waiting",
-        "out_seq",
-        "out_ts",
-    )
+class Forwarder(Lane):
+    """The rewrite state lives in :class:`~sfu.lane.Lane` (C or Python), where the C fan-out
+    loop reads and writes it too; all of the logic is here."""
+
+    __slots__ = ()
+
+    source: object
+    clock_rate: int
+    is_video: bool
+    started: bool
+    paused: bool
+    seq_offset: int
+    ts_offset: int
+    first_in_seq: int
+    highest_in_seq: int
+    ext_first: int
+    ext_highest: int
+    last_out_seq: int
+    last_out_ts: int
+    last_out_ms: int  # arrival time of the last packet sent; -1 before the first
+    dropped_waiting: int
+    out_seq: int
+    out_ts: int
 
     def __init__(
         self,
@@ -44,9 +49,10 @@ class Forwarder:
         initial_seq: int | None = None,
         initial_ts: int | None = None,
     ) -> None:
+        super().__init__()
         self.clock_rate = clock_rate
         self.is_video = is_video
-        self.source: object = None
+        self.source = None
         self.started = False
         self.seq_offset = 0
         self.ts_offset = 0
@@ -59,7 +65,7 @@ class Forwarder:
         seq0 = random.randrange(0, 0x8000) if initial_seq is None else initial_seq
         self.last_out_seq = (seq0 - 1) & SEQ_MASK
         self.last_out_ts = random.randrange(0, 1 << 31) if initial_ts is None else initial_ts
-        self.last_out_ms: int | None = None
+        self.last_out_ms = -1
         self.paused = False
         self.dropped_waiting = 0
         # the result of the last successful advance()
@@ -102,6 +108,8 @@ class Forwarder:
                 self.dropped_waiting += 1
                 return False
             self._rebase(seq, ts, arrival_ms)
+        # From here on sfu/_fanout.c does the same for lanes in the steady state: keep them equal
+        # (tests/unit/sfu/test_fanout.py runs both on the same packets).
         # Where this packet lies relative to the newest one, as a signed 16-bit distance.
         delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
         if delta < 0 and self.ext_highest + delta < self.ext_first:
@@ -118,7 +126,7 @@ class Forwarder:
 
     def _rebase(self, seq: int, ts: int, arrival_ms: int) -> None:
         out_seq = (self.last_out_seq + 1) & SEQ_MASK
-        if self.last_out_ms is None:
+        if self.last_out_ms < 0:
             out_ts = self.last_out_ts
         else:
             elapsed = max(1, arrival_ms - self.last_out_ms)

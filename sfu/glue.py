@@ -37,6 +37,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from sfu.lane import Egress, set_protect
 from sfu.stats import STATS
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,33 @@ class _Protect:
         return buf[0 : self._lenp[0]]  # type: ignore[no-any-return]
 
 
+def _protect_address() -> int:
+    """The address of pylibsrtp's ``srtp_protect`` for the C fan-out loop, or 0 if its type is
+    not libsrtp 2's ``(srtp_t, void *, int *)`` (the loop then stays in Python)."""
+    try:
+        fn = _srtp_ffi.addressof(_srtp_lib, "srtp_protect")
+        if _srtp_ffi.getctype(_srtp_ffi.typeof(fn)) != SRTP_PROTECT_CTYPE:
+            return 0
+        return int(_srtp_ffi.cast("uintptr_t", fn))
+    except (AttributeError, TypeError, _srtp_ffi.error):
+        return 0
+
+
+def srtp_session_address(session: Any) -> int:
+    """The address of a pylibsrtp session's ``srtp_t`` (for :meth:`sfu.lane.Egress.set`)."""
+    return int(_srtp_ffi.cast("uintptr_t", session._srtp[0]))
+
+
+SRTP_PROTECT_CTYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+_PROTECT_ADDRESS = _protect_address()
+set_protect(_PROTECT_ADDRESS)
+
+
+def fast_fanout_ready() -> bool:
+    """Whether libsrtp's ``srtp_protect`` was found for the C fan-out loop."""
+    return bool(_PROTECT_ADDRESS)
+
+
 class RawTransport:
     """Synchronous SRTP protect + send on one bundled DTLS transport's nominated ICE pair.
 
@@ -187,7 +215,7 @@ class RawTransport:
     """
 
     __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_protect_parts", "_send", "_sock",
-                 "sent_packets")
+                 "sent_packets", "egress")
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
@@ -199,6 +227,9 @@ class RawTransport:
         self._send: Callable[[bytes], Any] | None = None
         self._sock: socket.socket | None = None
         self.sent_packets = 0
+        # The send side as the C fan-out loop sees it (sfu/_fanout.c): set while a connected
+        # socket and a directly callable SRTP session exist, cleared before either goes away.
+        self.egress: Any = Egress()
 
     @property
     def connected(self) -> bool:
@@ -228,7 +259,17 @@ class RawTransport:
                 self._sock, self._send = sock, sock.send
             except OSError:
                 log.debug("no connected socket for %s; using sendto", addr, exc_info=True)
+        if self._sock is not None and isinstance(self._protect, _Protect) and _PROTECT_ADDRESS:
+            self.egress.set(self._sock.fileno(), srtp_session_address(srtp), (srtp, self._sock))
         return True
+
+    def revalidate(self) -> None:
+        """Follow a change of nominated pair or SRTP session. ``send_rtp`` checks on every
+        call; the C fan-out loop does not, so the node calls this about once a second."""
+        if self._pair is not None and (
+            self._nominated.get(1) is not self._pair or self._dtls._tx_srtp is not self._srtp
+        ):
+            self._refresh()
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet; False if nothing was sent (not connected yet, or
@@ -262,6 +303,7 @@ class RawTransport:
 
     def close(self) -> None:
         """Release the duplicated socket (the ICE socket itself belongs to aioice)."""
+        self.egress.clear()  # first: the C loop must never send on a closed (reusable) fd
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -352,6 +352,7 @@ class SubscriberPeer:
     def send_reports(self, ntp: int, now_ms: int) -> None:
         if self.transport is None:
             return
+        self.transport.revalidate()  # once a second: the C fan-out loop does not look
         packet = b"".join(
             sr for sr in (s.down.sender_report(ntp, now_ms) for s in self.slots if s.down) if sr
         )

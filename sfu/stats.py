@@ -11,6 +11,8 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass, field, fields
 
+from sfu.lane import c_forwarded
+
 # bucket upper bounds, milliseconds
 FORWARD_LATENCY_BOUNDS_MS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100)
 KEYFRAME_WAIT_BOUNDS_MS: tuple[float, ...] = (50, 100, 250, 500, 1000, 2000, 5000, 10000)
@@ -83,6 +85,9 @@ class MediaStats:
     rtp_errors: int = 0
     dropped_congested: int = 0
     transcodes: int = 0
+    # of forwarded_packets, those the C fan-out loop sent itself (refreshed by counters())
+    forwarded_in_c: int = 0
+    _c_base: int = 0
     # ingress -> egress inside the SFU
     forward_latency: LatencyHistogram = field(
         default_factory=lambda: LatencyHistogram(FORWARD_LATENCY_BOUNDS_MS)
@@ -98,6 +103,7 @@ class MediaStats:
 
     def counters(self) -> dict[str, int]:
         """The plain int counters by name (a copy)."""
+        self.forwarded_in_c = c_forwarded() - self._c_base
         return {name: getattr(self, name) for name in MEDIA_COUNTERS}
 
     def histograms(self) -> dict[str, LatencyHistogram]:
@@ -112,12 +118,13 @@ class MediaStats:
         """For tests only."""
         for name in MEDIA_COUNTERS:
             setattr(self, name, 0)
+        self._c_base = c_forwarded()
         for h in self.histograms().values():
             h.reset()
 
 
 MEDIA_COUNTERS: tuple[str, ...] = tuple(
-    f.name for f in fields(MediaStats) if f.type in ("int", int)
+    f.name for f in fields(MediaStats) if f.type in ("int", int) and not f.name.startswith("_")
 )
 
 

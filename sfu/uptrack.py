@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sfu import rtcp
 from sfu.glue import Codec
+from sfu.lane import fanout
 from sfu.packet_cache import PacketCache
 from sfu.rtp import keyframe_detector
 from sfu.stats import STATS
@@ -57,7 +58,8 @@ class UpTrack:
         self._rtcp_ssrc = rtcp_ssrc
         self._audio_level_ext = audio_level_ext
         self.cache = PacketCache(cache_size) if self.is_video else None
-        self.down: tuple[DownTrack, ...] = ()
+        self._down: tuple[DownTrack, ...] = ()
+        self._lanes: tuple[object, ...] = ()  # _down[i].fwd, for the C fan-out loop
         self.closed = False
         # keyframe requests
         self._kf_interval = keyframe_interval_s
@@ -91,13 +93,24 @@ class UpTrack:
     # -- subscribers --------------------------------------------------------------------
 
     def add_down(self, down: DownTrack) -> None:
-        if down not in self.down:
-            self.down = (*self.down, down)  # a new snapshot: the hot loop never sees a mutation
+        if down not in self._down:
+            self.down = (*self._down, down)
         if self.is_video:
             self.request_keyframe()
 
     def remove_down(self, down: DownTrack) -> None:
-        self.down = tuple(d for d in self.down if d is not down)
+        self.down = tuple(d for d in self._down if d is not down)
+
+    @property
+    def down(self) -> tuple[DownTrack, ...]:
+        """The subscribers' DownTracks (an immutable snapshot)."""
+        return self._down
+
+    @down.setter
+    def down(self, down: tuple[DownTrack, ...]) -> None:
+        # new snapshots: the hot loop never sees a mutation
+        self._down = down
+        self._lanes = tuple(d.fwd for d in down)
 
     # -- hot path -------------------------------------------------------------------------
 
@@ -141,9 +154,16 @@ class UpTrack:
             assert self.cache is not None
             self.cache.put(seq, data)
         marker = b1 & 0x80
-        sent = 0
-        for down in self.down:
-            sent += down.forward(payload, marker, seq, ts, arrival_ms, keyframe)
+        if fanout is not None:
+            # One C call for everybody (sfu/_fanout.c): sent | dropped << 32.
+            result = fanout(self._down, self._lanes, payload, marker, seq, ts, arrival_ms, keyframe)
+            sent = result & 0xFFFFFFFF
+            if result > 0xFFFFFFFF:
+                STATS.dropped_congested += result >> 32
+        else:
+            sent = 0
+            for down in self.down:
+                sent += down.forward(payload, marker, seq, ts, arrival_ms, keyframe)
         if sent:
             STATS.forwarded_packets += sent
             STATS.packets_out += sent

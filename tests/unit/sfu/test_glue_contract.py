@@ -503,3 +503,14 @@ def test_fast_protect_uses_pylibsrtp_internals_correctly() -> None:
 
     with pytest.raises(ValueError):
         fast(bytes(20000))
+
+
+def test_srtp_protect_is_found_for_the_c_fanout_loop() -> None:
+    # sfu/_fanout.c calls pylibsrtp's own srtp_protect through this address: libsrtp 2's
+    # (srtp_t, void *, int *) signature, checked by type before it is handed over.
+    from pylibsrtp._binding import ffi, lib
+
+    assert ffi.getctype(ffi.typeof(ffi.addressof(lib, "srtp_protect"))) == glue.SRTP_PROTECT_CTYPE
+    assert glue.fast_fanout_ready()
+    tx, _ = srtp_pair()
+    assert glue.srtp_session_address(tx) == int(ffi.cast("uintptr_t", tx._srtp[0])) != 0

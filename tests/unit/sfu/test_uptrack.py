@@ -6,21 +6,35 @@ from __future__ import annotations
 import asyncio
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu import rtcp
+from sfu import rtcp, uptrack
 from sfu.downtrack import DownTrack
 from sfu.glue import Codec
 from sfu.stats import STATS
 from sfu.uptrack import UpTrack
+
+
+@pytest.fixture(autouse=True, params=["c-loop", "python-loop"])
+def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs through the C fan-out call (whose lanes here have no Egress, so it calls
+    DownTrack.forward) and through the pure-Python loop used when the extension is not built."""
+    if request.param == "python-loop":
+        monkeypatch.setattr(uptrack, "fanout", None)
+    return str(request.param)
+
 
 VP8 = Codec("video/vp8", 96, 90000)
 OPUS = Codec("audio/opus", 111, 48000, 2)
 
 
 class FakeTransport:
-    """Stands in for glue.RawTransport: keeps the plain packets instead of sending them."""
+    """Stands in for glue.RawTransport: keeps the plain packets instead of sending them. It has
+    no Egress, so the C fan-out loop hands every packet to DownTrack.forward."""
+
+    egress = None
 
     def __init__(self, congested: bool = False) -> None:
         self.rtp: list[bytes] = []

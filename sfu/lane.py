@@ -1,0 +1,109 @@
+"""Per-subscriber state shared by the Python forwarding code and the C fan-out loop.
+
+A :class:`Lane` is one DownTrack's state: the :class:`~sfu.forwarder.Forwarder`'s rewrite
+state (the Forwarder subclasses Lane and keeps all the logic) plus the subscriber's SSRC,
+payload type and counters, and the :class:`Egress` of its transport (a connected socket and
+an SRTP session, managed by :class:`sfu.glue.RawTransport`).
+
+:func:`fanout` sends one incoming packet to all DownTracks of an UpTrack in one C call
+(``sfu/_fanout.c``); lanes that are not in the steady state go through ``DownTrack.forward``.
+Without the compiled extension (no C compiler at install time) the same names are defined
+here in Python, ``fanout`` is None, and the UpTrack loops in Python: same behaviour, more µs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["FAST_PATH", "Egress", "Lane", "c_forwarded", "fanout", "set_protect"]
+
+
+class _PyEgress:
+    """Python stand-in: never ready, so every packet takes ``DownTrack.forward``."""
+
+    __slots__ = ("fd", "keep", "sent", "send_errors", "protect_errors")
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.keep: Any = None
+        self.sent = self.send_errors = self.protect_errors = 0
+
+    def set(self, fd: int, ctx: int, keep: Any) -> None:
+        pass  # nothing in Python reads it
+
+    def clear(self) -> None:
+        self.keep = None
+
+
+class _PyLane:
+    __slots__ = (
+        "egress",
+        "source",
+        "clock_rate",
+        "is_video",
+        "started",
+        "paused",
+        "seq_offset",
+        "ts_offset",
+        "first_in_seq",
+        "highest_in_seq",
+        "ext_first",
+        "ext_highest",
+        "last_out_seq",
+        "last_out_ts",
+        "last_out_ms",
+        "dropped_waiting",
+        "out_seq",
+        "out_ts",
+        "ssrc",
+        "payload_type",
+        "packets",
+        "octets",
+        "first_sent_at",
+    )
+
+    def __init__(self) -> None:
+        self.egress: Any = None
+        self.source: object = None
+        self.clock_rate = 0
+        self.is_video = self.started = self.paused = False
+        self.seq_offset = self.ts_offset = self.first_in_seq = self.highest_in_seq = 0
+        self.ext_first = self.ext_highest = self.last_out_seq = self.last_out_ts = 0
+        self.last_out_ms = -1
+        self.dropped_waiting = self.out_seq = self.out_ts = 0
+        self.ssrc = self.payload_type = self.packets = self.octets = 0
+        self.first_sent_at = 0.0
+
+
+FanoutFn = Callable[[tuple[Any, ...], tuple[Any, ...], bytes, int, int, int, int, bool], int]
+
+try:
+    from sfu import _fanout  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler
+    _fanout = None
+
+FAST_PATH = "c" if _fanout is not None else "python"
+
+if TYPE_CHECKING:  # both implementations have the same fields: type-check against Python's
+    Lane = _PyLane
+    Egress = _PyEgress
+    fanout: FanoutFn | None
+    set_protect: Callable[[int], None]
+    c_forwarded: Callable[[], int]
+elif _fanout is not None:
+    Lane = _fanout.Lane
+    Egress = _fanout.Egress
+    fanout = _fanout.fanout
+    set_protect = _fanout.set_protect
+    c_forwarded = _fanout.c_forwarded
+else:
+    Lane = _PyLane
+    Egress = _PyEgress
+    fanout = None
+
+    def set_protect(address: int) -> None:
+        pass
+
+    def c_forwarded() -> int:
+        return 0
