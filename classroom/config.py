@@ -39,6 +39,9 @@ class MediaConfig:
     keyframe_request_interval_s: float = 1.0
     # Bitrate we advertise upstream (REMB) to the publisher, bits/s.
     remb_bitrate: int = 2_500_000
+    # Forward with the compiled fan-out loop (sfu/_fanout.c) when it is built. False: the pure
+    # Python loop (about twice the CPU per packet), e.g. to rule the C loop out when debugging.
+    compiled_fanout: bool = True
 
 
 @dataclass

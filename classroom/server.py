@@ -82,6 +82,7 @@ def build_server(config: Config) -> Server:
     data_dir = config.data_path
     data_dir.mkdir(parents=True, exist_ok=True)
     glue.configure_ice(config.media.ice_addresses)
+    lane.use_compiled(config.media.compiled_fanout)
     signer = TokenSigner.from_data_dir(data_dir, os.environ.get("CLASSROOM_TOKEN_SECRET"))
     settings = PeerSettings(
         cache_size=config.media.packet_cache_size,
@@ -227,7 +228,9 @@ async def start_server(config: Config) -> Server:
 
 def _print_banner(server: Server) -> None:
     print(f"classroom: serving on {server.base_url}  (data: {server.config.data_path.resolve()})")
-    if lane.FAST_PATH != "c" or not glue.fast_fanout_ready():
+    if not server.config.media.compiled_fanout:
+        print("classroom: forwarding with the pure-Python loop (media.compiled_fanout is off)")
+    elif lane.fanout is None or not glue.fast_fanout_ready():
         print("classroom: the compiled fan-out loop (sfu/_fanout.c) is not available; forwarding in Python "
               "costs ~2x the CPU per packet. Install a C compiler and run `pip install -e .` again.")
     for line in server.extras.get("banner", []):

@@ -125,11 +125,13 @@ class ServerProcess:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_server(cpu: int | None) -> ServerProcess:
+def start_server(cpu: int | None, python_loop: bool = False) -> ServerProcess:
     port = free_port()
     secret = secrets.token_hex(32)
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-fanout-"))
     env = dict(os.environ, CLASSROOM_TOKEN_SECRET=secret)
+    if python_loop:
+        env["CLASSROOM_MEDIA_COMPILED_FANOUT"] = "false"
     cmd = [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--data-dir", str(data_dir), "--no-demo",
            "--log-level", "WARNING"]  # fmt: skip
@@ -238,7 +240,7 @@ async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[Subscrib
 
 
 async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
-    server = start_server(None if args.no_pin else args.sfu_cpu)
+    server = start_server(None if args.no_pin else args.sfu_cpu, args.python_loop)
     pub: PublisherBot | None = None
     subs: list[SubscriberBot] = []
     try:
@@ -363,6 +365,7 @@ def summarize(
         "sfu_runqueue_wait_fraction": round((b.sfu_wait - a.sfu_wait) / window, 3),
         "bot_runqueue_wait_fraction": round((b.bot_wait - a.bot_wait) / window, 3),
         "setup_seconds": round(setup_s, 1),
+        "compiled_fanout": not args.python_loop,
         "sfu_pinned_cpu": None if not server.pinned else args.sfu_cpu,
         "bots_pinned_cpu": None if args.no_pin else args.bot_cpu,
         "video_bitrate_mbps": round(stream.video_bitrate / 1e6, 3),
@@ -435,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sfu-cpu", type=int, default=0)
     parser.add_argument("--bot-cpu", type=int, default=1)
     parser.add_argument("--no-pin", action="store_true", help="do not pin the SFU or the bots")
+    parser.add_argument("--python-loop", action="store_true",
+                        help="run the server with media.compiled_fanout off (the pure-Python loop), to compare")
     parser.add_argument(
         "--nice", type=int, default=0, help="niceness for the bots and the server (e.g. -10 on a shared machine)"
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["FAST_PATH", "Egress", "Lane", "c_forwarded", "fanout", "set_protect"]
+__all__ = ["FAST_PATH", "Egress", "Lane", "c_forwarded", "fanout", "set_protect", "use_compiled"]
 
 
 class _PyEgress:
@@ -107,3 +107,10 @@ else:
 
     def c_forwarded() -> int:
         return 0
+
+
+def use_compiled(enabled: bool) -> None:
+    """Forward with the compiled loop (if built) or, with False, the pure-Python one. Read by
+    ``UpTrack.on_rtp`` at every packet, so it takes effect at once."""
+    global fanout
+    fanout = _fanout.fanout if enabled and _fanout is not None else None

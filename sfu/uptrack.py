@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sfu import rtcp
+from sfu import lane, rtcp
 from sfu.glue import Codec
-from sfu.lane import fanout
 from sfu.packet_cache import PacketCache
 from sfu.rtp import keyframe_detector
 from sfu.stats import STATS
@@ -154,6 +153,7 @@ class UpTrack:
             assert self.cache is not None
             self.cache.put(seq, data)
         marker = b1 & 0x80
+        fanout = lane.fanout
         if fanout is not None:
             # One C call for everybody (sfu/_fanout.c): sent | dropped << 32.
             result = fanout(self._down, self._lanes, payload, marker, seq, ts, arrival_ms, keyframe)

@@ -256,3 +256,14 @@ def test_forwarder_is_a_lane() -> None:
     assert f.last_out_ms == -1 and f.egress is None
     with pytest.raises(TypeError):
         f.started = 1  # type: ignore[assignment]  # bool members take bools only
+
+
+def test_use_compiled_switches_the_loop_at_once() -> None:
+    compiled = lane.fanout
+    try:
+        lane.use_compiled(False)
+        assert lane.fanout is None  # UpTrack.on_rtp reads it per packet: the Python loop
+        lane.use_compiled(True)
+        assert lane.fanout is compiled is not None
+    finally:
+        lane.use_compiled(True)

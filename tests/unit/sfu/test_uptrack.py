@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu import rtcp, uptrack
+from sfu import lane, rtcp
 from sfu.downtrack import DownTrack
 from sfu.glue import Codec
 from sfu.stats import STATS
@@ -22,7 +22,7 @@ def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     """Every test runs through the C fan-out call (whose lanes here have no Egress, so it calls
     DownTrack.forward) and through the pure-Python loop used when the extension is not built."""
     if request.param == "python-loop":
-        monkeypatch.setattr(uptrack, "fanout", None)
+        monkeypatch.setattr(lane, "fanout", None)
     return str(request.param)
 
 
