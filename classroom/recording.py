@@ -39,6 +39,8 @@ class RecordingCoordinator:
         self.recording: set[str] = set()
         self._ending: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # what analyses a finished recording (a separate process, never this event loop)
+        self.analyze_command = [sys.executable, "-m", "classroom.cli", "analyze"]
 
     def presence_changed(self, room: Room) -> None:
         lesson = room.lesson_id
@@ -79,11 +81,19 @@ class RecordingCoordinator:
     async def analyze(self, directory: Path) -> int:
         out = directory / "report"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "classroom.cli", "analyze", str(directory), "--out", str(out),
+            *self.analyze_command, str(directory), "--out", str(out),
             "--interval", str(self.analytics_interval_s),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await proc.communicate()
+        try:
+            _, err = await proc.communicate()
+        except asyncio.CancelledError:  # the server is stopping: no orphan, and say how to redo it
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            log.warning("analysis of %s interrupted by shutdown; run `classroom analyze %s --out %s`",
+                        directory, directory, out)
+            raise
         if proc.returncode:
             log.warning("analysis of %s failed: %s", directory, err.decode(errors="replace")[-500:])
         else:
@@ -95,5 +105,8 @@ class RecordingCoordinator:
             handle.cancel()
         self._ending.clear()
         await self.service.stop_all()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        # wait for them: an analysis subprocess is killed and reaped before the loop closes
+        await asyncio.gather(*tasks, return_exceptions=True)
