@@ -500,7 +500,7 @@ def tap_srtp_datagrams(pc: RTCPeerConnection, on_srtp: SrtpCallback) -> bool:
 
 def ice_socket_fds(pc: RTCPeerConnection) -> list[int]:
     """File descriptors of ``pc``'s bundled ICE sockets (after ``setLocalDescription``), e.g.
-    to read the kernel's arrival time of the last datagram (:func:`socket_arrival_time`)."""
+    to read the kernel's arrival time of the last datagram (``loadtest.bots.socket_arrival_time``)."""
     dtls = _bundle_dtls(pc)
     if dtls is None:
         return []
