@@ -18,8 +18,20 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: str = "./data"
-    # Public base URL printed for join links; empty: http://host:port
+    # The base URL classrooms open: printed demo links, demo-links.txt and the join links the API
+    # returns start with it (e.g. "https://classroom.county.edu.cn" behind a reverse proxy). Empty:
+    # derived from the bind address, the port and TLS (classroom/links.py); never 0.0.0.0.
     public_url: str = ""
+    # HTTPS (browsers allow camera and microphone only on a secure origin). tls_cert/tls_key: PEM
+    # files, e.g. from the bureau's CA. Without them, tls "auto" serves HTTPS with a certificate it
+    # generates in the data dir when bound to a non-loopback address and plain HTTP on loopback;
+    # "on" always serves HTTPS, "off" never (classroom/tls.py, docs/https.md).
+    tls: str = "auto"
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Behind a reverse proxy that terminates TLS (deploy/nginx/classroom.conf): plain HTTP,
+    # X-Forwarded-For/-Proto/-Host from the proxy are trusted, and public_url must be set.
+    behind_proxy: bool = False
     max_message_bytes: int = 64 * 1024
     demo_lesson: bool = True
     demo_remotes: int = 3
