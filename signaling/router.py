@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sfu.node import MediaNode
 from signaling.floor import FloorConfig
+from signaling.recorder_access import RecorderAccess
 from signaling.room import Room
 from signaling.tokens import TokenClaims
 
@@ -48,6 +49,8 @@ class LocalRouter:
         self.media = media
         self.floor_config = floor_config or FloorConfig()
         self.admission: Admission = admission or OpenAdmission()
+        # Recorder joins: only the launches the server made (signaling/recorder_access.py).
+        self.recorders = RecorderAccess()
         self.rooms: dict[str, Room] = {}
         self.on_room_closed: list[Callable[[Room], Any]] = []
         # Called after a classroom (lead/remote) joined or left: e.g. recording starts and ends.

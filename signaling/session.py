@@ -165,6 +165,10 @@ class Session:
             raise ProtocolError("already_joined", "this connection has already joined")
         claims = self.signer.verify(m.data.get("token"))
         self.router.admission.admit(claims)
+        if claims.role == "recorder":  # only the recorder process this server launched
+            self.router.recorders.admit(
+                claims, self.ws.get_extra_info("peername"), self.ws.get_extra_info("sockname")
+            )
         room = self.router.room(claims.lesson_id, claims.lesson_title)
         # A classroom that reconnects replaces its older session.
         old = room.by_classroom(claims.classroom_id)

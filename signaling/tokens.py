@@ -40,9 +40,14 @@ class TokenClaims:
     expires: float  # unix seconds
     # Optional: the display name of the lesson (so a page can show it before the API is asked).
     lesson_title: str = ""
+    # Recorder tokens only: the per-launch nonce the server remembers (signaling/recorder_access.py).
+    nonce: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.nonce:
+            del out["nonce"]
+        return out
 
 
 def _b64(data: bytes) -> str:
@@ -87,6 +92,7 @@ class TokenSigner:
         not_before: float | None = None,
         expires: float | None = None,
         lesson_title: str = "",
+        nonce: str = "",
     ) -> str:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
@@ -99,6 +105,7 @@ class TokenSigner:
             not_before=now - 60 if not_before is None else not_before,
             expires=now + 12 * 3600 if expires is None else expires,
             lesson_title=lesson_title,
+            nonce=nonce,
         )
         payload = _b64(json.dumps(claims.to_json(), separators=(",", ":")).encode("utf-8"))
         return payload + "." + self._sign(payload)
@@ -127,6 +134,7 @@ class TokenSigner:
                 not_before=float(raw["not_before"]),
                 expires=float(raw["expires"]),
                 lesson_title=str(raw.get("lesson_title", "")),
+                nonce=str(raw.get("nonce", "")),
             )
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise TokenError("token_malformed", "the join token's claims are malformed") from exc
