@@ -82,6 +82,7 @@ MEDIA_HELP: dict[str, str] = {
     "rtcp_errors": "RTCP packets that could not be parsed or sent",
     "rtp_errors": "RTP packets that could not be parsed, decrypted or sent",
     "dropped_congested": "packets dropped because a subscriber was congested",
+    "bad_datagrams": "datagrams at a media port dropped before aiortc saw them (empty, not STUN/DTLS/RTP, or not from the connected peer)",
     "forwarded_in_c": "of the forwarded packets, those the compiled fan-out loop sent (the rest went through Python)",
     "transcodes": "times media was decoded or encoded (should stay 0: the SFU only forwards)",
 }

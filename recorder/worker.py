@@ -225,6 +225,7 @@ class LiveRecorder:
         glue.receive_raw(pc, self._on_stream, self._on_rtp, self._on_rtcp)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        glue.guard_datagrams(pc)  # a stray datagram at the recorder's port must not end its receive loop
         glue.receive_raw(pc, self._on_stream, self._on_rtp, self._on_rtcp)
         await self._send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
         self._on_tracks(msg.get("tracks") or [])

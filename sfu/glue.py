@@ -46,6 +46,7 @@ RtpCallback = Callable[[bytes, int], None]  # (decrypted RTP, arrival time in ms
 RtcpCallback = Callable[[bytes], None]  # decrypted (compound) RTCP
 
 _ADOPTED = "_classroom_adopted"
+_GUARDED = "_classroom_guarded"
 
 
 # --- process-wide settings ------------------------------------------------------------
@@ -334,6 +335,65 @@ def raw_transport(pc: RTCPeerConnection) -> RawTransport | None:
     for t in pc.getTransceivers():
         return RawTransport(t.receiver.transport)
     return None
+
+
+# --- datagram guard ---------------------------------------------------------------------
+
+# RFC 7983 demultiplexing by the first byte: 0..3 STUN, 20..63 DTLS, 128..191 RTP/RTCP. Anything
+# else has no business on a media port. No DTLS record (13-byte header) and no SRTP/SRTCP packet
+# (12-byte header + auth tag) is shorter than this.
+MIN_MEDIA_DATAGRAM = 12
+
+
+def _plausible_media(data: bytes) -> bool:
+    if len(data) < MIN_MEDIA_DATAGRAM:
+        return False
+    first = data[0]
+    return 19 < first < 64 or 127 < first < 192
+
+
+def guard_datagrams(pc: RTCPeerConnection) -> int:
+    """Validate every datagram that reaches ``pc``'s ICE sockets before aioice/aiortc see it.
+
+    aioice hands every datagram that is not STUN to aiortc's DTLS transport, from any address;
+    aiortc reads ``data[0]`` unguarded, so one empty datagram raised ``IndexError`` and ended that
+    transport's receive loop (the publisher's media stopped for good). Here, per socket:
+
+    * STUN (first byte 0..3) passes untouched: aioice checks it (integrity, ufrag) itself;
+    * anything else must look like DTLS or RTP/RTCP and be at least 12 bytes long;
+    * once a pair is nominated, DTLS/SRTP is accepted only from that pair's remote address
+      (a stranger's datagram cannot reach the DTLS state machine or cost an SRTP unprotect).
+
+    Dropped datagrams are counted in ``STATS.bad_datagrams``. Call after ``setLocalDescription``
+    (the sockets exist once candidates are gathered) and again after later negotiations;
+    idempotent per socket. Returns the number of sockets newly guarded."""
+    dtls = _bundle_dtls(pc)
+    if dtls is None:
+        return 0
+    connection = dtls.transport._connection
+    nominated: dict[int, Any] = connection._nominated
+    guarded = 0
+    for proto in list(connection._protocols):
+        if getattr(proto, _GUARDED, False):
+            continue
+        setattr(proto, _GUARDED, True)
+        guarded += 1
+
+        def datagram_received(data: Any, addr: Any, _original: Any = proto.datagram_received) -> None:
+            if isinstance(data, bytes) and data and data[0] < 4 and len(data) >= 20:
+                _original(data, addr)  # STUN
+                return
+            if not isinstance(data, bytes) or not _plausible_media(data):
+                STATS.bad_datagrams += 1
+                return
+            pair = nominated.get(1)
+            if pair is not None and (addr[0], addr[1]) != tuple(pair.remote_addr[:2]):
+                STATS.bad_datagrams += 1
+                return
+            _original(data, addr)
+
+        proto.datagram_received = datagram_received
+    return guarded
 
 
 # --- receive without decoding -----------------------------------------------------------

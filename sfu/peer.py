@@ -96,6 +96,7 @@ class PublisherPeer:
         glue.receive_raw(self.pc, self._on_stream, self._on_rtp, self._on_rtcp)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        glue.guard_datagrams(self.pc)
         if self.transport is None:
             self.transport = glue.raw_transport(self.pc)
         return str(self.pc.localDescription.sdp)
@@ -287,6 +288,7 @@ class SubscriberPeer:
         if need_offer and self.pc is not None:
             offer = await self.pc.createOffer()
             await self.pc.setLocalDescription(offer)
+            glue.guard_datagrams(self.pc)
             glue.send_raw(self.pc, self._on_stream, self._on_rtcp)
             if self.transport is None:
                 self.transport = glue.raw_transport(self.pc)

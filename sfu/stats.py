@@ -84,6 +84,8 @@ class MediaStats:
     rtcp_errors: int = 0
     rtp_errors: int = 0
     dropped_congested: int = 0
+    # datagrams at a media port that were neither STUN nor plausible DTLS/SRTP from the peer
+    bad_datagrams: int = 0
     transcodes: int = 0
     # of forwarded_packets, those the C fan-out loop sent itself (refreshed by counters())
     forwarded_in_c: int = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import struct
 
 import pylibsrtp
@@ -68,3 +69,52 @@ async def test_malformed_rtp_and_rtcp_are_counted_and_dropped(server: Server) ->
     finally:
         for p in (good_lead, good_remote, bad_lead, bad_remote):
             await p.close()
+
+
+def _candidate_ports(sdp: str) -> set[int]:
+    ports = set()
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            parts = line.split()
+            if parts[2].lower() == "udp":
+                ports.add(int(parts[5]))
+    return ports
+
+
+async def test_stray_datagrams_at_a_media_port_hurt_nobody(server: Server) -> None:
+    """Issue #14, item 1: an empty UDP datagram (from any address) at a publisher's ICE port used
+    to end aiortc's DTLS receive loop (IndexError) and that publisher's media for good."""
+    lead = ClassroomPeer(server.base_url, tok(server, "stray", "lead", "lead"))
+    remote = ClassroomPeer(server.base_url, tok(server, "stray", "r1", "remote"))
+    try:
+        await lead.connect()
+        await remote.connect()
+        answer = await lead.publish([(PatternTrack(), "teacher")])
+        ports = _candidate_ports(answer["sdp"])
+        assert ports
+        await remote.wait_frames("video", 5)
+        assert remote.sub is not None and remote.sub.remoteDescription is not None
+        # the subscriber side too (its socket is connect()-ed to the peer, so the kernel already
+        # drops a stranger's datagrams there; only the publisher's port counts them)
+        publisher_ports = len(ports)
+        ports |= _candidate_ports(remote.sub.remoteDescription.sdp)
+        before = STATS.bad_datagrams
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            junk = [b"", b"\x00", b"\x16", b"\x80", b"\x80\xc8", b"\xff" * 100, os.urandom(200),
+                    b"\x16\xfe\xfd" + os.urandom(60), b"\x80\x60" + os.urandom(100)]
+            for port in ports:
+                for data in junk:
+                    sock.sendto(data, ("127.0.0.1", port))
+        finally:
+            sock.close()
+        await asyncio.sleep(0.5)
+        # The publisher's media still reaches the remote classroom...
+        mid = remote.mids("video")[0]
+        n = remote.frames[mid]
+        await remote.wait_frames("video", n + 15, timeout=5)
+        # ...because the junk never reached aiortc (counted instead).
+        assert STATS.bad_datagrams >= before + 6 * publisher_ports
+    finally:
+        await lead.close()
+        await remote.close()

@@ -514,3 +514,47 @@ def test_srtp_protect_is_found_for_the_c_fanout_loop() -> None:
     assert glue.fast_fanout_ready()
     tx, _ = srtp_pair()
     assert glue.srtp_session_address(tx) == int(ffi.cast("uintptr_t", tx._srtp[0])) != 0
+
+
+# --- datagram guard -----------------------------------------------------------------------
+
+
+def test_stun_protocol_hands_non_stun_datagrams_to_the_connection() -> None:
+    # guard_datagrams relies on this: every datagram enters through datagram_received, and what
+    # is not STUN goes to Connection.data_received (and from there, unguarded, to aiortc's DTLS).
+    src = source(aioice.ice.StunProtocol.datagram_received)
+    assert "stun.parse_message(data)" in src
+    assert "self.receiver.data_received(data" in src
+    assert "first_byte = data[0]" in source(aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next)
+
+
+async def test_guard_drops_bad_datagrams_before_aioice() -> None:
+    glue.configure_ice(["127.0.0.1"])
+    pc = PC()
+    try:
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert glue.guard_datagrams(pc) >= 1
+        assert glue.guard_datagrams(pc) == 0  # idempotent
+        dtls = pc.getTransceivers()[0].sender.transport
+        connection = dtls.transport._connection
+        proto = connection._protocols[0]
+        queued: list[bytes] = []
+        connection.data_received = lambda data, component: queued.append(data)
+        before = STATS.bad_datagrams
+        peer = ("127.0.0.1", 40000)
+        for bad in (b"", b"\x00", b"\x17", b"\x80" * 11, b"\xff" * 40, b"\x05" * 30, "text"):
+            proto.datagram_received(bad, peer)
+        assert queued == [] and STATS.bad_datagrams == before + 7
+        dtls_record = b"\x16\xfe\xfd" + b"\x00" * 20
+        srtp = b"\x80\x60" + b"\x00" * 30
+        proto.datagram_received(dtls_record, peer)
+        proto.datagram_received(srtp, peer)
+        assert queued == [dtls_record, srtp]  # before nomination: from anyone (ICE checks run)
+        connection._nominated[1] = SimpleNamespace(remote_addr=peer, protocol=proto)
+        proto.datagram_received(srtp, ("127.0.0.1", 40001))  # not the connected peer
+        proto.datagram_received(srtp, peer)
+        assert queued == [dtls_record, srtp, srtp] and STATS.bad_datagrams == before + 8
+        connection._nominated.clear()
+    finally:
+        await pc.close()
