@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from signaling.limits import Limits
+
 
 @dataclass
 class ServerConfig:
@@ -82,6 +84,9 @@ class Config:
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
+    # What unauthenticated peers may cost: timeouts, connection caps, API-key attempt limits
+    # (signaling/limits.py, docs/security.md).
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def data_path(self) -> Path:

@@ -1,0 +1,44 @@
+"""Limits on what an unauthenticated peer may cost the server (docs/security.md).
+
+One dataclass, the ``limits`` section of the config (``classroom/config.py``): every field can be
+set in the YAML file or as ``CLASSROOM_LIMITS_<FIELD>`` (e.g. ``CLASSROOM_LIMITS_JOIN_TIMEOUT_S=5``).
+A value of 0 turns a cap off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Limits:
+    # A classroom WebSocket must send a valid ``join`` within this many seconds of connecting;
+    # otherwise it gets ``error join_timeout`` and is closed (code 1008).
+    join_timeout_s: float = 10.0
+    # Connections not yet authenticated: TCP connections that have not sent a complete request
+    # head, plus classroom WebSockets that have not joined. Over the cap a new one is refused
+    # (HTTP 503 / 429 with Retry-After and a JSON error).
+    max_unauthenticated: int = 1024
+    max_unauthenticated_per_address: int = 64
+    # A connection must send a complete request head within this many seconds of connecting (or
+    # of its previous response); it is the idle keep-alive timeout too.
+    http_header_timeout_s: float = 15.0
+    # A JSON request body must arrive within this many seconds.
+    http_body_timeout_s: float = 30.0
+    # The WebSocket transport's frame limit. Messages above ``server.max_message_bytes`` (the
+    # protocol's limit) and up to this size get ``error message_too_large`` and the connection
+    # stays; above it the server sends that error, then closes with 1009.
+    max_frame_bytes: int = 1024 * 1024
+    # API keys: the password hash (scrypt) runs on this many worker threads, never on the event
+    # loop; at most ``key_hash_queue`` hashes wait, further ones are answered 429 at once.
+    key_hash_workers: int = 2
+    key_hash_queue: int = 16
+    # Hashes in progress at once for one administrator id / one client address.
+    key_pending_per_id: int = 2
+    key_pending_per_address: int = 4
+    # Failed key checks allowed per administrator id / per client address within the window;
+    # beyond, 429 ``rate_limited`` with Retry-After until the oldest failure leaves the window.
+    # A key already verified (cached) is never limited.
+    key_failures_per_id: int = 10
+    key_failures_per_address: int = 30
+    key_failure_window_s: float = 300.0
