@@ -17,6 +17,13 @@ def _serve(argv: Sequence[str]) -> int:
     parser.add_argument("--data-dir", help="where the database, secrets and recordings live")
     parser.add_argument("--config", help="YAML config file")
     parser.add_argument("--no-demo", action="store_true", help="do not create the demo lesson")
+    parser.add_argument("--tls-cert", metavar="FILE", help="HTTPS certificate (PEM, may hold the chain)")
+    parser.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM, unencrypted)")
+    parser.add_argument("--tls", choices=("auto", "on", "off"),
+                        help="auto (default): HTTPS with a generated certificate when bound to a non-loopback "
+                             "address, plain HTTP on loopback; on: always HTTPS; off: never")
+    parser.add_argument("--public-url", metavar="URL",
+                        help="base URL of the links classrooms open (default: derived from host, port and TLS)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
 
@@ -36,6 +43,14 @@ def _serve(argv: Sequence[str]) -> int:
         config.server.data_dir = args.data_dir
     if args.no_demo:
         config.server.demo_lesson = False
+    if args.tls_cert:
+        config.server.tls_cert = args.tls_cert
+    if args.tls_key:
+        config.server.tls_key = args.tls_key
+    if args.tls:
+        config.server.tls = args.tls
+    if args.public_url:
+        config.server.public_url = args.public_url
     return run_server(config, log_level=args.log_level)
 
 

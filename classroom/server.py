@@ -16,7 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from classroom.config import Config
+from classroom.config import Config, ConfigError
+from classroom.links import derive_base_url, detected_addresses, is_loopback, is_wildcard
+from classroom.tls import CA_ROUTE, TlsSetup, resolve_tls
 from sfu import glue, lane
 from sfu.node import MediaNode
 from sfu.peer import PeerSettings
@@ -40,12 +42,24 @@ class Server:
     port: int = 0
     demo_links: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    tls: TlsSetup | None = None
+    detected: list[str] = field(default_factory=list)  # this machine's LAN addresses (classroom/links.py)
+    internal_port: int = 0  # plain-HTTP listener on 127.0.0.1 for the recorder when the main one is not
 
     @property
     def base_url(self) -> str:
-        if self.config.server.public_url:
-            return self.config.server.public_url.rstrip("/")
-        return f"http://{self.config.server.host}:{self.port}"
+        """What every link starts with: ``public_url``, else derived (classroom/links.py)."""
+        cfg = self.config.server
+        return derive_base_url(cfg.public_url, cfg.host, self.port, self.tls is not None,
+                               self.config.media.ice_addresses, self.detected)
+
+    @property
+    def local_ws_url(self) -> str:
+        """The signaling WebSocket for workers on this machine (the recorder): plain ws on loopback."""
+        if self.internal_port:
+            return f"ws://127.0.0.1:{self.internal_port}/ws"
+        host = self.config.server.host
+        return f"ws://{'127.0.0.1' if is_wildcard(host) else host}:{self.port}/ws"
 
     async def stop(self) -> None:
         recording = self.extras.get("recording")
@@ -99,9 +113,38 @@ def build_server(config: Config) -> Server:
     )
     server = Server(config=config, app=app, router=router, media=media, signer=signer,
                     port=config.server.port)
+    _wire_https(server)
     _wire_optional(server)
     add_static_pages(app)
     return server
+
+
+def _wire_https(server: Server) -> None:
+    """TLS (classroom/tls.py), forwarded headers behind a proxy, the loopback listener for workers."""
+    cfg = server.config.server
+    if is_wildcard(cfg.host) or not is_loopback(cfg.host):
+        server.detected = detected_addresses()
+    server.tls = resolve_tls(cfg, server.config.data_path, server.config.media.ice_addresses, server.detected)
+    if server.tls is not None or not (is_wildcard(cfg.host) or is_loopback(cfg.host)):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            server.internal_port = probe.getsockname()[1]
+    if cfg.behind_proxy:
+        from classroom.proxy import forwarded_headers
+
+        server.app.middlewares.append(forwarded_headers)
+    generated = server.tls.generated if server.tls is not None else None
+    if generated is not None:
+        ca_pem = generated.ca_path.read_bytes()
+
+        async def ca_certificate(request: web.Request) -> web.Response:
+            """This server's own CA certificate (public), for a classroom PC to trust."""
+            return web.Response(body=ca_pem, content_type="application/x-x509-ca-cert",
+                                headers={"Content-Disposition": 'attachment; filename="classroom-ca.crt"'})
+
+        server.app.router.add_get(CA_ROUTE, ca_certificate)
 
 
 def _wire_optional(server: Server) -> None:
@@ -133,7 +176,7 @@ def _wire_recording(server: Server, store: Any) -> None:
 
     config = server.config
     service = setup_recording(
-        server.app, config.data_path, ws_url=f"ws://127.0.0.1:{server.port}/ws",
+        server.app, config.data_path, ws_url=server.local_ws_url,
         segment_seconds=config.recording.segment_seconds,
     )
     coordinator = RecordingCoordinator(
@@ -216,8 +259,11 @@ async def start_server(config: Config) -> Server:
     server.port = config.server.port
     server.runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=5.0)
     await server.runner.setup()
-    site = web.TCPSite(server.runner, config.server.host, config.server.port)
+    ssl_context = server.tls.context if server.tls is not None else None
+    site = web.TCPSite(server.runner, config.server.host, config.server.port, ssl_context=ssl_context)
     await site.start()
+    if server.internal_port:
+        await web.TCPSite(server.runner, "127.0.0.1", server.internal_port).start()
     server.media.start()
     for hook in server.extras.get("on_start", []):
         await hook(server)
@@ -233,6 +279,9 @@ def _print_banner(server: Server) -> None:
     elif lane.fanout is None or not glue.fast_fanout_ready():
         print("classroom: the compiled fan-out loop (sfu/_fanout.c) is not available; forwarding in Python "
               "costs ~2x the CPU per packet. Install a C compiler and run `pip install -e .` again.")
+    if server.tls is not None:
+        for line in server.tls.banner(server.base_url):
+            print(line)
     for line in server.extras.get("banner", []):
         print(line)
     if server.demo_links:
@@ -277,6 +326,9 @@ def run_server(config: Config, log_level: str = "INFO") -> int:
         pass
     try:
         runner(_serve_forever(config))
+    except ConfigError as exc:
+        print(f"classroom serve: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"classroom serve: cannot listen on {config.server.host}:{config.server.port}: {exc}",
               file=sys.stderr)
