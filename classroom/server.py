@@ -184,8 +184,11 @@ def _wire_recording(server: Server, store: Any) -> None:
         wanted=lambda lesson: config.recording.enabled or store.recording_enabled(lesson),
         grace_s=config.recording.end_grace_s,
         analytics_interval_s=config.analytics.interval_s,
+        access=server.router.recorders,
     )
     server.router.on_presence.append(coordinator.presence_changed)
+    server.router.on_room_closed.append(coordinator.room_closed)
+    coordinator.register_metrics(server.app)
     server.extras["recording"] = coordinator
 
     def recordings_of(lesson_id: str) -> list[dict[str, Any]]:

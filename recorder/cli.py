@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +26,21 @@ def _record_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--url", help="signaling WebSocket, e.g. ws://127.0.0.1:8080/ws")
-    parser.add_argument("--token", help="join token with role 'recorder'")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the join token (role 'recorder') from this file; it must not be readable by group or others",
+    )
+    parser.add_argument(
+        "--token-fd",
+        type=int,
+        metavar="N",
+        help="read the join token from inherited file descriptor N (a pipe), as `classroom serve` does",
+    )
+    parser.add_argument(
+        "--token",
+        help="join token on the command line (visible to every local user in ps: prefer --token-file)",
+    )
     parser.add_argument(
         "--udp-track",
         action="append",
@@ -89,15 +106,20 @@ def record_main(argv: Sequence[str]) -> int:
         lesson_id = args.lesson_id or Path(args.out).name
         out = Path(args.out) if args.out else data_dir / "recordings" / lesson_id
         return asyncio.run(_record_udp(out, lesson_id, args.title, tracks, args.host, segment_seconds, args.duration))
-    if not args.url or not args.token:
-        print("classroom record: give --url and --token (or --udp-track)", file=sys.stderr)
+    try:
+        token = read_token(args.token, args.token_file, args.token_fd)
+    except TokenSourceError as exc:
+        print(f"classroom record: {exc}", file=sys.stderr)
+        return 2
+    if not args.url or not token:
+        print("classroom record: give --url and --token-file/--token-fd (or --udp-track)", file=sys.stderr)
         return 2
     from recorder.worker import run_worker
 
     return asyncio.run(
         run_worker(
             url=args.url,
-            token=args.token,
+            token=token,
             data_dir=data_dir,
             out=Path(args.out) if args.out else None,
             segment_seconds=segment_seconds,
@@ -105,6 +127,48 @@ def record_main(argv: Sequence[str]) -> int:
             ice_addresses=config.media.ice_addresses,
         )
     )
+
+
+class TokenSourceError(ValueError):
+    pass
+
+
+def read_token(inline: str | None, path: str | None, fd: int | None) -> str | None:
+    """The join token from exactly one of: an inherited pipe, a private file, the command line."""
+    given = [x for x in (inline, path, fd) if x is not None]
+    if len(given) > 1:
+        raise TokenSourceError("give only one of --token, --token-file, --token-fd")
+    if fd is not None:
+        chunks: list[bytes] = []
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if sum(map(len, chunks)) > 65536:
+                    raise TokenSourceError(f"--token-fd {fd}: more than 64 KiB")
+        except OSError as exc:
+            raise TokenSourceError(f"--token-fd {fd}: {exc.strerror}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return b"".join(chunks).decode("utf-8", errors="replace").strip()
+    if path is not None:
+        try:
+            fd_file = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise TokenSourceError(f"--token-file {path}: {exc.strerror}") from exc
+        with os.fdopen(fd_file, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if mode & 0o077:
+                raise TokenSourceError(
+                    f"--token-file {path}: readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it"
+                )
+            return handle.read(65536).decode("utf-8", errors="replace").strip()
+    if inline is not None:
+        log.warning("the join token is on the command line, visible in the process table: use --token-file")
+    return inline
 
 
 def install_stop_handlers(stop: asyncio.Event) -> None:

@@ -278,6 +278,8 @@ def safe_name(text: str) -> str:
     return name[:80] or "track"
 
 
+# Event written when a recording is resumed in its directory (docs/recording-format.md).
+GAP_EVENT = "recorder_gap"
 DEFAULT_CLOCK_RATES = {"opus": 48000, "vp8": 90000, "h264": 90000}
 
 
@@ -339,7 +341,15 @@ class RecordingSession:
         for classroom in previous.classrooms:
             self.classrooms[classroom.id] = classroom
         self.events = list(previous.events)
-        log.info("resuming the recording in %s (%d earlier tracks)", self.directory, len(previous.tracks))
+        # The time between what the earlier run left and now was not recorded: say so.
+        resumed_ms = max(0, round((self.clock() - self.start_unix) * 1000))
+        gap_from = min(max([previous.duration_ms] + [t.end_ms for t in previous.tracks]), resumed_ms)
+        self.event(
+            GAP_EVENT, None, t_ms=gap_from, end_ms=resumed_ms,
+            cause="recorder_restarted" if previous.complete else "recorder_died",
+        )  # fmt: skip
+        log.info("resuming the recording in %s (%d earlier tracks; gap %.1f s)", self.directory,
+                 len(previous.tracks), (resumed_ms - gap_from) / 1000)
 
     # ------------------------------------------------------------------------- structure
     def add_classroom(self, classroom_id: str, role: str, name: str = "") -> None:

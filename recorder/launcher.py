@@ -1,14 +1,26 @@
-"""Start and stop recorder worker processes from the server (``classroom serve``).
+"""Start, supervise and stop recorder worker processes from the server (``classroom serve``).
 
-Each recorded lesson gets its own ``classroom record --url .. --token ..`` process, so a crash
-or a slow disk never touches the SFU, and the SFU's CPU is not the recorder's. The server issues
-a token with role ``recorder`` for the lesson and calls :meth:`RecorderLauncher.start`.
+Each recorded lesson gets its own ``classroom record --url .. --token-fd N --out DIR`` process,
+so a crash or a slow disk never touches the SFU, and the SFU's CPU is not the recorder's.
 
-Wiring (for ``classroom/server.py``)::
+Credentials: the join token never appears on the child's command line or in its environment.
+Before every launch the launcher asks its credential source for a fresh token (a per-launch
+nonce the server remembers, see ``signaling/recorder_access.py``), writes it into a pipe and
+lets the child inherit only the pipe's read end (``--token-fd``). The child's environment is
+the server's minus every variable that looks like a secret.
 
-    launcher = RecorderLauncher(ws_url=f"ws://{host}:{port}/ws", data_dir=config.data_path,
-                                segment_seconds=config.recording.segment_seconds)
-    launcher.start(lesson_id, signer.issue(lesson_id, "recorder", "recorder", "录制"))
+Supervision: one asyncio task per lesson waits for its child (so it is reaped: no zombie).
+When the child ends without being asked to, the death is logged and counted, the documented
+repair (``classroom record --repair DIR``, its own process) runs on what the dead worker left,
+and after a backoff (``backoff_s`` doubling up to ``backoff_max_s``) a new recorder is started
+in the same recording directory; it resumes the recording and writes a ``recorder_gap`` event
+(docs/recording-format.md). After ``max_restarts`` deaths in a row (a run that lasted
+``stable_s`` resets the count) it gives up, logs an error and counts it.
+
+Wiring (``classroom/recording.py`` does this for the server)::
+
+    launcher = RecorderLauncher(ws_url=f"ws://{host}:{port}/ws", data_dir=config.data_path)
+    launcher.start(lesson_id, credentials)   # credentials() -> RecorderCredentials
     ...
     await launcher.stop_all()   # on shutdown: SIGTERM, the recorders finalize their files
 """
@@ -16,15 +28,75 @@ Wiring (for ``classroom/server.py``)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recorder.core import safe_name
+
 log = logging.getLogger(__name__)
+
+SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+
+
+@dataclass(frozen=True)
+class RecorderCredentials:
+    """What one launch needs: its token, and a hook told the child's pid once it runs."""
+
+    token: str
+    bind: Callable[[int], None] = field(default=lambda pid: None)
+
+
+CredentialSource = Callable[[], RecorderCredentials]
+
+
+@dataclass
+class RecorderStats:
+    """Plain counters (exported as ``classroom_recorder_*`` by classroom/recording.py)."""
+
+    started: int = 0
+    failures: int = 0  # recorder processes that ended without being asked to
+    restarts: int = 0
+    repairs: int = 0
+    repair_failures: int = 0
+    gave_up: int = 0  # lessons whose recorder stayed dead after max_restarts
+    running: int = 0
+
+
+@dataclass
+class _Supervised:
+    lesson_id: str
+    directory: Path
+    credentials: CredentialSource
+    process: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pids: list[int] = field(default_factory=list)
+    exit_codes: list[int] = field(default_factory=list)
+
+
+def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment without anything that looks like a secret."""
+    source = dict(os.environ if environ is None else environ)
+    env = {k: v for k, v in source.items() if not any(word in k.upper() for word in SECRET_WORDS)}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 @dataclass
@@ -33,58 +105,190 @@ class RecorderLauncher:
     data_dir: Path
     segment_seconds: float = 2.0
     log_level: str = "WARNING"
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    max_restarts: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    stable_s: float = 60.0
+    repair_timeout_s: float = 600.0
+    stats: RecorderStats = field(default_factory=RecorderStats)
+    supervised: dict[str, _Supervised] = field(default_factory=dict)
 
-    def command(self, token: str) -> list[str]:
+    def directory(self, lesson_id: str) -> Path:
+        return self.data_dir / "recordings" / safe_name(lesson_id)
+
+    def command(self, token_fd: int, out: Path) -> list[str]:
         return [
-            sys.executable,
-            "-m",
-            "classroom.cli",
-            "record",
-            "--url",
-            self.ws_url,
-            "--token",
-            token,
-            "--data-dir",
-            str(self.data_dir),
-            "--segment-seconds",
-            str(self.segment_seconds),
-            "--log-level",
-            self.log_level,
-        ]
+            sys.executable, "-m", "classroom.cli", "record",
+            "--url", self.ws_url,
+            "--token-fd", str(token_fd),
+            "--out", str(out),
+            "--data-dir", str(self.data_dir),
+            "--segment-seconds", str(self.segment_seconds),
+            "--log-level", self.log_level,
+        ]  # fmt: skip
 
-    def start(self, lesson_id: str, token: str) -> subprocess.Popen[bytes]:
-        """Start recording ``lesson_id`` (no-op if its recorder is already running)."""
-        current = self.processes.get(lesson_id)
-        if current is not None and current.poll() is None:
-            return current
-        process = subprocess.Popen(
-            self.command(token),
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.processes[lesson_id] = process
-        log.info("recorder for lesson %s started (pid %d)", lesson_id, process.pid)
-        return process
+    # ------------------------------------------------------------------------------ control
+    def start(self, lesson_id: str, credentials: CredentialSource | str) -> None:
+        """Start and supervise ``lesson_id``'s recorder (no-op while it is supervised already)."""
+        current = self.supervised.get(lesson_id)
+        if current is not None and current.task is not None and not current.task.done():
+            return
+        source: CredentialSource
+        if isinstance(credentials, str):
+            fixed = credentials
+
+            def source() -> RecorderCredentials:
+                return RecorderCredentials(fixed)
+        else:
+            source = credentials
+        entry = _Supervised(lesson_id, self.directory(lesson_id), source)
+        self.supervised[lesson_id] = entry
+        entry.task = asyncio.get_running_loop().create_task(self._supervise(entry))
 
     def running(self, lesson_id: str) -> bool:
-        process = self.processes.get(lesson_id)
-        return process is not None and process.poll() is None
+        entry = self.supervised.get(lesson_id)
+        return entry is not None and entry.process is not None and entry.process.returncode is None
+
+    def pid(self, lesson_id: str) -> int | None:
+        entry = self.supervised.get(lesson_id)
+        if entry is None or entry.process is None or entry.process.returncode is not None:
+            return None
+        return entry.process.pid
+
+    @property
+    def processes(self) -> dict[str, asyncio.subprocess.Process]:
+        """The running recorder processes by lesson."""
+        return {
+            lesson: entry.process
+            for lesson, entry in self.supervised.items()
+            if entry.process is not None and entry.process.returncode is None
+        }
 
     async def stop(self, lesson_id: str, timeout: float = 15.0) -> int | None:
-        """SIGTERM (clean stop: trailers, final manifest), SIGKILL after ``timeout``."""
-        process = self.processes.pop(lesson_id, None)
-        if process is None:
+        """SIGTERM (clean stop: trailers, final manifest), SIGKILL after ``timeout``; returns the
+        exit code of the recorder that was running (None if none was)."""
+        entry = self.supervised.pop(lesson_id, None)
+        if entry is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(loop.run_in_executor(None, process.wait), timeout)
-        except TimeoutError:
-            log.warning("recorder for lesson %s did not stop; killing it", lesson_id)
-            process.kill()
-            return await loop.run_in_executor(None, process.wait)
+        entry.stopping = True
+        entry.wake.set()
+        code: int | None = None
+        process = entry.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                code = await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                log.warning("recorder for lesson %s did not stop; killing it", lesson_id)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                code = await process.wait()
+        if entry.task is not None:
+            try:  # a repair under way finishes: it is what makes the files whole
+                await asyncio.wait_for(asyncio.shield(entry.task), self.repair_timeout_s)
+            except TimeoutError:
+                entry.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await entry.task
+        return code
 
     async def stop_all(self) -> None:
-        await asyncio.gather(*(self.stop(lesson) for lesson in list(self.processes)))
+        await asyncio.gather(*(self.stop(lesson) for lesson in list(self.supervised)))
+
+    # --------------------------------------------------------------------------- supervision
+    async def _spawn(self, entry: _Supervised) -> asyncio.subprocess.Process:
+        credentials = entry.credentials()
+        read_fd, write_fd = os.pipe()
+        try:
+            data = credentials.token.encode("utf-8") + b"\n"
+            while data:  # a token is far below the pipe's buffer: this never blocks
+                data = data[os.write(write_fd, data):]
+        finally:
+            os.close(write_fd)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.command(read_fd, entry.directory),
+                stdin=asyncio.subprocess.DEVNULL,
+                env=child_environment(),
+                pass_fds=(read_fd,),
+            )
+        finally:
+            os.close(read_fd)
+        credentials.bind(process.pid)
+        entry.pids.append(process.pid)
+        return process
+
+    async def _supervise(self, entry: _Supervised) -> None:
+        lesson = entry.lesson_id
+        failures_in_a_row = 0
+        while not entry.stopping:
+            try:
+                process = await self._spawn(entry)
+            except (OSError, ValueError) as exc:
+                log.error("recorder for lesson %s cannot start: %s", lesson, exc)
+                code, started = 127, time.monotonic()
+            else:
+                entry.process = process
+                self.stats.started += 1
+                self.stats.running += 1
+                log.info("recorder for lesson %s started (pid %d)", lesson, process.pid)
+                started = time.monotonic()
+                try:
+                    code = await process.wait()  # reaps the child
+                finally:
+                    self.stats.running -= 1
+                entry.exit_codes.append(code)
+            if entry.stopping:
+                return
+            self.stats.failures += 1
+            pid = entry.pids[-1] if entry.pids else 0
+            log.warning("recorder for lesson %s (pid %d) died after %.0f s: %s",
+                        lesson, pid, time.monotonic() - started, describe_exit(code))
+            await self._repair(entry)
+            if time.monotonic() - started >= self.stable_s:
+                failures_in_a_row = 0
+            failures_in_a_row += 1
+            if failures_in_a_row > self.max_restarts:
+                self.stats.gave_up += 1
+                log.error("recorder for lesson %s died %d times in a row; not restarting it "
+                          "(the lesson goes on unrecorded)", lesson, failures_in_a_row)
+                return
+            delay = min(self.backoff_max_s, self.backoff_s * 2 ** (failures_in_a_row - 1))
+            log.warning("restarting the recorder for lesson %s in %.1f s (restart %d of at most %d in a row)",
+                        lesson, delay, failures_in_a_row, self.max_restarts)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.wake.wait(), delay)
+            if entry.stopping:
+                return
+            self.stats.restarts += 1
+
+    async def _repair(self, entry: _Supervised) -> None:
+        """``classroom record --repair DIR`` in its own process (never on the SFU's loop)."""
+        if not (entry.directory / "manifest.json").exists():
+            return
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "classroom.cli", "record", "--repair", str(entry.directory),
+            "--log-level", "WARNING",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=child_environment(),
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.repair_timeout_s)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            self.stats.repair_failures += 1
+            log.error("repair of %s did not finish; run `classroom record --repair %s`",
+                      entry.directory, entry.directory)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        if proc.returncode:
+            self.stats.repair_failures += 1
+            log.error("repair of %s failed: %s", entry.directory, err.decode(errors="replace")[-500:])
+        else:
+            self.stats.repairs += 1
+            log.info("repaired %s after the recorder's death: %s", entry.directory,
+                     out.decode(errors="replace").strip())

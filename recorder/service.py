@@ -3,7 +3,7 @@
 from recorder.service import setup_recording
 recording = setup_recording(app, config.data_path, ws_url=f"ws://127.0.0.1:{port}/ws",
                             segment_seconds=config.recording.segment_seconds)
-recording.lesson_started(lesson_id, signer.issue(lesson_id, "recorder", "recorder", "录制"))
+recording.lesson_started(lesson_id, credentials)  # () -> RecorderCredentials, one per launch
 url = recording.playback_url(lesson_id)   # only after checking who asks (see docs/recording.md)
 await recording.stop_all()                # on shutdown
 """
@@ -19,7 +19,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from recorder.catalogue import RecordingSummary, UrlSigner, list_recordings, setup_recording_routes, signed_manifest_url
-from recorder.launcher import RecorderLauncher
+from recorder.launcher import CredentialSource, RecorderLauncher
 
 SECRET_FILE = "recording_secret"
 
@@ -45,9 +45,10 @@ class RecordingService:
     signer: UrlSigner
     launcher: RecorderLauncher
 
-    def lesson_started(self, lesson_id: str, recorder_token: str) -> None:
-        """Start the lesson's recorder process (no-op when it runs already)."""
-        self.launcher.start(lesson_id, recorder_token)
+    def lesson_started(self, lesson_id: str, credentials: CredentialSource | str) -> None:
+        """Start and supervise the lesson's recorder process (no-op when it runs already);
+        ``credentials()`` gives a fresh token for each launch (restarts included)."""
+        self.launcher.start(lesson_id, credentials)
 
     async def lesson_ended(self, lesson_id: str) -> None:
         await self.launcher.stop(lesson_id)

@@ -21,6 +21,14 @@ def token(server: Server, classroom: str, role: str, name: str = "") -> str:
     return server.signer.issue("rec-lesson", classroom, role, name or classroom, lesson_title="录制测试")
 
 
+def recorder_token(server: Server, pid: int | None = None) -> str:
+    """A recorder token the server admits: a launch it granted, bound to the joining process
+    (here the test process itself, which runs the LiveRecorder)."""
+    nonce = server.router.recorders.grant("rec-lesson")
+    server.router.recorders.bind(nonce, os.getpid() if pid is None else pid)
+    return server.signer.issue("rec-lesson", "recorder", "recorder", "recorder", nonce=nonce)
+
+
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -41,7 +49,7 @@ async def test_live_recorder_records_a_lesson(server: Server, tmp_path: Path) ->
     out = tmp_path / "rec"
     recorder = LiveRecorder(
         server.base_url.replace("http", "ws", 1) + "/ws",
-        token(server, "recorder", "recorder"),
+        recorder_token(server),
         tmp_path,
         out=out,
     )
@@ -102,7 +110,7 @@ async def test_live_recorder_records_a_lesson(server: Server, tmp_path: Path) ->
 
 
 async def test_launcher_runs_classroom_record_as_its_own_process(server: Server, tmp_path: Path) -> None:
-    from recorder.launcher import RecorderLauncher
+    from recorder.launcher import RecorderCredentials, RecorderLauncher
 
     data_dir = tmp_path / "data"
     launcher = RecorderLauncher(server.base_url.replace("http", "ws", 1) + "/ws", data_dir)
@@ -110,8 +118,13 @@ async def test_launcher_runs_classroom_record_as_its_own_process(server: Server,
     try:
         assert (await lead.connect())["type"] == "joined"
         await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
-        launcher.start("rec-lesson", token(server, "recorder", "recorder"))
-        assert launcher.running("rec-lesson")
+        def credentials() -> RecorderCredentials:
+            nonce = server.router.recorders.grant("rec-lesson")
+            token = server.signer.issue("rec-lesson", "recorder", "recorder", "recorder", nonce=nonce)
+            return RecorderCredentials(token, bind=lambda pid: server.router.recorders.bind(nonce, pid))
+
+        launcher.start("rec-lesson", credentials)
+        await wait_until(lambda: launcher.running("rec-lesson"), 10, "the recorder process runs")
         manifest_path = data_dir / "recordings" / "rec-lesson" / "manifest.json"
 
         def two_tracks() -> bool:
@@ -143,7 +156,7 @@ async def test_live_recorder_repairs_loss_with_nack(server: Server, tmp_path: Pa
     lead = ClassroomPeer(server.base_url, token(server, "lead", "lead", "主讲课堂"))
     out = tmp_path / "rec"
     recorder = LiveRecorder(
-        server.base_url.replace("http", "ws", 1) + "/ws", token(server, "recorder", "recorder"), tmp_path, out=out
+        server.base_url.replace("http", "ws", 1) + "/ws", recorder_token(server), tmp_path, out=out
     )
     stop = asyncio.Event()
     task = asyncio.create_task(recorder.run(stop))
