@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from datetime import date, datetime, timedelta
@@ -11,9 +12,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from signaling.limits import Limits
 from signaling.tokens import TokenSigner
 
 from .errors import ApiError, Handler, api_error_middleware, bad_request, not_found
+from .keygate import KeyGate, unauthorized
 from .models import (
     CLASSROOM_KINDS,
     Admin,
@@ -66,27 +69,36 @@ class LiveStatus(Protocol):
 
 
 STORE_KEY = web.AppKey("schedule_store", ScheduleStore)
+KEYGATE_KEY = web.AppKey("schedule_keygate", KeyGate)
 
 
 # ------------------------------------------------------------------ request helpers
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, refusing bodies over 1 MiB with 413."""
+async def read_json(request: web.Request, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The request body as a JSON object: the one reader of every JSON body. Bodies over 1 MiB
+    answer 413, bodies that do not arrive within ``timeout_s`` 408, anything but a JSON object
+    (also nesting too deep for the parser) 400."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "body_too_large", "request body too large (limit 1 MiB)")
     data = bytearray()
-    while True:
-        chunk = await request.content.read(64 * 1024)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_BODY_BYTES:
-            raise ApiError(413, "body_too_large", "request body too large (limit 1 MiB)")
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                chunk = await request.content.read(64 * 1024)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > MAX_BODY_BYTES:
+                    raise ApiError(413, "body_too_large", "request body too large (limit 1 MiB)")
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", f"the request body did not arrive within {timeout_s:g} s") from None
     if not data.strip():
         raise bad_request("bad_json", "a JSON object body is required")
     try:
         value = json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad_request("bad_json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise bad_request("bad_json", "the body is nested too deeply") from None
     if not isinstance(value, dict):
         raise bad_request("bad_json", "the body must be a JSON object")
     return value
@@ -256,14 +268,23 @@ def occurrence_json(v: OccurrenceView, tz: TzInfo) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ the API
 class ScheduleApi:
-    def __init__(self, store: ScheduleStore, signer: TokenSigner, live: LiveStatus, public_url: str) -> None:
+    def __init__(
+        self,
+        store: ScheduleStore,
+        signer: TokenSigner,
+        live: LiveStatus,
+        public_url: str,
+        gate: KeyGate | None = None,
+    ) -> None:
         self.store = store
         self.signer = signer
         self.live = live
         self.public_url = public_url.rstrip("/")
+        self.gate = gate or KeyGate(store)
+        self.body_timeout_s = self.gate.limits.http_body_timeout_s
 
     # -- auth
-    def admin(self, request: web.Request) -> Admin:
+    async def admin(self, request: web.Request) -> Admin:
         header = request.headers.get("Authorization", "")
         key = ""
         if header.lower().startswith("bearer "):
@@ -271,11 +292,11 @@ class ScheduleApi:
         elif request.headers.get("X-API-Key"):
             key = request.headers["X-API-Key"].strip()
         if not key:
-            raise ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer <key>)")
-        admin = self.store.authenticate(key)
-        if admin is None:
-            raise ApiError(401, "unauthorized", "the API key is not valid")
-        return admin
+            raise unauthorized("an API key is required (Authorization: Bearer <key>)")
+        return await self.gate.authenticate(key, request.remote or "")
+
+    async def body(self, request: web.Request) -> dict[str, Any]:
+        return await read_json(request, self.body_timeout_s)
 
     def tz(self, admin: Admin) -> TzInfo:
         return self.store.tz(admin.bureau_id)
@@ -319,7 +340,7 @@ class ScheduleApi:
         return web.json_response(openapi_document())
 
     async def me(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         bureau = self.store.get_bureau(admin.bureau_id)
         assert bureau is not None
         return web.json_response(
@@ -331,19 +352,19 @@ class ScheduleApi:
         )
 
     async def list_schools(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         schools = self.store.list_schools(admin.bureau_id)
         return web.json_response({"schools": [school_json(s) for s in schools]})
 
     async def create_school(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
-        body = await read_json(request)
+        admin = await self.admin(request)
+        body = await self.body(request)
         _unknown_fields(body, {"name"})
         school = self.store.create_school(admin.bureau_id, _text(body, "name", 200))
         return web.json_response(school_json(school), status=201)
 
     async def get_school(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         school = self.store.get_school(admin.bureau_id, request.match_info["school_id"])
         if school is None:
             raise not_found("school")
@@ -358,14 +379,14 @@ class ScheduleApi:
         )
 
     async def list_classrooms(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         school_id, _ = self._filters(admin, request)
         rooms = self.store.list_classrooms(admin.bureau_id, school_id)
         return web.json_response({"classrooms": [classroom_json(c) for c in rooms]})
 
     async def create_classroom(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
-        body = await read_json(request)
+        admin = await self.admin(request)
+        body = await self.body(request)
         _unknown_fields(body, {"school_id", "name", "kind"})
         kind = body.get("kind", "browser")
         if kind not in CLASSROOM_KINDS:
@@ -377,21 +398,21 @@ class ScheduleApi:
         return web.json_response(classroom_json(room), status=201)
 
     async def get_classroom(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         room = self.store.get_classroom(admin.bureau_id, request.match_info["classroom_id"])
         if room is None:
             raise not_found("classroom")
         return web.json_response(classroom_json(room))
 
     async def list_teachers(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         school_id, _ = self._filters(admin, request)
         teachers = self.store.list_teachers(admin.bureau_id, school_id)
         return web.json_response({"teachers": [teacher_json(t) for t in teachers]})
 
     async def create_teacher(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
-        body = await read_json(request)
+        admin = await self.admin(request)
+        body = await self.body(request)
         _unknown_fields(body, {"school_id", "name"})
         school_id = _id(body.get("school_id"), "school_id")
         if self.store.get_school(admin.bureau_id, school_id) is None:
@@ -400,27 +421,27 @@ class ScheduleApi:
         return web.json_response(teacher_json(teacher), status=201)
 
     async def list_lessons(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         lessons = self.store.list_lessons(admin.bureau_id)
         return web.json_response({"lessons": [lesson_json(lesson, tz) for lesson in lessons]})
 
     async def create_lesson(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
-        spec = parse_lesson(await read_json(request), tz)
+        spec = parse_lesson(await self.body(request), tz)
         lesson = self.store.create_lesson(admin.bureau_id, spec)
         return web.json_response(lesson_json(lesson, tz), status=201)
 
     async def get_lesson(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         return web.json_response(lesson_json(self._lesson(admin, request), self.tz(admin)))
 
     async def replace_lesson(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         lesson = self._lesson(admin, request)
-        body = await read_json(request)
+        body = await self.body(request)
         if request.method == "PATCH":
             _unknown_fields(body, LESSON_FIELDS)
             body = {**lesson_input(lesson, tz), **body}
@@ -429,11 +450,11 @@ class ScheduleApi:
         return web.json_response(lesson_json(updated, tz))
 
     async def cancel_lesson(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         lesson = self._lesson(admin, request)
         day: date | None = None
         if request.can_read_body:
-            body = await read_json(request)
+            body = await self.body(request)
             _unknown_fields(body, {"date"})
             if body.get("date") is not None:
                 try:
@@ -463,14 +484,14 @@ class ScheduleApi:
         return self.store.view(lesson, pick)
 
     async def lesson_occurrences(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         lesson = self._lesson(admin, request)
         views = [self.store.view(lesson, o) for o in self.store.occurrences(lesson)]
         return web.json_response({"occurrences": [occurrence_json(v, tz) for v in self._with_live(views)]})
 
     async def live_status(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         view = self._with_live([self._occurrence(admin, request)])[0]
         history = self.store.history(view.occurrence.occurrence_id)
@@ -490,7 +511,7 @@ class ScheduleApi:
         )
 
     async def join_links(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         view = self._occurrence(admin, request)
         lesson, occ = view.lesson, view.occurrence
@@ -535,7 +556,7 @@ class ScheduleApi:
         )
 
     async def today(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         school_id, classroom_id = self._filters(admin, request)
         day = self._date_query(request, admin)
@@ -549,7 +570,7 @@ class ScheduleApi:
         )
 
     async def week(self, request: web.Request) -> web.Response:
-        admin = self.admin(request)
+        admin = await self.admin(request)
         tz = self.tz(admin)
         school_id, classroom_id = self._filters(admin, request)
         monday, start, end = week_bounds(self._date_query(request, admin), tz)
@@ -569,10 +590,18 @@ def setup_schedule(
     signer: TokenSigner,
     live: LiveStatus,
     public_url: str,
+    limits: Limits | None = None,
 ) -> None:
     """Add the schedule API (everything under ``/api/``) to ``app``; nothing else."""
-    api = ScheduleApi(store, signer, live, public_url)
+    gate = KeyGate(store, limits)
+    api = ScheduleApi(store, signer, live, public_url, gate)
     app[STORE_KEY] = store
+    app[KEYGATE_KEY] = gate
+
+    async def close_gate(app: web.Application) -> None:
+        gate.close()
+
+    app.on_cleanup.append(close_gate)
     app.middlewares.append(api_error_middleware)
 
     def add(method: str, path: str, handler: Handler, query: tuple[str, ...] = ()) -> None:
@@ -628,10 +657,10 @@ def setup_recordings_api(
     """``GET /api/lessons/{lesson_id}/recordings``: the lesson's recordings (every week of a
     weekly lesson) with signed, expiring playback and report links, for the administrators of
     the lesson's bureau only."""
-    api = ScheduleApi(store, signer, live, "")
+    api = ScheduleApi(store, signer, live, "", app.get(KEYGATE_KEY))
 
     async def recordings(request: web.Request) -> web.Response:
-        admin = api.admin(request)
+        admin = await api.admin(request)
         lesson_id = request.match_info["lesson_id"]
         if store.get_lesson(admin.bureau_id, lesson_id) is None:
             raise not_found(f"lesson {lesson_id}")

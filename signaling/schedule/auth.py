@@ -2,16 +2,21 @@
 
 A key reads ``cka_<admin id>.<secret>``; only a salted scrypt hash of it is stored. Verified
 keys are remembered in memory (by their SHA-256) so that a page polling every few seconds does
-not pay for scrypt on each request; revoking a key clears that memory.
+not pay for scrypt on each request; every use of a remembered key still asks the database whether
+it was revoked (by this process or by ``classroom admin revoke-admin`` in another).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 KEY_PREFIX = "cka_"
+# cka_<admin id>.<secret>: printable ASCII only (a header with other bytes is refused before
+# any lookup or hash).
+_KEY_RE = re.compile(r"cka_([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,128})")
 _SCRYPT_N = 2**14
 _SCRYPT_R = 8
 _SCRYPT_P = 1
@@ -25,11 +30,14 @@ def make_key(admin_id: str) -> str:
     return f"{KEY_PREFIX}{admin_id}.{secrets.token_urlsafe(32)}"
 
 
+def well_formed(key: str) -> bool:
+    return _KEY_RE.fullmatch(key) is not None
+
+
 def admin_id_of(key: str) -> str | None:
-    if not key.startswith(KEY_PREFIX) or key.count(".") != 1 or len(key) > 200:
-        return None
-    admin_id = key[len(KEY_PREFIX) :].split(".", 1)[0]
-    return admin_id or None
+    """The administrator id a key names (its visible prefix), or ``None`` if it is not a key."""
+    match = _KEY_RE.fullmatch(key)
+    return match.group(1) if match else None
 
 
 def hash_key(key: str, salt: bytes | None = None) -> tuple[bytes, bytes]:

@@ -53,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for bureau in store.list_bureaus():
                 print(f"{bureau.id}\t{bureau.name}\t{bureau.timezone}")
         elif args.command == "revoke-admin":
-            store.revoke_admin(args.admin_id)
+            if not store.revoke_admin(args.admin_id):
+                print(f"no active administrator {args.admin_id!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.admin_id}: its key is refused from now on, also by a running server")
     finally:
         store.close()
     return 0

@@ -22,11 +22,14 @@ API_PREFIX = "/api/"
 class ApiError(Exception):
     """A refusal with an HTTP status, a stable machine code and a human message."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
     def to_json(self) -> dict[str, Any]:
@@ -48,7 +51,25 @@ def error_response(err: ApiError) -> web.Response:
         status=err.status,
         text=json.dumps(err.to_json()),
         content_type="application/json",
+        headers=err.headers,
     )
+
+
+# Headers that carry credentials: printable ASCII or refused (401), before any handler runs.
+CREDENTIAL_HEADERS = ("Authorization", "X-API-Key")
+
+
+def _printable_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def check_credential_headers(request: web.Request) -> None:
+    """Refuse credentials that are not printable ASCII (aiohttp hands non-UTF-8 header bytes
+    over as lone surrogates, which no key can contain)."""
+    for name in CREDENTIAL_HEADERS:
+        for value in request.headers.getall(name, []):
+            if not _printable_ascii(value):
+                raise ApiError(401, "unauthorized", f"the {name} header must be printable ASCII")
 
 
 _HTTP_CODES = {
@@ -57,8 +78,10 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,6 +93,7 @@ async def api_error_middleware(request: web.Request, handler: Handler) -> web.St
     if not request.path.startswith(API_PREFIX):
         return await handler(request)
     try:
+        check_credential_headers(request)
         return await handler(request)
     except ApiError as err:
         return error_response(err)

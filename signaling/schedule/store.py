@@ -9,6 +9,7 @@ inside it, so a refused request leaves nothing half-written.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -144,6 +145,19 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _private_db_files(path: Path) -> None:
+    """The database holds the administrators' key hashes and the whole schedule: create it
+    0600 before SQLite opens it (its ``-wal`` and ``-shm`` files take the database file's mode)
+    and take group/other access away from an existing one."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.chmod(f"{path}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
@@ -168,6 +182,7 @@ class ScheduleStore:
         if path.is_dir():
             path = path / DB_FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private_db_files(path)
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -268,30 +283,61 @@ class ScheduleStore:
             )
         return admin, key
 
-    def revoke_admin(self, admin_id: str) -> None:
+    def revoke_admin(self, admin_id: str) -> bool:
+        """Disable an administrator's key; ``False`` when there is no such (unrevoked) admin.
+        A running server sees it on the key's next use: :meth:`cached_admin` asks the database
+        every time, so a revoke by another process (``classroom admin revoke-admin``) counts."""
         with self._tx() as db:
-            db.execute("UPDATE admins SET revoked_at = ? WHERE id = ?", (self.clock(), admin_id))
+            changed = db.execute(
+                "UPDATE admins SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (self.clock(), admin_id)
+            ).rowcount
         self._key_cache.clear()
+        return bool(changed)
 
-    def authenticate(self, key: str) -> Admin | None:
-        """The administrator an API key belongs to, or ``None``."""
+    def _active(self, admin_id: str) -> bool:
+        return bool(self._q("SELECT 1 FROM admins WHERE id = ? AND revoked_at IS NULL", (admin_id,)))
+
+    def cached_admin(self, key: str) -> Admin | None:
+        """The administrator of a key verified before and not revoked since (no hashing)."""
         ck = auth.cache_key(key)
         cached = self._key_cache.get(ck)
+        if cached is None:
+            return None
+        if not self._active(cached.id):
+            self._key_cache.pop(ck, None)
+            return None
+        return cached
+
+    def key_record(self, admin_id: str) -> tuple[Admin, bytes, bytes] | None:
+        """An active administrator with its key's salt and hash (for :func:`auth.check_key`)."""
+        rows = self._q("SELECT * FROM admins WHERE id = ? AND revoked_at IS NULL", (admin_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        admin = Admin(row["id"], row["bureau_id"], row["name"], row["created_at"])
+        return admin, bytes(row["key_salt"]), bytes(row["key_hash"])
+
+    def remember_key(self, key: str, admin: Admin) -> None:
+        if len(self._key_cache) > 1000:
+            self._key_cache.clear()
+        self._key_cache[auth.cache_key(key)] = admin
+
+    def authenticate(self, key: str) -> Admin | None:
+        """The administrator an API key belongs to, or ``None``. Synchronous: it may hash on
+        the calling thread (the API uses :class:`signaling.schedule.keygate.KeyGate`)."""
+        cached = self.cached_admin(key) if auth.well_formed(key) else None
         if cached is not None:
             return cached
         admin_id = auth.admin_id_of(key)
         if admin_id is None:
             return None
-        rows = self._q("SELECT * FROM admins WHERE id = ? AND revoked_at IS NULL", (admin_id,))
-        if not rows:
+        record = self.key_record(admin_id)
+        if record is None:
             return None
-        row = rows[0]
-        if not auth.check_key(key, bytes(row["key_salt"]), bytes(row["key_hash"])):
+        admin, salt, digest = record
+        if not auth.check_key(key, salt, digest):
             return None
-        admin = Admin(row["id"], row["bureau_id"], row["name"], row["created_at"])
-        if len(self._key_cache) > 1000:
-            self._key_cache.clear()
-        self._key_cache[ck] = admin
+        self.remember_key(key, admin)
         return admin
 
     def ensure_bootstrap_admin(self) -> str | None:

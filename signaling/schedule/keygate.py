@@ -1,0 +1,105 @@
+"""API-key checks for the schedule API without stalling the event loop.
+
+The password hash (scrypt, ~50 ms of CPU) runs on a small thread pool (``hashlib.scrypt``
+releases the GIL), never on the event loop. In front of it: a key already verified is served
+from the store's cache (and its revocation state is read from the database every time); a
+malformed key or an unknown/revoked administrator id costs no hash; per-id and per-address
+attempt limits and a bounded queue answer ``429 rate_limited`` with ``Retry-After`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from signaling.limits import Limits
+
+from . import auth
+from .attempts import AttemptLimiter, Refusal
+from .errors import ApiError
+from .models import Admin
+from .store import ScheduleStore
+
+log = logging.getLogger(__name__)
+
+
+def _limited(refusal: Refusal) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        refusal.message,
+        headers={"Retry-After": str(refusal.retry_after_s)},
+        retry_after=refusal.retry_after_s,
+    )
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+class KeyGate:
+    def __init__(self, store: ScheduleStore, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        lim = self.limits
+        self.limiter = AttemptLimiter(
+            lim.key_failures_per_id,
+            lim.key_failures_per_address,
+            lim.key_failure_window_s,
+            lim.key_pending_per_id,
+            lim.key_pending_per_address,
+        )
+        self._pool: ThreadPoolExecutor | None = None
+        self.in_flight = 0  # hashes queued or running
+        self.hashes = 0
+        self.failures = 0
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(self.limits.key_hash_workers, 1), thread_name_prefix="key-hash")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def authenticate(self, key: str, address: str) -> Admin:
+        """The administrator of ``key`` or an :class:`ApiError` (401, or 429 with Retry-After)."""
+        admin_id = auth.admin_id_of(key)
+        if admin_id is None:
+            raise unauthorized("the API key is not valid (expected cka_<admin id>.<secret>)")
+        cached = self.store.cached_admin(key)
+        if cached is not None:
+            return cached
+        refusal = self.limiter.check(admin_id, address)
+        if refusal is not None:
+            log.info("API key check refused: %s", refusal.message)
+            raise _limited(refusal)
+        record = self.store.key_record(admin_id)
+        if record is None:
+            self.failures += 1
+            self.limiter.failed(address)
+            raise unauthorized("the API key is not valid")
+        capacity = max(self.limits.key_hash_workers, 1) + max(self.limits.key_hash_queue, 0)
+        if self.in_flight >= capacity:
+            self.limiter.refused += 1
+            raise _limited(Refusal("too many API key checks in progress; retry in 1 s", 1))
+        admin, salt, digest = record
+        self.limiter.begin(admin_id, address)
+        self.in_flight += 1
+        ok = False
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(self.pool, auth.check_key, key, salt, digest)
+        finally:
+            self.in_flight -= 1
+            self.hashes += 1
+            self.limiter.end(admin_id, address, ok)
+        if not ok:
+            self.failures += 1
+            raise unauthorized("the API key is not valid")
+        self.store.remember_key(key, admin)
+        return admin
