@@ -1,0 +1,98 @@
+"""What one subscriber connection can take, from the feedback its receiver sends us.
+
+Two signals, the way a send-side controller combines them (after GCC's split into a delay-based
+and a loss-based part, RFC 8888 style feedback aside):
+
+* **REMB** — Chrome's receive-side, delay-based estimate. It is bounded by about 1.5 × what the
+  receiver gets, so a REMB well above what we send says "no congestion", not "this much
+  capacity"; a *falling* REMB below what we send says the queue is growing: we follow it down at
+  once. (Right after we raise what we send, REMB lags below it while it climbs: that is not
+  congestion, hence "falling".)
+* **loss** from receiver reports — above ``loss_high`` the estimate shrinks by half the loss
+  fraction; below ``loss_low`` it grows by ``growth`` per second (loss-based probing). Between
+  the two it holds.
+
+RTT comes from the receiver reports' LSR/DLSR against our sender reports; the retransmission
+budget uses it to skip packets that can no longer arrive in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EstimatorConfig:
+    initial_bps: float = 1_500_000.0
+    min_bps: float = 80_000.0
+    max_bps: float = 20_000_000.0
+    loss_low: float = 0.02  # below this, grow
+    loss_high: float = 0.10  # above this, shrink
+    growth: float = 1.15  # per second while no congestion is seen
+    remb_ttl_s: float = 3.0  # a REMB older than this is forgotten
+    remb_congested: float = 1.05  # REMB < this × sent rate: the receiver sees the queue grow
+    decrease_interval_s: float = 0.3  # at most one loss-based decrease per interval
+
+
+class LinkEstimator:
+    def __init__(self, config: EstimatorConfig | None = None) -> None:
+        self.config = c = config or EstimatorConfig()
+        self._loss_bps = c.initial_bps
+        self.remb_bps = 0.0
+        self._remb_at = -1e9
+        self.loss = 0.0  # last reported fraction lost, 0..1
+        self.rtt_ms = 0.0
+        self._last_growth = -1.0
+        self._last_decrease = -1e9
+        self.congested_at = -1e9  # the last time any signal said "too much"
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def on_remb(self, bps: float, sent_bps: float, now: float) -> None:
+        """A REMB from the receiver; ``sent_bps`` is what we sent it over the last second."""
+        c = self.config
+        previous = self.remb_bps if self.remb_fresh(now) else 0.0
+        self.remb_bps = max(0.0, float(bps))
+        self._remb_at = now
+        falling = previous > 0 and self.remb_bps < 0.97 * previous
+        if falling and sent_bps > 0 and self.remb_bps < c.remb_congested * sent_bps:
+            # delay-based overuse: back to what the receiver says it gets through
+            self._loss_bps = max(c.min_bps, min(self._loss_bps, self.remb_bps))
+            self.congested_at = now
+
+    def on_loss(self, fraction: float, now: float) -> None:
+        """A receiver report's fraction lost (0..1) over its interval."""
+        c = self.config
+        fraction = min(1.0, max(0.0, fraction))
+        self.loss = fraction
+        if fraction > c.loss_high:
+            if now - self._last_decrease >= c.decrease_interval_s:
+                self._loss_bps = max(c.min_bps, self._loss_bps * (1.0 - 0.5 * fraction))
+                self._last_decrease = now
+            self.congested_at = now
+
+    def on_rtt(self, rtt_ms: float) -> None:
+        if 0 <= rtt_ms < 10_000:
+            self.rtt_ms = rtt_ms if self.rtt_ms == 0 else 0.8 * self.rtt_ms + 0.2 * rtt_ms
+
+    def tick(self, now: float) -> None:
+        """Grow while nothing says "too much" (call a few times a second)."""
+        c = self.config
+        if self._last_growth < 0:
+            self._last_growth = now
+            return
+        dt = now - self._last_growth
+        self._last_growth = now
+        if dt <= 0:
+            return
+        if self.loss < c.loss_low and now - self.congested_at > 1.0:
+            self._loss_bps = min(c.max_bps, self._loss_bps * c.growth**dt)
+
+    # -- result ---------------------------------------------------------------------------
+
+    def estimate(self, now: float) -> float:
+        """Bits per second this connection can take now."""
+        return self._loss_bps
+
+    def remb_fresh(self, now: float) -> bool:
+        return now - self._remb_at <= self.config.remb_ttl_s

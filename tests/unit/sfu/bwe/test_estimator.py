@@ -1,0 +1,64 @@
+"""The estimator on synthetic feedback streams with a fake clock."""
+
+from __future__ import annotations
+
+from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
+
+
+def run(est: LinkEstimator, seconds: float, now: float, loss: float = 0.0, step: float = 0.2) -> float:
+    t = now
+    while t < now + seconds:
+        est.on_loss(loss, t)
+        est.tick(t)
+        t += step
+    return t
+
+
+def test_grows_without_loss_up_to_the_maximum() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=500_000, max_bps=3_000_000))
+    t = run(est, 5.0, 0.0)
+    assert 500_000 * 1.15**4 < est.estimate(t) < 500_000 * 1.15**5.5
+    t = run(est, 60.0, t)
+    assert est.estimate(t) == 3_000_000
+
+
+def test_heavy_loss_shrinks_and_moderate_loss_holds() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=2_000_000))
+    est.on_loss(0.30, 1.0)
+    assert est.estimate(1.0) == 2_000_000 * 0.85
+    est.on_loss(0.30, 1.1)  # within the decrease interval: once
+    assert est.estimate(1.1) == 2_000_000 * 0.85
+    before = est.estimate(1.1)
+    t = run(est, 5.0, 2.0, loss=0.05)  # between low and high: hold
+    assert est.estimate(t) == before
+
+
+def test_a_falling_remb_below_the_sent_rate_is_followed_at_once() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=3_000_000))
+    est.on_remb(2_800_000, sent_bps=2_000_000, now=0.0)  # above what we send: no congestion
+    assert est.estimate(0.0) == 3_000_000
+    est.on_remb(1_200_000, sent_bps=2_000_000, now=0.5)  # falling, below what we send
+    assert est.estimate(0.5) == 1_200_000
+    # no growth within a second of congestion
+    est.tick(0.6)
+    est.tick(1.2)
+    assert est.estimate(1.2) == 1_200_000
+
+
+def test_a_lagging_but_rising_remb_after_an_upgrade_is_not_congestion() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=3_000_000))
+    est.on_remb(700_000, sent_bps=500_000, now=0.0)
+    est.on_remb(800_000, sent_bps=2_000_000, now=1.0)  # we just moved up; REMB climbs
+    assert est.estimate(1.0) == 3_000_000
+
+
+def test_stale_remb_is_forgotten_and_rtt_is_smoothed() -> None:
+    est = LinkEstimator()
+    est.on_remb(1_000_000, 500_000, 0.0)
+    assert est.remb_fresh(2.0) and not est.remb_fresh(10.0)
+    est.on_rtt(100)
+    est.on_rtt(200)
+    assert 100 < est.rtt_ms < 200
+    est.on_rtt(-5)
+    est.on_rtt(1e9)
+    assert 100 < est.rtt_ms < 200
