@@ -57,7 +57,9 @@ class _TrackState:
     blocked_until: float = -1e9
 
 
-def allocate(budget: float, tracks: list[TrackLayers], cost: dict[tuple[str, int], float] | None = None) -> dict[str, int]:
+def allocate(
+    budget: float, tracks: list[TrackLayers], cost: dict[tuple[str, int], float] | None = None
+) -> dict[str, int]:
     """Greedy allocation: audio first, then every video track's lowest layer in priority
     order, then upgrades in priority order. ``cost`` overrides a (track, layer)'s bitrate."""
 
