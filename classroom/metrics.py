@@ -60,7 +60,7 @@ KNOWN_ERROR_CODES: tuple[str, ...] = (
     "bad_json", "message_too_large", "binary_not_supported", "bad_version", "unknown_type",
     "bad_field", "not_joined", "already_joined", "token_missing", "token_malformed",
     "token_invalid", "token_expired", "token_not_yet_valid", "lesson_unavailable", "forbidden",
-    "lead_present", "sdp_invalid", "rate_limited", "internal",
+    "lead_present", "sdp_invalid", "rate_limited", "internal", "join_timeout",
     # floor control (signaling/floor.py)
     "bad_state", "unknown_classroom", "floor_full",
 )  # fmt: skip
@@ -75,6 +75,10 @@ MEDIA_HELP: dict[str, str] = {
     "nacks_sent": "NACKs sent to publishers",
     "retransmitted_packets": "packets retransmitted from the packet cache after a NACK",
     "nack_misses": "NACKed packets no longer in the packet cache",
+    "retransmitted_bytes": "RTP bytes retransmitted from the packet cache after a NACK",
+    "retransmits_skipped": "NACKed packets not re-sent: too late to arrive in time, or over the subscriber's budget",
+    "nack_keyframes": "NACKs too large to repair packet by packet, answered with a keyframe request",
+    "layer_switches": "simulcast layer changes (or pauses) chosen for subscribers by their bandwidth estimate",
     "plis_received": "PLIs/FIRs received from subscribers (relayed as keyframe requests)",
     "keyframe_requests_sent": "keyframe requests (PLI) sent to publishers",
     "remb_sent": "REMB messages sent to publishers",

@@ -17,12 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from classroom.config import Config, ConfigError
+from classroom.filemodes import secure_data_dir, use_private_umask, write_private
 from classroom.links import derive_base_url, detected_addresses, is_loopback, is_wildcard
 from classroom.tls import CA_ROUTE, TlsSetup, resolve_tls
 from sfu import glue, lane
 from sfu.node import MediaNode
 from sfu.peer import PeerSettings
-from signaling.app import add_static_pages, create_app
+from signaling.app import GUARD_KEY, add_static_pages, create_app
+from signaling.connguard import GuardedRunner
 from signaling.router import LocalRouter
 from signaling.tokens import TokenError, TokenSigner
 
@@ -94,7 +96,7 @@ def _ice_servers(config: Config) -> list[dict[str, Any]]:
 
 def build_server(config: Config) -> Server:
     data_dir = config.data_path
-    data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(data_dir)  # 0700, secrets 0600 (classroom/filemodes.py)
     glue.configure_ice(config.media.ice_addresses)
     lane.use_compiled(config.media.compiled_fanout)
     signer = TokenSigner.from_data_dir(data_dir, os.environ.get("CLASSROOM_TOKEN_SECRET"))
@@ -110,6 +112,7 @@ def build_server(config: Config) -> Server:
         settings,
         ice_servers=_ice_servers(config),
         max_message_bytes=config.server.max_message_bytes,
+        limits=config.limits,
     )
     server = Server(config=config, app=app, router=router, media=media, signer=signer,
                     port=config.server.port)
@@ -157,7 +160,7 @@ def _wire_optional(server: Server) -> None:
     store = ScheduleStore.open(server.config.data_path / "schedule.sqlite3")
     server.extras["schedule"] = store
     server.router.admission = store
-    setup_schedule(server.app, store, server.signer, server.router, server.base_url)
+    setup_schedule(server.app, store, server.signer, server.router, server.base_url, server.config.limits)
     _wire_recording(server, store)
     key = store.ensure_bootstrap_admin()
     if key:
@@ -252,6 +255,7 @@ def demo_links(server: Server) -> dict[str, str]:
 
 async def start_server(config: Config) -> Server:
     """Build and start listening (used by ``classroom serve`` and by the tests)."""
+    use_private_umask()  # nothing written from here on (also by child processes) is readable by others
     if config.server.port == 0:  # pick the port first so join links carry the real one
         import socket
 
@@ -260,7 +264,8 @@ async def start_server(config: Config) -> Server:
             config.server.port = probe.getsockname()[1]
     server = build_server(config)
     server.port = config.server.port
-    server.runner = web.AppRunner(server.app, access_log=None, shutdown_timeout=5.0)
+    # caps on unauthenticated connections and the request-head timeout (signaling/connguard.py)
+    server.runner = GuardedRunner(server.app, server.app[GUARD_KEY], access_log=None, shutdown_timeout=5.0)
     await server.runner.setup()
     ssl_context = server.tls.context if server.tls is not None else None
     site = web.TCPSite(server.runner, config.server.host, config.server.port, ssl_context=ssl_context)
@@ -292,7 +297,7 @@ def _print_banner(server: Server) -> None:
         for name, url in server.demo_links.items():
             print(f"  {name:<10} {url}")
         path = server.config.data_path / "demo-links.txt"
-        path.write_text("".join(f"{k} {v}\n" for k, v in server.demo_links.items()), encoding="utf-8")
+        write_private(path, "".join(f"{k} {v}\n" for k, v in server.demo_links.items()))  # valid tokens: 0600
         print(f"  (also written to {path})")
     sys.stdout.flush()
 

@@ -9,8 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from sfu.peer import PeerSettings
+from signaling.connguard import ConnectionGuard, refusal_response
+from signaling.limits import Limits
 from signaling.router import LocalRouter
-from signaling.session import Session
+from signaling.session import ClassroomSocket, Session
 from signaling.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,7 @@ CLIENT_DIR = Path(__file__).resolve().parent.parent / "client_web"
 
 ROUTER_KEY = web.AppKey("router", LocalRouter)
 SIGNER_KEY = web.AppKey("signer", TokenSigner)
+GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
 
 
 def create_app(
@@ -28,19 +31,34 @@ def create_app(
     ice_servers: list[dict[str, Any]] | None = None,
     max_message_bytes: int = 64 * 1024,
     client_dir: Path = CLIENT_DIR,
+    limits: Limits | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
+    limits = limits or Limits()
+    guard = ConnectionGuard(limits)
     app[ROUTER_KEY] = router
     app[SIGNER_KEY] = signer
+    app[GUARD_KEY] = guard
     servers = list(ice_servers or [])
+    # The transport's frame limit is well above the protocol's message limit: an oversized
+    # message arrives whole and gets `message_too_large` while the connection stays.
+    frame_limit = max(limits.max_frame_bytes, max_message_bytes)
 
-    async def websocket(request: web.Request) -> web.WebSocketResponse:
-        # The frame limit is a little above the message limit so an oversized message still
-        # arrives whole and gets a proper error reply instead of a closed socket.
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=max_message_bytes * 4)
-        await ws.prepare(request)
-        session = Session(ws, router, signer, settings, servers, max_message_bytes)
-        await session.run()
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        slot = guard.slot(request.remote or "")
+        if not callable(slot):
+            log.info("classroom WebSocket from %s refused: %s", request.remote, slot.message)
+            return refusal_response(slot)
+        try:
+            ws = ClassroomSocket(heartbeat=20.0, max_msg_size=frame_limit)
+            await ws.prepare(request)
+            session = Session(ws, router, signer, settings, servers, max_message_bytes,
+                              join_timeout_s=limits.join_timeout_s, on_joined=slot)  # fmt: skip
+            await session.run()
+            if session.join_timed_out:
+                guard.join_timeouts += 1
+        finally:
+            slot()
         return ws
 
     async def health(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc.sdp import SessionDescription
 
 from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
@@ -39,6 +39,48 @@ FLOOR_ACTIONS: dict[str, tuple[str, FloorAct]] = {
     "spotlight": ("spotlight", lambda f, me, cid, t: f.spotlight(me, cid, t)),
 }
 NEGOTIATION_TIMEOUT_S = 10.0
+ICE_TIMEOUT_S = 5.0
+# The fields of an ``ice`` message's candidate object and the types each may have.
+CANDIDATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "candidate": (str,),
+    "sdpMid": (str, type(None)),
+    "sdpMLineIndex": (int, type(None)),
+    "usernameFragment": (str, type(None)),
+}
+
+
+def check_candidate(candidate: Any) -> None:
+    """Refuse an ``ice`` candidate whose fields have the wrong types (``bad_field``)."""
+    if candidate is None:
+        return
+    for name, types in CANDIDATE_FIELDS.items():
+        if name not in candidate:
+            continue
+        value = candidate[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            names = "/".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ProtocolError("bad_field", f"ice: candidate.{name} must be {names}")
+    if isinstance(candidate.get("sdpMLineIndex"), int) and not 0 <= candidate["sdpMLineIndex"] < 1024:
+        raise ProtocolError("bad_field", "ice: candidate.sdpMLineIndex is out of range")
+
+
+class ClassroomSocket(web.WebSocketResponse):
+    """A WebSocket that answers a frame over its transport limit with ``error
+    message_too_large`` before aiohttp closes it with 1009 (frames between the protocol's limit
+    and the transport's get that error from the session and the connection stays)."""
+
+    too_large_reply: dict[str, Any] | None = None
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        reply, self.too_large_reply = self.too_large_reply, None
+        if code == WSCloseCode.MESSAGE_TOO_BIG and reply is not None and not self.closed:
+            SIGNALING.error("message_too_large")
+            log.info("signaling error message_too_large: a frame over the transport limit; closing")
+            try:
+                await self.send_json(reply)
+            except (ConnectionError, RuntimeError):
+                pass
+        return await super().close(code=code, message=message, drain=drain)
 
 
 class Session:
@@ -50,6 +92,8 @@ class Session:
         settings: PeerSettings,
         ice_servers: list[dict[str, Any]],
         max_message_bytes: int,
+        join_timeout_s: float = 0.0,
+        on_joined: Callable[[], None] | None = None,
     ) -> None:
         self.ws = ws
         self.router = router
@@ -63,6 +107,14 @@ class Session:
         self.token_time = time.monotonic()
         self._send_lock = asyncio.Lock()
         self._closing = False
+        self.join_timeout_s = join_timeout_s
+        self._on_joined = on_joined
+        self._join_deadline: asyncio.TimerHandle | None = None
+        self.join_timed_out = False
+        if isinstance(ws, ClassroomSocket):
+            ws.too_large_reply = error_message(
+                "message_too_large", f"messages are limited to {max_message_bytes} bytes; the frame was "
+                "over the connection's limit, so the connection is closed")  # fmt: skip
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -88,7 +140,19 @@ class Session:
         await self.send(server_message("error", code=code, message=reason))
         await self.ws.close()
 
+    def _join_expired(self) -> None:
+        self._join_deadline = None
+        if self.participant is None and not self.ws.closed:
+            self.join_timed_out = True
+            asyncio.get_running_loop().create_task(self._close_unjoined())
+
+    async def _close_unjoined(self) -> None:
+        await self.error("join_timeout", f"no join within {self.join_timeout_s:g} s of connecting; closing")
+        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"join timeout")
+
     async def run(self) -> None:
+        if self.join_timeout_s > 0:
+            self._join_deadline = asyncio.get_running_loop().call_later(self.join_timeout_s, self._join_expired)
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -99,6 +163,8 @@ class Session:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            if self._join_deadline is not None:
+                self._join_deadline.cancel()
             await self._leave(graceful=False)
 
     async def _handle_text(self, text: str) -> None:
@@ -149,14 +215,24 @@ class Session:
                 raise SdpError("the answer could not be applied in time") from None
         elif m.type == "ice":
             cand = m.data.get("candidate")
+            check_candidate(cand)
+            peer: PublisherPeer | SubscriberPeer | None
             if m.data["target"] == "publish":
-                if p.publisher is None:
+                peer = p.publisher
+                if peer is None:
                     raise ProtocolError("bad_field", "ice: nothing is being published")
-                await p.publisher.add_candidate(cand)
             else:
-                if p.subscriber is None:
+                peer = p.subscriber
+                if peer is None:
                     raise ProtocolError("bad_field", "ice: no subscribe connection")
-                await p.subscriber.add_candidate(cand)
+            try:
+                await asyncio.wait_for(peer.add_candidate(cand), ICE_TIMEOUT_S)
+            except TimeoutError:
+                raise SdpError("the ICE candidate could not be applied in time") from None
+            except (SdpError, ProtocolError):
+                raise
+            except Exception as exc:  # aiortc refuses some candidates with assorted errors
+                raise SdpError(f"the ICE candidate could not be applied: {exc}") from exc
         else:
             await self._floor_action(m, p, room)
 
@@ -188,6 +264,11 @@ class Session:
         )
         events = room.add(p)
         self.participant, self.room, self.claims = p, room, claims
+        if self._join_deadline is not None:
+            self._join_deadline.cancel()
+            self._join_deadline = None
+        if self._on_joined is not None:
+            self._on_joined()  # no longer an unauthenticated connection
         self.router.admission.on_joined(claims.lesson_id, claims.classroom_id)
         # Every role receives something (the lead: the remote classrooms' cameras).
         p.subscriber = SubscriberPeer(
@@ -264,8 +345,14 @@ class Session:
         room.media.publishers[p.participant_id] = p.publisher
         try:
             answer = await asyncio.wait_for(p.publisher.answer(sdp, sources), NEGOTIATION_TIMEOUT_S)
-        except TimeoutError:
-            raise SdpError("the offer could not be negotiated in time") from None
+        except BaseException as exc:
+            # A failed publish leaves nothing behind: the half-built connection is torn down.
+            await self._close_publisher(room, p)
+            if isinstance(exc, TimeoutError):
+                raise SdpError("the offer could not be negotiated in time") from None
+            if isinstance(exc, Exception) and not isinstance(exc, SdpError):
+                raise SdpError(f"the offer could not be negotiated: {exc}") from exc
+            raise
         tracks = [{"mid": mid, "kind": kind, "source": sources.get(mid)} for mid, kind in
                   ((md.rtp.muxId, md.kind) for md in parsed.media)]
         await self.send(server_message("publish_answer", re=m.id, sdp=answer, tracks=tracks))
