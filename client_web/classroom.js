@@ -260,3 +260,46 @@ export function mediaFor(container, key, track, kind) {
   }
   return node;
 }
+
+// Browsers give a page the camera and microphone only in a secure context: an https:// address,
+// or http:// on the machine itself (localhost, 127.0.0.1). A lead or remote page opened over
+// http:// on a school-network address cannot use them; say so plainly instead of failing silently.
+export function mediaUnavailable() {
+  if (window.isSecureContext && navigator.mediaDevices && navigator.mediaDevices.getUserMedia) return false;
+  return true;
+}
+
+const INSECURE_EFFECT = {
+  lead: {
+    zh: "本课堂的老师画面和声音无法传给各远端课堂。",
+    en: "This classroom's picture and sound cannot be sent to the remote classrooms.",
+  },
+  remote: {
+    zh: "本班仍然可以听讲，但其他课堂看不到、听不到本班，老师也无法让本班发言（连麦）。",
+    en: "This classroom can still watch and listen, but nobody sees or hears it, and the teacher cannot give it the floor.",
+  },
+};
+
+// Shows the explanation at the top of the page; returns true when the camera/mic are unavailable.
+export function explainInsecureOrigin(role) {
+  if (!mediaUnavailable()) return false;
+  const effect = INSECURE_EFFECT[role] || INSECURE_EFFECT.remote;
+  const origin = location.origin;
+  const box = el("div", { id: "insecure", class: "insecure", role: "alert" },
+    el("strong", {}, "无法使用摄像头和麦克风 · Camera and microphone unavailable"),
+    el("p", { lang: "zh-CN" },
+      `本页是用不安全的地址（${origin}）打开的：浏览器只允许以 https:// 开头的网页使用摄像头和麦克风。${effect.zh}` +
+      "请改用以 https:// 开头的加入链接打开本页（向学校或教育局的管理员索取，服务器启动时会显示）。" +
+      "如果浏览器提示“您的连接不是私密连接”，请管理员按服务器的说明在本机安装服务器的证书。"),
+    el("p", { lang: "en" },
+      `This page was opened on an insecure address (${origin}): browsers allow the camera and microphone only on ` +
+      `pages whose address starts with https://. ${effect.en} Open the https:// join link instead (ask your ` +
+      "school's or bureau's administrator; the server prints it when it starts). If the browser says " +
+      "\"Your connection is not private\", ask the administrator to install the server's certificate on this PC."));
+  if (location.protocol === "http:") {
+    const https = `https://${location.host}${location.pathname}${location.search}`;
+    box.append(el("p", {}, el("a", { href: https, id: "insecure-https" }, "尝试 https:// 链接 · Try the https:// link")));
+  }
+  document.body.prepend(box);
+  return true;
+}

@@ -1,7 +1,7 @@
 // Lead classroom (主讲课堂) page: publishes the teacher camera + mic (and the courseware screen
 // on demand), shows that the lesson is live and how many classrooms watch, the hand-raise queue,
 // and a grid of the remote classrooms with grant / revoke / mute / spotlight.
-import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor } from "./classroom.js";
+import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor, explainInsecureOrigin } from "./classroom.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -18,11 +18,14 @@ let screenTrack = null;
 $("title").textContent = `${claims.lesson_title || "课堂 Lesson"} — ${claims.name || ""}`;
 function notice(text) { const n = $("notice"); n.textContent = text; n.classList.toggle("show", !!text); }
 if (!token) notice("缺少加入令牌 No join token in the link.");
+// On an insecure origin (http:// on a school-network address) there is no camera or microphone:
+// the page says why at the top and still joins (the lesson's state, the hands, the grid).
+const insecure = explainInsecureOrigin("lead");
 
 client.addEventListener("state", (e) => {
   $("state").textContent = { joined: "已连接 connected", reconnecting: "重连中 reconnecting", connecting: "连接中 connecting" }[e.detail] || e.detail;
   $("state").className = `badge ${e.detail === "joined" ? "ok" : e.detail === "reconnecting" ? "warn" : ""}`;
-  $("screen").disabled = e.detail !== "joined";
+  $("screen").disabled = e.detail !== "joined" || insecure;
 });
 client.addEventListener("error", (e) => {
   const m = e.detail;
@@ -33,6 +36,7 @@ client.addEventListener("error", (e) => {
 client.addEventListener("joined", async (e) => {
   notice("");
   if (e.detail.floor) showFloor(e.detail.floor);
+  if (insecure) { renderGrid(); return; }
   try {
     const stream = window.localStream || await navigator.mediaDevices.getUserMedia({
       video: { width: 1280, height: 720, frameRate: 30 }, audio: true,

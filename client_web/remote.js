@@ -1,7 +1,7 @@
 // Remote classroom (听讲/互动课堂) page: plays the lead full-screen with sound, shows the
 // spotlighted classroom beside it, publishes its own camera + mic (the server forwards the mic
 // only while this classroom holds the floor), raises its hand, and rejoins by itself.
-import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor } from "./classroom.js";
+import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin } from "./classroom.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -17,6 +17,8 @@ let handUp = false;
 
 if (!token) notice("缺少加入令牌 No join token in the link — ask your bureau for the classroom link.");
 $("title").textContent = `${claims.lesson_title || "课堂 Lesson"} — ${claims.name || ""}`;
+// On an insecure origin there is no camera or microphone: watch only, and say why at the top.
+const insecure = claims.role === "remote" && explainInsecureOrigin("remote");
 
 function notice(text) {
   const n = $("notice");
@@ -32,7 +34,7 @@ client.addEventListener("state", (e) => {
   const [text, cls] = STATES[e.detail] || [e.detail, ""];
   $("state").textContent = text;
   $("state").className = `badge ${cls}`;
-  $("hand").disabled = e.detail !== "joined" || claims.role !== "remote";
+  $("hand").disabled = e.detail !== "joined" || claims.role !== "remote" || insecure;
 });
 
 client.addEventListener("error", (e) => {
@@ -45,7 +47,7 @@ client.addEventListener("error", (e) => {
 client.addEventListener("joined", async (e) => {
   notice("");
   if (e.detail.floor) showFloor(e.detail.floor);
-  if (claims.role !== "remote") { $("self-tile").classList.add("hidden"); return; }
+  if (claims.role !== "remote" || insecure) { $("self-tile").classList.add("hidden"); return; }
   // Watching the lead comes first: publish our own camera once the lead plays (or after 2 s),
   // so a late joiner's first picture does not wait behind its own camera's negotiation.
   await Promise.race([
