@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, installing what it needs first. Usage: bash tests/run.sh [pytest args]
 # Fails when no test ran or when any test was skipped (the real-peer tests must run, not skip).
+# Runs in the project's virtualenv (.venv, the one ./classroom.sh uses; tools/venv.sh), so it
+# works with a system Python that refuses pip outside a venv (PEP 668) as with pyenv's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+# shellcheck source=tools/venv.sh
+. tools/venv.sh
+classroom_venv test
 
 report="$(mktemp -d)/junit.xml"
 set +e
