@@ -76,6 +76,7 @@ class _Supervised:
     credentials: CredentialSource
     process: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
+    stop_task: asyncio.Task[int | None] | None = None
     stopping: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     pids: list[int] = field(default_factory=list)
@@ -131,7 +132,7 @@ class RecorderLauncher:
     def start(self, lesson_id: str, credentials: CredentialSource | str) -> None:
         """Start and supervise ``lesson_id``'s recorder (no-op while it is supervised already)."""
         current = self.supervised.get(lesson_id)
-        if current is not None and current.task is not None and not current.task.done():
+        if current is not None and not current.stopping and current.task is not None and not current.task.done():
             return
         source: CredentialSource
         if isinstance(credentials, str):
@@ -166,31 +167,41 @@ class RecorderLauncher:
 
     async def stop(self, lesson_id: str, timeout: float = 15.0) -> int | None:
         """SIGTERM (clean stop: trailers, final manifest), SIGKILL after ``timeout``; returns the
-        exit code of the recorder that was running (None if none was)."""
-        entry = self.supervised.pop(lesson_id, None)
+        exit code of the recorder that was running (None if none was). The stop goes on even if
+        the caller is cancelled, and :meth:`stop_all` waits for it."""
+        entry = self.supervised.get(lesson_id)
         if entry is None:
             return None
+        if entry.stop_task is None:
+            entry.stop_task = asyncio.get_running_loop().create_task(self._stop(entry, timeout))
+        return await asyncio.shield(entry.stop_task)
+
+    async def _stop(self, entry: _Supervised, timeout: float) -> int | None:
         entry.stopping = True
         entry.wake.set()
         code: int | None = None
-        process = entry.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                code = await asyncio.wait_for(process.wait(), timeout)
-            except TimeoutError:
-                log.warning("recorder for lesson %s did not stop; killing it", lesson_id)
+        try:
+            process = entry.process
+            if process is not None and process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                code = await process.wait()
-        if entry.task is not None:
-            try:  # a repair under way finishes: it is what makes the files whole
-                await asyncio.wait_for(asyncio.shield(entry.task), self.repair_timeout_s)
-            except TimeoutError:
-                entry.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await entry.task
+                    process.send_signal(signal.SIGTERM)
+                try:
+                    code = await asyncio.wait_for(process.wait(), timeout)
+                except TimeoutError:
+                    log.warning("recorder for lesson %s did not stop; killing it", entry.lesson_id)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    code = await process.wait()
+            if entry.task is not None:
+                try:  # a repair under way finishes: it is what makes the files whole
+                    await asyncio.wait_for(asyncio.shield(entry.task), self.repair_timeout_s)
+                except TimeoutError:
+                    entry.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await entry.task
+        finally:
+            if self.supervised.get(entry.lesson_id) is entry:
+                del self.supervised[entry.lesson_id]
         return code
 
     async def stop_all(self) -> None:
