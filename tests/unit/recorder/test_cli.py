@@ -43,3 +43,36 @@ def test_record_unreachable_server(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_composite_missing_dir(tmp_path: Path) -> None:
     assert composite_main([str(tmp_path), "--quiet"]) == 1
+
+
+def test_the_token_comes_from_a_pipe_or_a_private_file(tmp_path: Path) -> None:
+    import os
+
+    from recorder.cli import TokenSourceError, read_token
+
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"abc.def\n")
+    os.close(write_fd)
+    assert read_token(None, None, read_fd) == "abc.def"
+    with pytest.raises(OSError):
+        os.fstat(read_fd)  # closed after reading: nothing left to leak
+    private = tmp_path / "token"
+    private.write_text("tok.en\n")
+    private.chmod(0o600)
+    assert read_token(None, str(private), None) == "tok.en"
+    private.chmod(0o644)
+    with pytest.raises(TokenSourceError, match="readable by others"):
+        read_token(None, str(private), None)
+    with pytest.raises(TokenSourceError, match="only one"):
+        read_token("x", str(private), None)
+    with pytest.raises(TokenSourceError, match="token-fd 987"):
+        read_token(None, None, 987)
+    assert read_token(None, None, None) is None
+
+
+def test_record_refuses_a_world_readable_token_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "token"
+    path.write_text("t.t")
+    path.chmod(0o644)
+    assert record_main(["--url", "ws://127.0.0.1:1/ws", "--token-file", str(path)]) == 2
+    assert "chmod 600" in capsys.readouterr().err
