@@ -56,6 +56,9 @@ class MediaConfig:
     # Forward with the compiled fan-out loop (sfu/_fanout.c) when it is built. False: the pure
     # Python loop (about twice the CPU per packet), e.g. to rule the C loop out when debugging.
     compiled_fanout: bool = True
+    # Per-subscriber bandwidth estimation and layer choice (simulcast layers, pausing video
+    # on a link too weak for it). False: every classroom gets the top layer, as before.
+    adaptive_layers: bool = True
 
 
 @dataclass

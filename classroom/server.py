@@ -21,6 +21,7 @@ from classroom.filemodes import secure_data_dir, use_private_umask, write_privat
 from classroom.links import derive_base_url, detected_addresses, is_loopback, is_wildcard
 from classroom.tls import CA_ROUTE, TlsSetup, resolve_tls
 from sfu import glue, lane
+from sfu.link import LinkConfig
 from sfu.node import MediaNode
 from sfu.peer import PeerSettings
 from signaling.app import GUARD_KEY, add_static_pages, create_app
@@ -103,6 +104,7 @@ def build_server(config: Config) -> Server:
     settings = PeerSettings(
         cache_size=config.media.packet_cache_size,
         keyframe_interval_s=config.media.keyframe_request_interval_s,
+        link=LinkConfig(adaptive=config.media.adaptive_layers),
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router = LocalRouter(media)

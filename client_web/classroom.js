@@ -155,7 +155,9 @@ export class ClassroomClient extends EventTarget {
       .map((t) => ({ ...t, track: this.remoteTracks.get(t.mid) }));
   }
 
-  // sources: Map<MediaStreamTrack, "teacher"|"screen"|"students">
+  // sources: Map<MediaStreamTrack, "teacher"|"screen"|"students">. Cameras are sent as simulcast
+  // (three layers, lowest first, VP8 temporal layers) so the server can give a weak link a lower
+  // layer; courseware keeps its detail and drops frame rate first.
   async publish(stream, sources) {
     this.publishing = { stream, sources };
     if (this.pub) { this.pub.close(); this.pub = null; }
@@ -164,7 +166,7 @@ export class ClassroomClient extends EventTarget {
     const byMid = {};
     const transceivers = [];
     for (const [track, source] of sources) {
-      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream], ...encodingsFor(track, source) });
       transceivers.push([t, source]);
     }
     const offer = await pc.createOffer();
@@ -302,4 +304,22 @@ export function explainInsecureOrigin(role) {
   }
   document.body.prepend(box);
   return true;
+}
+
+// Simulcast layers for a camera: rid q (1/4), h (1/2), f (full), listed lowest first: the server
+// reads the order from the SDP. The browser sends fewer layers for a small picture by itself.
+export const SIMULCAST_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
+];
+
+function encodingsFor(track, source) {
+  if (track.kind !== "video") return {};
+  if (source === "screen") {
+    try { track.contentHint = "detail"; } catch (e) { /* older browsers */ }
+    return {};
+  }
+  if (new URLSearchParams(location.search).get("simulcast") === "0") return {};
+  return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: "L1T3" })) };
 }

@@ -19,6 +19,7 @@ from sfu.rtp import RtpError, parse_header
 from sfu.stats import STATS
 
 if TYPE_CHECKING:
+    from sfu.link import Link
     from sfu.uptrack import UpTrack
 
 _HEADER = struct.Struct("!BBHII")
@@ -38,9 +39,14 @@ class DownTrack:
         "kind",
         "transport",
         "up",
+        "src",
+        "target",
         "fwd",
         "_check",
         "mid",
+        "link",
+        "retransmitted_bytes",
+        "retransmit_skipped",
     )
 
     def __init__(
@@ -57,7 +63,12 @@ class DownTrack:
         self.mid = mid
         self.kind = kind
         self.transport = transport
-        self.up: UpTrack | None = None
+        self.up: UpTrack | None = None  # the published track (for simulcast: its top layer)
+        self.src: UpTrack | None = None  # the layer forwarded now (``up`` without simulcast)
+        self.target: UpTrack | None = None  # the layer waited for (its next keyframe)
+        self.link: Link | None = None  # the subscriber connection's estimate and budget
+        self.retransmitted_bytes = 0
+        self.retransmit_skipped = 0
         fwd = self.fwd = Forwarder(clock_rate, kind == "video")
         fwd.ssrc = ssrc
         fwd.payload_type = payload_type
@@ -88,33 +99,96 @@ class DownTrack:
 
     # -- wiring ------------------------------------------------------------------------------
 
-    def attach(self, up: UpTrack | None) -> None:
-        """Forward ``up`` from now on (None: nothing); the stream stays continuous."""
+    def attach(self, up: UpTrack | None, layer: int | None = None) -> None:
+        """Forward ``up`` from now on (None: nothing); the stream stays continuous. For a
+        simulcast track, ``layer`` (default: the top one) is the layer to start on."""
         if up is self.up:
             if up is not None and self.fwd.paused:
-                self.fwd.resume()
-                if up.is_video:
-                    up.request_keyframe()
+                self.select_layer(self.layer_index() if layer is None else layer)
             return
-        if self.up is not None:
-            self.up.remove_down(self)
+        self._cancel_target()
+        if self.src is not None:
+            self.src.remove_down(self)
         self.up = up
+        self.src = None
         if up is None:
             self.fwd.pause()
             return
+        index = len(up.layers) - 1 if layer is None else max(0, min(layer, len(up.layers) - 1))
+        self._start_on(up.layers[index])
+
+    def _start_on(self, src: UpTrack) -> None:
+        self.src = src
         self.fwd.resume()
-        self.fwd.switch(up)
-        up.add_down(self)
+        self.fwd.switch(src)
+        src.add_down(self)
+
+    def _cancel_target(self) -> None:
+        if self.target is not None:
+            self.target.remove_pending(self)
+            self.target = None
+
+    def layer_index(self) -> int:
+        """The layer forwarded now (-1: paused or nothing)."""
+        if self.src is None or self.fwd.paused:
+            return -1
+        return self.src.layer
+
+    def select_layer(self, index: int) -> None:
+        """Move to layer ``index`` of the track (-1 pauses video; audio is never paused). The
+        old layer goes on until the new one's keyframe arrives (:meth:`switched_to`)."""
+        up = self.up
+        if up is None or up.closed:
+            return
+        if index < 0:
+            if self.kind != "video" or self.fwd.paused:
+                return
+            self._cancel_target()
+            if self.src is not None:
+                self.src.remove_down(self)
+            self.fwd.pause()
+            return
+        target = up.layers[min(index, len(up.layers) - 1)]
+        if self.fwd.paused or self.src is None:
+            self._cancel_target()
+            if self.src is not None:
+                self.src.remove_down(self)
+            self._start_on(target)  # nothing to keep forwarding: wait for its keyframe
+            return
+        if target is self.src:
+            self._cancel_target()
+            return
+        if target is self.target:
+            return
+        self._cancel_target()
+        self.target = target
+        target.add_pending(self)
+
+    def switched_to(self, target: UpTrack) -> None:
+        """``target``'s keyframe has arrived (called by it just before its fan-out)."""
+        if target is not self.target:
+            return
+        self.target = None
+        if self.src is not None:
+            self.src.remove_down(self)
+        self.src = target
+        self.fwd.switch(target)  # re-based at this very keyframe: seq/ts continuity
+        if self not in target.down:
+            target.down = (*target.down, self)
 
     def source_closed(self, up: UpTrack) -> None:
-        if self.up is up:
+        if self.src is up or self.up is up:
+            self._cancel_target()
             self.up = None
+            self.src = None
             self.fwd.pause()
 
     def close(self) -> None:
-        if self.up is not None:
-            self.up.remove_down(self)
-            self.up = None
+        self._cancel_target()
+        if self.src is not None:
+            self.src.remove_down(self)
+        self.up = None
+        self.src = None
 
     # -- hot path --------------------------------------------------------------------------------
 
@@ -125,8 +199,8 @@ class DownTrack:
         adds these up, so the per-subscriber cost has no shared counter updates)."""
         fwd = self.fwd
         if not fwd.advance(seq, ts, arrival_ms, keyframe):
-            if fwd.waiting_keyframe and self.up is not None:
-                self.up.request_keyframe()  # throttled in the UpTrack
+            if fwd.waiting_keyframe and self.src is not None:
+                self.src.request_keyframe()  # throttled in the UpTrack
             return 0
         # Every 64 packets, look at the socket's backlog: a congested subscriber loses video
         # up to the next keyframe instead of stalling everybody else.
@@ -134,7 +208,7 @@ class DownTrack:
         if self._check & 63 == 0 and self.fwd.is_video:
             if self.transport.write_buffer_size() > CONGESTED_BYTES:
                 STATS.dropped_congested += 1
-                self.fwd.switch(self.up)
+                self.fwd.switch(self.src)
                 return 0
         header = _HEADER_PACK(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc)
         if self.transport.send_rtp_parts(header, payload):
@@ -144,19 +218,28 @@ class DownTrack:
             fwd.octets += len(payload)
             return 1
         if fwd.is_video and fwd.packets:
-            fwd.switch(self.up)  # a packet was lost here: go on from the next keyframe
+            fwd.switch(self.src)  # a packet was lost here: go on from the next keyframe
         return 0
 
     # -- RTCP from the subscriber --------------------------------------------------------------------
 
-    def on_nack(self, seqs: list[int]) -> None:
+    def on_nack(self, seqs: list[int], now: float | None = None) -> None:
+        """Retransmit what the subscriber lost, within its connection's budget: skip what can
+        no longer arrive in time, and answer a loss too large to repair with a keyframe."""
         STATS.nacks_received += 1
-        up = self.up
-        if up is None or up.cache is None:
+        src = self.src
+        if src is None or src.cache is None:
             return
+        link = self.link
+        now = time.monotonic() if now is None else now
+        if link is not None and link.budget.too_many(len(seqs)):
+            STATS.nack_keyframes += 1
+            src.request_keyframe()
+            return
+        rate = src.codec.clock_rate
         for out_seq in seqs:
             in_seq = self.fwd.incoming_seq(out_seq)
-            data = up.cache.get(in_seq) if in_seq is not None else None
+            data = src.cache.get(in_seq) if in_seq is not None else None
             if data is None or in_seq is None:
                 STATS.nack_misses += 1
                 continue
@@ -165,21 +248,32 @@ class DownTrack:
             except RtpError:
                 STATS.nack_misses += 1
                 continue
+            payload = data[h.payload_offset : h.payload_end]
+            if link is not None:
+                age = ((src.last_in_ts - h.timestamp) & 0xFFFFFFFF) / rate
+                if age > 60 or not link.budget.in_time(age, link.estimator.rtt_ms) or not link.budget.allow(
+                    12 + len(payload), link.estimator.estimate(now), now
+                ):
+                    self.retransmit_skipped += 1
+                    STATS.retransmits_skipped += 1
+                    continue
             marker = 0x80 if h.marker else 0
             header = _HEADER_PACK(0x80, marker | self.payload_type, out_seq, self.fwd.out_timestamp_at(h.timestamp),
                                   self.ssrc)
-            if self.transport.send_rtp_parts(header, data[h.payload_offset : h.payload_end]):
+            if self.transport.send_rtp_parts(header, payload):
                 STATS.retransmitted_packets += 1
+                STATS.retransmitted_bytes += 12 + len(payload)
+                self.retransmitted_bytes += 12 + len(payload)
 
     def on_keyframe_request(self) -> None:
         STATS.plis_received += 1
-        if self.up is not None:
-            self.up.request_keyframe()
+        if self.src is not None:
+            self.src.request_keyframe()
 
     def sender_report(self, ntp: int, now_ms: int) -> bytes | None:
         """Our SR for this stream: the publisher's timing, mapped to this subscriber's
         timestamps, so audio and video of one classroom stay in sync at the receiver."""
-        if self.up is None or not self.fwd.started or self.packets == 0:
+        if self.src is None or not self.fwd.started or self.packets == 0:
             return None
-        in_ts = self.up.in_timestamp_at(ntp, now_ms)
+        in_ts = self.src.in_timestamp_at(ntp, now_ms)
         return rtcp.build_sr(self.ssrc, ntp, self.fwd.out_timestamp_at(in_ts), self.packets, self.octets)

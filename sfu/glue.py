@@ -133,6 +133,140 @@ def _negotiated(t: RTCRtpTransceiver, params: RTCRtpParameters, ssrcs: list[int]
     )
 
 
+# --- simulcast (a=rid / a=simulcast, RFC 8851 / 8853) ---------------------------------------
+# aiortc knows neither attribute: it ignores them in an offer and never writes them in an answer,
+# so a browser that offers simulcast would fall back to one encoding. We read them from the offer
+# and write the matching receive side into aiortc's answer (text only; aiortc's state is not
+# involved, because our tap demultiplexes the layers itself by the RID header extension).
+
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+MAX_SIMULCAST_LAYERS = 4
+
+
+@dataclass(frozen=True)
+class SimulcastOffer:
+    """One m-line's offered simulcast: its RIDs in the offer's order, and the header extension
+    ids that carry the RID and the MID in its packets."""
+
+    mid: str
+    rids: tuple[str, ...]
+    rid_ext: int
+    mid_ext: int
+
+
+def _sections(sdp: str) -> tuple[list[str], list[list[str]]]:
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    head: list[str] = []
+    sections: list[list[str]] = []
+    for line in lines:
+        if line.startswith("m="):
+            sections.append([line])
+        elif sections:
+            sections[-1].append(line)
+        else:
+            head.append(line)
+    return head, sections
+
+
+def _attr(section: list[str], name: str) -> list[str]:
+    prefix = f"a={name}:"
+    return [line[len(prefix) :].strip() for line in section if line.startswith(prefix)]
+
+
+def _extmap_id(section: list[str], uri: str) -> int:
+    for value in _attr(section, "extmap"):
+        parts = value.split()
+        if len(parts) >= 2 and parts[1] == uri:
+            try:
+                return int(parts[0].split("/")[0])
+            except ValueError:
+                return 0
+    return 0
+
+
+def simulcast_offer(offer_sdp: str) -> dict[str, SimulcastOffer]:
+    """The video m-lines of an offer that send simulcast (``a=simulcast:send``), by mid.
+    Paused (``~``) and alternative (``,``) RIDs are taken in order; malformed attributes make
+    the m-line single-layer rather than an error."""
+    out: dict[str, SimulcastOffer] = {}
+    _, sections = _sections(offer_sdp)
+    for section in sections:
+        if not section[0].startswith("m=video"):
+            continue
+        mids = _attr(section, "mid")
+        sim = _attr(section, "simulcast")
+        if not mids or not sim:
+            continue
+        parts = sim[0].split()
+        if len(parts) < 2 or parts[0] != "send":
+            continue
+        rids: list[str] = []
+        for alt in parts[1].split(";"):
+            for rid in alt.split(","):
+                rid = rid.lstrip("~")
+                if rid and rid.isalnum() and len(rid) <= 16 and rid not in rids:
+                    rids.append(rid)
+        declared = {v.split()[0] for v in _attr(section, "rid") if len(v.split()) >= 2 and v.split()[1] == "send"}
+        rids = [r for r in rids if r in declared][:MAX_SIMULCAST_LAYERS]
+        rid_ext = _extmap_id(section, RID_URI)
+        mid_ext = _extmap_id(section, MID_URI)
+        if len(rids) >= 2 and 0 < rid_ext < 15:
+            out[mids[0]] = SimulcastOffer(mids[0], tuple(rids), rid_ext, mid_ext if 0 < mid_ext < 15 else 0)
+    return out
+
+
+def simulcast_answer(answer_sdp: str, offered: dict[str, SimulcastOffer]) -> str:
+    """aiortc's answer with the receive side of each offered simulcast m-line written in:
+    ``a=rid:X recv`` per layer, ``a=simulcast:recv X;Y;Z`` and the RID (and MID) extmap."""
+    if not offered:
+        return answer_sdp
+    head, sections = _sections(answer_sdp)
+    for section in sections:
+        mids = _attr(section, "mid")
+        sim = offered.get(mids[0]) if mids and section[0].startswith("m=video") else None
+        if sim is None or section[0].split()[1] == "0":  # unknown, or rejected (port 0)
+            continue
+        extra = []
+        if not _extmap_id(section, RID_URI):
+            extra.append(f"a=extmap:{sim.rid_ext} {RID_URI}")
+        if sim.mid_ext and not _extmap_id(section, MID_URI):
+            extra.append(f"a=extmap:{sim.mid_ext} {MID_URI}")
+        extra += [f"a=rid:{rid} recv" for rid in sim.rids]
+        extra.append("a=simulcast:recv " + ";".join(sim.rids))
+        section.extend(extra)
+    lines = head + [line for section in sections for line in section]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def opus_fec_answer(answer_sdp: str) -> str:
+    """Ask for Opus in-band FEC (``useinbandfec=1``) in an answer to a publisher: aiortc's Opus
+    has no fmtp, so without this the browser would never add FEC to what it sends. The SFU
+    forwards the FEC as it is; each receiver's decoder uses it to conceal a lost packet."""
+    head, sections = _sections(answer_sdp)
+    changed = False
+    for section in sections:
+        if not section[0].startswith("m=audio"):
+            continue
+        pts = [v.split()[0] for v in _attr(section, "rtpmap") if v.lower().split()[1:2] == ["opus/48000/2"]]
+        for pt in pts:
+            fmtp = next((i for i, line in enumerate(section) if line.startswith(f"a=fmtp:{pt} ")), None)
+            if fmtp is None:
+                rtpmap = next(i for i, line in enumerate(section) if line.startswith(f"a=rtpmap:{pt} "))
+                section.insert(rtpmap + 1, f"a=fmtp:{pt} minptime=10;useinbandfec=1")
+                changed = True
+            elif "useinbandfec=1" not in section[fmtp]:
+                current = section[fmtp].split(" ", 1)[1].split(";")
+                params = [p for p in current if p and not p.startswith("useinbandfec")]
+                section[fmtp] = f"a=fmtp:{pt} " + ";".join([*params, "useinbandfec=1"])
+                changed = True
+    if not changed:
+        return answer_sdp
+    return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
+
+
 # --- raw send ---------------------------------------------------------------------------
 
 

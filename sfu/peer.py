@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -22,6 +23,8 @@ from aiortc.sdp import candidate_from_sdp
 from sfu import glue, rtcp
 from sfu.downtrack import DownTrack
 from sfu.glue import Negotiated, RawTransport
+from sfu.link import Link, LinkConfig
+from sfu.rtp import RtpError, find_extension, parse_header
 from sfu.stats import STATS
 from sfu.uptrack import AUDIO_LEVEL_URI, UpTrack
 
@@ -40,6 +43,7 @@ class PeerSettings:
     cache_size: int = 1024
     keyframe_interval_s: float = 1.0
     ice_servers: tuple[str, ...] = ()
+    link: LinkConfig = field(default_factory=LinkConfig)
 
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
@@ -82,10 +86,13 @@ class PublisherPeer:
         self._by_ssrc: dict[int, UpTrack] = {}
         self._by_pt: dict[int, list[UpTrack]] = {}
         self._sources: dict[str, str] = {}
+        self._simulcast: dict[str, glue.SimulcastOffer] = {}  # mid -> offered layers
+        self._layers: dict[tuple[str, str], UpTrack] = {}  # (mid, rid) -> layer
         self.closed = False
 
     async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
         self._sources.update(sources)
+        self._simulcast = glue.simulcast_offer(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -99,7 +106,7 @@ class PublisherPeer:
         glue.guard_datagrams(self.pc)
         if self.transport is None:
             self.transport = glue.raw_transport(self.pc)
-        return str(self.pc.localDescription.sdp)
+        return glue.opus_fec_answer(glue.simulcast_answer(str(self.pc.localDescription.sdp), self._simulcast))
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         await _add_candidate(self.pc, candidate)
@@ -110,10 +117,34 @@ class PublisherPeer:
     def _on_stream(self, neg: Negotiated) -> None:
         if self.closed or neg.mid in self.tracks or not neg.codecs:
             return
+        sim = self._simulcast.get(neg.mid)
+        rids = sim.rids if sim is not None else ("",)
+        layers = []
+        for index, rid in enumerate(rids):  # the offer lists the layers lowest first
+            top = index == len(rids) - 1
+            track = self._new_track(neg, neg.ssrcs[0] if neg.ssrcs and not sim else 0,
+                                    f"{self.participant_id}:{neg.mid}" + ("" if top else f":{rid}"))
+            track.rid, track.layer = rid, index
+            layers.append(track)
+            if sim is not None:
+                self._layers[(neg.mid, rid)] = track
+        group = tuple(layers)
+        for track in group:
+            track.layers = group
+            track.group = group[-1]
+        top_track = group[-1]
+        self.tracks[neg.mid] = top_track
+        if sim is None:
+            for s in neg.ssrcs:
+                self._by_ssrc[s] = top_track
+            for c in neg.codecs:
+                self._by_pt.setdefault(c.payload_type, []).append(top_track)
+        self.on_track(top_track)
+
+    def _new_track(self, neg: Negotiated, ssrc: int, track_id: str) -> UpTrack:
         codec = neg.codecs[0]
-        ssrc = neg.ssrcs[0] if neg.ssrcs else 0
-        track = UpTrack(
-            track_id=f"{self.participant_id}:{neg.mid}",
+        return UpTrack(
+            track_id=track_id,
             kind=neg.kind,
             source=self._sources.get(neg.mid, "teacher"),  # the session labels every offered mid
             codec=codec,
@@ -126,12 +157,31 @@ class PublisherPeer:
             cache_size=self.settings.cache_size,
             keyframe_interval_s=self.settings.keyframe_interval_s,
         )
-        self.tracks[neg.mid] = track
-        for s in neg.ssrcs:
-            self._by_ssrc[s] = track
-        for c in neg.codecs:
-            self._by_pt.setdefault(c.payload_type, []).append(track)
-        self.on_track(track)
+
+    def all_tracks(self) -> list[UpTrack]:
+        """Every UpTrack of this publisher, each simulcast layer on its own."""
+        return [layer for t in self.tracks.values() for layer in t.layers]
+
+    def _adopt_layer(self, data: bytes, ssrc: int) -> UpTrack | None:
+        """A simulcast layer's first packets carry its RID (and MID) header extension."""
+        try:
+            h = parse_header(data)
+        except RtpError:
+            return None
+        for mid, sim in self._simulcast.items():
+            if sim.mid_ext and len(self._simulcast) > 1:
+                value = find_extension(data, h, sim.mid_ext)
+                if value is None or value.decode("ascii", "replace") != mid:
+                    continue
+            rid = find_extension(data, h, sim.rid_ext)
+            if rid is None:
+                continue
+            track = self._layers.get((mid, rid.decode("ascii", "replace")))
+            if track is not None and not track.ssrc:
+                track.ssrc = ssrc
+                self._by_ssrc[ssrc] = track
+                return track
+        return None
 
     # Hot path: one decrypted packet from the publisher.
     def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
@@ -140,6 +190,8 @@ class PublisherPeer:
             return
         ssrc = int.from_bytes(data[8:12], "big")
         track = self._by_ssrc.get(ssrc)
+        if track is None and self._simulcast:
+            track = self._adopt_layer(data, ssrc)
         if track is None:
             # An SSRC the SDP did not announce: adopt it only for a track that has none yet
             # and whose payload type is unambiguous; anything else is counted and dropped.
@@ -166,12 +218,16 @@ class PublisherPeer:
         """Receiver reports and REMB toward the publisher (called about once a second)."""
         if self.transport is None or not self.tracks:
             return
-        blocks = [b for b in (t.report_block() for t in self.tracks.values()) if b is not None]
+        tracks = self.all_tracks()
+        blocks = [b for b in (t.report_block() for t in tracks) if b is not None]
         if not blocks:
             return
+        now = time.monotonic()
+        for t in tracks:
+            t.measure(now)
         rtcp_ssrc = next(iter(self.tracks.values()))._rtcp_ssrc
-        packet = rtcp.build_rr(rtcp_ssrc, blocks)
-        video = [t.ssrc for t in self.tracks.values() if t.is_video and t.ssrc]
+        packet = rtcp.build_rr(rtcp_ssrc, blocks[:31])
+        video = [t.ssrc for t in tracks if t.is_video and t.ssrc]
         if video:
             packet += rtcp.build_remb(rtcp_ssrc, remb_bitrate, video)
             STATS.remb_sent += 1
@@ -210,7 +266,9 @@ class SubscriberPeer:
         settings: PeerSettings,
         send_offer: SendOffer,
         send_tracks: SendTracks,
+        adaptive: bool = True,
     ) -> None:
+        """``adaptive=False``: always the top layer, whatever the estimate (the recorder)."""
         self.participant_id = participant_id
         self.settings = settings
         self._send_offer = send_offer
@@ -225,6 +283,11 @@ class SubscriberPeer:
         self._wanted: list[UpTrack] = []
         self.closed = False
         self.remb_bitrate = 0
+        link = settings.link
+        if not adaptive and link.adaptive:
+            link = LinkConfig(link.estimator, link.selector, link.budget, adaptive=False)
+        self.link = Link(link)
+        self._evaluated_at = 0.0
 
     def track_map(self) -> list[dict[str, Any]]:
         out = []
@@ -331,9 +394,10 @@ class SubscriberPeer:
             clock_rate=codec.clock_rate,
             transport=self.transport,
         )
+        down.link = self.link
         slot.down = down
         self._by_ssrc[down.ssrc] = down
-        down.attach(slot.up)
+        down.attach(slot.up, self._start_layer(slot.up))
 
     def _on_rtcp(self, data: bytes) -> None:
         try:
@@ -348,8 +412,35 @@ class SubscriberPeer:
                         down.on_keyframe_request()
                 elif isinstance(record, rtcp.Remb):
                     self.remb_bitrate = record.bitrate
+                    self.link.on_remb(record.bitrate, self.downtracks(), time.monotonic())
+                    self._evaluate(soon=True)
+                elif isinstance(record, rtcp.ReceiverReport | rtcp.SenderReport) and record.blocks:
+                    downs = self.downtracks()
+                    video = {d.ssrc for d in downs if d.kind == "video"}
+                    for b in record.blocks:
+                        down = self._by_ssrc.get(b.ssrc)
+                        if down is not None and down.kind == "audio" and down.src is not None:
+                            down.src.proxied_loss = max(down.src.proxied_loss, b.fraction_lost)
+                    self.link.on_report(record.blocks, video, time.monotonic())
+                    self._evaluate(soon=True)
         except rtcp.RtcpError:
             STATS.rtcp_errors += 1
+
+    def _start_layer(self, up: UpTrack | None) -> int | None:
+        """The layer a new DownTrack starts on: what the estimate affords now."""
+        if up is None or not up.simulcast or not self.link.config.adaptive:
+            return None
+        self._evaluate()
+        layer = self.link.selector.layer(next((s.transceiver.mid for s in self.slots if s.up is up), ""))
+        return None if layer is None or layer < 0 else layer
+
+    def _evaluate(self, soon: bool = False) -> None:
+        """Re-choose layers (on feedback at most every 100 ms, and on the RTCP tick)."""
+        now = time.monotonic()
+        if soon and now - self._evaluated_at < 0.1:
+            return
+        self._evaluated_at = now
+        self.link.evaluate(self.downtracks(), now, int(now * 1000))
 
     def send_reports(self, ntp: int, now_ms: int) -> None:
         if self.transport is None:
@@ -360,6 +451,8 @@ class SubscriberPeer:
         )
         if packet and self.transport.send_rtcp(packet):
             STATS.rtcp_sr_sent += 1
+            self.link.sender_report_sent(ntp, time.monotonic())
+        self._evaluate()
 
     def downtracks(self) -> list[DownTrack]:
         return [s.down for s in self.slots if s.down is not None]

@@ -77,6 +77,13 @@ class MediaStats:
     nacks_sent: int = 0
     retransmitted_packets: int = 0
     nack_misses: int = 0
+    retransmitted_bytes: int = 0
+    # NACKed packets not re-sent: too late to arrive in time, or over the connection's budget
+    retransmits_skipped: int = 0
+    # NACKs too large to repair packet by packet, answered with a keyframe request instead
+    nack_keyframes: int = 0
+    # simulcast layer changes made for subscribers
+    layer_switches: int = 0
     plis_received: int = 0
     keyframe_requests_sent: int = 0
     remb_sent: int = 0

@@ -88,6 +88,22 @@ class UpTrack:
         self.audio_level = 127
         self.level_time = 0.0
         self.on_keyframe: Callable[[UpTrack], None] | None = None
+        # simulcast: every layer of one published track is an UpTrack of its own (its own SSRC,
+        # cache, keyframes and DownTracks); ``layers`` is the same tuple in each, lowest first,
+        # and the top layer stands for the track in the room (``group``).
+        self.rid = ""
+        self.layer = 0
+        self.layers: tuple[UpTrack, ...] = (self,)
+        self.group: UpTrack = self
+        # DownTracks waiting for this layer's next keyframe to switch to it (they keep
+        # forwarding their old layer until then, so a switch never freezes)
+        self._pending: tuple[DownTrack, ...] = ()
+        # the worst loss a subscriber reported for this audio since our last RR: reported to the
+        # publisher as its own, so its Opus encoder adds in-band FEC for the weak classroom too
+        self.proxied_loss = 0
+        self.bitrate_bps = 0.0  # measured, refreshed by measure()
+        self._measured_octets = 0
+        self._measured_at = 0.0
 
     # -- subscribers --------------------------------------------------------------------
 
@@ -99,6 +115,34 @@ class UpTrack:
 
     def remove_down(self, down: DownTrack) -> None:
         self.down = tuple(d for d in self._down if d is not down)
+
+    def add_pending(self, down: DownTrack) -> None:
+        """``down`` switches to this layer at its next keyframe (asked for now)."""
+        if down not in self._pending:
+            self._pending = (*self._pending, down)
+        self.request_keyframe()
+
+    def remove_pending(self, down: DownTrack) -> None:
+        self._pending = tuple(d for d in self._pending if d is not down)
+
+    def _switch_pending(self) -> None:
+        pending, self._pending = self._pending, ()
+        for down in pending:
+            down.switched_to(self)
+
+    def measure(self, now: float) -> float:
+        """The payload bitrate since the last call (about once a second)."""
+        if self._measured_at:
+            dt = now - self._measured_at
+            if dt > 0:
+                self.bitrate_bps = (self.octets - self._measured_octets) * 8 / dt
+        self._measured_octets = self.octets
+        self._measured_at = now
+        return self.bitrate_bps
+
+    @property
+    def simulcast(self) -> bool:
+        return len(self.layers) > 1
 
     @property
     def down(self) -> tuple[DownTrack, ...]:
@@ -148,8 +192,11 @@ class UpTrack:
         keyframe = False
         if self._keyframe is not None:
             keyframe = self._keyframe(payload)
-            if keyframe and self.keyframe_requested_at is not None:
-                self._keyframe_arrived()
+            if keyframe:
+                if self.keyframe_requested_at is not None:
+                    self._keyframe_arrived()
+                if self._pending:
+                    self._switch_pending()  # before the fan-out: they get this keyframe
             assert self.cache is not None
             self.cache.put(seq, data)
         marker = b1 & 0x80
@@ -266,6 +313,9 @@ class UpTrack:
         fraction = 0
         if expected_interval > 0 and lost_interval > 0:
             fraction = min(255, (lost_interval << 8) // expected_interval)
+        if not self.is_video:
+            fraction = max(fraction, self.proxied_loss)
+            self.proxied_loss = 0
         dlsr = 0
         if self._sr_lsr:
             dlsr = int((time.monotonic() - self._sr_arrival) * 65536)
@@ -281,9 +331,13 @@ class UpTrack:
 
     def close(self) -> None:
         self.closed = True
+        for layer in self.layers:
+            if layer is not self and not layer.closed:
+                layer.close()
         if self._kf_pending is not None:
             self._kf_pending.cancel()
             self._kf_pending = None
         for down in self.down:
             down.source_closed(self)
         self.down = ()
+        self._pending = ()

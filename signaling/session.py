@@ -276,6 +276,7 @@ class Session:
             self.settings,
             send_offer=self._send_subscribe_offer,
             send_tracks=self._send_tracks,
+            adaptive=claims.role != "recorder",  # recordings keep the top layer
         )
         room.media.subscribers[p.participant_id] = p.subscriber
         await self.send(

@@ -22,7 +22,8 @@ EXPECTED_COUNTERS = {
     "packets_in", "bytes_in", "packets_out", "bytes_out", "forwarded_packets", "nacks_received",
     "nacks_sent", "retransmitted_packets", "nack_misses", "plis_received",
     "keyframe_requests_sent", "remb_sent", "rtcp_sr_sent", "rtcp_errors", "rtp_errors",
-    "dropped_congested", "transcodes", "forwarded_in_c",
+    "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
+    "retransmits_skipped", "nack_keyframes", "layer_switches",
 }  # fmt: skip
 
 

@@ -82,7 +82,7 @@ def down(up: UpTrack, ssrc: int = 555, pt: int = 100, congested: bool = False) -
     d = DownTrack("s1", "0", up.kind, ssrc, pt, up.codec.clock_rate, t)  # type: ignore[arg-type]
     d.fwd.switch(up)
     up.down = (*up.down, d)
-    d.up = up
+    d.up = d.src = up
     return d, t
 
 

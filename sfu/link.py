@@ -1,0 +1,151 @@
+"""One subscriber connection's link: its estimate, its layer choices and its retransmission budget.
+
+The stages are pure (:mod:`sfu.bwe`); this wires them to one connection's DownTracks. It is fed
+from the subscriber's RTCP (REMB, receiver reports) and evaluated on every such feedback and on
+the node's RTCP tick: choose a layer per track within the estimate, and tell each DownTrack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sfu import rtcp
+from sfu.bwe.budget import BudgetConfig, RetransmitBudget
+from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
+from sfu.bwe.selector import (
+    PAUSED,
+    PRIORITY_AUDIO,
+    PRIORITY_COURSEWARE,
+    PRIORITY_OTHER,
+    PRIORITY_TEACHER,
+    LayerSelector,
+    SelectorConfig,
+    TrackLayers,
+)
+from sfu.stats import STATS
+
+if TYPE_CHECKING:
+    from sfu.downtrack import DownTrack
+    from sfu.uptrack import UpTrack
+
+# Bitrates assumed for a layer before it has been measured (bps), lowest first.
+DEFAULT_LAYER_BPS = (150_000.0, 500_000.0, 1_500_000.0, 2_500_000.0)
+AUDIO_BPS = 64_000.0
+# A layer that has sent nothing for this long is not offered (the publisher turned it off, e.g.
+# Chrome sends fewer simulcast layers for a small picture).
+LAYER_IDLE_S = 2.0
+
+
+@dataclass
+class LinkConfig:
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    selector: SelectorConfig = field(default_factory=SelectorConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    adaptive: bool = True  # False: every subscriber gets the top layer (the old behaviour)
+
+
+def priority_of(up: UpTrack) -> int:
+    if not up.is_video:
+        return PRIORITY_AUDIO
+    if up.source == "teacher":
+        return PRIORITY_TEACHER
+    if up.source == "screen":
+        return PRIORITY_COURSEWARE
+    return PRIORITY_OTHER
+
+
+def layer_bitrates(up: UpTrack, now_ms: int) -> tuple[float, ...]:
+    """What each live layer of ``up`` costs (measured, or a default until measured)."""
+    if not up.is_video:
+        return (max(AUDIO_BPS, up.bitrate_bps),)
+    out = []
+    for layer in up.layers:
+        if up.simulcast and (layer.packets == 0 or now_ms - layer.last_arrival_ms > LAYER_IDLE_S * 1000):
+            out.append(-1.0)  # not sending
+            continue
+        default = DEFAULT_LAYER_BPS[min(layer.layer, len(DEFAULT_LAYER_BPS) - 1)] if up.simulcast else 800_000.0
+        out.append(layer.bitrate_bps * 1.1 if layer.bitrate_bps > 0 else default)
+    return tuple(out)
+
+
+class Link:
+    def __init__(self, config: LinkConfig | None = None) -> None:
+        self.config = c = config or LinkConfig()
+        self.estimator = LinkEstimator(c.estimator)
+        self.selector = LayerSelector(c.selector)
+        self.budget = RetransmitBudget(c.budget)
+        self.sent_bps = 0.0
+        self._octets = 0
+        self._octets_at = -1.0
+        self.layers: dict[str, int] = {}  # mid -> chosen layer (-1 paused)
+        self._sr_sent: dict[int, float] = {}  # ntp middle 32 bits of our SRs -> monotonic time
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    def _sent(self, downs: list[DownTrack], now: float) -> float:
+        total = sum(d.octets + 12 * d.packets + d.retransmitted_bytes for d in downs)
+        if self._octets_at < 0:
+            self._octets, self._octets_at = total, now
+        elif now - self._octets_at >= 0.5:
+            self.sent_bps = (total - self._octets) * 8 / (now - self._octets_at)
+            self._octets, self._octets_at = total, now
+        return self.sent_bps
+
+    def sender_report_sent(self, ntp: int, now: float) -> None:
+        self._sr_sent[rtcp.ntp_middle(ntp)] = now
+        if len(self._sr_sent) > 16:
+            for key in list(self._sr_sent)[:-16]:
+                del self._sr_sent[key]
+
+    def on_remb(self, bitrate: int, downs: list[DownTrack], now: float) -> None:
+        self.estimator.on_remb(bitrate, self._sent(downs, now), now)
+
+    def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
+        """A receiver report from the subscriber: loss over the video streams, and RTT."""
+        fractions = [b.fraction_lost / 256.0 for b in blocks if b.ssrc in ssrcs]
+        if fractions:
+            self.estimator.on_loss(max(fractions), now)
+        for b in blocks:
+            sent_at = self._sr_sent.get(b.lsr) if b.lsr else None
+            if sent_at is not None:
+                self.estimator.on_rtt((now - sent_at - b.dlsr / 65536.0) * 1000.0)
+                break
+
+    # -- decision ---------------------------------------------------------------------------
+
+    def evaluate(self, downs: list[DownTrack], now: float, now_ms: int) -> None:
+        """Choose each DownTrack's layer within the estimate and apply it."""
+        self._sent(downs, now)
+        self.estimator.tick(now)
+        if not self.config.adaptive:
+            return
+        demands = []
+        by_key: dict[str, tuple[DownTrack, tuple[float, ...]]] = {}
+        for d in downs:
+            up = d.up
+            if up is None or up.closed:
+                continue
+            rates = layer_bitrates(up, now_ms)
+            live = tuple(r for r in rates if r >= 0)
+            if not live:
+                continue
+            demands.append(TrackLayers(d.mid, priority_of(up), live, audio=not up.is_video))
+            by_key[d.mid] = (d, rates)
+        choice = self.selector.select(self.estimator.estimate(now), demands, now)
+        for key, live_index in choice.items():
+            d, rates = by_key[key]
+            if d.kind != "video":
+                continue
+            if live_index == PAUSED:
+                index = PAUSED
+            else:  # back from "the n-th live layer" to the layer's own index
+                live_layers = [i for i, r in enumerate(rates) if r >= 0]
+                index = live_layers[live_index]
+            if self.layers.get(key) != index:
+                if key in self.layers:
+                    STATS.layer_switches += 1
+                self.layers[key] = index
+            current = d.target.layer if d.target is not None else d.layer_index()
+            if current != index:
+                d.select_layer(index)

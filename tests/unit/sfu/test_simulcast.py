@@ -1,0 +1,131 @@
+"""Simulcast with fakes: layers of one track as UpTracks, a DownTrack switching between them
+(the old layer goes on until the new one's keyframe; sequence numbers stay continuous), and the
+SDP that negotiates them."""
+
+from __future__ import annotations
+
+import struct
+
+from sfu import glue
+from sfu.downtrack import DownTrack
+from sfu.uptrack import UpTrack
+from tests.unit.sfu.test_uptrack import VP8, FakeTransport, header, rtp, vp8_payload
+
+
+def layers() -> tuple[UpTrack, ...]:
+    sent = FakeTransport()
+    group = tuple(
+        UpTrack(f"t:{i}", "video", "teacher", VP8, 1000 + i, "p1", "c1", send_rtcp=sent.send_rtcp, rtcp_ssrc=9)
+        for i in range(3)
+    )
+    for i, t in enumerate(group):
+        t.layers, t.group, t.layer = group, group[-1], i
+    return group
+
+
+def seqs(t: FakeTransport) -> list[int]:
+    return [header(p)[2] for p in t.rtp]
+
+
+async def test_switch_keeps_the_old_layer_until_the_new_keyframe() -> None:
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.attach(top)
+    assert d.src is top and d in top.down
+    top.on_rtp(rtp(10, 0, vp8_payload(True)), 0)
+    top.on_rtp(rtp(11, 3000, vp8_payload(False)), 33)
+    d.select_layer(0)
+    assert d.target is low and d.src is top
+    low.on_rtp(rtp(500, 7000, vp8_payload(False)), 40)  # no keyframe yet: still the top layer
+    top.on_rtp(rtp(12, 6000, vp8_payload(False)), 66)
+    assert len(t.rtp) == 3
+    low.on_rtp(rtp(501, 9000, vp8_payload(True)), 70)  # the low layer's keyframe: switch
+    top.on_rtp(rtp(13, 9000, vp8_payload(False)), 99)
+    low.on_rtp(rtp(502, 12000, vp8_payload(False)), 100)
+    assert d.src is low and d.target is None and d not in top.down and d in low.down
+    out = seqs(t)
+    assert len(out) == 5
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))  # no gap, no jump
+    assert t.rtp[3][12:] == vp8_payload(True)
+
+
+async def test_pause_and_resume_and_cancel() -> None:
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.attach(top, layer=1)
+    assert d.src is mid
+    d.select_layer(2)
+    d.select_layer(1)  # back to the current one: the pending switch is cancelled
+    assert d.target is None and d not in top._pending
+    d.select_layer(-1)
+    assert d.layer_index() == -1 and d not in mid.down
+    mid.on_rtp(rtp(1, 0, vp8_payload(True)), 0)
+    assert t.rtp == []
+    d.select_layer(0)  # from a pause: start on the layer at its keyframe
+    low.on_rtp(rtp(1, 0, vp8_payload(True)), 0)
+    assert d.src is low and len(t.rtp) == 1
+    top.close()  # closing the track closes every layer
+    assert low.closed and d.src is None
+
+
+OFFER = "\r\n".join([
+    "v=0", "o=- 1 2 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0", "a=sendonly", "a=rtpmap:111 opus/48000/2",
+    "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:1", "a=sendonly",
+    "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+    "a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "a=rtpmap:96 VP8/90000",
+    "a=rid:q send", "a=rid:h send", "a=rid:f send", "a=simulcast:send q;h;f",
+]) + "\r\n"
+ANSWER = "\r\n".join([
+    "v=0", "o=- 3 4 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:0", "a=recvonly",
+    "m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:1", "a=recvonly", "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+    "a=rtpmap:96 VP8/90000",
+]) + "\r\n"
+
+
+def test_simulcast_offer_and_answer() -> None:
+    offered = glue.simulcast_offer(OFFER)
+    assert offered == {"1": glue.SimulcastOffer("1", ("q", "h", "f"), 10, 4)}
+    answer = glue.simulcast_answer(ANSWER, offered)
+    video = answer.split("m=video")[1]
+    for line in ("a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id", "a=rid:q recv", "a=rid:f recv",
+                 "a=simulcast:recv q;h;f"):
+        assert line in video
+    assert "a=simulcast" not in answer.split("m=video")[0]
+    assert video.count("sdes:mid") == 1
+    assert glue.simulcast_answer(ANSWER, {}) == ANSWER
+
+
+def test_malformed_simulcast_is_single_layer() -> None:
+    for bad in (
+        OFFER.replace("a=simulcast:send q;h;f", "a=simulcast:recv q;h;f"),
+        OFFER.replace("a=simulcast:send q;h;f", "a=simulcast:"),
+        OFFER.replace("a=rid:h send\r\na=rid:f send\r\n", ""),  # only one declared RID
+        OFFER.replace("a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n", ""),
+        OFFER.replace("q;h;f", "q;<script>;f").replace("a=rid:h send", "a=rid:<script> send")
+        .replace("a=rid:f send", ""),
+    ):
+        assert glue.simulcast_offer(bad) == {}
+    assert glue.simulcast_offer("garbage\r\nm=video\r\n") == {}
+
+
+def test_rid_extension_is_found_in_a_packet() -> None:
+    from sfu.rtp import find_extension, parse_header
+
+    ext = bytes([0xA0, ord("h"), 0x40, ord("1")]) + b"\x00" * 0  # id 10 len 1 "h", id 4 len 1 "1"
+    data = struct.pack("!BBHII", 0x90, 96, 1, 1, 42) + b"\xbe\xde\x00\x01" + ext + b"payload"
+    h = parse_header(data)
+    assert find_extension(data, h, 10) == b"h" and find_extension(data, h, 4) == b"1"
+
+
+def test_opus_fec_is_asked_for_in_the_answer() -> None:
+    answer = ANSWER.replace("a=recvonly\r\nm=video", "a=recvonly\r\na=rtpmap:111 opus/48000/2\r\nm=video")
+    out = glue.opus_fec_answer(answer)
+    assert "a=fmtp:111 minptime=10;useinbandfec=1" in out.split("m=video")[0]
+    again = glue.opus_fec_answer(out.replace("minptime=10;useinbandfec=1", "minptime=10;useinbandfec=0"))
+    assert "a=fmtp:111 minptime=10;useinbandfec=1" in again
+    assert glue.opus_fec_answer(out) == out
