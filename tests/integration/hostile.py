@@ -87,6 +87,15 @@ class PingingClassroom:
             if data.get("re") == ref:
                 return dict(data)
 
+    async def next_error(self, timeout: float = 10.0) -> dict[str, Any]:
+        assert self.ws is not None
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            data = json.loads(msg.data)
+            if data["type"] == "error":
+                return dict(data)
+
     async def ping_for(self, seconds: float, every: float = 0.02) -> None:
         assert self.ws is not None
         end = time.monotonic() + seconds
