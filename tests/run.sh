@@ -15,8 +15,16 @@ done < tests/apt-packages.txt
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  # Install without starting their services (nginx would listen on port 80, redis on 6379):
+  # the tests start their own instances on 127.0.0.1.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d
+    guard=1
+  fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ -n "$guard" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # shellcheck source=tools/venv.sh
