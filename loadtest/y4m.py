@@ -7,7 +7,7 @@ that the "camera" pans across slowly, a dozen textured blobs ("students") moving
 paths, coloured regions, and fresh sensor-like noise in every frame. The file plays forward then
 backward (a ping-pong loop), so Chromium's endless looping has no jump cut. It is written once to
 a cache directory (``~/.cache/classroom-loadtest/``, or ``$CLASSROOM_LOADTEST_CACHE``), never the
-repository: 1280×720 at 25 fps for 4 s is ~140 MB.
+repository: 1280×720 at 20 fps for 5 s is ~140 MB.
 
     python -m loadtest.y4m                 # print the cached file's path (generating it if needed)
     python -m loadtest.y4m --measure 20    # and measure what Chromium encodes from it
@@ -30,17 +30,17 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 1  # bump when the picture changes, so a stale cache file is not reused
+VERSION = 2  # bump when the picture changes, so a stale cache file is not reused
 
 
 @dataclass(frozen=True)
 class Y4MSpec:
     width: int = 1280
     height: int = 720
-    fps: int = 25
-    seconds: float = 2.0  # forward; the file holds forward + backward = 2 × seconds
-    noise: float = 3.0  # σ of the per-frame luma noise, in 8-bit levels
-    pan_px_per_frame: float = 2.0
+    fps: int = 20
+    seconds: float = 2.5  # forward; the file holds forward + backward = 2 × seconds
+    noise: float = 1.0  # σ of the per-frame luma noise, in 8-bit levels
+    pan_px_per_frame: float = 1.0
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -78,7 +78,7 @@ def cache_dir() -> Path:
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Multi-scale texture in 0..255 (float32): coarse shading + mid-size blocks + fine grain."""
     out = np.zeros((h, w), np.float32)
-    for cell, amp in ((64, 50.0), (16, 40.0), (4, 30.0), (1, 22.0)):
+    for cell, amp in ((64, 50.0), (16, 40.0), (4, 24.0), (1, 6.0)):
         small = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
         big = np.kron(small, np.ones((cell, cell), np.float32))[:h, :w]
         out += amp * big
