@@ -45,7 +45,7 @@ def test_schedules() -> None:
     step = schedule("step", 2000, 60)
     assert [(c.at_s, c.settings["rate"]) for c in step] == [(0, 8.0), (20, pytest.approx(1.2)),
                                                            (40, 8.0)]
-    swing = [c.settings["rate"] for c in schedule("swing", 2000, 60)]
+    swing = [float(c.settings["rate"] or 0) for c in schedule("swing", 2000, 60)]
     assert len(swing) == 60 and min(swing) == pytest.approx(1.6) and max(swing) == \
         pytest.approx(2.4)
     assert schedule("rtt100_loss3_cap3", 2000, 60)[0].settings["delay"] == 45
