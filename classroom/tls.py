@@ -349,10 +349,11 @@ class TlsSetup:
 def _context(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for what, path in (("tls_cert", cert), ("tls_key", key)):
+        if not path.is_file():
+            raise ConfigError(f"server.{what}: {path}: no such file")
     try:
         context.load_cert_chain(str(cert), str(key))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"server.tls_cert/tls_key: {exc.filename}: no such file") from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"server.tls_cert/tls_key: cannot use {cert} with {key}: {exc} "
                           "(PEM files, the key unencrypted and matching the certificate?)") from None
