@@ -41,7 +41,9 @@ def admin_key(srv: Server) -> tuple[str, str]:
     return key, admin.id
 
 
-async def raw_http(port: int, head: bytes, body: bytes = b"", timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+async def raw_http(
+    port: int, head: bytes, body: bytes = b"", timeout: float = 10.0
+) -> tuple[int, dict[str, str], bytes]:
     """Send one request exactly as given (``head`` without the final blank line) and read the
     whole answer; returns status, headers (lower-case names), body."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
