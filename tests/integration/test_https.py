@@ -3,6 +3,7 @@ the plain loopback listener the recorder uses, and forwarded headers behind a pr
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 
@@ -57,6 +58,12 @@ async def test_https_with_generated_certificate(tmp_path: Path) -> None:
                 await ws.send_json({"v": 1, "id": 1, "type": "join", "token": "bad"})
                 reply = await ws.receive_json(timeout=5)
                 assert reply["type"] == "error"
+            # the schedule API builds its join links on the same base (GET /api/me says which)
+            key = re.search(r"cka_adm_\S+", "\n".join(srv.extras["banner"]))
+            assert key is not None
+            async with http.get(base + "/api/me", ssl=trust,
+                                headers={"Authorization": f"Bearer {key.group(0)}"}) as r:
+                assert r.status == 200 and (await r.json())["public_url"] == base
             # the classroom protocol over wss with the trusted CA
             async with http.ws_connect(base.replace("https", "wss") + "/ws", ssl=trust) as ws:
                 await ws.send_json({"v": 1, "id": 1, "type": "join", "token": "bad"})
