@@ -170,6 +170,8 @@ class RecorderCollector(Collector):
             ("classroom_recorder_repairs", "repairs run on what a dead recorder left", s.repairs),
             ("classroom_recorder_repair_failures", "repairs that failed or did not finish", s.repair_failures),
             ("classroom_recorder_gave_up", "lessons whose recorder stayed dead after the restart limit", s.gave_up),
+            ("classroom_recorder_disk_full", "recorders stopped because the recording directory was full",
+             s.disk_full),
             ("classroom_recorder_joins_refused", "recorder joins refused (not the server's own launch)",
              self.access.refused),
         )  # fmt: skip

@@ -13,6 +13,7 @@ video line up; before any sender report, from the arrival time of the first fram
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import time
@@ -129,6 +130,8 @@ class TrackRecorder:
         self.start_unix: float | None = None
         self.start_from_sr = False
         self.ended = False
+        # set when the disk is full: nothing more is written for this track
+        self.disk_full: OSError | None = None
 
     # ------------------------------------------------------------------------------- input
     def on_rtp(self, packet: RtpPacket, now: float) -> None:
@@ -204,8 +207,19 @@ class TrackRecorder:
         if pts < self._last_pts and self.stats.frames:
             self.stats.dropped_frames += 1  # older than what is written: cannot go back
             return
+        if self.disk_full is not None:
+            self.stats.dropped_frames += 1
+            return
         try:
             written = self.writer.write(data, pts, keyframe, width, height)
+        except OSError as exc:
+            self.stats.write_errors += 1
+            if is_disk_full(exc):
+                self.disk_full = exc
+                log.error("track %s: the recording directory is full: %s", self.info.track_id, exc)
+            else:
+                log.warning("track %s: write failed: %s", self.info.track_id, exc)
+            return
         except Exception as exc:  # muxer errors must not stop the other tracks
             self.stats.write_errors += 1
             log.warning("track %s: write failed: %s", self.info.track_id, exc)
@@ -278,6 +292,10 @@ def safe_name(text: str) -> str:
     return name[:80] or "track"
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 # Event written when a recording is resumed in its directory (docs/recording-format.md).
 GAP_EVENT = "recorder_gap"
 DEFAULT_CLOCK_RATES = {"opus": 48000, "vp8": 90000, "h264": 90000}
@@ -310,6 +328,8 @@ class RecordingSession:
         self.events: list[EventEntry] = []
         self.bad_packets = 0
         self.closed = False
+        # The first "no space left" error: the recorder should stop (what is on disk stays).
+        self.disk_full: OSError | None = None
         self._by_ssrc: dict[int, TrackRecorder] = {}
         self._offsets: dict[str, float] = {}
         self._last_manifest = -1e18
@@ -459,6 +479,8 @@ class RecordingSession:
                 track.poll(now)
             except Exception as exc:  # never let one track stop the recorder
                 log.exception("track %s: poll failed: %s", track_id, exc)
+            if track.disk_full is not None and self.disk_full is None:
+                self.disk_full = track.disk_full
             if track.keyframe_request_due(now):
                 wanted.append(track_id)
         segments = sum(len(t.writer.segments) for t in self.tracks.values())
@@ -506,6 +528,8 @@ class RecordingSession:
             write_manifest(self.directory / MANIFEST_NAME, self.manifest(now))
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc)
+            if is_disk_full(exc) and self.disk_full is None:
+                self.disk_full = exc
 
     def close(self) -> Manifest:
         if not self.closed:

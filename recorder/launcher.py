@@ -15,7 +15,9 @@ repair (``classroom record --repair DIR``, its own process) runs on what the dea
 and after a backoff (``backoff_s`` doubling up to ``backoff_max_s``) a new recorder is started
 in the same recording directory; it resumes the recording and writes a ``recorder_gap`` event
 (docs/recording-format.md). After ``max_restarts`` deaths in a row (a run that lasted
-``stable_s`` resets the count) it gives up, logs an error and counts it.
+``stable_s`` resets the count) it gives up, logs an error and counts it. A recorder that stops
+because its recording directory is full (exit status ``EXIT_DISK_FULL``) is not restarted: that
+is logged as an error and counted (``classroom_recorder_disk_full_total``).
 
 Wiring (``classroom/recording.py`` does this for the server)::
 
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.core import safe_name
+from recorder.worker import EXIT_DISK_FULL
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ class RecorderStats:
     repairs: int = 0
     repair_failures: int = 0
     gave_up: int = 0  # lessons whose recorder stayed dead after max_restarts
+    disk_full: int = 0  # recorders that stopped because their recording directory was full
     running: int = 0
 
 
@@ -251,6 +255,12 @@ class RecorderLauncher:
                     self.stats.running -= 1
                 entry.exit_codes.append(code)
             if entry.stopping:
+                return
+            if code == EXIT_DISK_FULL:  # a restart would only fill the disk again
+                self.stats.disk_full += 1
+                log.error("recorder for lesson %s stopped: its recording directory %s is full; not "
+                          "restarting it (the lesson goes on unrecorded). What was written is kept: free "
+                          "space, then run `classroom record --repair %s`", lesson, entry.directory, entry.directory)
                 return
             self.stats.failures += 1
             pid = entry.pids[-1] if entry.pids else 0

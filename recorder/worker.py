@@ -33,6 +33,10 @@ RTCP_SSRC = 0x5EC0D000  # our SSRC as the sender of feedback
 SUPPORTED = {"video/vp8": "vp8", "audio/opus": "opus", "video/h264": "h264"}
 
 
+# ``classroom record`` exits with this when the recording directory is full (not restarted).
+EXIT_DISK_FULL = 3
+
+
 class WorkerError(RuntimeError):
     pass
 
@@ -81,12 +85,15 @@ class LiveRecorder:
         self.offers = 0
         self.unrouted_packets = 0
         self.packets = 0
+        self.disk_full = False  # stopped because the recording directory is full
+        self._stop: asyncio.Event | None = None
 
     # ------------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> int:
         from sfu import glue
 
         glue.configure_ice(self.ice_addresses)
+        self._stop = stop
         try:
             async with aiohttp.ClientSession() as http:
                 try:
@@ -113,6 +120,8 @@ class LiveRecorder:
                     await self._ws.close()
         finally:
             await self._shutdown()
+        if self.disk_full:
+            return EXIT_DISK_FULL
         if self.errors and self.session is None:
             return 1
         return 0
@@ -310,6 +319,12 @@ class LiveRecorder:
                 wanted = self.session.poll()
             except Exception as exc:
                 log.exception("recorder: poll failed: %s", exc)
+                continue
+            if self.session.disk_full is not None and self._stop is not None and not self._stop.is_set():
+                self.disk_full = True
+                log.error("recorder: the recording directory %s is full (%s): recording stopped; what is "
+                          "on disk is kept", self.session.directory, self.session.disk_full.strerror)
+                self._stop.set()
                 continue
             nacks = self.session.take_nacks()
             if (not wanted and not nacks) or self._pc is None:
