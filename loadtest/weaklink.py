@@ -380,6 +380,7 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "keyframe_requests_sent": int(d.get("classroom_keyframe_requests_sent", 0)),
         "dropped_congested": int(d.get("classroom_dropped_congested", 0)),
         "nack_misses": int(d.get("classroom_nack_misses", 0)),
+        "transcodes": int(d.get("classroom_transcodes", 0)),
     }
 
 
@@ -512,7 +513,8 @@ async def run_condition(name: str, cfg: RunConfig) -> dict[str, Any]:
                               echo=cfg.echo_server)
         base = f"http://{host}:{server.port}"
         origin_flag = f"--unsafely-treat-insecure-origin-as-secure={base}"
-        args = [*CHROMIUM_ARGS, origin_flag, f"--use-file-for-fake-video-capture={camera}"]
+        plain = [*CHROMIUM_ARGS, origin_flag]  # the default fake camera: cheap to encode
+        detailed = [*plain, f"--use-file-for-fake-video-capture={camera}"]
         signer = server.signer
 
         def url(classroom: str, role: str, page: str) -> str:
@@ -521,23 +523,30 @@ async def run_condition(name: str, cfg: RunConfig) -> dict[str, Any]:
 
         try:
             async with async_playwright() as pw:
-                root_browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args,
+                # the lead (and, when it publishes to be measured, the weak remote) get the
+                # high-detail camera; the unimpaired remote the default one
+                lead_browser = await pw.chromium.launch(executable_path=CHROMIUM, args=detailed,
                                                         headless=True)
+                ok_browser = await pw.chromium.launch(executable_path=CHROMIUM, args=plain,
+                                                      headless=True) \
+                    if cfg.with_ok_remote else None
                 ns_browser = await pw.chromium.launch(
-                    executable_path=str(_netns_chromium(link, Path(tmp))), args=args,
-                    headless=True)
+                    executable_path=str(_netns_chromium(link, Path(tmp))),
+                    args=detailed if cond.upstream else plain, headless=True)
                 try:
-                    return await _measure(name, cfg, link, server, host, url, root_browser,
-                                          ns_browser, log)
+                    return await _measure(name, cfg, link, server, host, url, lead_browser,
+                                          ok_browser, ns_browser, log)
                 finally:
-                    await ns_browser.close()
-                    await root_browser.close()
+                    for b in (ns_browser, ok_browser, lead_browser):
+                        if b is not None:
+                            await b.close()
         finally:
             server.stop()
 
 
 async def _measure(name: str, cfg: RunConfig, link: Link, server: ServerProcess, host: str,
-                   url: Callable[[str, str, str], str], root_browser: Any, ns_browser: Any,
+                   url: Callable[[str, str, str], str], lead_browser: Any,
+                   ok_browser: Any | None, ns_browser: Any,
                    log: Callable[[str], None]) -> dict[str, Any]:
     cond = CONDITIONS[name]
 
@@ -546,12 +555,12 @@ async def _measure(name: str, cfg: RunConfig, link: Link, server: ServerProcess,
         await page.goto(url(classroom, role, page_name), timeout=30_000)
         return page
 
-    lead = await open_page(root_browser, LEAD, "lead", "lead.html")
+    lead = await open_page(lead_browser, LEAD, "lead", "lead.html")
     await _wait(lead, "document.getElementById('live').textContent.includes('LIVE')", 30,
                 "lead page live")
     pages = {"lead": lead}
-    if cfg.with_ok_remote:
-        pages["ok"] = await open_page(root_browser, OK_REMOTE, "remote", "remote.html")
+    if ok_browser is not None:
+        pages["ok"] = await open_page(ok_browser, OK_REMOTE, "remote", "remote.html")
     pages["weak"] = await open_page(ns_browser, WEAK_REMOTE, "remote", "remote.html")
     for key in ("ok", "weak"):
         if key in pages:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 2  # bump when the picture changes, so a stale cache file is not reused
+VERSION = 3  # bump when the picture changes, so a stale cache file is not reused
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Y4MSpec:
     height: int = 720
     fps: int = 20
     seconds: float = 2.5  # forward; the file holds forward + backward = 2 × seconds
-    noise: float = 1.0  # σ of the per-frame luma noise, in 8-bit levels
+    noise: float = 0.8  # σ of the per-frame luma noise, in 8-bit levels
     pan_px_per_frame: float = 1.0
     seed: int = 13
 
@@ -78,7 +78,7 @@ def cache_dir() -> Path:
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Multi-scale texture in 0..255 (float32): coarse shading + mid-size blocks + fine grain."""
     out = np.zeros((h, w), np.float32)
-    for cell, amp in ((64, 50.0), (16, 40.0), (4, 24.0), (1, 6.0)):
+    for cell, amp in ((64, 50.0), (16, 30.0), (4, 14.0), (1, 3.0)):
         small = rng.standard_normal((h // cell + 2, w // cell + 2)).astype(np.float32)
         big = np.kron(small, np.ones((cell, cell), np.float32))[:h, :w]
         out += amp * big
