@@ -63,6 +63,8 @@ KNOWN_ERROR_CODES: tuple[str, ...] = (
     "lead_present", "sdp_invalid", "rate_limited", "internal", "join_timeout",
     # floor control (signaling/floor.py)
     "bad_state", "unknown_classroom", "floor_full",
+    # recorder admission (signaling/recorder_access.py)
+    "recorder_refused",
 )  # fmt: skip
 
 MEDIA_HELP: dict[str, str] = {
@@ -86,7 +88,8 @@ MEDIA_HELP: dict[str, str] = {
     "rtcp_errors": "RTCP packets that could not be parsed or sent",
     "rtp_errors": "RTP packets that could not be parsed, decrypted or sent",
     "dropped_congested": "packets dropped because a subscriber was congested",
-    "bad_datagrams": "datagrams at a media port dropped before aiortc saw them (empty, not STUN/DTLS/RTP, or not from the connected peer)",
+    "bad_datagrams": "datagrams at a media port dropped before aiortc saw them "
+    "(empty, not STUN/DTLS/RTP, or not from the connected peer)",
     "forwarded_in_c": "of the forwarded packets, those the compiled fan-out loop sent (the rest went through Python)",
     "transcodes": "times media was decoded or encoded (should stay 0: the SFU only forwards)",
 }
@@ -132,6 +135,7 @@ class MetricsSnapshot:
     tracks: int = 0
     loop_lag_s: float = 0.0
     loop_lag_max_s: float = 0.0
+    links: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LoopLagMonitor:
@@ -181,6 +185,7 @@ class MetricsCopier:
         self.lag = lag
         self.interval_s = interval_s
         self._room: tuple[int, dict[str, int], int] = (0, dict.fromkeys(ROLES, 0), 0)
+        self._links: list[dict[str, Any]] = []
         self.snapshot: MetricsSnapshot = self.copy()
 
     def _room_state(self) -> tuple[int, dict[str, int], int]:
@@ -192,6 +197,7 @@ class MetricsCopier:
             for role, n in dict(raw.get("classrooms", {})).items():
                 classrooms[str(role)] = int(n)
             self._room = (int(raw.get("lessons", 0)), classrooms, int(raw.get("tracks", 0)))
+            self._links = [dict(x) for x in raw.get("links", [])]
         except Exception:  # a broken callable must not stop the metrics: keep the last values
             log.exception("room state for metrics failed")
         return self._room
@@ -213,6 +219,7 @@ class MetricsCopier:
             tracks=tracks,
             loop_lag_s=lag_last,
             loop_lag_max_s=lag_max,
+            links=self._links,
         )
         return self.snapshot
 
@@ -286,11 +293,45 @@ class ClassroomCollector(Collector):
             "the largest event-loop lag during the last copy interval",
             value=s.loop_lag_max_s,
         )
+        yield from _link_families(s.links)
         yield GaugeMetricFamily(
             "classroom_metrics_snapshot_timestamp_seconds",
             "when these numbers were copied (unix time)",
             value=s.taken_at,
         )
+
+
+QUALITY_LEVELS = {"good": 0, "fair": 1, "poor": 2}
+
+
+def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
+    """Per-classroom link figures, labelled by lesson and classroom (at most 500 series each)."""
+    labels = ["lesson", "classroom"]
+    est = GaugeMetricFamily("classroom_link_estimate_bits_per_second",
+                            "what the SFU estimates a classroom's downlink can take", labels=labels)
+    sent = GaugeMetricFamily("classroom_link_sent_bits_per_second",
+                             "what the SFU sends a classroom (media and retransmissions)", labels=labels)
+    loss = GaugeMetricFamily("classroom_link_loss_ratio",
+                             "fraction of packets a classroom reported lost (last report)", labels=labels)
+    rtt = GaugeMetricFamily("classroom_link_rtt_seconds", "round-trip time to a classroom", labels=labels)
+    quality = GaugeMetricFamily("classroom_link_quality",
+                                "a classroom's link: 0 good, 1 fair (repairing or on a lower layer), 2 poor",
+                                labels=labels)
+    layer = GaugeMetricFamily("classroom_link_layer",
+                              "the simulcast layer a classroom receives of each video (0 lowest, -1 paused)",
+                              labels=[*labels, "mid"])
+    for x in links:
+        key = [str(x.get("lesson", "")), str(x.get("classroom", ""))]
+        est.add_metric(key, float(x.get("estimate_kbps", 0)) * 1000)
+        sent.add_metric(key, float(x.get("sent_kbps", 0)) * 1000)
+        loss.add_metric(key, float(x.get("loss", 0)))
+        rtt.add_metric(key, float(x.get("rtt_ms", 0)) / 1000)
+        quality.add_metric(key, QUALITY_LEVELS.get(str(x.get("quality")), 0))
+        layers = x.get("layers")
+        if isinstance(layers, dict):
+            for mid, value in layers.items():
+                layer.add_metric([*key, str(mid)], float(value))
+    yield from (est, sent, loss, rtt, quality, layer)
 
 
 def build_registry(copier: MetricsCopier) -> CollectorRegistry:

@@ -7,6 +7,7 @@ the node's RTCP tick: choose a layer per track within the estimate, and tell eac
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from sfu.bwe.selector import (
     PRIORITY_AUDIO,
     PRIORITY_COURSEWARE,
     PRIORITY_OTHER,
+    PRIORITY_SPOTLIGHT,
     PRIORITY_TEACHER,
     LayerSelector,
     SelectorConfig,
@@ -28,6 +30,8 @@ from sfu.stats import STATS
 if TYPE_CHECKING:
     from sfu.downtrack import DownTrack
     from sfu.uptrack import UpTrack
+
+log = logging.getLogger(__name__)
 
 # Bitrates assumed for a layer before it has been measured (bps), lowest first.
 DEFAULT_LAYER_BPS = (150_000.0, 500_000.0, 1_500_000.0, 2_500_000.0)
@@ -45,9 +49,11 @@ class LinkConfig:
     adaptive: bool = True  # False: every subscriber gets the top layer (the old behaviour)
 
 
-def priority_of(up: UpTrack) -> int:
+def priority_of(up: UpTrack, spotlight: str | None = None) -> int:
     if not up.is_video:
         return PRIORITY_AUDIO
+    if spotlight is not None and up.classroom_id == spotlight:
+        return PRIORITY_SPOTLIGHT
     if up.source == "teacher":
         return PRIORITY_TEACHER
     if up.source == "screen":
@@ -80,6 +86,9 @@ class Link:
         self._octets_at = -1.0
         self.layers: dict[str, int] = {}  # mid -> chosen layer (-1 paused)
         self._sr_sent: dict[int, float] = {}  # ntp middle 32 bits of our SRs -> monotonic time
+        self.spotlight: str | None = None  # the spotlighted classroom (its camera comes third)
+        self.paused_video = 0  # video tracks paused for this link at the last evaluation
+        self.reduced_video = 0  # video tracks below their top live layer
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -130,9 +139,12 @@ class Link:
             live = tuple(r for r in rates if r >= 0)
             if not live:
                 continue
-            demands.append(TrackLayers(d.mid, priority_of(up), live, audio=not up.is_video))
+            demands.append(TrackLayers(d.mid, priority_of(up, self.spotlight), live, audio=not up.is_video))
             by_key[d.mid] = (d, rates)
         choice = self.selector.select(self.estimator.estimate(now), demands, now)
+        top = {t.key: len(t.bitrates) - 1 for t in demands}
+        self.paused_video = sum(1 for k, v in choice.items() if v == PAUSED)
+        self.reduced_video = sum(1 for k, v in choice.items() if 0 <= v < top[k])
         for key, live_index in choice.items():
             d, rates = by_key[key]
             if d.kind != "video":
@@ -145,7 +157,35 @@ class Link:
             if self.layers.get(key) != index:
                 if key in self.layers:
                     STATS.layer_switches += 1
+                log.info(
+                    "subscriber %s mid %s: layer %s -> %s (estimate %.0f kbit/s, REMB %.0f, sent %.0f, loss %.1f %%, "
+                    "layers %s kbit/s)", d.subscriber_id, key, self.layers.get(key), index,
+                    self.estimator.estimate(now) / 1000, self.estimator.remb_bps / 1000, self.sent_bps / 1000,
+                    self.estimator.loss * 100, [round(r / 1000) for r in rates],
+                )
                 self.layers[key] = index
             current = d.target.layer if d.target is not None else d.layer_index()
             if current != index:
                 d.select_layer(index)
+
+    # -- what pages and metrics show --------------------------------------------------------
+
+    def quality(self) -> str:
+        """``good``, ``fair`` (losses repaired, or a lower layer) or ``poor`` (video paused,
+        heavy loss or a very long round trip)."""
+        loss, rtt = self.estimator.loss, self.estimator.rtt_ms
+        if self.paused_video or loss >= 0.10 or rtt >= 800:
+            return "poor"
+        if self.reduced_video or loss >= 0.02 or rtt >= 300:
+            return "fair"
+        return "good"
+
+    def snapshot(self, now: float) -> dict[str, object]:
+        return {
+            "quality": self.quality(),
+            "estimate_kbps": round(self.estimator.estimate(now) / 1000),
+            "sent_kbps": round(self.sent_bps / 1000),
+            "loss": round(self.estimator.loss, 3),
+            "rtt_ms": round(self.estimator.rtt_ms),
+            "layers": dict(self.layers),
+        }

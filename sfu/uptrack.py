@@ -101,6 +101,7 @@ class UpTrack:
         # the worst loss a subscriber reported for this audio since our last RR: reported to the
         # publisher as its own, so its Opus encoder adds in-band FEC for the weak classroom too
         self.proxied_loss = 0
+        self.upstream_loss = 0.0  # fraction lost from the publisher, over our last RR interval
         self.bitrate_bps = 0.0  # measured, refreshed by measure()
         self._measured_octets = 0
         self._measured_at = 0.0
@@ -313,9 +314,11 @@ class UpTrack:
         fraction = 0
         if expected_interval > 0 and lost_interval > 0:
             fraction = min(255, (lost_interval << 8) // expected_interval)
+        self.upstream_loss = fraction / 256.0
         if not self.is_video:
             fraction = max(fraction, self.proxied_loss)
             self.proxied_loss = 0
+        self.upstream_loss = 0.0  # fraction lost from the publisher, over our last RR interval
         dlsr = 0
         if self._sr_lsr:
             dlsr = int((time.monotonic() - self._sr_arrival) * 65536)

@@ -154,6 +154,7 @@ class Room:
             jobs = []
             for p in list(self.participants.values()):
                 if p.subscriber is not None:
+                    p.subscriber.link.spotlight = self.floor.spotlighted
                     jobs.append(p.subscriber.update(self.wanted_for(p)))
             results = await asyncio.gather(*jobs, return_exceptions=True)
             for r in results:
@@ -181,6 +182,8 @@ class Room:
                 if n % 4 == 0:
                     await self._audience_and_latency()
                     self.record(self.floor.expire(now_ms()))
+                if n % 8 == 0:
+                    await self._links()
             except Exception:
                 log.exception("room tick failed in %s", self.lesson_id)
 
@@ -200,6 +203,32 @@ class Room:
         speaking = [(v, k) for k, v in levels.items() if v < SPEAKING_LEVEL]
         active = min(speaking)[1] if speaking else None
         await self.broadcast(server_message("speaker", levels=levels, active=active), include_hidden=False)
+
+    def link_of(self, p: Participant) -> dict[str, Any] | None:
+        """What ``p``'s connections look like: the downlink as the SFU estimates it, and the
+        loss on what it publishes (upstream)."""
+        if p.subscriber is None:
+            return None
+        snap = p.subscriber.link.snapshot(time.monotonic())
+        if p.publisher is not None:
+            losses = [t.upstream_loss for t in p.publisher.all_tracks() if t.packets]
+            snap["up_loss"] = round(max(losses), 3) if losses else 0.0
+        return snap
+
+    async def _links(self) -> None:
+        """Every classroom hears its own link quality; the lead hears everybody's."""
+        lead = self.lead
+        table: dict[str, Any] = {}
+        jobs = []
+        for p in list(self.participants.values()):
+            snap = self.link_of(p)
+            if snap is None or p.role == "recorder":
+                continue
+            table[p.classroom_id] = snap
+            jobs.append(p.send(server_message("link", **snap)))
+        if lead is not None and table:
+            jobs.append(lead.send(server_message("links", classrooms=table)))
+        await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _audience_and_latency(self) -> None:
         lead = self.lead

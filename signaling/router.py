@@ -104,4 +104,18 @@ class LocalRouter:
         for room in self.rooms.values():
             for p in room.participants.values():
                 roles[p.role] = roles.get(p.role, 0) + 1
-        return {"lessons": len(self.rooms), "classrooms": roles, "tracks": self.media.track_count()}
+        return {"lessons": len(self.rooms), "classrooms": roles, "tracks": self.media.track_count(),
+                "links": self.links()}
+
+    def links(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Each classroom's link (estimate, loss, RTT, quality) for /metrics; at most ``limit``
+        rows so the label set stays bounded."""
+        out: list[dict[str, Any]] = []
+        for room in self.rooms.values():
+            for p in room.participants.values():
+                if p.role == "recorder" or len(out) >= limit:
+                    continue
+                snap = room.link_of(p)
+                if snap is not None:
+                    out.append({"lesson": room.lesson_id, "classroom": p.classroom_id, **snap})
+        return out

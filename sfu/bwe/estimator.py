@@ -30,7 +30,7 @@ class EstimatorConfig:
     loss_high: float = 0.10  # above this, shrink
     growth: float = 1.15  # per second while no congestion is seen
     remb_ttl_s: float = 3.0  # a REMB older than this is forgotten
-    remb_congested: float = 1.05  # REMB < this × sent rate: the receiver sees the queue grow
+    remb_congested: float = 0.9  # REMB < this × sent rate: the receiver sees the queue grow
     decrease_interval_s: float = 0.3  # at most one loss-based decrease per interval
 
 
@@ -56,9 +56,12 @@ class LinkEstimator:
         self._remb_at = now
         falling = previous > 0 and self.remb_bps < 0.97 * previous
         if falling and sent_bps > 0 and self.remb_bps < c.remb_congested * sent_bps:
-            # delay-based overuse: back to what the receiver says it gets through
-            self._loss_bps = max(c.min_bps, min(self._loss_bps, self.remb_bps))
+            # delay-based overuse: toward what the receiver says it gets through, but at most
+            # halving per decrease interval (one odd REMB must not pause a classroom's video)
             self.congested_at = now
+            if now - self._last_decrease >= c.decrease_interval_s:
+                self._loss_bps = max(c.min_bps, min(self._loss_bps, max(self.remb_bps, 0.5 * self._loss_bps)))
+                self._last_decrease = now
 
     def on_loss(self, fraction: float, now: float) -> None:
         """A receiver report's fraction lost (0..1) over its interval."""

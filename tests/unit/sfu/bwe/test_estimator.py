@@ -38,11 +38,15 @@ def test_a_falling_remb_below_the_sent_rate_is_followed_at_once() -> None:
     est.on_remb(2_800_000, sent_bps=2_000_000, now=0.0)  # above what we send: no congestion
     assert est.estimate(0.0) == 3_000_000
     est.on_remb(1_200_000, sent_bps=2_000_000, now=0.5)  # falling, below what we send
-    assert est.estimate(0.5) == 1_200_000
+    assert est.estimate(0.5) == 1_500_000  # at most halved per decrease interval
+    est.on_remb(1_100_000, sent_bps=2_000_000, now=0.6)
+    assert est.estimate(0.6) == 1_500_000
+    est.on_remb(1_000_000, sent_bps=2_000_000, now=0.9)
+    assert est.estimate(0.9) == 1_000_000
     # no growth within a second of congestion
-    est.tick(0.6)
-    est.tick(1.2)
-    assert est.estimate(1.2) == 1_200_000
+    est.tick(1.0)
+    est.tick(1.6)
+    assert est.estimate(1.6) == 1_000_000
 
 
 def test_a_lagging_but_rising_remb_after_an_upgrade_is_not_congestion() -> None:
