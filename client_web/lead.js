@@ -1,7 +1,7 @@
 // Lead classroom (主讲课堂) page: publishes the teacher camera + mic (and the courseware screen
 // on demand), shows that the lesson is live and how many classrooms watch, the hand-raise queue,
 // and a grid of the remote classrooms with grant / revoke / mute / spotlight.
-import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor, explainInsecureOrigin } from "./classroom.js";
+import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor, explainInsecureOrigin, linkText } from "./classroom.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -132,7 +132,7 @@ function renderGrid() {
     let tile = grid.querySelector(`[data-classroom="${cid}"]`);
     if (!tile) {
       tile = el("div", { class: "tile", "data-classroom": cid },
-        el("span", { class: "label" }, p.name),
+        el("span", { class: "label" }, el("span", { class: "net", "data-quality": "unknown", title: "网络 Network: …" }), p.name),
         el("div", { class: "video" }),
         el("div", { class: "actions" },
           el("button", { "data-act": "grant", onclick: () => act(floor.granted.includes(cid) ? "revoke_floor" : "grant_floor", cid) }, "连麦 Give floor"),
@@ -147,6 +147,7 @@ function renderGrid() {
     tile.classList.toggle("speaking", speaking === cid);
     tile.querySelector('[data-act="grant"]').textContent = has ? "下麦 Revoke floor" : "连麦 Give floor";
     tile.querySelector('[data-act="mute"]').textContent = floor.muted.includes(cid) ? "取消静音 Unmute" : "静音 Mute";
+    showLink(tile.querySelector(".net"), links[cid]);
   }
   for (const tile of [...grid.children]) if (!keep.has(tile.dataset.classroom)) tile.remove();
   const audio = $("audio");
@@ -164,6 +165,13 @@ function showFloor(f) {
 }
 
 client.addEventListener("floor", (e) => showFloor(e.detail));
+// Each classroom's link as the server sees it (a "links" message every 2 s): a coloured dot on
+// its tile, the figures in its tooltip.
+let links = {};
+client.addEventListener("links", (e) => {
+  links = e.detail.classrooms || {};
+  for (const tile of $("grid").children) showLink(tile.querySelector(".net"), links[tile.dataset.classroom]);
+});
 client.addEventListener("tracks", renderGrid);
 client.addEventListener("speaker", (e) => { speaking = e.detail.active; renderGrid(); });
 client.addEventListener("participant_joined", (e) => {
@@ -178,3 +186,9 @@ client.addEventListener("participant_left", (e) => {
 $("spot-off").addEventListener("click", () => client.request({ type: "spotlight", classroom_id: null }).catch(() => {}));
 
 client.connect();
+
+function showLink(dot, link) {
+  if (!dot) return;
+  dot.dataset.quality = link ? link.quality : "unknown";
+  dot.title = link ? linkText(link) : "网络 Network: …";
+}

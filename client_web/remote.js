@@ -1,7 +1,7 @@
 // Remote classroom (听讲/互动课堂) page: plays the lead full-screen with sound, shows the
 // spotlighted classroom beside it, publishes its own camera + mic (the server forwards the mic
 // only while this classroom holds the floor), raises its hand, and rejoins by itself.
-import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin } from "./classroom.js";
+import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin, linkText } from "./classroom.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -142,3 +142,11 @@ $("hand").addEventListener("click", () => {
 });
 
 client.connect();
+
+// This classroom's own link quality (a "link" message every 2 s from the server).
+client.addEventListener("link", (e) => {
+  const net = $("net");
+  net.dataset.quality = e.detail.quality;
+  net.textContent = { good: "网络良好 Network good", fair: "网络一般 Network fair", poor: "网络较差 Network poor" }[e.detail.quality] || "";
+  net.title = linkText(e.detail);
+});
