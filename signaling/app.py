@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ def create_app(
         return ws
 
     async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", **router.stats()})
+        # "tasks": the server's live asyncio tasks (read-only; the soak test watches it return to baseline)
+        return web.json_response({"status": "ok", **router.stats(), "tasks": len(asyncio.all_tasks())})
 
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(client_dir / "index.html")
