@@ -21,6 +21,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.sdp import candidate_from_sdp
 
 from sfu import glue, rtcp
+from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
 from sfu.downtrack import DownTrack
 from sfu.glue import Negotiated, RawTransport
 from sfu.link import Link, LinkConfig
@@ -88,6 +89,7 @@ class PublisherPeer:
         self._sources: dict[str, str] = {}
         self._simulcast: dict[str, glue.SimulcastOffer] = {}  # mid -> offered layers
         self._layers: dict[tuple[str, str], UpTrack] = {}  # (mid, rid) -> layer
+        self.uplink: LinkEstimator | None = None  # what we tell the publisher it may send (REMB)
         self.closed = False
 
     async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -215,7 +217,11 @@ class PublisherPeer:
             STATS.rtcp_errors += 1
 
     def send_reports(self, remb_bitrate: int) -> None:
-        """Receiver reports and REMB toward the publisher (called about once a second)."""
+        """Receiver reports and REMB toward the publisher (called about once a second).
+
+        The REMB is this uplink's estimate (``remb_bitrate`` at most): the loss we see on the
+        publisher's video shrinks it and a clean link lets it grow back, so a classroom
+        publishing over a weak uplink is told to send less instead of a fixed figure."""
         if self.transport is None or not self.tracks:
             return
         tracks = self.all_tracks()
@@ -227,9 +233,13 @@ class PublisherPeer:
             t.measure(now)
         rtcp_ssrc = next(iter(self.tracks.values()))._rtcp_ssrc
         packet = rtcp.build_rr(rtcp_ssrc, blocks[:31])
-        video = [t.ssrc for t in tracks if t.is_video and t.ssrc]
+        video = [t for t in tracks if t.is_video and t.ssrc]
         if video:
-            packet += rtcp.build_remb(rtcp_ssrc, remb_bitrate, video)
+            if self.uplink is None:
+                self.uplink = LinkEstimator(EstimatorConfig(initial_bps=remb_bitrate, max_bps=remb_bitrate))
+            self.uplink.on_loss(max(t.upstream_loss for t in video), now)
+            self.uplink.tick(now)
+            packet += rtcp.build_remb(rtcp_ssrc, int(self.uplink.estimate(now)), [t.ssrc for t in video])
             STATS.remb_sent += 1
         self.transport.send_rtcp(packet)
 
