@@ -697,7 +697,8 @@ def _fmt(x: float | None, spec: str = ".1f", scale: float = 1.0, unit: str = "")
     return "–" if x is None else f"{x * scale:{spec}}{unit}"
 
 
-def table(results: Sequence[dict[str, Any]]) -> str:
+def table(results: Sequence[dict[str, Any]], markdown: bool = False) -> str:
+    """The result table (plain text, or Markdown for docs), then each condition's checks."""
     head = ("condition", "freeze", "fps", "a.conc", "kbps", "layers seen", "cap→", "top←",
             "sw/10s", "other frz", "KFreq/2s", "lead layers kbps", "rtx/fwd*", "checks")
     rows = [head]
@@ -720,9 +721,13 @@ def table(results: Sequence[dict[str, Any]]) -> str:
             _fmt(r["server"]["retransmitted_vs_forwarded"], ".0f", 100, "%"),
             f"{len(passed)}/{len(r['checks'])}",
         ))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    lines = [" | ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)) for row in rows]
-    lines.insert(1, "-+-".join("-" * wd for wd in widths))
+    if markdown:
+        lines = ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+        lines.insert(1, "|" + "---|" * len(head))
+    else:
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
+        lines = [" | ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)) for row in rows]
+        lines.insert(1, "-+-".join("-" * wd for wd in widths))
     out = ["\n".join(lines), ""]
     for r in results:
         out.append(f"{r['condition']}: " + "; ".join(
@@ -746,7 +751,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-second-remote", action="store_true")
     parser.add_argument("--echo-server", action="store_true", help="show the server's output")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path, metavar="JSON",
+                        help="print the table of an earlier --json file as Markdown and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(table(json.loads(args.markdown.read_text()), markdown=True))
+        return 0
     names = list(ALL) if args.all else []
     names += [n for n in args.condition if n not in names]
     if not names:
