@@ -35,6 +35,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* Forwarder.MAX_REORDER: a packet this far behind the newest is dropped (libsrtp refuses to
+   protect an index older than its 128-packet window; the receiver has given up on it anyway). */
+#define MAX_REORDER 100
+
 typedef int (*srtp_protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
 static srtp_protect_fn protect_fn = NULL;
@@ -301,8 +305,8 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         }
         /* Forwarder.advance, started branch: the signed 16-bit distance to the newest packet. */
         long long delta = ((seq - l->highest_in_seq + 0x8000) & 0xFFFF) - 0x8000;
-        if (delta < 0 && l->ext_highest + delta < l->ext_first) {
-            continue; /* older than where this source started for this subscriber */
+        if (delta < 0 && (l->ext_highest + delta < l->ext_first || delta < -MAX_REORDER)) {
+            continue; /* older than where this source started, or than SRTP's replay window */
         }
         long long out_seq = (seq + l->seq_offset) & 0xFFFF;
         long long out_ts = (ts + l->ts_offset) & 0xFFFFFFFFLL;

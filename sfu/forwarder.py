@@ -16,6 +16,9 @@ from sfu.lane import Lane
 
 SEQ_MASK = 0xFFFF
 TS_MASK = 0xFFFFFFFF
+# A packet this many sequence numbers behind the newest is dropped: libsrtp refuses to protect an
+# index older than its 128-packet replay window, and the receiver has long given up on it.
+MAX_REORDER = 100
 
 
 class Forwarder(Lane):
@@ -112,8 +115,8 @@ class Forwarder(Lane):
         # (tests/unit/sfu/test_fanout.py runs both on the same packets).
         # Where this packet lies relative to the newest one, as a signed 16-bit distance.
         delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
-        if delta < 0 and self.ext_highest + delta < self.ext_first:
-            return False  # older than where this source started for us
+        if delta < 0 and (self.ext_highest + delta < self.ext_first or delta < -MAX_REORDER):
+            return False  # older than where this source started for us, or than SRTP's window
         out_seq = self.out_seq = (seq + self.seq_offset) & SEQ_MASK
         out_ts = self.out_ts = (ts + self.ts_offset) & TS_MASK
         if delta > 0:

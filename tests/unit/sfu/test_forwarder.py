@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu.forwarder import Forwarder
+from sfu.forwarder import MAX_REORDER, Forwarder
 
 VIDEO = 90000
 AUDIO = 48000
@@ -309,13 +309,15 @@ def test_output_is_injective_and_preserves_distance(
     mapped: dict[int, tuple[int, int]] = {}  # input offset -> output
     first = offsets[0]
     newest_out: int | None = None
+    newest = first
     for i, off in enumerate(offsets):
         seq = (base + off) & 0xFFFF
         ts = (ts_base + 3000 * off) & 0xFFFFFFFF
         out = f.translate(seq, ts, i, keyframe=(i == 0))
-        if off < first:
+        if off < first or off < newest - MAX_REORDER:  # before the start, or beyond SRTP's window
             assert out is None
             continue
+        newest = max(newest, off)
         assert out is not None
         if off in mapped:
             assert mapped[off] == out  # duplicates keep their mapping
@@ -346,3 +348,13 @@ def test_long_stream_keeps_forwarding_past_half_the_sequence_space() -> None:
     assert last is not None
     assert f.incoming_seq(last[0]) == (5 + 69_999) & 0xFFFF
     assert f.incoming_seq((last[0] + 1) & 0xFFFF) is None  # not sent yet
+
+
+def test_a_packet_beyond_the_srtp_window_is_dropped() -> None:
+    """libsrtp refuses to protect an index older than its replay window: such a straggler is
+    dropped here instead of failing the send (which would freeze the subscriber's video)."""
+    f = Forwarder(VIDEO, True, initial_seq=0, initial_ts=0)
+    assert f.translate(1000, 0, 0, keyframe=True) is not None
+    assert f.translate(1000 + 150, 3000, 1, keyframe=False) is not None
+    assert f.translate(1000 + 150 - MAX_REORDER, 0, 2, keyframe=False) is not None
+    assert f.translate(1000 + 150 - MAX_REORDER - 1, 0, 3, keyframe=False) is None
