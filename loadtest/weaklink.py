@@ -568,9 +568,14 @@ async def _measure(name: str, cfg: RunConfig, link: Link, server: ServerProcess,
     if cond.upstream:
         await _wait(pages["weak"], "!!(window.classroom && window.classroom.publishing)", 20,
                     "weak remote publishing")
-        await pages["weak"].evaluate("window.classroom.request({type: 'raise_hand'})")
+        # fire and forget: the answer is a ``floor`` event to everyone, awaited below
+        await pages["weak"].evaluate("window.classroom.request({type: 'raise_hand'})"
+                                     ".catch(() => {}), true")
+        await asyncio.sleep(0.5)
         await lead.evaluate(f"window.classroom.request({{type: 'grant_floor', classroom_id: "
-                            f"'{WEAK_REMOTE}'}})")
+                            f"'{WEAK_REMOTE}'}}).catch(() => {{}}), true")
+        await _wait(pages["weak"], "document.getElementById('floor-banner').classList"
+                    ".contains('show')", 10, "floor granted to the weak remote")
     # warm-up: the lead's encoder ramps up; measure its top layer over the last 5 s
     t_warm = time.monotonic()
     await asyncio.sleep(max(0.0, cfg.warmup - 5))
