@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from sfu import glue, rtcp
 from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
@@ -37,6 +37,23 @@ AUDIO_CODECS = ["audio/opus"]
 
 class SdpError(ValueError):
     pass
+
+
+def check_mids(sdp: str) -> None:
+    """Refuse SDP whose m-lines lack a unique ``a=mid`` or whose BUNDLE group names a mid no
+    m-line has: aiortc takes the group's first mid as every bundled transceiver's transport, so
+    such SDP left transceivers without one (AttributeError in aiortc's connect task and in
+    ``close()``; found by tests/fuzz/sfu/test_peer.py)."""
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser raises assorted errors on garbage
+        raise SdpError(f"not valid SDP: {exc}") from exc
+    mids = [m.rtp.muxId for m in parsed.media]
+    if any(not mid for mid in mids) or len(set(mids)) != len(mids):
+        raise SdpError("every m-line needs an a=mid of its own")
+    for group in parsed.group:
+        if group.semantic == "BUNDLE" and any(item not in mids for item in group.items):
+            raise SdpError("the BUNDLE group names a mid that no m-line has")
 
 
 @dataclass
@@ -95,6 +112,7 @@ class PublisherPeer:
     async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
         self._sources.update(sources)
         self._simulcast = glue.simulcast_offer(offer_sdp)
+        check_mids(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -374,6 +392,7 @@ class SubscriberPeer:
         async with self._lock:
             if self.pc is None or not self._awaiting_answer:
                 raise SdpError("no subscribe offer is waiting for an answer")
+            check_mids(sdp)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except (ValueError, KeyError, IndexError, TypeError) as exc:
