@@ -66,7 +66,9 @@ class PeerSettings:
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
     servers = [RTCIceServer(urls=u) for u in settings.ice_servers]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+    glue.quiet_connect_after_close(pc)
+    return pc
 
 
 async def _add_candidate(pc: RTCPeerConnection, candidate: dict[str, Any] | None) -> None:
