@@ -80,6 +80,7 @@ MEDIA_HELP: dict[str, str] = {
     "retransmitted_bytes": "RTP bytes retransmitted from the packet cache after a NACK",
     "retransmits_skipped": "NACKed packets not re-sent: too late to arrive in time, or over the subscriber's budget",
     "nack_keyframes": "NACKs too large to repair packet by packet, answered with a keyframe request",
+    "padding_bytes": "padding bytes sent to probe a subscriber's link before moving it up a layer",
     "layer_switches": "simulcast layer changes (or pauses) chosen for subscribers by their bandwidth estimate",
     "plis_received": "PLIs/FIRs received from subscribers (relayed as keyframe requests)",
     "keyframe_requests_sent": "keyframe requests (PLI) sent to publishers",

@@ -305,8 +305,10 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         }
         /* Forwarder.advance, started branch: the signed 16-bit distance to the newest packet. */
         long long delta = ((seq - l->highest_in_seq + 0x8000) & 0xFFFF) - 0x8000;
-        if (delta < 0 && (l->ext_highest + delta < l->ext_first || delta < -MAX_REORDER)) {
-            continue; /* older than where this source started, or than SRTP's replay window */
+        if (delta <= 0 && (l->ext_highest + delta < l->ext_first || delta < -MAX_REORDER)) {
+            /* older than where this source started (or than the last padding probe, which took
+               the next number), or than SRTP's replay window */
+            continue;
         }
         long long out_seq = (seq + l->seq_offset) & 0xFFFF;
         long long out_ts = (ts + l->ts_offset) & 0xFFFFFFFFLL;

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("!BBHII")
 _HEADER_PACK = _HEADER.pack
+# A padding-only probe packet: 255 bytes of padding, the last one saying how many (RFC 3550 5.1).
+PADDING = bytes(254) + b"\xff"
+PADDING_PACKET_BYTES = 12 + len(PADDING)
+PROBE_BURST_BYTES = 24 * PADDING_PACKET_BYTES  # at most this much padding after one frame
 # A subscriber whose socket buffer holds more than this is congested: video is dropped until
 # the next keyframe (audio is never dropped for it).
 CONGESTED_BYTES = 512 * 1024
@@ -47,6 +51,10 @@ class DownTrack:
         "link",
         "retransmitted_bytes",
         "retransmit_skipped",
+        "probe_bps",
+        "_probe_owed",
+        "_probe_at",
+        "padding_bytes",
     )
 
     def __init__(
@@ -69,6 +77,10 @@ class DownTrack:
         self.link: Link | None = None  # the subscriber connection's estimate and budget
         self.retransmitted_bytes = 0
         self.retransmit_skipped = 0
+        self.probe_bps = 0.0  # padding to send after each frame while a probe runs (Link)
+        self._probe_owed = 0.0
+        self._probe_at = 0.0
+        self.padding_bytes = 0
         fwd = self.fwd = Forwarder(clock_rate, kind == "video")
         fwd.ssrc = ssrc
         fwd.payload_type = payload_type
@@ -171,10 +183,46 @@ class DownTrack:
         self.target = None
         if self.src is not None:
             self.src.remove_down(self)
+            self.src.remove_probe(self)
         self.src = target
         self.fwd.switch(target)  # re-based at this very keyframe: seq/ts continuity
         if self not in target.down:
             target.down = (*target.down, self)
+        if self.probe_bps > 0:
+            target.add_probe(self)
+
+    # -- probing (sfu/bwe/probe.py) ------------------------------------------------------------
+
+    def set_probe(self, bps: float) -> None:
+        """Send ``bps`` of padding after each frame of the layer forwarded now (0: stop)."""
+        src = self.src
+        if bps > 0 and src is not None and self.kind == "video":
+            if self.probe_bps <= 0:
+                self._probe_owed, self._probe_at = 0.0, 0.0
+            self.probe_bps = bps
+            src.add_probe(self)
+        else:
+            self.probe_bps = 0.0
+            if src is not None:
+                src.remove_probe(self)
+
+    def send_probe(self, now: float) -> None:
+        """Padding-only packets owed since the last call, right after a frame's last packet (a
+        padding number inside a frame would leave the receiver a hole in that frame)."""
+        if self._probe_at:
+            self._probe_owed = min(PROBE_BURST_BYTES, self._probe_owed + self.probe_bps / 8 * (now - self._probe_at))
+        self._probe_at = now
+        fwd = self.fwd
+        while self._probe_owed >= PADDING_PACKET_BYTES:
+            slot = fwd.insert_padding()
+            if slot is None:
+                return
+            header = _HEADER_PACK(0xA0, fwd.payload_type, slot[0], slot[1], fwd.ssrc)  # P bit: padding only
+            if not self.transport.send_rtp_parts(header, PADDING):
+                return
+            self._probe_owed -= PADDING_PACKET_BYTES
+            self.padding_bytes += PADDING_PACKET_BYTES
+            STATS.padding_bytes += PADDING_PACKET_BYTES
 
     def source_closed(self, up: UpTrack) -> None:
         if self.src is up or self.up is up:

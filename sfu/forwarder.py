@@ -11,6 +11,7 @@ time that passed, so the receiver's jitter buffer never sees a jump backwards.
 from __future__ import annotations
 
 import random
+from collections import deque
 
 from sfu.lane import Lane
 
@@ -19,13 +20,17 @@ TS_MASK = 0xFFFFFFFF
 # A packet this many sequence numbers behind the newest is dropped: libsrtp refuses to protect an
 # index older than its 128-packet replay window, and the receiver has long given up on it.
 MAX_REORDER = 100
+# How many offset changes (padding insertions) a NACK can still be mapped back across.
+MAX_SEGMENTS = 64
 
 
 class Forwarder(Lane):
     """The rewrite state lives in :class:`~sfu.lane.Lane` (C or Python), where the C fan-out
     loop reads and writes it too; all of the logic is here."""
 
-    __slots__ = ()
+    # Python-only state (the C loop never needs it): the offset history for NACKs, and the
+    # output sequence numbers that carried padding (nothing to retransmit for those).
+    __slots__ = ("_segments", "_padding")
 
     source: object
     clock_rate: int
@@ -74,6 +79,9 @@ class Forwarder(Lane):
         # the result of the last successful advance()
         self.out_seq = 0
         self.out_ts = 0
+        # (extended incoming index of the first packet using it, seq_offset), oldest first
+        self._segments: list[tuple[int, int]] = []
+        self._padding: deque[int] = deque(maxlen=256)
 
     @property
     def waiting_keyframe(self) -> bool:
@@ -115,8 +123,10 @@ class Forwarder(Lane):
         # (tests/unit/sfu/test_fanout.py runs both on the same packets).
         # Where this packet lies relative to the newest one, as a signed 16-bit distance.
         delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
-        if delta < 0 and (self.ext_highest + delta < self.ext_first or delta < -MAX_REORDER):
-            return False  # older than where this source started for us, or than SRTP's window
+        if delta <= 0 and (self.ext_highest + delta < self.ext_first or delta < -MAX_REORDER):
+            # older than where this source started for us (or than the last padding probe, which
+            # took the next number), or than SRTP's replay window
+            return False
         out_seq = self.out_seq = (seq + self.seq_offset) & SEQ_MASK
         out_ts = self.out_ts = (ts + self.ts_offset) & TS_MASK
         if delta > 0:
@@ -143,16 +153,39 @@ class Forwarder(Lane):
         self.last_out_ts = out_ts
         self.last_out_ms = arrival_ms
         self.started = True
+        self._segments = [(0, self.seq_offset)]
+        self._padding.clear()
+
+    def insert_padding(self) -> tuple[int, int] | None:
+        """Take the next output sequence number for a padding-only packet (a bandwidth probe);
+        returns (out_seq, out_ts) or None when not forwarding. Media goes on after it with the
+        offset moved by one; a straggler older than the newest packet is dropped from now on
+        (its number would be taken), and NACKs still map back across the change."""
+        if not self.started or self.paused:
+            return None
+        out_seq = (self.last_out_seq + 1) & SEQ_MASK
+        self.seq_offset = (self.seq_offset + 1) & SEQ_MASK
+        self.last_out_seq = out_seq
+        self.ext_first = self.ext_highest + 1
+        self._segments.append((self.ext_highest + 1, self.seq_offset))
+        if len(self._segments) > MAX_SEGMENTS:
+            del self._segments[0]
+        self._padding.append(out_seq)
+        return out_seq, self.last_out_ts
 
     def incoming_seq(self, out_seq: int) -> int | None:
         """The incoming sequence number behind ``out_seq`` (for NACK), if it is ours."""
-        if not self.started:
+        if not self.started or out_seq in self._padding:
             return None
-        seq = (out_seq - self.seq_offset) & SEQ_MASK
-        delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
-        if delta > 0 or self.ext_highest + delta < self.ext_first:
-            return None  # not sent yet, or before this segment started
-        return seq
+        upper = self.ext_highest + 1  # the segment being looked at ends before this index
+        for ext_start, offset in reversed(self._segments):
+            seq = (out_seq - offset) & SEQ_MASK
+            delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
+            ext = self.ext_highest + delta
+            if delta <= 0 and ext_start <= ext < upper:
+                return seq
+            upper = ext_start
+        return None  # not sent yet, or before this segment started
 
     def out_timestamp_at(self, in_ts: int) -> int:
         return (in_ts + self.ts_offset) & TS_MASK

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sfu import rtcp
 from sfu.bwe.budget import BudgetConfig, RetransmitBudget
 from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
+from sfu.bwe.probe import ProbeConfig, Prober
 from sfu.bwe.selector import (
     PAUSED,
     PRIORITY_AUDIO,
@@ -24,6 +25,7 @@ from sfu.bwe.selector import (
     LayerSelector,
     SelectorConfig,
     TrackLayers,
+    allocate,
 )
 from sfu.stats import STATS
 
@@ -46,6 +48,7 @@ class LinkConfig:
     estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
     selector: SelectorConfig = field(default_factory=SelectorConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     adaptive: bool = True  # False: every subscriber gets the top layer (the old behaviour)
 
 
@@ -81,6 +84,8 @@ class Link:
         self.estimator = LinkEstimator(c.estimator)
         self.selector = LayerSelector(c.selector)
         self.budget = RetransmitBudget(c.budget)
+        self.prober = Prober(c.probe)
+        self._probing: DownTrack | None = None
         self.sent_bps = 0.0
         self._octets = 0
         self._octets_at = -1.0
@@ -141,7 +146,9 @@ class Link:
                 continue
             demands.append(TrackLayers(d.mid, priority_of(up, self.spotlight), live, audio=not up.is_video))
             by_key[d.mid] = (d, rates)
-        choice = self.selector.select(self.estimator.estimate(now), demands, now)
+        budget = self.estimator.estimate(now)
+        choice = self.selector.select(budget, demands, now)
+        self._probe(demands, choice, by_key, budget, now)
         top = {t.key: len(t.bitrates) - 1 for t in demands}
         self.paused_video = sum(1 for k, v in choice.items() if v == PAUSED)
         self.reduced_video = sum(1 for k, v in choice.items() if 0 <= v < top[k])
@@ -167,6 +174,28 @@ class Link:
             current = d.target.layer if d.target is not None else d.layer_index()
             if current != index:
                 d.select_layer(index)
+
+    def _probe(self, demands: list[TrackLayers], choice: dict[str, int],
+               by_key: dict[str, tuple[DownTrack, tuple[float, ...]]], budget: float, now: float) -> None:
+        """Pad a video stream when the loss-based estimate would allow a better allocation than
+        the receiver's (REMB-bounded) one has confirmed."""
+        up = self.config.selector.up
+        wanted = allocate(self.estimator.unbounded() / up, demands)
+        better = [t for t in demands if not t.audio and wanted[t.key] > choice.get(t.key, PAUSED) >= 0]
+        wanted_bps = 0.0
+        if better:
+            wanted_bps = up * sum(t.bitrates[wanted[t.key]] for t in demands if wanted[t.key] >= 0)
+        rate = self.prober.update(wanted_bps, budget, self.sent_bps, self.estimator.congested_at, now)
+        carrier = None
+        if rate > 0:  # on the most important video being forwarded
+            live = [by_key[t.key][0] for t in sorted(demands, key=lambda t: t.priority)
+                    if not t.audio and choice.get(t.key, PAUSED) >= 0]
+            carrier = next((d for d in live if d.fwd.started and not d.fwd.paused), None)
+        if self._probing is not None and self._probing is not carrier:
+            self._probing.set_probe(0)
+        self._probing = carrier
+        if carrier is not None:
+            carrier.set_probe(rate)
 
     # -- what pages and metrics show --------------------------------------------------------
 

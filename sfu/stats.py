@@ -84,6 +84,8 @@ class MediaStats:
     nack_keyframes: int = 0
     # simulcast layer changes made for subscribers
     layer_switches: int = 0
+    # padding sent to probe subscribers' links before moving them up a layer
+    padding_bytes: int = 0
     plis_received: int = 0
     keyframe_requests_sent: int = 0
     remb_sent: int = 0

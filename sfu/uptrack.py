@@ -98,6 +98,8 @@ class UpTrack:
         # DownTracks waiting for this layer's next keyframe to switch to it (they keep
         # forwarding their old layer until then, so a switch never freezes)
         self._pending: tuple[DownTrack, ...] = ()
+        # DownTracks probing their link: padding after each frame's last packet
+        self._probes: tuple[DownTrack, ...] = ()
         # the worst loss a subscriber reported for this audio since our last RR: reported to the
         # publisher as its own, so its Opus encoder adds in-band FEC for the weak classroom too
         self.proxied_loss = 0
@@ -125,6 +127,14 @@ class UpTrack:
 
     def remove_pending(self, down: DownTrack) -> None:
         self._pending = tuple(d for d in self._pending if d is not down)
+
+    def add_probe(self, down: DownTrack) -> None:
+        if down not in self._probes:
+            self._probes = (*self._probes, down)
+
+    def remove_probe(self, down: DownTrack) -> None:
+        if down in self._probes:
+            self._probes = tuple(d for d in self._probes if d is not down)
 
     def _switch_pending(self) -> None:
         pending, self._pending = self._pending, ()
@@ -216,6 +226,10 @@ class UpTrack:
             STATS.forwarded_packets += sent
             STATS.packets_out += sent
             STATS.bytes_out += sent * (12 + len(payload))
+        if marker and self._probes:  # a frame ended: probing subscribers get their padding now
+            now = time.monotonic()
+            for down in self._probes:
+                down.send_probe(now)
         STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
 
     def _account(self, seq: int, ts: int, arrival_ms: int) -> None:
@@ -344,3 +358,4 @@ class UpTrack:
             down.source_closed(self)
         self.down = ()
         self._pending = ()
+        self._probes = ()

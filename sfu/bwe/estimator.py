@@ -12,6 +12,10 @@ and a loss-based part, RFC 8888 style feedback aside):
   fraction; below ``loss_low`` it grows by ``growth`` per second (loss-based probing). Between
   the two it holds.
 
+The estimate is the loss-based figure bounded by a fresh REMB. Since REMB never runs far ahead
+of what arrives, going up a layer needs a probe first (:class:`sfu.bwe.probe.Prober`: padding
+until REMB confirms the higher rate, or congestion says it does not fit).
+
 RTT comes from the receiver reports' LSR/DLSR against our sender reports; the retransmission
 budget uses it to skip packets that can no longer arrive in time.
 """
@@ -40,6 +44,8 @@ class LinkEstimator:
         self._loss_bps = c.initial_bps
         self.remb_bps = 0.0
         self._remb_at = -1e9
+        self._remb_cap = 0.0  # REMB as a bound: rises at once, falls at most by half per interval
+        self._cap_cut_at = -1e9
         self.loss = 0.0  # last reported fraction lost, 0..1
         self.rtt_ms = 0.0
         self._last_growth = -1.0
@@ -54,6 +60,11 @@ class LinkEstimator:
         previous = self.remb_bps if self.remb_fresh(now) else 0.0
         self.remb_bps = max(0.0, float(bps))
         self._remb_at = now
+        if self.remb_bps >= self._remb_cap or previous == 0:
+            self._remb_cap = self.remb_bps
+        elif now - self._cap_cut_at >= c.decrease_interval_s:
+            self._remb_cap = max(self.remb_bps, 0.5 * self._remb_cap)
+            self._cap_cut_at = now
         falling = previous > 0 and self.remb_bps < 0.97 * previous
         if falling and sent_bps > 0 and self.remb_bps < c.remb_congested * sent_bps:
             # delay-based overuse: toward what the receiver says it gets through, but at most
@@ -94,7 +105,14 @@ class LinkEstimator:
     # -- result ---------------------------------------------------------------------------
 
     def estimate(self, now: float) -> float:
-        """Bits per second this connection can take now."""
+        """Bits per second this connection can take now: the loss-based figure, bounded by the
+        receiver's own (REMB) while it sends one."""
+        if self.remb_fresh(now) and self._remb_cap > 0:
+            return max(self.config.min_bps, min(self._loss_bps, self._remb_cap))
+        return self._loss_bps
+
+    def unbounded(self) -> float:
+        """The loss-based figure alone: what a probe may try to confirm."""
         return self._loss_bps
 
     def remb_fresh(self, now: float) -> bool:

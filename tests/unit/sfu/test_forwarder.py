@@ -358,3 +358,50 @@ def test_a_packet_beyond_the_srtp_window_is_dropped() -> None:
     assert f.translate(1000 + 150, 3000, 1, keyframe=False) is not None
     assert f.translate(1000 + 150 - MAX_REORDER, 0, 2, keyframe=False) is not None
     assert f.translate(1000 + 150 - MAX_REORDER - 1, 0, 3, keyframe=False) is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    base=st.integers(0, 0xFFFF),
+    seq0=st.integers(0, 0xFFFF),
+    steps=st.lists(st.tuples(st.integers(-5, 4), st.booleans()), min_size=1, max_size=150),
+)
+def test_padding_probes_keep_the_numbering_and_nacks_exact(
+    base: int, seq0: int, steps: list[tuple[int, bool]]
+) -> None:
+    """Media (in any order) with padding probes inserted between packets: every output number is
+    used once, and a NACK of any media number maps back to its own incoming packet."""
+    f = Forwarder(VIDEO, True, initial_seq=seq0, initial_ts=0)
+    out_of: dict[int, int] = {}  # out seq -> in seq
+    padding: set[int] = set()
+    off = 0
+    assert f.translate(base, 0, 0, keyframe=True) == (seq0, 0)
+    out_of[seq0] = base
+    for i, (step, pad) in enumerate(steps):
+        off += step
+        seq = (base + off) & 0xFFFF
+        out = f.translate(seq, 0, i + 1, keyframe=False)
+        if out is not None:
+            if out[0] in out_of:
+                assert out_of[out[0]] == seq  # a duplicate keeps its number
+            else:
+                assert out[0] not in padding
+                out_of[out[0]] = seq
+        if pad:
+            probe = f.insert_padding()
+            assert probe is not None
+            assert probe[0] not in out_of and probe[0] not in padding
+            padding.add(probe[0])
+    for out_seq, in_seq in out_of.items():
+        if (f.last_out_seq - out_seq) & 0xFFFF < 90:  # within the reorder window
+            assert f.incoming_seq(out_seq) == in_seq
+    for p in padding:
+        assert f.incoming_seq(p) is None
+
+
+def test_padding_needs_a_started_forwarder() -> None:
+    f = Forwarder(VIDEO, True, initial_seq=0, initial_ts=0)
+    assert f.insert_padding() is None
+    f.translate(10, 0, 0, keyframe=True)
+    f.pause()
+    assert f.insert_padding() is None

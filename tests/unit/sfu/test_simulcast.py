@@ -5,6 +5,7 @@ SDP that negotiates them."""
 from __future__ import annotations
 
 import struct
+import time
 
 from sfu import glue
 from sfu.downtrack import DownTrack
@@ -129,3 +130,30 @@ def test_opus_fec_is_asked_for_in_the_answer() -> None:
     again = glue.opus_fec_answer(out.replace("minptime=10;useinbandfec=1", "minptime=10;useinbandfec=0"))
     assert "a=fmtp:111 minptime=10;useinbandfec=1" in again
     assert glue.opus_fec_answer(out) == out
+
+
+async def test_probe_padding_goes_after_a_frame_and_keeps_numbers_continuous() -> None:
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.attach(top)
+    top.on_rtp(rtp(10, 0, vp8_payload(True)), 0)
+    d.set_probe(2_000_000)
+    d.send_probe(1.0)  # starts the clock
+    top.on_rtp(rtp(11, 3000, vp8_payload(False)), 33)  # no marker: no padding
+    assert len(t.rtp) == 2
+    d._probe_at = time.monotonic() - 0.1  # 0.1 s of 2 Mbit/s owed = 25 kB, capped at one burst
+    top.on_rtp(rtp(12, 6000, vp8_payload(False), marker=True), 66)
+    padding = [p for p in t.rtp if p[0] & 0x20]
+    assert 1 <= len(padding) <= 24 and all(p[-1] == 255 and len(p) == 12 + 255 for p in padding)
+    top.on_rtp(rtp(13, 9000, vp8_payload(False)), 99)
+    out = seqs(t)
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))
+    # a NACK of a padding number retransmits nothing; of a media number, that very packet
+    before = len(t.rtp)
+    d.on_nack([header(padding[0])[2]])
+    assert len(t.rtp) == before
+    d.on_nack([out[-1]])
+    assert t.rtp[-1][12:] == t.rtp[before - 1][12:]
+    d.set_probe(0)
+    assert d not in top._probes

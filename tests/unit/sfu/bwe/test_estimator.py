@@ -36,24 +36,27 @@ def test_heavy_loss_shrinks_and_moderate_loss_holds() -> None:
 def test_a_falling_remb_below_the_sent_rate_is_followed_at_once() -> None:
     est = LinkEstimator(EstimatorConfig(initial_bps=3_000_000))
     est.on_remb(2_800_000, sent_bps=2_000_000, now=0.0)  # above what we send: no congestion
-    assert est.estimate(0.0) == 3_000_000
+    assert est.estimate(0.0) == 2_800_000  # bounded by the receiver's estimate
+    assert est.unbounded() == 3_000_000
     est.on_remb(1_200_000, sent_bps=2_000_000, now=0.5)  # falling, below what we send
-    assert est.estimate(0.5) == 1_500_000  # at most halved per decrease interval
+    assert est.estimate(0.5) == 1_400_000  # at most halved per decrease interval
     est.on_remb(1_100_000, sent_bps=2_000_000, now=0.6)
-    assert est.estimate(0.6) == 1_500_000
+    assert est.estimate(0.6) == 1_400_000
     est.on_remb(1_000_000, sent_bps=2_000_000, now=0.9)
     assert est.estimate(0.9) == 1_000_000
     # no growth within a second of congestion
     est.tick(1.0)
     est.tick(1.6)
-    assert est.estimate(1.6) == 1_000_000
+    assert est.unbounded() == 1_000_000
+    est.on_remb(1_500_000, sent_bps=1_000_000, now=2.0)  # a REMB going up is followed at once
+    assert est.estimate(2.0) == 1_000_000  # (the loss-based figure is lower now)
 
 
 def test_a_lagging_but_rising_remb_after_an_upgrade_is_not_congestion() -> None:
     est = LinkEstimator(EstimatorConfig(initial_bps=3_000_000))
     est.on_remb(700_000, sent_bps=500_000, now=0.0)
     est.on_remb(800_000, sent_bps=2_000_000, now=1.0)  # we just moved up; REMB climbs
-    assert est.estimate(1.0) == 3_000_000
+    assert est.unbounded() == 3_000_000 and est.estimate(1.0) == 800_000
 
 
 def test_stale_remb_is_forgotten_and_rtt_is_smoothed() -> None:

@@ -1,0 +1,73 @@
+"""Probing: finding out whether a subscriber's link can take the next layer before switching.
+
+A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives, so a link fed
+a low layer would never show room for a higher one. When the loss-based estimate says a higher
+allocation may fit but the REMB-bounded one does not, the :class:`Prober` asks for padding at
+``target - sent`` (at most ``max_ratio`` × sent, ``max_bps`` in all) for ``duration_s``. The
+receiver's REMB then either climbs to the target (the selector upgrades as usual) or falls
+(congestion: the probe failed; the next try waits ``cooldown_s``, doubling up to
+``max_cooldown_s``). A failed probe costs padding, never a frozen picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ProbeConfig:
+    duration_s: float = 1.5
+    max_ratio: float = 1.0  # padding at most this × what is sent now
+    max_bps: float = 2_500_000.0
+    cooldown_s: float = 4.0
+    max_cooldown_s: float = 60.0
+
+
+class Prober:
+    def __init__(self, config: ProbeConfig | None = None) -> None:
+        self.config = config or ProbeConfig()
+        self.padding_bps = 0.0  # what to send as padding now (0: no probe running)
+        self.target_bps = 0.0
+        self._until = -1.0
+        self._blocked_until = -1e9
+        self._cooldown = 0.0
+        self.probes = 0
+        self.failed = 0
+
+    @property
+    def active(self) -> bool:
+        return self.padding_bps > 0
+
+    def update(self, wanted_bps: float, confirmed_bps: float, sent_bps: float, congested_at: float,
+               now: float) -> float:
+        """``wanted_bps``: what the better allocation needs; ``confirmed_bps``: the REMB-bounded
+        estimate. Returns the padding rate to send now (0: none)."""
+        c = self.config
+        if self.active:
+            if congested_at >= self._until - c.duration_s:  # congestion during the probe
+                self.failed += 1
+                self._cooldown = min(c.max_cooldown_s, max(c.cooldown_s, 2 * self._cooldown))
+                self._blocked_until = now + self._cooldown
+                self._stop()
+            elif confirmed_bps >= self.target_bps or now >= self._until:
+                if confirmed_bps >= self.target_bps:
+                    self._cooldown = 0.0
+                else:
+                    self._blocked_until = now + c.cooldown_s  # inconclusive: try again later
+                self._stop()
+            return self.padding_bps
+        if wanted_bps <= confirmed_bps or now < self._blocked_until or sent_bps <= 0:
+            return 0.0
+        self.target_bps = wanted_bps
+        self.padding_bps = min(wanted_bps - sent_bps, c.max_ratio * sent_bps, c.max_bps)
+        if self.padding_bps <= 0:
+            self.padding_bps = 0.0
+            return 0.0
+        self._until = now + c.duration_s
+        self.probes += 1
+        return self.padding_bps
+
+    def _stop(self) -> None:
+        self.padding_bps = 0.0
+        self.target_bps = 0.0
+        self._until = -1.0

@@ -1,0 +1,37 @@
+"""The prober with a fake clock."""
+
+from __future__ import annotations
+
+from sfu.bwe.probe import ProbeConfig, Prober
+
+
+def test_a_probe_starts_when_a_better_allocation_is_not_confirmed() -> None:
+    p = Prober(ProbeConfig(duration_s=1.5, max_ratio=1.0))
+    assert p.update(2_000_000, 900_000, 600_000, -1e9, 0.0) == 600_000  # at most 1 x sent
+    assert p.active and p.probes == 1
+    # REMB climbs to the target: done, no cooldown
+    assert p.update(2_000_000, 2_100_000, 1_200_000, -1e9, 1.0) == 0.0
+    assert not p.active
+    assert p.update(2_000_000, 2_100_000, 2_000_000, -1e9, 1.1) == 0.0  # confirmed: nothing to probe
+
+
+def test_congestion_fails_the_probe_and_backs_off() -> None:
+    p = Prober(ProbeConfig(duration_s=1.5, cooldown_s=4.0))
+    p.update(2_000_000, 900_000, 800_000, -1e9, 10.0)
+    assert p.update(2_000_000, 700_000, 800_000, 10.5, 10.6) == 0.0  # REMB fell during the probe
+    assert p.failed == 1
+    assert p.update(2_000_000, 700_000, 800_000, 10.5, 12.0) == 0.0  # cooling down
+    assert p.update(2_000_000, 700_000, 800_000, 10.5, 14.7) > 0  # again after 4 s
+    p.update(2_000_000, 700_000, 800_000, 15.0, 15.1)
+    assert p.failed == 2
+    assert p.update(2_000_000, 700_000, 800_000, 15.0, 20.0) == 0.0  # 8 s now
+    assert p.update(2_000_000, 700_000, 800_000, 15.0, 23.2) > 0
+
+
+def test_an_inconclusive_probe_ends_on_time() -> None:
+    p = Prober(ProbeConfig(duration_s=1.0, cooldown_s=4.0))
+    p.update(3_000_000, 1_000_000, 1_000_000, -1e9, 0.0)
+    assert p.update(3_000_000, 1_200_000, 1_000_000, -1e9, 0.5) == p.padding_bps > 0
+    assert p.update(3_000_000, 1_300_000, 1_000_000, -1e9, 1.0) == 0.0
+    assert p.update(3_000_000, 1_300_000, 1_000_000, -1e9, 2.0) == 0.0
+    assert p.update(3_000_000, 1_300_000, 1_000_000, -1e9, 5.1) > 0
