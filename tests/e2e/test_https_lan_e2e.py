@@ -42,7 +42,9 @@ HOST_IP, NS_IP = "10.77.0.1", "10.77.0.2"
 
 
 def sh(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, timeout=20)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()}")
 
 
 @pytest.fixture
