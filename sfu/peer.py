@@ -39,18 +39,20 @@ class SdpError(ValueError):
     pass
 
 
-def check_mids(sdp: str) -> None:
+def check_mids(sdp: str, offered: list[str] | None = None) -> None:
     """Refuse SDP whose m-lines lack a unique ``a=mid`` or whose BUNDLE group names a mid no
     m-line has: aiortc takes the group's first mid as every bundled transceiver's transport, so
     such SDP left transceivers without one (AttributeError in aiortc's connect task and in
-    ``close()``; found by tests/fuzz/sfu/test_peer.py)."""
+    ``close()``; found by tests/fuzz/sfu/test_peer.py). An answer must carry the ``offered`` mids."""
     try:
         parsed = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises assorted errors on garbage
         raise SdpError(f"not valid SDP: {exc}") from exc
-    mids = [m.rtp.muxId for m in parsed.media]
+    mids = [m.rtp.muxId for m in parsed.media if m.kind in ("audio", "video", "application")]  # what aiortc uses
     if any(not mid for mid in mids) or len(set(mids)) != len(mids):
         raise SdpError("every m-line needs an a=mid of its own")
+    if offered is not None and mids != offered:
+        raise SdpError(f"the answer's m-lines (mids {mids[:20]}) are not the offer's ({offered[:20]})")
     for group in parsed.group:
         if group.semantic == "BUNDLE" and any(item not in mids for item in group.items):
             raise SdpError("the BUNDLE group names a mid that no m-line has")
@@ -394,7 +396,8 @@ class SubscriberPeer:
         async with self._lock:
             if self.pc is None or not self._awaiting_answer:
                 raise SdpError("no subscribe offer is waiting for an answer")
-            check_mids(sdp)
+            local = self.pc.localDescription
+            check_mids(sdp, [m.rtp.muxId for m in SessionDescription.parse(local.sdp).media] if local else None)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except (ValueError, KeyError, IndexError, TypeError) as exc:

@@ -31,3 +31,16 @@ def test_a_well_formed_offer_passes() -> None:
 def test_mids_a_transport_cannot_be_found_for_are_refused(bad: str) -> None:
     with pytest.raises(SdpError):
         check_mids(bad)
+
+
+def test_an_answer_must_carry_the_offered_mids() -> None:
+    check_mids(OFFER, ["0", "1"])
+    swapped = OFFER.replace("a=mid:0", "a=mid:x").replace("a=mid:1", "a=mid:0").replace("a=mid:x", "a=mid:1")
+    for bad, offered in ((OFFER, ["0"]), (OFFER, ["0", "1", "2"]), (swapped, ["0", "1"])):
+        with pytest.raises(SdpError):
+            check_mids(bad, offered)
+
+
+def test_a_bundled_mid_of_an_m_line_aiortc_ignores_is_refused() -> None:
+    with pytest.raises(SdpError):
+        check_mids(OFFER.replace("m=video", "m=videvideo"))
