@@ -23,6 +23,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     guard=1
   fi
   $SUDO apt-get update -qq
+  unavailable=()
+  for pkg in "${missing[@]}"; do
+    policy="$(apt-cache policy "$pkg" 2>/dev/null)"  # (not piped into grep -q: pipefail + SIGPIPE)
+    [[ "$policy" == *"Candidate: "[0-9]* ]] || unavailable+=("$pkg")
+  done
+  if [ ${#unavailable[@]} -gt 0 ]; then
+    echo "FAIL: this system's apt has no package ${unavailable[*]} (needed by tests/apt-packages.txt)."
+    echo "  The e2e tests drive a real Chromium at /usr/bin/chromium (Debian's chromium, chromium-driver);"
+    echo "  Ubuntu 24.04 ships Chromium only as a snap. Run the suite on Debian 12 (./classroom.sh serve"
+    echo "  itself works on Ubuntu 24.04)."
+    if [ -n "$guard" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+    exit 1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   if [ -n "$guard" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
