@@ -515,7 +515,11 @@ def guard_datagrams(pc: RTCPeerConnection) -> int:
 
         def datagram_received(data: Any, addr: Any, _original: Any = proto.datagram_received) -> None:
             if isinstance(data, bytes) and data and data[0] < 4 and len(data) >= 20:
-                _original(data, addr)  # STUN
+                try:  # STUN: aioice checks it (integrity, ufrag) itself
+                    _original(data, addr)
+                except Exception as exc:  # its parser raises on malformed attributes (struct.error ...)
+                    STATS.bad_datagrams += 1
+                    log.debug("malformed STUN from %s dropped: %r", addr, exc)
                 return
             if not isinstance(data, bytes) or not _plausible_media(data):
                 STATS.bad_datagrams += 1
