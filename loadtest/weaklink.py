@@ -458,6 +458,7 @@ class RunConfig:
     with_ok_remote: bool = True
     top_kbps: float | None = None  # fixed reference instead of the measured top layer
     echo_server: bool = False
+    log_level: str = "WARNING"  # the server's (INFO with --echo-server: layer changes, probes)
     log: Callable[[str], None] = print
 
 
@@ -509,7 +510,7 @@ async def run_condition(name: str, cfg: RunConfig) -> dict[str, Any]:
             tempfile.TemporaryDirectory(prefix="wl-weaklink-") as tmp:
         host = link.spec.host_ip
         env = {**os.environ, "CLASSROOM_MEDIA_ICE_ADDRESSES": host}
-        server = start_server(extra_args=["--host", host, "--tls", "off"], env=env,
+        server = start_server(extra_args=["--host", host, "--tls", "off"], env=env, log_level=cfg.log_level,
                               echo=cfg.echo_server)
         base = f"http://{host}:{server.port}"
         origin_flag = f"--unsafely-treat-insecure-origin-as-secure={base}"
@@ -768,7 +769,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --condition NAME (repeatable) or --all")
     cfg = RunConfig(seconds=args.seconds, warmup=args.warmup, link_index=args.link,
                     with_ok_remote=not args.no_second_remote, top_kbps=args.top_kbps,
-                    echo_server=args.echo_server)
+                    echo_server=args.echo_server, log_level="INFO" if args.echo_server else "WARNING")
     results = []
     for n in names:
         load = os.getloadavg()

@@ -166,6 +166,7 @@ typedef struct {
     /* the DownTrack's */
     unsigned int ssrc;
     int payload_type;
+    int abs_send_time_id; /* the subscriber's extension id for abs-send-time, 0: none */
     long long packets;
     long long octets;
     double first_sent_at;
@@ -219,6 +220,8 @@ static PyMemberDef Lane_members[] = {
     LL(out_ts, NULL),
     {"ssrc", T_UINT, offsetof(Lane, ssrc), 0, "the subscriber's SSRC for this stream"},
     {"payload_type", T_INT, offsetof(Lane, payload_type), 0, NULL},
+    {"abs_send_time_id", T_INT, offsetof(Lane, abs_send_time_id), 0,
+     "header extension id of abs-send-time for this subscriber (0: no extension)"},
     LL(packets, "RTP packets sent"),
     LL(octets, "payload octets sent"),
     {"first_sent_at", T_DOUBLE, offsetof(Lane, first_sent_at), 0, "time.monotonic() of the first send"},
@@ -275,7 +278,10 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     }
     const char *data = PyBytes_AS_STRING(payload);
     Py_ssize_t plen = PyBytes_GET_SIZE(payload);
-    int fits = protect_fn != NULL && 12 + plen + MAX_TRAILER <= BUF_SIZE;
+    int fits = protect_fn != NULL && 20 + plen + MAX_TRAILER <= BUF_SIZE;
+    /* abs-send-time (24 bits, 6.18 fixed-point seconds) from the packet's arrival: when the SFU
+       sent it, to within the fan-out's own time; the same for every subscriber of this packet. */
+    unsigned long long ast = ((unsigned long long)arrival_ms << 18) / 1000ULL;
     unsigned long long sent = 0, dropped = 0, c_sent = 0;
     double now = 0.0;
 
@@ -335,9 +341,23 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         h[9] = (unsigned char)(l->ssrc >> 16);
         h[10] = (unsigned char)(l->ssrc >> 8);
         h[11] = (unsigned char)l->ssrc;
+        int hlen = 12;
+        if (l->abs_send_time_id) {
+            /* X bit, one-byte header extension (RFC 8285): 0xBEDE, one word, id/len 2, 3 bytes */
+            h[0] = 0x90;
+            h[12] = 0xBE;
+            h[13] = 0xDE;
+            h[14] = 0x00;
+            h[15] = 0x01;
+            h[16] = (unsigned char)((l->abs_send_time_id << 4) | 2);
+            h[17] = (unsigned char)(ast >> 16);
+            h[18] = (unsigned char)(ast >> 8);
+            h[19] = (unsigned char)ast;
+            hlen = 20;
+        }
         /* srtp_protect encrypts in place, so every lane copies the payload afresh */
-        memcpy(packet_buf + 12, data, (size_t)plen);
-        int len = (int)(12 + plen);
+        memcpy(packet_buf + hlen, data, (size_t)plen);
+        int len = (int)(hlen + plen);
         if (protect_fn(e->ctx, packet_buf, &len) != 0) {
             e->protect_errors++;
             continue;

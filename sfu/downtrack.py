@@ -24,6 +24,26 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("!BBHII")
 _HEADER_PACK = _HEADER.pack
+# the same header with one one-byte extension element (RFC 8285): abs-send-time, 3 bytes
+_HEADER_AST_PACK = struct.Struct("!BBHIIHHB").pack
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def rtp_header(b0: int, b1: int, seq: int, ts: int, ssrc: int, abs_send_time_id: int, ms: int) -> bytes:
+    """A subscriber's RTP header, with abs-send-time (sent at ``ms``) when it negotiated it: the
+    receiver's delay-based estimate (its REMB) then measures the path from the SFU alone, not
+    the publisher's encoder and uplink too. ``sfu/_fanout.c`` writes the same bytes."""
+    if not abs_send_time_id:
+        return _HEADER_PACK(b0, b1, seq, ts, ssrc)
+    ast = ((ms << 18) // 1000) & 0xFFFFFF
+    return _HEADER_AST_PACK(b0 | 0x10, b1, seq, ts, ssrc, 0xBEDE, 1, (abs_send_time_id << 4) | 2) + (
+        ast.to_bytes(3, "big")
+    )
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
 # A padding-only probe packet: 255 bytes of padding, the last one saying how many (RFC 3550 5.1).
 PADDING = bytes(254) + b"\xff"
 PADDING_PACKET_BYTES = 12 + len(PADDING)
@@ -217,7 +237,8 @@ class DownTrack:
             slot = fwd.insert_padding()
             if slot is None:
                 return
-            header = _HEADER_PACK(0xA0, fwd.payload_type, slot[0], slot[1], fwd.ssrc)  # P bit: padding only
+            # P bit: padding only
+            header = rtp_header(0xA0, fwd.payload_type, slot[0], slot[1], fwd.ssrc, fwd.abs_send_time_id, now_ms())
             if not self.transport.send_rtp_parts(header, PADDING):
                 return
             self._probe_owed -= PADDING_PACKET_BYTES
@@ -258,7 +279,8 @@ class DownTrack:
                 STATS.dropped_congested += 1
                 self.fwd.switch(self.src)
                 return 0
-        header = _HEADER_PACK(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc)
+        header = rtp_header(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc, fwd.abs_send_time_id,
+                            arrival_ms)
         if self.transport.send_rtp_parts(header, payload):
             if not fwd.packets:
                 fwd.first_sent_at = time.monotonic()
@@ -306,8 +328,8 @@ class DownTrack:
                     STATS.retransmits_skipped += 1
                     continue
             marker = 0x80 if h.marker else 0
-            header = _HEADER_PACK(0x80, marker | self.payload_type, out_seq, self.fwd.out_timestamp_at(h.timestamp),
-                                  self.ssrc)
+            header = rtp_header(0x80, marker | self.payload_type, out_seq, self.fwd.out_timestamp_at(h.timestamp),
+                                self.ssrc, self.fwd.abs_send_time_id, now_ms())
             if self.transport.send_rtp_parts(header, payload):
                 STATS.retransmitted_packets += 1
                 STATS.retransmitted_bytes += 12 + len(payload)

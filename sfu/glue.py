@@ -47,6 +47,7 @@ RtcpCallback = Callable[[bytes], None]  # decrypted (compound) RTCP
 
 _ADOPTED = "_classroom_adopted"
 _GUARDED = "_classroom_guarded"
+_SUCCEEDED = aioice.ice.CandidatePair.State.SUCCEEDED
 
 
 # --- process-wide settings ------------------------------------------------------------
@@ -495,8 +496,9 @@ def guard_datagrams(pc: RTCPeerConnection) -> int:
 
     * STUN (first byte 0..3) passes untouched: aioice checks it (integrity, ufrag) itself;
     * anything else must look like DTLS or RTP/RTCP and be at least 12 bytes long;
-    * once a pair is nominated, DTLS/SRTP is accepted only from that pair's remote address
-      (a stranger's datagram cannot reach the DTLS state machine or cost an SRTP unprotect).
+    * once a pair is nominated, DTLS/SRTP is accepted only from peers that passed an ICE
+      connectivity check on that socket (a stranger's datagram cannot reach the DTLS state
+      machine or cost an SRTP unprotect; the browser may use any of its checked pairs).
 
     Dropped datagrams are counted in ``STATS.bad_datagrams``. Call after ``setLocalDescription``
     (the sockets exist once candidates are gathered) and again after later negotiations;
@@ -513,7 +515,12 @@ def guard_datagrams(pc: RTCPeerConnection) -> int:
         setattr(proto, _GUARDED, True)
         guarded += 1
 
-        def datagram_received(data: Any, addr: Any, _original: Any = proto.datagram_received) -> None:
+        checked: set[tuple[str, int]] = set()  # peers that passed an ICE check on this socket
+
+        def datagram_received(
+            data: Any, addr: Any, _original: Any = proto.datagram_received, _proto: Any = proto,
+            _checked: set[tuple[str, int]] = checked,
+        ) -> None:
             if isinstance(data, bytes) and data and data[0] < 4 and len(data) >= 20:
                 try:  # STUN: aioice checks it (integrity, ufrag) itself
                     _original(data, addr)
@@ -524,10 +531,20 @@ def guard_datagrams(pc: RTCPeerConnection) -> int:
             if not isinstance(data, bytes) or not _plausible_media(data):
                 STATS.bad_datagrams += 1
                 return
-            pair = nominated.get(1)
-            if pair is not None and (addr[0], addr[1]) != tuple(pair.remote_addr[:2]):
-                STATS.bad_datagrams += 1
-                return
+            if nominated:
+                peer = (addr[0], addr[1])
+                if peer not in _checked:
+                    # Only on a miss: the peers whose connectivity check on this socket
+                    # succeeded (a browser may send from another of its pairs than the one
+                    # aioice nominated first).
+                    _checked.update(
+                        tuple(pair.remote_addr[:2]) for pair in connection._check_list
+                        if pair.protocol is _proto and pair.state == _SUCCEEDED
+                    )
+                    _checked.update(tuple(pair.remote_addr[:2]) for pair in nominated.values())
+                    if peer not in _checked:
+                        STATS.bad_datagrams += 1
+                        return
             _original(data, addr)
 
         proto.datagram_received = datagram_received

@@ -59,6 +59,7 @@ class _PyLane:
         "out_ts",
         "ssrc",
         "payload_type",
+        "abs_send_time_id",
         "packets",
         "octets",
         "first_sent_at",
@@ -73,7 +74,7 @@ class _PyLane:
         self.ext_first = self.ext_highest = self.last_out_seq = self.last_out_ts = 0
         self.last_out_ms = -1
         self.dropped_waiting = self.out_seq = self.out_ts = 0
-        self.ssrc = self.payload_type = self.packets = self.octets = 0
+        self.ssrc = self.payload_type = self.abs_send_time_id = self.packets = self.octets = 0
         self.first_sent_at = 0.0
 
 

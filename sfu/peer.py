@@ -22,7 +22,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from sfu import glue, rtcp
 from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
-from sfu.downtrack import DownTrack
+from sfu.downtrack import ABS_SEND_TIME_URI, DownTrack
 from sfu.glue import Negotiated, RawTransport
 from sfu.link import Link, LinkConfig
 from sfu.rtp import RtpError, find_extension, parse_header
@@ -429,6 +429,7 @@ class SubscriberPeer:
             transport=self.transport,
         )
         down.link = self.link
+        down.fwd.abs_send_time_id = neg.extensions.get(ABS_SEND_TIME_URI, 0) if neg.kind == "video" else 0
         slot.down = down
         self._by_ssrc[down.ssrc] = down
         down.attach(slot.up, self._start_layer(slot.up))

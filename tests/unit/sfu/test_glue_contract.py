@@ -141,6 +141,8 @@ def test_connection_nominated_and_protocols() -> None:
 
 def test_candidate_pair_shape() -> None:
     pair = aioice.ice.CandidatePair
+    assert pair.State.SUCCEEDED and "self.state = " in source(pair.__init__)
+    assert "self._check_list" in source(aioice.ice.Connection.__init__)
     assert "protocol" in params(pair.__init__)
     assert "self.protocol = protocol" in source(pair.__init__)
     assert isinstance(inspect.getattr_static(pair, "remote_addr"), property)
@@ -552,9 +554,19 @@ async def test_guard_drops_bad_datagrams_before_aioice() -> None:
         proto.datagram_received(srtp, peer)
         assert queued == [dtls_record, srtp]  # before nomination: from anyone (ICE checks run)
         connection._nominated[1] = SimpleNamespace(remote_addr=peer, protocol=proto)
-        proto.datagram_received(srtp, ("127.0.0.1", 40001))  # not the connected peer
+        proto.datagram_received(srtp, ("127.0.0.1", 40001))  # a stranger: never checked
         proto.datagram_received(srtp, peer)
         assert queued == [dtls_record, srtp, srtp] and STATS.bad_datagrams == before + 8
+        # another of the browser's pairs that passed its connectivity check is the peer too
+        other = ("127.0.0.1", 40002)
+        checked = SimpleNamespace(remote_addr=other, protocol=proto, state=aioice.ice.CandidatePair.State.SUCCEEDED)
+        failed = SimpleNamespace(remote_addr=("127.0.0.1", 40003), protocol=proto,
+                                 state=aioice.ice.CandidatePair.State.FAILED)
+        connection._check_list[:] = [checked, failed]
+        proto.datagram_received(srtp, other)
+        proto.datagram_received(srtp, ("127.0.0.1", 40003))
+        assert queued == [dtls_record, srtp, srtp, srtp] and STATS.bad_datagrams == before + 9
+        connection._check_list.clear()
         connection._nominated.clear()
     finally:
         await pc.close()

@@ -157,3 +157,16 @@ async def test_probe_padding_goes_after_a_frame_and_keeps_numbers_continuous() -
     assert t.rtp[-1][12:] == t.rtp[before - 1][12:]
     d.set_probe(0)
     assert d not in top._probes
+
+
+def test_abs_send_time_header() -> None:
+    from sfu.downtrack import rtp_header
+    from sfu.rtp import find_extension, parse_header
+
+    plain = rtp_header(0x80, 100, 7, 9000, 555, 0, 1000)
+    assert plain == struct.pack("!BBHII", 0x80, 100, 7, 9000, 555)
+    h = rtp_header(0x80, 100, 7, 9000, 555, 3, 1000)
+    assert len(h) == 20 and h[0] == 0x90
+    parsed = parse_header(h + b"x")
+    assert parsed.sequence == 7 and find_extension(h + b"x", parsed, 3) == b"\x04\x00\x00"  # 1 s in 6.18
+    assert rtp_header(0xA0, 100, 7, 9000, 555, 3, 64_000)[0] == 0xB0  # padding keeps its P bit
