@@ -156,7 +156,7 @@ export class ClassroomClient extends EventTarget {
   }
 
   // sources: Map<MediaStreamTrack, "teacher"|"screen"|"students">. Cameras are sent as simulcast
-  // (three layers, lowest first, VP8 temporal layers) so the server can give a weak link a lower
+  // (three layers, lowest first) so the server can give a weak link a lower
   // layer; courseware keeps its detail and drops frame rate first.
   async publish(stream, sources) {
     this.publishing = { stream, sources };
@@ -321,7 +321,9 @@ function encodingsFor(track, source) {
     return {};
   }
   if (new URLSearchParams(location.search).get("simulcast") === "0") return {};
-  return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: "L1T3" })) };
+  // One temporal layer: the SFU does not rewrite VP8 picture ids yet, and Chromium resolves frame
+  // references across a layer switch only without temporal layers (sequence-number based).
+  return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: "L1T1" })) };
 }
 
 // A link's figures for a tooltip, in both languages: estimate, loss, round trip, layers.

@@ -74,7 +74,7 @@ def layer_bitrates(up: UpTrack, now_ms: int) -> tuple[float, ...]:
             out.append(-1.0)  # not sending
             continue
         default = DEFAULT_LAYER_BPS[min(layer.layer, len(DEFAULT_LAYER_BPS) - 1)] if up.simulcast else 800_000.0
-        out.append(layer.bitrate_bps * 1.1 if layer.bitrate_bps > 0 else default)
+        out.append(layer.bitrate_bps if layer.bitrate_bps > 0 else default)
     return tuple(out)
 
 
