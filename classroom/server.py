@@ -325,6 +325,9 @@ def run_server(config: Config, log_level: str = "INFO") -> int:
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from classroom import logfilters
+
+    logfilters.install()  # malformed HTTP requests: one line, not a traceback
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run

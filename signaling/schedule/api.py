@@ -91,6 +91,8 @@ async def read_json(request: web.Request, timeout_s: float = 30.0) -> dict[str, 
                     raise ApiError(413, "body_too_large", "request body too large (limit 1 MiB)")
     except TimeoutError:
         raise ApiError(408, "body_timeout", f"the request body did not arrive within {timeout_s:g} s") from None
+    except ConnectionError:  # the client went away mid-body (found by tests/fuzz): nobody to answer, no traceback
+        raise bad_request("bad_request", "the connection closed before the whole body arrived") from None
     if not data.strip():
         raise bad_request("bad_json", "a JSON object body is required")
     try:
