@@ -41,6 +41,7 @@ AUDIO_BPS = 64_000.0
 # A layer that has sent nothing for this long is not offered (the publisher turned it off, e.g.
 # Chrome sends fewer simulcast layers for a small picture).
 LAYER_IDLE_S = 2.0
+NACK_WINDOW_S = 0.25
 
 
 @dataclass
@@ -92,6 +93,11 @@ class Link:
         self.layers: dict[str, int] = {}  # mid -> chosen layer (-1 paused)
         self._sr_sent: dict[int, float] = {}  # ntp middle 32 bits of our SRs -> monotonic time
         self.spotlight: str | None = None  # the spotlighted classroom (its camera comes third)
+        # NACKed packets against packets sent, over short windows: a loss signal within a
+        # fraction of a second (receiver reports come once a second)
+        self._nacked = 0
+        self._window_at = -1.0
+        self._window_packets = 0
         self.paused_video = 0  # video tracks paused for this link at the last evaluation
         self.reduced_video = 0  # video tracks below their top live layer
 
@@ -115,6 +121,23 @@ class Link:
     def on_remb(self, bitrate: int, downs: list[DownTrack], now: float) -> None:
         self.estimator.on_remb(bitrate, self._sent(downs, now), now)
 
+    def on_nack(self, count: int) -> None:
+        self._nacked += count
+
+    def _nack_loss(self, downs: list[DownTrack], now: float) -> None:
+        packets = sum(d.packets for d in downs if d.kind == "video")
+        if self._window_at < 0:
+            self._window_at, self._window_packets, self._nacked = now, packets, 0
+            return
+        if now - self._window_at < NACK_WINDOW_S:
+            return
+        sent = packets - self._window_packets
+        if sent >= 10:
+            ratio = min(1.0, self._nacked / sent)
+            if ratio > self.estimator.config.loss_high:
+                self.estimator.on_loss(ratio, now)  # congestion now, not in a second
+        self._window_at, self._window_packets, self._nacked = now, packets, 0
+
     def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
         """A receiver report from the subscriber: loss over the video streams, and RTT."""
         fractions = [b.fraction_lost / 256.0 for b in blocks if b.ssrc in ssrcs]
@@ -131,6 +154,7 @@ class Link:
     def evaluate(self, downs: list[DownTrack], now: float, now_ms: int) -> None:
         """Choose each DownTrack's layer within the estimate and apply it."""
         self._sent(downs, now)
+        self._nack_loss(downs, now)
         self.estimator.tick(now)
         if not self.config.adaptive:
             return

@@ -1,9 +1,10 @@
 """Probing: finding out whether a subscriber's link can take the next layer before switching.
 
-A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives, so a link fed
-a low layer would never show room for a higher one. When the loss-based estimate says a higher
-allocation may fit but the REMB-bounded one does not, the :class:`Prober` asks for padding at
-``target - sent`` (at most ``max_ratio`` × sent, ``max_bps`` in all) for ``duration_s``. The
+A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives (about 1.5 ×),
+so a link fed a low layer would never show room for a higher one. When the loss-based estimate
+says a higher allocation may fit but the REMB-bounded one does not, the :class:`Prober` asks for
+padding so that ``target / 1.4`` arrives (at most ``max_ratio`` × sent, ``max_bps`` in all) for
+``duration_s``. The
 receiver's REMB then either climbs to the target (the selector upgrades as usual) or falls
 (congestion: the probe failed; the next try waits ``cooldown_s``, doubling up to
 ``max_cooldown_s``). A failed probe costs padding, never a frozen picture.
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+REMB_HEADROOM = 1.4
+
 
 @dataclass
 class ProbeConfig:
     duration_s: float = 1.5
-    max_ratio: float = 1.0  # padding at most this × what is sent now
+    max_ratio: float = 2.0  # padding at most this × what is sent now
     max_bps: float = 2_500_000.0
     cooldown_s: float = 4.0
-    max_cooldown_s: float = 60.0
+    max_cooldown_s: float = 8.0  # short: a lifted cap is found again within seconds
 
 
 class Prober:
@@ -59,7 +62,8 @@ class Prober:
         if wanted_bps <= confirmed_bps or now < self._blocked_until or sent_bps <= 0:
             return 0.0
         self.target_bps = wanted_bps
-        self.padding_bps = min(wanted_bps - sent_bps, c.max_ratio * sent_bps, c.max_bps)
+        # REMB runs at most ~1.5 x what arrives: arriving at target / 1.4 lets it reach target
+        self.padding_bps = min(wanted_bps / REMB_HEADROOM - sent_bps, c.max_ratio * sent_bps, c.max_bps)
         if self.padding_bps <= 0:
             self.padding_bps = 0.0
             return 0.0

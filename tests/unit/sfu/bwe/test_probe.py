@@ -8,6 +8,8 @@ from sfu.bwe.probe import ProbeConfig, Prober
 def test_a_probe_starts_when_a_better_allocation_is_not_confirmed() -> None:
     p = Prober(ProbeConfig(duration_s=1.5, max_ratio=1.0))
     assert p.update(2_000_000, 900_000, 600_000, -1e9, 0.0) == 600_000  # at most 1 x sent
+    p2 = Prober(ProbeConfig(max_ratio=5.0))
+    assert round(p2.update(2_800_000, 900_000, 600_000, -1e9, 0.0)) == 2_000_000 - 600_000  # to target/1.4
     assert p.active and p.probes == 1
     # REMB climbs to the target: done, no cooldown
     assert p.update(2_000_000, 2_100_000, 1_200_000, -1e9, 1.0) == 0.0
@@ -16,7 +18,7 @@ def test_a_probe_starts_when_a_better_allocation_is_not_confirmed() -> None:
 
 
 def test_congestion_fails_the_probe_and_backs_off() -> None:
-    p = Prober(ProbeConfig(duration_s=1.5, cooldown_s=4.0))
+    p = Prober(ProbeConfig(duration_s=1.5, cooldown_s=4.0, max_cooldown_s=60.0))
     p.update(2_000_000, 900_000, 800_000, -1e9, 10.0)
     assert p.update(2_000_000, 700_000, 800_000, 10.5, 10.6) == 0.0  # REMB fell during the probe
     assert p.failed == 1
