@@ -223,6 +223,6 @@ def write_manifest(path: Path, manifest: Manifest) -> None:
 def read_manifest(path: Path) -> Manifest:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nesting too deep (found by tests/fuzz)
         raise ManifestError(f"cannot read {path}: {exc}") from exc
     return Manifest.from_json(raw)
