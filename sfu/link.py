@@ -42,6 +42,7 @@ AUDIO_BPS = 64_000.0
 # Chrome sends fewer simulcast layers for a small picture).
 LAYER_IDLE_S = 2.0
 NACK_WINDOW_S = 0.25
+NACK_MEMORY = 2048
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Link:
         self._nacked = 0
         self._window_at = -1.0
         self._window_packets = 0
+        self._nack_seen: dict[tuple[int, int], None] = {}  # (ssrc, seq) NACKed lately, oldest first
         self.paused_video = 0  # video tracks paused for this link at the last evaluation
         self.reduced_video = 0  # video tracks below their top live layer
 
@@ -121,8 +123,17 @@ class Link:
     def on_remb(self, bitrate: int, downs: list[DownTrack], now: float) -> None:
         self.estimator.on_remb(bitrate, self._sent(downs, now), now)
 
-    def on_nack(self, count: int) -> None:
-        self._nacked += count
+    def on_nack(self, ssrc: int, seqs: list[int]) -> None:
+        """Count each lost packet once: a receiver NACKs the same packet again every round trip
+        until it arrives or gives up."""
+        seen = self._nack_seen
+        for seq in seqs:
+            key = (ssrc, seq)
+            if key not in seen:
+                seen[key] = None
+                self._nacked += 1
+        while len(seen) > NACK_MEMORY:
+            del seen[next(iter(seen))]
 
     def _nack_loss(self, downs: list[DownTrack], now: float) -> None:
         packets = sum(d.packets for d in downs if d.kind == "video")

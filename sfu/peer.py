@@ -441,7 +441,7 @@ class SubscriberPeer:
                     down = self._by_ssrc.get(record.media_ssrc)
                     if down is not None:
                         down.on_nack(record.seqs)
-                        self.link.on_nack(len(record.seqs))
+                        self.link.on_nack(record.media_ssrc, record.seqs)
                         self._evaluate(soon=True)
                 elif isinstance(record, rtcp.KeyframeRequest):
                     down = self._by_ssrc.get(record.media_ssrc)
