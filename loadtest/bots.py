@@ -221,6 +221,34 @@ class _Signaling:
 # --- publisher ------------------------------------------------------------------------------
 
 
+RID_EXT_ID = 10
+
+
+def _simulcast_offer(sdp: str, mid: str) -> str:
+    """aiortc's offer with the video m-line turned into a three-layer simulcast offer."""
+    lines = sdp.split("\r\n")
+    out: list[str] = []
+    in_video = False
+    for line in lines:
+        if line.startswith("m="):
+            if in_video:
+                out += _SIMULCAST_LINES
+            in_video = line.startswith("m=video")
+        if in_video and line.startswith("a=ssrc"):
+            continue  # a browser signals no SSRCs for RID-based simulcast
+        if line == "" and in_video:
+            out += _SIMULCAST_LINES
+            in_video = False
+        out.append(line)
+    return "\r\n".join(out)
+
+
+_SIMULCAST_LINES = [
+    f"a=extmap:{RID_EXT_ID} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "a=rid:q send", "a=rid:h send", "a=rid:f send", "a=simulcast:send q;h;f",
+]
+
+
 class PublisherBot:
     """Publishes ``stream`` (VP8 camera + Opus microphone) with a ``lead`` (or ``remote``) token."""
 
@@ -233,7 +261,13 @@ class PublisherBot:
         source: str = "teacher",
         pace_factor: float = 2.5,
         send_log: SendLog | None = None,
+        simulcast: bool = False,
     ) -> None:
+        """``simulcast``: offer the camera as three layers (RIDs q, h, f) the way a browser does.
+        The stream is the top layer ``f``; ``h`` and ``q`` repeat every 3rd and every 10th of its
+        packets under their own SSRCs (nobody decodes them: they cost the SFU what lower
+        layers cost it, a receive and a cache entry per packet)."""
+        self.simulcast = simulcast
         self.signaling = _Signaling(url, token)
         self.stream = stream
         self.source = source
@@ -247,6 +281,8 @@ class PublisherBot:
         self._task: asyncio.Task[None] | None = None
         self._kf_wanted = False
         self._kf_last = -1e9
+        self._layer_count = 0
+        self._layer_seq: dict[str, int] = {}
 
     async def start(self, timeout: float = 20.0) -> None:
         _ensure_ice()
@@ -259,9 +295,10 @@ class PublisherBot:
         await pc.setLocalDescription(await pc.createOffer())
         glue.send_raw(pc, self._on_stream, self._on_rtcp)
         sources = {video.mid: self.source, audio.mid: self.source}
-        reply = await self.signaling.request(
-            {"type": "publish", "sdp": pc.localDescription.sdp, "sources": sources}, timeout
-        )
+        sdp = pc.localDescription.sdp
+        if self.simulcast:
+            sdp = _simulcast_offer(sdp, str(video.mid))
+        reply = await self.signaling.request({"type": "publish", "sdp": sdp, "sources": sources}, timeout)
         await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         self._raw = glue.raw_transport(pc)
         deadline = time.monotonic() + timeout
@@ -287,10 +324,34 @@ class PublisherBot:
         # our packetizers write no CSRC, extension or padding: the payload starts at 12
         self.send_log.record(zlib.crc32(packet[12:]), time.perf_counter())
         assert self._raw is not None
+        if kind == "video" and self.simulcast:
+            self._send_layers(packet)
+            return
         if self._raw.send_rtp(packet):
             self.stats.sent[kind] += 1
         else:
             self.stats.send_failures += 1
+
+    def _send_layers(self, packet: bytes) -> None:
+        """The top layer's packet with its RID, and now and then one for each lower layer."""
+        assert self._raw is not None
+        self._layer_count += 1
+        for rid, ssrc, every in (("f", 0, 1), ("h", 0x51A1, 3), ("q", 0x51A2, 10)):
+            if self._layer_count % every:
+                continue
+            seq = self._layer_seq.get(rid, 0)
+            self._layer_seq[rid] = (seq + 1) & 0xFFFF
+            head = bytearray(packet[:12])
+            head[0] |= 0x10  # X: one-byte header extensions (RFC 8285)
+            if ssrc:
+                head[2:4] = seq.to_bytes(2, "big")
+                head[8:12] = ssrc.to_bytes(4, "big")
+            ext = bytes([0xBE, 0xDE, 0, 1, (RID_EXT_ID << 4), ord(rid), 0, 0])
+            if self._raw.send_rtp(bytes(head) + ext + packet[12:]):
+                if rid == "f":
+                    self.stats.sent["video"] += 1
+            else:
+                self.stats.send_failures += 1
 
     async def _run(self) -> None:
         stream, spec = self.stream, self.stream.spec

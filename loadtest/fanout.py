@@ -125,13 +125,15 @@ class ServerProcess:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_server(cpu: int | None, python_loop: bool = False) -> ServerProcess:
+def start_server(cpu: int | None, python_loop: bool = False, top_layer: bool = False) -> ServerProcess:
     port = free_port()
     secret = secrets.token_hex(32)
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-fanout-"))
     env = dict(os.environ, CLASSROOM_TOKEN_SECRET=secret)
     if python_loop:
         env["CLASSROOM_MEDIA_COMPILED_FANOUT"] = "false"
+    if top_layer:  # the bots send no REMB: without this the estimate would pick a lower layer
+        env["CLASSROOM_MEDIA_ADAPTIVE_LAYERS"] = "false"
     cmd = [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--data-dir", str(data_dir), "--no-demo",
            "--log-level", "WARNING"]  # fmt: skip
@@ -240,7 +242,7 @@ async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[Subscrib
 
 
 async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
-    server = start_server(None if args.no_pin else args.sfu_cpu, args.python_loop)
+    server = start_server(None if args.no_pin else args.sfu_cpu, args.python_loop, top_layer=args.simulcast)
     pub: PublisherBot | None = None
     subs: list[SubscriberBot] = []
     try:
@@ -248,7 +250,8 @@ async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
         signer = TokenSigner(server.secret.encode())
         log = SendLog()
         setup0 = time.monotonic()
-        pub = PublisherBot(server.url, signer.issue(LESSON, "lead", "lead"), stream, send_log=log)
+        pub = PublisherBot(server.url, signer.issue(LESSON, "lead", "lead"), stream, send_log=log,
+                           simulcast=args.simulcast)
         await pub.start()
         for first in range(0, args.subscribers, args.batch):
             batch = [
@@ -366,6 +369,7 @@ def summarize(
         "bot_runqueue_wait_fraction": round((b.bot_wait - a.bot_wait) / window, 3),
         "setup_seconds": round(setup_s, 1),
         "compiled_fanout": not args.python_loop,
+        "simulcast_publisher": bool(args.simulcast),
         "sfu_pinned_cpu": None if not server.pinned else args.sfu_cpu,
         "bots_pinned_cpu": None if args.no_pin else args.bot_cpu,
         "video_bitrate_mbps": round(stream.video_bitrate / 1e6, 3),
@@ -438,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sfu-cpu", type=int, default=0)
     parser.add_argument("--bot-cpu", type=int, default=1)
     parser.add_argument("--no-pin", action="store_true", help="do not pin the SFU or the bots")
+    parser.add_argument("--simulcast", action="store_true",
+                        help="the publisher sends three simulcast layers (q, h, f); every subscriber gets the top one")
     parser.add_argument("--python-loop", action="store_true",
                         help="run the server with media.compiled_fanout off (the pure-Python loop), to compare")
     parser.add_argument(
