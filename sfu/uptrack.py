@@ -142,11 +142,13 @@ class UpTrack:
             down.switched_to(self)
 
     def measure(self, now: float) -> float:
-        """The payload bitrate since the last call (about once a second)."""
+        """The payload bitrate, smoothed over the last few calls (about once a second each): a
+        keyframe's second must not look like a layer that no longer fits."""
         if self._measured_at:
             dt = now - self._measured_at
             if dt > 0:
-                self.bitrate_bps = (self.octets - self._measured_octets) * 8 / dt
+                rate = (self.octets - self._measured_octets) * 8 / dt
+                self.bitrate_bps = rate if self.bitrate_bps <= 0 else 0.7 * self.bitrate_bps + 0.3 * rate
         self._measured_octets = self.octets
         self._measured_at = now
         return self.bitrate_bps
