@@ -166,9 +166,11 @@ class DownTrack:
             return -1
         return self.src.layer
 
-    def select_layer(self, index: int) -> None:
+    def select_layer(self, index: int, at_once: bool = False) -> None:
         """Move to layer ``index`` of the track (-1 pauses video; audio is never paused). The
-        old layer goes on until the new one's keyframe arrives (:meth:`switched_to`)."""
+        old layer goes on until the new one's keyframe arrives (:meth:`switched_to`) — unless
+        ``at_once``: on a congested link the old layer's frames are being lost anyway, and
+        stopping them at once drains the queue in front of the new layer's keyframe."""
         up = self.up
         if up is None or up.closed:
             return
@@ -181,7 +183,7 @@ class DownTrack:
             self.fwd.pause()
             return
         target = up.layers[min(index, len(up.layers) - 1)]
-        if self.fwd.paused or self.src is None:
+        if self.fwd.paused or self.src is None or (at_once and target.layer < self.src.layer):
             self._cancel_target()
             if self.src is not None:
                 self.src.remove_down(self)

@@ -208,7 +208,7 @@ class Link:
                 self.layers[key] = index
             current = d.target.layer if d.target is not None else d.layer_index()
             if current != index:
-                d.select_layer(index)
+                d.select_layer(index, at_once=now - self.estimator.congested_at < 1.0)
 
     def _probe(self, demands: list[TrackLayers], choice: dict[str, int],
                by_key: dict[str, tuple[DownTrack, tuple[float, ...]]], budget: float, now: float) -> None:

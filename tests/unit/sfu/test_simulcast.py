@@ -170,3 +170,19 @@ def test_abs_send_time_header() -> None:
     parsed = parse_header(h + b"x")
     assert parsed.sequence == 7 and find_extension(h + b"x", parsed, 3) == b"\x04\x00\x00"  # 1 s in 6.18
     assert rtp_header(0xA0, 100, 7, 9000, 555, 3, 64_000)[0] == 0xB0  # padding keeps its P bit
+
+
+async def test_a_congested_downgrade_stops_the_old_layer_at_once() -> None:
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.attach(top)
+    top.on_rtp(rtp(10, 0, vp8_payload(True)), 0)
+    d.select_layer(0, at_once=True)
+    assert d.src is low and d not in top.down and d.target is None
+    top.on_rtp(rtp(11, 3000, vp8_payload(False)), 33)
+    assert len(t.rtp) == 1  # nothing more from the top layer
+    low.on_rtp(rtp(1, 0, vp8_payload(True)), 40)
+    assert len(t.rtp) == 2 and (header(t.rtp[1])[2] - header(t.rtp[0])[2]) & 0xFFFF == 1
+    d.select_layer(2, at_once=True)  # up is never "at once": the low layer goes on meanwhile
+    assert d.target is top and d.src is low
