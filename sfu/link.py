@@ -182,6 +182,10 @@ class Link:
             demands.append(TrackLayers(d.mid, priority_of(up, self.spotlight), live, audio=not up.is_video))
             by_key[d.mid] = (d, rates)
         budget = self.estimator.estimate(now)
+        # REMB alone never pauses video: a paused stream gives the receiver nothing to measure,
+        # so its REMB could not say when to resume. Only the loss-based figure can pause.
+        lowest = sum(t.bitrates[0] for t in demands)
+        budget = max(budget, min(self.estimator.unbounded(), lowest))
         choice = self.selector.select(budget, demands, now)
         self._probe(demands, choice, by_key, budget, now)
         top = {t.key: len(t.bitrates) - 1 for t in demands}
@@ -217,6 +221,8 @@ class Link:
         up = self.config.selector.up
         wanted = allocate(self.estimator.unbounded() / up, demands)
         better = [t for t in demands if not t.audio and wanted[t.key] > choice.get(t.key, PAUSED) >= 0]
+        if self.estimator.loss >= self.estimator.config.loss_low:
+            better = []  # a lossy link: padding would only add to the loss (and REMB is noisy there)
         wanted_bps = 0.0
         if better:
             wanted_bps = up * sum(t.bitrates[wanted[t.key]] for t in demands if wanted[t.key] >= 0)

@@ -27,7 +27,7 @@ from sfu.glue import Negotiated, RawTransport
 from sfu.link import Link, LinkConfig
 from sfu.rtp import RtpError, find_extension, parse_header
 from sfu.stats import STATS
-from sfu.uptrack import AUDIO_LEVEL_URI, UpTrack
+from sfu.uptrack import AUDIO_LEVEL_URI, PROXIED_LOSS_S, UpTrack
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +457,10 @@ class SubscriberPeer:
                     for b in record.blocks:
                         down = self._by_ssrc.get(b.ssrc)
                         if down is not None and down.kind == "audio" and down.src is not None:
-                            down.src.proxied_loss = max(down.src.proxied_loss, b.fraction_lost)
+                            src = down.src
+                            fresh = time.monotonic() - src.proxied_at <= PROXIED_LOSS_S
+                            src.proxied_loss = max(src.proxied_loss if fresh else 0, b.fraction_lost)
+                            src.proxied_at = time.monotonic()
                     self.link.on_report(record.blocks, video, time.monotonic())
                     self._evaluate(soon=True)
         except rtcp.RtcpError:

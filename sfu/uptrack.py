@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sfu.downtrack import DownTrack
 
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+PROXIED_LOSS_S = 6.0
 _HEADER = struct.Struct("!BBHII")
 _EXT = struct.Struct("!HH")
 
@@ -103,6 +104,7 @@ class UpTrack:
         # the worst loss a subscriber reported for this audio since our last RR: reported to the
         # publisher as its own, so its Opus encoder adds in-band FEC for the weak classroom too
         self.proxied_loss = 0
+        self.proxied_at = 0.0
         self.upstream_loss = 0.0  # fraction lost from the publisher, over our last RR interval
         self.bitrate_bps = 0.0  # measured, refreshed by measure()
         self._measured_octets = 0
@@ -332,8 +334,10 @@ class UpTrack:
             fraction = min(255, (lost_interval << 8) // expected_interval)
         self.upstream_loss = fraction / 256.0
         if not self.is_video:
+            # a receiver reports audio only every few seconds: keep its loss for 6 s
+            if time.monotonic() - self.proxied_at > PROXIED_LOSS_S:
+                self.proxied_loss = 0
             fraction = max(fraction, self.proxied_loss)
-            self.proxied_loss = 0
         self.upstream_loss = 0.0  # fraction lost from the publisher, over our last RR interval
         dlsr = 0
         if self._sr_lsr:

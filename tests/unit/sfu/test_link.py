@@ -1,0 +1,47 @@
+"""One subscriber connection's Link over fake layers: REMB and loss in, layer choices out."""
+
+from __future__ import annotations
+
+from sfu.downtrack import DownTrack
+from sfu.link import Link
+from tests.unit.sfu.test_simulcast import layers
+from tests.unit.sfu.test_uptrack import FakeTransport, rtp, vp8_payload
+
+
+def setup() -> tuple[Link, DownTrack, tuple]:  # type: ignore[type-arg]
+    group = layers()
+    for i, t in enumerate(group):
+        t.bitrate_bps = (150_000.0, 500_000.0, 1_500_000.0)[i]
+        t.on_rtp(rtp(1, 0, vp8_payload(True)), 0)  # each layer is live
+    link = Link()
+    d = DownTrack("s1", "1", "video", 555, 100, 90000, FakeTransport())  # type: ignore[arg-type]
+    d.link = link
+    d.attach(group[-1])
+    return link, d, group
+
+
+async def test_remb_alone_lowers_the_layer_but_never_pauses() -> None:
+    link, d, group = setup()
+    now = 100.0
+    link.evaluate([d], now, 0)
+    for i in range(20):  # REMB falls and falls (a jittery path), no loss at all
+        now += 0.35
+        link.on_remb(int(1_000_000 / 2**i) + 1, [d], now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == 0 and d.target is group[0]  # the lowest layer (at its keyframe), not paused
+
+
+async def test_heavy_loss_pauses_and_the_video_comes_back() -> None:
+    link, d, group = setup()
+    now = 100.0
+    link.evaluate([d], now, 0)
+    for _ in range(30):
+        now += 0.35
+        link.estimator.on_loss(0.6, now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == -1 and link.quality() == "poor"
+    for _ in range(100):  # the loss stops: the loss-based estimate grows, the video resumes
+        now += 0.5
+        link.estimator.on_loss(0.0, now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] >= 0
