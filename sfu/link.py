@@ -42,6 +42,8 @@ AUDIO_BPS = 64_000.0
 # Chrome sends fewer simulcast layers for a small picture).
 LAYER_IDLE_S = 2.0
 NACK_WINDOW_S = 0.25
+PAUSE_EVIDENCE_S = 10.0  # video is paused only within this long of a congestion signal
+SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
 
 
@@ -75,7 +77,7 @@ def layer_bitrates(up: UpTrack, now_ms: int) -> tuple[float, ...]:
         if up.simulcast and (layer.packets == 0 or now_ms - layer.last_arrival_ms > LAYER_IDLE_S * 1000):
             out.append(-1.0)  # not sending
             continue
-        default = DEFAULT_LAYER_BPS[min(layer.layer, len(DEFAULT_LAYER_BPS) - 1)] if up.simulcast else 800_000.0
+        default = DEFAULT_LAYER_BPS[min(layer.layer, len(DEFAULT_LAYER_BPS) - 1)] if up.simulcast else SINGLE_LAYER_BPS
         out.append(layer.bitrate_bps if layer.bitrate_bps > 0 else default)
     return tuple(out)
 
@@ -186,6 +188,8 @@ class Link:
         # so its REMB could not say when to resume. Only the loss-based figure can pause.
         lowest = sum(t.bitrates[0] for t in demands)
         budget = max(budget, min(self.estimator.unbounded(), lowest))
+        if now - self.estimator.congested_at > PAUSE_EVIDENCE_S:
+            budget = max(budget, lowest)  # and nothing is paused without recent congestion
         choice = self.selector.select(budget, demands, now)
         self._probe(demands, choice, by_key, budget, now)
         top = {t.key: len(t.bitrates) - 1 for t in demands}
