@@ -220,6 +220,24 @@ def _paste(canvas: np.ndarray, picture: np.ndarray, rect: Rect) -> None:
     canvas[y : y + h, x : x + w] = picture
 
 
+MAX_COMPOSITE_MS = 12 * 3_600_000
+
+
+def _media_ms(path: Path) -> float:
+    """The time of the last packet in a track file (demuxed, not decoded); 0 when unreadable."""
+    last = 0.0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[0]
+            base = float(stream.time_base or 0)
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    last = max(last, packet.pts * base * 1000)
+    except (av.FFmpegError, IndexError, OSError, ValueError):
+        pass
+    return last
+
+
 def render_composite(
     directory: Path,
     out: Path,
@@ -241,6 +259,15 @@ def render_composite(
     for track in manifest.tracks:
         if not (directory / track.file).is_file():
             raise CompositeError(f"{directory / track.file}: missing track file")
+    # What the files really hold bounds the render: a damaged manifest's duration must not make
+    # it render hours of an empty picture.
+    media_end = max(t.start_ms + _media_ms(directory / t.file) for t in manifest.tracks)
+    duration_ms = min(duration_ms, int(media_end) + 1000)
+    if duration_ms > MAX_COMPOSITE_MS:
+        raise CompositeError(
+            f"{directory}: {duration_ms / 3_600_000:.1f} hours of media; a composite is made of at most "
+            f"{MAX_COMPOSITE_MS // 3_600_000} hours (check the manifest's start times)"
+        )
 
     videos = [VideoSource(directory, t) for t in manifest.tracks if t.kind == "video"]
     audios = [AudioSource(directory, t) for t in manifest.tracks if t.kind == "audio"]

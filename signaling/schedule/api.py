@@ -10,7 +10,7 @@ from datetime import tzinfo as TzInfo
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from signaling.limits import Limits
 from signaling.tokens import TokenSigner
@@ -93,6 +93,8 @@ async def read_json(request: web.Request, timeout_s: float = 30.0) -> dict[str, 
         raise ApiError(408, "body_timeout", f"the request body did not arrive within {timeout_s:g} s") from None
     except ConnectionError:  # the client went away mid-body (found by tests/fuzz): nobody to answer, no traceback
         raise bad_request("bad_request", "the connection closed before the whole body arrived") from None
+    except web_protocol.RequestPayloadError as exc:  # e.g. a Content-Encoding that does not decode
+        raise bad_request("bad_body", f"the request body could not be read: {str(exc).strip()[:200]}") from None
     if not data.strip():
         raise bad_request("bad_json", "a JSON object body is required")
     try:
