@@ -324,7 +324,7 @@ class DownTrack:
             if link is not None:
                 age = ((src.last_in_ts - h.timestamp) & 0xFFFFFFFF) / rate
                 if age > 60 or not link.budget.in_time(age, link.estimator.rtt_ms) or not link.budget.allow(
-                    12 + len(payload), link.estimator.estimate(now), now
+                    12 + len(payload), link.retransmit_base(now), now
                 ):
                     self.retransmit_skipped += 1
                     STATS.retransmits_skipped += 1

@@ -42,6 +42,7 @@ AUDIO_BPS = 64_000.0
 # Chrome sends fewer simulcast layers for a small picture).
 LAYER_IDLE_S = 2.0
 NACK_WINDOW_S = 0.25
+RTX_FLOOR_BPS = 640_000.0  # x the budget's share (10 %): at least 64 kbit/s of repairs
 PAUSE_EVIDENCE_S = 10.0  # video is paused only within this long of a congestion signal
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
@@ -124,6 +125,12 @@ class Link:
 
     def on_remb(self, bitrate: int, downs: list[DownTrack], now: float) -> None:
         self.estimator.on_remb(bitrate, self._sent(downs, now), now)
+
+    def retransmit_base(self, now: float) -> float:
+        """What the retransmission budget is a share of: the estimate, but never less than what
+        is being sent (a lossy link that is not full needs its repairs: one unrepaired loss
+        freezes VP8 until the next keyframe) nor than RTX_FLOOR_BPS (a low layer's repairs)."""
+        return max(self.estimator.estimate(now), self.sent_bps, RTX_FLOOR_BPS)
 
     def on_nack(self, ssrc: int, seqs: list[int]) -> None:
         """Count each lost packet once: a receiver NACKs the same packet again every round trip

@@ -20,7 +20,7 @@ REMB_HEADROOM = 1.4
 @dataclass
 class ProbeConfig:
     duration_s: float = 1.5
-    max_ratio: float = 1.0  # padding at most this × what is sent now
+    max_ratio: float = 2.5  # padding at most this × what is sent now
     max_bps: float = 2_500_000.0
     cooldown_s: float = 4.0
     max_cooldown_s: float = 8.0  # short: a lifted cap is found again within seconds

@@ -9,13 +9,25 @@ from classroom.config import Config
 from classroom.server import Server, start_server
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+def server_config(tmp_path: Path, *, recording: bool = False, demo: bool = False,
+                  end_grace_s: float = 0.5) -> Config:
+    """An in-process server's config for tests: a free port, a data dir in ``tmp_path``; with
+    ``recording``, every lesson recorded (ending ``end_grace_s`` after the last classroom left)
+    and analysed on a 3 s interval."""
     config = Config()
     config.server.port = 0
     config.server.data_dir = str(tmp_path / "data")
-    config.server.demo_lesson = False
-    srv = await start_server(config)
+    config.server.demo_lesson = demo
+    if recording:
+        config.recording.enabled = True
+        config.recording.end_grace_s = end_grace_s
+        config.analytics.interval_s = 3.0
+    return config
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    srv = await start_server(server_config(tmp_path))
     try:
         yield srv
     finally:

@@ -9,8 +9,8 @@ import os
 import stat
 from pathlib import Path
 
-from classroom.config import Config
 from classroom.server import _print_banner, start_server
+from tests.integration.conftest import server_config
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 
 
@@ -27,14 +27,7 @@ def modes(root: Path) -> dict[str, int]:
 async def test_nothing_in_the_data_dir_is_readable_by_others(tmp_path: Path) -> None:
     previous = os.umask(0o022)  # an ordinary login umask before the server starts
     try:
-        config = Config()
-        config.server.port = 0
-        config.server.data_dir = str(tmp_path / "data")
-        config.server.demo_lesson = True
-        config.recording.enabled = True
-        config.recording.end_grace_s = 0.5
-        config.analytics.interval_s = 3.0
-        srv = await start_server(config)
+        srv = await start_server(server_config(tmp_path, recording=True, demo=True))
         try:
             _print_banner(srv)  # what `classroom serve` prints, and writes to demo-links.txt
             lead = ClassroomPeer(srv.base_url, srv.signer.issue("modes-1", "lead", "lead", "Lead"))

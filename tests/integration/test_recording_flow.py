@@ -11,21 +11,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from classroom.config import Config
 from classroom.server import Server, start_server
+from tests.integration.conftest import server_config
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 
 
 @pytest.fixture
 async def recording_server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = Config()
-    config.server.port = 0
-    config.server.data_dir = str(tmp_path / "data")
-    config.server.demo_lesson = False
-    config.recording.enabled = True
-    config.recording.end_grace_s = 0.5
-    config.analytics.interval_s = 3.0
-    srv = await start_server(config)
+    srv = await start_server(server_config(tmp_path, recording=True))
     try:
         yield srv
     finally:

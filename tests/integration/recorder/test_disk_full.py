@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from classroom.config import Config
 from classroom.server import Server, start_server
 from recorder.manifest import read_manifest
+from tests.integration.conftest import server_config
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 from tests.integration.recorder.test_crash import decoded_until
 from tests.integration.recorder.test_supervision import metric, wait_until
@@ -27,12 +27,7 @@ TMPFS_SIZE = "96k"
 
 @pytest.fixture
 async def small_disk_server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = Config()
-    config.server.port = 0
-    config.server.data_dir = str(tmp_path / "data")
-    config.server.demo_lesson = False
-    config.recording.enabled = True
-    config.recording.end_grace_s = 1.0
+    config = server_config(tmp_path, recording=True, end_grace_s=1.0)
     recordings = tmp_path / "data" / "recordings"
     recordings.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(recordings)],

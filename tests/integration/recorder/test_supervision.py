@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from classroom.config import Config
 from classroom.server import Server, start_server
 from recorder.manifest import Manifest, read_manifest
+from tests.integration.conftest import server_config
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
 from tests.integration.recorder.test_crash import decoded_until
 
@@ -34,14 +34,7 @@ MAX_LOSS_S = 5.0
 @pytest.fixture
 async def recording_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Server]:
     monkeypatch.setenv("CLASSROOM_TOKEN_SECRET", SECRET)  # the child must not inherit it
-    config = Config()
-    config.server.port = 0
-    config.server.data_dir = str(tmp_path / "data")
-    config.server.demo_lesson = False
-    config.recording.enabled = True
-    config.recording.end_grace_s = 1.0
-    config.analytics.interval_s = 3.0
-    srv = await start_server(config)
+    srv = await start_server(server_config(tmp_path, recording=True, end_grace_s=1.0))
     srv.extras["recording"].service.launcher.backoff_s = 0.3
     try:
         yield srv
