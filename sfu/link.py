@@ -42,6 +42,7 @@ AUDIO_BPS = 64_000.0
 # Chrome sends fewer simulcast layers for a small picture).
 LAYER_IDLE_S = 2.0
 NACK_WINDOW_S = 0.25
+PROBE_MARGIN = 1.1
 RTX_FLOOR_BPS = 640_000.0  # x the budget's share (10 %): at least 64 kbit/s of repairs
 PAUSE_EVIDENCE_S = 10.0  # video is paused only within this long of a congestion signal
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
@@ -237,7 +238,18 @@ class Link:
         wanted_bps = 0.0
         if better:
             wanted_bps = up * sum(t.bitrates[wanted[t.key]] for t in demands if wanted[t.key] >= 0)
-        rate = self.prober.update(wanted_bps, budget, self.sent_bps, self.estimator.congested_at, now)
+        was = self.prober.active
+        # confirm a little more than the better allocation needs, so measured bitrates moving
+        # up a few per cent do not call for another probe at once
+        rate = self.prober.update(PROBE_MARGIN * wanted_bps, budget, self.sent_bps, self.estimator.congested_at, now)
+        if self.prober.succeeded_bps:
+            self.estimator.probe_confirmed(self.prober.succeeded_bps, now)
+            self.prober.succeeded_bps = 0.0
+        if self.prober.active != was:
+            log.info("link probe %s: padding %.0f kbit/s toward %.0f kbit/s (estimate %.0f, REMB %.0f, sent %.0f; "
+                     "%d probes, %d failed)", "start" if rate else "end", rate / 1000, wanted_bps / 1000,
+                     budget / 1000, self.estimator.remb_bps / 1000, self.sent_bps / 1000, self.prober.probes,
+                     self.prober.failed)
         carrier = None
         if rate > 0:  # on the most important video being forwarded
             live = [by_key[t.key][0] for t in sorted(demands, key=lambda t: t.priority)

@@ -60,12 +60,13 @@ class LinkEstimator:
         previous = self.remb_bps if self.remb_fresh(now) else 0.0
         self.remb_bps = max(0.0, float(bps))
         self._remb_at = now
+        falling = previous > 0 and self.remb_bps < 0.97 * previous
         if self.remb_bps >= self._remb_cap or previous == 0:
             self._remb_cap = self.remb_bps
-        elif now - self._cap_cut_at >= c.decrease_interval_s:
+        elif falling and now - self._cap_cut_at >= c.decrease_interval_s:
+            # only a falling REMB lowers the bound (one lagging behind a confirmed probe does not)
             self._remb_cap = max(self.remb_bps, 0.5 * self._remb_cap)
             self._cap_cut_at = now
-        falling = previous > 0 and self.remb_bps < 0.97 * previous
         if falling and sent_bps > 0 and self.remb_bps < c.remb_congested * sent_bps:
             # delay-based overuse: toward what the receiver says it gets through, but at most
             # halving per decrease interval (one odd REMB must not pause a classroom's video)
@@ -84,6 +85,12 @@ class LinkEstimator:
                 self._loss_bps = max(c.min_bps, self._loss_bps * (1.0 - 0.5 * fraction))
                 self._last_decrease = now
             self.congested_at = now
+
+    def probe_confirmed(self, bps: float, now: float) -> None:
+        """A probe carried ``bps`` without congestion: the REMB bound may go up to it."""
+        if self.remb_fresh(now):
+            self._remb_cap = max(self._remb_cap, bps)
+        self._loss_bps = max(self._loss_bps, bps)
 
     def on_rtt(self, rtt_ms: float) -> None:
         if 0 <= rtt_ms < 10_000:

@@ -1,20 +1,19 @@
 """Probing: finding out whether a subscriber's link can take the next layer before switching.
 
-A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives (about 1.5 ×),
-so a link fed a low layer would never show room for a higher one. When the loss-based estimate
-says a higher allocation may fit but the REMB-bounded one does not, the :class:`Prober` asks for
-padding so that ``target / 1.4`` arrives (at most ``max_ratio`` × sent, ``max_bps`` in all) for
-``duration_s``. The
-receiver's REMB then either climbs to the target (the selector upgrades as usual) or falls
-(congestion: the probe failed; the next try waits ``cooldown_s``, doubling up to
-``max_cooldown_s``). A failed probe costs padding, never a frozen picture.
+A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives and climbs only
+a few per cent a second, so a link fed a low layer would show room for a higher one late or
+never. When the loss-based estimate says a higher allocation may fit but the REMB-bounded one
+does not, the :class:`Prober` asks for padding so that the target arrives (at most ``max_ratio``
+× sent, ``max_bps`` in all) for ``duration_s``. If nothing says "too much" meanwhile (a falling
+REMB, loss), the link carried the target: the probe succeeded (``succeeded_bps``) and the caller
+lifts its REMB bound to it. If congestion shows, the probe failed and the next try waits
+``cooldown_s``, doubling up to ``max_cooldown_s``. A failed probe costs padding and a little
+queueing, never a frozen picture.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-REMB_HEADROOM = 1.4
 
 
 @dataclass
@@ -32,10 +31,12 @@ class Prober:
         self.padding_bps = 0.0  # what to send as padding now (0: no probe running)
         self.target_bps = 0.0
         self._until = -1.0
+        self._confirmed_at_start = 0.0
         self._blocked_until = -1e9
         self._cooldown = 0.0
         self.probes = 0
         self.failed = 0
+        self.succeeded_bps = 0.0  # set when a probe succeeds; the caller takes it (and resets it)
 
     @property
     def active(self) -> bool:
@@ -52,24 +53,31 @@ class Prober:
                 self._cooldown = min(c.max_cooldown_s, max(c.cooldown_s, 2 * self._cooldown))
                 self._blocked_until = now + self._cooldown
                 self._stop()
-            elif confirmed_bps >= self.target_bps or now >= self._until:
-                if confirmed_bps >= self.target_bps:
-                    self._cooldown = 0.0
-                else:
-                    self._blocked_until = now + c.cooldown_s  # inconclusive: try again later
+            elif confirmed_bps >= self.target_bps:
+                self._cooldown = 0.0
+                self._stop()
+            elif now >= self._until:
+                # The link carried the target for the whole probe and nothing said "too much":
+                # that is the evidence (Chromium's REMB climbs only a few % a second behind it).
+                self.succeeded_bps = self.target_bps
+                self._cooldown = 0.0
                 self._stop()
             return self.padding_bps
         if wanted_bps <= confirmed_bps or now < self._blocked_until or sent_bps <= 0:
             return 0.0
         self.target_bps = wanted_bps
-        # REMB runs at most ~1.5 x what arrives: arriving at target / 1.4 lets it reach target
-        self.padding_bps = min(wanted_bps / REMB_HEADROOM - sent_bps, c.max_ratio * sent_bps, c.max_bps)
+        self._confirmed_at_start = confirmed_bps
+        self.padding_bps = self._padding(wanted_bps, sent_bps)
         if self.padding_bps <= 0:
             self.padding_bps = 0.0
             return 0.0
         self._until = now + c.duration_s
         self.probes += 1
         return self.padding_bps
+
+    def _padding(self, target_bps: float, sent_bps: float) -> float:
+        c = self.config
+        return max(0.0, min(target_bps - sent_bps, c.max_ratio * sent_bps, c.max_bps))
 
     def _stop(self) -> None:
         self.padding_bps = 0.0

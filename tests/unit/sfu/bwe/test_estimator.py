@@ -69,3 +69,14 @@ def test_stale_remb_is_forgotten_and_rtt_is_smoothed() -> None:
     est.on_rtt(-5)
     est.on_rtt(1e9)
     assert 100 < est.rtt_ms < 200
+
+
+def test_a_confirmed_probe_lifts_the_remb_bound_until_remb_falls() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=3_000_000))
+    est.on_remb(600_000, sent_bps=450_000, now=0.0)
+    assert est.estimate(0.0) == 600_000
+    est.probe_confirmed(2_000_000, 1.0)
+    est.on_remb(620_000, sent_bps=1_900_000, now=1.5)  # lagging, not falling: the bound stays
+    assert est.estimate(1.5) == 2_000_000
+    est.on_remb(400_000, sent_bps=1_900_000, now=2.0)  # falling: congestion after all
+    assert est.estimate(2.0) == 1_000_000
