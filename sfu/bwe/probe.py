@@ -1,25 +1,28 @@
 """Probing: finding out whether a subscriber's link can take the next layer before switching.
 
-A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives and climbs only
-a few per cent a second, so a link fed a low layer would show room for a higher one late or
-never. When the loss-based estimate says a higher allocation may fit but the REMB-bounded one
-does not, the :class:`Prober` asks for padding so that the target arrives (at most ``max_ratio``
-× sent, ``max_bps`` in all) for ``duration_s``. If nothing says "too much" meanwhile (a falling
-REMB, loss), the link carried the target: the probe succeeded (``succeeded_bps``) and the caller
-lifts its REMB bound to it. If congestion shows, the probe failed and the next try waits
-``cooldown_s``, doubling up to ``max_cooldown_s``. A failed probe costs padding and a little
-queueing, never a frozen picture.
+A REMB (the receiver's delay-based estimate) never runs far ahead of what arrives (about 1.5 ×)
+and climbs only a few per cent a second, so a link fed a low layer would show room for a higher
+one late or never. When the loss-based estimate says a higher allocation may fit but the
+REMB-bounded one does not, the :class:`Prober` asks for padding so that ``target / 1.4`` arrives
+(at most ``max_ratio`` × sent, ``max_bps`` in all) for ``duration_s``, and goes on while REMB
+climbs. When REMB has come to 70 % of the target with nothing saying "too much", the probe
+succeeded (``succeeded_bps``: the caller lifts its REMB bound to the target). When congestion
+shows (a falling REMB, loss), it failed: the next try waits ``cooldown_s``, doubling up to
+``max_cooldown_s``. A failed probe costs padding and a little queueing, never a frozen picture.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+REMB_HEADROOM = 1.4
+SUCCESS_SHARE = 0.7  # REMB at this share of the target ends a congestion-free probe as a success
+
 
 @dataclass
 class ProbeConfig:
     duration_s: float = 1.5
-    max_ratio: float = 2.5  # padding at most this × what is sent now
+    max_ratio: float = 1.0  # padding at most this × what is sent now
     max_bps: float = 2_500_000.0
     cooldown_s: float = 4.0
     max_cooldown_s: float = 8.0  # short: a lifted cap is found again within seconds
@@ -57,11 +60,20 @@ class Prober:
                 self._cooldown = 0.0
                 self._stop()
             elif now >= self._until:
-                # The link carried the target for the whole probe and nothing said "too much":
-                # that is the evidence (Chromium's REMB climbs only a few % a second behind it).
-                self.succeeded_bps = self.target_bps
-                self._cooldown = 0.0
-                self._stop()
+                if confirmed_bps >= SUCCESS_SHARE * self.target_bps:
+                    # the receiver's own estimate has come most of the way, and nothing said
+                    # "too much": the link takes it (REMB climbs only a few % a second behind)
+                    self.succeeded_bps = self.target_bps
+                    self._cooldown = 0.0
+                    self._stop()
+                elif confirmed_bps > 1.05 * self._confirmed_at_start:
+                    # climbing: go on
+                    self._until = now + c.duration_s
+                    self._confirmed_at_start = confirmed_bps
+                    self.padding_bps = self._padding(self.target_bps, sent_bps)
+                else:
+                    self._blocked_until = now + c.cooldown_s  # no progress: try again later
+                    self._stop()
             return self.padding_bps
         if wanted_bps <= confirmed_bps or now < self._blocked_until or sent_bps <= 0:
             return 0.0
@@ -76,8 +88,9 @@ class Prober:
         return self.padding_bps
 
     def _padding(self, target_bps: float, sent_bps: float) -> float:
+        # REMB runs at most ~1.5 x what arrives: arriving at target / 1.4 lets it reach target
         c = self.config
-        return max(0.0, min(target_bps - sent_bps, c.max_ratio * sent_bps, c.max_bps))
+        return max(0.0, min(target_bps / REMB_HEADROOM - sent_bps, c.max_ratio * sent_bps, c.max_bps))
 
     def _stop(self) -> None:
         self.padding_bps = 0.0
