@@ -5,7 +5,7 @@ and climbs only a few per cent a second, so a link fed a low layer would show ro
 one late or never. When the loss-based estimate says a higher allocation may fit but the
 REMB-bounded one does not, the :class:`Prober` asks for padding so that ``target / 1.4`` arrives
 (at most ``max_ratio`` × sent, ``max_bps`` in all) for ``duration_s``, and goes on while REMB
-climbs. When REMB has come to 70 % of the target with nothing saying "too much", the probe
+climbs. When REMB has come to 85 % of the target with nothing saying "too much", the probe
 succeeded (``succeeded_bps``: the caller lifts its REMB bound to the target). When congestion
 shows (a falling REMB, loss), it failed: the next try waits ``cooldown_s``, doubling up to
 ``max_cooldown_s``. A failed probe costs padding and a little queueing, never a frozen picture.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 REMB_HEADROOM = 1.4
-SUCCESS_SHARE = 0.7  # REMB at this share of the target ends a congestion-free probe as a success
+SUCCESS_SHARE = 0.85  # REMB at this share of the target (just over the better allocation's cost) = success
 
 
 @dataclass
