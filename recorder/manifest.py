@@ -157,7 +157,7 @@ class Manifest:
                 manifest.events.append(
                     EventEntry(int(e["t_ms"]), _str(e, "type"), None if cid is None else str(cid), extra)
                 )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # Infinity (tests/fuzz)
             if isinstance(exc, ManifestError):
                 raise
             raise ManifestError(f"manifest: bad or missing field: {exc}") from exc

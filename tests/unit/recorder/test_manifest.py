@@ -93,6 +93,7 @@ def test_roundtrip_and_wire_shape(tmp_path: Path) -> None:
             "kind",
         ),
         ({"events": [{"type": "join"}]}, "t_ms"),
+        ({"events": [{"type": "join", "t_ms": float("inf")}]}, "bad or missing field"),  # JSON's Infinity
         ({"classrooms": "x"}, "list"),
     ],
 )
