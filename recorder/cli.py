@@ -39,7 +39,8 @@ def _record_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--token",
-        help="join token on the command line (visible to every local user in ps: prefer --token-file)",
+        help="refused: a token on the command line is visible to every local user in ps "
+        "(use --token-file or --token-fd)",
     )
     parser.add_argument(
         "--udp-track",
@@ -107,7 +108,12 @@ def record_main(argv: Sequence[str]) -> int:
         out = Path(args.out) if args.out else data_dir / "recordings" / lesson_id
         return asyncio.run(_record_udp(out, lesson_id, args.title, tracks, args.host, segment_seconds, args.duration))
     try:
-        token = read_token(args.token, args.token_file, args.token_fd)
+        if args.token is not None:
+            raise TokenSourceError(
+                "--token would show the join token to every local user (ps, /proc): write it to a "
+                "file only you can read (chmod 600) and pass --token-file FILE, or --token-fd N"
+            )
+        token = read_token(None, args.token_file, args.token_fd)
     except TokenSourceError as exc:
         print(f"classroom record: {exc}", file=sys.stderr)
         return 2

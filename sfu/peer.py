@@ -195,12 +195,12 @@ class PublisherPeer:
         for mid, sim in self._simulcast.items():
             if sim.mid_ext and len(self._simulcast) > 1:
                 value = find_extension(data, h, sim.mid_ext)
-                if value is None or value.decode("ascii", "replace") != mid:
+                if value is None or str(value, "ascii", "replace") != mid:
                     continue
             rid = find_extension(data, h, sim.rid_ext)
             if rid is None:
                 continue
-            track = self._layers.get((mid, rid.decode("ascii", "replace")))
+            track = self._layers.get((mid, str(rid, "ascii", "replace")))
             if track is not None and not track.ssrc:
                 track.ssrc = ssrc
                 self._by_ssrc[ssrc] = track

@@ -27,7 +27,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
@@ -35,6 +34,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from signaling.tokens import TokenSigner
 from tests.e2e.conftest import ROOT, SECRET
+from tests.e2e.test_live_lesson_e2e import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -116,15 +116,6 @@ async def open_page(browser: Browser, url: str) -> Page:
     page.on("console", lambda m: print(f"[page] {m.type}: {m.text}") if m.type in ("error", "warning") else None)
     await page.goto(url)
     return page
-
-
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def decoded(page: Page) -> tuple[int, int]:

@@ -26,12 +26,15 @@ def test_record_unreachable_server(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     # the worker makes aiortc's codec factories raise for the whole process: not in pytest
     monkeypatch.setattr(sfu.glue, "forbid_codecs", lambda: None)
+    token = tmp_path / "token"
+    token.write_text("t")
+    token.chmod(0o600)
     code = record_main(
         [
             "--url",
             "ws://127.0.0.1:9/ws",
-            "--token",
-            "t",
+            "--token-file",
+            str(token),
             "--out",
             str(tmp_path / "r"),
             "--log-level",
@@ -76,3 +79,9 @@ def test_record_refuses_a_world_readable_token_file(tmp_path: Path, capsys: pyte
     path.chmod(0o644)
     assert record_main(["--url", "ws://127.0.0.1:1/ws", "--token-file", str(path)]) == 2
     assert "chmod 600" in capsys.readouterr().err
+
+
+def test_a_token_on_the_command_line_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = record_main(["--url", "ws://127.0.0.1:9/ws", "--token", "secret-token", "--out", str(tmp_path / "r")])
+    assert code != 0
+    assert "--token-file" in capsys.readouterr().err
