@@ -314,7 +314,6 @@ class SubscriberPeer:
         self._dirty = False
         self._wanted: list[UpTrack] = []
         self.closed = False
-        self.remb_bitrate = 0
         link = settings.link
         if not adaptive and link.adaptive:
             link = LinkConfig(link.estimator, link.selector, link.budget, adaptive=False)
@@ -448,7 +447,6 @@ class SubscriberPeer:
                     if down is not None:
                         down.on_keyframe_request()
                 elif isinstance(record, rtcp.Remb):
-                    self.remb_bitrate = record.bitrate
                     self.link.on_remb(record.bitrate, self.downtracks(), time.monotonic())
                     self._evaluate(soon=True)
                 elif isinstance(record, rtcp.ReceiverReport | rtcp.SenderReport) and record.blocks:

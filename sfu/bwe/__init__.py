@@ -1,6 +1,5 @@
 """Weak links: small pure stages beside the Forwarder, each driven by a caller-supplied clock.
 
-* :mod:`sfu.bwe.meter` — bitrate over a sliding window (what a layer really sends).
 * :mod:`sfu.bwe.estimator` — what one subscriber connection can take (REMB, loss, RTT).
 * :mod:`sfu.bwe.selector` — which layer of each track a subscriber gets within that budget.
 * :mod:`sfu.bwe.budget` — how much retransmission a subscriber may be sent.
