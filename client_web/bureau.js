@@ -251,6 +251,13 @@ function clearErrors() {
   document.querySelectorAll("#lesson-form .invalid").forEach((n) => n.classList.remove("invalid"));
 }
 
+// The bureau's date today, in the bureau's time zone (not the browser's), for a form opened
+// before the first /api/schedule/today answer arrived.
+function bureauToday() {
+  const zone = state.me?.bureau?.timezone || "Asia/Shanghai";
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date());
+}
+
 async function openEditor(lessonId, day) {
   await loadDirectory();
   fillSelects();
@@ -278,7 +285,7 @@ async function openEditor(lessonId, day) {
     }
   } else {
     $("form-title").textContent = "新建课程 New lesson";
-    $("f-date").value = day || state.today || "";
+    $("f-date").value = day || state.today || bureauToday();
     $("f-start").value = "09:00";
     $("f-end").value = "09:45";
   }
@@ -341,6 +348,10 @@ async function save(event) {
   clearErrors();
   try {
     const body = formBody();
+    if (!$("f-date").value || !$("f-start").value || !$("f-end").value) {
+      showError({ code: "invalid_time", message: "请填写日期和时间 Choose a date, a start and an end" });
+      return;
+    }
     if (state.editing) await api("PUT", `/api/lessons/${state.editing.id}`, body);
     else await api("POST", "/api/lessons", body);
   } catch (err) {
