@@ -30,6 +30,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -95,6 +97,21 @@ MEDIA_HELP: dict[str, str] = {
     "transcodes": "times media was decoded or encoded (should stay 0: the SFU only forwards)",
 }
 
+# Hot-path counter key (``sfu.stats.MediaStats``) -> exported name where the two differ: Prometheus
+# wants the unit at the end of the name (``…_bytes_total``); the old names are in docs/ops.md.
+EXPORTED_NAMES: dict[str, str] = {
+    "packets_in": "received_packets",
+    "bytes_in": "received_bytes",
+    "packets_out": "sent_packets",
+    "bytes_out": "sent_bytes",
+}
+
+
+def exported_name(key: str) -> str:
+    """The metric family name (without ``_total``) of a hot-path counter."""
+    return "classroom_" + EXPORTED_NAMES.get(key, key)
+
+
 # histogram attribute -> (metric name, help)
 HISTOGRAMS: dict[str, tuple[str, str]] = {
     "forward_latency": (
@@ -137,6 +154,9 @@ class MetricsSnapshot:
     loop_lag_s: float = 0.0
     loop_lag_max_s: float = 0.0
     links: list[dict[str, Any]] = field(default_factory=list)
+    # the file system of the data directory (recordings, database): -1 when not known
+    data_free_bytes: int = -1
+    data_size_bytes: int = -1
 
 
 class LoopLagMonitor:
@@ -179,12 +199,14 @@ class MetricsCopier:
         signaling: SignalingStats = SIGNALING,
         lag: LoopLagMonitor | None = None,
         interval_s: float = 1.0,
+        disk_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.state = state
         self.media = media
         self.signaling = signaling
         self.lag = lag
         self.interval_s = interval_s
+        self.disk_path = disk_path
         self._room: tuple[int, dict[str, int], int] = (0, dict.fromkeys(ROLES, 0), 0)
         self._links: list[dict[str, Any]] = []
         self.snapshot: MetricsSnapshot = self.copy()
@@ -203,9 +225,19 @@ class MetricsCopier:
             log.exception("room state for metrics failed")
         return self._room
 
+    def _disk(self) -> tuple[int, int]:
+        if self.disk_path is None:
+            return -1, -1
+        try:
+            usage = shutil.disk_usage(self.disk_path)  # one statvfs: cheap enough once a second
+        except OSError:
+            return -1, -1
+        return int(usage.free), int(usage.total)
+
     def copy(self) -> MetricsSnapshot:
         """Take a new snapshot now (also what ``run`` does every ``interval_s``)."""
         lessons, classrooms, tracks = self._room_state()
+        free, size = self._disk()
         lag_last = self.lag.last_s if self.lag else 0.0
         lag_max = self.lag.take_max() if self.lag else 0.0
         self.snapshot = MetricsSnapshot(
@@ -221,6 +253,8 @@ class MetricsCopier:
             loop_lag_s=lag_last,
             loop_lag_max_s=lag_max,
             links=self._links,
+            data_free_bytes=free,
+            data_size_bytes=size,
         )
         return self.snapshot
 
@@ -266,7 +300,7 @@ class ClassroomCollector(Collector):
         yield GaugeMetricFamily("classroom_tracks", "published tracks on this node", value=s.tracks)
         for name, value in s.media.items():
             yield CounterMetricFamily(
-                f"classroom_{name}", MEDIA_HELP.get(name, name.replace("_", " ")), value=value
+                exported_name(name), MEDIA_HELP.get(name, name.replace("_", " ")), value=value
             )
         for key, h in s.histograms.items():
             name, doc = HISTOGRAMS.get(key, (f"classroom_{key}_seconds", key.replace("_", " ")))
@@ -295,6 +329,17 @@ class ClassroomCollector(Collector):
             value=s.loop_lag_max_s,
         )
         yield from _link_families(s.links)
+        if s.data_size_bytes >= 0:
+            yield GaugeMetricFamily(
+                "classroom_data_free_bytes",
+                "free space on the file system of the data directory (recordings, database)",
+                value=s.data_free_bytes,
+            )
+            yield GaugeMetricFamily(
+                "classroom_data_size_bytes",
+                "size of the file system of the data directory",
+                value=s.data_size_bytes,
+            )
         yield GaugeMetricFamily(
             "classroom_metrics_snapshot_timestamp_seconds",
             "when these numbers were copied (unix time)",
@@ -308,9 +353,9 @@ QUALITY_LEVELS = {"good": 0, "fair": 1, "poor": 2}
 def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
     """Per-classroom link figures, labelled by lesson and classroom (at most 500 series each)."""
     labels = ["lesson", "classroom"]
-    est = GaugeMetricFamily("classroom_link_estimate_bits_per_second",
+    est = GaugeMetricFamily("classroom_link_estimate_bytes_per_second",
                             "what the SFU estimates a classroom's downlink can take", labels=labels)
-    sent = GaugeMetricFamily("classroom_link_sent_bits_per_second",
+    sent = GaugeMetricFamily("classroom_link_sent_bytes_per_second",
                              "what the SFU sends a classroom (media and retransmissions)", labels=labels)
     loss = GaugeMetricFamily("classroom_link_loss_ratio",
                              "fraction of packets a classroom reported lost (last report)", labels=labels)
@@ -323,8 +368,8 @@ def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
                               labels=[*labels, "mid"])
     for x in links:
         key = [str(x.get("lesson", "")), str(x.get("classroom", ""))]
-        est.add_metric(key, float(x.get("estimate_kbps", 0)) * 1000)
-        sent.add_metric(key, float(x.get("sent_kbps", 0)) * 1000)
+        est.add_metric(key, float(x.get("estimate_kbps", 0)) * 1000 / 8)  # base unit: bytes
+        sent.add_metric(key, float(x.get("sent_kbps", 0)) * 1000 / 8)
         loss.add_metric(key, float(x.get("loss", 0)))
         rtt.add_metric(key, float(x.get("rtt_ms", 0)) / 1000)
         quality.add_metric(key, QUALITY_LEVELS.get(str(x.get("quality")), 0))
@@ -358,7 +403,8 @@ def setup_metrics(server: Any) -> MetricsCopier:
     cancelled on app cleanup."""
     app: web.Application = server.app
     lag = LoopLagMonitor()
-    copier = MetricsCopier(server.router.stats, lag=lag)
+    config = getattr(server, "config", None)
+    copier = MetricsCopier(server.router.stats, lag=lag, disk_path=config.data_path if config else None)
     app[METRICS_REGISTRY] = build_registry(copier)
     app.router.add_get("/metrics", metrics_handler)
 

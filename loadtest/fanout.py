@@ -171,8 +171,9 @@ async def server_counters(server: ServerProcess) -> dict[str, Any]:
             async with http.get(server.url + "/metrics") as r:
                 if r.status == 200:
                     text = await r.text()
-                    for name in ("transcodes", "forwarded_packets", "packets_in", "forwarded_in_c"):
-                        m = re.search(rf"^classroom_{name}_total(?:{{}})? (\S+)$", text, re.M)
+                    for name, metric in (("transcodes", "transcodes"), ("forwarded_packets", "forwarded_packets"),
+                                         ("packets_in", "received_packets"), ("forwarded_in_c", "forwarded_in_c")):
+                        m = re.search(rf"^classroom_{metric}_total(?:{{}})? (\S+)$", text, re.M)
                         if m:
                             out[name] = int(float(m.group(1)))
                     if "transcodes" in out:

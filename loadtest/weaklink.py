@@ -368,7 +368,7 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
     d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
     fwd = d.get("classroom_forwarded_packets", 0.0)
     rtx = d.get("classroom_retransmitted_packets", 0.0)
-    pkts, byts = d.get("classroom_packets_out", 0.0), d.get("classroom_bytes_out", 0.0)
+    pkts, byts = d.get("classroom_sent_packets", 0.0), d.get("classroom_sent_bytes", 0.0)
     return {
         "scope": "server-wide (no per-classroom figure in /metrics)",
         "forwarded_packets": int(fwd), "retransmitted_packets": int(rtx),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from classroom.metrics import (
@@ -18,6 +18,7 @@ from classroom.metrics import (
     LoopLagMonitor,
     MetricsCopier,
     build_registry,
+    exported_name,
     metrics_handler,
     setup_metrics,
 )
@@ -47,13 +48,13 @@ def test_counters_appear_after_a_copy_not_before() -> None:
     sig.messages_in += 7
     sig.messages_out += 8
     sig.error("bad_json")
-    assert reg.get_sample_value("classroom_packets_in_total") == 0  # not copied yet
+    assert reg.get_sample_value("classroom_received_packets_total") == 0  # not copied yet
     copier.copy()
     expected = {
-        "classroom_packets_in_total": 10,
-        "classroom_bytes_in_total": 12_000,
-        "classroom_packets_out_total": 30,
-        "classroom_bytes_out_total": 36_000,
+        "classroom_received_packets_total": 10,
+        "classroom_received_bytes_total": 12_000,
+        "classroom_sent_packets_total": 30,
+        "classroom_sent_bytes_total": 36_000,
         "classroom_forwarded_packets_total": 29,
         "classroom_nacks_received_total": 4,
         "classroom_retransmitted_packets_total": 3,
@@ -67,7 +68,7 @@ def test_counters_appear_after_a_copy_not_before() -> None:
     for name, value in expected.items():
         assert reg.get_sample_value(name) == value, name
     for name in MEDIA_COUNTERS:
-        assert reg.get_sample_value(f"classroom_{name}_total") is not None, name
+        assert reg.get_sample_value(f"{exported_name(name)}_total") is not None, name
 
 
 def test_classrooms_by_role_with_zero_for_missing_roles() -> None:
@@ -169,7 +170,7 @@ def test_exposition_parses() -> None:
 
     text = generate_latest(build_registry(copier)).decode()
     names = {f.name for f in text_string_to_metric_families(text)}
-    assert {"classroom_packets_in", "classroom_forwarding_latency_seconds",
+    assert {"classroom_received_packets", "classroom_forwarding_latency_seconds",
             "classroom_signaling_errors", "classroom_event_loop_lag_seconds",
             "classroom_classrooms", "classroom_lessons"} <= names  # fmt: skip
     assert all(n.startswith("classroom_") for n in names)
@@ -186,7 +187,7 @@ async def test_metrics_handler() -> None:
     assert resp.status == 200
     assert resp.headers["Content-Type"] == CONTENT_TYPE_LATEST
     assert resp.body is not None
-    assert b"classroom_bytes_out_total 1234.0" in bytes(resp.body)  # type: ignore[arg-type]
+    assert b"classroom_sent_bytes_total 1234.0" in bytes(resp.body)  # type: ignore[arg-type]
 
 
 def test_lag_monitor_record_and_take_max() -> None:
@@ -258,3 +259,30 @@ async def test_setup_metrics_wires_route_and_task() -> None:
         await hook(server.app)
     assert task.cancelled()
     assert "metrics_task" not in server.extras
+
+
+def test_data_dir_disk_gauges(tmp_path: Any) -> None:
+    copier = MetricsCopier(media=MediaStats(), signaling=SignalingStats(), disk_path=tmp_path)
+    copier.copy()
+    reg = build_registry(copier)
+    free = reg.get_sample_value("classroom_data_free_bytes")
+    size = reg.get_sample_value("classroom_data_size_bytes")
+    assert free is not None and size is not None and 0 <= free <= size
+    gone = MetricsCopier(media=MediaStats(), signaling=SignalingStats(), disk_path=tmp_path / "missing")
+    gone.copy()  # a data directory that is not there: no gauge, no error
+    assert build_registry(gone).get_sample_value("classroom_data_free_bytes") is None
+
+
+def test_exported_names_follow_prometheus_conventions() -> None:
+    """Counters end in _total, a unit (bytes, seconds) is the last word before it (docs/ops.md)."""
+    copier = MetricsCopier(room_state, media=MediaStats(), signaling=SignalingStats())
+    copier.copy()
+    text = generate_latest(build_registry(copier)).decode()
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:
+            if fam.type == "counter":
+                assert sample.name.endswith(("_total", "_created")), sample.name
+            words = sample.name.removesuffix("_total").split("_")
+            assert "bits" not in words and "kbps" not in words and "ms" not in words, sample.name
+            if "bytes" in words:
+                assert words[-1] == "bytes" or words[-3:] == ["bytes", "per", "second"], sample.name

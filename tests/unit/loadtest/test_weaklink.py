@@ -145,7 +145,7 @@ def test_keyframe_requests() -> None:
 def test_parse_metrics_and_server_figures() -> None:
     text = ("# HELP classroom_forwarded_packets x\n# TYPE classroom_forwarded_packets counter\n"
             "classroom_forwarded_packets_total 1000.0\nclassroom_retransmitted_packets_total 50.0\n"
-            "classroom_packets_out_total 1050.0\nclassroom_bytes_out_total 1050000.0\n"
+            "classroom_sent_packets_total 1050.0\nclassroom_sent_bytes_total 1050000.0\n"
             'classroom_classrooms{role="lead"} 1.0\nclassroom_lessons 1.0\n')
     m = parse_metrics(text)
     assert m["classroom_forwarded_packets"] == 1000 and m["classroom_lessons"] == 1
