@@ -63,8 +63,24 @@ class MediaConfig:
 
 @dataclass
 class RecordingConfig:
-    # Record every lesson (the schedule's per-lesson "recording" switch applies either way).
-    enabled: bool = False
+    # Recording policy (docs/recording.md, "When a lesson is recorded"). enabled: the master
+    # switch; off, no lesson is ever recorded. On: a scheduled lesson is recorded when its
+    # "recording" field is true (new lessons take their bureau's default, on unless the bureau
+    # turned it off), the demo lesson when demo_lesson is true, and every other room too when
+    # every_lesson is true (ad-hoc lessons from hand-made tokens; tests).
+    enabled: bool = True
+    demo_lesson: bool = True
+    every_lesson: bool = False
+    # Retention: a recording older than this many days (counted from its end) is deleted by a
+    # sweep every retention_sweep_s; 0 keeps recordings forever.
+    retention_days: float = 180.0
+    retention_sweep_s: float = 3600.0
+    # Free-disk guard on the recordings volume: no recorder starts, and running ones are
+    # stopped cleanly, while free space is under min_free_bytes or under min_free_percent of
+    # the volume; checked every disk_check_s. Recording resumes once there is room again.
+    min_free_bytes: int = 2 * 1024**3
+    min_free_percent: float = 5.0
+    disk_check_s: float = 5.0
     segment_seconds: float = 2.0
     # A recording ends when no classroom has been in the lesson for this long (they reconnect).
     end_grace_s: float = 60.0

@@ -18,8 +18,11 @@ def server_config(tmp_path: Path, *, recording: bool = False, demo: bool = False
     config.server.port = 0
     config.server.data_dir = str(tmp_path / "data")
     config.server.demo_lesson = demo
+    # Recording is on by default for scheduled lessons and the demo lesson; tests that do not
+    # ask for it turn it off (no recorder processes), those that do record every room.
+    config.recording.enabled = recording
     if recording:
-        config.recording.enabled = True
+        config.recording.every_lesson = True
         config.recording.end_grace_s = end_grace_s
         config.analytics.interval_s = 3.0
     return config

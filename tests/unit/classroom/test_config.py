@@ -24,7 +24,10 @@ def test_defaults() -> None:
     assert c.server.demo_lesson is True
     assert c.media.ice_addresses == ["127.0.0.1"]
     assert c.media.packet_cache_size == 1024
-    assert c.recording.enabled is False
+    assert c.recording.enabled is True  # recording policy: on by default (docs/recording.md)
+    assert c.recording.demo_lesson is True and c.recording.every_lesson is False
+    assert c.recording.retention_days == 180.0
+    assert c.recording.min_free_bytes == 2 * 1024**3 and c.recording.min_free_percent == 5.0
     assert c.redis.url == ""
     assert c.data_path == Path("./data")
 
@@ -55,7 +58,8 @@ media:
   ice_addresses: [10.0.0.5, "::1"]
   keyframe_request_interval_s: 0.5
 recording:
-  enabled: true
+  enabled: false
+  retention_days: 0
 """,
     )
     c = load_config(path, env={})
@@ -65,7 +69,8 @@ recording:
     assert c.server.data_dir == "./data"  # untouched default
     assert c.media.ice_addresses == ["10.0.0.5", "::1"]
     assert c.media.keyframe_request_interval_s == 0.5
-    assert c.recording.enabled is True
+    assert c.recording.enabled is False
+    assert c.recording.retention_days == 0.0
 
 
 def test_yaml_string_values_are_coerced(tmp_path: Path) -> None:
