@@ -162,6 +162,8 @@ def _wire_optional(server: Server) -> None:
     store = ScheduleStore.open(server.config.data_path / "schedule.sqlite3")
     server.extras["schedule"] = store
     server.router.admission = store
+    server.router.expected_sources.append(store.expected_classrooms)
+    server.router.on_lesson_ended.append(store.end_occurrence)
     setup_schedule(server.app, store, server.signer, server.router, server.base_url, server.config.limits)
     _wire_recording(server, store)
     key = store.ensure_bootstrap_admin()
@@ -193,6 +195,13 @@ def _wire_recording(server: Server, store: Any) -> None:
     )
     server.router.on_presence.append(coordinator.presence_changed)
     server.router.on_room_closed.append(coordinator.room_closed)
+
+    def lesson_ended(lesson: str) -> None:  # the lead ended it: stop recording now, no grace
+        task = asyncio.get_running_loop().create_task(coordinator.end(lesson))
+        server.extras.setdefault("tasks", set()).add(task)
+        task.add_done_callback(server.extras["tasks"].discard)
+
+    server.router.on_lesson_ended.append(lesson_ended)
     coordinator.register_metrics(server.app)
     server.extras["recording"] = coordinator
 
@@ -279,6 +288,9 @@ async def start_server(config: Config) -> Server:
         await hook(server)
     if config.server.demo_lesson:
         server.demo_links = demo_links(server)
+        remotes = [{"classroom_id": f"demo-remote-{i}", "name": f"远端课堂 {i} Remote classroom {i}"}
+                   for i in range(1, config.server.demo_remotes + 1)]
+        server.router.expected_sources.append(lambda lesson: remotes if lesson == DEMO_LESSON_ID else None)
     return server
 
 
@@ -321,11 +333,13 @@ async def _serve_forever(config: Config) -> None:
 
 
 def run_server(config: Config, log_level: str = "INFO") -> int:
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    from classroom import logfilters
+    from classroom import logfilters, logformat
+
+    try:
+        logformat.configure(log_level, config.server.log_format)
+    except ValueError as exc:
+        print(f"classroom serve: server.log_format: {exc}", file=sys.stderr)
+        return 2
 
     logfilters.install()  # malformed HTTP requests: one line, not a traceback
     for noisy in ("aioice", "aiortc", "aiohttp.access"):

@@ -57,6 +57,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "mute": frozenset({"lead"}),
     "unmute": frozenset({"lead"}),
     "spotlight": frozenset({"lead"}),
+    # ends the live lesson for every classroom (docs/protocol.md, ``end_lesson``)
+    "end_lesson": frozenset({"lead"}),
 }
 ACTIONS = tuple(ACTION_ROLES)
 

@@ -23,6 +23,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "mute": {"classroom_id": ((str,), True)},
     "unmute": {"classroom_id": ((str,), True)},
     "spotlight": {"classroom_id": ((str, _NONE), False)},
+    "end_lesson": {},
     "ping": {},
     "leave": {},
 }

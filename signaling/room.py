@@ -87,6 +87,11 @@ class Room:
     def lead(self) -> Participant | None:
         return next((p for p in self.participants.values() if p.role == "lead"), None)
 
+    @property
+    def recording(self) -> bool:
+        """Whether a recorder is in the lesson now."""
+        return any(p.role == "recorder" for p in self.participants.values())
+
     def visible_participants(self) -> list[dict[str, Any]]:
         return [p.public() for p in self.participants.values() if p.visible]
 
@@ -213,6 +218,7 @@ class Room:
         if p.publisher is not None:
             losses = [t.upstream_loss for t in p.publisher.all_tracks() if t.packets]
             snap["up_loss"] = round(max(losses), 3) if losses else 0.0
+            snap["up_estimate_kbps"] = round(p.publisher.remb_estimate(time.monotonic()) / 1000)
         return snap
 
     async def _links(self) -> None:

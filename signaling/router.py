@@ -55,6 +55,12 @@ class LocalRouter:
         self.on_room_closed: list[Callable[[Room], Any]] = []
         # Called after a classroom (lead/remote) joined or left: e.g. recording starts and ends.
         self.on_presence: list[Callable[[Room], Any]] = []
+        # The remote classrooms a lesson expects, ``[{classroom_id, name}]`` (the schedule, the
+        # demo lesson): the first source that knows the lesson answers; the lead sees who is absent.
+        self.expected_sources: list[Callable[[str], list[dict[str, str]] | None]] = []
+        # Called with the lesson id when the lead ended the lesson (``end_lesson``): the schedule
+        # marks it ended (new joins are refused), the recorder stops.
+        self.on_lesson_ended: list[Callable[[str], Any]] = []
 
     def room(self, lesson_id: str, title: str = "") -> Room:
         room = self.rooms.get(lesson_id)
@@ -69,6 +75,24 @@ class LocalRouter:
                 cb(room)
             except Exception:
                 log.exception("presence hook failed")
+
+    def expected_classrooms(self, lesson_id: str) -> list[dict[str, str]]:
+        for source in self.expected_sources:
+            try:
+                found = source(lesson_id)
+            except Exception:
+                log.exception("expected-classrooms source failed for %s", lesson_id)
+                continue
+            if found is not None:
+                return found
+        return []
+
+    def lesson_ended(self, lesson_id: str) -> None:
+        for cb in self.on_lesson_ended:
+            try:
+                cb(lesson_id)
+            except Exception:
+                log.exception("lesson-ended hook failed")
 
     async def release(self, room: Room) -> None:
         if room.empty and self.rooms.get(room.lesson_id) is room:

@@ -17,7 +17,7 @@ from aiortc.sdp import SessionDescription
 from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
 from sfu.stats import SIGNALING
 from sfu.uptrack import UpTrack
-from signaling import permissions
+from signaling import logcontext, permissions
 from signaling.floor import Floor, FloorError, FloorEvent
 from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
 from signaling.room import Participant, Room, now_ms
@@ -133,11 +133,12 @@ class Session:
         log.info("signaling error %s: %s", code, message)
         await self.send(error_message(code, message, re))
 
-    async def kick(self, reason: str, code: str = "replaced") -> None:
+    async def kick(self, reason: str, code: str = "replaced", notice: dict[str, Any] | None = None) -> None:
         """Close this session: ``replaced`` (another session of the same classroom took over;
-        the page stays away) or ``shutting_down`` (the page reconnects by itself)."""
+        the page stays away) or ``shutting_down`` (the page reconnects by itself); with
+        ``notice``, that message is sent instead of an ``error`` (``lesson_ended``)."""
         self._closing = True
-        await self.send(server_message("error", code=code, message=reason))
+        await self.send(notice if notice is not None else server_message("error", code=code, message=reason))
         await self.ws.close()
 
     def _join_expired(self) -> None:
@@ -166,6 +167,7 @@ class Session:
             if self._join_deadline is not None:
                 self._join_deadline.cancel()
             await self._leave(graceful=False)
+            logcontext.clear()
 
     async def _handle_text(self, text: str) -> None:
         try:
@@ -206,6 +208,8 @@ class Session:
             await self.ws.close()
         elif m.type == "publish":
             await self._publish(m, p, room)
+        elif m.type == "end_lesson":
+            await self._end_lesson(m, p, room)
         elif m.type == "subscribe_answer":
             if p.subscriber is None:
                 raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
@@ -264,6 +268,7 @@ class Session:
         )
         events = room.add(p)
         self.participant, self.room, self.claims = p, room, claims
+        logcontext.bind(lesson=claims.lesson_id, classroom=claims.classroom_id, participant=p.participant_id)
         if self._join_deadline is not None:
             self._join_deadline.cancel()
             self._join_deadline = None
@@ -293,8 +298,13 @@ class Session:
                 [q.public() for q in room.participants.values()],
                 ice_servers=self.ice_servers,
                 floor=room.floor.snapshot(),
+                started_at=room.started_at,
+                recording=room.recording,
+                **({"expected": self.router.expected_classrooms(claims.lesson_id)} if p.role == "lead" else {}),
             )
         )
+        if p.role == "recorder":
+            await room.broadcast(server_message("recording", active=True), include_hidden=False)
         if p.visible:
             await room.broadcast(server_message("participant_joined", participant=p.public()))
             self.router.presence_changed(room)
@@ -379,6 +389,26 @@ class Session:
         await room.refresh()
         await room.broadcast_floor(events)
 
+    async def _end_lesson(self, m: Message, p: Participant, room: Room) -> None:
+        """The lead ends the lesson for everybody: every classroom and observer gets
+        ``lesson_ended`` and its connection is closed (pages do not reconnect); the schedule
+        marks the lesson ended, so its links no longer join; the recorder is stopped by its
+        coordinator (``router.on_lesson_ended``)."""
+        permissions.check(p.role, "end_lesson")
+        t = now_ms()
+        room.events.append({"t_ms": t, "type": "lesson_ended", "classroom_id": p.classroom_id,
+                            "by": p.classroom_id, "hidden": False})
+        log.info("lesson %s ended by %s", room.lesson_id, p.classroom_id)
+        self.router.lesson_ended(room.lesson_id)
+        fields: dict[str, Any] = {"by": p.classroom_id, "name": p.name, "t_ms": t}
+        others = [q for q in room.participants.values() if q is not p and q.role != "recorder"]
+        await asyncio.gather(
+            *(q.kick("the lesson has ended", "lesson_ended", server_message("lesson_ended", **fields))
+              for q in others),
+            return_exceptions=True,
+        )
+        await self.kick("the lesson has ended", "lesson_ended", server_message("lesson_ended", re=m.id, **fields))
+
     async def _close_publisher(self, room: Room, p: Participant) -> None:
         publisher, p.publisher = p.publisher, None
         room.media.remove_tracks_of(p.participant_id)
@@ -410,6 +440,8 @@ class Session:
         if p.visible:
             await room.broadcast(server_message("participant_left", participant=p.public()))
             self.router.presence_changed(room)
+        if p.role == "recorder" and not room.recording:
+            await room.broadcast(server_message("recording", active=False), include_hidden=False)
         await room.broadcast_floor([e for e in events if not e.hidden])
         await room.refresh()
         await self.router.release(room)

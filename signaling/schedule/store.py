@@ -835,6 +835,36 @@ class ScheduleStore:
                     (now, lesson_id),
                 )
 
+    def expected_classrooms(self, lesson_id: str) -> list[dict[str, str]] | None:
+        """The remote classrooms the live room ``lesson_id`` (an occurrence id) expects, in the
+        lesson's order, as ``{classroom_id, name}``; ``None`` for rooms the schedule never issued."""
+        parsed = split_occurrence_id(lesson_id)
+        if parsed is None:
+            return None
+        lesson = self._lesson_any_bureau(parsed[0])
+        if lesson is None:
+            return None
+        out = []
+        for cid in lesson.remote_classroom_ids:
+            room = self.get_classroom(lesson.bureau_id, cid)
+            out.append({"classroom_id": cid, "name": room.name if room is not None else cid})
+        return out
+
+    def end_occurrence(self, lesson_id: str) -> None:
+        """The lead ended the live room ``lesson_id`` (an occurrence id): the occurrence is
+        ``ended`` now, so its join links are refused (``lesson_unavailable``)."""
+        parsed = split_occurrence_id(lesson_id)
+        if parsed is None:
+            return
+        now = self.clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO occurrences (occurrence_id, lesson_id, status, started_at, ended_at)"
+                " VALUES (?, ?, 'ended', ?, ?) ON CONFLICT(occurrence_id) DO UPDATE SET"
+                " status = 'ended', ended_at = excluded.ended_at",
+                (lesson_id, parsed[0], now, now),
+            )
+
     def connected_from_history(self, occurrence_id: str) -> list[str]:
         """Classrooms with an open join record (what this process was told by the signaling)."""
         rows = self._q(

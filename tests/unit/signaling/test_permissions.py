@@ -30,6 +30,7 @@ EXPECTED_ACTIONS = {
         "mute",
         "unmute",
         "spotlight",
+        "end_lesson",
     },
     "remote": {"publish", "subscribe", "raise_hand", "lower_hand"},
     "observer": {"subscribe"},
@@ -56,6 +57,7 @@ def test_action_list() -> None:
         "mute",
         "unmute",
         "spotlight",
+        "end_lesson",
     }
 
 

@@ -37,6 +37,7 @@ VALID: dict[str, dict[str, Any]] = {
     "mute": {"classroom_id": "c1"},
     "unmute": {"classroom_id": "c1"},
     "spotlight": {"classroom_id": "c2"},
+    "end_lesson": {},
     "ping": {},
     "leave": {},
 }
@@ -66,7 +67,7 @@ def test_every_schema_type_has_a_valid_example() -> None:
     # the documented client -> server types are all accepted
     documented = {
         "join", "publish", "subscribe_answer", "ice", "raise_hand", "lower_hand",
-        "grant_floor", "revoke_floor", "mute", "spotlight", "ping", "leave",
+        "grant_floor", "revoke_floor", "mute", "spotlight", "end_lesson", "ping", "leave",
     }  # fmt: skip
     assert documented <= set(SCHEMAS)
 
