@@ -337,6 +337,7 @@ export function linkText(link) {
     `往返 RTT ${link.rtt_ms} ms`,
   ];
   if (link.up_loss !== undefined) parts.push(`上行丢包 Uplink loss ${(100 * link.up_loss).toFixed(1)} %`);
+  if (link.up_estimate_kbps !== undefined) parts.push(`上行估计 Uplink estimate ${link.up_estimate_kbps} kbps`);
   if (paused) parts.push(`${paused} 路视频已暂停 video paused (audio kept)`);
   return parts.join("\n");
 }

@@ -21,6 +21,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from sfu import glue, rtcp
+from sfu.bwe.arrival import ArrivalConfig, ArrivalEstimator
 from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
 from sfu.downtrack import ABS_SEND_TIME_URI, DownTrack
 from sfu.glue import Negotiated, RawTransport
@@ -110,7 +111,9 @@ class PublisherPeer:
         self._sources: dict[str, str] = {}
         self._simulcast: dict[str, glue.SimulcastOffer] = {}  # mid -> offered layers
         self._layers: dict[tuple[str, str], UpTrack] = {}  # (mid, rid) -> layer
-        self.uplink: LinkEstimator | None = None  # what we tell the publisher it may send (REMB)
+        self.uplink: LinkEstimator | None = None  # the loss-based half of the REMB we send
+        # the delay-based half: the uplink's queue, from abs-send-time (sfu/bwe/arrival.py)
+        self.arrival = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
         self.closed = False
 
     async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
@@ -167,7 +170,7 @@ class PublisherPeer:
 
     def _new_track(self, neg: Negotiated, ssrc: int, track_id: str) -> UpTrack:
         codec = neg.codecs[0]
-        return UpTrack(
+        track = UpTrack(
             track_id=track_id,
             kind=neg.kind,
             source=self._sources.get(neg.mid, "teacher"),  # the session labels every offered mid
@@ -178,9 +181,35 @@ class PublisherPeer:
             send_rtcp=self._send_rtcp,
             rtcp_ssrc=neg.rtcp_ssrc,
             audio_level_ext=neg.extensions.get(AUDIO_LEVEL_URI, 0),
+            abs_send_time_ext=neg.extensions.get(ABS_SEND_TIME_URI, 0) if neg.kind == "video" else 0,
             cache_size=self.settings.cache_size,
             keyframe_interval_s=self.settings.keyframe_interval_s,
         )
+        track.on_arrival = self._on_arrival
+        return track
+
+    def _on_arrival(self, abs_send_time: int, arrival_ms: int, size: int) -> None:
+        """Every video packet's abs-send-time (from each UpTrack): a queue building up on the
+        publisher's uplink sends a lower REMB at once, not with the next report."""
+        self.arrival.on_packet(abs_send_time, arrival_ms, size)
+        if self.arrival.update(arrival_ms):
+            self._send_remb(time.monotonic())
+
+    def remb_estimate(self, now: float) -> float:
+        """What we tell the publisher it may send: the smaller of the delay- and loss-based
+        estimates."""
+        bps = self.arrival.estimate_bps
+        if self.uplink is not None:
+            bps = min(bps, self.uplink.estimate(now))
+        return bps
+
+    def _send_remb(self, now: float) -> None:
+        video = [t for t in self.all_tracks() if t.is_video and t.ssrc]
+        if not video or self.transport is None:
+            return
+        rtcp_ssrc = video[0]._rtcp_ssrc
+        if self.transport.send_rtcp(rtcp.build_remb(rtcp_ssrc, int(self.remb_estimate(now)), [t.ssrc for t in video])):
+            STATS.remb_sent += 1
 
     def all_tracks(self) -> list[UpTrack]:
         """Every UpTrack of this publisher, each simulcast layer on its own."""
@@ -259,9 +288,10 @@ class PublisherPeer:
         if video:
             if self.uplink is None:
                 self.uplink = LinkEstimator(EstimatorConfig(initial_bps=remb_bitrate, max_bps=remb_bitrate))
+                self.arrival.set_max(remb_bitrate)
             self.uplink.on_loss(max(t.upstream_loss for t in video), now)
             self.uplink.tick(now)
-            packet += rtcp.build_remb(rtcp_ssrc, int(self.uplink.estimate(now)), [t.ssrc for t in video])
+            packet += rtcp.build_remb(rtcp_ssrc, int(self.remb_estimate(now)), [t.ssrc for t in video])
             STATS.remb_sent += 1
         self.transport.send_rtcp(packet)
 

@@ -42,6 +42,7 @@ class UpTrack:
         send_rtcp: Callable[[bytes], bool],
         rtcp_ssrc: int,
         audio_level_ext: int = 0,
+        abs_send_time_ext: int = 0,
         cache_size: int = 1024,
         keyframe_interval_s: float = 1.0,
     ) -> None:
@@ -57,6 +58,9 @@ class UpTrack:
         self._send_rtcp = send_rtcp
         self._rtcp_ssrc = rtcp_ssrc
         self._audio_level_ext = audio_level_ext
+        self._abs_send_time_ext = abs_send_time_ext
+        # (abs-send-time, arrival ms, bytes) of each packet, for the publisher's uplink estimate
+        self.on_arrival: Callable[[int, int, int], None] | None = None
         self.cache = PacketCache(cache_size) if self.is_video else None
         self._down: tuple[DownTrack, ...] = ()
         self._lanes: tuple[object, ...] = ()  # _down[i].fwd, for the C fan-out loop
@@ -182,16 +186,21 @@ class UpTrack:
                 STATS.rtp_errors += 1
                 return
             profile, words = _EXT.unpack_from(data, off)
-            if self._audio_level_ext and profile == 0xBEDE and words:
-                # one-byte extensions: usually the audio level is the only one or the first
+            if (self._audio_level_ext or self._abs_send_time_ext) and profile == 0xBEDE and words:
+                # one-byte extensions (RFC 8285): the audio level (audio) or the abs-send-time
+                # (video) we look for is usually among the first
                 pos, end = off + 4, off + 4 + 4 * words
                 while pos < end and pos < n:
                     b = data[pos]
                     if b == 0:
                         pos += 1
                         continue
-                    if b >> 4 == self._audio_level_ext and pos + 1 < n:
+                    ext = b >> 4
+                    if ext == self._audio_level_ext and pos + 1 < n:
                         self._level(data[pos + 1] & 0x7F)
+                        break
+                    if ext == self._abs_send_time_ext and pos + 3 < n and self.on_arrival is not None:
+                        self.on_arrival(int.from_bytes(data[pos + 1:pos + 4], "big"), arrival_ms, n)
                         break
                     pos += 2 + (b & 0x0F)
             off += 4 + 4 * words
@@ -338,7 +347,6 @@ class UpTrack:
             if time.monotonic() - self.proxied_at > PROXIED_LOSS_S:
                 self.proxied_loss = 0
             fraction = max(fraction, self.proxied_loss)
-        self.upstream_loss = 0.0  # fraction lost from the publisher, over our last RR interval
         dlsr = 0
         if self._sr_lsr:
             dlsr = int((time.monotonic() - self._sr_arrival) * 65536)
