@@ -25,6 +25,8 @@ def _serve(argv: Sequence[str]) -> int:
     parser.add_argument("--public-url", metavar="URL",
                         help="base URL of the links classrooms open (default: derived from host, port and TLS)")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        help="text (default) or json: one JSON object per line with lesson/classroom/participant")
     args = parser.parse_args(argv)
 
     from classroom.config import ConfigError, load_config
@@ -51,6 +53,8 @@ def _serve(argv: Sequence[str]) -> int:
         config.server.tls = args.tls
     if args.public_url:
         config.server.public_url = args.public_url
+    if args.log_format:
+        config.server.log_format = args.log_format
     return run_server(config, log_level=args.log_level)
 
 

@@ -35,6 +35,11 @@ class ServerConfig:
     # X-Forwarded-For/-Proto/-Host from the proxy are trusted, and public_url must be set.
     behind_proxy: bool = False
     max_message_bytes: int = 64 * 1024
+    # "text" (one line per record) or "json" (one JSON object per line with lesson/classroom/
+    # participant fields: classroom/logformat.py, docs/ops.md); --log-format, CLASSROOM_SERVER_LOG_FORMAT
+    log_format: str = "text"
+    # The demo lesson (links printed at start and in demo-links.txt). On by default for a first try
+    # on a bare machine; deploy/compose.yaml turns it off (CLASSROOM_SERVER_DEMO_LESSON=false).
     demo_lesson: bool = True
     demo_remotes: int = 3
 

@@ -333,11 +333,13 @@ async def _serve_forever(config: Config) -> None:
 
 
 def run_server(config: Config, log_level: str = "INFO") -> int:
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    from classroom import logfilters
+    from classroom import logfilters, logformat
+
+    try:
+        logformat.configure(log_level, config.server.log_format)
+    except ValueError as exc:
+        print(f"classroom serve: server.log_format: {exc}", file=sys.stderr)
+        return 2
 
     logfilters.install()  # malformed HTTP requests: one line, not a traceback
     for noisy in ("aioice", "aiortc", "aiohttp.access"):
