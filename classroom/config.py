@@ -52,6 +52,9 @@ class MediaConfig:
     # TURN server for browsers behind strict firewalls (e.g. "turn:127.0.0.1:3478"); empty: none.
     turn_url: str = ""
     turn_secret: str = ""
+    # The TURN secret read from a file (0600; e.g. a compose/Kubernetes secret at
+    # /run/secrets/turn_secret) instead of the environment: CLASSROOM_MEDIA_TURN_SECRET_FILE.
+    turn_secret_file: str = ""
     # Per-track packet cache for NACK (packets, power of two).
     packet_cache_size: int = 1024
     # At most one keyframe request per track per this many seconds.
@@ -201,4 +204,27 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             setattr(section, parts[1], _coerce(value, getattr(section, parts[1])))
         except ValueError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
+    if config.media.turn_secret_file:
+        config.media.turn_secret = read_secret_file(config.media.turn_secret_file, "media.turn_secret_file")
     return config
+
+
+def read_secret_file(path: str | Path, what: str) -> str:
+    """A secret kept in a file (its first line, stripped). A file others may read is used but
+    warned about: such a secret is only as private as the file."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc}") from None
+    secret = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not secret:
+        raise ConfigError(f"{what}: {path} is empty")
+    if mode & 0o077:
+        import logging
+
+        logging.getLogger("classroom.config").warning(
+            "%s: %s is readable by other users (mode %o); make it 0600", what, path, mode & 0o777
+        )
+    return secret

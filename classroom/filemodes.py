@@ -25,6 +25,7 @@ PRIVATE_FILES = (
     "token_secret",
     "recording_secret",
     "demo-links.txt",
+    "admin-key.txt",
 )
 
 

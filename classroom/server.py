@@ -32,6 +32,7 @@ from signaling.tokens import TokenError, TokenSigner
 log = logging.getLogger("classroom")
 
 DEMO_LESSON_ID = "demo-lesson"
+ADMIN_KEY_FILE = "admin-key.txt"  # the first administrator's API key, written once (0600)
 
 
 @dataclass
@@ -168,9 +169,14 @@ def _wire_optional(server: Server) -> None:
     _wire_recording(server, store)
     key = store.ensure_bootstrap_admin()
     if key:
+        # also in a 0600 file of the data dir: under compose the banner is only in the logs
+        key_file = server.config.data_path / ADMIN_KEY_FILE
+        write_private(key_file, f"{key}\n# log in at {server.base_url}/bureau.html; delete this file "
+                                "once the key is kept somewhere safe\n")
         server.extras.setdefault("banner", []).append(
             "First start: a bureau administrator was created. Its API key (shown only once, "
-            f"stored hashed):\n  {key}\n  Log in at {server.base_url}/bureau.html"
+            f"stored hashed):\n  {key}\n  Log in at {server.base_url}/bureau.html\n"
+            f"  (also written to {key_file}, readable only by this user: delete it once the key is kept safe)"
         )
 
 
