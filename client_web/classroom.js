@@ -101,6 +101,10 @@ export class ClassroomClient extends EventTarget {
         this.tracks = msg.tracks;
         this.emit("tracks", this.trackList());
         break;
+      case "lesson_ended": // the lead ended the lesson: the server closes the socket next; stay away
+        this.left = true;
+        this.emit("lesson_ended", msg);
+        break;
       case "error":
         if (msg.code === "replaced") this.left = true;
         this.emit("error", msg);
