@@ -22,6 +22,24 @@ _SCRYPT_R = 8
 _SCRYPT_P = 1
 
 
+DEVICE_KEY_PREFIX = "ckd_"
+_DEVICE_KEY_RE = re.compile(r"ckd_([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,128})")
+
+
+def new_device_id() -> str:
+    return "dev_" + secrets.token_hex(6)
+
+
+def make_device_key(device_id: str) -> str:
+    return f"{DEVICE_KEY_PREFIX}{device_id}.{secrets.token_urlsafe(32)}"
+
+
+def device_id_of(key: str) -> str | None:
+    """The device id a device credential names, or ``None`` if it is not one."""
+    match = _DEVICE_KEY_RE.fullmatch(key)
+    return match.group(1) if match else None
+
+
 def new_admin_id() -> str:
     return "adm_" + secrets.token_hex(6)
 

@@ -18,7 +18,7 @@ from signaling.limits import Limits
 from . import auth
 from .attempts import AttemptLimiter, Refusal
 from .errors import ApiError
-from .models import Admin
+from .models import Admin, Device
 from .store import ScheduleStore
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,15 @@ class KeyGate:
             self.limiter.refused += 1
             raise _limited(Refusal("too many API key checks in progress; retry in 1 s", 1))
         admin, salt, digest = record
-        self.limiter.begin(admin_id, address)
+        await self._check(admin_id, address, key, salt, digest)
+        self.store.remember_key(key, admin)
+        return admin
+
+    async def _check(
+        self, ident: str, address: str, key: str, salt: bytes, digest: bytes, what: str = "API key"
+    ) -> None:
+        """Hash ``key`` on the pool and compare; 401 when it does not match."""
+        self.limiter.begin(ident, address)
         self.in_flight += 1
         ok = False
         try:
@@ -97,9 +105,33 @@ class KeyGate:
         finally:
             self.in_flight -= 1
             self.hashes += 1
-            self.limiter.end(admin_id, address, ok)
+            self.limiter.end(ident, address, ok)
         if not ok:
             self.failures += 1
-            raise unauthorized("the API key is not valid")
-        self.store.remember_key(key, admin)
-        return admin
+            raise unauthorized(f"the {what} is not valid")
+
+    async def authenticate_device(self, key: str, address: str) -> Device:
+        """The device of a device credential ``ckd_<device id>.<secret>`` (same limits, same
+        hashing off the event loop, same cache with a revocation check as administrator keys)."""
+        device_id = auth.device_id_of(key)
+        if device_id is None:
+            raise unauthorized("the device credential is not valid (expected ckd_<device id>.<secret>)")
+        cached = self.store.cached_device(key)
+        if cached is not None:
+            return cached
+        refusal = self.limiter.check(device_id, address)
+        if refusal is not None:
+            raise _limited(refusal)
+        record = self.store.device_key_record(device_id)
+        if record is None:
+            self.failures += 1
+            self.limiter.failed(address)
+            raise unauthorized("the device credential is not valid")
+        capacity = max(self.limits.key_hash_workers, 1) + max(self.limits.key_hash_queue, 0)
+        if self.in_flight >= capacity:
+            self.limiter.refused += 1
+            raise _limited(Refusal("too many credential checks in progress; retry in 1 s", 1))
+        device, salt, digest = record
+        await self._check(device_id, address, key, salt, digest, "device credential")
+        self.store.remember_device_key(key, device)
+        return device

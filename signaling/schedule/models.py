@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 CLASSROOM_KINDS = ("browser", "hardware")
+# What a classroom can be in a lesson: "lead" (主讲, may also receive) or "remote" (接收 only).
+CLASSROOM_ROLES = ("lead", "remote")
 LESSON_STATUSES = ("scheduled", "live", "ended", "cancelled")
 
 
@@ -46,6 +48,34 @@ class Classroom:
     name: str
     kind: str  # one of CLASSROOM_KINDS
     created_at: float
+    lead_capable: bool = True  # may be a lesson's lead classroom (主讲课堂)
+
+    @property
+    def role(self) -> str:
+        return "lead" if self.lead_capable else "remote"
+
+
+@dataclass(frozen=True)
+class AdminInfo:
+    """An administrator as listings show it (never its key)."""
+
+    id: str
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class Device:
+    """Room hardware (a classroom PC, a hardware terminal) bound to one classroom, with its own
+    credential ``ckd_<device id>.<secret>`` (stored hashed, like administrators' keys)."""
+
+    id: str
+    bureau_id: str
+    classroom_id: str
+    name: str
+    created_at: float
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True)

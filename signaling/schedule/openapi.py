@@ -33,6 +33,9 @@ SCHEMAS: dict[str, Any] = {
                 {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
+                    "field": {"type": "string", "description": "the request field at fault, when there is one"},
+                    "reason": {"type": "string", "description": "why the field was refused (required, too_long, ...)"},
+                    "message_zh": {"type": "string", "description": "the message in Chinese (CSV import)"},
                     "conflicts": {"type": "array", "items": _ref("Conflict")},
                 },
                 ["code", "message"],
@@ -68,8 +71,112 @@ SCHEMAS: dict[str, Any] = {
             "school_id": ID,
             "name": {"type": "string"},
             "kind": {"type": "string", "enum": ["browser", "hardware"]},
+            "lead_capable": {"type": "boolean", "description": "may lead a lesson (主讲); false: remote only"},
         },
         ["id", "school_id", "name", "kind"],
+    ),
+    "ClassroomPatch": {
+        **_obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "kind": {"type": "string", "enum": ["browser", "hardware"]},
+                "lead_capable": {"type": "boolean"},
+            }
+        ),
+        "additionalProperties": False,
+    },
+    "Deleted": _obj({"id": ID, "deleted": {"type": "boolean"}}, ["id", "deleted"]),
+    "Revoked": _obj({"id": ID, "revoked": {"type": "boolean"}}, ["id", "revoked"]),
+    "Admin": _obj(
+        {
+            "id": ID,
+            "name": {"type": "string"},
+            "created_at": DATETIME,
+            "revoked": {"type": "boolean"},
+            "me": {"type": "boolean", "description": "the administrator making the request"},
+            "api_key": {"type": "string", "description": "only in the answer to POST: shown once, stored hashed"},
+        },
+        ["id", "name", "revoked"],
+    ),
+    "NameInput": {
+        **_obj({"name": {"type": "string", "minLength": 1, "maxLength": 200}}, ["name"]),
+        "additionalProperties": False,
+    },
+    "Device": _obj(
+        {
+            "id": ID,
+            "classroom_id": ID,
+            "name": {"type": "string"},
+            "created_at": DATETIME,
+            "revoked": {"type": "boolean"},
+            "credential": {
+                "type": "string",
+                "description": "only in the answer to POST: ckd_<device id>.<secret>, shown once, stored hashed",
+            },
+        },
+        ["id", "classroom_id", "name", "revoked"],
+    ),
+    "DeviceInput": {
+        **_obj(
+            {"classroom_id": ID, "name": {"type": "string", "minLength": 1, "maxLength": 200}},
+            ["classroom_id", "name"],
+        ),
+        "additionalProperties": False,
+    },
+    "DeviceLesson": _obj(
+        {
+            "device_id": ID,
+            "classroom_id": ID,
+            "lesson": {
+                "nullable": True,
+                "description": "the classroom's current or next lesson today (null: none); link is null "
+                "until the join window opens (15 minutes before the start)",
+                "allOf": [_ref("Occurrence")],
+            },
+        },
+        ["device_id", "classroom_id", "lesson"],
+    ),
+    "ImportResult": _obj(
+        {
+            "dry_run": {"type": "boolean"},
+            "imported": {"type": "boolean"},
+            "rows": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "row": {"type": "integer"},
+                        "school": {"type": "string"},
+                        "classroom": {"type": "string"},
+                        "lead_capable": {"type": "boolean"},
+                        "kind": {"type": "string"},
+                        "new_school": {"type": "boolean"},
+                    }
+                ),
+            },
+            "errors": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "row": {"type": "integer", "description": "spreadsheet row (the header is row 1)"},
+                        "field": {"type": "string"},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "message_zh": {"type": "string"},
+                    },
+                    ["row", "field", "code", "message", "message_zh"],
+                ),
+            },
+            "bad_rows": {"type": "array", "items": {"type": "integer"}},
+            "ignored_columns": {"type": "array", "items": {"type": "string"}},
+            "new_schools": {"type": "array", "items": {"type": "string"}},
+            "created": _obj(
+                {
+                    "schools": {"type": "array", "items": _ref("School")},
+                    "classrooms": {"type": "array", "items": _ref("Classroom")},
+                }
+            ),
+        },
+        ["dry_run", "imported", "rows", "errors"],
     ),
     "ClassroomInput": {
         **_obj(
@@ -77,6 +184,7 @@ SCHEMAS: dict[str, Any] = {
                 "school_id": ID,
                 "name": {"type": "string", "minLength": 1, "maxLength": 200},
                 "kind": {"type": "string", "enum": ["browser", "hardware"], "default": "browser"},
+                "lead_capable": {"type": "boolean", "default": True},
             },
             ["school_id", "name"],
         ),
@@ -215,6 +323,7 @@ SCHEMAS: dict[str, Any] = {
                         "role": {"type": "string", "enum": ["lead", "remote", "observer"]},
                         "token": {"type": "string"},
                         "url": {"type": "string"},
+                        "qr_svg": {"type": "string", "description": "with ?qr=1: a QR code of url (SVG data URI)"},
                     },
                     ["classroom_id", "role", "token", "url"],
                 ),
@@ -296,6 +405,7 @@ FILTERS = [
     _query("school_id", ID, "only lessons involving this school's classrooms"),
     _query("classroom_id", ID, "only lessons involving this classroom"),
 ]
+IN_USE = {"409": _json(ERR, "still in use (in_use): the answer says by what")}
 CONFLICT = {
     "409": _json(ERR, "a classroom or the teacher is booked at an overlapping time"),
 }
@@ -321,6 +431,11 @@ def openapi_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "a bureau administrator's API key",
+                },
+                "deviceCredential": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a device's credential ckd_<device id>.<secret> (GET /api/device/lesson only)",
                 },
                 "apiKeyHeader": {
                     "type": "apiKey",
@@ -363,7 +478,20 @@ def openapi_document() -> dict[str, Any]:
                     "a school with its classrooms and teachers",
                     _json(_ref("School")),
                     params=[_path_param("school_id")],
-                )
+                ),
+                "patch": _op(
+                    "rename a school",
+                    _json(_ref("School")),
+                    body="NameInput",
+                    params=[_path_param("school_id")],
+                    errors=ERRORS,
+                ),
+                "delete": _op(
+                    "delete a school without classrooms and teachers",
+                    _json(_ref("Deleted")),
+                    params=[_path_param("school_id")],
+                    extra=IN_USE,
+                ),
             },
             "/api/classrooms": {
                 "get": _op(
@@ -380,7 +508,103 @@ def openapi_document() -> dict[str, Any]:
                 ),
             },
             "/api/classrooms/{classroom_id}": {
-                "get": _op("a classroom", _json(_ref("Classroom")), params=[_path_param("classroom_id")])
+                "get": _op("a classroom", _json(_ref("Classroom")), params=[_path_param("classroom_id")]),
+                "patch": _op(
+                    "rename a classroom, change its kind or whether it may lead",
+                    _json(_ref("Classroom")),
+                    body="ClassroomPatch",
+                    params=[_path_param("classroom_id")],
+                    errors=ERRORS,
+                ),
+                "delete": _op(
+                    "delete a classroom no lesson and no active device uses",
+                    _json(_ref("Deleted")),
+                    params=[_path_param("classroom_id")],
+                    extra=IN_USE,
+                ),
+            },
+            "/api/teachers/{teacher_id}": {
+                "patch": _op(
+                    "rename a teacher",
+                    _json(_ref("Teacher")),
+                    body="NameInput",
+                    params=[_path_param("teacher_id")],
+                    errors=ERRORS,
+                ),
+                "delete": _op(
+                    "delete a teacher who leads no lesson",
+                    _json(_ref("Deleted")),
+                    params=[_path_param("teacher_id")],
+                    extra=IN_USE,
+                ),
+            },
+            "/api/admins": {
+                "get": _op("the bureau's administrators (never their keys)", _list("admins", "Admin")),
+                "post": _op(
+                    "add an administrator: the answer holds its API key, shown only this once",
+                    _json(_ref("Admin")),
+                    "201",
+                    "NameInput",
+                    errors=ERRORS,
+                ),
+            },
+            "/api/admins/{admin_id}": {
+                "delete": _op(
+                    "revoke an administrator's key (not one's own)",
+                    _json(_ref("Revoked")),
+                    params=[_path_param("admin_id")],
+                    extra={"409": _json(ERR, "already revoked, or one's own key (self_revoke)")},
+                ),
+            },
+            "/api/devices": {
+                "get": _op("the bureau's devices (room hardware)", _list("devices", "Device")),
+                "post": _op(
+                    "add a device bound to a classroom: the answer holds its credential, shown only this once",
+                    _json(_ref("Device")),
+                    "201",
+                    "DeviceInput",
+                    errors=ERRORS,
+                ),
+            },
+            "/api/devices/{device_id}": {
+                "delete": _op(
+                    "revoke a device's credential",
+                    _json(_ref("Revoked")),
+                    params=[_path_param("device_id")],
+                    extra={"409": _json(ERR, "already revoked")},
+                ),
+            },
+            "/api/device/lesson": {
+                "get": {
+                    **_op(
+                        "for a device: its classroom's current or next lesson today, with its join link",
+                        _json(_ref("DeviceLesson")),
+                        errors={k: ERRORS[k] for k in ("401",)},
+                        extra={"429": _json(ERR, "too many credential checks")},
+                    ),
+                    "security": [{"deviceCredential": []}],
+                }
+            },
+            "/api/import/classrooms": {
+                "post": {
+                    **_op(
+                        "import schools and classrooms from a CSV (header school,classroom,role[,kind]); "
+                        "every bad row is reported and skipped, the good rows are created in one transaction",
+                        _json(_ref("ImportResult")),
+                        params=[
+                            _query(
+                                "dry_run",
+                                {"type": "string", "enum": ["0", "1", "true", "false"]},
+                                "1: only check and preview, create nothing",
+                            )
+                        ],
+                        errors={k: ERRORS[k] for k in ("400", "401", "413")},
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                }
             },
             "/api/teachers": {
                 "get": _op("the bureau's teachers", _list("teachers", "Teacher"), params=FILTERS[:1]),
@@ -463,7 +687,13 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op(
                     "signed join links of an occurrence, one per classroom plus an observer link",
                     _json(_ref("JoinLinks")),
-                    params=[*LESSON_ID, DATE_Q],
+                    params=[
+                        *LESSON_ID,
+                        DATE_Q,
+                        _query(
+                            "qr", {"type": "string", "enum": ["0", "1"]}, "1: add a QR code (SVG data URI) of each link"
+                        ),
+                    ],
                     extra={"409": _json(ERR, "the lesson is cancelled")},
                 )
             },

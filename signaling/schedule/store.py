@@ -28,8 +28,10 @@ from .errors import ApiError, bad_request, not_found
 from .models import (
     CLASSROOM_KINDS,
     Admin,
+    AdminInfo,
     Bureau,
     Classroom,
+    Device,
     JoinEvent,
     Lesson,
     LessonSpec,
@@ -142,6 +144,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX join_events_occurrence ON join_events(occurrence_id);
     """,
+    # 2: district set-up: lead-capable classrooms, room hardware with its own credential
+    """
+    ALTER TABLE classrooms ADD COLUMN lead_capable INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        classroom_id TEXT NOT NULL REFERENCES classrooms(id),
+        name TEXT NOT NULL,
+        key_salt BLOB NOT NULL,
+        key_hash BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE INDEX devices_classroom ON devices(classroom_id);
+    """,
 ]
 
 
@@ -158,6 +174,12 @@ def _private_db_files(path: Path) -> None:
             pass
 
 
+def _classroom(row: sqlite3.Row) -> Classroom:
+    values = dict(row)
+    values["lead_capable"] = bool(values["lead_capable"])
+    return Classroom(**values)
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
@@ -171,6 +193,7 @@ class ScheduleStore:
         self.clock = clock
         self._lock = threading.RLock()
         self._key_cache: dict[str, Admin] = {}
+        self._device_cache: dict[str, Device] = {}
         self._tz_cache: dict[str, TzInfo] = {}
 
     # ---------------------------------------------------------------- opening, migrations
@@ -349,6 +372,85 @@ class ScheduleStore:
         _, key = self.create_admin(bureau.id, "bootstrap")
         return key
 
+    def list_admins(self, bureau_id: str) -> list[AdminInfo]:
+        rows = self._q(
+            "SELECT id, name, created_at, revoked_at FROM admins WHERE bureau_id = ? ORDER BY created_at, id",
+            (bureau_id,),
+        )
+        return [AdminInfo(**dict(r)) for r in rows]
+
+    def revoke_bureau_admin(self, bureau_id: str, admin_id: str) -> None:
+        """Revoke an administrator of ``bureau_id`` (404 for another bureau's or an unknown id)."""
+        if not self._q("SELECT 1 FROM admins WHERE id = ? AND bureau_id = ?", (admin_id, bureau_id)):
+            raise not_found("administrator")
+        if not self.revoke_admin(admin_id):
+            raise ApiError(409, "already_revoked", "this administrator's key is already revoked")
+
+    # ---------------------------------------------------------------- devices (room hardware)
+    _DEVICE_SQL = (
+        "SELECT d.id, s.bureau_id, d.classroom_id, d.name, d.created_at, d.revoked_at FROM devices d"
+        " JOIN classrooms c ON c.id = d.classroom_id JOIN schools s ON s.id = c.school_id"
+    )
+
+    def create_device(self, bureau_id: str, classroom_id: str, name: str) -> tuple[Device, str]:
+        """A device bound to a classroom; returns it with its credential (the only time the
+        credential exists in clear: only a salted scrypt hash is stored)."""
+        if self.get_classroom(bureau_id, classroom_id) is None:
+            raise bad_request("unknown_classroom", f"classroom {classroom_id!r} does not exist", field="classroom_id")
+        device = Device(auth.new_device_id(), bureau_id, classroom_id, name, self.clock())
+        key = auth.make_device_key(device.id)
+        salt, digest = auth.hash_key(key)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO devices (id, classroom_id, name, key_salt, key_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (device.id, classroom_id, name, salt, digest, device.created_at),
+            )
+        return device, key
+
+    def list_devices(self, bureau_id: str) -> list[Device]:
+        rows = self._q(self._DEVICE_SQL + " WHERE s.bureau_id = ? ORDER BY d.created_at, d.id", (bureau_id,))
+        return [Device(**dict(r)) for r in rows]
+
+    def revoke_device(self, bureau_id: str, device_id: str) -> None:
+        rows = self._q(self._DEVICE_SQL + " WHERE d.id = ? AND s.bureau_id = ?", (device_id, bureau_id))
+        if not rows:
+            raise not_found("device")
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (self.clock(), device_id)
+            ).rowcount
+        self._device_cache.clear()
+        if not changed:
+            raise ApiError(409, "already_revoked", "this device's credential is already revoked")
+
+    def device_key_record(self, device_id: str) -> tuple[Device, bytes, bytes] | None:
+        rows = self._q(
+            self._DEVICE_SQL.replace("SELECT ", "SELECT d.key_salt, d.key_hash, ", 1)
+            + " WHERE d.id = ? AND d.revoked_at IS NULL",
+            (device_id,),
+        )
+        if not rows:
+            return None
+        row = dict(rows[0])
+        salt, digest = bytes(row.pop("key_salt")), bytes(row.pop("key_hash"))
+        return Device(**row), salt, digest
+
+    def cached_device(self, key: str) -> Device | None:
+        ck = auth.cache_key(key)
+        cached = self._device_cache.get(ck)
+        if cached is None:
+            return None
+        if not self._q("SELECT 1 FROM devices WHERE id = ? AND revoked_at IS NULL", (cached.id,)):
+            self._device_cache.pop(ck, None)
+            return None
+        return cached
+
+    def remember_device_key(self, key: str, device: Device) -> None:
+        if len(self._device_cache) > 1000:
+            self._device_cache.clear()
+        self._device_cache[auth.cache_key(key)] = device
+
     # ---------------------------------------------------------------- schools, rooms, teachers
     def create_school(self, bureau_id: str, name: str) -> School:
         school = School(_new_id("sch"), bureau_id, name, self.clock())
@@ -367,21 +469,141 @@ class ScheduleStore:
         rows = self._q("SELECT * FROM schools WHERE id = ? AND bureau_id = ?", (school_id, bureau_id))
         return School(**dict(rows[0])) if rows else None
 
-    def create_classroom(self, bureau_id: str, school_id: str, name: str, kind: str) -> Classroom:
+    def create_classroom(
+        self, bureau_id: str, school_id: str, name: str, kind: str, lead_capable: bool = True
+    ) -> Classroom:
         if kind not in CLASSROOM_KINDS:
-            raise bad_request("invalid_field", f"kind must be one of {', '.join(CLASSROOM_KINDS)}")
+            raise bad_request("invalid_field", f"kind must be one of {', '.join(CLASSROOM_KINDS)}", field="kind")
         if self.get_school(bureau_id, school_id) is None:
             raise not_found("school")
-        room = Classroom(_new_id("cls"), school_id, bureau_id, name, kind, self.clock())
+        room = Classroom(_new_id("cls"), school_id, bureau_id, name, kind, self.clock(), lead_capable)
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO classrooms (id, school_id, name, kind, created_at) VALUES (?, ?, ?, ?, ?)",
-                (room.id, school_id, name, kind, room.created_at),
-            )
+            self._insert_classroom(db, room)
         return room
 
+    @staticmethod
+    def _insert_classroom(db: sqlite3.Connection, room: Classroom) -> None:
+        db.execute(
+            "INSERT INTO classrooms (id, school_id, name, kind, created_at, lead_capable) VALUES (?, ?, ?, ?, ?, ?)",
+            (room.id, room.school_id, room.name, room.kind, room.created_at, int(room.lead_capable)),
+        )
+
+    def import_classrooms(
+        self, bureau_id: str, rows: list[tuple[str, str, bool, str]]
+    ) -> tuple[list[School], list[Classroom]]:
+        """Create the classrooms ``(school name, classroom name, lead_capable, kind)`` in one
+        transaction (all or none), creating schools by name when the bureau has none of that
+        name. The caller validated the rows (see :mod:`signaling.schedule.csv_import`)."""
+        now = self.clock()
+        schools_new: list[School] = []
+        rooms: list[Classroom] = []
+        with self._tx() as db:
+            by_name = {
+                r["name"]: r["id"]
+                for r in db.execute("SELECT id, name FROM schools WHERE bureau_id = ?", (bureau_id,)).fetchall()
+            }
+            for school_name, room_name, lead_capable, kind in rows:
+                school_id = by_name.get(school_name)
+                if school_id is None:
+                    school = School(_new_id("sch"), bureau_id, school_name, now)
+                    db.execute(
+                        "INSERT INTO schools (id, bureau_id, name, created_at) VALUES (?, ?, ?, ?)",
+                        (school.id, bureau_id, school.name, now),
+                    )
+                    by_name[school_name] = school_id = school.id
+                    schools_new.append(school)
+                room = Classroom(_new_id("cls"), school_id, bureau_id, room_name, kind, now, lead_capable)
+                self._insert_classroom(db, room)
+                rooms.append(room)
+        return schools_new, rooms
+
+    def update_school(self, bureau_id: str, school_id: str, name: str) -> School:
+        if self.get_school(bureau_id, school_id) is None:
+            raise not_found("school")
+        with self._tx() as db:
+            db.execute("UPDATE schools SET name = ? WHERE id = ?", (name, school_id))
+        school = self.get_school(bureau_id, school_id)
+        assert school is not None
+        return school
+
+    def delete_school(self, bureau_id: str, school_id: str) -> None:
+        """Delete an empty school (409 ``in_use`` while it has classrooms or teachers)."""
+        if self.get_school(bureau_id, school_id) is None:
+            raise not_found("school")
+        with self._tx() as db:
+            rooms = db.execute("SELECT COUNT(*) FROM classrooms WHERE school_id = ?", (school_id,)).fetchone()[0]
+            teachers = db.execute("SELECT COUNT(*) FROM teachers WHERE school_id = ?", (school_id,)).fetchone()[0]
+            if rooms or teachers:
+                raise ApiError(
+                    409,
+                    "in_use",
+                    f"the school still has {rooms} classroom(s) and {teachers} teacher(s): delete them first",
+                    classrooms=rooms,
+                    teachers=teachers,
+                )
+            db.execute("DELETE FROM schools WHERE id = ?", (school_id,))
+
+    def update_classroom(
+        self, bureau_id: str, classroom_id: str, name: str, kind: str, lead_capable: bool
+    ) -> Classroom:
+        """Rename or re-kind a classroom. Making it remote-only does not change lessons it
+        already leads; new or changed lessons cannot use it as their lead."""
+        if self.get_classroom(bureau_id, classroom_id) is None:
+            raise not_found("classroom")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE classrooms SET name = ?, kind = ?, lead_capable = ? WHERE id = ?",
+                (name, kind, int(lead_capable), classroom_id),
+            )
+        room = self.get_classroom(bureau_id, classroom_id)
+        assert room is not None
+        return room
+
+    def delete_classroom(self, bureau_id: str, classroom_id: str) -> None:
+        """Delete a classroom no lesson and no active device uses (409 ``in_use`` otherwise;
+        cancel or change those lessons first: their history keeps naming the classroom)."""
+        if self.get_classroom(bureau_id, classroom_id) is None:
+            raise not_found("classroom")
+        with self._tx() as db:
+            lessons = db.execute(
+                "SELECT COUNT(*) FROM lessons WHERE lead_classroom_id = ?"
+                " OR id IN (SELECT lesson_id FROM lesson_remotes WHERE classroom_id = ?)",
+                (classroom_id, classroom_id),
+            ).fetchone()[0]
+            devices = db.execute(
+                "SELECT COUNT(*) FROM devices WHERE classroom_id = ? AND revoked_at IS NULL", (classroom_id,)
+            ).fetchone()[0]
+            if lessons or devices:
+                raise ApiError(
+                    409,
+                    "in_use",
+                    f"the classroom is used by {lessons} lesson(s) and {devices} device(s)",
+                    lessons=lessons,
+                    devices=devices,
+                )
+            db.execute("DELETE FROM devices WHERE classroom_id = ?", (classroom_id,))
+            db.execute("DELETE FROM classrooms WHERE id = ?", (classroom_id,))
+
+    def update_teacher(self, bureau_id: str, teacher_id: str, name: str) -> Teacher:
+        if self.get_teacher(bureau_id, teacher_id) is None:
+            raise not_found("teacher")
+        with self._tx() as db:
+            db.execute("UPDATE teachers SET name = ? WHERE id = ?", (name, teacher_id))
+        teacher = self.get_teacher(bureau_id, teacher_id)
+        assert teacher is not None
+        return teacher
+
+    def delete_teacher(self, bureau_id: str, teacher_id: str) -> None:
+        if self.get_teacher(bureau_id, teacher_id) is None:
+            raise not_found("teacher")
+        with self._tx() as db:
+            lessons = db.execute("SELECT COUNT(*) FROM lessons WHERE lead_teacher_id = ?", (teacher_id,)).fetchone()[0]
+            if lessons:
+                raise ApiError(409, "in_use", f"the teacher leads {lessons} lesson(s)", lessons=lessons)
+            db.execute("DELETE FROM teachers WHERE id = ?", (teacher_id,))
+
     _CLASSROOM_SQL = (
-        "SELECT c.id, c.school_id, s.bureau_id, c.name, c.kind, c.created_at"
+        "SELECT c.id, c.school_id, s.bureau_id, c.name, c.kind, c.created_at, c.lead_capable"
         " FROM classrooms c JOIN schools s ON s.id = c.school_id"
     )
 
@@ -391,11 +613,11 @@ class ScheduleStore:
         if school_id is not None:
             sql += " AND c.school_id = ?"
             params += (school_id,)
-        return [Classroom(**dict(r)) for r in self._q(sql + " ORDER BY c.name, c.id", params)]
+        return [_classroom(r) for r in self._q(sql + " ORDER BY c.name, c.id", params)]
 
     def get_classroom(self, bureau_id: str, classroom_id: str) -> Classroom | None:
         rows = self._q(self._CLASSROOM_SQL + " WHERE c.id = ? AND s.bureau_id = ?", (classroom_id, bureau_id))
-        return Classroom(**dict(rows[0])) if rows else None
+        return _classroom(rows[0]) if rows else None
 
     def create_teacher(self, bureau_id: str, school_id: str, name: str) -> Teacher:
         if self.get_school(bureau_id, school_id) is None:
@@ -492,15 +714,26 @@ class ScheduleStore:
                 return occ
         return None
 
-    def _check_refs(self, bureau_id: str, spec: LessonSpec) -> None:
+    def _check_refs(self, bureau_id: str, spec: LessonSpec, current: Lesson | None = None) -> None:
         for cid in (spec.lead_classroom_id, *spec.remote_classroom_ids):
-            if self.get_classroom(bureau_id, cid) is None:
-                raise bad_request("unknown_classroom", f"classroom {cid!r} does not exist in this bureau")
+            room = self.get_classroom(bureau_id, cid)
+            if room is None:
+                field = "lead_classroom_id" if cid == spec.lead_classroom_id else "remote_classroom_ids"
+                raise bad_request("unknown_classroom", f"classroom {cid!r} does not exist in this bureau", field=field)
+            # a lesson that already has this lead keeps it after the room became remote-only
+            kept = current is not None and current.lead_classroom_id == cid
+            if cid == spec.lead_classroom_id and not room.lead_capable and not kept:
+                raise bad_request(
+                    "not_lead_capable",
+                    f"classroom {cid!r} is a remote classroom and cannot lead a lesson",
+                    field="lead_classroom_id",
+                )
         if spec.lead_teacher_id is not None:
             if self.get_teacher(bureau_id, spec.lead_teacher_id) is None:
                 raise bad_request(
                     "unknown_teacher",
                     f"teacher {spec.lead_teacher_id!r} does not exist in this bureau",
+                    field="lead_teacher_id",
                 )
 
     def _conflicts(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> list[dict[str, Any]]:
@@ -572,8 +805,8 @@ class ScheduleStore:
         occ = expand(lesson_id, spec.start, spec.end, spec.recurrence, self.tz(bureau_id))
         return max((o.end for o in occ), default=spec.end)
 
-    def _check_spec(self, bureau_id: str, lesson_id: str, spec: LessonSpec) -> None:
-        self._check_refs(bureau_id, spec)
+    def _check_spec(self, bureau_id: str, lesson_id: str, spec: LessonSpec, current: Lesson | None = None) -> None:
+        self._check_refs(bureau_id, spec, current)
         if not expand(lesson_id, spec.start, spec.end, spec.recurrence, self.tz(bureau_id)):
             raise bad_request("invalid_field", "the lesson has no occurrence (every week is an exception)")
         conflicts = self._conflicts(bureau_id, lesson_id, spec)
@@ -617,7 +850,7 @@ class ScheduleStore:
                 raise not_found("lesson")
             if current.cancelled:
                 raise ApiError(409, "lesson_cancelled", "a cancelled lesson cannot be changed")
-            self._check_spec(bureau_id, lesson_id, spec)
+            self._check_spec(bureau_id, lesson_id, spec, current)
             db.execute(
                 "UPDATE lessons SET subject = ?, title = ?, lead_classroom_id = ?,"
                 " lead_teacher_id = ?, start_ts = ?, end_ts = ?, span_end_ts = ?,"

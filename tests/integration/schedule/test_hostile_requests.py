@@ -37,7 +37,8 @@ def endpoints() -> list[tuple[str, str, bool]]:
         for method, op in ops.items():
             if method.lower() not in ("get", "post", "put", "patch", "delete"):
                 continue
-            out.append((method.upper(), re.sub(r"\{[^}]+\}", "x1", path), "requestBody" in op))
+            json_body = "application/json" in op.get("requestBody", {}).get("content", {})
+            out.append((method.upper(), re.sub(r"\{[^}]+\}", "x1", path), json_body))
     for method, path in EXTRA_ENDPOINTS:
         out.append((method.upper(), re.sub(r"\{[^}]+\}", "x1", path), False))
     return out
