@@ -72,6 +72,7 @@ COMMANDS = {
     "composite": "render a recording into one MP4 following the spotlight",
     "analyze": "classroom-behaviour analysis of a recording directory",
     "admin": "bureau administrators: create-admin, list-bureaus, revoke-admin",
+    "healthcheck": "exit 0 when this machine's server answers /healthz (the container health probe)",
 }
 
 
@@ -93,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate("signaling.schedule.cli", "main", rest)
     if command == "analyze":
         return _delegate("analytics.cli", "main", rest)
+    if command == "healthcheck":
+        return _delegate("classroom.healthcheck", "main", rest)
     print(f"classroom: unknown command {command!r} (try --help)", file=sys.stderr)
     return 2
 

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Start coturn with its shared secret read from a file, so that the secret never appears on a
+# command line (ps, /proc/PID/cmdline) nor in the repository.
+#   TURN_CONFIG        the config without the secret (default /etc/coturn/turnserver.conf)
+#   TURN_SECRET_FILE   the secret's file, first line (default /run/secrets/turn_secret)
+#   TURN_RUNTIME_DIR   where the private copy with the secret goes (default /tmp)
+# Further arguments go to turnserver as they are (never put the secret there).
+set -eu
+conf="${TURN_CONFIG:-/etc/coturn/turnserver.conf}"
+secret_file="${TURN_SECRET_FILE:-/run/secrets/turn_secret}"
+dir="${TURN_RUNTIME_DIR:-/tmp}"
+if [ ! -r "$secret_file" ]; then
+  echo "coturn: cannot read the TURN secret file $secret_file" >&2
+  exit 1
+fi
+secret="$(head -n 1 "$secret_file" | tr -d '\r\n')"
+if [ -z "$secret" ]; then
+  echo "coturn: the TURN secret file $secret_file is empty" >&2
+  exit 1
+fi
+umask 077
+runtime="$dir/turnserver-runtime.conf"
+{ cat "$conf"; printf 'static-auth-secret=%s\n' "$secret"; } > "$runtime"
+exec turnserver -c "$runtime" "$@"
