@@ -182,22 +182,42 @@ def _wire_optional(server: Server) -> None:
 
 def _wire_recording(server: Server, store: Any) -> None:
     """Recorder processes for lessons with recording on, their catalogue, and analysis after."""
-    from classroom.recording import RecordingCoordinator
+    from classroom.recording import RecordingCoordinator, RetentionPolicy
+    from classroom.recording_catalogue import RecordingCatalogue
+    from recorder.catalogue import recordings_root
     from recorder.core import safe_name
+    from recorder.diskguard import DiskGuard
     from recorder.service import setup_recording
-    from signaling.schedule.api import setup_recordings_api
+    from signaling.schedule.recording_policy import RecordingPolicy
+    from signaling.schedule.recordings_api import setup_recordings_api
 
     config = server.config
+    policy = config.recording
     service = setup_recording(
         server.app, config.data_path, ws_url=server.local_ws_url,
-        segment_seconds=config.recording.segment_seconds,
+        segment_seconds=policy.segment_seconds,
     )
+    bureau_policy = RecordingPolicy.in_data_dir(config.data_path)
+
+    def wanted(lesson: str) -> bool:
+        """The recording policy (docs/recording.md, "When a lesson is recorded")."""
+        if not policy.enabled:
+            return False
+        if lesson == DEMO_LESSON_ID and config.server.demo_lesson:
+            return policy.demo_lesson or policy.every_lesson
+        return policy.every_lesson or store.recording_enabled(lesson)
+
+    recordings = recordings_root(config.data_path)
+    recordings.mkdir(parents=True, exist_ok=True)
     coordinator = RecordingCoordinator(
         service, server.signer, config.data_path,
-        wanted=lambda lesson: config.recording.enabled or store.recording_enabled(lesson),
-        grace_s=config.recording.end_grace_s,
+        wanted=wanted,
+        grace_s=policy.end_grace_s,
         analytics_interval_s=config.analytics.interval_s,
         access=server.router.recorders,
+        guard=DiskGuard(recordings, policy.min_free_bytes, policy.min_free_percent),
+        disk_check_s=policy.disk_check_s,
+        retention=RetentionPolicy(policy.retention_days, policy.retention_sweep_s),
     )
     server.router.on_presence.append(coordinator.presence_changed)
     server.router.on_room_closed.append(coordinator.room_closed)
@@ -211,25 +231,24 @@ def _wire_recording(server: Server, store: Any) -> None:
     coordinator.register_metrics(server.app)
     server.extras["recording"] = coordinator
 
-    def recordings_of(lesson_id: str) -> list[dict[str, Any]]:
-        prefix = safe_name(lesson_id)
-        out = []
-        for rec in service.recordings():
-            name = safe_name(rec.lesson_id)
-            if name != prefix and not name.startswith(prefix + "_"):
-                continue
-            report = config.data_path / "recordings" / name / "report" / "report.html"
-            out.append({
-                "lesson_id": rec.lesson_id,
-                "title": rec.title,
-                "started_at": rec.started_at,
-                "playback_url": service.playback_url(name),
-                "report_url": service.signer.sign(f"/recordings/{name}/report/report.html")
-                if report.exists() else None,
-            })
-        return out
+    catalogue = RecordingCatalogue(
+        service, config.data_path, policy.retention_days,
+        active=lambda: {safe_name(lesson) for lesson in coordinator.recording},
+    )
 
-    setup_recordings_api(server.app, store, server.signer, server.router, recordings_of)
+    class Source:
+        entries = staticmethod(catalogue.entries)
+
+        @staticmethod
+        def status() -> dict[str, Any]:
+            return {"enabled": policy.enabled, "demo_lesson": policy.demo_lesson, **coordinator.status()}
+
+    setup_recordings_api(server.app, store, server.signer, server.router, Source(), bureau_policy)
+
+    async def start_policy(_server: Server) -> None:
+        coordinator.start()  # the free-disk guard's checks and the retention sweep
+
+    server.extras.setdefault("on_start", []).append(start_policy)
 
     async def classroom_playback(request: web.Request) -> web.StreamResponse:
         """A lesson's own classrooms (their teachers) open its recording with the classroom's

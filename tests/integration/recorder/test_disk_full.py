@@ -28,6 +28,8 @@ TMPFS_SIZE = "96k"
 @pytest.fixture
 async def small_disk_server(tmp_path: Path) -> AsyncIterator[Server]:
     config = server_config(tmp_path, recording=True, end_grace_s=1.0)
+    config.recording.min_free_bytes = 0  # the free-disk guard off: this test is about ENOSPC itself
+    config.recording.min_free_percent = 0.0
     recordings = tmp_path / "data" / "recordings"
     recordings.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "tmpfs", str(recordings)],
