@@ -216,6 +216,8 @@ class LiveRecorder:
         extra: dict[str, Any] = {}
         if event.get("by") is not None:
             extra["by"] = event["by"]
+        if isinstance(event.get("reason"), str):  # hand_lowered: why (docs/recording-format.md)
+            extra["reason"] = event["reason"]
         classroom = event.get("classroom_id")
         self.session.event(str(event["type"]), None if classroom is None else str(classroom), **extra)
 

@@ -70,6 +70,9 @@ EVENT_TYPES = (
     "join",
     "leave",
 )
+# ``reason`` of a ``hand_lowered`` that is a side effect (see :class:`FloorEvent`)
+HAND_LOWERED_GRANTED = "granted"
+HAND_LOWERED_GONE = "gone"
 ERROR_CODES = ("forbidden", "bad_state", "unknown_classroom", "floor_full", "lead_present")
 
 
@@ -104,14 +107,21 @@ class FloorEvent:
     classroom_id: str | None  # ``None`` only for ``spotlight`` on nobody
     by: str | None  # acting classroom; ``None`` = the server (disconnect, expiry)
     hidden: bool = False  # join/leave of an observer or recorder: not for classrooms
+    # why a hand was lowered when nobody asked for it: ``granted`` (the grant lowered it; the
+    # ``floor_granted`` follows at the same ``t_ms``) or ``gone`` (the classroom left for good).
+    # ``None``: lowered by the classroom itself or dismissed by the lead (``by`` tells which).
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "t_ms": self.t_ms,
             "type": self.type,
             "classroom_id": self.classroom_id,
             "by": self.by,
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass
@@ -296,7 +306,7 @@ class Floor:
         events: list[FloorEvent] = []
         if self.config.grant_lowers_hand and classroom_id in self._queue:
             self._queue.remove(classroom_id)
-            self._emit(events, t_ms, "hand_lowered", classroom_id, by)
+            self._emit(events, t_ms, "hand_lowered", classroom_id, by, reason=HAND_LOWERED_GRANTED)
         self._granted.append(classroom_id)
         self._emit(events, t_ms, "floor_granted", classroom_id, by)
         if self.config.spotlight_follows_floor and self._spotlight != classroom_id:
@@ -378,8 +388,9 @@ class Floor:
         classroom_id: str | None,
         by: str | None,
         hidden: bool = False,
+        reason: str | None = None,
     ) -> None:
-        ev = FloorEvent(t_ms=t_ms, type=type_, classroom_id=classroom_id, by=by, hidden=hidden)
+        ev = FloorEvent(t_ms=t_ms, type=type_, classroom_id=classroom_id, by=by, hidden=hidden, reason=reason)
         events.append(ev)
         self.history.append(ev)
         if not hidden:
@@ -412,7 +423,7 @@ class Floor:
         """Forget a classroom for good, undoing its hand, floor, mute and spotlight."""
         if classroom_id in self._queue:
             self._queue.remove(classroom_id)
-            self._emit(events, t_ms, "hand_lowered", classroom_id, None)
+            self._emit(events, t_ms, "hand_lowered", classroom_id, None, reason=HAND_LOWERED_GONE)
         if classroom_id in self._granted:
             self._revoke(classroom_id, t_ms, None, events)
         if classroom_id in self._muted:
