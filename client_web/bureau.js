@@ -2,6 +2,15 @@
 // sessionStorage), see the week's timetable, create / edit / cancel lessons with conflict errors
 // shown inline, and follow today's lessons live with their join links.
 // Times shown are the bureau's local times exactly as the API returns them.
+// District set-up lives in bureau_setup.js, join links of any lesson in bureau_links.js,
+// error texts (zh + en, naming the field) in bureau_messages.js.
+
+import { ApiError, api, el, setKey } from "./bureau_api.js";
+import { openLinks, initLinks } from "./bureau_links.js";
+import { FIELDS, explain } from "./bureau_messages.js";
+import { initSetup, renderSetup, showSetup } from "./bureau_setup.js";
+
+export { ApiError, api };
 
 const KEY_STORAGE = "classroom.bureau.apiKey";
 const HOUR_PX = 48;
@@ -25,41 +34,7 @@ const state = {
 };
 window.bureau = state; // for tests and debugging
 
-export class ApiError extends Error {
-  constructor(status, body) {
-    super(body?.error?.message || `HTTP ${status}`);
-    this.status = status;
-    this.code = body?.error?.code || "http_error";
-    this.details = body?.error || {};
-  }
-}
-
-export async function api(method, path, body, key = state.key) {
-  const headers = { Authorization: `Bearer ${key}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try { data = await res.json(); } catch { data = null; }
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
-}
-
 // ---- small helpers --------------------------------------------------------------------------
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 const hhmm = (iso) => iso.slice(11, 16);
 const dayOf = (iso) => iso.slice(0, 10);
 function addDays(day, n) {
@@ -79,6 +54,7 @@ async function login(key) {
   try {
     const me = await api("GET", "/api/me", undefined, key);
     state.key = key;
+    setKey(key);
     state.me = me;
     sessionStorage.setItem(KEY_STORAGE, key);
   } catch (err) {
@@ -111,6 +87,8 @@ async function loadDirectory() {
   state.schools = new Map(schools.schools.map((s) => [s.id, s.name]));
   state.classrooms = rooms.classrooms;
   state.teachers = teachers.teachers;
+  $("schedule-hint").classList.toggle("hidden", state.classrooms.some((c) => c.lead_capable !== false));
+  renderSetup(state);
 }
 
 async function refreshAll() {
@@ -234,16 +212,31 @@ async function refreshWeek() {
 }
 
 // ---- create / edit --------------------------------------------------------------------------
-function fillSelects() {
+// The lead list offers only lead-capable classrooms (and a lesson's current lead, kept when it
+// was made remote-only later); the remote list never offers the chosen lead.
+function fillSelects(keepLead) {
   const lead = $("f-lead");
-  lead.replaceChildren(...state.classrooms.map((c) => el("option", {
-    value: c.id, text: `${c.name} (${state.schools.get(c.school_id) || ""})`,
-  })));
+  const leads = state.classrooms.filter((c) => c.lead_capable !== false || c.id === keepLead);
+  lead.replaceChildren(el("option", { value: "", text: leads.length ? "— 请选择 choose —" : "（无主讲课堂 no lead-capable classroom）" }),
+    ...leads.map((c) => el("option", {
+      value: c.id, text: `${c.name} (${state.schools.get(c.school_id) || ""})`,
+    })));
   $("f-teacher").replaceChildren(el("option", { value: "", text: "—" }),
-    ...state.teachers.map((t) => el("option", { value: t.id, text: t.name })));
+    ...state.teachers.map((t) => el("option", { value: t.id, text: `${t.name} (${state.schools.get(t.school_id) || ""})` })));
   $("f-remotes").replaceChildren(...state.classrooms.map((c) => el("label", { "data-classroom": c.id },
     el("input", { type: "checkbox", value: c.id, name: "remote" }),
     `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? " 🖥" : ""}`)));
+}
+
+function syncRemotes() {
+  const leadId = $("f-lead").value;
+  for (const label of document.querySelectorAll("#f-remotes label")) {
+    const isLead = label.dataset.classroom === leadId;
+    label.classList.toggle("hidden", isLead);
+    const box = label.querySelector("input");
+    box.disabled = isLead;
+    if (isLead) box.checked = false;
+  }
 }
 
 function clearErrors() {
@@ -260,14 +253,14 @@ function bureauToday() {
 
 async function openEditor(lessonId, day) {
   await loadDirectory();
-  fillSelects();
+  const l = lessonId ? await api("GET", `/api/lessons/${lessonId}`) : null;
+  fillSelects(l?.lead_classroom_id);
   clearErrors();
   state.editing = null;
   state.editingDate = day || null;
   const form = $("lesson-form");
   form.reset();
-  if (lessonId) {
-    const l = await api("GET", `/api/lessons/${lessonId}`);
+  if (l) {
     state.editing = l;
     $("form-title").textContent = `编辑课程 Edit lesson ${l.id}`;
     $("f-subject").value = l.subject;
@@ -294,6 +287,8 @@ async function openEditor(lessonId, day) {
   $("f-cancel-occurrence").classList.toggle("hidden",
     !(cancellable && state.editing.recurrence && state.editingDate));
   $("f-save").disabled = !!state.editing?.cancelled;
+  $("f-links").classList.toggle("hidden", !cancellable);
+  syncRemotes();
   $("lesson-dialog").showModal();
 }
 
@@ -314,9 +309,16 @@ export function formBody() {
   };
 }
 
+// The form control of each API field, for marking it.
+const FIELD_NODES = {
+  subject: "f-subject", title: "f-title", lead_classroom_id: "f-lead", lead_teacher_id: "f-teacher",
+  remote_classroom_ids: "f-remotes", start: "f-start", end: "f-end", "recurrence.until": "f-until",
+  "recurrence.exceptions": "f-exceptions", recording: "f-recording",
+};
+
 function showError(err) {
   const box = $("form-error");
-  const lines = [err.message];
+  const lines = [explain(err)];
   const mark = (node) => node && node.classList.add("invalid");
   if (err.code === "conflict") {
     lines.length = 0;
@@ -331,16 +333,31 @@ function showError(err) {
         else mark(document.querySelector(`#f-remotes label[data-classroom="${r.id}"]`));
       }
     }
+  } else if (err.field && FIELD_NODES[err.field]) {
+    mark($(FIELD_NODES[err.field]));
+    if (err.field === "start" || err.field === "end") mark($("f-date"));
   } else if (err.code === "invalid_time") {
     [$("f-date"), $("f-start"), $("f-end")].forEach(mark);
-    if (/recurrence/.test(err.message)) mark($("f-until"));
-    if (/exceptions/.test(err.message)) mark($("f-exceptions"));
-  } else if (err.code === "no_remote_classroom" || /remote/.test(err.message)) {
+  } else if (err.code === "no_remote_classroom") {
     mark($("f-remotes"));
-  } else if (/subject/.test(err.message)) mark($("f-subject"));
-  else if (/title/.test(err.message)) mark($("f-title"));
-  else if (/lead classroom|lead_classroom/.test(err.message)) mark($("f-lead"));
+  }
   box.textContent = lines.join("\n");
+}
+
+// Checks the page can make before asking the server, worded like the server's answers.
+function localCheck() {
+  const missing = (field) => ({ code: "invalid_field", field, details: { field, reason: "required" } });
+  if (!$("f-subject").value.trim()) return missing("subject");
+  if (!$("f-title").value.trim()) return missing("title");
+  if (!$("f-lead").value) return { code: "invalid_field", field: "lead_classroom_id", details: { reason: "id" } };
+  if (!document.querySelector("#f-remotes input:checked")) {
+    return { code: "no_remote_classroom", field: "remote_classroom_ids", details: {} };
+  }
+  if (!$("f-date").value || !$("f-start").value || !$("f-end").value) {
+    const field = !$("f-start").value ? "start" : "end";
+    return { code: "invalid_time", field, details: { field, reason: "required" } };
+  }
+  return null;
 }
 
 async function save(event) {
@@ -348,8 +365,10 @@ async function save(event) {
   clearErrors();
   try {
     const body = formBody();
-    if (!$("f-date").value || !$("f-start").value || !$("f-end").value) {
-      showError({ code: "invalid_time", message: "请填写日期和时间 Choose a date, a start and an end" });
+    const problem = localCheck();
+    if (problem) {
+      showError(problem);
+      if (!$("f-date").value) $("form-error").textContent += `\n${FIELDS.date}：请选择日期 choose a date`;
       return;
     }
     if (state.editing) await api("PUT", `/api/lessons/${state.editing.id}`, body);
@@ -381,6 +400,14 @@ async function cancelLesson(oneWeek) {
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
+function showView(id) {
+  for (const tab of document.querySelectorAll(".tabs .tab")) {
+    tab.classList.toggle("active", tab.dataset.view === id);
+    $(tab.dataset.view).classList.toggle("hidden", tab.dataset.view !== id);
+  }
+  if (id === "setup-view") showSetup().catch(console.warn);
+}
+
 function moveWeek(days) {
   state.weekOf = days === 0 ? state.today : addDays(state.weekOf, days);
   refreshWeek().catch(console.warn);
@@ -397,6 +424,13 @@ function init() {
   $("f-close").addEventListener("click", () => $("lesson-dialog").close());
   $("f-cancel-lesson").addEventListener("click", () => cancelLesson(false));
   $("f-cancel-occurrence").addEventListener("click", () => cancelLesson(true));
+  $("f-lead").addEventListener("change", syncRemotes);
+  $("f-links").addEventListener("click", () => openLinks(state.editing, state.editingDate));
+  for (const tab of document.querySelectorAll(".tabs .tab")) {
+    tab.addEventListener("click", () => showView(tab.dataset.view));
+  }
+  initLinks();
+  initSetup(async () => { await loadDirectory(); await refreshWeek().catch(console.warn); });
   if (state.key) login(state.key);
 }
 

@@ -1,0 +1,218 @@
+// District set-up (学区设置) on the bureau page: schools, classrooms (lead-capable or remote),
+// teachers, administrators and devices (their keys are shown once), and the CSV import of a
+// district's schools and classrooms with a dry-run preview before anything is created.
+
+import { api, copyText, el } from "./bureau_api.js";
+import { explain } from "./bureau_messages.js";
+
+const $ = (id) => document.getElementById(id);
+const ROLE_TEXT = { lead: "主讲 Lead-capable", remote: "接收 Remote" };
+const KIND_TEXT = { browser: "浏览器 Browser", hardware: "硬件终端 Hardware" };
+
+const setup = { dir: null, onChange: async () => {}, csvFile: null };
+
+function fail(box, err) {
+  $(box).textContent = err?.code ? explain(err) : String(err?.message || err);
+}
+
+async function act(box, fn) {
+  $(box).textContent = "";
+  try {
+    await fn();
+  } catch (err) {
+    fail(box, err);
+    return false;
+  }
+  await setup.onChange();
+  return true;
+}
+
+function options(list, label) {
+  return list.map((x) => el("option", { value: x.id, text: label(x) }));
+}
+
+function nameCell(value, onSave, box) {
+  const input = el("input", { value, maxlength: "200", class: "name-edit", "aria-label": "名称 Name" });
+  const save = el("button", {
+    type: "button", class: "secondary small", text: "保存 Save",
+    onclick: () => act(box, () => onSave(input.value)),
+  });
+  return el("td", { class: "name-cell" }, input, save);
+}
+
+function deleteButton(box, what, fn) {
+  return el("button", {
+    type: "button", class: "danger small", text: "删除 Delete",
+    onclick: () => { if (confirm(`删除 Delete ${what}?`)) act(box, fn); },
+  });
+}
+
+// ---- rendering ------------------------------------------------------------------------------
+export function renderSetup(dir) {
+  setup.dir = dir;
+  const schools = [...dir.schools.entries()].map(([id, name]) => ({ id, name }));
+  const schoolName = (id) => dir.schools.get(id) || id;
+  for (const id of ["classroom-school", "teacher-school"]) {
+    const sel = $(id);
+    const keep = sel.value;
+    sel.replaceChildren(...options(schools, (s) => s.name));
+    if (keep && dir.schools.has(keep)) sel.value = keep;
+  }
+  const deviceSel = $("device-classroom");
+  const keepRoom = deviceSel.value;
+  deviceSel.replaceChildren(...options(dir.classrooms, (c) => `${c.name} · ${schoolName(c.school_id)}`));
+  if (keepRoom) deviceSel.value = keepRoom;
+  $("setup-empty").classList.toggle("hidden", schools.length > 0);
+
+  $("schools-table").replaceChildren(...schools.map((s) => el("tr", { "data-school": s.id },
+    nameCell(s.name, (name) => api("PATCH", `/api/schools/${s.id}`, { name }), "schools-error"),
+    el("td", { text: `${dir.classrooms.filter((c) => c.school_id === s.id).length} 课堂 classrooms · ` +
+      `${dir.teachers.filter((t) => t.school_id === s.id).length} 教师 teachers` }),
+    el("td", {}, deleteButton("schools-error", s.name, () => api("DELETE", `/api/schools/${s.id}`))))));
+
+  $("classrooms-table").replaceChildren(...dir.classrooms.map((c) => {
+    const role = el("select", { class: "role-edit", "aria-label": "角色 Role" },
+      ...Object.entries(ROLE_TEXT).map(([v, t]) => el("option", { value: v, text: t })));
+    role.value = c.lead_capable === false ? "remote" : "lead";
+    const kind = el("select", { class: "kind-edit", "aria-label": "设备类型 Kind" },
+      ...Object.entries(KIND_TEXT).map(([v, t]) => el("option", { value: v, text: t })));
+    kind.value = c.kind;
+    const change = (body) => act("classrooms-error", () => api("PATCH", `/api/classrooms/${c.id}`, body));
+    role.addEventListener("change", () => change({ lead_capable: role.value === "lead" }));
+    kind.addEventListener("change", () => change({ kind: kind.value }));
+    return el("tr", { "data-classroom": c.id, "data-role": role.value },
+      el("td", { text: schoolName(c.school_id) }),
+      nameCell(c.name, (name) => api("PATCH", `/api/classrooms/${c.id}`, { name }), "classrooms-error"),
+      el("td", {}, role), el("td", {}, kind),
+      el("td", {}, deleteButton("classrooms-error", c.name, () => api("DELETE", `/api/classrooms/${c.id}`))));
+  }));
+
+  $("teachers-table").replaceChildren(...dir.teachers.map((t) => el("tr", { "data-teacher": t.id },
+    el("td", { text: schoolName(t.school_id) }),
+    nameCell(t.name, (name) => api("PATCH", `/api/teachers/${t.id}`, { name }), "teachers-error"),
+    el("td", {}, deleteButton("teachers-error", t.name, () => api("DELETE", `/api/teachers/${t.id}`))))));
+}
+
+async function renderCredentials() {
+  const [admins, devices] = await Promise.all([api("GET", "/api/admins"), api("GET", "/api/devices")]);
+  const roomName = (id) => setup.dir?.classrooms.find((c) => c.id === id)?.name || id;
+  $("admins-table").replaceChildren(...admins.admins.map((a) => el("tr", { "data-admin": a.id },
+    el("td", { text: a.name + (a.me ? "（我 me）" : "") }),
+    el("td", { text: a.created_at.slice(0, 10) }),
+    el("td", { text: a.revoked ? "已吊销 revoked" : "有效 active" }),
+    el("td", {}, a.revoked || a.me ? null : el("button", {
+      type: "button", class: "danger small", text: "吊销 Revoke",
+      onclick: () => { if (confirm(`吊销 Revoke ${a.name}?`)) act("admins-error", () => api("DELETE", `/api/admins/${a.id}`)); },
+    })))));
+  $("devices-table").replaceChildren(...devices.devices.map((d) => el("tr", { "data-device": d.id },
+    el("td", { text: d.name }), el("td", { text: roomName(d.classroom_id) }),
+    el("td", { text: d.revoked ? "已吊销 revoked" : "有效 active" }),
+    el("td", {}, d.revoked ? null : el("button", {
+      type: "button", class: "danger small", text: "吊销 Revoke",
+      onclick: () => { if (confirm(`吊销 Revoke ${d.name}?`)) act("devices-error", () => api("DELETE", `/api/devices/${d.id}`)); },
+    })))));
+}
+
+function showSecret(box, label, secret) {
+  $(box).replaceChildren(
+    el("p", { text: `${label} — 只显示这一次，请立即保存 shown only this once: store it now` }),
+    el("code", { class: "secret", text: secret }),
+    el("button", { type: "button", class: "secondary small", text: "复制 Copy", onclick: () => copyText(secret) }));
+  $(box).classList.remove("hidden");
+}
+
+// ---- CSV import -----------------------------------------------------------------------------
+function renderImport(result) {
+  const rows = new Map();
+  for (const r of result.rows) rows.set(r.row, { ...r, problems: [] });
+  for (const e of result.errors) {
+    if (!rows.has(e.row)) rows.set(e.row, { row: e.row, problems: [] });
+    rows.get(e.row).problems.push(e);
+  }
+  const sorted = [...rows.values()].sort((a, b) => a.row - b.row);
+  const ok = result.rows.length;
+  const bad = result.bad_rows?.length ?? 0;
+  const summary = result.dry_run
+    ? `预检 Dry run: ${ok} 行可导入 rows OK, ${bad} 行有问题 rows with problems (不会导入 will not be imported)` +
+      (result.new_schools.length ? `；将新建学校 new schools: ${result.new_schools.join("、")}` : "")
+    : `已导入 Imported ${result.created.classrooms.length} 个课堂 classrooms, ` +
+      `新建 ${result.created.schools.length} 所学校 new schools；${bad} 行未导入 rows skipped`;
+  $("csv-summary").textContent = summary;
+  if (result.ignored_columns?.length) {
+    $("csv-summary").textContent += `（忽略的列 ignored columns: ${result.ignored_columns.join(", ")}）`;
+  }
+  $("csv-preview").replaceChildren(
+    el("tr", {}, ...["行 Row", "学校 School", "课堂 Classroom", "角色 Role", "状态 Status"].map((t) => el("th", { text: t }))),
+    ...sorted.map((r) => el("tr", { class: r.problems.length ? "bad" : "ok", "data-row": String(r.row) },
+      el("td", { text: String(r.row) }),
+      el("td", { text: r.school ?? "" }), el("td", { text: r.classroom ?? "" }),
+      el("td", { text: r.problems.length ? "" : ROLE_TEXT[r.lead_capable ? "lead" : "remote"] }),
+      el("td", {}, ...(r.problems.length
+        ? r.problems.map((p) => el("div", { class: "problem", "data-field": p.field,
+          text: `${p.field}: ${p.message_zh} / ${p.message}` }))
+        : [el("span", { text: result.dry_run ? "可导入 OK" : "已导入 imported ✓" })])))));
+  $("csv-import").disabled = !result.dry_run || ok === 0;
+}
+
+async function csvCheck(dryRun) {
+  $("csv-error").textContent = "";
+  const file = $("csv-file").files[0];
+  if (!file) { $("csv-error").textContent = "请选择 CSV 文件 Choose a CSV file"; return; }
+  try {
+    const result = await api("POST", `/api/import/classrooms?dry_run=${dryRun ? 1 : 0}`, file);
+    renderImport(result);
+    if (!dryRun) await setup.onChange();
+  } catch (err) {
+    $("csv-import").disabled = true;
+    $("csv-error").textContent = err.details?.message_zh
+      ? `${err.details.message_zh} / ${err.message}` : explain(err);
+  }
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+export function initSetup(onChange) {
+  setup.onChange = async () => { await onChange(); await renderCredentials().catch(console.warn); };
+  const submit = (formId, box, fn) => $(formId).addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await act(box, fn)) $(formId).reset();
+  });
+  submit("school-form", "schools-error", () => api("POST", "/api/schools", { name: $("school-name").value }));
+  submit("classroom-form", "classrooms-error", () => api("POST", "/api/classrooms", {
+    school_id: $("classroom-school").value, name: $("classroom-name").value,
+    lead_capable: $("classroom-role").value === "lead", kind: $("classroom-kind").value,
+  }));
+  submit("teacher-form", "teachers-error", () => api("POST", "/api/teachers", {
+    school_id: $("teacher-school").value, name: $("teacher-name").value,
+  }));
+  $("admin-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("admins-error").textContent = "";
+    try {
+      const a = await api("POST", "/api/admins", { name: $("admin-name").value });
+      showSecret("admin-secret", `新管理员 New administrator ${a.name} 的 API 密钥 key`, a.api_key);
+      $("admin-form").reset();
+      await renderCredentials();
+    } catch (err) { fail("admins-error", err); }
+  });
+  $("device-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    $("devices-error").textContent = "";
+    try {
+      const d = await api("POST", "/api/devices", { classroom_id: $("device-classroom").value, name: $("device-name").value });
+      showSecret("device-secret", `设备 Device ${d.name} 的凭据 credential`, d.credential);
+      $("device-form").reset();
+      await renderCredentials();
+    } catch (err) { fail("devices-error", err); }
+  });
+  $("csv-file").addEventListener("change", () => {
+    $("csv-import").disabled = true;
+    $("csv-preview").replaceChildren();
+    $("csv-summary").textContent = "";
+  });
+  $("csv-check").addEventListener("click", () => csvCheck(true));
+  $("csv-import").addEventListener("click", () => csvCheck(false));
+}
+
+export async function showSetup() {
+  await renderCredentials().catch(console.warn);
+}
