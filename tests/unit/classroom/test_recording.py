@@ -48,3 +48,25 @@ async def test_stop_all_kills_a_running_analysis(tmp_path: Path) -> None:
         pass  # killed and reaped
     else:
         raise AssertionError(f"analysis process {pid} still exists")
+
+
+async def test_retention_sweep_spares_the_lessons_being_recorded(tmp_path: Path) -> None:
+    """The coordinator's sweep (fake clock): old recordings go, one being recorded now stays."""
+    from datetime import UTC, datetime
+
+    from classroom.recording import RetentionPolicy
+    from recorder.manifest import Manifest, write_manifest
+
+    now = datetime(2026, 12, 2, tzinfo=UTC).timestamp()
+    for name in ("old", "live-now", "new"):
+        (tmp_path / "recordings" / name).mkdir(parents=True)
+        days = 1 if name == "new" else 30
+        start = datetime.fromtimestamp(now - days * 86400, UTC)
+        write_manifest(tmp_path / "recordings" / name / "manifest.json", Manifest(name, "t", start, 1000))
+    coord = RecordingCoordinator(FakeService(), TokenSigner(b"x" * 32), tmp_path, wanted=lambda lesson: True,  # type: ignore[arg-type]
+                                 retention=RetentionPolicy(days=7, sweep_s=3600, clock=lambda: now))
+    coord.recording.add("live-now")
+    result = await coord.sweep_now()
+    assert [e.directory.name for e in result.deleted] == ["old"]
+    assert sorted(p.name for p in (tmp_path / "recordings").iterdir()) == ["live-now", "new"]
+    assert coord.stats.retention_deleted == 1 and coord.stats.retention_sweeps == 1
