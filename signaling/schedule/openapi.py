@@ -232,7 +232,10 @@ SCHEMAS: dict[str, Any] = {
                 "start": DATETIME,
                 "end": DATETIME,
                 "recurrence": {"allOf": [_ref("Recurrence")], "nullable": True},
-                "recording": {"type": "boolean", "default": False},
+                "recording": {
+                    "type": "boolean",
+                    "description": "record this lesson; omitted: the bureau's default (GET /api/settings/recording)",
+                },
             },
             ["subject", "title", "lead_classroom_id", "remote_classroom_ids", "start", "end"],
         ),
@@ -342,6 +345,58 @@ SCHEMAS: dict[str, Any] = {
     ),
 }
 SCHEMAS["LessonPatch"]["properties"] = copy.deepcopy(SCHEMAS["LessonInput"]["properties"])
+_NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
+SCHEMAS["Recording"] = _obj(
+    {
+        "lesson_id": {"type": "string", "description": "the live room's id: an occurrence id, or demo-lesson"},
+        "recording_id": {"type": "string", "description": "its directory under <data_dir>/recordings"},
+        "schedule_lesson_id": {"type": "string", "nullable": True, "description": "null: not a schedule lesson"},
+        "occurrence_id": {"type": "string"},
+        "date": DATE,
+        "subject": {"type": "string"},
+        "title": {"type": "string"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "ended_at": {"type": "string", "format": "date-time"},
+        "duration_ms": {"type": "integer"},
+        "complete": {"type": "boolean", "description": "the recorder stopped cleanly"},
+        "recording_now": {"type": "boolean"},
+        "tracks": {"type": "integer"},
+        "classrooms": {"type": "array", "items": {"type": "string"}},
+        "expires_at": {**_NULLABLE_TIME, "description": "deleted by retention then; null: kept"},
+        "playback_url": {"type": "string", "description": "/playback.html?manifest=<signed URL>, valid 1 h"},
+        "report_url": {"type": "string", "nullable": True, "description": "the analysis report (signed), once made"},
+    },
+    ["lesson_id", "recording_id", "occurrence_id", "started_at", "playback_url"],
+)
+SCHEMAS["RecordingSettings"] = _obj(
+    {
+        "recording_default": {"type": "boolean", "description": "new lessons without a recording field are recorded"},
+        "updated_at": {"type": "number", "nullable": True},
+        "enabled": {"type": "boolean", "description": "the server's master switch (recording.enabled)"},
+        "demo_lesson": {"type": "boolean"},
+        "retention_days": {"type": "number", "description": "recordings older are deleted; 0: kept forever"},
+        "recording_now": {"type": "array", "items": {"type": "string"}},
+        "disk_guard": {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "min_free_bytes": {"type": "integer"},
+                "min_free_percent": {"type": "number"},
+                "tripped": {"type": "boolean", "description": "recording is held back for lack of space"},
+                "free_bytes": {"type": "integer", "nullable": True},
+                "total_bytes": {"type": "integer", "nullable": True},
+                "held_lessons": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+    ["recording_default", "retention_days"],
+)
+SCHEMAS["RecordingSettingsInput"] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"recording_default": {"type": "boolean"}},
+    "required": ["recording_default"],
+}
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -696,6 +751,32 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     extra={"409": _json(ERR, "the lesson is cancelled")},
                 )
+            },
+            "/api/lessons/{lesson_id}/recordings": {
+                "get": _op(
+                    "the lesson's recordings (every week of a weekly lesson; date: one week's); demo-lesson "
+                    "and other rooms the schedule does not govern answer with their own",
+                    _json(_obj({"lesson_id": {"type": "string"}, "recordings": {"type": "array",
+                                                                                "items": _ref("Recording")}},
+                               ["lesson_id", "recordings"])),
+                    params=[*LESSON_ID, DATE_Q],
+                )
+            },
+            "/api/recordings": {
+                "get": _op(
+                    "every recording the bureau may see, newest first (its lessons', the demo lesson's)",
+                    _list("recordings", "Recording"),
+                )
+            },
+            "/api/settings/recording": {
+                "get": _op("the bureau's recording default and the server's recording policy",
+                           _json(_ref("RecordingSettings"))),
+                "put": _op(
+                    "set whether the bureau's new lessons are recorded by default",
+                    _json(_ref("RecordingSettings")),
+                    body="RecordingSettingsInput",
+                    errors=ERRORS,
+                ),
             },
             "/api/schedule/today": {
                 "get": _op(
