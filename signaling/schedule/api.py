@@ -15,6 +15,7 @@ from aiohttp import web, web_protocol
 from signaling.limits import Limits
 from signaling.tokens import TokenSigner
 
+from . import auth
 from .csv_import import CsvFileError, parse_classrooms_csv
 from .errors import ApiError, Handler, api_error_middleware, bad_request, not_found
 from .keygate import KeyGate, unauthorized
@@ -566,7 +567,9 @@ class ScheduleApi:
         admin = await self.admin(request)
         body = await self.body(request)
         _unknown_fields(body, {"name"})
-        created, key = self.store.create_admin(admin.bureau_id, _text(body, "name", 200))
+        name = _text(body, "name", 200)
+        credential = await self.gate.new_credential(auth.new_admin_credential)  # scrypt off the loop
+        created, key = self.store.create_admin(admin.bureau_id, name, credential)
         info = AdminInfo(created.id, created.name, created.created_at, None)
         return web.json_response({**admin_json(info, admin.id), "api_key": key}, status=201)
 
@@ -588,7 +591,9 @@ class ScheduleApi:
         _unknown_fields(body, {"classroom_id", "name"})
         classroom_id = _id(body.get("classroom_id"), "classroom_id")
         name = _text(body, "name", 200)
-        device, key = self.store.create_device(admin.bureau_id, classroom_id, name)
+        self.store.check_classroom(admin.bureau_id, classroom_id)
+        credential = await self.gate.new_credential(auth.new_device_credential)  # scrypt off the loop
+        device, key = self.store.create_device(admin.bureau_id, classroom_id, name, credential)
         return web.json_response({**device_json(device), "credential": key}, status=201)
 
     async def revoke_device(self, request: web.Request) -> web.Response:

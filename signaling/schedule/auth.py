@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 
 KEY_PREFIX = "cka_"
 # cka_<admin id>.<secret>: printable ASCII only (a header with other bytes is refused before
@@ -62,6 +63,31 @@ def hash_key(key: str, salt: bytes | None = None) -> tuple[bytes, bytes]:
     salt = secrets.token_bytes(16) if salt is None else salt
     digest = hashlib.scrypt(key.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
     return salt, digest
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    """A freshly made credential (administrator key or device credential) and its hash: made
+    on the key-hash pool by the API (``KeyGate.new_credential``), stored by the store."""
+
+    id: str
+    key: str
+    salt: bytes
+    digest: bytes
+
+
+def new_admin_credential() -> NewCredential:
+    admin_id = new_admin_id()
+    key = make_key(admin_id)
+    salt, digest = hash_key(key)
+    return NewCredential(admin_id, key, salt, digest)
+
+
+def new_device_credential() -> NewCredential:
+    device_id = new_device_id()
+    key = make_device_key(device_id)
+    salt, digest = hash_key(key)
+    return NewCredential(device_id, key, salt, digest)
 
 
 def check_key(key: str, salt: bytes, digest: bytes) -> bool:

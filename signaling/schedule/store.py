@@ -291,14 +291,17 @@ class ScheduleStore:
             self._tz_cache[bureau_id] = cached
         return cached
 
-    def create_admin(self, bureau_id: str, name: str) -> tuple[Admin, str]:
+    def create_admin(
+        self, bureau_id: str, name: str, credential: auth.NewCredential | None = None
+    ) -> tuple[Admin, str]:
         """A new administrator of ``bureau_id``; returns the record and its API key (the only
-        time the key exists in clear)."""
+        time the key exists in clear). The API passes a ``credential`` hashed off the event loop
+        (``KeyGate.new_credential``); without one it is made (and hashed) here."""
         if self.get_bureau(bureau_id) is None:
             raise not_found("bureau")
-        admin = Admin(auth.new_admin_id(), bureau_id, name, self.clock())
-        key = auth.make_key(admin.id)
-        salt, digest = auth.hash_key(key)
+        cred = credential or auth.new_admin_credential()
+        admin = Admin(cred.id, bureau_id, name, self.clock())
+        key, salt, digest = cred.key, cred.salt, cred.digest
         with self._tx() as db:
             db.execute(
                 "INSERT INTO admins (id, bureau_id, name, key_salt, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -392,14 +395,16 @@ class ScheduleStore:
         " JOIN classrooms c ON c.id = d.classroom_id JOIN schools s ON s.id = c.school_id"
     )
 
-    def create_device(self, bureau_id: str, classroom_id: str, name: str) -> tuple[Device, str]:
+    def create_device(
+        self, bureau_id: str, classroom_id: str, name: str, credential: auth.NewCredential | None = None
+    ) -> tuple[Device, str]:
         """A device bound to a classroom; returns it with its credential (the only time the
-        credential exists in clear: only a salted scrypt hash is stored)."""
-        if self.get_classroom(bureau_id, classroom_id) is None:
-            raise bad_request("unknown_classroom", f"classroom {classroom_id!r} does not exist", field="classroom_id")
-        device = Device(auth.new_device_id(), bureau_id, classroom_id, name, self.clock())
-        key = auth.make_device_key(device.id)
-        salt, digest = auth.hash_key(key)
+        credential exists in clear: only a salted scrypt hash is stored). ``credential``: as
+        for :meth:`create_admin`."""
+        self.check_classroom(bureau_id, classroom_id)
+        cred = credential or auth.new_device_credential()
+        device = Device(cred.id, bureau_id, classroom_id, name, self.clock())
+        key, salt, digest = cred.key, cred.salt, cred.digest
         with self._tx() as db:
             db.execute(
                 "INSERT INTO devices (id, classroom_id, name, key_salt, key_hash, created_at)"
@@ -407,6 +412,11 @@ class ScheduleStore:
                 (device.id, classroom_id, name, salt, digest, device.created_at),
             )
         return device, key
+
+    def check_classroom(self, bureau_id: str, classroom_id: str) -> None:
+        """400 ``unknown_classroom`` unless ``classroom_id`` is one of the bureau's classrooms."""
+        if self.get_classroom(bureau_id, classroom_id) is None:
+            raise bad_request("unknown_classroom", f"classroom {classroom_id!r} does not exist", field="classroom_id")
 
     def list_devices(self, bureau_id: str) -> list[Device]:
         rows = self._q(self._DEVICE_SQL + " WHERE s.bureau_id = ? ORDER BY d.created_at, d.id", (bureau_id,))

@@ -94,3 +94,36 @@ async def test_wrong_secrets_do_not_stall_the_loop_and_are_limited(tmp_path: Pat
             async with http.get(f"{srv.base_url}/api/me", headers=good) as resp:
                 assert resp.status == 200
         await classroom.close()
+
+
+async def test_creating_keys_does_not_stall_the_loop(tmp_path: Path) -> None:
+    """``POST /api/admins`` and ``POST /api/devices`` hash the new credential (scrypt, 50–200 ms
+    of CPU here) on the key-hash pool: a burst of them leaves a joined classroom's ping under
+    100 ms (it ran on the event loop; found by the REST fuzzer's timing watchdog). A full pool
+    answers 429 at once; every credential made works."""
+    async with running_server(tmp_path) as srv:
+        key, _ = admin_key(srv)
+        good = {"Authorization": f"Bearer {key}"}
+        classroom = PingingClassroom(srv.base_url, srv.signer.issue("keys", "r1", "remote", "r1"))
+        assert (await classroom.join())["type"] == "joined"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{srv.base_url}/api/me", headers=good) as resp:
+                assert resp.status == 200
+
+            async def create(i: int) -> tuple[int, dict[str, object]]:
+                async with http.post(f"{srv.base_url}/api/admins", headers=good, json={"name": f"a{i}"}) as resp:
+                    return resp.status, await resp.json()
+
+            pinger = asyncio.create_task(classroom.ping_for(1.5, every=0.01))
+            await asyncio.sleep(0.05)
+            results = await asyncio.gather(*(create(i) for i in range(24)))
+            await pinger
+            statuses = sorted(status for status, _ in results)
+            assert set(statuses) <= {201, 429} and 201 in statuses, statuses
+            assert classroom.rtts and max(classroom.rtts) < 0.1, max(classroom.rtts)
+            made = [body for status, body in results if status == 201]
+            for body in made[:3]:
+                async with http.get(f"{srv.base_url}/api/me",
+                                    headers={"Authorization": f"Bearer {body['api_key']}"}) as resp:
+                    assert resp.status == 200
+        await classroom.close()
