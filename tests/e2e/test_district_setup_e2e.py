@@ -1,0 +1,248 @@
+"""Real Chromium, issue #15's acceptance for district set-up: on a fresh install an administrator
+(the first key the server wrote) creates two schools, three classrooms and a teacher from the
+bureau page, imports ten more classrooms from a CSV (one bad row reported, nothing imported from
+it), schedules a recorded lesson next week with two remote classrooms, and copies a join link.
+
+"Works when the lesson opens" is checked twice: (1) the copied next-week token is refused today
+and accepted at the lesson's time (signature/window by the server's signer, admission by the
+server's own schedule database read with a clock set to that time); (2) the administrator then
+moves the lesson to now on the page, copies the remote classroom's link again from the links
+dialog, and that link joins live in Chromium and plays the lead classroom's video."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page
+
+from signaling.schedule import ScheduleStore
+from signaling.tokens import TokenError
+from tests.e2e.conftest import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+CST = timezone(timedelta(hours=8))
+CSV_ROWS = [
+    "school,classroom,role",
+    "城关第一中学,初一(2)班,lead",
+    "城关第一中学,初一(3)班,remote",
+    "石桥村小学,五年级,remote",
+    "河西镇中心校,一年级,remote",
+    "河西镇中心校,二年级,remote",
+    "石桥村小学,六年级,teacher",  # row 7: a bad role
+    "河西镇中心校,录播教室,lead",
+    "白沙教学点,复式班,remote",
+    "白沙教学点,\"一、二年级\",remote",
+    "东山小学,三(1)班,remote",
+    "东山小学,三(2)班,remote",
+]
+BAD_ROW = 7
+
+
+def call(srv: ServerProcess, key: str, method: str, path: str, body: Any = None) -> Any:
+    req = urllib.request.Request(
+        srv.url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+async def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def new_context(browser: Browser) -> BrowserContext:
+    return await browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+
+
+async def open_page(context: BrowserContext, url: str) -> Page:
+    page = await context.new_page()
+    page.on("console", lambda m: print(f"[page] {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    await page.goto(url)
+    return page
+
+
+async def add(page: Page, form: str, fields: dict[str, str], selects: dict[str, str], table: str, text: str) -> None:
+    for sel, value in selects.items():
+        await page.select_option(sel, label=value)
+    for sel, value in fields.items():
+        await page.fill(sel, value)
+    await page.click(f"{form} button[type=submit]")
+    await page.wait_for_function(
+        "([t, x]) => [...document.querySelectorAll(t + ' input.name-edit')].some((i) => i.value === x)",
+        arg=[table, text],
+    )
+
+
+async def copy_link(page: Page, classroom_id: str) -> str:
+    await page.click(f'#links-table button.copy-link[data-classroom="{classroom_id}"]')
+    await page.wait_for_function(
+        "(id) => document.querySelector(`#links-table button.copy-link[data-classroom=\"${id}\"]`)"
+        ".textContent.includes('Copied')",
+        arg=classroom_id,
+    )
+    return str(await page.evaluate("navigator.clipboard.readText()"))
+
+
+def token_of(url: str) -> str:
+    return parse_qs(urlparse(url).query)["token"][0]
+
+
+async def test_fresh_install_district_setup_import_and_next_week_lesson(
+    server_proc: ServerProcess, browser: Browser, tmp_path: Path
+) -> None:
+    key = (server_proc.data_dir / "admin-key.txt").read_text().splitlines()[0].strip()
+    assert key.startswith("cka_")
+    context = await new_context(browser)
+    page = await open_page(context, f"{server_proc.url}/bureau.html")
+    await page.fill("#api-key", key)
+    await page.click("#login")
+    await page.wait_for_selector("#app:not(.hidden)")
+    await page.wait_for_selector("#schedule-hint:not(.hidden)")  # fresh: nothing to lead a lesson yet
+
+    # ---- two schools, three classrooms, a teacher, from the page
+    await page.click("#tab-setup")
+    await page.wait_for_selector("#setup-view:not(.hidden)")
+    for name in ("城关第一中学", "石桥村小学"):
+        await add(page, "#school-form", {"#school-name": name}, {}, "#schools-table", name)
+    rooms = [("城关第一中学", "初一(1)班", "lead"), ("石桥村小学", "三年级", "remote"), ("石桥村小学", "四年级", "remote")]
+    for school, room, role in rooms:
+        await page.select_option("#classroom-role", role)
+        await add(page, "#classroom-form", {"#classroom-name": room}, {"#classroom-school": school},
+                  "#classrooms-table", room)
+    await add(page, "#teacher-form", {"#teacher-name": "王老师"}, {"#teacher-school": "城关第一中学"},
+              "#teachers-table", "王老师")
+    assert len(call(server_proc, key, "GET", "/api/schools")["schools"]) == 2
+    made = call(server_proc, key, "GET", "/api/classrooms")["classrooms"]
+    assert sorted((c["name"], c["lead_capable"]) for c in made) == [
+        ("三年级", False), ("初一(1)班", True), ("四年级", False)]
+    assert [t["name"] for t in call(server_proc, key, "GET", "/api/teachers")["teachers"]] == ["王老师"]
+
+    # ---- ten more classrooms from a CSV (Excel's UTF-8 with a BOM), one bad row
+    csv_path = tmp_path / "classrooms.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(CSV_ROWS).encode("utf-8") + b"\r\n")
+    await page.set_input_files("#csv-file", str(csv_path))
+    await page.click("#csv-check")
+    await page.wait_for_selector(f'#csv-preview tr.bad[data-row="{BAD_ROW}"]')
+    assert await page.locator("#csv-preview tr.ok").count() == 10
+    assert await page.locator("#csv-preview tr.bad").count() == 1
+    problem = await page.text_content(f'#csv-preview tr.bad[data-row="{BAD_ROW}"] .problem') or ""
+    assert "role" in problem and "角色" in problem and "lead" in problem  # field, zh and en reason
+    assert "Dry run" in (await page.text_content("#csv-summary") or "")
+    assert len(call(server_proc, key, "GET", "/api/classrooms")["classrooms"]) == 3  # a dry run writes nothing
+    await page.click("#csv-import")
+    await page.wait_for_function("document.getElementById('csv-summary').textContent.includes('Imported 10')")
+    all_rooms = call(server_proc, key, "GET", "/api/classrooms")["classrooms"]
+    assert len(all_rooms) == 13
+    assert "六年级" not in {c["name"] for c in all_rooms}  # nothing from the bad row
+    assert len(call(server_proc, key, "GET", "/api/schools")["schools"]) == 5
+    by_name = {c["name"]: c for c in all_rooms}
+
+    # ---- a recorded lesson next week with two remote classrooms
+    await page.click("#tab-schedule")
+    await page.wait_for_selector("#schedule-hint.hidden", state="attached")
+    await page.click("#next-week")
+    await page.click("#new-lesson")
+    await page.wait_for_selector("#lesson-dialog[open]")
+    offered = await page.eval_on_selector_all("#f-lead option", "os => os.map((o) => o.value).filter(Boolean)")
+    assert sorted(offered) == sorted(c["id"] for c in all_rooms if c["lead_capable"])  # lead-capable only
+    await page.fill("#f-subject", "数学 Maths")
+    await page.fill("#f-title", "分数的意义")
+    await page.check(f'#f-remotes input[value="{by_name["三年级"]["id"]}"]')
+    await page.click("#f-save")  # no lead chosen: the page names the field in zh and en
+    await page.wait_for_function("document.getElementById('form-error').textContent.includes('主讲课堂 Lead classroom')")
+    assert "must be" not in (await page.text_content("#form-error") or "")
+    lead_id = by_name["初一(1)班"]["id"]
+    await page.select_option("#f-lead", lead_id)
+    assert await page.is_hidden(f'#f-remotes label[data-classroom="{lead_id}"]')  # the lead is not offered as remote
+    await page.select_option("#f-teacher", label="王老师 (城关第一中学)")
+    await page.check(f'#f-remotes input[value="{by_name["四年级"]["id"]}"]')
+    next_week = (datetime.now(CST) + timedelta(days=7)).date()
+    await page.fill("#f-date", next_week.isoformat())
+    await page.fill("#f-start", "10:00")
+    await page.fill("#f-end", "10:45")
+    await page.check("#f-recording")
+    await page.click("#f-save")
+    await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")
+    block = f'#week .col[data-day="{next_week.isoformat()}"] .lesson:has-text("分数的意义")'
+    await page.wait_for_selector(block, timeout=10000)
+    lesson = call(server_proc, key, "GET", "/api/lessons")["lessons"][0]
+    assert lesson["recording"] is True and lesson["start"].startswith(next_week.isoformat())
+    assert sorted(lesson["remote_classroom_ids"]) == sorted([by_name["三年级"]["id"], by_name["四年级"]["id"]])
+
+    # ---- its join links (not only today's), copied, printable with QR codes
+    await page.click(block)
+    await page.wait_for_selector("#lesson-dialog[open]")
+    await page.click("#f-links")
+    await page.wait_for_selector("#links-dialog[open] #links-table tr")
+    remote_id = by_name["三年级"]["id"]
+    copied = await copy_link(page, remote_id)
+    assert copied.startswith(f"{server_proc.url}/remote.html?token=")
+    assert await page.locator("#print-sheet img.qr").count() == 3  # lead + two remotes
+    await page.emulate_media(media="print")
+    assert await page.is_visible("#print-sheet") and await page.is_hidden("#app")
+    await page.emulate_media(media="screen")
+
+    # (1) the copied token: refused now, accepted when the lesson opens
+    token = token_of(copied)
+    with pytest.raises(TokenError):
+        server_proc.signer.verify(token)
+    opens = datetime.fromisoformat(lesson["start"]).timestamp() - 5 * 60
+    claims = server_proc.signer.verify(token, now=opens)
+    assert (claims.classroom_id, claims.role, claims.lesson_id) == (remote_id, "remote", lesson["id"])
+    store = ScheduleStore.open(server_proc.data_dir, clock=lambda: opens)
+    try:
+        store.admit(claims)  # raises TokenError when the schedule would refuse it
+    finally:
+        store.close()
+    await page.click("#links-close")
+    await page.click("#f-close")
+
+    # (2) move the lesson to now on the page, copy the link again: it joins live
+    now = datetime.now(CST)
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = max(day_start, now - timedelta(minutes=5))
+    end = min(day_start + timedelta(hours=23, minutes=59), now + timedelta(minutes=40))
+    await page.click(block)
+    await page.wait_for_selector("#lesson-dialog[open]")
+    await page.fill("#f-date", start.date().isoformat())
+    await page.fill("#f-start", start.strftime("%H:%M"))
+    await page.fill("#f-end", end.strftime("%H:%M"))
+    await page.click("#f-save")
+    await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")
+    moved = f'#week .col[data-day="{start.date().isoformat()}"] .lesson:has-text("分数的意义")'
+    await page.wait_for_selector(moved, timeout=10000)
+    await page.click(moved)
+    await page.wait_for_selector("#lesson-dialog[open]")
+    await page.click("#f-links")
+    await page.wait_for_selector("#links-dialog[open] #links-table tr")
+    remote_url = await copy_link(page, remote_id)
+    lead_url = await page.input_value(f'#links-table tr[data-classroom="{lead_id}"] input.link-url')
+
+    lead_page = await open_page(await browser.new_context(), lead_url)
+    await wait_for(
+        lambda: lead_page.evaluate("document.getElementById('live').textContent.includes('LIVE')"), 30, "lead live"
+    )
+    remote_page = await open_page(await browser.new_context(), remote_url)
+    await wait_for(
+        lambda: remote_page.evaluate("document.getElementById('main').videoWidth > 0"), 40,
+        "the copied remote link to play the lead",
+    )
+    live = call(server_proc, key, "GET", f"/api/lessons/{lesson['id']}/live")
+    assert remote_id in live["connected"]
