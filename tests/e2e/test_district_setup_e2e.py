@@ -121,7 +121,11 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     await page.wait_for_selector("#setup-view:not(.hidden)")
     for name in ("城关第一中学", "石桥村小学"):
         await add(page, "#school-form", {"#school-name": name}, {}, "#schools-table", name)
-    rooms = [("城关第一中学", "初一(1)班", "lead"), ("石桥村小学", "三年级", "remote"), ("石桥村小学", "四年级", "remote")]
+    rooms = [
+        ("城关第一中学", "初一(1)班", "lead"),
+        ("石桥村小学", "三年级", "remote"),
+        ("石桥村小学", "四年级", "remote"),
+    ]
     for school, room, role in rooms:
         await page.select_option("#classroom-role", role)
         await add(page, "#classroom-form", {"#classroom-name": room}, {"#classroom-school": school},
@@ -166,7 +170,9 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     await page.fill("#f-title", "分数的意义")
     await page.check(f'#f-remotes input[value="{by_name["三年级"]["id"]}"]')
     await page.click("#f-save")  # no lead chosen: the page names the field in zh and en
-    await page.wait_for_function("document.getElementById('form-error').textContent.includes('主讲课堂 Lead classroom')")
+    await page.wait_for_function(
+        "document.getElementById('form-error').textContent.includes('主讲课堂 Lead classroom')"
+    )
     assert "must be" not in (await page.text_content("#form-error") or "")
     lead_id = by_name["初一(1)班"]["id"]
     await page.select_option("#f-lead", lead_id)
