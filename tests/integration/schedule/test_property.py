@@ -23,9 +23,22 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from signaling.schedule import ScheduleStore, setup_schedule
+from signaling.schedule.recording_policy import RecordingPolicy
+from signaling.schedule.recordings_api import setup_recordings_api
 from signaling.tokens import TokenSigner
 
 from .conftest import MONDAY_7AM, PUBLIC_URL, FakeClock, FakeLive
+
+
+class NoRecordings:
+    """The recordings API's source with nothing recorded yet (the real one reads the disk)."""
+
+    def entries(self) -> list[dict[str, Any]]:
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {"enabled": True, "demo_lesson": True, "retention_days": 180.0, "disk_guard": None,
+                "recording_now": []}
 
 
 class ThreadServer:
@@ -41,6 +54,8 @@ class ThreadServer:
     async def _start(self) -> None:
         app = web.Application()
         setup_schedule(app, self.store, TokenSigner(b"p" * 32), FakeLive(), PUBLIC_URL)
+        policy = RecordingPolicy.in_data_dir(self.store.path.parent)
+        setup_recordings_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), NoRecordings(), policy)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
