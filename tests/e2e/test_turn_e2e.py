@@ -3,6 +3,7 @@ coturn (time-limited credentials from a shared secret) still plays the lead."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -20,17 +21,29 @@ pytestmark = pytest.mark.e2e
 TURN_SECRET = secrets.token_hex(16)
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture
-def turn_port(tmp_path: Path) -> Iterator[int]:
+def turn_secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "turn_secret"
+    path.write_text(TURN_SECRET + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def turn_port(tmp_path: Path, turn_secret_file: Path) -> Iterator[int]:
+    """coturn as deploy/compose.yaml starts it (deploy/coturn/entrypoint.sh + turnserver.conf, the
+    secret from a file, never on a command line), on loopback."""
     port = free_port()
-    binary = shutil.which("turnserver")
-    assert binary, "coturn is missing: tests/run.sh installs it"
+    assert shutil.which("turnserver"), "coturn is missing: tests/run.sh installs it"
+    env = dict(os.environ, TURN_CONFIG=str(REPO / "deploy/coturn/turnserver.conf"),
+               TURN_SECRET_FILE=str(turn_secret_file), TURN_RUNTIME_DIR=str(tmp_path))
     proc = subprocess.Popen(
-        [binary, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", "--realm=classroom",
-         "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--log-file=stdout",
-         "--min-port=49160", "--max-port=49400"],
-        stdout=open(tmp_path / "turn.log", "wb"), stderr=subprocess.STDOUT,
+        ["sh", str(REPO / "deploy/coturn/entrypoint.sh"), "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+         f"--listening-port={port}", "--allow-loopback-peers", f"--pidfile={tmp_path}/turn.pid"],
+        env=env, stdout=open(tmp_path / "turn.log", "wb"), stderr=subprocess.STDOUT,
     )
     time.sleep(0.5)
     assert proc.poll() is None, (tmp_path / "turn.log").read_text()
@@ -42,10 +55,10 @@ def turn_port(tmp_path: Path) -> Iterator[int]:
 
 
 @pytest.fixture
-def turn_server_proc(tmp_path: Path, turn_port: int) -> Iterator[ServerProcess]:
+def turn_server_proc(tmp_path: Path, turn_port: int, turn_secret_file: Path) -> Iterator[ServerProcess]:
     srv = start_server_process(tmp_path, {
         "CLASSROOM_MEDIA_TURN_URL": f"turn:127.0.0.1:{turn_port}",
-        "CLASSROOM_MEDIA_TURN_SECRET": TURN_SECRET,
+        "CLASSROOM_MEDIA_TURN_SECRET_FILE": str(turn_secret_file),
     })
     try:
         yield srv
