@@ -9,6 +9,7 @@ import { ApiError, api, el, setKey } from "./bureau_api.js";
 import { openLinks, initLinks } from "./bureau_links.js";
 import { FIELDS, explain } from "./bureau_messages.js";
 import { initSetup, renderSetup, showSetup } from "./bureau_setup.js";
+import { initRecordings } from "./bureau_recordings.js";
 
 export { ApiError, api };
 
@@ -430,6 +431,7 @@ function init() {
     tab.addEventListener("click", () => showView(tab.dataset.view));
   }
   initLinks();
+  initRecordings();
   initSetup(async () => { await loadDirectory(); await refreshWeek().catch(console.warn); });
   if (state.key) login(state.key);
 }
