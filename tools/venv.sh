@@ -74,6 +74,15 @@ classroom_venv() {
       "its C loop: sudo apt-get install ${need[*]}, then remove $venv/.classroom-installed and start again"
   fi
 
+  # The report's charts draw their Chinese labels with a CJK font (analytics/fonts.py); without one
+  # they show only the labels' Latin part.
+  local zh
+  zh="$(fc-list :lang=zh family 2>/dev/null || true)"
+  if [ -z "$zh" ]; then
+    _cv_apt fonts-noto-cjk || _cv_say "no Chinese font: the report charts will show only their English labels;" \
+      "to draw Chinese: sudo apt-get install fonts-noto-cjk (or fonts-wqy-microhei)"
+  fi
+
   # .classroom-installed: the project (serve); .classroom-installed-test: with the test extras too.
   want="$(_cv_stamp "$root")"
   local stamp="$venv/.classroom-installed${extras:+-$extras}"
