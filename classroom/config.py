@@ -67,6 +67,9 @@ class MediaConfig:
     # Per-subscriber bandwidth estimation and layer choice (simulcast layers, pausing video
     # on a link too weak for it). False: every classroom gets the top layer, as before.
     adaptive_layers: bool = True
+    # Pass RED (audio/red: each Opus packet also carries the previous frame) through between
+    # browsers that both take it; others get plain Opus. False: Opus only, as before.
+    red_audio: bool = True
 
 
 @dataclass

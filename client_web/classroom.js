@@ -171,6 +171,7 @@ export class ClassroomClient extends EventTarget {
     const transceivers = [];
     for (const [track, source] of sources) {
       const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream], ...encodingsFor(track, source) });
+      if (track.kind === "audio") preferRed(t);
       transceivers.push([t, source]);
     }
     const offer = await pc.createOffer();
@@ -230,6 +231,8 @@ export class ClassroomClient extends EventTarget {
             kind: s.kind, packets: s.packetsReceived ?? s.packetsSent, bytes: s.bytesReceived ?? s.bytesSent,
             framesDecoded: s.framesDecoded, frameWidth: s.frameWidth, audioLevel: s.audioLevel,
             packetsLost: s.packetsLost, nackCount: s.nackCount, jitter: s.jitter,
+            codec: report.get(s.codecId)?.mimeType, concealedSamples: s.concealedSamples,
+            totalSamplesReceived: s.totalSamplesReceived,
           };
         }
       });
@@ -317,6 +320,23 @@ export const SIMULCAST_LAYERS = [
   { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
 ];
+
+// Audio as RED (each packet also carries the previous Opus frame, RFC 2198): one lost packet on
+// a rural link then costs nothing. RED first in the offer, so the browser sends it when the
+// server accepts it; ?red=0 leaves RED out of the offer: plain Opus.
+function preferRed(transceiver) {
+  if (!transceiver.setCodecPreferences || !window.RTCRtpSender?.getCapabilities) return;
+  const codecs = RTCRtpSender.getCapabilities("audio")?.codecs || [];
+  const isRed = (c) => c.mimeType.toLowerCase() === "audio/red";
+  if (!codecs.some(isRed)) return;
+  const off = new URLSearchParams(location.search).get("red") === "0";
+  try {
+    transceiver.setCodecPreferences(off ? codecs.filter((c) => !isRed(c))
+      : [...codecs.filter(isRed), ...codecs.filter((c) => !isRed(c))]);
+  } catch (err) {
+    console.warn("RED preference not applied", err);
+  }
+}
 
 function encodingsFor(track, source) {
   if (track.kind !== "video") return {};

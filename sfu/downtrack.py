@@ -60,6 +60,8 @@ class DownTrack:
 
     __slots__ = (
         "subscriber_id",
+        "plain_pt",
+        "red_pt",
         "kind",
         "transport",
         "up",
@@ -105,6 +107,10 @@ class DownTrack:
         fwd.ssrc = ssrc
         fwd.payload_type = payload_type
         fwd.egress = transport.egress
+        # audio: the payload types this subscriber negotiated for plain Opus and for RED (0 if
+        # it did not); the UpTrack it is attached to picks one (sfu/red.py)
+        self.plain_pt = payload_type
+        self.red_pt = 0
         self._check = 0
 
     @property

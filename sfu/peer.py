@@ -65,6 +65,7 @@ class PeerSettings:
     keyframe_interval_s: float = 1.0
     ice_servers: tuple[str, ...] = ()
     link: LinkConfig = field(default_factory=LinkConfig)
+    red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
 
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
@@ -111,6 +112,7 @@ class PublisherPeer:
         self._sources: dict[str, str] = {}
         self._simulcast: dict[str, glue.SimulcastOffer] = {}  # mid -> offered layers
         self._layers: dict[tuple[str, str], UpTrack] = {}  # (mid, rid) -> layer
+        self._red: dict[str, tuple[int, int]] = {}  # audio mid -> (RED pt, Opus pt) offered
         self.uplink: LinkEstimator | None = None  # the loss-based half of the REMB we send
         # the delay-based half: the uplink's queue, from abs-send-time (sfu/bwe/arrival.py)
         self.arrival = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
@@ -119,6 +121,8 @@ class PublisherPeer:
     async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
         self._sources.update(sources)
         self._simulcast = glue.simulcast_offer(offer_sdp)
+        if self.settings.red:
+            self._red.update(glue.red_offer(offer_sdp))
         check_mids(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -133,7 +137,8 @@ class PublisherPeer:
         glue.guard_datagrams(self.pc)
         if self.transport is None:
             self.transport = glue.raw_transport(self.pc)
-        return glue.opus_fec_answer(glue.simulcast_answer(str(self.pc.localDescription.sdp), self._simulcast))
+        sdp = glue.simulcast_answer(str(self.pc.localDescription.sdp), self._simulcast)
+        return glue.opus_fec_answer(glue.red_answer(sdp, self._red))
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         await _add_candidate(self.pc, candidate)
@@ -161,6 +166,10 @@ class PublisherPeer:
             track.group = group[-1]
         top_track = group[-1]
         self.tracks[neg.mid] = top_track
+        red = self._red.get(neg.mid)
+        if neg.kind == "audio" and red is not None and red[1] == neg.codecs[0].payload_type:
+            top_track.red_pt = red[0]  # the browser sends RED over this Opus (sfu/red.py)
+            self._by_pt.setdefault(red[0], []).append(top_track)
         if sim is None:
             for s in neg.ssrcs:
                 self._by_ssrc[s] = top_track
@@ -343,6 +352,7 @@ class SubscriberPeer:
         self._awaiting_answer = False
         self._dirty = False
         self._wanted: list[UpTrack] = []
+        self._red_pts: dict[str, int] = {}  # audio mid -> the RED payload type its answer took
         self.closed = False
         link = settings.link
         if not adaptive and link.adaptive:
@@ -417,7 +427,10 @@ class SubscriberPeer:
             if self.transport is None:
                 self.transport = glue.raw_transport(self.pc)
             self._awaiting_answer = True
-            await self._send_offer(str(self.pc.localDescription.sdp), self.track_map())
+            sdp = str(self.pc.localDescription.sdp)
+            if self.settings.red:
+                sdp = glue.red_subscribe_offer(sdp)
+            await self._send_offer(sdp, self.track_map())
         elif changed:
             await self._send_tracks(self.track_map())
 
@@ -432,6 +445,13 @@ class SubscriberPeer:
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 raise SdpError(f"the answer could not be applied: {exc}") from exc
             self._awaiting_answer = False
+            self._red_pts = glue.red_answered(sdp) if self.settings.red else {}
+            for slot in self.slots:
+                down = slot.down
+                if down is not None and down.kind == "audio":
+                    down.red_pt = self._red_pts.get(down.mid, 0)
+                    if down.src is not None:
+                        down.src.down = down.src.down  # regroup: RED or the primary only
             if self._dirty:
                 self._dirty = False
                 await self._apply()
@@ -458,6 +478,7 @@ class SubscriberPeer:
             transport=self.transport,
         )
         down.link = self.link
+        down.red_pt = self._red_pts.get(neg.mid, 0) if neg.kind == "audio" else 0
         down.fwd.abs_send_time_id = neg.extensions.get(ABS_SEND_TIME_URI, 0) if neg.kind == "video" else 0
         slot.down = down
         self._by_ssrc[down.ssrc] = down

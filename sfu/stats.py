@@ -86,6 +86,10 @@ class MediaStats:
     layer_switches: int = 0
     # padding sent to probe subscribers' links before moving them up a layer
     padding_bytes: int = 0
+    # audio packets that arrived as RED (audio/red) containers
+    red_packets_in: int = 0
+    # of the packets sent to subscribers, those sent as RED containers
+    red_packets_out: int = 0
     plis_received: int = 0
     keyframe_requests_sent: int = 0
     remb_sent: int = 0

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sfu import lane, rtcp
+from sfu import lane, red, rtcp
 from sfu.glue import Codec
 from sfu.packet_cache import PacketCache
 from sfu.rtp import keyframe_detector
@@ -62,8 +62,16 @@ class UpTrack:
         # (abs-send-time, arrival ms, bytes) of each packet, for the publisher's uplink estimate
         self.on_arrival: Callable[[int, int, int], None] | None = None
         self.cache = PacketCache(cache_size) if self.is_video else None
-        self._down: tuple[DownTrack, ...] = ()
+        self._all_down: tuple[DownTrack, ...] = ()
+        self._down: tuple[DownTrack, ...] = ()  # those that get the payload as forwarded
         self._lanes: tuple[object, ...] = ()  # _down[i].fwd, for the C fan-out loop
+        # RED (audio/red, sfu/red.py): the publisher's RED payload type (0: it sends none); the
+        # subscribers that take RED get the container (block payload types renumbered to
+        # their Opus one), the others the primary block in _down
+        self.red_pt = 0
+        self._red_down: tuple[DownTrack, ...] = ()
+        self._red_lanes: tuple[object, ...] = ()
+        self._red_opus_pt = 0
         self.closed = False
         # keyframe requests
         self._kf_interval = keyframe_interval_s
@@ -117,13 +125,13 @@ class UpTrack:
     # -- subscribers --------------------------------------------------------------------
 
     def add_down(self, down: DownTrack) -> None:
-        if down not in self._down:
-            self.down = (*self._down, down)
+        if down not in self._all_down:
+            self.down = (*self._all_down, down)
         if self.is_video:
             self.request_keyframe()
 
     def remove_down(self, down: DownTrack) -> None:
-        self.down = tuple(d for d in self._down if d is not down)
+        self.down = tuple(d for d in self._all_down if d is not down)
 
     def add_pending(self, down: DownTrack) -> None:
         """``down`` switches to this layer at its next keyframe (asked for now)."""
@@ -166,13 +174,27 @@ class UpTrack:
     @property
     def down(self) -> tuple[DownTrack, ...]:
         """The subscribers' DownTracks (an immutable snapshot)."""
-        return self._down
+        return self._all_down
 
     @down.setter
     def down(self, down: tuple[DownTrack, ...]) -> None:
         # new snapshots: the hot loop never sees a mutation
-        self._down = down
-        self._lanes = tuple(d.fwd for d in down)
+        self._all_down = down
+        reds: tuple[DownTrack, ...] = ()
+        if not self.is_video:
+            if self.red_pt:
+                # one Opus numbering per container: the first RED subscriber's (in practice
+                # every subscriber offer numbers Opus alike); any other gets the primary
+                key = next((d.plain_pt for d in down if d.red_pt), 0)
+                reds = tuple(d for d in down if d.red_pt and d.plain_pt == key)
+                self._red_opus_pt = key
+            for d in down:
+                d.fwd.payload_type = d.red_pt if d in reds else d.plain_pt
+        plain = tuple(d for d in down if d not in reds) if reds else down
+        self._down = plain
+        self._lanes = tuple(d.fwd for d in plain)
+        self._red_down = reds
+        self._red_lanes = tuple(d.fwd for d in reds)
 
     # -- hot path -------------------------------------------------------------------------
 
@@ -213,6 +235,19 @@ class UpTrack:
         self.octets += end - off
         self._account(seq, ts, arrival_ms)
         payload = data[off:end]
+        red_payload: bytes | None = None
+        if self.red_pt:  # audio from a publisher that sends RED (sfu/red.py)
+            try:
+                if b1 & 0x7F == self.red_pt:
+                    STATS.red_packets_in += 1
+                    if self._red_down:
+                        red_payload = red.renumber(payload, self._red_opus_pt)
+                    payload = red.primary(payload)
+                elif self._red_down:
+                    red_payload = red.wrap(payload, self._red_opus_pt)
+            except red.RedError:
+                STATS.rtp_errors += 1
+                return
         keyframe = False
         if self._keyframe is not None:
             keyframe = self._keyframe(payload)
@@ -233,8 +268,18 @@ class UpTrack:
                 STATS.dropped_congested += result >> 32
         else:
             sent = 0
-            for down in self.down:
+            for down in self._down:
                 sent += down.forward(payload, marker, seq, ts, arrival_ms, keyframe)
+        if red_payload is not None:  # the RED subscribers: a second call, the same rewrite
+            red_sent = 0
+            if fanout is not None:
+                red_sent = fanout(self._red_down, self._red_lanes, red_payload, marker, seq, ts, arrival_ms,
+                                  False) & 0xFFFFFFFF
+            else:
+                for down in self._red_down:
+                    red_sent += down.forward(red_payload, marker, seq, ts, arrival_ms, False)
+            STATS.red_packets_out += red_sent
+            sent += red_sent
         if sent:
             STATS.forwarded_packets += sent
             STATS.packets_out += sent
