@@ -107,7 +107,6 @@ def build_server(config: Config) -> Server:
         cache_size=config.media.packet_cache_size,
         keyframe_interval_s=config.media.keyframe_request_interval_s,
         link=LinkConfig(adaptive=config.media.adaptive_layers),
-        red=config.media.red_audio,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router = LocalRouter(media)
@@ -345,6 +344,7 @@ def _print_banner(server: Server) -> None:
 
 async def _serve_forever(config: Config) -> None:
     glue.forbid_codecs()
+    glue.lean_receivers()  # fewer objects for every full GC to walk
     server = await start_server(config)
     _print_banner(server)
     gcpolicy.freeze_startup_objects()  # full GC pauses: 35 ms shorter (classroom/gcpolicy.py)

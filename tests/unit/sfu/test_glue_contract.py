@@ -570,3 +570,34 @@ async def test_guard_drops_bad_datagrams_before_aioice() -> None:
         connection._nominated.clear()
     finally:
         await pc.close()
+
+
+LEAN_SCRIPT = r"""
+import json
+import aiortc.rtcrtpreceiver as r
+from aiortc.rate import RemoteBitrateEstimator
+from types import SimpleNamespace
+from sfu import glue
+transport = SimpleNamespace(state="new")
+assert isinstance(r.RemoteBitrateEstimator(), RemoteBitrateEstimator)
+glue.lean_receivers()
+video = r.RTCRtpReceiver("video", transport)
+audio = r.RTCRtpReceiver("audio", transport)
+print(json.dumps({
+    "video": repr(getattr(video, "_RTCRtpReceiver__remote_bitrate_estimator", "missing")),
+    "audio": repr(getattr(audio, "_RTCRtpReceiver__remote_bitrate_estimator", "missing")),
+}))
+"""
+
+
+def test_lean_receivers_builds_no_estimator_and_aiortc_handles_none() -> None:
+    # glue.lean_receivers replaces the module global aiortc's receiver looks up at construction;
+    # the only use of the estimator in the receive path is guarded by "is not None".
+    assert "RemoteBitrateEstimator()" in source(aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert source(aiortc.rtcrtpreceiver).count("self.__remote_bitrate_estimator") == 4
+    assert "if self.__remote_bitrate_estimator is not None:" in source(aiortc.rtcrtpreceiver)
+    proc = subprocess.run([sys.executable, "-c", LEAN_SCRIPT], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"video": "None", "audio": "None"}
