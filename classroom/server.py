@@ -107,6 +107,7 @@ def build_server(config: Config) -> Server:
         cache_size=config.media.packet_cache_size,
         keyframe_interval_s=config.media.keyframe_request_interval_s,
         link=LinkConfig(adaptive=config.media.adaptive_layers),
+        red=config.media.red_audio,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router = LocalRouter(media)

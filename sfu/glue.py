@@ -285,6 +285,110 @@ def opus_fec_answer(answer_sdp: str) -> str:
     return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
 
 
+# --- RED (audio/red, RFC 2198): aiortc knows no RED, so it is written into the SDP here -------
+
+RED_PT = 63  # what we number RED in our offers to subscribers (Chrome's own choice)
+
+
+def _codec_pts(section: list[str], name: str) -> list[int]:
+    out = []
+    for value in _attr(section, "rtpmap"):
+        parts = value.split()
+        if len(parts) == 2 and parts[1].lower() == name and parts[0].isdigit():
+            out.append(int(parts[0]))
+    return out
+
+
+def _red_of(section: list[str]) -> tuple[int, int] | None:
+    """(RED payload type, the Opus payload type it wraps) of an audio section, if it has RED
+    over Opus only (``a=fmtp:R O/O``)."""
+    opus = _codec_pts(section, "opus/48000/2")
+    for pt in _codec_pts(section, "red/48000/2"):
+        for value in _attr(section, "fmtp"):
+            parts = value.split(None, 1)
+            if len(parts) == 2 and parts[0] == str(pt):
+                inner = {b for b in parts[1].strip().split("/") if b}
+                if len(inner) == 1 and inner.pop() in {str(o) for o in opus}:
+                    return pt, int(parts[1].strip().split("/")[0])
+    return None
+
+
+def red_offer(offer_sdp: str) -> dict[str, tuple[int, int]]:
+    """The audio m-lines of a publisher's offer that can send RED over Opus: mid -> (RED
+    payload type, Opus payload type)."""
+    out: dict[str, tuple[int, int]] = {}
+    _, sections = _sections(offer_sdp)
+    for section in sections:
+        mids = _attr(section, "mid")
+        if section[0].startswith("m=audio") and mids:
+            red = _red_of(section)
+            if red is not None:
+                out[mids[0]] = red
+    return out
+
+
+def _add_red(section: list[str], red_pt: int, opus_pt: int, first: bool) -> None:
+    m = section[0].split()
+    fmts = [f for f in m[3:] if f != str(red_pt)]
+    fmts = [str(red_pt), *fmts] if first else [*fmts, str(red_pt)]
+    section[0] = " ".join(m[:3] + fmts)
+    at = next((i for i, line in enumerate(section) if line.startswith("a=rtpmap:")), len(section))
+    section[at:at] = [f"a=rtpmap:{red_pt} red/48000/2", f"a=fmtp:{red_pt} {opus_pt}/{opus_pt}"]
+
+
+def red_answer(answer_sdp: str, offered: dict[str, tuple[int, int]]) -> str:
+    """aiortc's answer to a publisher with RED accepted (first, so the browser sends it) on
+    every audio m-line that offered it over the Opus the answer kept."""
+    if not offered:
+        return answer_sdp
+    head, sections = _sections(answer_sdp)
+    changed = False
+    for section in sections:
+        mids = _attr(section, "mid")
+        red = offered.get(mids[0]) if mids and section[0].startswith("m=audio") else None
+        if red is None or section[0].split()[1] == "0" or red[1] not in _codec_pts(section, "opus/48000/2"):
+            continue
+        if _codec_pts(section, "red/48000/2"):
+            continue
+        _add_red(section, red[0], red[1], first=True)
+        changed = True
+    if not changed:
+        return answer_sdp
+    return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
+
+
+def red_subscribe_offer(offer_sdp: str) -> str:
+    """Our offer to a subscriber with RED offered beside Opus on every audio m-line (after it:
+    a receiver without RED just answers Opus)."""
+    head, sections = _sections(offer_sdp)
+    changed = False
+    for section in sections:
+        if not section[0].startswith("m=audio") or section[0].split()[1] == "0":
+            continue
+        opus = _codec_pts(section, "opus/48000/2")
+        used = {f for f in section[0].split()[3:]}
+        if not opus or _codec_pts(section, "red/48000/2") or str(RED_PT) in used:
+            continue
+        _add_red(section, RED_PT, opus[0], first=False)
+        changed = True
+    if not changed:
+        return offer_sdp
+    return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
+
+
+def red_answered(answer_sdp: str) -> dict[str, int]:
+    """The audio m-lines of a subscriber's answer that accepted RED: mid -> RED payload type."""
+    out: dict[str, int] = {}
+    _, sections = _sections(answer_sdp)
+    for section in sections:
+        mids = _attr(section, "mid")
+        if section[0].startswith("m=audio") and mids and section[0].split()[1] != "0":
+            red = _red_of(section)
+            if red is not None:
+                out[mids[0]] = red[0]
+    return out
+
+
 # --- raw send ---------------------------------------------------------------------------
 
 
