@@ -252,3 +252,74 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     )
     live = call(server_proc, key, "GET", f"/api/lessons/{lesson['id']}/live")
     assert remote_id in live["connected"]
+
+
+async def test_weekly_lesson_with_exceptions_is_edited_and_one_week_cancelled_on_the_page(
+    server_proc: ServerProcess, browser: Browser
+) -> None:
+    key = (server_proc.data_dir / "admin-key.txt").read_text().splitlines()[0].strip()
+    school = call(server_proc, key, "POST", "/api/schools", {"name": "城关第一中学"})
+    lead = call(server_proc, key, "POST", "/api/classrooms", {"school_id": school["id"], "name": "主讲室"})
+    remote = call(server_proc, key, "POST", "/api/classrooms",
+                  {"school_id": school["id"], "name": "接收室", "lead_capable": False})
+    page = await open_page(await new_context(browser), f"{server_proc.url}/bureau.html")
+    await page.fill("#api-key", key)
+    await page.click("#login")
+    await page.wait_for_selector("#app:not(.hidden)")
+
+    first = (datetime.now(CST) + timedelta(days=7)).date()
+    weeks = [first + timedelta(days=7 * i) for i in range(4)]
+    await page.click("#next-week")
+    await page.click("#new-lesson")
+    await page.wait_for_selector("#lesson-dialog[open]")
+    offered = await page.eval_on_selector_all("#f-lead option", "os => os.map((o) => o.value).filter(Boolean)")
+    assert offered == [lead["id"]]  # the remote-only room is not offered as lead
+    await page.fill("#f-subject", "语文")
+    await page.fill("#f-title", "古诗两首")
+    await page.select_option("#f-lead", lead["id"])
+    await page.check(f'#f-remotes input[value="{remote["id"]}"]')
+    await page.fill("#f-date", first.isoformat())
+    await page.fill("#f-start", "14:00")
+    await page.fill("#f-end", "14:40")
+    await page.fill("#f-until", weeks[3].isoformat())
+    await page.fill("#f-exceptions", weeks[1].isoformat())
+    await page.click("#f-save")
+    await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")
+    lesson = call(server_proc, key, "GET", "/api/lessons")["lessons"][0]
+    assert lesson["recurrence"] == {"frequency": "weekly", "until": weeks[3].isoformat(),
+                                    "exceptions": [weeks[1].isoformat()]}
+
+    # edit: one more exception, a later until (the form shows the lesson's recurrence)
+    block = f'#week .col[data-day="{first.isoformat()}"] .lesson:has-text("古诗两首")'
+    await page.wait_for_selector(block, timeout=10000)
+    await page.click(block)
+    await page.wait_for_selector("#lesson-dialog[open]")
+    assert await page.input_value("#f-until") == weeks[3].isoformat()
+    assert await page.input_value("#f-exceptions") == weeks[1].isoformat()
+    later = weeks[3] + timedelta(days=7)
+    await page.fill("#f-until", later.isoformat())
+    await page.fill("#f-exceptions", f"{weeks[1].isoformat()}, {weeks[2].isoformat()}")
+    await page.click("#f-save")
+    await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")
+    lesson = call(server_proc, key, "GET", f"/api/lessons/{lesson['id']}")
+    assert lesson["recurrence"]["until"] == later.isoformat()
+    assert lesson["recurrence"]["exceptions"] == [weeks[1].isoformat(), weeks[2].isoformat()]
+
+    # a bad until is refused with the field named, in zh and en
+    await page.click(block)
+    await page.wait_for_selector("#lesson-dialog[open]")
+    await page.fill("#f-until", (first - timedelta(days=1)).isoformat())
+    await page.click("#f-save")
+    await page.wait_for_function("document.getElementById('form-error').textContent.includes('重复至 Weekly until')")
+    assert await page.locator("#f-until.invalid").count() == 1
+    await page.click("#f-close")
+
+    # cancel one week (the first) from the timetable
+    await page.click(block)
+    await page.wait_for_selector("#lesson-dialog[open]")
+    page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await page.click("#f-cancel-occurrence")
+    await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")
+    occurrences = call(server_proc, key, "GET", f"/api/lessons/{lesson['id']}/occurrences")["occurrences"]
+    assert [o["date"] for o in occurrences] == [weeks[3].isoformat(), later.isoformat()]
+    await page.wait_for_selector(block, state="detached", timeout=10000)
