@@ -1,11 +1,11 @@
-"""A small text progress bar on stderr (no dependency)."""
+"""The analysis's progress bar on stderr (tqdm): weighted steps with a changing label."""
 
 from __future__ import annotations
 
 import sys
-import threading
-import time
-from typing import TextIO
+from typing import Any, TextIO
+
+from tqdm import tqdm
 
 
 class Progress:
@@ -13,47 +13,25 @@ class Progress:
 
     def __init__(self, total: float, enabled: bool, stream: TextIO | None = None) -> None:
         self.total = max(total, 1e-9)
-        self.done = 0.0
         self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.label = ""
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._last = 0.0
+        self._bar: Any = tqdm(
+            total=self.total, file=stream or sys.stderr, disable=not enabled, mininterval=0.1,
+            bar_format="[{bar:28}] {percentage:5.1f}% {elapsed} {desc}", ascii="-#",
+        )
+
+    @property
+    def done(self) -> float:
+        return float(self._bar.n)
 
     def note(self, label: str) -> None:
-        with self._lock:
-            self.label = label
-        self._draw(force=True)
+        self._bar.set_description_str(label[:40])
 
     def advance(self, amount: float, label: str | None = None) -> None:
-        with self._lock:
-            self.done = min(self.total, self.done + amount)
-            if label is not None:
-                self.label = label
-        self._draw()
-
-    def _draw(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.1 and self.done < self.total:
-            return
-        self._last = now
-        frac = self.done / self.total
-        width = 28
-        filled = int(round(frac * width))
-        bar = "#" * filled + "-" * (width - filled)
-        elapsed = now - self.started
-        line = f"\r[{bar}] {frac * 100:5.1f}% {elapsed:5.1f}s {self.label[:40]:<40}"
-        self.stream.write(line)
-        self.stream.flush()
+        if label is not None:
+            self._bar.set_description_str(label[:40], refresh=False)
+        self._bar.update(min(amount, self.total - self._bar.n))
 
     def finish(self, label: str = "done") -> None:
-        with self._lock:
-            self.done = self.total
-            self.label = label
-        self._draw(force=True)
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._bar.set_description_str(label[:40], refresh=False)
+        self._bar.update(self.total - self._bar.n)
+        self._bar.close()

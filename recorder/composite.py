@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 import av
 import numpy as np
+from tqdm import tqdm
 
 from recorder.manifest import Manifest, TrackEntry, read_manifest
 
@@ -291,7 +292,7 @@ def render_composite(
         astream.bit_rate = 96_000
         total_frames = max(1, math.ceil(duration_ms * fps / 1000))
         audio_pos = 0
-        bar = _Progress(progress, total_frames, duration_ms)
+        bar = _progress_bar(progress, total_frames)
         for index in range(total_frames):
             t_ms = index * 1000 / fps
             canvas = np.empty((height, width, 3), np.uint8)
@@ -322,10 +323,10 @@ def render_composite(
             while audio_pos < audio_end:
                 container.mux(astream.encode(_audio_frame(audios, audio_pos)))
                 audio_pos += AAC_FRAME
-            bar.update(index + 1)
+            _advance(bar, index + 1, duration_ms)
         container.mux(vstream.encode(None))
         container.mux(astream.encode(None))
-        bar.done()
+        bar.close()
     except BaseException:
         container.close()
         tmp.unlink(missing_ok=True)
@@ -352,30 +353,17 @@ def _audio_frame(audios: list[AudioSource], start: int) -> Any:
     return frame
 
 
-class _Progress:
-    def __init__(self, stream: TextIO | None, total: int, duration_ms: int) -> None:
-        self.stream = stream
-        self.total = total
-        self.duration_ms = duration_ms
-        self.last = -1
+def _progress_bar(stream: TextIO | None, total_frames: int) -> Any:
+    """A tqdm bar over the frames on ``stream`` (none when ``stream`` is None)."""
+    return tqdm(total=total_frames, file=stream, disable=stream is None, desc="composite", unit="frame",
+                bar_format="{desc} |{bar:30}| {percentage:3.0f}%{postfix}", mininterval=0.2, ascii=".#")
 
-    def update(self, done: int) -> None:
-        if self.stream is None:
-            return
-        percent = done * 100 // self.total
-        if percent == self.last:
-            return
-        self.last = percent
-        filled = percent * 30 // 100
-        t = done * self.duration_ms / self.total / 1000
-        self.stream.write(
-            f"\rcomposite [{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% "
-            f"{int(t // 60):02d}:{int(t % 60):02d}/"
-            f"{self.duration_ms // 60000:02d}:{self.duration_ms // 1000 % 60:02d}"
-        )
-        self.stream.flush()
 
-    def done(self) -> None:
-        if self.stream is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+def _advance(bar: Any, done: int, duration_ms: int) -> None:
+    """One more frame; every 10th frame the bar also shows the lesson time rendered (mm:ss/mm:ss)."""
+    bar.update(1)
+    if bar.disable or (done % 10 and done != bar.total):
+        return
+    t = done * duration_ms / bar.total / 1000
+    bar.set_postfix_str(f"{int(t // 60):02d}:{int(t % 60):02d}/"
+                        f"{duration_ms // 60000:02d}:{duration_ms // 1000 % 60:02d}", refresh=False)
