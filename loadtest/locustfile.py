@@ -25,21 +25,16 @@ document; otherwise they poll ``/healthz`` and the client's index page.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import itertools
 import json
 import os
-import socket
-import struct
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gevent
+import websocket
 from gevent.event import Event
 from locust import FastHttpUser, User, between, constant, events, task
 
@@ -81,100 +76,19 @@ class LoadError(Exception):
     pass
 
 
-_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-class MiniWebSocket:
-    """A small RFC 6455 client (text frames, ping → pong, close) on a plain socket, which
-    locust's gevent makes cooperative. Enough for the classroom protocol; no extra dependency."""
-
-    def __init__(self, url: str, timeout: float) -> None:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self._buf = b""
-        self._lock = threading.Lock()
-        key = base64.b64encode(os.urandom(16)).decode()
-        request = (
-            f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        self.sock.sendall(request.encode())
-        while b"\r\n\r\n" not in self._buf:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise LoadError("connection closed during the WebSocket handshake")
-            self._buf += chunk
-        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        if " 101 " not in lines[0] + " ":
-            raise LoadError(f"WebSocket upgrade refused: {lines[0]}")
-        accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
-        if not any(ln.lower().startswith("sec-websocket-accept:") and ln.split(":", 1)[1].strip()
-                   == accept for ln in lines[1:]):
-            raise LoadError("WebSocket upgrade: bad Sec-WebSocket-Accept")
-        self.sock.settimeout(None)  # reads block (cooperatively); callers bound their waits
-
-    def _frame(self, opcode: int, payload: bytes) -> None:
-        n = len(payload)
-        if n < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        with self._lock:
-            self.sock.sendall(header + mask + masked)
-
-    def send(self, text: str) -> None:
-        self._frame(0x1, text.encode("utf-8"))
-
-    def _read(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise LoadError("connection closed by the server")
-            self._buf += chunk
-        data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
-    def recv(self) -> str:
-        """The next text message; "" once the server has closed."""
-        parts: list[bytes] = []
-        while True:
-            b0, b1 = self._read(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack("!H", self._read(2))
-            elif n == 127:
-                (n,) = struct.unpack("!Q", self._read(8))
-            mask = self._read(4) if b1 & 0x80 else b""
-            payload = self._read(n)
-            if mask:
-                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-            opcode = b0 & 0x0F
-            if opcode == 0x9:  # ping (the server's heartbeat)
-                self._frame(0xA, payload)
-            elif opcode == 0x8:  # close
-                try:
-                    self._frame(0x8, payload[:2])
-                except OSError:
-                    pass
-                return ""
-            elif opcode in (0x1, 0x0):
-                parts.append(payload)
-                if b0 & 0x80:
-                    return b"".join(parts).decode("utf-8")
-
-    def close(self, timeout: float = 1.0) -> None:
-        try:
-            self._frame(0x8, struct.pack("!H", 1000))
-        except OSError:
-            pass
-        self.sock.close()
+def open_websocket(url: str, timeout: float) -> websocket.WebSocket:
+    """The classroom WebSocket (websocket-client; locust's gevent makes its socket cooperative).
+    ``timeout`` bounds the connect and the upgrade; afterwards reads block (cooperatively) and
+    callers bound their waits. The client answers the server's heartbeat pings itself, and
+    ``recv()`` returns "" once the server has closed."""
+    try:
+        ws = websocket.create_connection(url, timeout=timeout, enable_multithread=True)
+    except websocket.WebSocketBadStatusException as exc:
+        raise LoadError(f"WebSocket upgrade refused: {exc}") from exc
+    except (websocket.WebSocketException, OSError) as exc:
+        raise LoadError(f"WebSocket connect failed: {exc}") from exc
+    ws.settimeout(None)
+    return ws
 
 
 class ClassroomUser(User):
@@ -197,7 +111,7 @@ class ClassroomUser(User):
         )
         base = (self.host or "http://127.0.0.1:8080").rstrip("/")
         self.url = base.replace("http", "ws", 1) + "/ws"
-        self.ws: MiniWebSocket | None = None
+        self.ws: websocket.WebSocket | None = None
         self.reader: gevent.Greenlet | None = None
         self.pongs: dict[int, Event] = {}
         self.next_id = 1
@@ -213,7 +127,10 @@ class ClassroomUser(User):
 
     def _recv(self) -> dict[str, Any]:
         assert self.ws is not None
-        data = self.ws.recv()
+        try:
+            data = self.ws.recv()
+        except websocket.WebSocketConnectionClosedException:
+            data = ""
         if not data:
             raise LoadError("connection closed by the server")
         msg: dict[str, Any] = json.loads(data)
@@ -243,7 +160,7 @@ class ClassroomUser(User):
     def lesson(self) -> None:
         t0 = time.perf_counter()
         try:
-            self.ws = MiniWebSocket(self.url, TIMEOUT_S)
+            self.ws = open_websocket(self.url, TIMEOUT_S)
         except Exception as exc:
             _fire("connect", t0, exc)
             return
