@@ -226,7 +226,7 @@ function fillSelects(keepLead) {
     ...state.teachers.map((t) => el("option", { value: t.id, text: `${t.name} (${state.schools.get(t.school_id) || ""})` })));
   $("f-remotes").replaceChildren(...state.classrooms.map((c) => el("label", { "data-classroom": c.id },
     el("input", { type: "checkbox", value: c.id, name: "remote" }),
-    `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? " 🖥" : ""}`)));
+    `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? "（硬件 hardware）" : ""}`)));
 }
 
 function syncRemotes() {

@@ -126,7 +126,7 @@ function renderImport(result) {
   const rows = new Map();
   for (const r of result.rows) rows.set(r.row, { ...r, problems: [] });
   for (const e of result.errors) {
-    if (!rows.has(e.row)) rows.set(e.row, { row: e.row, problems: [] });
+    if (!rows.has(e.row)) rows.set(e.row, { row: e.row, ...(e.values || {}), problems: [] });
     rows.get(e.row).problems.push(e);
   }
   const sorted = [...rows.values()].sort((a, b) => a.row - b.row);
@@ -146,7 +146,7 @@ function renderImport(result) {
     ...sorted.map((r) => el("tr", { class: r.problems.length ? "bad" : "ok", "data-row": String(r.row) },
       el("td", { text: String(r.row) }),
       el("td", { text: r.school ?? "" }), el("td", { text: r.classroom ?? "" }),
-      el("td", { text: r.problems.length ? "" : ROLE_TEXT[r.lead_capable ? "lead" : "remote"] }),
+      el("td", { text: r.problems.length ? (r.role ?? "") : ROLE_TEXT[r.lead_capable ? "lead" : "remote"] }),
       el("td", {}, ...(r.problems.length
         ? r.problems.map((p) => el("div", { class: "problem", "data-field": p.field,
           text: `${p.field}: ${p.message_zh} / ${p.message}` }))

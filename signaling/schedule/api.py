@@ -667,7 +667,14 @@ class ScheduleApi:
                     for r in plan.rows
                 ],
                 "errors": [
-                    {"row": e.row, "field": e.field, "code": e.code, "message": e.message, "message_zh": e.message_zh}
+                    {
+                        "row": e.row,
+                        "field": e.field,
+                        "code": e.code,
+                        "message": e.message,
+                        "message_zh": e.message_zh,
+                        "values": plan.bad_values.get(e.row, {}),
+                    }
                     for e in plan.errors
                 ],
                 "bad_rows": plan.bad_rows,

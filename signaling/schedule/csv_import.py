@@ -82,6 +82,8 @@ class ImportRow:
 class ImportPlan:
     rows: list[ImportRow] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    # what a bad row holds (school, classroom, role, kind), for the preview table
+    bad_values: dict[int, dict[str, str]] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
 
     @property
@@ -187,6 +189,7 @@ def parse_classrooms_csv(
                 seen[key] = number
         if errors:
             plan.errors.extend(errors)
+            plan.bad_values[number] = {k: v[:MAX_NAME] for k, v in values.items()}
             continue
         plan.rows.append(
             ImportRow(

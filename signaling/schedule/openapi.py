@@ -162,6 +162,11 @@ SCHEMAS: dict[str, Any] = {
                         "code": {"type": "string"},
                         "message": {"type": "string"},
                         "message_zh": {"type": "string"},
+                        "values": {
+                            "type": "object",
+                            "description": "the bad row's cells by column (school, classroom, role, kind)",
+                            "additionalProperties": {"type": "string"},
+                        },
                     },
                     ["row", "field", "code", "message", "message_zh"],
                 ),
