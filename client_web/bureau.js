@@ -60,7 +60,7 @@ async function login(key) {
     sessionStorage.setItem(KEY_STORAGE, key);
   } catch (err) {
     sessionStorage.removeItem(KEY_STORAGE);
-    $("login-error").textContent = err.status === 401 ? "密钥无效 Invalid API key" : err.message;
+    $("login-error").textContent = err.status === 401 ? "密钥无效 Invalid API key" : explain(err);
     return false;
   }
   $("login-view").classList.add("hidden");
