@@ -10,7 +10,8 @@ and a loss-based part, RFC 8888 style feedback aside):
   congestion, hence "falling".)
 * **loss** from receiver reports — above ``loss_high`` the estimate shrinks by half the loss
   fraction; below ``loss_low`` it grows by ``growth`` per second (loss-based probing). Between
-  the two it holds.
+  the two it holds — unless a fresh REMB above the estimate has said "no queue" and nothing was
+  congested for ``random_loss_quiet_s``: then the loss is the line's own, not ours, and it grows.
 
 The estimate is the loss-based figure bounded by a fresh REMB. Since REMB never runs far ahead
 of what arrives, going up a layer needs a probe first (:class:`sfu.bwe.probe.Prober`: padding
@@ -36,6 +37,7 @@ class EstimatorConfig:
     remb_ttl_s: float = 3.0  # a REMB older than this is forgotten
     remb_congested: float = 0.9  # REMB < this × sent rate: the receiver sees the queue grow
     decrease_interval_s: float = 0.3  # at most one loss-based decrease per interval
+    random_loss_quiet_s: float = 5.0  # moderate loss with room in the REMB for this long: grow
 
 
 class LinkEstimator:
@@ -106,7 +108,13 @@ class LinkEstimator:
         self._last_growth = now
         if dt <= 0:
             return
-        if self.loss < c.loss_low and now - self.congested_at > 1.0:
+        quiet = now - self.congested_at
+        # Moderate loss alone (between loss_low and loss_high) holds the estimate, as it may be
+        # the queue overflowing; but while the receiver's delay-based REMB says there is room
+        # and nothing was congested for a while, that loss is the line's own (a rural link's
+        # random loss): grow anyway, or a 3 % line would never leave its start-up figure.
+        room = self.remb_fresh(now) and self.remb_bps >= self._loss_bps and quiet > c.random_loss_quiet_s
+        if (self.loss < c.loss_low and quiet > 1.0) or (self.loss < c.loss_high and room):
             self._loss_bps = min(c.max_bps, self._loss_bps * c.growth**dt)
 
     # -- result ---------------------------------------------------------------------------

@@ -80,3 +80,31 @@ def test_a_confirmed_probe_lifts_the_remb_bound_until_remb_falls() -> None:
     assert est.estimate(1.5) == 2_000_000
     est.on_remb(400_000, sent_bps=1_900_000, now=2.0)  # falling: congestion after all
     assert est.estimate(2.0) == 1_000_000
+
+
+def test_moderate_random_loss_with_room_in_the_remb_grows_but_not_right_after_congestion() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=1_000_000, max_bps=5_000_000))
+
+    def feed(t: float, until: float, remb: float) -> float:
+        while t < until:
+            est.on_remb(remb, sent_bps=900_000, now=t)
+            est.on_loss(0.03, t)
+            est.tick(t)
+            t += 0.2
+        return t
+
+    t = feed(0.0, 3.0, 3_000_000)  # 3 % loss, the REMB well above: the line's own loss
+    assert est.unbounded() > 1_300_000
+    est.on_remb(600_000, sent_bps=1_000_000, now=t)  # a falling REMB under what we send
+    held = est.unbounded()
+    t = feed(t + 0.2, t + 4.0, 3_000_000)  # within random_loss_quiet_s of that: hold
+    assert est.unbounded() <= held
+    t = feed(t, t + 4.0, 3_000_000)
+    assert est.unbounded() > held
+    assert est.estimate(t) <= 3_000_000  # still bounded by the REMB
+
+
+def test_moderate_loss_without_a_remb_still_holds() -> None:
+    est = LinkEstimator(EstimatorConfig(initial_bps=1_000_000))
+    t = run(est, 20.0, 0.0, loss=0.03)
+    assert est.estimate(t) == 1_000_000
