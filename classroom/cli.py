@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def _serve(argv: Sequence[str]) -> int:
@@ -58,6 +59,20 @@ def _serve(argv: Sequence[str]) -> int:
     return run_server(config, log_level=args.log_level)
 
 
+def worker_logging(argv: Sequence[str], env: Mapping[str, str]) -> bool:
+    """The server's JSON log format for the recorder processes it starts (``classroom record``
+    inherits ``CLASSROOM_SERVER_LOG_FORMAT`` and writes to the server's stderr), so that one log
+    stream stays one format; its ``--log-level`` still applies. True when JSON logging was set up."""
+    if env.get("CLASSROOM_SERVER_LOG_FORMAT", "").strip().lower() != "json":
+        return False
+    from classroom import logformat
+
+    args = list(argv)
+    level = args[args.index("--log-level") + 1] if "--log-level" in args[:-1] else "INFO"
+    logformat.configure(level, "json")  # the worker's own logging.basicConfig is then a no-op
+    return True
+
+
 def _delegate(module: str, func: str, argv: Sequence[str]) -> int:
     import importlib
 
@@ -87,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         return _serve(rest)
     if command == "record":
+        worker_logging(rest, os.environ)
         return _delegate("recorder.cli", "record_main", rest)
     if command == "composite":
         return _delegate("recorder.cli", "composite_main", rest)

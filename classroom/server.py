@@ -369,6 +369,8 @@ def run_server(config: Config, log_level: str = "INFO") -> int:
     except ValueError as exc:
         print(f"classroom serve: server.log_format: {exc}", file=sys.stderr)
         return 2
+    # the recorder processes write to this stderr too: same format (classroom/cli.py worker_logging)
+    os.environ["CLASSROOM_SERVER_LOG_FORMAT"] = config.server.log_format
 
     logfilters.install()  # malformed HTTP requests: one line, not a traceback
     for noisy in ("aioice", "aiortc", "aiohttp.access"):

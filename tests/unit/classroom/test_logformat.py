@@ -97,3 +97,21 @@ def test_log_format_from_the_environment() -> None:
 
     assert load_config(env={}).server.log_format == "text"
     assert load_config(env={"CLASSROOM_SERVER_LOG_FORMAT": "json"}).server.log_format == "json"
+
+
+def test_recorder_processes_follow_the_servers_json_format() -> None:
+    from classroom.cli import worker_logging
+
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    try:
+        assert not worker_logging(["--log-level", "DEBUG"], {})
+        assert worker_logging(["--url", "ws://x", "--log-level", "WARNING"], {"CLASSROOM_SERVER_LOG_FORMAT": "json"})
+        (handler,) = root.handlers
+        assert isinstance(handler.formatter, logformat.JsonFormatter) and root.level == logging.WARNING
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # what recorder/cli.py then does
+        assert root.handlers == [handler] and root.level == logging.WARNING
+        assert worker_logging([], {"CLASSROOM_SERVER_LOG_FORMAT": "json"}) and root.level == logging.INFO
+    finally:
+        root.handlers = saved
+        root.setLevel(level)
