@@ -137,6 +137,14 @@ async function refreshToday() {
   $("today-empty").classList.toggle("hidden", today.occurrences.length > 0);
 }
 
+// What the links dialog needs of a lesson, from one of its occurrences.
+function occurrenceLesson(occ) {
+  return {
+    id: occ.lesson_id, title: occ.title, subject: occ.subject, start: occ.start, end: occ.end,
+    recurrence: occ.recurring ? {} : null,
+  };
+}
+
 function todayItem(occ, links) {
   const connected = new Set(occ.connected || []);
   const rooms = [occ.lead_classroom_id, ...occ.remote_classroom_ids];
@@ -164,7 +172,11 @@ function todayItem(occ, links) {
       el("span", { class: `badge ${occ.status}`, text: STATUS[occ.status] || occ.status }),
       occ.status === "live"
         ? el("span", { class: "muted", text: `${connected.size}/${rooms.length} 已连接 connected` })
-        : null),
+        : null,
+      links ? el("button", {
+        type: "button", class: "secondary small today-links", text: "复制 / 打印链接 Copy / print links",
+        onclick: () => openLinks(occurrenceLesson(occ), occ.date),
+      }) : null),
     el("div", { class: "rooms" }, ...roomNodes));
 }
 

@@ -26,7 +26,7 @@ export async function openLinks(lesson, day) {
     return;
   }
   current = { lesson, links };
-  const when = `${links.occurrence_id.includes("@") ? links.occurrence_id.split("@")[1] : lesson.start.slice(0, 10)}`;
+  const when = occurrenceDay(lesson, links);
   $("links-title").textContent = `加入链接 Join links — 《${lesson.title}》 ${when}`;
   $("links-window").textContent =
     `有效时间 Valid ${links.not_before.slice(0, 10)} ${hhmm(links.not_before)} – ${hhmm(links.expires)}`;
@@ -46,10 +46,15 @@ export async function openLinks(lesson, day) {
   renderSheet(lesson, links);
 }
 
+// The occurrence's bureau-local date: in its id for a weekly lesson, else the lesson's start.
+function occurrenceDay(lesson, links) {
+  return links.occurrence_id.includes("@") ? links.occurrence_id.split("@")[1] : lesson.start.slice(0, 10);
+}
+
 function renderSheet(lesson, links) {
   const head = el("header", {},
     el("h1", { text: `${lesson.subject} · ${lesson.title}` }),
-    el("p", { text: `${links.not_before.slice(0, 10)} ${hhmm(lesson.start)}–${hhmm(lesson.end)} · ` +
+    el("p", { text: `${occurrenceDay(lesson, links)} ${hhmm(lesson.start)}–${hhmm(lesson.end)} · ` +
       "开课前 15 分钟可进入 opens 15 minutes before the start" }));
   const cards = links.links.filter((l) => l.role !== "observer").map((l) => el("article", { class: "sheet-item" },
     el("h2", { text: `${ROLE[l.role]} · ${l.classroom_name}` }),

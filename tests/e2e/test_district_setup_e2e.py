@@ -234,6 +234,7 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     await page.wait_for_selector("#lesson-dialog:not([open])", state="attached")
     moved = f'#week .col[data-day="{start.date().isoformat()}"] .lesson:has-text("分数的意义")'
     await page.wait_for_selector(moved, timeout=10000)
+    await page.wait_for_selector("#today li button.today-links", timeout=10000)  # today's card offers them too
     await page.click(moved)
     await page.wait_for_selector("#lesson-dialog[open]")
     await page.click("#f-links")
