@@ -70,6 +70,9 @@ class MediaConfig:
     # Pass RED (audio/red: each Opus packet also carries the previous frame) through between
     # browsers that both take it; others get plain Opus. False: Opus only, as before.
     red_audio: bool = True
+    # Pace a constrained classroom's video (a leaky bucket at 2x its estimate) so a keyframe
+    # burst does not overflow a school line's queue. False: never paced.
+    pacing: bool = True
 
 
 @dataclass

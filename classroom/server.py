@@ -108,6 +108,7 @@ def build_server(config: Config) -> Server:
         keyframe_interval_s=config.media.keyframe_request_interval_s,
         link=LinkConfig(adaptive=config.media.adaptive_layers),
         red=config.media.red_audio,
+        pacing=config.media.pacing,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router = LocalRouter(media)

@@ -20,6 +20,7 @@ from sfu.stats import STATS
 
 if TYPE_CHECKING:
     from sfu.link import Link
+    from sfu.paced import PacedSender
     from sfu.uptrack import UpTrack
 
 _HEADER = struct.Struct("!BBHII")
@@ -60,6 +61,7 @@ class DownTrack:
 
     __slots__ = (
         "subscriber_id",
+        "paced",
         "plain_pt",
         "red_pt",
         "kind",
@@ -111,6 +113,9 @@ class DownTrack:
         # it did not); the UpTrack it is attached to picks one (sfu/red.py)
         self.plain_pt = payload_type
         self.red_pt = 0
+        # a constrained connection's video goes out through its pacer (sfu/paced.py); None:
+        # straight to the socket (the lane's fast path)
+        self.paced: PacedSender | None = None
         self._check = 0
 
     @property
@@ -136,6 +141,14 @@ class DownTrack:
         return self.fwd.first_sent_at
 
     # -- wiring ------------------------------------------------------------------------------
+
+    def pace(self, sender: PacedSender | None) -> None:
+        """Send this track's packets through ``sender`` (None: straight to the socket). A paced
+        lane has no Egress, so the C loop hands its packets to :meth:`forward`."""
+        if sender is self.paced:
+            return
+        self.paced = sender
+        self.fwd.egress = self.transport.egress if sender is None else None
 
     def attach(self, up: UpTrack | None, layer: int | None = None) -> None:
         """Forward ``up`` from now on (None: nothing); the stream stays continuous. For a
@@ -289,7 +302,8 @@ class DownTrack:
                 return 0
         header = rtp_header(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc, fwd.abs_send_time_id,
                             arrival_ms)
-        if self.transport.send_rtp_parts(header, payload):
+        paced = self.paced
+        if paced.send(header, payload) if paced is not None else self.transport.send_rtp_parts(header, payload):
             if not fwd.packets:
                 fwd.first_sent_at = time.monotonic()
             fwd.packets += 1

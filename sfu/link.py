@@ -45,6 +45,11 @@ NACK_WINDOW_S = 0.25
 PROBE_MARGIN = 1.1
 RTX_FLOOR_BPS = 640_000.0  # x the budget's share (10 %): at least 64 kbit/s of repairs
 PAUSE_EVIDENCE_S = 10.0  # video is paused only within this long of a congestion signal
+# Pacing (sfu/bwe/pacer.py): a connection is paced while it is constrained — some video below
+# its top live layer or paused, or congestion seen within PACE_MEMORY_S — and its estimate is
+# under PACE_BELOW_BPS; an unconstrained one keeps the C loop's fast path.
+PACE_BELOW_BPS = 8_000_000.0
+PACE_MEMORY_S = 10.0
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
 
@@ -105,6 +110,7 @@ class Link:
         self._window_packets = 0
         self._nack_seen: dict[tuple[int, int], None] = {}  # (ssrc, seq) NACKed lately, oldest first
         self.paused_video = 0  # video tracks paused for this link at the last evaluation
+        self.pace_bps = 0.0  # pace this connection's video at this estimate (0: not paced)
         self.reduced_video = 0  # video tracks below their top live layer
 
     # -- feedback ---------------------------------------------------------------------------
@@ -203,6 +209,10 @@ class Link:
         top = {t.key: len(t.bitrates) - 1 for t in demands}
         self.paused_video = sum(1 for k, v in choice.items() if v == PAUSED)
         self.reduced_video = sum(1 for k, v in choice.items() if 0 <= v < top[k])
+        estimate = self.estimator.estimate(now)
+        constrained = (self.paused_video or self.reduced_video
+                       or now - self.estimator.congested_at < PACE_MEMORY_S)
+        self.pace_bps = estimate if constrained and estimate < PACE_BELOW_BPS else 0.0
         for key, live_index in choice.items():
             d, rates = by_key[key]
             if d.kind != "video":

@@ -26,6 +26,7 @@ from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
 from sfu.downtrack import ABS_SEND_TIME_URI, DownTrack
 from sfu.glue import Negotiated, RawTransport
 from sfu.link import Link, LinkConfig
+from sfu.paced import PacedSender
 from sfu.rtp import RtpError, find_extension, parse_header
 from sfu.stats import STATS
 from sfu.uptrack import AUDIO_LEVEL_URI, PROXIED_LOSS_S, UpTrack
@@ -66,6 +67,7 @@ class PeerSettings:
     ice_servers: tuple[str, ...] = ()
     link: LinkConfig = field(default_factory=LinkConfig)
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
+    pacing: bool = True  # pace a constrained subscriber connection's video (sfu/paced.py)
 
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
@@ -353,6 +355,7 @@ class SubscriberPeer:
         self._dirty = False
         self._wanted: list[UpTrack] = []
         self._red_pts: dict[str, int] = {}  # audio mid -> the RED payload type its answer took
+        self.pacer: PacedSender | None = None  # while the Link says this connection is constrained
         self.closed = False
         link = settings.link
         if not adaptive and link.adaptive:
@@ -529,7 +532,28 @@ class SubscriberPeer:
         if soon and now - self._evaluated_at < 0.1:
             return
         self._evaluated_at = now
-        self.link.evaluate(self.downtracks(), now, int(now * 1000))
+        downs = self.downtracks()
+        self.link.evaluate(downs, now, int(now * 1000))
+        self._pace(downs)
+
+    def _pace(self, downs: list[DownTrack]) -> None:
+        """Pace this connection's video while its Link says it is constrained."""
+        rate = self.link.pace_bps if self.settings.pacing else 0.0
+        if rate > 0 and self.transport is not None:
+            if self.pacer is None:
+                self.pacer = PacedSender(self.transport)
+                log.info("subscriber %s: pacing video at %.0f kbit/s", self.participant_id,
+                         rate * self.pacer.pacer.config.factor / 1000)
+            self.pacer.set_estimate(rate)
+            for d in downs:
+                if d.kind == "video":
+                    d.pace(self.pacer)
+        elif self.pacer is not None:
+            for d in downs:
+                d.pace(None)
+            self.pacer.stop()
+            self.pacer = None
+            log.info("subscriber %s: pacing off", self.participant_id)
 
     def send_reports(self, ntp: int, now_ms: int) -> None:
         if self.transport is None:
@@ -550,6 +574,8 @@ class SubscriberPeer:
         if self.closed:
             return
         self.closed = True
+        if self.pacer is not None:
+            self.pacer.close()
         for s in self.slots:
             if s.down is not None:
                 s.down.close()

@@ -45,3 +45,21 @@ async def test_heavy_loss_pauses_and_the_video_comes_back() -> None:
         link.estimator.on_loss(0.0, now)
         link.evaluate([d], now, 0)
     assert link.layers["1"] >= 0
+
+
+async def test_a_constrained_link_is_paced_and_a_free_one_is_not() -> None:
+    link, d, group = setup()
+    now = 100.0
+    for _ in range(40):  # a clean link: the estimate grows, the top layer fits
+        now += 0.35
+        link.on_remb(5_000_000, [d], now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == 2
+    assert link.pace_bps == 0  # on the top layer, nothing congested: the fast path
+    for _ in range(5):  # a falling REMB under what is sent: congestion, a lower layer
+        now += 0.35
+        link.on_remb(400_000, [d], now)
+        link.sent_bps = 1_600_000
+        link.estimator.on_remb(300_000, 1_600_000, now)
+        link.evaluate([d], now, 0)
+    assert 0 < link.pace_bps < 1_000_000
