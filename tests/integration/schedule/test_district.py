@@ -4,6 +4,7 @@ administrators and devices with credentials shown once, join links with QR codes
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -207,3 +208,24 @@ async def test_links_of_a_lesson_next_week_with_qr_codes(env: Env) -> None:
     env.store.admit(claims)  # the schedule admits it when the lesson opens
     status, plain = await env.call("GET", f"/api/lessons/{lesson['id']}/links")
     assert "qr_svg" not in plain["links"][0]
+
+
+async def test_a_real_import_is_all_or_nothing(env: Env) -> None:
+    """The good rows go in one transaction: a failure on the last row (here the database's own
+    CHECK on kind) leaves no classroom and no new school behind."""
+    bureau = env.store.list_bureaus()[0].id
+    before_rooms = len(env.store.list_classrooms(bureau))
+    before_schools = len(env.store.list_schools(bureau))
+    rows = [
+        ("全新学校", "一班", True, "browser"),
+        ("全新学校", "二班", False, "browser"),
+        ("全新学校", "三班", False, "tv"),
+    ]
+    try:
+        env.store.import_classrooms(bureau, rows)
+    except sqlite3.IntegrityError:
+        pass
+    else:
+        raise AssertionError("the CHECK constraint should have refused kind 'tv'")
+    assert len(env.store.list_classrooms(bureau)) == before_rooms
+    assert len(env.store.list_schools(bureau)) == before_schools
