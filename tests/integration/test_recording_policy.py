@@ -91,13 +91,24 @@ class Bureau:
         return {x["role"]: x["token"] for x in links["links"]}
 
 
-async def a_short_lesson(srv: Server, lead_token: str, remote_token: str, seconds: float = 3.0) -> None:
+def recorded_tracks(directory: Path) -> int:
+    try:
+        return len(read_manifest(directory / "manifest.json").tracks)
+    except (OSError, ValueError):
+        return 0
+
+
+async def a_short_lesson(srv: Server, lead_token: str, remote_token: str, directory: Path,
+                         seconds: float = 3.0) -> None:
+    """A lead and a remote classroom; ends ``seconds`` after the recorder wrote its first tracks
+    (a recorder process takes a few seconds to start on a loaded machine)."""
     lead, remote = ClassroomPeer(srv.base_url, lead_token), ClassroomPeer(srv.base_url, remote_token)
     try:
         assert (await lead.connect())["type"] == "joined"
         assert (await remote.connect())["type"] == "joined"
         await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
         await remote.wait_frames("video", 5)
+        await wait_until(lambda: recorded_tracks(directory) >= 2, 90, f"{directory.name} is being recorded")
         await asyncio.sleep(seconds)
     finally:
         await lead.close()
@@ -125,9 +136,9 @@ async def test_scheduled_and_demo_lessons_are_recorded_by_default_and_listed(srv
 
         # the recorded lesson: a recorder joins with the first classroom
         tokens = await bureau.tokens(recorded["id"])
-        await a_short_lesson(srv, tokens["lead"], tokens["remote"])
         directory = srv.config.data_path / "recordings" / recorded["id"]
-        await wait_until(lambda: (directory / "report" / "report.html").exists(), 60, "the lesson is analysed")
+        await a_short_lesson(srv, tokens["lead"], tokens["remote"], directory)
+        await wait_until(lambda: (directory / "report" / "report.html").exists(), 120, "the lesson is analysed")
         assert read_manifest(directory / "manifest.json").complete
 
         # the lesson with recording off: nobody records it
@@ -141,8 +152,8 @@ async def test_scheduled_and_demo_lessons_are_recorded_by_default_and_listed(srv
         # the demo lesson is recorded too
         demo_lead = srv.signer.issue(DEMO_LESSON_ID, "demo-lead", "lead", "Lead")
         demo_remote = srv.signer.issue(DEMO_LESSON_ID, "demo-remote-1", "remote", "Remote 1")
-        await a_short_lesson(srv, demo_lead, demo_remote, seconds=2.0)
         demo_dir = srv.config.data_path / "recordings" / DEMO_LESSON_ID
+        await a_short_lesson(srv, demo_lead, demo_remote, demo_dir, seconds=2.0)
         await wait_until(lambda: (demo_dir / "manifest.json").exists() and read_manifest(demo_dir / "manifest.json")
                          .complete, 60, "the demo recording is finished")
 
@@ -213,12 +224,13 @@ async def test_the_free_disk_guard_stops_recording_cleanly_and_resumes(small_dis
         assert (await remote.connect())["type"] == "joined"
         await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
         await wait_until(lambda: launcher.pid(lesson) is not None, 30, "the recorder starts")
-        await expect_recording(lead, True)
-        await asyncio.sleep(3)
+        await expect_recording(lead, True, timeout=90)
+        await wait_until(lambda: recorded_tracks(recordings / lesson) >= 2, 90, "the recording has tracks")
+        await asyncio.sleep(2)
         # something else fills the volume to 36 MiB of 48: under the guard's 16 MiB free
         with ballast.open("wb") as f:
             f.write(b"\0" * (36 * 1024**2))
-        stopped = await expect_recording(lead, False)
+        stopped = await expect_recording(lead, False, timeout=60)
         assert stopped["reason"] == "disk_low" and "disk" in stopped["message"], stopped
         assert launcher.pid(lesson) is None and lesson in coordinator.held
         manifest = read_manifest(recordings / lesson / "manifest.json")
@@ -232,7 +244,7 @@ async def test_the_free_disk_guard_stops_recording_cleanly_and_resumes(small_dis
         assert st.f_bavail * st.f_frsize > 8 * 1024**2, "the guard never let the disk fill"
         # room again: the recording resumes in the same directory
         ballast.unlink()
-        await expect_recording(lead, True)
+        await expect_recording(lead, True, timeout=90)
         await wait_until(lambda: launcher.pid(lesson) is not None, 30, "the recorder starts again")
         assert coordinator.stats.guard_resumes == 1
     finally:
