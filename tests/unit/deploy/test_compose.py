@@ -73,6 +73,26 @@ def compose() -> dict[str, Any]:
     return load(ENV)
 
 
+def test_the_compose_specification_accepts_it(compose: dict[str, Any]) -> None:
+    """Strict parsing against the Compose Specification (the compose_spec crate, through its
+    Python bindings): unknown keys, wrong types, enum values and durations are errors, and every
+    secret/config/network a service names is declared, as with `docker compose config`."""
+    from compose_spec import PyCompose
+
+    text = COMPOSE.read_text(encoding="utf-8")
+    parsed = PyCompose.from_yaml(yaml.safe_dump(compose))
+    parsed.validate()
+    assert sorted(parsed.service_names()) == sorted(compose["services"])
+    # and it does catch what docker would refuse
+    for bad, why in ((text.replace("healthcheck:", "healthchek:", 1), "extension key"),
+                     (text.replace("restart: unless-stopped", "restart: sometimes", 1), "unknown variant"),
+                     (text.replace("interval: 15s", "interval: fifteen", 1), "duration")):
+        with pytest.raises(Exception, match=why):
+            PyCompose.from_yaml(bad).validate()
+    with pytest.raises(Exception, match="not defined in the top-level `secrets`"):
+        PyCompose.from_yaml(text.replace("[turn_secret]", "[turn_secrt]", 1)).validate()
+
+
 def test_top_level_and_required_variable(compose: dict[str, Any]) -> None:
     assert set(compose) <= TOP_LEVEL, set(compose) - TOP_LEVEL
     with pytest.raises(InterpolationError, match="PUBLIC_IP"):
