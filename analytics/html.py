@@ -6,16 +6,10 @@ import html
 from pathlib import Path
 from typing import Any
 
-from analytics import charts
-from analytics.canvas import Scene
+from analytics.charts import CHART_NAMES, Chart, render_charts
 
-CHART_FILES = {
-    "st_curve": "st_curve.png",
-    "rt_ch": "rt_ch.png",
-    "timeline": "timeline.png",
-    "participation": "participation.png",
-    "st_codes": "st_codes.png",
-}
+CHART_FILES = {name: f"{name}.png" for name in CHART_NAMES}
+"""PNG files of the charts; each has an ``.svg`` twin of the same name."""
 
 MODE_TEXT = {
     "lecture": (
@@ -45,21 +39,12 @@ MODE_TEXT = {
 }
 
 
-def scenes(report: dict[str, Any]) -> dict[str, Scene]:
-    thresholds = report.get("thresholds", {})
-    return {
-        "st_curve": charts.st_curve(report),
-        "rt_ch": charts.rt_ch(report, thresholds),
-        "timeline": charts.timeline(report),
-        "participation": charts.participation(report),
-        "st_codes": charts.st_codes(report),
-    }
-
-
-def write_charts(report: dict[str, Any], out_dir: Path) -> dict[str, Scene]:
-    built = scenes(report)
-    for name, scene in built.items():
-        (out_dir / CHART_FILES[name]).write_bytes(scene.to_png())
+def write_charts(report: dict[str, Any], out_dir: Path) -> dict[str, Chart]:
+    built = render_charts(report)
+    for name, chart in built.items():
+        png = out_dir / CHART_FILES[name]
+        png.write_bytes(chart.png)
+        png.with_suffix(".svg").write_text(chart.svg, encoding="utf-8")
     return built
 
 
@@ -73,7 +58,7 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def render_html(report: dict[str, Any], built: dict[str, Scene]) -> str:
+def render_html(report: dict[str, Any], built: dict[str, Chart]) -> str:
     e = html.escape
     st = report["st"]
     talk = report["talk"]
@@ -93,15 +78,26 @@ def render_html(report: dict[str, Any], built: dict[str, Scene]) -> str:
             f"<td>{p.get('hand_raises', 0)}</td><td>{p.get('floor_grants', 0)}</td>"
             f"<td>{_fmt_s(p.get('floor_s', 0))}</td>"
             f"<td>{'—' if wait is None else _fmt_s(wait)}</td>"
+            f"<td>{_fmt_s(p.get('heard_s', p.get('student_talk_s', 0)))}</td>"
             "</tr>"
         )
+    unheard = [names.get(c, c) for c in fairness.get("spoke_but_not_heard", [])]
     if never:
         fair = (
-            f"<p class='warn'>以下远端教室整节课没有学生发言 / These remote classrooms were never "
-            f"heard: <b>{e('、'.join(never))}</b></p>"
+            "<p class='warn'>以下远端教室的学生发言从未传给其他教室（没有获得发言权，或被静音）"
+            " / These remote classrooms were never heard (their students' speech was never forwarded"
+            f" to the lesson: no floor, or muted): <b>{e('、'.join(never))}</b></p>"
         )
+        if unheard:
+            fair += (
+                "<p class='warn'>其中这些教室有学生说话，但没有人听到 / Of these, students spoke in"
+                f" <b>{e('、'.join(unheard))}</b>, but nobody heard them.</p>"
+            )
     elif fairness.get("remote_classrooms"):
-        fair = "<p class='ok'>每个远端教室都有学生发言 / Every remote classroom was heard.</p>"
+        fair = (
+            "<p class='ok'>每个远端教室都获得了发言权，学生发言被大家听到 / Every remote classroom held"
+            " the floor and was heard (its students' speech was forwarded to the lesson).</p>"
+        )
     else:
         fair = "<p>本课没有远端教室 / No remote classroom in this lesson.</p>"
     warnings = report.get("warnings", [])
@@ -127,6 +123,7 @@ h1 {{ font-size: 24px; margin-bottom: 4px; }} h2 {{ font-size: 19px; margin-top:
 .t {{ color: #e4572e; }} .s {{ color: #2e86ab; }} .n {{ color: #888; }}
 .charts {{ display: flex; gap: 10px; flex-wrap: wrap; }}
 svg.chart {{ max-width: 100%; height: auto; }}
+.wide {{ overflow-x: auto; max-width: 100%; }} .wide svg.chart {{ min-width: 640px; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: 4px 10px; }}
 th {{ background: #f4f4f4; }} .warn {{ color: #c3423f; }} .ok {{ color: #3bb273; }}
 .help {{ color: #555; font-size: 14px; }}
@@ -157,21 +154,25 @@ how often talk switched</div>
 Every {st["interval_s"]:g}-second window is T if the teacher spoke at least half of it, otherwise S.
 The curve goes right while the teacher talks and up while students are active; the dot on the right
 chart is this lesson.</p>
-<div class="charts">{built["st_curve"].to_svg()}{built["rt_ch"].to_svg()}</div>
-{built["st_codes"].to_svg()}
+<div class="charts">{built["st_curve"].svg}{built["rt_ch"].svg}</div>
+<div class="wide">{built["st_codes"].svg}</div>
 
 <h2>谁在什么时候说话 Who spoke when</h2>
 <p class="help">红色是教师，蓝色是各教室的学生；竖线标记举手、准许发言等互动。<br>
 Red is the teacher, blue the students of each classroom; the vertical marks are hand raises,
 floor grants and other interactions.</p>
-{built["timeline"].to_svg()}
+<div class="wide">{built["timeline"].svg}</div>
 
 <h2>各教室参与 Participation</h2>
-{built["participation"].to_svg()}
-<table><tr><th>教室 Classroom</th><th>角色 Role</th><th>学生发言 Student talk</th>
+<div class="wide">{built["participation"].svg}</div>
+<div class="wide"><table><tr><th>教室 Classroom</th><th>角色 Role</th><th>学生发言 Student talk</th>
 <th>发言次数 Turns</th><th>举手 Hands raised</th><th>准许发言 Floor grants</th>
-<th>持有发言权 Floor held</th><th>举手到准许 Hand→floor wait</th></tr>
-{"".join(rows)}</table>
+<th>持有发言权 Floor held</th><th>举手到准许 Hand→floor wait</th>
+<th>被听到 Heard</th></tr>
+{"".join(rows)}</table></div>
+<p class="help">被听到：学生发言中传给其他教室的部分（远端教室只有在获得发言权且未被静音时才被转发）。<br>
+Heard: the students' talk that was forwarded to the lesson (a remote classroom is forwarded only
+while it holds the floor and is not muted).</p>
 <h2>公平性 Fairness</h2>
 {fair}
 {warn_html}

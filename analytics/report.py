@@ -20,7 +20,7 @@ from analytics.audio import RATE, DecodedTrack, decode_track, probe_duration_ms
 from analytics.config import AnalysisConfig, load_config
 from analytics.errors import AnalysisError
 from analytics.manifest import Manifest, Track, load_manifest
-from analytics.participation import ClassroomStats, count_turns, floor_stats
+from analytics.participation import ClassroomStats, audible_intervals, count_turns, floor_stats
 from analytics.progress import Progress
 from analytics.vad import TrackFrames, detect, runs, smooth
 
@@ -119,13 +119,29 @@ def build_report(
             stats[tf.classroom_id].has_audio = True
     floor_stats(stats, manifest.events, duration_s)
 
+    # "Heard" = the students' speech reached the others: a remote classroom's audio is forwarded
+    # only while it holds the floor, unmuted and connected; the lead classroom's always is.
     remote = [r for r in manifest.classrooms if r.role == "remote"]
-    never = [r.id for r in remote if stats[r.id].student_talk_s < config.participation.never_heard_s]
+    audible = audible_intervals(manifest.events, [r.id for r in remote], duration_s)
+    for cid, mask in per_room.items():
+        room_stats = stats[cid]
+        if cid in audible:
+            forwarded = np.zeros(n_frames, dtype=bool)
+            for start, end in audible[cid]:
+                forwarded[int(start / frame_s) : int(math.ceil(end / frame_s))] = True
+            room_stats.audible_s = float(forwarded.sum()) * frame_s
+            room_stats.heard_s = float((mask & forwarded).sum()) * frame_s
+        else:
+            room_stats.audible_s = duration_s
+            room_stats.heard_s = room_stats.student_talk_s
+    threshold = config.participation.never_heard_s
+    never = [r.id for r in remote if stats[r.id].heard_s < threshold]
     total_student = sum(s.student_talk_s for s in stats.values())
     fairness = {
         "remote_classrooms": [r.id for r in remote],
         "never_heard": never,
         "never_heard_without_audio": [r for r in never if not stats[r].has_audio],
+        "spoke_but_not_heard": [r for r in never if stats[r].student_talk_s >= threshold],
         "never_granted_floor": [r.id for r in remote if stats[r.id].floor_grants == 0],
         "student_talk_share": {
             cid: round(s.student_talk_s / total_student, 4) if total_student > 0 else 0.0 for cid, s in stats.items()

@@ -1,16 +1,14 @@
-"""Small pure-function tests: S-T coding, floor statistics, config, PNG writer, CLI, bench."""
+"""Small pure-function tests: S-T coding, floor statistics, config, CLI, bench."""
 
 from __future__ import annotations
 
 import json
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analytics.canvas import Scene, Text, encode_png
 from analytics.config import StConfig, load_config
 from analytics.errors import AnalysisError
 from analytics.manifest import Event
@@ -99,21 +97,6 @@ def _png_size(data: bytes) -> tuple[int, int]:
     length, tag = struct.unpack(">I4s", data[8:16])
     assert tag == b"IHDR"
     return struct.unpack(">II", data[16:24])
-
-
-def test_png_writer_round_trip() -> None:
-    img = np.zeros((3, 4, 3), dtype=np.uint8)
-    img[1, 2] = (255, 0, 10)
-    data = encode_png(img)
-    assert _png_size(data) == (4, 3)
-    idat = data[data.index(b"IDAT") + 4 :]
-    raw = zlib.decompressobj().decompress(idat)
-    rows = np.frombuffer(raw[: 3 * 13], dtype=np.uint8).reshape(3, 13)
-    assert rows[1, 1 + 2 * 3 : 1 + 3 * 3].tolist() == [255, 0, 10]
-    scene = Scene(50, 20, [Text(2, 15, "教师 Teacher 42%", 12)])
-    png = scene.to_png()
-    assert _png_size(png) == (50, 20)
-    assert "教师 Teacher 42%" in scene.to_svg()
 
 
 def test_cli_writes_report(lecture: Lesson, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
