@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,9 +78,20 @@ def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
     return pc
 
 
+# Remote ICE candidates accepted per peer connection (trickled, one `ice` message each): aioice
+# pairs every one with every local candidate and re-sorts its check list, so an endless stream
+# of them costs more and more of the event loop. A browser sends a handful.
+MAX_REMOTE_CANDIDATES = 64
+_candidates: weakref.WeakKeyDictionary[RTCPeerConnection, int] = weakref.WeakKeyDictionary()
+
+
 async def _add_candidate(pc: RTCPeerConnection, candidate: dict[str, Any] | None) -> None:
     if candidate is None or not candidate.get("candidate"):
         return  # end of candidates: aiortc needs nothing
+    count = _candidates.get(pc, 0) + 1
+    if count > MAX_REMOTE_CANDIDATES:
+        raise SdpError(f"too many ICE candidates: at most {MAX_REMOTE_CANDIDATES} per connection")
+    _candidates[pc] = count
     text = str(candidate["candidate"])
     if text.startswith("candidate:"):
         text = text[len("candidate:") :]

@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc.sdp import SessionDescription
 
 from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
+from sfu.sdpshape import SdpShapeError, check_sdp_shape
 from sfu.stats import SIGNALING
 from sfu.uptrack import UpTrack
 from signaling import logcontext, permissions
@@ -81,6 +82,15 @@ class ClassroomSocket(web.WebSocketResponse):
             except (ConnectionError, RuntimeError):
                 pass
         return await super().close(code=code, message=message, drain=drain)
+
+
+def bounded(sdp: str) -> None:
+    """``sdp_invalid`` before anything parses SDP beyond the bounds of sfu/sdpshape.py (one
+    32 KB offer took aiortc's parser 3.2 s of the event loop)."""
+    try:
+        check_sdp_shape(sdp)
+    except SdpShapeError as exc:
+        raise SdpError(str(exc)) from None
 
 
 class Session:
@@ -213,6 +223,7 @@ class Session:
         elif m.type == "subscribe_answer":
             if p.subscriber is None:
                 raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
+            bounded(m.data["sdp"])
             try:
                 await asyncio.wait_for(p.subscriber.on_answer(m.data["sdp"]), NEGOTIATION_TIMEOUT_S)
             except TimeoutError:
@@ -329,6 +340,7 @@ class Session:
         permissions.check(p.role, "publish")
         sdp = m.data["sdp"]
         sources: dict[str, str] = m.data.get("sources") or {}
+        bounded(sdp)
         try:
             parsed = SessionDescription.parse(sdp)
         except Exception as exc:  # aiortc's parser raises assorted errors on garbage
