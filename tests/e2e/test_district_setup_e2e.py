@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -203,6 +204,11 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     assert await page.locator("#print-sheet img.qr").count() == 3  # lead + two remotes
     await page.emulate_media(media="print")
     assert await page.is_visible("#print-sheet") and await page.is_hidden("#app")
+    # the printed QR code of the remote classroom decodes (zbarimg) to the very link copied
+    qr_png = tmp_path / "qr.png"
+    await page.locator("#print-sheet .sheet-item", has_text="三年级").locator("img.qr").screenshot(path=str(qr_png))
+    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(qr_png)], capture_output=True, text=True, timeout=30)
+    assert decoded.stdout.strip() == copied, decoded
     await page.emulate_media(media="screen")
 
     # (1) the copied token: refused now, accepted when the lesson opens
