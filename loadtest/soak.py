@@ -190,12 +190,18 @@ async def soak(minutes: float, lessons: int = 2, remotes: int = 3, seed: int = 1
         await asyncio.gather(*(s.run_lesson(warm, remotes, (10, 20)) for _ in range(lessons)))
         baseline = await quiet(srv, t0)
         samples.append(baseline)
+        print(f"soak: baseline after warm-up: {figures(baseline)}", file=sys.stderr, flush=True)
         until = time.monotonic() + minutes * 60
 
         async def sampler() -> None:
+            last_print = time.monotonic()
             while True:
                 await asyncio.sleep(sample_every_s)
                 samples.append(sample(srv, t0))
+                if time.monotonic() - last_print >= 60:  # a long soak shows its trend as it goes
+                    last_print = time.monotonic()
+                    print(f"soak: {samples[-1].t_s:.0f} s: {figures(samples[-1], baseline)}", file=sys.stderr,
+                          flush=True)
 
         task = asyncio.get_running_loop().create_task(sampler())
         try:
@@ -222,6 +228,12 @@ async def soak(minutes: float, lessons: int = 2, remotes: int = 3, seed: int = 1
             srv.stop()
 
 
+def figures(x: Sample, baseline: Sample | None = None) -> str:
+    growth = f" ({100 * (x.rss_kib - baseline.rss_kib) / max(1, baseline.rss_kib):+.1f} %)" if baseline else ""
+    return (f"RSS {x.rss_kib} KiB{growth}, {x.fds} fds, {x.tasks} asyncio tasks, {x.lessons} lessons, "
+            f"{x.classrooms} classrooms")
+
+
 def table(r: SoakResult) -> str:
     rows = [("RSS (KiB)", r.baseline.rss_kib, r.end.rss_kib), ("open fds", r.baseline.fds, r.end.fds),
             ("asyncio tasks", r.baseline.tasks, r.end.tasks), ("live lessons", r.baseline.lessons, r.end.lessons),
@@ -232,6 +244,8 @@ def table(r: SoakResult) -> str:
     out.append(f"RSS growth {growth:+.1f} % (peak {r.peak_rss_kib} KiB); {r.lessons_run} lessons, {r.joins} joins, "
                f"{r.reconnects} reconnects, {r.hands} hand raises/lowers, {r.bot_errors} refusals/bot errors")
     out.append("checks: " + ", ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in r.checks.items()))
+    out.append(f"soak {'PASSED' if r.passed else 'FAILED'} (RSS growth <= {RSS_GROWTH_LIMIT:.0%} after warm-up; "
+               "fds, asyncio tasks and lessons back to baseline)")
     return "\n".join(out)
 
 
