@@ -639,10 +639,9 @@ class ScheduleApi:
             raise bad_request("invalid_field", "dry_run must be 1 or 0", field="dry_run", reason="bool")
         dry_run = raw in ("1", "true")
         data = await read_body(request, self.body_timeout_s)
-        schools = {s.id: s.name for s in self.store.list_schools(admin.bureau_id)}
-        rooms = {(schools.get(c.school_id, ""), c.name) for c in self.store.list_classrooms(admin.bureau_id)}
+        rooms, schools = self.store.classroom_names(admin.bureau_id)
         try:
-            plan = parse_classrooms_csv(data, rooms, set(schools.values()))
+            plan = parse_classrooms_csv(data, rooms, schools)
         except CsvFileError as exc:
             raise bad_request(exc.code, exc.message, message_zh=exc.message_zh) from None
         created_schools: list[School] = []

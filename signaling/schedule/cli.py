@@ -3,6 +3,10 @@
 ``python -m signaling.schedule.cli create-admin --data-dir DIR --bureau NAME [--name NAME]``
 creates the bureau if needed and prints the new administrator's API key (shown only once).
 ``list-bureaus`` lists bureaus with their ids; ``revoke-admin ADMIN_ID`` disables a key.
+``import-classrooms --bureau NAME FILE [--dry-run]`` imports a district's schools and classrooms
+from a CSV file (the format of ``POST /api/import/classrooms``, docs/api.md): every bad row is
+printed with its row number, field and reason (zh and en) and skipped; exit status 1 when a row
+was bad, 2 when the file is unusable.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .csv_import import CsvFileError, parse_classrooms_csv
 from .store import DEFAULT_TIMEZONE, ScheduleStore
 from .timing import valid_zone
 
@@ -40,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list-bureaus", help="list bureaus")
     revoke = sub.add_parser("revoke-admin", help="disable an administrator's key")
     revoke.add_argument("admin_id")
+    imp = sub.add_parser("import-classrooms", help="import schools and classrooms from a CSV file")
+    imp.add_argument("--bureau", required=True, help="bureau name")
+    imp.add_argument("--dry-run", action="store_true", help="only check the file: create nothing")
+    imp.add_argument("file", type=Path, help="CSV (UTF-8, header school,classroom,role[,kind])")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
     store = ScheduleStore.open(Path(args.data_dir))
@@ -57,9 +66,41 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"no active administrator {args.admin_id!r}", file=sys.stderr)
                 return 1
             print(f"revoked {args.admin_id}: its key is refused from now on, also by a running server")
+        elif args.command == "import-classrooms":
+            return import_classrooms(store, args.bureau, args.file, args.dry_run)
     finally:
         store.close()
     return 0
+
+
+def import_classrooms(store: ScheduleStore, bureau_name: str, path: Path, dry_run: bool) -> int:
+    bureau = store.bureau_by_name(bureau_name)
+    if bureau is None:
+        print(f"no bureau named {bureau_name!r} (list-bureaus lists them)", file=sys.stderr)
+        return 2
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    rooms, schools = store.classroom_names(bureau.id)
+    try:
+        plan = parse_classrooms_csv(data, rooms, schools)
+    except CsvFileError as exc:
+        print(f"{path}: {exc.message_zh} / {exc.message}", file=sys.stderr)
+        return 2
+    for e in plan.errors:
+        print(f"{path}:{e.row}: {e.field}: {e.message_zh} / {e.message}", file=sys.stderr)
+    if dry_run:
+        print(f"dry run: {len(plan.rows)} rows OK, {len(plan.bad_rows)} bad rows; new schools: {len(plan.new_schools)}")
+    elif plan.rows:
+        new_schools, new_rooms = store.import_classrooms(
+            bureau.id, [(r.school, r.classroom, r.lead_capable, r.kind) for r in plan.rows]
+        )
+        print(f"imported {len(new_rooms)} classrooms, {len(new_schools)} new schools; {len(plan.bad_rows)} bad rows")
+    else:
+        print(f"nothing imported; {len(plan.bad_rows)} bad rows")
+    return 1 if plan.errors else 0
 
 
 if __name__ == "__main__":

@@ -527,6 +527,12 @@ class ScheduleStore:
                 rooms.append(room)
         return schools_new, rooms
 
+    def classroom_names(self, bureau_id: str) -> tuple[set[tuple[str, str]], set[str]]:
+        """The bureau's (school name, classroom name) pairs and school names (for an import)."""
+        schools = {s.id: s.name for s in self.list_schools(bureau_id)}
+        rooms = {(schools.get(c.school_id, ""), c.name) for c in self.list_classrooms(bureau_id)}
+        return rooms, set(schools.values())
+
     def update_school(self, bureau_id: str, school_id: str, name: str) -> School:
         if self.get_school(bureau_id, school_id) is None:
             raise not_found("school")
