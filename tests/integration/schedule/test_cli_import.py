@@ -24,7 +24,8 @@ def test_import_classrooms_dry_run_then_import(tmp_path: Path, capsys: pytest.Ca
         assert store.list_classrooms(bureau.id) == []
     finally:
         store.close()
-    assert main(["--data-dir", data, "import-classrooms", "--bureau", "某县教育局", str(csv)]) == 1
+    # --data-dir after the command works too (as the README writes it)
+    assert main(["import-classrooms", "--data-dir", data, "--bureau", "某县教育局", str(csv)]) == 1
     assert "imported 2 classrooms, 1 new schools" in capsys.readouterr().out
     store = ScheduleStore.open(Path(data))
     try:
