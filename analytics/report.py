@@ -317,7 +317,13 @@ def write_outputs(report: dict[str, Any], out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-        charts = write_charts(report, out_dir)
+        try:
+            charts = write_charts(report, out_dir)
+        except ImportError as exc:  # an install from before the charts needed matplotlib
+            raise AnalysisError(
+                f"cannot draw the charts ({exc}); report.json is written. Install the project's dependencies "
+                "again (pip install -e . in its virtualenv, or ./classroom.sh)"
+            ) from None
         (out_dir / "report.html").write_text(render_html(report, charts), encoding="utf-8")
     except OSError as exc:
         raise AnalysisError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None

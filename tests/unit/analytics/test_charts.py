@@ -4,6 +4,7 @@ the region labels, SVG fit for inlining, the fallback without a CJK font, lazy i
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -235,3 +236,32 @@ def test_matplotlib_is_imported_only_to_draw() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_without_matplotlib_a_clear_error_and_report_json(tmp_path: Path) -> None:
+    """An install made before the charts needed matplotlib: report.json is still written and the
+    error says what to do (no traceback)."""
+    code = (
+        "import json, sys\n"
+        "sys.modules['matplotlib'] = None  # as if it were not installed: importing it fails\n"
+        "from pathlib import Path\n"
+        "from analytics.errors import AnalysisError\n"
+        "from analytics.report import write_outputs\n"
+        "report = json.loads(sys.argv[1])\n"
+        "try:\n"
+        "    write_outputs(report, Path(sys.argv[2]))\n"
+        "except AnalysisError as exc:\n"
+        "    print(exc)\n"
+    )
+    report = {**sample_report(), "lesson_id": "x", "talk": {}, "warnings": []}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(report), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "cannot draw the charts" in out.stdout and "pip install -e ." in out.stdout, out
+    assert (tmp_path / "report.json").exists() and not (tmp_path / "report.html").exists()
