@@ -236,7 +236,7 @@ def _wire_recording(server: Server, store: Any) -> None:
 
     catalogue = RecordingCatalogue(
         service, config.data_path, policy.retention_days,
-        active=lambda: {safe_name(lesson) for lesson in coordinator.recording},
+        active=lambda: {safe_name(lesson) for lesson in tuple(coordinator.recording)},  # read from a thread
     )
 
     class Source:

@@ -31,6 +31,10 @@ function card() {
         " 新课程默认录制 Record new lessons by default"),
       el("span", { id: "rec-policy", class: "muted" })),
     el("p", { id: "rec-guard", class: "form-error hidden", role: "alert" }),
+    el("p", { class: "rooms" },
+      el("label", { class: "inline" }, "课程 Lesson ",
+        el("select", { id: "recordings-lesson", onchange: () => render() },
+          el("option", { value: "", text: "全部 All lessons" })))),
     el("ul", { id: "recordings", class: "today" }),
     el("p", { id: "recordings-empty", class: "muted hidden",
       text: "还没有录像 No recordings yet: a recorded lesson appears here when it has begun." }));
@@ -57,6 +61,30 @@ function row(r) {
 }
 
 let settings = null;
+let all = [];
+const lessonKey = (r) => r.schedule_lesson_id || r.lesson_id;
+
+// One line per recording (per occurrence), newest first; the select narrows it to one lesson
+// (every week of a weekly lesson).
+function render() {
+  const select = $("recordings-lesson");
+  const chosen = select.value;
+  const lessons = new Map();
+  for (const r of all) if (!lessons.has(lessonKey(r))) lessons.set(lessonKey(r), r.title);
+  select.replaceChildren(el("option", { value: "", text: "全部 All lessons" }),
+    ...[...lessons].map(([id, title]) => el("option", { value: id, text: `${title} (${id})` })));
+  select.value = lessons.has(chosen) ? chosen : "";
+  const shown = all.filter((r) => !select.value || lessonKey(r) === select.value);
+  $("recordings").replaceChildren(...shown.map(row));
+  $("recordings-empty").classList.toggle("hidden", shown.length > 0);
+}
+
+// Show one lesson's recordings (e.g. from the lesson editor or a link).
+export function showLessonRecordings(lessonId) {
+  $("recordings-lesson").value = lessonId;
+  render();
+  $("recordings-card").scrollIntoView();
+}
 
 function showSettings(s) {
   settings = s;
@@ -90,9 +118,9 @@ async function setDefault(box) {
 export async function refreshRecordings() {
   const [s, list] = await Promise.all([api("GET", "/api/settings/recording"), api("GET", "/api/recordings")]);
   showSettings(s);
-  $("recordings").replaceChildren(...list.recordings.map(row));
-  $("recordings-empty").classList.toggle("hidden", list.recordings.length > 0);
-  window.bureauRecordings = list.recordings; // for tests and debugging
+  all = list.recordings;
+  render();
+  window.bureauRecordings = all; // for tests and debugging
 }
 
 export function initRecordings() {

@@ -16,6 +16,7 @@ analysis ran, ``report_url``: signed, valid for an hour.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -52,8 +53,6 @@ def describe(entry: dict[str, Any], store: ScheduleStore, admin: Admin) -> dict[
         return None
     day = parsed[1]
     if day is None:  # a one-off lesson: its date in the bureau's zone
-        from datetime import datetime
-
         day = datetime.fromtimestamp(lesson.start, store.tz(admin.bureau_id)).date()
     return {**entry, "schedule_lesson_id": lesson.id, "occurrence_id": entry["lesson_id"],
             "date": day.isoformat(), "subject": lesson.subject}

@@ -91,6 +91,8 @@ async def test_bureau_page_lists_a_default_recorded_lesson(recording_server: Ser
     await row.wait_for(timeout=15000)
     assert "录像课 Recorded" in await row.inner_text()
     assert await page.is_checked("#rec-default")
+    await page.select_option("#recordings-lesson", lesson["id"])  # one lesson's recordings
+    assert await page.locator("#recordings li").count() == 1
     assert await row.locator("a.report-link").count() == 1
     href = await row.locator("a.playback-link").get_attribute("href")
     assert href and href.startswith("/playback.html?manifest=")
