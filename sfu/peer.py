@@ -216,6 +216,9 @@ class PublisherPeer:
         publisher's uplink sends a lower REMB at once, not with the next report."""
         self.arrival.on_packet(abs_send_time, arrival_ms, size)
         if self.arrival.update(arrival_ms):
+            log.info("publisher %s: uplink queue %.0f ms, REMB down to %.0f kbit/s (arriving %.0f)",
+                     self.participant_id, self.arrival.queue_ms, self.arrival.estimate_bps / 1000,
+                     self.arrival.incoming_bps(arrival_ms) / 1000)
             self._send_remb(time.monotonic())
 
     def remb_estimate(self, now: float) -> float:

@@ -33,7 +33,9 @@ class ArrivalConfig:
     max_bps: float = 2_500_000.0
     recent_ms: int = 150  # the queue is measured over this window
     baseline_s: int = 15  # the empty-queue delay: the smallest over this many seconds
-    overuse_ms: float = 30.0  # a queue above this (and not draining) is overuse
+    overuse_ms: float = 40.0  # a queue above this (and not draining) is overuse...
+    overuse_windows: int = 3  # ...for this many windows in a row (a lagging event loop is not)
+    burst_ratio: float = 0.5  # a window read faster than this × how it was sent: a stall
     backoff: float = 0.85  # on overuse: this × the arrival rate
     growth: float = 1.08  # per second while the queue stays short
     headroom: float = 1.5  # the estimate stays within this × the arrival rate (+ 50 kbit/s)
@@ -61,6 +63,11 @@ class ArrivalEstimator:
         self._first_ms = -1
         self._last_decrease_ms = -10**9
         self._previous_queue = 0.0
+        self._over = 0  # windows in a row above overuse_ms
+        # send/arrival span of the current window (ms): a burst read after the event loop
+        # stalled arrives much faster than it was sent, and is not the line's queue
+        self._win_send0 = self._win_arr0 = self._win_send1 = self._win_arr1 = -1.0
+        self.stalls = 0
 
     def set_max(self, bps: float) -> None:
         """The most we ever tell the publisher (``media.remb_bitrate``); before the first
@@ -83,6 +90,9 @@ class ArrivalEstimator:
             self._send_ms += delta / _UNITS_PER_MS
         self._last_raw = raw
         owd = arrival_ms - self._send_ms
+        if self._win_send0 < 0:
+            self._win_send0, self._win_arr0 = self._send_ms, float(arrival_ms)
+        self._win_send1, self._win_arr1 = self._send_ms, float(arrival_ms)
         if owd < self._recent_min:
             self._recent_min = owd
         second = arrival_ms // 1000
@@ -119,6 +129,9 @@ class ArrivalEstimator:
         elapsed = (now_ms - self._last_update_ms) / 1000.0 if self._last_update_ms >= 0 else 0.0
         self._last_update_ms = now_ms
         recent, self._recent_min = self._recent_min, float("inf")
+        send_span = self._win_send1 - self._win_send0
+        arrival_span = self._win_arr1 - self._win_arr0
+        self._win_send0 = -1.0
         if recent == float("inf"):
             return False  # nothing arrived: hold
         baseline = min(min(self._minima, default=recent), self._second_min, recent)
@@ -126,7 +139,14 @@ class ArrivalEstimator:
         draining = self.queue_ms < self._previous_queue - 5.0
         self._previous_queue = self.queue_ms
         incoming = self.incoming_bps(now_ms)
-        self.overuse = self.queue_ms > c.overuse_ms and not draining
+        stalled = send_span > 20.0 and arrival_span < c.burst_ratio * send_span
+        if stalled:
+            self.stalls += 1
+        if self.queue_ms > c.overuse_ms and not draining and not stalled:
+            self._over += 1
+        elif not stalled:
+            self._over = 0
+        self.overuse = self._over >= c.overuse_windows
         if self.overuse:
             if now_ms - self._last_decrease_ms >= c.decrease_interval_ms and incoming > 0:
                 target = max(c.min_bps, c.backoff * incoming)

@@ -110,3 +110,21 @@ def test_set_max_caps_and_lifts_before_the_first_overuse() -> None:
     assert est.estimate_bps == 1_000_000
     est.set_max(3_000_000)
     assert est.estimate_bps == 3_000_000
+
+
+def test_event_loop_stalls_are_not_a_queue() -> None:
+    """The server's loop stalls 100 ms now and then: the packets sent meanwhile are read in a
+    burst with a high delay, but no queue builds on the line."""
+    est = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
+    t = 0.0
+    stall_until = -1.0
+    for i in range(30_000):  # 30 s at 1000 packets/s
+        t = i * 1.0
+        if i % 700 == 0:
+            stall_until = t + 100.0  # every 0.7 s
+        arrival = t + 20.0
+        if t < stall_until:  # read in a burst when the loop comes back
+            arrival = stall_until + 20.0 + (t - (stall_until - 100.0)) * 0.01
+        est.on_packet(abs_send_time(t), int(arrival), PACKET)
+        est.update(int(arrival))
+    assert est.decreases == 0
