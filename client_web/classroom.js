@@ -172,6 +172,7 @@ export class ClassroomClient extends EventTarget {
     for (const [track, source] of sources) {
       const t = pc.addTransceiver(track, { direction: "sendonly", streams: [stream], ...encodingsFor(track, source) });
       if (track.kind === "audio") preferRed(t);
+      else preferVideoCodec(t);
       transceivers.push([t, source]);
     }
     const offer = await pc.createOffer();
@@ -227,11 +228,12 @@ export class ClassroomClient extends EventTarget {
       const report = await pc.getStats();
       report.forEach((s) => {
         if ((s.type === "inbound-rtp" && name === "inbound") || (s.type === "outbound-rtp" && name === "outbound")) {
-          out[name][s.mid || s.id] = {
+          // a simulcast sender has one outbound-rtp per layer, all on the same mid
+          out[name][s.rid ? `${s.mid}:${s.rid}` : (s.mid || s.id)] = {
             kind: s.kind, packets: s.packetsReceived ?? s.packetsSent, bytes: s.bytesReceived ?? s.bytesSent,
             framesDecoded: s.framesDecoded, frameWidth: s.frameWidth, audioLevel: s.audioLevel,
             packetsLost: s.packetsLost, nackCount: s.nackCount, jitter: s.jitter,
-            codec: report.get(s.codecId)?.mimeType, concealedSamples: s.concealedSamples,
+            codec: report.get(s.codecId)?.mimeType, rid: s.rid, concealedSamples: s.concealedSamples,
             totalSamplesReceived: s.totalSamplesReceived,
           };
         }
@@ -335,6 +337,23 @@ function preferRed(transceiver) {
       : [...codecs.filter(isRed), ...codecs.filter((c) => !isRed(c))]);
   } catch (err) {
     console.warn("RED preference not applied", err);
+  }
+}
+
+// ?codec=h264 publishes H.264 (simulcast too) instead of VP8, e.g. to check what room hardware
+// that only has H.264 will look like; the server forwards whichever the publisher sends.
+function preferVideoCodec(transceiver) {
+  const want = new URLSearchParams(location.search).get("codec");
+  if (!want || !transceiver.setCodecPreferences || !window.RTCRtpSender?.getCapabilities) return;
+  const codecs = RTCRtpSender.getCapabilities("video")?.codecs || [];
+  const mime = `video/${want}`.toLowerCase();
+  const first = codecs.filter((c) => c.mimeType.toLowerCase() === mime);
+  if (!first.length) return;
+  const helpers = codecs.filter((c) => ["video/rtx", "video/red", "video/ulpfec"].includes(c.mimeType.toLowerCase()));
+  try {
+    transceiver.setCodecPreferences([...first, ...helpers]);
+  } catch (err) {
+    console.warn("codec preference not applied", err);
   }
 }
 
