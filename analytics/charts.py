@@ -337,8 +337,8 @@ def timeline(report: dict[str, Any], label: Labels) -> Figure:
             continue
         for ev in events_by_room.get(cid, []):
             etype = ev["type"]
-            if etype not in EVENT_COLORS:
-                continue
+            if etype not in EVENT_COLORS or (etype == "hand_lowered" and ev.get("reason") == "granted"):
+                continue  # (a hand the grant lowered: the floor_granted mark at the same time says it)
             used.add(etype)
             t = float(ev["t_s"])
             ax.plot([t, t], [y - 0.42, y + 0.42], color=EVENT_COLORS[etype], linewidth=2, zorder=3)

@@ -190,7 +190,13 @@ def build_report(
         },
         "classrooms": [{"id": r.id, "role": r.role, "name": r.name} for r in manifest.classrooms],
         "events": [
-            {"t_s": round(e.t_ms / 1000, 3), "type": e.type, "classroom_id": e.classroom_id} for e in manifest.events
+            {
+                "t_s": round(e.t_ms / 1000, 3),
+                "type": e.type,
+                "classroom_id": e.classroom_id,
+                **({"reason": e.data["reason"]} if isinstance(e.data.get("reason"), str) else {}),
+            }
+            for e in manifest.events
         ],
         "tracks": track_info,
         "couplings": couplings,

@@ -403,7 +403,12 @@ def scenario(
             room = rooms[k]
             length = rng.uniform(8, 25) if kind == "dialogue" else rng.uniform(4, 20)
             events.append({"t_ms": int((t - 3) * 1000), "type": "hand_raised", "classroom_id": room})
-            events.append({"t_ms": int((t - 1) * 1000), "type": "floor_granted", "classroom_id": room})
+            # as the server logs a grant: the hand it lowers first, in the same millisecond
+            grant_ms = int((t - 1) * 1000)
+            events.append(
+                {"t_ms": grant_ms, "type": "hand_lowered", "classroom_id": room, "by": "lead", "reason": "granted"}
+            )
+            events.append({"t_ms": grant_ms, "type": "floor_granted", "classroom_id": room, "by": "lead"})
             end = min(t + length, duration_s - 1)
             talk[student_tracks[k]].append((t, end))
             events.append({"t_ms": int((end + 0.5) * 1000), "type": "floor_revoked", "classroom_id": room})

@@ -61,6 +61,9 @@ def test_participation_from_events(lecture: Lesson, tmp_path: Path) -> None:
         held = sum(r - g for g, r in zip(grants, revokes, strict=True)) / 1000
         assert part["floor_s"] == pytest.approx(held, abs=0.05)
         assert all(abs(w - 2.0) < 0.01 for w in part["hand_wait_s"])
+        # every hand is granted; the grant's hand_lowered (same millisecond, first) does not hide it
+        assert part["unanswered_hands"] == 0
+        assert len(part["hand_wait_s"]) == part["hand_raises"]
         truth = lecture.truth.get("lead-students" if room == "lead" else f"{room}-students", [])
         assert part["turns"] == len(truth)
 
