@@ -1,41 +1,81 @@
 // Lead classroom (主讲课堂) page: publishes the teacher camera + mic (and the courseware screen
-// on demand), shows that the lesson is live and how many classrooms watch, the hand-raise queue,
-// and a grid of the remote classrooms with grant / revoke / mute / spotlight.
+// on demand), shows that the lesson is live, how long it has run and how many classrooms watch,
+// the hand-raise queue, the expected classrooms that are absent, and a grid of the remote
+// classrooms (hand / mute / floor shown on each tile) with grant / revoke / mute / spotlight;
+// keyboard shortcuts for the floor (the "?" help); "end lesson" for everybody.
 import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor, explainInsecureOrigin, linkText } from "./classroom.js";
+import { t, errorText, applyI18n, langToggle, i18nEvents, clock } from "./i18n.js";
+import { icon, applyIcons } from "./icons.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
 const $ = (id) => document.getElementById(id);
 const client = new ClassroomClient(token);
-// This classroom's link to the lesson's recording (valid for 30 days after the lesson).
-document.getElementById("recording-link").href =
-  `/api/recordings/${encodeURIComponent(claims.lesson_id || "")}/playback?token=${encodeURIComponent(token)}`;
 window.classroom = client;
 let floor = { queue: [], granted: [], spotlight: null, muted: [] };
 let speaking = null;
 let screenTrack = null;
+let live = false;
+let ended = null;          // the lesson_ended message once the lesson is over
+let timerBase = null;      // performance.now() at which the lesson started (server's clock)
+let recorded = false;      // a recorder was in the lesson: the recording link is worth showing
 
-$("title").textContent = `${claims.lesson_title || "课堂 Lesson"} — ${claims.name || ""}`;
+applyI18n();
+applyIcons();
+$("lang-slot").replaceWith(langToggle());
+$("recording-link").href =
+  `/api/recordings/${encodeURIComponent(claims.lesson_id || "")}/playback?token=${encodeURIComponent(token)}`;
+
+function title() {
+  const lesson = client.joined?.lesson_title || claims.lesson_title || t("lesson.default");
+  $("title").textContent = `${lesson} — ${claims.name || t("lead.title")}`;
+  document.title = `${t("lead.title")} · ${lesson}`;
+}
+title();
+
+// A button's text label beside its icon (the label's dictionary key is kept for a language switch).
+function setLabel(button, key) {
+  const txt = button.querySelector(".txt");
+  txt.dataset.i18n = key;
+  txt.textContent = t(key);
+}
 function notice(text) { const n = $("notice"); n.textContent = text; n.classList.toggle("show", !!text); }
-if (!token) notice("缺少加入令牌 No join token in the link.");
+let toastTimer = null;
+function toast(text) {
+  const box = $("toast");
+  box.textContent = text;
+  box.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.classList.remove("show"), 6000);
+}
+if (!token) notice(t("no_token"));
 // On an insecure origin (http:// on a school-network address) there is no camera or microphone:
 // the page says why at the top and still joins (the lesson's state, the hands, the grid).
 const insecure = explainInsecureOrigin("lead");
 
-client.addEventListener("state", (e) => {
-  $("state").textContent = { joined: "已连接 connected", reconnecting: "重连中 reconnecting", connecting: "连接中 connecting" }[e.detail] || e.detail;
-  $("state").className = `badge ${e.detail === "joined" ? "ok" : e.detail === "reconnecting" ? "warn" : ""}`;
-  $("screen").disabled = e.detail !== "joined" || insecure;
-});
+function showState() {
+  const s = ended ? "ended" : client.state;
+  $("state").textContent = t(`state.${s}`) || s;
+  $("state").className = `badge ${s === "joined" ? "ok" : s === "reconnecting" ? "warn" : ""}`;
+  $("screen").disabled = s !== "joined" || insecure;
+  $("end").disabled = s !== "joined";
+}
+client.addEventListener("state", showState);
 client.addEventListener("error", (e) => {
   const m = e.detail;
-  if (m.code && (m.code.startsWith("token") || m.code === "lead_present")) notice(`无法加入 Cannot join: ${m.message}`);
+  if (m.code && (m.code.startsWith("token") || m.code === "lead_present" || m.code === "lesson_unavailable")) {
+    notice(t("cannot_join", { reason: errorText(m) }));
+  } else if (m.code === "replaced") notice(t("replaced"));
   else console.warn("classroom error", m);
 });
 
 client.addEventListener("joined", async (e) => {
   notice("");
-  if (e.detail.floor) showFloor(e.detail.floor);
+  title();
+  const j = e.detail;
+  if (typeof j.elapsed_ms === "number") timerBase = performance.now() - j.elapsed_ms;
+  showRecording(!!j.recording);
+  if (j.floor) showFloor(j.floor);
   if (insecure) { renderGrid(); return; }
   try {
     const stream = window.localStream || await navigator.mediaDevices.getUserMedia({
@@ -44,30 +84,44 @@ client.addEventListener("joined", async (e) => {
     window.localStream = stream;
     $("self").srcObject = stream;
     if (!client.publishing) {
-      const sources = new Map(stream.getTracks().map((t) => [t, "teacher"]));
+      const sources = new Map(stream.getTracks().map((tr) => [tr, "teacher"]));
       await client.publish(stream, sources);
     }
   } catch (err) {
-    notice(`无法打开摄像头/麦克风 Camera/mic unavailable: ${err.message}`);
+    notice(t("camera_unavailable", { reason: err.message }));
   }
   renderGrid();
   offerStudentsDevices().catch(() => {});
 });
 
-client.addEventListener("published", () => {
-  $("live").textContent = "● 直播中 LIVE";
-  $("live").className = "badge live";
-});
-client.addEventListener("audience", (e) => {
-  $("viewers").textContent = `${e.detail.viewers} 个课堂在看 classrooms watching`;
-});
+client.addEventListener("published", () => { live = true; showLive(); });
+function showLive() {
+  $("live").textContent = t(live && !ended ? "live.on" : "live.off");
+  $("live").className = `badge ${live && !ended ? "live" : ""}`;
+}
+let viewers = 0;
+function showViewers() { $("viewers").textContent = t("viewers", { n: viewers }); }
+showViewers();
+client.addEventListener("audience", (e) => { viewers = e.detail.viewers; showViewers(); });
+
+function showRecording(active) {
+  recorded = recorded || active;
+  $("rec").classList.toggle("hidden", !active || !!ended);
+  $("recording-link").classList.toggle("hidden", !recorded);
+}
+client.addEventListener("recording", (e) => showRecording(!!e.detail.active));
+
+// The lesson timer: from the room's start by the server's clock.
+setInterval(() => {
+  if (timerBase !== null && !ended) $("timer").textContent = clock(performance.now() - timerBase);
+}, 500);
 
 $("screen").addEventListener("click", async () => {
   if (screenTrack) {
     await client.removeSource(screenTrack);
     screenTrack.stop();
     screenTrack = null;
-    $("screen").textContent = "🖥 共享课件 Share screen";
+    setLabel($("screen"), "screen.share");
     return;
   }
   try {
@@ -75,9 +129,9 @@ $("screen").addEventListener("click", async () => {
     screenTrack = display.getVideoTracks()[0];
     screenTrack.onended = () => { if (screenTrack) $("screen").click(); };
     await client.addSource(screenTrack, "screen");
-    $("screen").textContent = "⏹ 停止共享 Stop sharing";
+    setLabel($("screen"), "screen.stop");
   } catch (err) {
-    notice(`无法共享屏幕 Cannot share screen: ${err.message}`);
+    toast(t("screen.error", { reason: err.message }));
   }
 });
 
@@ -92,9 +146,9 @@ async function offerStudentsDevices() {
 navigator.mediaDevices?.addEventListener?.("devicechange", offerStudentsDevices);
 $("students").addEventListener("click", async () => {
   if (studentsTracks.length) {
-    for (const t of studentsTracks) { await client.removeSource(t); t.stop(); }
+    for (const tr of studentsTracks) { await client.removeSource(tr); tr.stop(); }
     studentsTracks = [];
-    $("students").textContent = "🎥 学生区 Students camera + mic";
+    setLabel($("students"), "students.on");
     return;
   }
   const devices = await navigator.mediaDevices.enumerateDevices();
@@ -108,59 +162,114 @@ $("students").addEventListener("click", async () => {
       audio: mic ? { deviceId: { exact: mic.deviceId } } : false,
     });
     studentsTracks = stream.getTracks();
-    for (const t of studentsTracks) await client.addSource(t, "students");
-    $("students").textContent = "⏹ 关闭学生区 Stop students camera";
+    for (const tr of studentsTracks) await client.addSource(tr, "students");
+    setLabel($("students"), "students.off");
   } catch (err) {
-    notice(`无法打开学生区设备 Students devices unavailable: ${err.message}`);
+    toast(t("students.error", { reason: err.message }));
   }
 });
 
 const participants = () => (client.joined?.participants || []).filter((p) => p.role === "remote");
-const nameOf = (cid) => (client.joined?.participants || []).find((p) => p.classroom_id === cid)?.name || cid;
+const nameOf = (cid) => (client.joined?.participants || []).find((p) => p.classroom_id === cid)?.name
+  || (client.joined?.expected || []).find((c) => c.classroom_id === cid)?.name || cid;
 
+// One floor request; a refusal is shown in the teacher's words (errorText), never the server's.
 function act(type, classroom_id) {
-  client.request({ type, classroom_id }).catch((err) => notice(`${err.code || ""} ${err.message}`));
+  if (ended) return Promise.resolve();
+  return client.request({ type, classroom_id }).catch((err) => toast(errorText(err, type)));
 }
+window.leadAct = act;
+const toggleFloor = (cid) => act(floor.granted.includes(cid) ? "revoke_floor" : "grant_floor", cid);
+const toggleMute = (cid) => act(floor.muted.includes(cid) ? "unmute" : "mute", cid);
+// Spotlight is a toggle: on the spotlighted classroom (e.g. the one given the floor, which the
+// spotlight follows) it clears the spotlight instead of asking for what is already so.
+const toggleSpot = (cid) => act("spotlight", floor.spotlight === cid ? null : cid);
 
 function renderGrid() {
   const grid = $("grid");
   const list = client.trackList();
   const keep = new Set();
-  for (const p of participants()) {
+  participants().forEach((p, index) => {
     const cid = p.classroom_id;
     keep.add(cid);
-    let tile = grid.querySelector(`[data-classroom="${cid}"]`);
+    let tile = grid.querySelector(`[data-classroom="${CSS.escape(cid)}"]`);
     if (!tile) {
       tile = el("div", { class: "tile", "data-classroom": cid },
-        el("span", { class: "label" }, el("span", { class: "net", "data-quality": "unknown", title: "网络 Network: …" }), p.name),
+        el("span", { class: "label" },
+          el("span", { class: "key" }, ""),
+          el("span", { class: "net", "data-quality": "unknown" }),
+          el("span", { class: "icon hand", role: "img" }, icon("hand")),
+          el("span", { class: "icon mic-off", role: "img" }, icon("mic-off")),
+          el("span", { class: "icon on-floor", role: "img" }, icon("mic")),
+          el("span", { class: "name", title: p.name }, p.name)),
         el("div", { class: "video" }),
         el("div", { class: "actions" },
-          el("button", { "data-act": "grant", onclick: () => act(floor.granted.includes(cid) ? "revoke_floor" : "grant_floor", cid) }, "连麦 Give floor"),
-          el("button", { class: "secondary", "data-act": "mute", onclick: () => act(floor.muted.includes(cid) ? "unmute" : "mute", cid) }, "静音 Mute"),
-          el("button", { class: "secondary", "data-act": "spot", onclick: () => act("spotlight", cid) }, "聚焦 Spotlight")));
+          el("button", { "data-act": "grant", onclick: () => toggleFloor(cid) }),
+          el("button", { class: "secondary", "data-act": "mute", onclick: () => toggleMute(cid) }),
+          el("button", { class: "secondary", "data-act": "spot", onclick: () => toggleSpot(cid) })));
       grid.append(tile);
     }
-    const video = list.find((t) => t.kind === "video" && t.classroom_id === cid);
+    const video = list.find((tr) => tr.kind === "video" && tr.classroom_id === cid);
     if (video) mediaFor(tile.querySelector(".video"), "v", video.track, "video");
     const has = floor.granted.includes(cid);
+    const muted = floor.muted.includes(cid);
+    const hand = floor.queue.includes(cid);
+    const spot = floor.spotlight === cid;
     tile.classList.toggle("floor", has);
     tile.classList.toggle("speaking", speaking === cid);
-    tile.querySelector('[data-act="grant"]').textContent = has ? "下麦 Revoke floor" : "连麦 Give floor";
-    tile.querySelector('[data-act="mute"]').textContent = floor.muted.includes(cid) ? "取消静音 Unmute" : "静音 Mute";
+    tile.classList.toggle("muted", muted);
+    tile.classList.toggle("hand", hand);
+    tile.classList.toggle("spotlit", spot);
+    tile.querySelector(".key").textContent = index < 9 ? String(index + 1) : "";
+    for (const [cls, key, on] of [["hand", "tile.hand", hand], ["mic-off", "tile.muted", muted], ["on-floor", "tile.floor", has]]) {
+      const icon = tile.querySelector(`.icon.${cls}`);
+      icon.classList.toggle("hidden", !on);
+      icon.title = t(key);
+      icon.setAttribute("aria-label", t(key));
+    }
+    const grant = tile.querySelector('[data-act="grant"]');
+    grant.textContent = t(has ? "revoke" : "grant");
+    grant.className = has ? "warn" : "";
+    if (index < 9) grant.setAttribute("aria-keyshortcuts", String(index + 1));
+    const mute = tile.querySelector('[data-act="mute"]');
+    mute.textContent = t(muted ? "unmute" : "mute");
+    mute.setAttribute("aria-pressed", String(muted));
+    const spotButton = tile.querySelector('[data-act="spot"]');
+    spotButton.textContent = t(spot ? "spot.on" : "spot");
+    spotButton.title = t(spot ? "spot.on.title" : "spot.title");
+    spotButton.setAttribute("aria-pressed", String(spot));
+    spotButton.className = spot ? "on" : "secondary";
+    for (const b of tile.querySelectorAll("button")) b.disabled = !!ended;
     showLink(tile.querySelector(".net"), links[cid]);
-  }
+  });
+  // keep the grid in the participants' order (the shortcut digits follow it)
+  participants().forEach((p) => { const tile = grid.querySelector(`[data-classroom="${CSS.escape(p.classroom_id)}"]`); if (tile) grid.append(tile); });
   for (const tile of [...grid.children]) if (!keep.has(tile.dataset.classroom)) tile.remove();
   const audio = $("audio");
   const mids = new Set();
-  for (const t of list.filter((t) => t.kind === "audio")) { mediaFor(audio, t.mid, t.track, "audio"); mids.add(t.mid); }
+  for (const tr of list.filter((x) => x.kind === "audio")) { mediaFor(audio, tr.mid, tr.track, "audio"); mids.add(tr.mid); }
   for (const node of [...audio.children]) if (!mids.has(node.dataset.key)) node.remove();
+  renderAbsent();
+}
+
+// The lesson's expected remote classrooms (joined.expected) that are not connected now.
+function renderAbsent() {
+  const expected = client.joined?.expected || [];
+  const here = new Set(participants().map((p) => p.classroom_id));
+  const absent = expected.filter((c) => !here.has(c.classroom_id));
+  $("absent").replaceChildren(...absent.map((c) => el("li", { "data-classroom": c.classroom_id }, c.name || c.classroom_id)));
+  $("absent-count").textContent = expected.length ? `${absent.length} / ${expected.length}` : "";
+  $("absent-none").classList.toggle("hidden", absent.length > 0 || !expected.length);
 }
 
 function showFloor(f) {
   floor = f;
   const q = $("queue");
-  q.replaceChildren(...f.queue.map((cid) => el("li", {}, `${nameOf(cid)} `,
-    el("button", { onclick: () => act("grant_floor", cid) }, "连麦 Give floor"))));
+  q.replaceChildren(...f.queue.map((cid) => el("li", {}, icon("hand"), el("span", { class: "name" }, ` ${nameOf(cid)} `),
+    el("button", { class: "small", onclick: () => act("grant_floor", cid) }, t("grant")))));
+  for (const b of q.querySelectorAll("button")) b.disabled = !!ended;
+  $("queue-empty").classList.toggle("hidden", f.queue.length > 0);
+  $("spot-off").disabled = !f.spotlight || !!ended;
   renderGrid();
 }
 
@@ -183,12 +292,59 @@ client.addEventListener("participant_left", (e) => {
   client.joined.participants = client.joined.participants.filter((p) => p.participant_id !== e.detail.participant.participant_id);
   renderGrid();
 });
-$("spot-off").addEventListener("click", () => client.request({ type: "spotlight", classroom_id: null }).catch(() => {}));
+$("spot-off").addEventListener("click", () => { if (floor.spotlight) act("spotlight", null); });
+
+// End the lesson for everybody (after a confirmation).
+$("end").addEventListener("click", () => $("end-dialog").showModal());
+$("end-dialog").addEventListener("close", () => {
+  if ($("end-dialog").returnValue !== "end") return;
+  client.request({ type: "end_lesson" }).catch((err) => toast(errorText(err, "end_lesson")));
+});
+client.addEventListener("lesson_ended", (e) => {
+  ended = e.detail;
+  notice(t("lesson_ended"));
+  showState();
+  showLive();
+  showRecording(false);
+  showFloor(floor);
+  for (const s of client.publishing?.stream.getTracks() || []) s.stop();
+});
+
+// Keyboard shortcuts (documented in the "?" help): G grant the first raised hand, R revoke,
+// 1–9 grant/revoke that tile's classroom, S spotlight toggle on the floor holder, ? help.
+document.addEventListener("keydown", (e) => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const target = e.target;
+  if (target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))) return;
+  if (document.querySelector("dialog[open]") && e.key !== "?") return; // a dialog has the keys (Esc closes it)
+  const key = e.key.toLowerCase();
+  if (e.key === "?") {
+    const help = $("help");
+    help.open ? help.close() : help.showModal();
+  } else if (key === "g") {
+    if (floor.queue.length) act("grant_floor", floor.queue[0]);
+  } else if (key === "r") {
+    for (const cid of floor.granted) act("revoke_floor", cid);
+  } else if (key === "s") {
+    const holder = floor.granted[floor.granted.length - 1];
+    if (floor.spotlight) act("spotlight", null);
+    else if (holder) act("spotlight", holder);
+  } else if (/^[1-9]$/.test(e.key)) {
+    const p = participants()[Number(e.key) - 1];
+    if (p) toggleFloor(p.classroom_id);
+  } else return;
+  e.preventDefault();
+});
+$("help-button").addEventListener("click", () => $("help").showModal());
+
+i18nEvents.addEventListener("langchange", () => {
+  title(); showState(); showLive(); showViewers(); showFloor(floor);
+});
 
 client.connect();
 
 function showLink(dot, link) {
   if (!dot) return;
   dot.dataset.quality = link ? link.quality : "unknown";
-  dot.title = link ? linkText(link) : "网络 Network: …";
+  dot.title = link ? linkText(link) : `${t("net.title")}: …`;
 }

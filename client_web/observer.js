@@ -1,6 +1,7 @@
 // Observer (巡课) page for bureau inspectors: the lead classroom big, every remote classroom in a
 // grid, what the classrooms hear. It publishes nothing and the classrooms do not see it.
 import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor } from "./classroom.js";
+import { t, errorText, applyI18n, langToggle, i18nEvents } from "./i18n.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -8,15 +9,33 @@ const $ = (id) => document.getElementById(id);
 const client = new ClassroomClient(token);
 window.classroom = client;
 window.firstFrameMs = null;
-$("title").textContent = `巡课 Observer — ${claims.lesson_title || ""}`;
+let ended = null;
+applyI18n();
+$("lang-slot").replaceWith(langToggle());
+function title() {
+  $("title").textContent = `${t("observer.title")} — ${client.joined?.lesson_title || claims.lesson_title || ""}`;
+  document.title = `${t("observer.title")} · ${claims.lesson_title || ""}`;
+}
+title();
 
 function notice(text) { const n = $("notice"); n.textContent = text; n.classList.toggle("show", !!text); }
-client.addEventListener("state", (e) => {
-  $("state").textContent = { joined: "已连接 connected", reconnecting: "重连中 reconnecting" }[e.detail] || e.detail;
-});
+function showState() {
+  const s = ended ? "ended" : client.state;
+  $("state").textContent = t(`state.${s}`);
+  $("state").className = `badge ${s === "joined" ? "ok" : s === "reconnecting" ? "warn" : ""}`;
+}
+client.addEventListener("state", showState);
+client.addEventListener("joined", title);
 client.addEventListener("error", (e) => {
-  if (e.detail.code && e.detail.code.startsWith("token")) notice(`无法加入 Cannot join: ${e.detail.message}`);
+  const code = e.detail.code;
+  if (code && (code.startsWith("token") || code === "lesson_unavailable")) notice(t("cannot_join", { reason: errorText(e.detail) }));
 });
+client.addEventListener("lesson_ended", (e) => {
+  ended = e.detail;
+  notice(ended.name ? t("lesson_ended.by", { name: ended.name }) : t("lesson_ended"));
+  showState();
+});
+i18nEvents.addEventListener("langchange", () => { title(); showState(); });
 $("main").addEventListener("loadeddata", () => { if (window.firstFrameMs === null) window.firstFrameMs = performance.now(); });
 
 function render(list) {
@@ -37,7 +56,7 @@ function render(list) {
     if (!tile) {
       const name = (client.joined?.participants || []).find((p) => p.classroom_id === t.classroom_id)?.name;
       tile = el("div", { class: "tile", "data-classroom": t.classroom_id },
-        el("span", { class: "label" }, name || t.classroom_id), el("div", { class: "video" }));
+        el("span", { class: "label", title: name || t.classroom_id }, name || t.classroom_id), el("div", { class: "video" }));
       grid.append(tile);
     }
     mediaFor(tile.querySelector(".video"), "v", t.track, "video");

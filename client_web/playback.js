@@ -3,14 +3,17 @@
 // The manifest (format classroom-recording/1, docs/recording-format.md) gives each track's
 // file and its place on the lesson timeline (start_ms/end_ms); media elements are kept within
 // a few hundred milliseconds of the virtual clock by seeking when they drift.
-"use strict";
+// Labels come from the one dictionary (i18n.js): zh-CN by default, en with ?lang=en or the toggle.
+import { t as say, applyI18n, langToggle, has } from "./i18n.js";
 
 (function () {
-  const EVENT_LABELS = {
-    hand_raised: "举手", hand_lowered: "放下手", floor_granted: "授予发言",
-    floor_revoked: "收回发言", spotlight: "聚焦", mute: "静音", join: "加入", leave: "离开",
-  };
-  const SOURCE_LABELS = { teacher: "教师", students: "学生", screen: "课件" };
+  const eventLabel = (type) => (has(`ev.${type}`) ? say(`ev.${type}`) : type);
+  const sourceLabel = (source) => (has(`pb.${source}`) ? say(`pb.${source}`) : source);
+  applyI18n();
+  // The toggle reloads: every label of a built timeline is in the chosen language at once.
+  const toggle = langToggle();
+  toggle.addEventListener("click", () => location.reload());
+  document.querySelector("header").append(toggle);
   const DRIFT_PLAYING = 0.3; // s: re-seek a playing element beyond this drift
   const DRIFT_PAUSED = 0.05;
 
@@ -58,7 +61,7 @@
     if (el.playbackRate !== clock.rate) el.playbackRate = clock.rate;
     if (clock.playing) {
       if (el.paused) el.play().catch((err) => {
-        if (el.tagName === "AUDIO") status("点击“播放”开启声音 (" + err.name + ")");
+        if (el.tagName === "AUDIO") status(say("pb.sound"));
       });
       if (!el.seeking && (force || Math.abs(el.currentTime - local) > DRIFT_PLAYING)) {
         el.currentTime = local;
@@ -111,14 +114,14 @@
     if (clock.base >= clock.duration) clock.base = 0;
     clock.perf0 = performance.now();
     clock.playing = true;
-    $("play").textContent = "⏸ 暂停";
+    $("play").textContent = say("pb.pause");
     syncAll(true);
   }
 
   function pause() {
     clock.base = now();
     clock.playing = false;
-    $("play").textContent = "▶ 播放";
+    $("play").textContent = say("pb.play");
     syncAll(false);
   }
 
@@ -148,7 +151,7 @@
     span.textContent = label;
     const off = document.createElement("div");
     off.className = "off";
-    off.textContent = "无画面";
+    off.textContent = say("pb.no_picture");
     div.append(video, span, off);
     return { div, video };
   }
@@ -180,10 +183,10 @@
       a.target = "_blank";
       a.rel = "noopener";
       a.id = "report-link";
-      a.textContent = "课堂分析报告 Lesson analysis report";
+      a.textContent = say("pb.report");
       $("meta").after(a);
     }
-    document.title = `${m.title || m.lesson_id} · 课堂回放`;
+    document.title = `${m.title || m.lesson_id} · ${say("pb.title")}`;
     $("meta").textContent = `${new Date(m.started_at).toLocaleString()} · ${fmt(m.duration_ms)}`;
     let end = m.duration_ms || 0;
     for (const t of m.tracks) end = Math.max(end, t.end_ms);
@@ -210,25 +213,26 @@
       let el, div;
       if (isLead(classroom) && source === "teacher") {
         el = $("main-video"); div = $("main-tile");
-        $("main-label").textContent = `${names[classroom]} · 主讲教师`;
+        $("main-label").textContent = `${names[classroom]} · ${say("pb.teacher")}`;
         div.dataset.classroom = classroom;
       } else if (isLead(classroom) && source === "screen") {
         el = $("screen-video"); div = $("screen-tile");
       } else {
-        const t = tile(`${names[classroom] || classroom} · ${SOURCE_LABELS[source] || source}`,
-                       classroom);
-        $("small").append(t.div);
-        el = t.video; div = t.div;
+        const made = tile(`${names[classroom] || classroom} · ${sourceLabel(source)}`, classroom);
+        $("small").append(made.div);
+        el = made.video; div = made.div;
       }
       el.dataset.track = tracks[0].id;
       slots.push({ el, tile: div, tracks, current: null, classroom });
     }
 
+    // No courseware in this recording: say so (desktop) or leave the space to the teacher (phone).
+    if (!slots.some((slot) => slot.tile === $("screen-tile"))) $("screen-tile").classList.add("inactive", "none");
     const timeline = $("timeline");
     const list = $("events");
     eventButtons = m.events.map((ev, i) => {
       const who = ev.classroom_id ? (names[ev.classroom_id] || ev.classroom_id) : "—";
-      const label = `${EVENT_LABELS[ev.type] || ev.type} · ${who}`;
+      const label = `${eventLabel(ev.type)} · ${who}`;
       const marker = document.createElement("button");
       marker.type = "button";
       marker.className = `marker ev-${ev.type}`;
@@ -266,20 +270,22 @@
 
   async function load() {
     const url = params.get("manifest");
-    if (!url) { status("缺少 manifest 参数"); rejectReady(new Error("no manifest")); return; }
+    if (!url) { status(say("pb.no_manifest")); rejectReady(new Error("no manifest")); return; }
     const base = new URL(url, location.href);
     let m;
     try {
       const resp = await fetch(base.href, { credentials: "same-origin" });
       if (!resp.ok) {
-        let message = resp.statusText;
-        try { message = (await resp.json()).message || message; } catch (e) { /* not JSON */ }
-        throw new Error(`${resp.status} ${message}`);
+        // the teacher's words for the HTTP status, never the server's English message
+        let code = null;
+        try { const body = await resp.json(); code = typeof body.error === "string" ? body.error : body.error?.code; } catch (e) { /* not JSON */ }
+        throw new Error(has(`err.http.${resp.status}`) ? say(`err.http.${resp.status}`)
+          : (code && has(`err.${code}`) ? say(`err.${code}`) : say("err.fallback", { code: resp.status })));
       }
       m = await resp.json();
-      if (m.format !== "classroom-recording/1") throw new Error(`unknown format ${m.format}`);
+      if (m.format !== "classroom-recording/1") throw new Error(say("pb.bad_format", { format: m.format }));
     } catch (err) {
-      status(`无法加载回放：${err.message}`);
+      status(say("pb.load_failed", { reason: err instanceof TypeError ? say("err.not_connected") : err.message }));
       rejectReady(err);
       return;
     }

@@ -1,51 +1,82 @@
 // Remote classroom (听讲/互动课堂) page: plays the lead full-screen with sound, shows the
-// spotlighted classroom beside it, publishes its own camera + mic (the server forwards the mic
-// only while this classroom holds the floor), raises its hand, and rejoins by itself.
+// spotlighted classroom beside it (below it on a phone), publishes its own camera + mic (the
+// server forwards the mic only while this classroom holds the floor), raises its hand, and
+// rejoins by itself. Controls: full screen, the lesson's volume, this classroom's own mic.
 import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin, linkText } from "./classroom.js";
+import { t, errorText, applyI18n, langToggle, i18nEvents } from "./i18n.js";
+import { icon, applyIcons } from "./icons.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
 const $ = (id) => document.getElementById(id);
 const client = new ClassroomClient(token);
-// This classroom's link to the lesson's recording (valid for 30 days after the lesson).
-document.getElementById("recording-link").href =
-  `/api/recordings/${encodeURIComponent(claims.lesson_id || "")}/playback?token=${encodeURIComponent(token)}`;
 window.classroom = client;
 window.firstFrameMs = null;
 let floor = { queue: [], granted: [], spotlight: null, muted: [] };
 let handUp = false;
+let ended = null;
+let micOff = false;
+let recorded = false;
+let volume = 1;
+try { const v = parseFloat(localStorage.getItem("classroom.volume")); if (v >= 0 && v <= 1) volume = v; } catch (e) { /* no storage */ }
 
-if (!token) notice("缺少加入令牌 No join token in the link — ask your bureau for the classroom link.");
-$("title").textContent = `${claims.lesson_title || "课堂 Lesson"} — ${claims.name || ""}`;
-// On an insecure origin there is no camera or microphone: watch only, and say why at the top.
-const insecure = claims.role === "remote" && explainInsecureOrigin("remote");
+applyI18n();
+applyIcons();
+$("lang-slot").replaceWith(langToggle());
+$("recording-link").href =
+  `/api/recordings/${encodeURIComponent(claims.lesson_id || "")}/playback?token=${encodeURIComponent(token)}`;
+$("volume").value = String(Math.round(volume * 100));
 
+function title() {
+  const lesson = client.joined?.lesson_title || claims.lesson_title || t("lesson.default");
+  $("title").textContent = `${lesson} — ${claims.name || t("remote.title")}`;
+  document.title = `${t("remote.title")} · ${lesson}`;
+}
+title();
+// A button's text label beside its icon (the key is kept for a language switch).
+function setLabel(button, key) {
+  const txt = button.querySelector(".txt");
+  txt.dataset.i18n = key;
+  txt.textContent = t(key);
+}
 function notice(text) {
   const n = $("notice");
   n.textContent = text;
   n.classList.toggle("show", !!text);
 }
+let toastTimer = null;
+function toast(text) {
+  $("toast").textContent = text;
+  $("toast").classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => $("toast").classList.remove("show"), 6000);
+}
+if (!token) notice(t("no_token"));
+// On an insecure origin there is no camera or microphone: watch only, and say why at the top.
+const insecure = claims.role === "remote" && explainInsecureOrigin("remote");
 
-const STATES = {
-  connecting: ["连接中 connecting", ""], joined: ["已连接 connected", "ok"],
-  reconnecting: ["重连中 reconnecting", "warn"], left: ["已离开 left", ""],
-};
-client.addEventListener("state", (e) => {
-  const [text, cls] = STATES[e.detail] || [e.detail, ""];
-  $("state").textContent = text;
-  $("state").className = `badge ${cls}`;
-  $("hand").disabled = e.detail !== "joined" || claims.role !== "remote" || insecure;
-});
+function showState() {
+  const s = ended ? "ended" : client.state;
+  $("state").textContent = t(`state.${s}`);
+  $("state").title = t(`state.${s}`);
+  $("state").className = `badge ${s === "joined" ? "ok" : s === "reconnecting" ? "warn" : ""}`;
+  $("hand").disabled = s !== "joined" || claims.role !== "remote" || insecure;
+  showMic();
+}
+client.addEventListener("state", showState);
 
 client.addEventListener("error", (e) => {
   const m = e.detail;
-  if (m.code && m.code.startsWith("token")) notice(`无法加入 Cannot join: ${m.message}`);
-  else if (m.code === "replaced") notice("本课堂已在另一处打开 This classroom was opened elsewhere.");
+  if (m.code && (m.code.startsWith("token") || m.code === "lesson_unavailable")) notice(t("cannot_join", { reason: errorText(m) }));
+  else if (m.code === "replaced") notice(t("replaced"));
   else console.warn("classroom error", m);
 });
 
 client.addEventListener("joined", async (e) => {
   notice("");
+  title();
+  recorded = recorded || !!e.detail.recording;
+  $("recording-link").classList.toggle("hidden", !recorded);
   if (e.detail.floor) showFloor(e.detail.floor);
   if (claims.role !== "remote" || insecure) { $("self-tile").classList.add("hidden"); return; }
   // Watching the lead comes first: publish our own camera once the lead plays (or after 2 s),
@@ -60,20 +91,26 @@ client.addEventListener("joined", async (e) => {
     });
     window.localStream = stream;
     $("self").srcObject = stream;
-    const sources = new Map(stream.getTracks().map((t) => [t, "students"]));
+    applyMic();
+    const sources = new Map(stream.getTracks().map((tr) => [tr, "students"]));
     if (!client.publishing) await client.publish(stream, sources);
   } catch (err) {
     console.warn("no local camera/mic: watching only", err);
   }
+  showMic();
+});
+client.addEventListener("recording", (e) => {
+  recorded = recorded || !!e.detail.active;
+  $("recording-link").classList.toggle("hidden", !recorded);
 });
 
 client.addEventListener("tracks", (e) => render(e.detail));
 
 function render(list) {
-  const fromLead = list.filter((t) => t.source === "teacher" || t.source === "screen")
-    .filter((t) => t.classroom_id === leadClassroom(list));
-  const screen = fromLead.find((t) => t.kind === "video" && t.source === "screen");
-  const teacher = fromLead.find((t) => t.kind === "video" && t.source === "teacher");
+  const fromLead = list.filter((tr) => tr.source === "teacher" || tr.source === "screen")
+    .filter((tr) => tr.classroom_id === leadClassroom(list));
+  const screen = fromLead.find((tr) => tr.kind === "video" && tr.source === "screen");
+  const teacher = fromLead.find((tr) => tr.kind === "video" && tr.source === "teacher");
   const main = screen || teacher;
   attach($("main"), main);
   const pip = $("pip");
@@ -81,32 +118,36 @@ function render(list) {
     pip.classList.remove("hidden");
     mediaFor(pip, "pip", teacher.track, "video");
   } else pip.classList.add("hidden");
-  const spot = list.find((t) => t.kind === "video" && t.classroom_id !== leadClassroom(list) &&
-    (t.classroom_id === floor.spotlight || floor.granted.includes(t.classroom_id)));
+  const spot = list.find((tr) => tr.kind === "video" && tr.classroom_id !== leadClassroom(list) &&
+    (tr.classroom_id === floor.spotlight || floor.granted.includes(tr.classroom_id)));
   $("spotlight-tile").classList.toggle("hidden", !spot);
-  if (spot) { attach($("spotlight"), spot); $("spotlight-label").textContent = `发言课堂 ${nameOf(spot.classroom_id)}`; }
+  if (spot) { attach($("spotlight"), spot); $("spotlight-label").textContent = t("spot.label", { name: nameOf(spot.classroom_id) }); }
   const audio = $("audio");
   const keep = new Set();
-  for (const t of list.filter((t) => t.kind === "audio")) { mediaFor(audio, t.mid, t.track, "audio"); keep.add(t.mid); }
+  for (const tr of list.filter((x) => x.kind === "audio")) {
+    const node = mediaFor(audio, tr.mid, tr.track, "audio");
+    node.volume = volume;
+    keep.add(tr.mid);
+  }
   for (const node of [...audio.children]) if (!keep.has(node.dataset.key)) node.remove();
 }
 
 function leadClassroom(list) {
   const lead = (client.joined?.participants || []).find((p) => p.role === "lead");
   if (lead) return lead.classroom_id;
-  const t = list.find((t) => t.source === "teacher" || t.source === "screen");
-  return t ? t.classroom_id : null;
+  const tr = list.find((x) => x.source === "teacher" || x.source === "screen");
+  return tr ? tr.classroom_id : null;
 }
 
 function nameOf(classroomId) {
-  const p = (client.joined?.participants || []).find((p) => p.classroom_id === classroomId);
+  const p = (client.joined?.participants || []).find((x) => x.classroom_id === classroomId);
   return p ? p.name : classroomId;
 }
 
-function attach(video, t) {
-  if (!t) { video.srcObject = null; return; }
-  if (!video.srcObject || video.srcObject.getTracks()[0] !== t.track) {
-    video.srcObject = new MediaStream([t.track]);
+function attach(video, tr) {
+  if (!tr) { video.srcObject = null; return; }
+  if (!video.srcObject || video.srcObject.getTracks()[0] !== tr.track) {
+    video.srcObject = new MediaStream([tr.track]);
     video.play().catch(() => {});
   }
 }
@@ -129,8 +170,9 @@ function showFloor(f) {
   const me = claims.classroom_id;
   handUp = f.queue.includes(me);
   const hasFloor = f.granted.includes(me);
-  $("floor-banner").classList.toggle("show", hasFloor);
-  $("hand").textContent = handUp ? "🙌 放下 Lower hand" : "✋ 举手 Raise hand";
+  $("floor-banner").classList.toggle("show", hasFloor && !ended);
+  $("muted-badge").classList.toggle("hidden", !f.muted.includes(me) || !!ended);
+  setLabel($("hand"), handUp ? "hand.lower" : "hand.raise");
   $("hand").classList.toggle("secondary", handUp);
   $("self-tile").classList.toggle("floor", hasFloor);
   render(client.trackList());
@@ -138,15 +180,75 @@ function showFloor(f) {
 client.addEventListener("floor", (e) => showFloor(e.detail));
 
 $("hand").addEventListener("click", () => {
-  client.request({ type: handUp ? "lower_hand" : "raise_hand" }).catch((err) => notice(err.message));
+  const type = handUp ? "lower_hand" : "raise_hand";
+  client.request({ type }).catch((err) => toast(errorText(err, type)));
+});
+
+// This classroom's own microphone: off sends silence (the track stays, so turning it back on
+// needs no renegotiation).
+function applyMic() {
+  for (const tr of window.localStream?.getAudioTracks() || []) tr.enabled = !micOff;
+}
+function showMic() {
+  const button = $("mic");
+  const hasMic = !!window.localStream?.getAudioTracks().length;
+  button.disabled = !hasMic || !!ended;
+  setLabel(button, micOff ? "mic.off" : "mic.on");
+  button.querySelector(".ico-slot").replaceChildren(icon(micOff ? "mic-off" : "mic"));
+  button.setAttribute("aria-label", t(micOff ? "mic.off" : "mic.on"));
+  button.className = micOff ? "warn" : "secondary";
+  button.setAttribute("aria-pressed", String(micOff));
+}
+showMic();
+$("mic").addEventListener("click", () => { micOff = !micOff; applyMic(); showMic(); });
+
+// The lesson's volume (every audio element: the lead and the classroom holding the floor).
+$("volume").addEventListener("input", (e) => {
+  volume = Number(e.target.value) / 100;
+  for (const node of $("audio").querySelectorAll("audio")) node.volume = volume;
+  try { localStorage.setItem("classroom.volume", String(volume)); } catch (err) { /* no storage */ }
+});
+
+// Full screen: the picture (and the teacher's inset) on the whole classroom screen.
+function showFullscreen() {
+  setLabel($("fullscreen"), document.fullscreenElement ? "fullscreen.exit" : "fullscreen");
+  $("fullscreen").setAttribute("aria-label", t(document.fullscreenElement ? "fullscreen.exit" : "fullscreen"));
+}
+showFullscreen();
+$("fullscreen").addEventListener("click", async () => {
+  try {
+    if (document.fullscreenElement) await document.exitFullscreen();
+    else await $("stage").requestFullscreen();
+  } catch (err) {
+    console.warn("fullscreen refused", err);
+  }
+});
+document.addEventListener("fullscreenchange", showFullscreen);
+$("stage").addEventListener("dblclick", () => $("fullscreen").click());
+
+client.addEventListener("lesson_ended", (e) => {
+  ended = e.detail;
+  notice(ended.name ? t("lesson_ended.by", { name: ended.name }) : t("lesson_ended"));
+  for (const tr of window.localStream?.getTracks() || []) tr.stop();
+  showState();
+  showFloor(floor);
+});
+
+i18nEvents.addEventListener("langchange", () => {
+  title(); showState(); showFloor(floor); showFullscreen(); showNet();
+  if (ended) notice(ended.name ? t("lesson_ended.by", { name: ended.name }) : t("lesson_ended"));
 });
 
 client.connect();
 
 // This classroom's own link quality (a "link" message every 2 s from the server).
-client.addEventListener("link", (e) => {
+let lastLink = null;
+function showNet() {
   const net = $("net");
-  net.dataset.quality = e.detail.quality;
-  net.textContent = { good: "网络良好 Network good", fair: "网络一般 Network fair", poor: "网络较差 Network poor" }[e.detail.quality] || "";
-  net.title = linkText(e.detail);
-});
+  if (!lastLink) { net.title = t("net.title"); return; }
+  net.dataset.quality = lastLink.quality;
+  net.textContent = { good: t("net.good"), fair: t("net.fair"), poor: t("net.poor") }[lastLink.quality] || "";
+  net.title = linkText(lastLink);
+}
+showNet();
+client.addEventListener("link", (e) => { lastLink = e.detail; showNet(); });

@@ -310,6 +310,7 @@ class Session:
                 ice_servers=self.ice_servers,
                 floor=room.floor.snapshot(),
                 started_at=room.started_at,
+                elapsed_ms=max(0, now_ms() - room.started_at),
                 recording=room.recording,
                 **({"expected": self.router.expected_classrooms(claims.lesson_id)} if p.role == "lead" else {}),
             )

@@ -37,7 +37,7 @@ async def test_playback_page_plays_and_seeks_from_the_timeline(tmp_path: Path) -
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = await browser.new_page()
+            page = await browser.new_page(locale="zh-CN")  # the labels checked below are the zh-CN ones
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(page_url)
             await page.wait_for_function("window.playback && window.playback.manifest", timeout=15000)
@@ -122,7 +122,7 @@ async def test_unfinished_recording_plays_segment_by_segment(tmp_path: Path) -> 
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = await browser.new_page()
+            page = await browser.new_page(locale="zh-CN")  # the labels checked below are the zh-CN ones
             await page.goto(f"http://127.0.0.1:{port}/playback.html?manifest={quote(url, safe='')}&t=7")
             await page.wait_for_function(
                 """() => { const v = document.getElementById('main-video');

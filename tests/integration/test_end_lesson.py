@@ -63,6 +63,7 @@ async def test_lead_ends_the_lesson_for_everybody(demo_server: Server) -> None:
         assert [c["classroom_id"] for c in joined["expected"]] == ["demo-remote-1", "demo-remote-2", "demo-remote-3"]
         assert all(c["name"] for c in joined["expected"])
         assert joined["recording"] is False and isinstance(joined["started_at"], int)
+        assert 0 <= joined["elapsed_ms"] < 5000
         r1_joined = await r1.connect()
         assert "expected" not in r1_joined  # only the lead needs it
         await observer.connect()

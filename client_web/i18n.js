@@ -1,0 +1,314 @@
+// One message dictionary for the classroom pages: zh-CN (the default) and en. Every label a page
+// shows and every error code the server can send a page (docs/protocol.md, "Error codes"; the
+// floor's bad_state / floor_full / unknown_classroom; the recordings' HTTP errors) has an entry
+// here, so no page shows a developer's English message to a teacher.
+//
+// Language: ?lang=en|zh-CN on the URL, else the choice made with the page's toggle (kept in
+// localStorage), else the browser's language (English → en), else zh-CN.
+// Markup: data-i18n="key" sets textContent, data-i18n-title / data-i18n-aria-label set those
+// attributes; applyI18n() fills them, and again after setLang(). Pages re-render their own
+// dynamic text on the "langchange" event of `i18nEvents`.
+
+export const LANGS = ["zh-CN", "en"];
+const STORE_KEY = "classroom.lang";
+
+const zh = {
+  // common
+  "state.connecting": "连接中", "state.joined": "已连接", "state.reconnecting": "重连中",
+  "state.left": "已离开", "state.ended": "已下课",
+  "lesson.default": "课堂",
+  "lang.toggle": "EN", "lang.toggle.title": "Switch the page to English",
+  "no_token": "链接中缺少加入令牌：请向教育局索取本课堂的链接。",
+  "cannot_join": "无法加入：{reason}",
+  "replaced": "本课堂已在另一处打开，本页已断开。",
+  "lesson_ended.by": "本节课已由{name}结束，谢谢参与。",
+  "lesson_ended": "本节课已结束，谢谢参与。",
+  "camera_unavailable": "无法打开摄像头或麦克风：{reason}",
+  "recording.link": "录像回放", "recording.link.title": "本节课的录像（课后 30 天内可看）",
+  "recording.on": "● 录制中", "recording.on.title": "本节课正在录制",
+  "net.title": "网络", "net.good": "网络良好", "net.fair": "网络一般", "net.poor": "网络较差",
+  "you": "本班",
+  // lead
+  "lead.title": "主讲课堂",
+  "live.off": "未开播", "live.on": "● 直播中 LIVE",
+  "viewers": "{n} 个课堂在看",
+  "screen.share": "共享课件", "screen.stop": "停止共享",
+  "students.on": "学生区摄像头", "students.off": "关闭学生区",
+  "screen.error": "无法共享屏幕：{reason}", "students.error": "无法打开学生区设备：{reason}",
+  "queue.title": "举手队列", "queue.empty": "暂无举手",
+  "absent.title": "未到课堂", "absent.none": "应到课堂已全部到齐",
+  "grant": "连麦", "revoke": "下麦", "mute": "静音", "unmute": "取消静音",
+  "spot": "聚焦", "spot.on": "★ 已聚焦", "spot.clear": "取消聚焦",
+  "spot.title": "让所有远端课堂看到该课堂", "spot.on.title": "已聚焦：再点一次取消",
+  "tile.hand": "已举手", "tile.muted": "已静音", "tile.floor": "发言中", "tile.speaking": "正在说话",
+  "timer.title": "上课时长",
+  "end": "结束课程", "end.confirm": "结束本节课？所有课堂将断开连接，不能再加入本节课。",
+  "end.cancel": "取消", "end.ok": "结束课程",
+  "help.button": "快捷键", "help.title": "键盘快捷键", "help.close": "关闭",
+  "key.g": "给举手队列中的第一个课堂连麦",
+  "key.r": "让正在发言的课堂下麦",
+  "key.digit": "给第 1–9 个课堂连麦 / 下麦（再按一次下麦）",
+  "key.s": "聚焦 / 取消聚焦正在发言的课堂",
+  "key.help": "显示 / 隐藏本帮助",
+  "key.esc": "关闭对话框",
+  // remote
+  "remote.title": "听讲课堂",
+  "floor.banner": "本班正在发言",
+  "hand.raise": "举手", "hand.lower": "放下手",
+  "spot.label": "发言课堂：{name}",
+  "fullscreen": "全屏", "fullscreen.exit": "退出全屏",
+  "volume": "音量", "volume.title": "主讲课堂的音量",
+  "mic.on": "话筒开", "mic.off": "话筒已关",
+  "mic.title": "关闭 / 打开本班的话筒（连麦时其他课堂听得到本班）",
+  "muted_by_lead": "主讲老师已将本班静音",
+  "watch_only": "仅观看",
+  // observer
+  "observer.title": "巡课", "observer.badge": "仅观看，课堂看不到巡课",
+  // playback
+  "pb.title": "课堂回放", "pb.teacher": "主讲教师", "pb.screen": "课件", "pb.students": "学生",
+  "pb.no_picture": "无画面", "pb.no_screen": "无课件",
+  "pb.play": "▶ 播放", "pb.pause": "⏸ 暂停", "pb.speed": "速度", "pb.seek": "进度",
+  "pb.timeline": "事件时间线", "pb.report": "课堂分析报告",
+  "pb.no_manifest": "没有选择录像：请从教育局排课页面的录像列表，或本课堂加入链接旁的“录像回放”打开。",
+  "pb.load_failed": "无法加载回放：{reason}", "pb.bad_format": "录像格式不认识（{format}）",
+  "pb.sound": "点击“播放”开启声音",
+  "ev.hand_raised": "举手", "ev.hand_lowered": "放下手", "ev.floor_granted": "授予发言",
+  "ev.floor_revoked": "收回发言", "ev.spotlight": "聚焦", "ev.mute": "静音", "ev.unmute": "取消静音",
+  "ev.join": "加入", "ev.leave": "离开", "ev.lesson_ended": "下课", "ev.gap": "录制中断",
+  // index
+  "index.title": "三个课堂 · 同步课堂",
+  "index.intro": "课堂链接由教育局排课页面生成，或见服务器启动时打印的演示课链接（也写在 data/demo-links.txt）。",
+  "index.bureau": "教育局排课", "index.metrics": "Prometheus 监控指标", "index.health": "健康检查",
+  // error codes (server → page)
+  "err.bad_state": "该操作与课堂当前的状态不符，已刷新显示。",
+  "err.bad_state.spotlight": "该课堂已经在聚焦中。",
+  "err.bad_state.grant_floor": "该课堂已经在发言，或已不在线。",
+  "err.bad_state.revoke_floor": "该课堂没有在发言。",
+  "err.bad_state.mute": "该课堂已经静音。",
+  "err.bad_state.unmute": "该课堂没有被静音。",
+  "err.bad_state.raise_hand": "本班已经举手了。",
+  "err.bad_state.lower_hand": "本班没有举手。",
+  "err.floor_full": "发言名额已满：请先让正在发言的课堂下麦。",
+  "err.unknown_classroom": "该课堂不在本节课中。",
+  "err.forbidden": "本课堂没有权限进行这个操作。",
+  "err.not_connected": "与服务器的连接已断开，正在重新连接，请稍后再试。",
+  "err.bad_json": "页面与服务器的版本不一致，请刷新页面。",
+  "err.message_too_large": "消息太大，服务器没有接受，请刷新页面。",
+  "err.binary_not_supported": "页面与服务器的版本不一致，请刷新页面。",
+  "err.bad_version": "页面与服务器的版本不一致，请刷新页面。",
+  "err.unknown_type": "页面与服务器的版本不一致，请刷新页面。",
+  "err.bad_field": "页面与服务器的版本不一致，请刷新页面。",
+  "err.not_joined": "还没有进入课堂，请稍候再试。",
+  "err.already_joined": "本页已经进入课堂。",
+  "err.token_missing": "链接中缺少加入令牌：请向教育局索取本课堂的链接。",
+  "err.token_malformed": "链接不完整或已损坏：请重新复制本课堂的链接。",
+  "err.token_invalid": "链接无效（不是本服务器发出的）：请向教育局索取新的链接。",
+  "err.token_expired": "链接已过期：请向教育局索取新的链接。",
+  "err.token_not_yet_valid": "还没到上课时间，链接尚未生效。",
+  "err.lesson_unavailable": "本节课现在不能加入（已取消、已结束，或本课堂不在这节课的名单中）。",
+  "err.lead_present": "主讲课堂已在另一台电脑上打开。",
+  "err.sdp_invalid": "音视频连接协商失败，请刷新页面。",
+  "err.rate_limited": "操作太频繁，请稍后再试。",
+  "err.internal": "服务器出了问题，请稍后再试。",
+  "err.join_timeout": "进入课堂超时，正在重试。",
+  "err.replaced": "本课堂已在另一处打开，本页已断开。",
+  "err.shutting_down": "服务器正在重启，稍后会自动重新连接。",
+  "err.recorder_refused": "录制程序没有被允许进入课堂。",
+  "err.too_many_connections": "服务器连接太多，请稍后再试。",
+  "err.lesson_ended": "本节课已结束。",
+  "err.not_found": "没有找到（可能还没有录像，或录像已被删除）。",
+  "err.http.401": "链接无效或已过期。", "err.http.403": "没有权限查看。",
+  "err.http.404": "没有找到这个录像（可能还在录制，或已被删除）。",
+  "err.fallback": "操作没有成功（{code}）。",
+};
+
+const en = {
+  "state.connecting": "Connecting", "state.joined": "Connected", "state.reconnecting": "Reconnecting",
+  "state.left": "Left", "state.ended": "Lesson over",
+  "lesson.default": "Lesson",
+  "lang.toggle": "中文", "lang.toggle.title": "切换为中文",
+  "no_token": "The link has no join token: ask your bureau for this classroom's link.",
+  "cannot_join": "Cannot join: {reason}",
+  "replaced": "This classroom was opened elsewhere; this page is disconnected.",
+  "lesson_ended.by": "{name} ended the lesson. Thank you for taking part.",
+  "lesson_ended": "The lesson has ended. Thank you for taking part.",
+  "camera_unavailable": "Camera or microphone unavailable: {reason}",
+  "recording.link": "Recording", "recording.link.title": "This lesson's recording (for 30 days after it)",
+  "recording.on": "● Recording", "recording.on.title": "This lesson is being recorded",
+  "net.title": "Network", "net.good": "Network good", "net.fair": "Network fair", "net.poor": "Network poor",
+  "you": "This classroom",
+  "lead.title": "Lead classroom",
+  "live.off": "Not live", "live.on": "● LIVE",
+  "viewers": "{n} classrooms watching",
+  "screen.share": "Share screen", "screen.stop": "Stop sharing",
+  "students.on": "Students camera", "students.off": "Stop students camera",
+  "screen.error": "Cannot share the screen: {reason}", "students.error": "Students camera/mic unavailable: {reason}",
+  "queue.title": "Raised hands", "queue.empty": "No hands raised",
+  "absent.title": "Absent classrooms", "absent.none": "Every expected classroom is here",
+  "grant": "Give floor", "revoke": "Revoke floor", "mute": "Mute", "unmute": "Unmute",
+  "spot": "Spotlight", "spot.on": "★ Spotlighted", "spot.clear": "Clear spotlight",
+  "spot.title": "Show this classroom to every remote classroom", "spot.on.title": "Spotlighted: click again to clear",
+  "tile.hand": "Hand raised", "tile.muted": "Muted", "tile.floor": "Has the floor", "tile.speaking": "Speaking",
+  "timer.title": "Lesson time",
+  "end": "End lesson", "end.confirm": "End the lesson? Every classroom is disconnected and cannot join it again.",
+  "end.cancel": "Cancel", "end.ok": "End lesson",
+  "help.button": "Shortcuts", "help.title": "Keyboard shortcuts", "help.close": "Close",
+  "key.g": "Give the floor to the first raised hand",
+  "key.r": "Revoke the floor from the classroom that holds it",
+  "key.digit": "Give / revoke the floor of classroom 1–9 (press again to revoke)",
+  "key.s": "Spotlight / clear the spotlight on the classroom that holds the floor",
+  "key.help": "Show / hide this help",
+  "key.esc": "Close a dialog",
+  "remote.title": "Remote classroom",
+  "floor.banner": "You have the floor",
+  "hand.raise": "Raise hand", "hand.lower": "Lower hand",
+  "spot.label": "Speaking: {name}",
+  "fullscreen": "Full screen", "fullscreen.exit": "Exit full screen",
+  "volume": "Volume", "volume.title": "The lead classroom's volume",
+  "mic.on": "Mic on", "mic.off": "Mic off",
+  "mic.title": "Turn this classroom's microphone off / on (others hear it while it has the floor)",
+  "muted_by_lead": "The lead teacher muted this classroom",
+  "watch_only": "Watching only",
+  "observer.title": "Observer", "observer.badge": "Watching only, invisible to classrooms",
+  "pb.title": "Lesson playback", "pb.teacher": "Teacher", "pb.screen": "Courseware", "pb.students": "Students",
+  "pb.no_picture": "No picture", "pb.no_screen": "No courseware",
+  "pb.play": "▶ Play", "pb.pause": "⏸ Pause", "pb.speed": "Speed", "pb.seek": "Position",
+  "pb.timeline": "Event timeline", "pb.report": "Lesson analysis report",
+  "pb.no_manifest": "No recording chosen: open it from the bureau page's recordings, or from \"Recording\" beside a classroom's join link.",
+  "pb.load_failed": "Cannot load the recording: {reason}", "pb.bad_format": "Unknown recording format ({format})",
+  "pb.sound": "Click \"Play\" to turn the sound on",
+  "ev.hand_raised": "Hand raised", "ev.hand_lowered": "Hand lowered", "ev.floor_granted": "Floor given",
+  "ev.floor_revoked": "Floor revoked", "ev.spotlight": "Spotlight", "ev.mute": "Muted", "ev.unmute": "Unmuted",
+  "ev.join": "Joined", "ev.leave": "Left", "ev.lesson_ended": "Lesson ended", "ev.gap": "Recording gap",
+  "index.title": "Synchronous remote classroom",
+  "index.intro": "Classroom links come from the bureau's schedule page, or from the demo-lesson links the server prints when it starts (also in data/demo-links.txt).",
+  "index.bureau": "Bureau schedule", "index.metrics": "Prometheus metrics", "index.health": "Health",
+  "err.bad_state": "That does not fit the lesson's current state; the page is up to date now.",
+  "err.bad_state.spotlight": "That classroom is already spotlighted.",
+  "err.bad_state.grant_floor": "That classroom already has the floor, or is no longer connected.",
+  "err.bad_state.revoke_floor": "That classroom does not have the floor.",
+  "err.bad_state.mute": "That classroom is already muted.",
+  "err.bad_state.unmute": "That classroom is not muted.",
+  "err.bad_state.raise_hand": "This classroom's hand is already raised.",
+  "err.bad_state.lower_hand": "This classroom's hand is not raised.",
+  "err.floor_full": "The floor is full: revoke the classroom that holds it first.",
+  "err.unknown_classroom": "That classroom is not in this lesson.",
+  "err.forbidden": "This classroom may not do that.",
+  "err.not_connected": "Not connected to the server: reconnecting, try again in a moment.",
+  "err.bad_json": "The page and the server do not match: reload the page.",
+  "err.message_too_large": "The message was too large for the server: reload the page.",
+  "err.binary_not_supported": "The page and the server do not match: reload the page.",
+  "err.bad_version": "The page and the server do not match: reload the page.",
+  "err.unknown_type": "The page and the server do not match: reload the page.",
+  "err.bad_field": "The page and the server do not match: reload the page.",
+  "err.not_joined": "Not in the lesson yet: try again in a moment.",
+  "err.already_joined": "This page is already in the lesson.",
+  "err.token_missing": "The link has no join token: ask your bureau for this classroom's link.",
+  "err.token_malformed": "The link is incomplete or damaged: copy this classroom's link again.",
+  "err.token_invalid": "The link is not valid (this server did not issue it): ask your bureau for a new one.",
+  "err.token_expired": "The link has expired: ask your bureau for a new one.",
+  "err.token_not_yet_valid": "The lesson has not opened yet.",
+  "err.lesson_unavailable": "This lesson cannot be joined now (cancelled, over, or this classroom is not on its list).",
+  "err.lead_present": "The lead classroom is already open on another computer.",
+  "err.sdp_invalid": "The audio/video connection could not be set up: reload the page.",
+  "err.rate_limited": "Too many attempts: try again in a moment.",
+  "err.internal": "The server had a problem: try again in a moment.",
+  "err.join_timeout": "Joining took too long: trying again.",
+  "err.replaced": "This classroom was opened elsewhere; this page is disconnected.",
+  "err.shutting_down": "The server is restarting: the page reconnects by itself.",
+  "err.recorder_refused": "The recorder was not allowed into the lesson.",
+  "err.too_many_connections": "The server has too many connections: try again in a moment.",
+  "err.lesson_ended": "The lesson has ended.",
+  "err.not_found": "Not found (there may be no recording yet, or it was deleted).",
+  "err.http.401": "The link is not valid or has expired.", "err.http.403": "Not allowed to see this.",
+  "err.http.404": "No such recording (it may still be recording, or it was deleted).",
+  "err.fallback": "That did not work ({code}).",
+};
+
+export const MESSAGES = { "zh-CN": zh, en };
+
+// Every error code the server may send a page (tests check each has an entry in both languages).
+export const ERROR_CODES = [
+  "bad_json", "message_too_large", "binary_not_supported", "bad_version", "unknown_type", "bad_field",
+  "not_joined", "already_joined", "token_missing", "token_malformed", "token_invalid", "token_expired",
+  "token_not_yet_valid", "lesson_unavailable", "forbidden", "lead_present", "sdp_invalid", "rate_limited",
+  "internal", "join_timeout", "replaced", "shutting_down", "recorder_refused", "too_many_connections",
+  "bad_state", "floor_full", "unknown_classroom", "lesson_ended", "not_found",
+];
+
+function pick(value) {
+  if (!value) return null;
+  const v = String(value).toLowerCase();
+  if (v.startsWith("en")) return "en";
+  if (v.startsWith("zh")) return "zh-CN";
+  return null;
+}
+
+function initialLang() {
+  const fromUrl = pick(new URLSearchParams(location.search).get("lang"));
+  if (fromUrl) return fromUrl;
+  let stored = null;
+  try { stored = pick(localStorage.getItem(STORE_KEY)); } catch (e) { /* storage disabled */ }
+  if (stored) return stored;
+  return pick(navigator.language) || "zh-CN";
+}
+
+let current = initialLang();
+export const i18nEvents = new EventTarget();
+
+export function lang() { return current; }
+
+export function t(key, vars = {}) {
+  const text = MESSAGES[current][key] ?? MESSAGES["zh-CN"][key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (vars[name] ?? ""));
+}
+
+export function has(key) { return key in MESSAGES[current]; }
+
+// The teacher's words for a failed request: the error code (and the request type, for
+// bad_state) chosen from the dictionary, never the server's English developer message.
+export function errorText(err, action) {
+  const code = err && err.code;
+  if (!code) return t("err.not_connected");
+  if (action && has(`err.${code}.${action}`)) return t(`err.${code}.${action}`);
+  if (has(`err.${code}`)) return t(`err.${code}`);
+  return t("err.fallback", { code });
+}
+
+export function applyI18n(root = document) {
+  document.documentElement.lang = current;
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll("[data-i18n-title]")) node.title = t(node.dataset.i18nTitle);
+  for (const node of root.querySelectorAll("[data-i18n-aria-label]")) node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
+}
+
+export function setLang(value) {
+  const next = pick(value) || "zh-CN";
+  current = next;
+  try { localStorage.setItem(STORE_KEY, next); } catch (e) { /* storage disabled */ }
+  const url = new URL(location.href);
+  if (url.searchParams.has("lang")) { url.searchParams.set("lang", next); history.replaceState(null, "", url); }
+  applyI18n();
+  i18nEvents.dispatchEvent(new CustomEvent("langchange", { detail: next }));
+}
+
+// A small button that switches between the two languages (its label is the other language).
+export function langToggle() {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.id = "lang";
+  button.className = "secondary lang";
+  const label = () => { button.textContent = t("lang.toggle"); button.title = t("lang.toggle.title"); };
+  label();
+  button.addEventListener("click", () => setLang(current === "en" ? "zh-CN" : "en"));
+  i18nEvents.addEventListener("langchange", label);
+  return button;
+}
+
+// mm:ss, or h:mm:ss past an hour.
+export function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const mm = String(m).padStart(2, "0"), ss = String(sec).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
