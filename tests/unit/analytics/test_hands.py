@@ -87,8 +87,9 @@ def test_old_recording_without_reason_either_order(tmp_path: Path) -> None:
         r1 = stats_of(order)["r1"]
         assert (r1.unanswered_hands, r1.hand_wait_s) == (0, [pytest.approx(2.5)]), order
     # the recorder may also stamp the grant a few milliseconds after the lowering
-    late = [Event(e.t_ms + 3 * (e.type in ("floor_granted", "spotlight")), e.type, e.classroom_id, e.data)
-            for e in events]
+    late = [
+        Event(e.t_ms + 3 * (e.type in ("floor_granted", "spotlight")), e.type, e.classroom_id, e.data) for e in events
+    ]
     assert stats_of(late)["r1"].hand_wait_s == [pytest.approx(2.503)]
 
 
@@ -138,8 +139,13 @@ def test_grant_event_json_names_the_cause() -> None:
     floor.join("r1", "remote", 0)
     floor.raise_hand("r1", 100)
     lowered, granted, _spotlight = floor.grant("lead", "r1", 200)
-    assert lowered.to_json() == {"t_ms": 200, "type": "hand_lowered", "classroom_id": "r1", "by": "lead",
-                                 "reason": "granted"}
+    assert lowered.to_json() == {
+        "t_ms": 200,
+        "type": "hand_lowered",
+        "classroom_id": "r1",
+        "by": "lead",
+        "reason": "granted",
+    }
     assert "reason" not in granted.to_json()
     assert floor.snapshot(lowered)["event"]["reason"] == "granted"
 
