@@ -68,6 +68,7 @@ async function login(key) {
   $("logout").classList.remove("hidden");
   $("bureau-name").textContent = `— ${state.me.bureau.name}`;
   await loadDirectory();
+  if (state.schools.size === 0) showView("setup-view"); // a fresh install starts with its district
   await refreshAll();
   clearInterval(state.pollTimer);
   state.pollTimer = setInterval(() => refreshToday().catch(console.warn), 5000);

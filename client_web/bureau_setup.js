@@ -172,9 +172,14 @@ async function csvCheck(dryRun) {
 // ---- wiring ---------------------------------------------------------------------------------
 export function initSetup(onChange) {
   setup.onChange = async () => { await onChange(); await renderCredentials().catch(console.warn); };
+  // After an add, the name fields are cleared at once (before the lists are reloaded: the next
+  // entry may be typed meanwhile); the school / role / kind choices stay for the next one.
   const submit = (formId, box, fn) => $(formId).addEventListener("submit", async (e) => {
     e.preventDefault();
-    if (await act(box, fn)) $(formId).reset();
+    await act(box, async () => {
+      await fn();
+      for (const input of $(formId).querySelectorAll("input")) input.value = "";
+    });
   });
   submit("school-form", "schools-error", () => api("POST", "/api/schools", { name: $("school-name").value }));
   submit("classroom-form", "classrooms-error", () => api("POST", "/api/classrooms", {

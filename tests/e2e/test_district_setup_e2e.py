@@ -115,11 +115,12 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     await page.fill("#api-key", key)
     await page.click("#login")
     await page.wait_for_selector("#app:not(.hidden)")
-    await page.wait_for_selector("#schedule-hint:not(.hidden)")  # fresh: nothing to lead a lesson yet
+    # a fresh install opens on the district set-up; the schedule says why it is empty
+    await page.wait_for_selector("#setup-view:not(.hidden)")
+    await page.wait_for_selector("#setup-empty:not(.hidden)")
+    assert await page.locator("#schedule-hint:not(.hidden)").count() == 1
 
     # ---- two schools, three classrooms, a teacher, from the page
-    await page.click("#tab-setup")
-    await page.wait_for_selector("#setup-view:not(.hidden)")
     for name in ("城关第一中学", "石桥村小学"):
         await add(page, "#school-form", {"#school-name": name}, {}, "#schools-table", name)
     rooms = [
