@@ -5,6 +5,8 @@ Put this directory first on ``PYTHONPATH`` and set ``CLASSROOM_LOOPPROF=/tmp/pro
 
 * runs on the plain asyncio loop instead of uvloop (so that callbacks can be timed),
 * times every callback and every loop iteration, and every garbage collection (``gc.callbacks``),
+  in wall time and in the main thread's CPU time (much less CPU than wall: the process was not
+  running — a busy machine — rather than busy),
 * samples the main thread's stack every 3 ms while a callback has run for more than 5 ms,
 
 and at exit writes ``/tmp/prof.<pid>``: the iterations with more than 20 ms of callbacks, the
@@ -39,18 +41,19 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
     _MAIN = threading.main_thread().ident
     _slow: list[tuple[float, str, collections.Counter[str]]] = []
     _iterations: list[tuple[float, int, list[float]]] = []
-    _collections: list[tuple[float, int]] = []
+    _collections: list[tuple[float, int, float]] = []
     _current: dict[str, Any] = {"handle": None, "t": 0.0, "samples": collections.Counter()}
     _this_iteration: list[float] = []
-    _gc_started = [0.0]
+    _gc_started = [0.0, 0.0]
 
     def _on_gc(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            _gc_started[0] = time.perf_counter()
+            _gc_started[:] = [time.perf_counter(), time.thread_time()]
         else:
             ms = (time.perf_counter() - _gc_started[0]) * 1000
             if ms > 3:
-                _collections.append((round(ms, 1), int(info["generation"])))
+                cpu_ms = (time.thread_time() - _gc_started[1]) * 1000
+                _collections.append((round(ms, 1), int(info["generation"]), round(cpu_ms, 1)))
 
     gc.callbacks.append(_on_gc)
 
@@ -68,6 +71,7 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
 
     def _timed_run(self: asyncio.Handle) -> None:
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         _current.update(handle=self, t=started, samples=collections.Counter())
         try:
             _run(self)
@@ -75,8 +79,9 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
             ms = (time.perf_counter() - started) * 1000
             _current["handle"] = None
             _this_iteration.append(ms)
-            if ms > 10:
-                _slow.append((round(ms, 1), _describe(self), _current["samples"]))
+            if ms > 10:  # wall time, and the CPU time the main thread got meanwhile
+                cpu_ms = (time.thread_time() - cpu_started) * 1000
+                _slow.append((round(ms, 1), f"(cpu {cpu_ms:.1f} ms) {_describe(self)}", _current["samples"]))
 
     asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
     _run_once = asyncio.base_events.BaseEventLoop._run_once  # type: ignore[attr-defined]
@@ -105,20 +110,23 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
     threading.Thread(target=_sampler, name="loopprof", daemon=True).start()
 
     def _dump() -> None:
+        before = len(gc.get_objects())
+        unreachable = gc.collect()
         objects = gc.get_objects()
         kinds = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
         with open(_OUT + ".objs", "w", encoding="utf-8") as f:
-            f.write(f"tracked objects: {len(objects)} (frozen {gc.get_freeze_count()}); {gc.get_stats()}\n")
+            f.write(f"tracked objects at exit: {before}, of which garbage {unreachable}; after a full "
+                    f"collection {len(objects)} (frozen {gc.get_freeze_count()}); {gc.get_stats()}\n")
             f.writelines(f"  {n:8d} {k}\n" for k, n in kinds.most_common(40))
         del objects
         by_coroutine: collections.Counter[str] = collections.Counter()
         for ms, what, _ in _slow:
-            by_coroutine[what.split(" now at")[0]] += ms  # type: ignore[assignment]
+            by_coroutine[what.split(" now at")[0].split(") ", 1)[-1]] += ms  # type: ignore[assignment]
         with open(_OUT, "w", encoding="utf-8") as f:
             f.write(f"callbacks > 10 ms: {len(_slow)}; iterations with > 20 ms of callbacks: {len(_iterations)}\n")
             f.write("iterations (ms of callbacks, callbacks, the largest):\n")
             f.writelines(f"  {x}\n" for x in sorted(_iterations, reverse=True)[:40])
-            f.write(f"collections > 3 ms (ms, generation): {sorted(_collections, reverse=True)[:40]} "
+            f.write(f"collections > 3 ms (wall ms, generation, cpu ms): {sorted(_collections, reverse=True)[:40]} "
                     f"n={len(_collections)}\n\nslow callbacks, ms by coroutine:\n")
             f.writelines(f"  {ms:8.1f} {what}\n" for what, ms in by_coroutine.most_common(20))
             for ms, what, samples in sorted(_slow, key=lambda x: -x[0])[:50]:
