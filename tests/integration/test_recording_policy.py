@@ -230,7 +230,10 @@ async def test_the_free_disk_guard_stops_recording_cleanly_and_resumes(small_dis
         # something else fills the volume to 36 MiB of 48: under the guard's 16 MiB free
         with ballast.open("wb") as f:
             f.write(b"\0" * (36 * 1024**2))
+        filled = asyncio.get_running_loop().time()
         stopped = await expect_recording(lead, False, timeout=60)
+        took = asyncio.get_running_loop().time() - filled
+        print(f"free-disk guard: recording stopped, lead told {took:.2f} s after the volume went under the limit")
         assert stopped["reason"] == "disk_low" and "disk" in stopped["message"], stopped
         assert launcher.pid(lesson) is None and lesson in coordinator.held
         manifest = read_manifest(recordings / lesson / "manifest.json")
