@@ -381,6 +381,10 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "dropped_congested": int(d.get("classroom_dropped_congested", 0)),
         "nack_misses": int(d.get("classroom_nack_misses", 0)),
         "transcodes": int(d.get("classroom_transcodes", 0)),
+        "red_packets_in": int(d.get("classroom_red_packets_in", 0)),
+        "red_packets_out": int(d.get("classroom_red_packets_out", 0)),
+        "retransmits_skipped": int(d.get("classroom_retransmits_skipped", 0)),
+        "remb_sent": int(d.get("classroom_remb_sent", 0)),
     }
 
 
