@@ -224,6 +224,7 @@ $("fullscreen").addEventListener("click", async () => {
   }
 });
 document.addEventListener("fullscreenchange", showFullscreen);
+$("fs-exit").addEventListener("click", () => document.exitFullscreen().catch(() => {}));
 $("stage").addEventListener("dblclick", () => $("fullscreen").click());
 
 client.addEventListener("lesson_ended", (e) => {

@@ -100,8 +100,8 @@ async def shoot(page: Page, out: Path, name: str) -> None:
         path = out / f"{name}-{size}.png"
         await page.screenshot(path=str(path), full_page=True)
         overflow = await page.evaluate("document.documentElement.scrollWidth - innerWidth")
-        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
-              f"{'  SIDEWAYS SCROLL %d px' % overflow if overflow > 0 else ''}")
+        where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{where}{f'  SIDEWAYS SCROLL {overflow} px' if overflow > 0 else ''}")
     await page.set_viewport_size({"width": 1280, "height": 800})
 
 
@@ -184,7 +184,8 @@ async def shots(browser: Browser, url: str, links: dict[str, str], key: str, out
     playback = await open_page(browser, playback_url, lang)
     await asyncio.sleep(3.0)
     tracks = await playback.evaluate(
-        "window.playback.manifest ? window.playback.manifest.tracks.map(t => `${t.classroom_id}/${t.source}/${t.kind}`) : []")
+        "window.playback.manifest ?"
+        " window.playback.manifest.tracks.map(t => `${t.classroom_id}/${t.source}/${t.kind}`) : []")
     print("recording:", ", ".join(tracks) or "none")
     await shoot(playback, out, "playback")
 
