@@ -131,7 +131,28 @@ SCHEMAS: dict[str, Any] = {
                 "nullable": True,
                 "description": "the classroom's current or next lesson today (null: none); link is null "
                 "until the join window opens (15 minutes before the start)",
-                "allOf": [_ref("Occurrence")],
+                "allOf": [
+                    _ref("Occurrence"),
+                    _obj(
+                        {
+                            "opens_at": DATETIME,
+                            "link": {
+                                "nullable": True,
+                                "allOf": [
+                                    _obj(
+                                        {
+                                            "classroom_id": ID,
+                                            "classroom_name": {"type": "string"},
+                                            "role": {"type": "string", "enum": ["lead", "remote"]},
+                                            "token": {"type": "string"},
+                                            "url": {"type": "string"},
+                                        }
+                                    )
+                                ],
+                            },
+                        }
+                    ),
+                ],
             },
         },
         ["device_id", "classroom_id", "lesson"],
