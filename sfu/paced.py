@@ -45,7 +45,15 @@ class PacedSender:
         self._timer = None
         if self.closed:
             return
-        for header, payload in self.pacer.due(time.monotonic()):
+        now = time.monotonic()
+        ast = b""
+        for header, payload in self.pacer.due(now):
+            if len(header) == 20 and header[0] & 0x10:
+                # the abs-send-time says when the packet left the pacer, not when it queued:
+                # the receiver's REMB must not take our own queue for the line's
+                if not ast:
+                    ast = ((int(now * 1000) << 18) // 1000 & 0xFFFFFF).to_bytes(3, "big")
+                header = header[:17] + ast
             if self.transport.send_rtp_parts(header, payload):
                 self.sent += 1
         wait = self.pacer.next_due()
