@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from signaling.schedule import ScheduleStore
+from signaling.schedule.store import MIGRATIONS
 from signaling.tokens import TokenError
 from tests.integration.schedule.conftest import CST, Env
 
@@ -229,3 +232,28 @@ async def test_a_real_import_is_all_or_nothing(env: Env) -> None:
         raise AssertionError("the CHECK constraint should have refused kind 'tv'")
     assert len(env.store.list_classrooms(bureau)) == before_rooms
     assert len(env.store.list_schools(bureau)) == before_schools
+
+
+def test_an_existing_database_is_migrated_and_its_classrooms_may_lead(tmp_path: Path) -> None:
+    """A schedule written by the first schema (before district set-up) opens at version 2: its
+    classrooms are lead-capable (as every classroom was), devices can be added."""
+    path = tmp_path / "schedule.sqlite3"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO bureaus VALUES ('bur_1', 'Old bureau', 'Asia/Shanghai', 0)")
+    conn.execute("INSERT INTO schools VALUES ('sch_1', 'bur_1', 'Old school', 0)")
+    conn.execute("INSERT INTO classrooms VALUES ('cls_1', 'sch_1', 'Old room', 'browser', 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = ScheduleStore.open(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS) >= 2
+        room = store.get_classroom("bur_1", "cls_1")
+        assert room is not None and room.lead_capable is True
+        device, _ = store.create_device("bur_1", "cls_1", "PC")
+        assert [d.id for d in store.list_devices("bur_1")] == [device.id]
+    finally:
+        store.close()
