@@ -174,9 +174,12 @@ const nameOf = (cid) => (client.joined?.participants || []).find((p) => p.classr
   || (client.joined?.expected || []).find((c) => c.classroom_id === cid)?.name || cid;
 
 // One floor request; a refusal is shown in the teacher's words (errorText), never the server's.
+// The server answers a floor request with a "floor" event to all, or an error with its id; a
+// request still waiting when the connection drops is not the teacher's concern (no code).
 function act(type, classroom_id) {
   if (ended) return Promise.resolve();
-  return client.request({ type, classroom_id }).catch((err) => toast(errorText(err, type)));
+  if (client.state !== "joined") { toast(t("err.not_connected")); return Promise.resolve(); }
+  return client.request({ type, classroom_id }).catch((err) => { if (err.code && !ended) toast(errorText(err, type)); });
 }
 window.leadAct = act;
 const toggleFloor = (cid) => act(floor.granted.includes(cid) ? "revoke_floor" : "grant_floor", cid);
@@ -298,7 +301,7 @@ $("spot-off").addEventListener("click", () => { if (floor.spotlight) act("spotli
 $("end").addEventListener("click", () => $("end-dialog").showModal());
 $("end-dialog").addEventListener("close", () => {
   if ($("end-dialog").returnValue !== "end") return;
-  client.request({ type: "end_lesson" }).catch((err) => toast(errorText(err, "end_lesson")));
+  client.request({ type: "end_lesson" }).catch((err) => { if (!ended) toast(errorText(err, "end_lesson")); });
 });
 client.addEventListener("lesson_ended", (e) => {
   ended = e.detail;

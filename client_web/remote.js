@@ -181,7 +181,8 @@ client.addEventListener("floor", (e) => showFloor(e.detail));
 
 $("hand").addEventListener("click", () => {
   const type = handUp ? "lower_hand" : "raise_hand";
-  client.request({ type }).catch((err) => toast(errorText(err, type)));
+  // a request still waiting when the connection drops (no code) is not worth a message
+  client.request({ type }).catch((err) => { if (err.code && !ended) toast(errorText(err, type)); });
 });
 
 // This classroom's own microphone: off sends silence (the track stays, so turning it back on
@@ -231,6 +232,8 @@ client.addEventListener("lesson_ended", (e) => {
   ended = e.detail;
   notice(ended.name ? t("lesson_ended.by", { name: ended.name }) : t("lesson_ended"));
   for (const tr of window.localStream?.getTracks() || []) tr.stop();
+  lastLink = null;
+  $("net").dataset.quality = "unknown";
   showState();
   showFloor(floor);
 });

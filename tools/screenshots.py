@@ -180,8 +180,11 @@ async def shots(browser: Browser, url: str, links: dict[str, str], key: str, out
         playback_url = f"{url}/playback.html"
     else:
         playback_url = url + playback_url if playback_url.startswith("/") else playback_url
-        playback_url += "&autoplay=0&t=3"
+        playback_url += "&autoplay=0"
     playback = await open_page(browser, playback_url, lang)
+    # a moment at which every recorded video has begun
+    await playback.evaluate("""window.playback.ready.then((m) => window.playback.seek(
+        Math.max(0, ...m.tracks.filter((t) => t.kind === 'video').map((t) => t.start_ms)) + 1500)).catch(() => {})""")
     await asyncio.sleep(3.0)
     tracks = await playback.evaluate(
         "window.playback.manifest ?"

@@ -195,6 +195,10 @@ async def test_end_lesson_for_everybody(demo_proc: ServerProcess, browser: Brows
     await lead.click("#end-cancel")
     await asyncio.sleep(0.5)
     assert await js(r1, "window.classroom.state") == "joined"
+    # A hand raised before the end: its request is answered by a floor event, never by an error.
+    await until(r1, "!document.getElementById('hand').disabled", "r1 may raise its hand")
+    await r1.click("#hand")
+    await until(lead, "document.querySelectorAll('#queue li').length === 1", "the hand reached the lead")
     # Then end it.
     await lead.click("#end")
     await lead.click("#end-ok")
@@ -208,6 +212,8 @@ async def test_end_lesson_for_everybody(demo_proc: ServerProcess, browser: Brows
     for page in (lead, r1, observer):
         assert await js(page, "window.classroom.state") == "left"
     assert await js(r1, "document.getElementById('hand').disabled") is True
+    for page in (lead, r1, observer):  # no "connection lost" or other message beside the ended notice
+        assert await js(page, "!document.getElementById('toast') || !document.getElementById('toast').classList.contains('show')")
     assert await js(lead, "document.getElementById('end').disabled") is True
     stats = demo_proc.get_json("/healthz")
     assert stats.get("lessons", 0) == 0, stats
