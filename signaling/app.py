@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sfu.peer import PeerSettings
+from signaling.bucket import TokenBucket
 from signaling.connguard import ConnectionGuard, refusal_response
 from signaling.limits import Limits
 from signaling.router import LocalRouter
@@ -53,8 +54,11 @@ def create_app(
         try:
             ws = ClassroomSocket(heartbeat=20.0, max_msg_size=frame_limit)
             await ws.prepare(request)
+            bucket = (TokenBucket(limits.publish_burst, limits.publish_per_s)
+                      if limits.publish_burst > 0 and limits.publish_per_s > 0 else None)
             session = Session(ws, router, signer, settings, servers, max_message_bytes,
-                              join_timeout_s=limits.join_timeout_s, on_joined=slot)  # fmt: skip
+                              join_timeout_s=limits.join_timeout_s, on_joined=slot,
+                              publish_bucket=bucket)  # fmt: skip
             await session.run()
             if session.join_timed_out:
                 guard.join_timeouts += 1

@@ -42,3 +42,9 @@ class Limits:
     key_failures_per_id: int = 10
     key_failures_per_address: int = 30
     key_failure_window_s: float = 300.0
+    # A joined classroom's ``publish`` offers, per connection: each builds a new peer connection
+    # (~5–10 ms of the event loop, and garbage for the collector to walk later). A token bucket of
+    # ``publish_burst`` offers refilled at ``publish_per_s``; beyond it ``error rate_limited``
+    # (the message says when to retry) and nothing is negotiated. 0 turns it off.
+    publish_burst: int = 8
+    publish_per_s: float = 1.0

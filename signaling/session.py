@@ -19,6 +19,7 @@ from sfu.sdpshape import SdpShapeError, check_sdp_shape
 from sfu.stats import SIGNALING
 from sfu.uptrack import UpTrack
 from signaling import logcontext, permissions
+from signaling.bucket import TokenBucket
 from signaling.floor import Floor, FloorError, FloorEvent
 from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
 from signaling.room import Participant, Room, now_ms
@@ -104,8 +105,10 @@ class Session:
         max_message_bytes: int,
         join_timeout_s: float = 0.0,
         on_joined: Callable[[], None] | None = None,
+        publish_bucket: TokenBucket | None = None,
     ) -> None:
         self.ws = ws
+        self.publish_bucket = publish_bucket  # signaling/limits.py: publish_burst, publish_per_s
         self.router = router
         self.signer = signer
         self.settings = settings
@@ -217,6 +220,7 @@ class Session:
             await self._leave(graceful=True)
             await self.ws.close()
         elif m.type == "publish":
+            self._check_publish_rate(m)
             await self._publish(m, p, room)
         elif m.type == "end_lesson":
             await self._end_lesson(m, p, room)
@@ -336,6 +340,14 @@ class Session:
 
     async def _send_tracks(self, tracks: list[dict[str, Any]]) -> None:
         await self.send(server_message("tracks", tracks=tracks))
+
+    def _check_publish_rate(self, m: Message) -> None:
+        bucket = self.publish_bucket
+        if bucket is None or bucket.take(time.monotonic()):
+            return
+        wait = bucket.wait_s(time.monotonic())
+        raise ProtocolError("rate_limited", f"publish: at most {bucket.burst} offers at once and {bucket.per_s:g} "
+                            f"a second on one connection; retry in {wait:.1f} s", m.id)
 
     async def _publish(self, m: Message, p: Participant, room: Room) -> None:
         permissions.check(p.role, "publish")

@@ -1,6 +1,7 @@
 """SDP and ICE candidates beyond the bounds of sfu/sdpshape.py and sfu/peer.py get ``sdp_invalid``
 at once on a real server, without stalling a joined classroom of another lesson (issue #14: one
-32 KB offer kept aiortc's parser — and every lesson — busy for 3.2 s)."""
+32 KB offer kept aiortc's parser — and every lesson — busy for 3.2 s); ``publish`` offers beyond a
+connection's token bucket (``limits.publish_burst`` / ``publish_per_s``) get ``rate_limited``."""
 
 from __future__ import annotations
 
@@ -74,5 +75,27 @@ async def test_ice_candidates_beyond_the_cap_are_refused(tmp_path: Path) -> None
                     if msg.get("re") == ref + 10_000:
                         break
             assert codes == ["sdp_invalid"] * 3, codes
+        finally:
+            await lead.close()
+
+
+async def test_publish_offers_beyond_the_bucket_are_rate_limited(tmp_path: Path) -> None:
+    offer = await real_offer()
+    async with running_server(tmp_path, publish_burst=3, publish_per_s=2.0) as srv:
+        lead = PingingClassroom(srv.base_url, srv.signer.issue("flood", "lead", "lead", "lead"))
+        try:
+            assert (await lead.join())["type"] == "joined"
+            assert lead.ws is not None
+            replies = []
+            for ref in range(10, 16):
+                await lead.ws.send_str(json.dumps({"v": 1, "id": ref, "type": "publish", "sdp": offer}))
+                replies.append(await lead.reply(ref))
+            kinds = [r["type"] if r["type"] != "error" else r["code"] for r in replies]
+            assert kinds[:3] == ["publish_answer"] * 3 and "rate_limited" in kinds[3:], kinds
+            limited = next(r for r in replies if r.get("code") == "rate_limited")
+            assert "retry in" in limited["message"], limited
+            await asyncio.sleep(0.6)  # refilled: the page's next publish goes through
+            await lead.ws.send_str(json.dumps({"v": 1, "id": 30, "type": "publish", "sdp": offer}))
+            assert (await lead.reply(30))["type"] == "publish_answer"
         finally:
             await lead.close()
