@@ -615,8 +615,8 @@ class ScheduleApi:
         start, end = day_bounds(day, tz)
         views = self.store.occurrences_between(device.bureau_id, start, end, classroom_id=device.classroom_id)
         pick = next(
-            (v for v in views if v.status in ("scheduled", "live") and token_window(v.occurrence)[1] >= now), None
-        )
+            (v for v in views if v.status in ("scheduled", "live") and v.occurrence.end > now), None
+        )  # a lesson past its end is not "current" even while its links stay valid (the next one is)
         answer: dict[str, Any] = {"device_id": device.id, "classroom_id": device.classroom_id, "lesson": None}
         if pick is not None:
             not_before, _ = token_window(pick.occurrence)
