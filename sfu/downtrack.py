@@ -329,11 +329,16 @@ class DownTrack:
             src.request_keyframe()
             return
         rate = src.codec.clock_rate
+        upstream: list[int] = []
         for out_seq in seqs:
             in_seq = self.fwd.incoming_seq(out_seq)
             data = src.cache.get(in_seq) if in_seq is not None else None
             if data is None or in_seq is None:
+                if in_seq is None and self.fwd.is_padding(out_seq):
+                    continue  # a lost probe packet: nothing to repair
                 STATS.nack_misses += 1
+                if in_seq is not None:
+                    upstream.append(in_seq)  # never arrived here: lost on the publisher's uplink
                 continue
             try:
                 h = parse_header(data)
@@ -356,6 +361,8 @@ class DownTrack:
                 STATS.retransmitted_packets += 1
                 STATS.retransmitted_bytes += 12 + len(payload)
                 self.retransmitted_bytes += 12 + len(payload)
+        if upstream:
+            src.request_missing(upstream)
 
     def on_keyframe_request(self) -> None:
         STATS.plis_received += 1

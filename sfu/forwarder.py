@@ -173,6 +173,10 @@ class Forwarder(Lane):
         self._padding.append(out_seq)
         return out_seq, self.last_out_ts
 
+    def is_padding(self, out_seq: int) -> bool:
+        """Whether ``out_seq`` was a padding-only probe packet (nothing to retransmit)."""
+        return out_seq in self._padding
+
     def incoming_seq(self, out_seq: int) -> int | None:
         """The incoming sequence number behind ``out_seq`` (for NACK), if it is ours."""
         if not self.started or out_seq in self._padding:

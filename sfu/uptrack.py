@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from sfu.downtrack import DownTrack
 
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+# Re-asking the publisher for packets subscribers miss (lost on its uplink): only the newest
+# UPSTREAM_NACK_WINDOW packets, at most UPSTREAM_NACK_TRIES times each, UPSTREAM_NACK_GAP_S apart.
+UPSTREAM_NACK_WINDOW = 512
+UPSTREAM_NACK_TRIES = 3
+UPSTREAM_NACK_GAP_S = 0.05
 PROXIED_LOSS_S = 6.0
 _HEADER = struct.Struct("!BBHII")
 _EXT = struct.Struct("!HH")
@@ -118,6 +123,7 @@ class UpTrack:
         self.proxied_loss = 0
         self.proxied_at = 0.0
         self.upstream_loss = 0.0  # fraction lost from the publisher, over our last RR interval
+        self._asked: dict[int, tuple[float, int]] = {}  # seq -> (last upstream NACK, how many), oldest first
         self.bitrate_bps = 0.0  # measured, refreshed by measure()
         self._measured_octets = 0
         self._measured_at = 0.0
@@ -319,8 +325,40 @@ class UpTrack:
 
     def _nack_upstream(self, last_seq: int, delta: int) -> None:
         missing = [(last_seq + i) & 0xFFFF for i in range(1, delta)]
+        now = time.monotonic()
+        for seq in missing:
+            self._asked[seq] = (now, 1)
+        self._trim_asked()
         if self._send_rtcp(rtcp.build_nack(self._rtcp_ssrc, self.ssrc, missing)):
             STATS.nacks_sent += 1
+
+    def request_missing(self, seqs: list[int]) -> int:
+        """Subscribers NACKed packets this layer never received (lost on the publisher's uplink,
+        and maybe their first retransmission too): ask the publisher again, each packet at most
+        ``UPSTREAM_NACK_TRIES`` times in all and not within ``UPSTREAM_NACK_GAP_S`` of the last
+        ask (every subscriber NACKs the same hole). Returns how many were asked for."""
+        if not self.is_video or self.closed or self._base_seq < 0:
+            return 0
+        now = time.monotonic()
+        ask = []
+        for seq in seqs:
+            behind = (self._max_seq - seq) & 0xFFFF
+            if behind >= UPSTREAM_NACK_WINDOW or (self.cache is not None and self.cache.get(seq) is not None):
+                continue
+            at, tries = self._asked.get(seq, (-1e9, 0))
+            if tries >= UPSTREAM_NACK_TRIES or now - at < UPSTREAM_NACK_GAP_S:
+                continue
+            self._asked[seq] = (now, tries + 1)
+            ask.append(seq)
+        if ask:
+            self._trim_asked()
+            if self._send_rtcp(rtcp.build_nack(self._rtcp_ssrc, self.ssrc, ask)):
+                STATS.nacks_sent += 1
+        return len(ask)
+
+    def _trim_asked(self) -> None:
+        while len(self._asked) > 2 * UPSTREAM_NACK_WINDOW:
+            del self._asked[next(iter(self._asked))]
 
     # -- keyframes ------------------------------------------------------------------------
 

@@ -184,3 +184,30 @@ def test_garbage_never_raises(packets: list[bytes]) -> None:
         up.close()
 
     asyncio.run(run())
+
+
+async def test_packets_lost_upstream_are_asked_for_again_when_subscribers_nack_them() -> None:
+    up, sent = make()
+    d, t = down(up)
+    for i in range(10):
+        if i in (4, 5):
+            continue  # lost on the publisher's uplink
+        up.on_rtp(rtp(100 + i, 3000 * i, vp8_payload(i == 0)), i)
+    first = [r for p in sent.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.Nack)]
+    assert len(first) == 1  # the gap itself was NACKed once on arrival
+    out4 = (header(t.rtp[3])[2] + 1) & 0xFFFF  # what 104 would have been downstream
+    d.on_nack([out4, (out4 + 1) & 0xFFFF])
+    nacks = [r for p in sent.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.Nack)]
+    assert len(nacks) == 1  # too soon after the first ask: not again yet
+    await asyncio.sleep(0.06)
+    d.on_nack([out4, (out4 + 1) & 0xFFFF])
+    nacks = [r for p in sent.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.Nack)]
+    assert len(nacks) == 2 and sorted(nacks[-1].seqs) == [104, 105]
+    for _ in range(5):  # at most three asks in all
+        await asyncio.sleep(0.06)
+        d.on_nack([out4])
+    nacks = [r for p in sent.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.Nack)]
+    assert sum(104 in n.seqs for n in nacks) == 3
+    # the retransmission arrives: it is forwarded (late) and no longer asked for
+    up.on_rtp(rtp(104, 3000 * 4, vp8_payload(False)), 20)
+    assert header(t.rtp[-1])[2] == out4
