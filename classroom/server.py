@@ -29,6 +29,7 @@ from signaling.app import GUARD_KEY, add_static_pages, create_app
 from signaling.connguard import GuardedRunner
 from signaling.router import LocalRouter
 from signaling.tokens import TokenError, TokenSigner
+from signaling.whip import add_whip_routes
 
 log = logging.getLogger("classroom")
 
@@ -112,11 +113,12 @@ def build_server(config: Config) -> Server:
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router = LocalRouter(media)
+    ice_servers = _ice_servers(config)
     app = create_app(
         router,
         signer,
         settings,
-        ice_servers=_ice_servers(config),
+        ice_servers=ice_servers,
         max_message_bytes=config.server.max_message_bytes,
         limits=config.limits,
     )
@@ -124,6 +126,7 @@ def build_server(config: Config) -> Server:
                     port=config.server.port)
     _wire_https(server)
     _wire_optional(server)
+    add_whip_routes(app, router, signer, settings, ice_servers)  # POST /whip, /whep (docs/whip-whep.md)
     add_static_pages(app)
     return server
 

@@ -377,6 +377,9 @@ class SubscriberPeer:
             link = LinkConfig(link.estimator, link.selector, link.budget, adaptive=False)
         self.link = Link(link)
         self._evaluated_at = 0.0
+        # A WHEP player offers its m-lines and we answer: the slots are fixed by its offer and
+        # never grow (a track with no free slot of its kind and codec waits for one).
+        self.fixed = False
 
     def track_map(self) -> list[dict[str, Any]]:
         out = []
@@ -425,6 +428,8 @@ class SubscriberPeer:
                 (s for s in self.slots if s.up is None and s.kind == up.kind and s.mime == up.codec.mime),
                 None,
             )
+            if slot is None and self.fixed:
+                continue  # no m-line for it in the player's offer (docs/whip-whep.md)
             if slot is None:
                 if self.pc is None:
                     self.pc = _new_pc(self.settings)
@@ -451,6 +456,52 @@ class SubscriberPeer:
             await self._send_offer(sdp, self.track_map())
         elif changed:
             await self._send_tracks(self.track_map())
+
+    async def answer(self, offer_sdp: str, preferred: dict[str, str]) -> str:
+        """Answer a client's ``recvonly`` offer (WHEP): one ``sendonly`` slot per audio/video
+        m-line, each on the codec ``preferred[kind]`` if the offer has it (else what the offer
+        and the SFU share). From then on :meth:`update` only reassigns these slots."""
+        if self.pc is not None:
+            raise SdpError("this player already has a connection")
+        check_mids(offer_sdp)
+        parsed = SessionDescription.parse(offer_sdp)
+        kinds = [m.kind for m in parsed.media if m.kind in ("audio", "video")]
+        if not kinds:
+            raise SdpError("the offer has no audio or video m-line to receive")
+        for m in parsed.media:
+            if m.kind in ("audio", "video") and m.direction not in ("recvonly", "sendrecv"):
+                raise SdpError(f"a WHEP offer's m-lines must be recvonly (mid {m.rtp.muxId} is {m.direction})")
+        self.fixed = True
+        self.pc = _new_pc(self.settings)
+        offered = {m.kind: {c.mimeType.lower() for c in m.rtp.codecs} for m in parsed.media}
+        for kind in kinds:
+            t = self.pc.addTransceiver(kind, direction="sendonly")
+            ours = VIDEO_CODECS if kind == "video" else AUDIO_CODECS
+            first = preferred.get(kind, ours[0]).lower()
+            order = [first] + [c for c in ours if c.lower() != first]
+            glue.prefer_codecs(t, [c for c in order if c.lower() in offered.get(kind, set())] or ours)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise SdpError(f"the offer could not be applied: {exc}") from exc
+        except Exception as exc:  # aiortc's OperationError: no codec in common
+            raise SdpError(f"the offer could not be answered: {exc}") from exc
+        glue.guard_datagrams(self.pc)
+        glue.send_raw(self.pc, self._on_stream, self._on_rtcp)
+        if self.transport is None:
+            self.transport = glue.raw_transport(self.pc)
+        sdp = str(self.pc.localDescription.sdp)
+        mids = {m.rtp.muxId: m for m in SessionDescription.parse(sdp).media}
+        for t in self.pc.getTransceivers():
+            media = mids.get(str(t.mid))
+            if media is None or not media.rtp.codecs:
+                continue
+            self.slots.append(Slot(t, t.kind, media.rtp.codecs[0].mimeType.lower()))
+        async with self._lock:
+            await self._apply()
+        return sdp
 
     async def on_answer(self, sdp: str) -> None:
         async with self._lock:

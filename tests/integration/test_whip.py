@@ -1,0 +1,167 @@
+"""WHIP ingest (POST /whip) against a real server: an aiortc peer publishes as the lead, a
+WebSocket remote classroom (a real aiortc peer) decodes it; every bad input gets its 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+
+from classroom.server import Server, start_server
+from sfu.stats import SIGNALING
+from tests.integration.conftest import server_config
+from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
+from tests.integration.whip_client import WhipPublisher
+
+
+def token(server: Server, lesson: str, classroom: str, role: str) -> str:
+    return server.signer.issue(lesson, classroom, role, classroom)
+
+
+async def test_whip_lead_reaches_a_websocket_remote(server: Server) -> None:
+    remote = ClassroomPeer(server.base_url, token(server, "w1", "r1", "remote"))
+    lead = WhipPublisher(server.base_url, token(server, "w1", "obs", "lead"))
+    try:
+        assert (await remote.connect())["type"] == "joined"
+        assert await lead.publish([PatternTrack(), ToneTrack()]) == 201, lead.body
+        assert lead.headers["Content-Type"].startswith("application/sdp")
+        assert lead.location.startswith("/whip/") and lead.etag.startswith('"')
+        assert lead.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Link" not in lead.headers  # no TURN configured
+        joined = await remote.expect("participant_joined")
+        while joined["participant"]["classroom_id"] != "obs":  # its own join first
+            joined = await remote.expect("participant_joined")
+        assert joined["participant"]["classroom_id"] == "obs" and joined["participant"]["role"] == "lead"
+        await remote.wait_frames("video", 10, classroom_id="obs")
+        await remote.wait_frames("audio", 10, classroom_id="obs")
+        first = min(remote.first_frame_at.values())
+        print(f"\nWHIP 201 -> first decoded frame at the WebSocket remote: {first - lead.created_at:.3f} s")
+        sources = sorted(t["source"] for t in remote.tracks if t.get("track_id"))
+        assert sources == ["teacher", "teacher"]
+        assert server.router.rooms["w1"].lead is not None
+        # a trickled candidate (same ufrag) is accepted; a PATCH of the same ETag works
+        status, _ = await lead.request("PATCH", data="a=ice-ufrag:" + _ufrag(lead) +
+                                       "\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n",
+                                       headers={"Content-Type": "application/trickle-ice-sdpfrag",
+                                                "If-Match": lead.etag})
+        assert status == 204
+        assert await lead.delete() == 200
+        left = await remote.expect("participant_left")
+        assert left["participant"]["classroom_id"] == "obs"
+        assert "w1" not in server.router.rooms or server.router.rooms["w1"].lead is None
+    finally:
+        await lead.close()
+        await remote.close()
+
+
+def _ufrag(peer: WhipPublisher) -> str:
+    sdp = peer.pc.localDescription.sdp
+    return next(line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=ice-ufrag:"))
+
+
+async def _post(server: Server, path: str, body: str | bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as s, s.post(server.base_url + path, data=body, headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def test_whip_bad_input(server: Server) -> None:
+    SIGNALING.reset()
+    sdp = {"Content-Type": "application/sdp"}
+    lead_token = token(server, "w2", "lead", "lead")
+    # no token, a bad token
+    status, body = await _post(server, "/whip", "v=0", sdp)
+    assert status == 401 and body["error"]["code"] == "token_missing"
+    status, body = await _post(server, "/whip", "v=0", {**sdp, "Authorization": "Bearer nonsense"})
+    assert status == 401 and body["error"]["code"]
+    # wrong role: an observer (and a recorder) may not publish
+    status, body = await _post(server, "/whip", "v=0",
+                               {**sdp, "Authorization": f"Bearer {token(server, 'w2', 'o1', 'observer')}"})
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    # garbage SDP, a wrong content type, an oversized body
+    auth = {"Authorization": f"Bearer {lead_token}"}
+    status, body = await _post(server, "/whip", "this is not SDP\x00", {**sdp, **auth})
+    assert status == 400 and body["error"]["code"] == "sdp_invalid"
+    status, body = await _post(server, "/whip", "v=0", {"Content-Type": "text/plain", **auth})
+    assert status == 415 and body["error"]["code"] == "unsupported_media_type"
+    status, body = await _post(server, "/whip", "v=0\r\n" + "a=x\r\n" * 20000, {**sdp, **auth})
+    assert status == 413 and body["error"]["code"] == "body_too_large"
+    # a remote's label decides what it may publish, as on the WebSocket
+    remote = WhipPublisher(server.base_url, token(server, "w2", "r1", "remote"))
+    assert await remote.publish([PatternTrack()], source="teacher") == 403
+    assert remote.body["error"]["code"] == "forbidden" and "teacher" in remote.body["error"]["message"]
+    await remote.close()
+    # a WebSocket lead is in the lesson: a WHIP lead of another classroom is refused
+    ws_lead = ClassroomPeer(server.base_url, token(server, "w2", "lead-ws", "lead"))
+    first = WhipPublisher(server.base_url, lead_token)
+    other = WhipPublisher(server.base_url, token(server, "w2", "r2", "remote"))
+    try:
+        assert (await ws_lead.connect())["type"] == "joined"
+        assert await first.publish([PatternTrack(), ToneTrack()]) == 409
+        assert first.body["error"]["code"] == "lead_present"
+        await ws_lead.close()
+        await asyncio.sleep(0.3)
+        first = WhipPublisher(server.base_url, lead_token)
+        assert await first.publish([PatternTrack(), ToneTrack()]) == 201, first.body
+        second = WhipPublisher(server.base_url, token(server, "w2", "lead2", "lead"))
+        assert await second.publish([PatternTrack()]) == 409 and second.body["error"]["code"] == "lead_present"
+        await second.close()
+        assert await other.publish([PatternTrack(), ToneTrack()]) == 201, other.body
+        # PATCH: a wrong ETag, an ICE restart (a new ufrag), the wrong content type
+        frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+        status, body = await first.request("PATCH", data="a=ice-ufrag:x\r\n", headers={**frag, "If-Match": '"nope"'})
+        assert status == 412 and body["error"]["code"] == "etag_mismatch"
+        status, body = await first.request("PATCH", data="a=ice-ufrag:zzzz\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n",
+                                           headers={**frag, "If-Match": "*"})
+        assert status == 422 and body["error"]["code"] == "ice_restart_unsupported"
+        status, body = await first.request("PATCH", data="x", headers={"Content-Type": "application/sdp"})
+        assert status == 415
+        status, body = await first.request("PATCH", data="a=candidate:garbage\r\n", headers=frag)
+        assert status == 422 and body["error"]["code"] == "candidate_invalid"
+        # DELETE of another's resource, without a token, of nothing
+        assert await first.delete(token=other.token) == 403
+        status, body = await first.request("DELETE", token="")
+        assert status == 401
+        async with aiohttp.ClientSession() as s, s.delete(server.base_url + "/whip/nothing-here", headers=auth) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+        # the refusals disturbed nothing: both publishers are still in the lesson
+        room = server.router.rooms["w2"]
+        assert {p.classroom_id for p in room.participants.values()} == {"lead", "r2"}
+        assert await first.delete() == 200
+        assert await first.delete() == 404  # gone
+        for code in ("token_missing", "forbidden", "sdp_invalid", "lead_present", "etag_mismatch", "not_found"):
+            assert SIGNALING.errors.get(code, 0) >= 1, (code, SIGNALING.errors)
+    finally:
+        for peer in (first, other):
+            await peer.close()
+        await ws_lead.close()
+
+
+async def test_whip_cors_preflight(server: Server) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.options(server.base_url + "/whip", headers={"Origin": "https://obs.example",
+                                                                 "Access-Control-Request-Method": "POST"}) as r:
+            assert r.status == 204
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+            assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+            assert r.headers["Accept-Post"] == "application/sdp"
+            assert "Location" in r.headers["Access-Control-Expose-Headers"]
+
+
+async def test_whip_link_headers_for_turn(tmp_path: Path) -> None:
+    config = server_config(tmp_path)
+    config.media.turn_url = "turn:127.0.0.1:3478"
+    config.media.turn_secret = "s3cret-for-the-test"
+    srv = await start_server(config)
+    lead = WhipPublisher(srv.base_url, token(srv, "w3", "lead", "lead"))
+    try:
+        assert await lead.publish([PatternTrack()]) == 201, lead.body
+        links = lead.headers.getall("Link")
+        assert len(links) == 1 and links[0].startswith('<turn:127.0.0.1:3478>; rel="ice-server"; username="')
+        assert 'credential-type="password"' in links[0]
+        username = links[0].split('username="')[1].split('"')[0]
+        assert int(username.split(":")[0]) > time.time()  # time-limited credentials
+    finally:
+        await lead.close()
+        await srv.stop()
