@@ -28,6 +28,9 @@ const zh = {
   "recording.on": "● 录制中", "recording.on.title": "本节课正在录制",
   "net.title": "网络", "net.good": "网络良好", "net.fair": "网络一般", "net.poor": "网络较差",
   "you": "本班",
+  "link.estimate": "带宽估计 {v} kbit/s", "link.sent": "发送 {v} kbit/s", "link.loss": "丢包 {v} %",
+  "link.rtt": "往返 {v} ms", "link.up_loss": "上行丢包 {v} %", "link.up_estimate": "上行带宽估计 {v} kbit/s",
+  "link.paused": "{n} 路视频已暂停（声音照常）",
   // lead
   "lead.title": "主讲课堂",
   "live.off": "未开播", "live.on": "● 直播中 LIVE",
@@ -137,6 +140,9 @@ const en = {
   "recording.on": "● Recording", "recording.on.title": "This lesson is being recorded",
   "net.title": "Network", "net.good": "Network good", "net.fair": "Network fair", "net.poor": "Network poor",
   "you": "This classroom",
+  "link.estimate": "Estimate {v} kbit/s", "link.sent": "Sent {v} kbit/s", "link.loss": "Loss {v} %",
+  "link.rtt": "Round trip {v} ms", "link.up_loss": "Uplink loss {v} %", "link.up_estimate": "Uplink estimate {v} kbit/s",
+  "link.paused": "{n} video stream(s) paused (sound kept)",
   "lead.title": "Lead classroom",
   "live.off": "Not live", "live.on": "● LIVE",
   "viewers": "{n} classrooms watching",
@@ -303,6 +309,19 @@ export function langToggle() {
   button.addEventListener("click", () => setLang(current === "en" ? "zh-CN" : "en"));
   i18nEvents.addEventListener("langchange", label);
   return button;
+}
+
+// A classroom link's figures (the "link"/"links" messages) for a tooltip, in the page's language.
+export function linkText(link) {
+  const paused = Object.values(link.layers || {}).filter((l) => l < 0).length;
+  const parts = [
+    t("link.estimate", { v: link.estimate_kbps }), t("link.sent", { v: link.sent_kbps }),
+    t("link.loss", { v: (100 * (link.loss || 0)).toFixed(1) }), t("link.rtt", { v: link.rtt_ms }),
+  ];
+  if (link.up_loss !== undefined) parts.push(t("link.up_loss", { v: (100 * link.up_loss).toFixed(1) }));
+  if (link.up_estimate_kbps !== undefined) parts.push(t("link.up_estimate", { v: link.up_estimate_kbps }));
+  if (paused) parts.push(t("link.paused", { n: paused }));
+  return parts.join("\n");
 }
 
 // mm:ss, or h:mm:ss past an hour.

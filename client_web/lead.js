@@ -3,8 +3,8 @@
 // the hand-raise queue, the expected classrooms that are absent, and a grid of the remote
 // classrooms (hand / mute / floor shown on each tile) with grant / revoke / mute / spotlight;
 // keyboard shortcuts for the floor (the "?" help); "end lesson" for everybody.
-import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor, explainInsecureOrigin, linkText } from "./classroom.js";
-import { t, errorText, applyI18n, langToggle, i18nEvents, clock } from "./i18n.js";
+import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor, explainInsecureOrigin } from "./classroom.js";
+import { t, errorText, applyI18n, langToggle, i18nEvents, linkText, clock } from "./i18n.js";
 import { icon, applyIcons } from "./icons.js";
 
 const token = tokenFromUrl();
@@ -38,6 +38,8 @@ function setLabel(button, key) {
   const txt = button.querySelector(".txt");
   txt.dataset.i18n = key;
   txt.textContent = t(key);
+  button.dataset.i18nTitle = key; // the label is hidden on a phone: the tooltip keeps it
+  button.title = t(key);
 }
 function notice(text) { const n = $("notice"); n.textContent = text; n.classList.toggle("show", !!text); }
 let toastTimer = null;

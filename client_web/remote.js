@@ -2,8 +2,8 @@
 // spotlighted classroom beside it (below it on a phone), publishes its own camera + mic (the
 // server forwards the mic only while this classroom holds the floor), raises its hand, and
 // rejoins by itself. Controls: full screen, the lesson's volume, this classroom's own mic.
-import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin, linkText } from "./classroom.js";
-import { t, errorText, applyI18n, langToggle, i18nEvents } from "./i18n.js";
+import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin } from "./classroom.js";
+import { t, errorText, applyI18n, langToggle, i18nEvents, linkText } from "./i18n.js";
 import { icon, applyIcons } from "./icons.js";
 
 const token = tokenFromUrl();
