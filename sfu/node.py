@@ -14,6 +14,7 @@ import time
 
 from sfu import rtcp
 from sfu.peer import PeerSettings, PublisherPeer, SubscriberPeer
+from sfu.stats import LOOP_LAG
 from sfu.uptrack import UpTrack
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,12 @@ class MediaNode:
     async def _rtcp_loop(self) -> None:
         """Receiver reports + REMB upstream, sender reports downstream, once a second each."""
         tick = 0
+        period = 1.0 / self.RTCP_SLICES
         while True:
-            await asyncio.sleep(1.0 / self.RTCP_SLICES)
+            before = time.monotonic()
+            await asyncio.sleep(period)
+            after = time.monotonic()
+            LOOP_LAG.note(after - before - period, after)
             try:
                 self.send_reports(tick % self.RTCP_SLICES, self.RTCP_SLICES)
             except Exception:  # one bad peer must not stop RTCP for every lesson

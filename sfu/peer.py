@@ -29,7 +29,7 @@ from sfu.glue import Negotiated, RawTransport
 from sfu.link import Link, LinkConfig
 from sfu.paced import PacedSender
 from sfu.rtp import RtpError, find_extension, parse_header
-from sfu.stats import STATS
+from sfu.stats import LOOP_LAG, STATS
 from sfu.uptrack import AUDIO_LEVEL_URI, PROXIED_LOSS_S, UpTrack
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class PublisherPeer:
         """Every video packet's abs-send-time (from each UpTrack): a queue building up on the
         publisher's uplink sends a lower REMB at once, not with the next report."""
         self.arrival.on_packet(abs_send_time, arrival_ms, size)
-        if self.arrival.update(arrival_ms):
+        if self.arrival.update(arrival_ms, LOOP_LAG.busy(arrival_ms / 1000.0)):
             log.info("publisher %s: uplink queue %.0f ms, REMB down to %.0f kbit/s (arriving %.0f)",
                      self.participant_id, self.arrival.queue_ms, self.arrival.estimate_bps / 1000,
                      self.arrival.incoming_bps(arrival_ms) / 1000)

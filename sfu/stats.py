@@ -161,5 +161,23 @@ class SignalingStats:
         self.errors.clear()
 
 
+@dataclass(slots=True)
+class LoopLag:
+    """When this process's event loop last ran late (the media node's RTCP tick notes it):
+    packets read then waited in our own socket buffer, so their delay is not the network's."""
+
+    lagged_until: float = -1.0
+    worst_s: float = 0.0
+
+    def note(self, lag_s: float, now: float, threshold_s: float = 0.05, hold_s: float = 2.0) -> None:
+        if lag_s > threshold_s:
+            self.lagged_until = now + hold_s
+            self.worst_s = max(self.worst_s, lag_s)
+
+    def busy(self, now: float) -> bool:
+        return now < self.lagged_until
+
+
 STATS = MediaStats()
 SIGNALING = SignalingStats()
+LOOP_LAG = LoopLag()

@@ -68,6 +68,7 @@ class ArrivalEstimator:
         # stalled arrives much faster than it was sent, and is not the line's queue
         self._win_send0 = self._win_arr0 = self._win_send1 = self._win_arr1 = -1.0
         self.stalls = 0
+        self.holds = 0  # updates skipped because our own event loop was late
 
     def set_max(self, bps: float) -> None:
         """The most we ever tell the publisher (``media.remb_bitrate``); before the first
@@ -120,11 +121,19 @@ class ArrivalEstimator:
         span = min(c.rate_window_ms, max(50, now_ms - self._first_ms))
         return self._window_bytes * 8000.0 / span
 
-    def update(self, now_ms: int) -> bool:
+    def update(self, now_ms: int, busy: bool = False) -> bool:
         """Re-evaluate (call every ``recent_ms`` or so); True when the estimate just dropped,
-        which is when a REMB should go out at once rather than with the next report."""
+        which is when a REMB should go out at once rather than with the next report. ``busy``:
+        our own event loop ran late lately, so delays may be our socket's backlog: hold."""
         c = self.config
         if self._last_update_ms >= 0 and now_ms - self._last_update_ms < c.recent_ms:
+            return False
+        if busy:
+            self._last_update_ms = now_ms
+            self._recent_min = float("inf")
+            self._win_send0 = -1.0
+            self._over = 0
+            self.holds += 1
             return False
         elapsed = (now_ms - self._last_update_ms) / 1000.0 if self._last_update_ms >= 0 else 0.0
         self._last_update_ms = now_ms
@@ -149,7 +158,8 @@ class ArrivalEstimator:
         self.overuse = self._over >= c.overuse_windows
         if self.overuse:
             if now_ms - self._last_decrease_ms >= c.decrease_interval_ms and incoming > 0:
-                target = max(c.min_bps, c.backoff * incoming)
+                # at most halving per decrease: a burst of late packets must not floor it
+                target = max(c.min_bps, c.backoff * incoming, 0.5 * self.estimate_bps)
                 if target < self.estimate_bps:
                     self.estimate_bps = target
                     self._last_decrease_ms = now_ms

@@ -128,3 +128,21 @@ def test_event_loop_stalls_are_not_a_queue() -> None:
         est.on_packet(abs_send_time(t), int(arrival), PACKET)
         est.update(int(arrival))
     assert est.decreases == 0
+
+
+def test_a_busy_event_loop_holds_and_a_decrease_at_most_halves() -> None:
+    est = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
+    t = 0.0
+    for i in range(400):  # the delay grows 2 ms per packet: a queue, but our loop says it was late
+        t += 10.0
+        est.on_packet(abs_send_time(t), int(t + 2.0 * i), PACKET)
+        est.update(int(t + 2.0 * i), busy=True)
+    assert est.decreases == 0 and est.holds > 0
+    est2 = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
+    t = 0.0
+    for i in range(400):  # the same, for real, and almost nothing arrives
+        t += 10.0
+        est2.on_packet(abs_send_time(t), int(t + 2.0 * i), 50)
+        if est2.update(int(t + 2.0 * i)):
+            break
+    assert est2.estimate_bps >= 1_250_000  # one decrease: at most half
