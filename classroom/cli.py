@@ -87,6 +87,7 @@ COMMANDS = {
     "composite": "render a recording into one MP4 following the spotlight",
     "analyze": "classroom-behaviour analysis of a recording directory",
     "admin": "bureau administrators: create-admin, list-bureaus, revoke-admin",
+    "agent": "room hardware: join this classroom's scheduled lessons by itself (device credential)",
     "healthcheck": "exit 0 when this machine's server answers /healthz (the container health probe)",
 }
 
@@ -110,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate("signaling.schedule.cli", "main", rest)
     if command == "analyze":
         return _delegate("analytics.cli", "main", rest)
+    if command == "agent":
+        return _delegate("agent.cli", "main", rest)
     if command == "healthcheck":
         return _delegate("classroom.healthcheck", "main", rest)
     print(f"classroom: unknown command {command!r} (try --help)", file=sys.stderr)

@@ -5,9 +5,7 @@ encode and decode (they stand in for browsers), so the tests can check decoded f
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
-import math
 import time
 from collections import defaultdict
 from typing import Any
@@ -21,50 +19,10 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+from agent.sources import PatternTrack, ToneTrack
 
-class ToneTrack(AudioStreamTrack):
-    """A 440 Hz tone (so audio levels are above silence)."""
-
-    def __init__(self, freq: float = 440.0, amplitude: float = 0.3) -> None:
-        super().__init__()
-        self.freq = freq
-        self.amplitude = amplitude
-        self._n = 0
-
-    async def recv(self) -> av.AudioFrame:
-        frame = await super().recv()
-        samples = frame.samples
-        t = (np.arange(samples) + self._n) / 48000.0
-        self._n += samples
-        tone = (np.sin(2 * math.pi * self.freq * t) * self.amplitude * 32767).astype(np.int16)
-        data = np.repeat(tone, len(frame.layout.channels)).reshape(1, -1)
-        out = av.AudioFrame.from_ndarray(data, format="s16", layout=frame.layout.name)
-        out.sample_rate = 48000
-        out.pts = frame.pts
-        out.time_base = fractions.Fraction(1, 48000)
-        return out
-
-
-class PatternTrack(VideoStreamTrack):
-    """Moving colour bars, small, so encoding in the test stays cheap."""
-
-    def __init__(self, width: int = 320, height: int = 240) -> None:
-        super().__init__()
-        self.width, self.height = width, height
-        self._i = 0
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        img = np.zeros((self.height, self.width, 3), np.uint8)
-        x = (self._i * 4) % self.width
-        img[:, x : x + 20] = (255, 255, 255)
-        img[: self.height // 2, :, 1] = 128
-        self._i += 1
-        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-        frame.pts, frame.time_base = pts, time_base
-        return frame
+__all__ = ["ClassroomPeer", "PatternTrack", "ToneTrack", "make_lossy"]
 
 
 def make_lossy(pc: RTCPeerConnection, loss: float, seed: int = 7) -> None:

@@ -1,0 +1,223 @@
+"""The agent's main loop: ask the schedule, wait, attend each lesson, reconnect when the server or
+the network goes away; a local hand-raise endpoint and a status file beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from agent import VERSION
+from agent.config import AgentConfig
+from agent.schedule import Backoff, Join, Lesson, Planner, ScheduleError, parse_answer
+from agent.session import ConnectionLost, Counters, Floor, LessonSession, Refused
+
+log = logging.getLogger("agent")
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.planner = Planner(cfg.lead_time_s, cfg.poll_s)
+        self.counters = Counters()
+        self.state = "starting"
+        self.lesson: Lesson | None = None
+        self.session: LessonSession | None = None
+        self.joins = 0
+        self.started = time.time()
+        self.last_joined_at: float | None = None
+        self.floor: Floor | None = None
+        self.hand_runner: web.AppRunner | None = None
+        self.hand_port: int | None = None
+
+    # -- the schedule
+    async def fetch(self, http: aiohttp.ClientSession) -> Lesson | None:
+        url = self.cfg.server.rstrip("/") + "/api/device/lesson"
+        async with http.get(url, headers={"Authorization": f"Bearer {self.cfg.device_key}"},
+                            timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status == 401:
+                raise Unauthorized((await resp.text())[:300])
+            if resp.status != 200:
+                raise ScheduleError(f"HTTP {resp.status}: {(await resp.text())[:300]}")
+            return parse_answer(await resp.json(content_type=None))
+
+    async def run(self) -> None:
+        await self.start_hand_endpoint()
+        reporter = asyncio.ensure_future(self.report_loop())
+        backoff = Backoff()
+        try:
+            async with aiohttp.ClientSession() as http:
+                while True:
+                    try:
+                        lesson = await self.fetch(http)
+                    except Unauthorized as exc:
+                        self.state = "unauthorized"
+                        log.error("the server refused the device credential (revoked?): %s", exc)
+                        await asyncio.sleep(self.cfg.poll_s)
+                        continue
+                    except ScheduleError as exc:
+                        self.state = "schedule_error"
+                        log.error("unexpected schedule answer: %s", exc)
+                        await asyncio.sleep(self.cfg.poll_s)
+                        continue
+                    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+                        self.state = "offline"
+                        delay = backoff.next()
+                        log.warning("cannot reach the server (%s); again in %.1f s", exc or type(exc).__name__, delay)
+                        await asyncio.sleep(delay)
+                        continue
+                    backoff.reset()
+                    self.lesson = lesson
+                    decision = self.planner.decide(lesson, time.time())
+                    if isinstance(decision, Join):
+                        await self.attend(decision.lesson, http)
+                        continue
+                    if self.state != "waiting" or decision.reason != getattr(self, "_last_reason", None):
+                        log.info("waiting: %s", decision.reason)
+                        self._last_reason = decision.reason
+                    self.state = "waiting"
+                    await asyncio.sleep(max(0.2, decision.until - time.time()))
+        finally:
+            reporter.cancel()
+            if self.hand_runner is not None:
+                await self.hand_runner.cleanup()
+
+    async def attend(self, lesson: Lesson, http: aiohttp.ClientSession) -> None:
+        """Be in ``lesson`` until its end, joining again after every lost connection."""
+        assert lesson.token is not None
+        backoff = Backoff()
+        log.info("joining lesson %s (%s), %.1f s %s its start", lesson.occurrence_id, lesson.title,
+                 abs(time.time() - lesson.start), "after" if time.time() >= lesson.start else "before")
+        while time.time() < lesson.end:
+            self.state = "joining"
+            self.session = LessonSession(self.cfg.server, lesson.token, self.cfg.sources, self.counters,
+                                         on_floor=self._floor_changed, http=http)
+            try:
+                task = asyncio.ensure_future(self.session.run(until=lesson.end))
+                while not task.done():
+                    await asyncio.sleep(0.1)
+                    if self.session.joined_at is not None and self.state != "in_lesson":
+                        self.state = "in_lesson"
+                        self.joins += 1
+                        self.last_joined_at = self.session.joined_at
+                        backoff.reset()
+                outcome = task.result()
+                log.info("lesson %s over (%s)", lesson.occurrence_id, outcome)
+                break
+            except Refused as exc:
+                log.error("the server refused lesson %s: %s", lesson.occurrence_id, exc)
+                break
+            except ConnectionLost as exc:
+                self.state = "reconnecting"
+                delay = backoff.next()
+                log.warning("lost the lesson (%s); joining again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+            finally:
+                self.session = None
+                self.floor = None
+        self.planner.finished(lesson)
+        self.state = "waiting"
+
+    def _floor_changed(self, floor: Floor) -> None:
+        self.floor = floor
+
+    # -- health, status file
+    def status(self) -> dict[str, Any]:
+        me = self.session.classroom_id if self.session is not None else ""
+        return {
+            "version": VERSION,
+            "state": self.state,
+            "uptime_s": round(time.time() - self.started, 1),
+            "lesson": None if self.lesson is None else {
+                "occurrence_id": self.lesson.occurrence_id, "title": self.lesson.title,
+                "start": self.lesson.start, "end": self.lesson.end},
+            "hand_port": self.hand_port,
+            "joins": self.joins,
+            "last_joined_at": self.last_joined_at,
+            "frames_sent": dict(self.counters.sent),
+            "frames_received": dict(self.counters.received),
+            "floor": None if self.floor is None else {**asdict(self.floor), "hand_raised": me in self.floor.queue,
+                                                       "has_floor": me in self.floor.granted},
+        }
+
+    def write_status(self) -> None:
+        if not self.cfg.status_file:
+            return
+        path = Path(self.cfg.status_file)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(self.status(), f)
+        os.replace(tmp, path)
+
+    async def report_loop(self) -> None:
+        last = 0.0
+        while True:
+            self.write_status()
+            now = time.monotonic()
+            if now - last >= self.cfg.log_interval_s:
+                last = now
+                s = self.status()
+                log.info("state %s; frames sent video=%d audio=%d, decoded video=%d audio=%d", s["state"],
+                         s["frames_sent"]["video"], s["frames_sent"]["audio"],
+                         s["frames_received"]["video"], s["frames_received"]["audio"])
+            await asyncio.sleep(1.0)
+
+    # -- hand raise from hardware: POST /hand on 127.0.0.1
+    async def start_hand_endpoint(self) -> None:
+        if self.cfg.hand_port < 0:
+            return
+        app = web.Application(client_max_size=4096)
+        app.router.add_post("/hand", self._hand)
+        app.router.add_delete("/hand", self._hand)
+        app.router.add_get("/status", self._status)
+        self.hand_runner = web.AppRunner(app, access_log=None)
+        await self.hand_runner.setup()
+        site = web.TCPSite(self.hand_runner, "127.0.0.1", self.cfg.hand_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.hand_port = sockets[0].getsockname()[1] if sockets else self.cfg.hand_port
+        log.info("hand-raise endpoint: POST http://127.0.0.1:%d/hand (DELETE /hand lowers it; GET /status)",
+                 self.hand_port)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+    async def _hand(self, request: web.Request) -> web.Response:
+        up = request.method == "POST"
+        if up and request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error(400, "bad_json", "the body must be JSON, e.g. {\"raised\": false}, or empty")
+            if not isinstance(body, dict) or not isinstance(body.get("raised", True), bool):
+                return _error(400, "invalid_field", "raised must be true or false")
+            up = bool(body.get("raised", True))
+        session = self.session
+        if session is None or session.joined_at is None:
+            return _error(409, "not_in_lesson", "the agent is not in a lesson now")
+        try:
+            reply = await session.raise_hand(up)
+        except ConnectionLost:
+            return _error(503, "reconnecting", "the agent is reconnecting to the lesson")
+        if reply.get("type") == "error":
+            return _error(409, str(reply.get("code")), str(reply.get("message")))
+        log.info("hand %s from the local endpoint", "raised" if up else "lowered")
+        return web.json_response({"raised": up, "floor": self.status()["floor"]})
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)

@@ -1,0 +1,106 @@
+"""What the agent publishes: a synthetic picture and tone (``--test-source``), or a camera and a
+microphone captured with PyAV (V4L2 and ALSA on Linux, through aiortc's ``MediaPlayer``).
+
+``PatternTrack`` and ``ToneTrack`` are also the integration tests' synthetic sources."""
+
+from __future__ import annotations
+
+import fractions
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+
+class ToneTrack(AudioStreamTrack):
+    """A 440 Hz tone (so audio levels are above silence)."""
+
+    def __init__(self, freq: float = 440.0, amplitude: float = 0.3) -> None:
+        super().__init__()
+        self.freq = freq
+        self.amplitude = amplitude
+        self._n = 0
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        assert isinstance(frame, av.AudioFrame)
+        samples = frame.samples
+        t = (np.arange(samples) + self._n) / 48000.0
+        self._n += samples
+        tone = (np.sin(2 * math.pi * self.freq * t) * self.amplitude * 32767).astype(np.int16)
+        data = np.repeat(tone, len(frame.layout.channels)).reshape(1, -1)
+        out = av.AudioFrame.from_ndarray(data, format="s16", layout=frame.layout.name)
+        out.sample_rate = 48000
+        out.pts = frame.pts
+        out.time_base = fractions.Fraction(1, 48000)
+        return out
+
+
+class PatternTrack(VideoStreamTrack):
+    """Moving colour bars, small, so encoding stays cheap."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width, self.height = width, height
+        self._i = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        img = np.zeros((self.height, self.width, 3), np.uint8)
+        x = (self._i * 4) % self.width
+        img[:, x : x + 20] = (255, 255, 255)
+        img[: self.height // 2, :, 1] = 128
+        self._i += 1
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class CountingTrack(MediaStreamTrack):
+    """Passes another track's frames on and calls ``count`` for each (frames sent)."""
+
+    def __init__(self, inner: MediaStreamTrack, count: Callable[[str], None]) -> None:
+        super().__init__()
+        self.kind = inner.kind
+        self._inner = inner
+        self._count = count
+
+    async def recv(self) -> Any:
+        frame = await self._inner.recv()
+        self._count(self.kind)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._inner.stop()
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    test_source: bool = False
+    camera: str | None = None  # e.g. /dev/video0
+    mic: str | None = None  # an ALSA device, e.g. default or hw:1,0
+    width: int = 320
+    height: int = 240
+
+
+def open_sources(spec: SourceSpec) -> tuple[MediaStreamTrack | None, MediaStreamTrack | None]:
+    """(video, audio) for one lesson; new tracks each time (a track ends with its connection).
+    Raises OSError/av.FFmpegError when a device cannot be opened."""
+    if spec.test_source:
+        return PatternTrack(spec.width, spec.height), ToneTrack()
+    from aiortc.contrib.media import MediaPlayer
+
+    video = audio = None
+    if spec.camera:
+        cam = MediaPlayer(spec.camera, format="v4l2", options={"video_size": f"{spec.width}x{spec.height}"})
+        video = cam.video
+    if spec.mic:
+        mic = MediaPlayer(spec.mic, format="alsa", options={"channels": "1", "sample_rate": "48000"})
+        audio = mic.audio
+    return video, audio

@@ -1,0 +1,163 @@
+"""The classroom agent as a real process against a real server process (issue #17, item 2):
+it joins a lesson scheduled through the API by itself, publishes its test source to the lead,
+decodes the lead, answers a hand raised through its local endpoint, comes back after the server
+is killed (-9) and restarted mid-lesson, and leaves at the lesson's end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import free_port
+from tests.integration.peers import ClassroomPeer, PatternTrack
+from tests.integration.test_faults_restart import KEY, ROOT, api, start
+
+CST = timezone(timedelta(hours=8))
+LEAD_IN_S = 25  # the lesson starts this long after it is scheduled (the agent is already running)
+LENGTH_S = 50
+
+
+def status(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+async def until(predicate: Any, timeout: float, what: str, log: Path | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out: {what}" + (f"\n{log.read_text()[-4000:]}" if log else ""))
+
+
+def http_status(url: str, headers: dict[str, str], method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers, method=method), timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_at_the_end(tmp_path: Path) -> None:
+    data, server_log, port = tmp_path / "data", tmp_path / "server.log", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(data, port, server_log)
+    agent: subprocess.Popen[bytes] | None = None
+    peers: list[ClassroomPeer] = []
+    try:
+        m = KEY.search(server_log.read_text())
+        assert m, server_log.read_text()
+        key = m.group(1)
+        school = api(port, key, "POST", "/api/schools", {"name": "S"})["id"]
+        lead_room = api(port, key, "POST", "/api/classrooms", {"school_id": school, "name": "lead"})["id"]
+        room = api(port, key, "POST", "/api/classrooms",
+                   {"school_id": school, "name": "r1", "kind": "hardware", "lead_capable": False})["id"]
+        other = api(port, key, "POST", "/api/classrooms", {"school_id": school, "name": "r2"})["id"]
+        device = api(port, key, "POST", "/api/devices", {"classroom_id": room, "name": "班班通"})
+        key_file = tmp_path / "device.key"
+        key_file.write_text(device["credential"] + "\n")
+        key_file.chmod(0o600)
+
+        status_file, agent_log = tmp_path / "agent.json", tmp_path / "agent.log"
+        env = {k: v for k, v in os.environ.items() if k != "CLASSROOM_DEVICE_KEY"}
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "classroom.cli", "agent", "--server", url, "--device-key-file", str(key_file),
+             "--lead-time", "0", "--poll-interval", "2", "--test-source", "--size", "320x240", "--no-display",
+             "--hand-port", "0", "--status-file", str(status_file), "--log-interval", "2",
+             "--ice-address", "127.0.0.1"],
+            cwd=ROOT, env=env, stdout=agent_log.open("wb"), stderr=subprocess.STDOUT)
+        await until(lambda: status(status_file).get("state") == "waiting", 20, "agent waiting", agent_log)
+
+        start_at = datetime.now(CST).replace(microsecond=0) + timedelta(seconds=LEAD_IN_S)
+        end_at = start_at + timedelta(seconds=LENGTH_S)
+        lesson = api(port, key, "POST", "/api/lessons", {
+            "subject": "s", "title": "agent", "lead_classroom_id": lead_room, "remote_classroom_ids": [room, other],
+            "start": start_at.isoformat(), "end": end_at.isoformat(), "recording": False})["id"]
+        links = {x["classroom_id"]: x["token"] for x in api(port, key, "GET", f"/api/lessons/{lesson}/links")["links"]}
+
+        # the device credential opens its own classroom's lesson only
+        bearer = {"Authorization": f"Bearer {device['credential']}"}
+        assert http_status(f"{url}/api/lessons/{lesson}/links", bearer) == 401
+        assert http_status(f"{url}/api/schedule/today?classroom_id={other}", bearer) == 401
+        mine = api(port, device["credential"], "GET", "/api/device/lesson")
+        assert mine["classroom_id"] == room and mine["lesson"]["link"]["classroom_id"] == room
+        stranger = ClassroomPeer(url, device["credential"])  # the credential is no join token
+        peers.append(stranger)
+        assert (await stranger.connect())["code"] in ("token_malformed", "token_invalid")
+
+        lead = ClassroomPeer(url, links[lead_room])
+        peers.append(lead)
+        assert (await lead.connect())["type"] == "joined"
+        await lead.publish([(PatternTrack(), "teacher")])
+
+        # joins by itself at the start
+        st = await until(lambda: status(status_file) if status(status_file).get("joins", 0) >= 1 else None,
+                         LEAD_IN_S + 15, "agent joined", agent_log)
+        join_delay = st["last_joined_at"] - start_at.timestamp()
+        print(f"agent joined {join_delay:+.2f} s after the lesson's start")
+        assert -1.0 <= join_delay <= 10.0
+        await lead.wait_frames("video", 10, timeout=15, classroom_id=room)  # the lead receives the agent
+        await until(lambda: status(status_file)["frames_received"]["video"] >= 20, 15, "agent decodes", agent_log)
+
+        # a hand raised from hardware reaches the lead's floor
+        hand = f"http://127.0.0.1:{status(status_file)['hand_port']}/hand"
+        assert http_status(hand, {}, "POST") == 200
+        floor = await lead.expect("floor")
+        while floor["event"]["type"] != "hand_raised":  # the floor events of the joins come first
+            floor = await lead.expect("floor")
+        assert room in floor["queue"] and floor["event"]["classroom_id"] == room, floor
+        await until(lambda: (status(status_file).get("floor") or {}).get("hand_raised"), 5, "floor in status")
+
+        # the server is killed and comes back: the agent rejoins the lesson in progress
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        await lead.close()
+        proc = start(data, port, server_log)
+        ready = time.time()
+        st = await until(lambda: status(status_file) if status(status_file).get("joins", 0) >= 2 else None,
+                         15, "agent rejoined", agent_log)
+        rejoin = st["last_joined_at"] - ready
+        print(f"agent rejoined {rejoin:.2f} s after the restarted server was ready")
+        assert rejoin <= 10.0
+        assert ready < end_at.timestamp() - 5, "the restart took too long for the lesson's length"
+        lead = ClassroomPeer(url, links[lead_room])
+        peers.append(lead)
+        assert (await lead.connect())["type"] == "joined"
+        await lead.publish([(PatternTrack(), "teacher")])
+        before = status(status_file)["frames_received"]["video"]
+        await until(lambda: status(status_file)["frames_received"]["video"] >= before + 20, 15,
+                    "agent decodes after the restart", agent_log)
+        await lead.wait_frames("video", 10, timeout=15, classroom_id=room)
+
+        # it leaves at the end and waits for the next lesson
+        left = await lead.expect("participant_left", timeout=end_at.timestamp() - time.time() + 10)
+        assert left["participant"]["classroom_id"] == room
+        leave_delay = time.time() - end_at.timestamp()
+        print(f"agent left {leave_delay:+.2f} s after the lesson's end")
+        assert -1.0 <= leave_delay <= 5.0
+        await until(lambda: status(status_file).get("state") == "waiting", 5, "agent waits again", agent_log)
+        text = agent_log.read_text()
+        assert "over (end)" in text and "Traceback" not in text, text[-3000:]
+        assert device["credential"] not in text
+    finally:
+        for p in peers:
+            await p.close()
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
+        proc.terminate()
+        proc.wait(10)
