@@ -69,6 +69,8 @@ class Room:
         self.floor = Floor(config=floor_config)
         self.participants: dict[str, Participant] = {}
         self.started_at = now_ms()
+        # The lead ended the lesson (``end_lesson``): no new joins, no presence hooks while it drains.
+        self.ended = False
         self.events: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._levels: dict[str, int] = {}

@@ -70,6 +70,8 @@ class LocalRouter:
         return room
 
     def presence_changed(self, room: Room) -> None:
+        if room.ended:  # the lesson was ended: its classrooms are leaving, nothing starts again
+            return
         for cb in self.on_presence:
             try:
                 cb(room)

@@ -265,6 +265,8 @@ class Session:
                 claims, self.ws.get_extra_info("peername"), self.ws.get_extra_info("sockname")
             )
         room = self.router.room(claims.lesson_id, claims.lesson_title)
+        if room.ended:
+            raise TokenError("lesson_unavailable", "this lesson has ended")
         # A classroom that reconnects replaces its older session.
         old = room.by_classroom(claims.classroom_id)
         if old is not None and old.role == claims.role:
@@ -420,6 +422,7 @@ class Session:
         marks the lesson ended, so its links no longer join; the recorder is stopped by its
         coordinator (``router.on_lesson_ended``)."""
         permissions.check(p.role, "end_lesson")
+        room.ended = True
         t = now_ms()
         room.events.append({"t_ms": t, "type": "lesson_ended", "classroom_id": p.classroom_id,
                             "by": p.classroom_id, "hidden": False})

@@ -97,3 +97,29 @@ async def test_expected_is_empty_for_a_lesson_nobody_scheduled(demo_server: Serv
         assert (await lead.connect())["expected"] == []
     finally:
         await lead.close()
+
+
+async def test_recording_is_shown_and_end_lesson_stops_it_at_once(tmp_path: Path) -> None:
+    # A long end grace: only end_lesson can stop the recorder within this test.
+    srv = await start_server(server_config(tmp_path, recording=True, end_grace_s=600))
+    lead = ClassroomPeer(srv.base_url, tok(srv, "lead", "lead", lesson="rec-end"))
+    remote = ClassroomPeer(srv.base_url, tok(srv, "r1", "remote", lesson="rec-end"))
+    try:
+        await lead.connect()
+        on = await lead.expect("recording", timeout=20)  # the recorder joined
+        assert on["active"] is True
+        assert (await remote.connect())["recording"] is True
+        coordinator = srv.extras["recording"]
+        assert "rec-end" in coordinator.recording
+        await lead.send({"type": "end_lesson"})
+        await lead.expect("lesson_ended")
+        for _ in range(100):
+            if "rec-end" not in coordinator.recording:
+                break
+            await asyncio.sleep(0.1)
+        assert "rec-end" not in coordinator.recording, "end_lesson did not stop the recorder"
+        assert (srv.config.data_path / "recordings" / "rec-end" / "manifest.json").exists()
+    finally:
+        for p in (lead, remote):
+            await p.close()
+        await srv.stop()
