@@ -133,6 +133,12 @@ def guard_server(server: web.Server, guard: ConnectionGuard) -> None:
         if address is not None:
             guard.release(address)
         lost(handler, exc)
+        # aiohttp leaves a WebSocket's heartbeat callback on the closed connection's handler:
+        # handler -> WebSocketResponse -> request -> handler, a cycle that only a full garbage
+        # collection frees (~40 objects per closed classroom connection; the fuzzers' bursts of
+        # reconnects made those collections the longest event-loop stalls, docs/reliability.md).
+        if getattr(handler, "_data_received_cb", None) is not None:
+            handler._data_received_cb = None
 
     def request_factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> Any:
         address = waiting.pop(protocol, None)
