@@ -142,7 +142,7 @@ def _ensure_ice() -> None:
 
 
 def _new_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy="max-bundle"))  # type: ignore[arg-type]
 
 
 class _Signaling:
