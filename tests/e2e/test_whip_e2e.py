@@ -75,8 +75,8 @@ async def test_whip_lead_decoded_by_a_remote_page(server_proc: ServerProcess, br
         player.on("console", lambda m: print(f"[whep page] {m.type}: {m.text}"))
         await player.set_content("<html><body></body></html>")
         await player.evaluate(WHEP_PAGE)
-        location = await player.evaluate("([u, t]) => window.whep(u, t)",
-                                          [f"{server_proc.url}/whep", server_proc.token("whip-e2e", "hall", "observer")])
+        hall = server_proc.token("whip-e2e", "hall", "observer")
+        location = await player.evaluate("([u, t]) => window.whep(u, t)", [f"{server_proc.url}/whep", hall])
         assert location.startswith("/whep/")
 
         async def playing() -> bool:
