@@ -385,6 +385,8 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "red_packets_out": int(d.get("classroom_red_packets_out", 0)),
         "retransmits_skipped": int(d.get("classroom_retransmits_skipped", 0)),
         "remb_sent": int(d.get("classroom_remb_sent", 0)),
+        "nacks_sent": int(d.get("classroom_nacks_sent", 0)),
+        "upstream_repaired": int(d.get("classroom_upstream_repaired", 0)),
     }
 
 

@@ -86,6 +86,8 @@ class MediaStats:
     layer_switches: int = 0
     # padding sent to probe subscribers' links before moving them up a layer
     padding_bytes: int = 0
+    # packets NACKed to a publisher that then arrived (its retransmissions)
+    upstream_repaired: int = 0
     # audio packets that arrived as RED (audio/red) containers
     red_packets_in: int = 0
     # of the packets sent to subscribers, those sent as RED containers

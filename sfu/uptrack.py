@@ -308,6 +308,9 @@ class UpTrack:
                 if self.is_video and 1 < delta < 64:
                     self._nack_upstream(self._max_seq, delta)
                 self._max_seq = seq
+            elif delta and seq in self._asked:
+                STATS.upstream_repaired += 1  # a packet we NACKed upstream arrived after all
+                del self._asked[seq]
         # interarrival jitter in RTP units
         transit = arrival_ms * self.codec.clock_rate / 1000.0 - ts
         if self._transit is not None:

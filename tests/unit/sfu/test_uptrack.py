@@ -208,6 +208,8 @@ async def test_packets_lost_upstream_are_asked_for_again_when_subscribers_nack_t
         d.on_nack([out4])
     nacks = [r for p in sent.rtcp for r in rtcp.parse(p) if isinstance(r, rtcp.Nack)]
     assert sum(104 in n.seqs for n in nacks) == 3
-    # the retransmission arrives: it is forwarded (late) and no longer asked for
+    # the retransmission arrives: it is forwarded (late), counted, and no longer asked for
+    before = STATS.upstream_repaired
     up.on_rtp(rtp(104, 3000 * 4, vp8_payload(False)), 20)
     assert header(t.rtp[-1])[2] == out4
+    assert STATS.upstream_repaired == before + 1
