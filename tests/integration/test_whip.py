@@ -4,6 +4,7 @@ WebSocket remote classroom (a real aiortc peer) decodes it; every bad input gets
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -164,4 +165,34 @@ async def test_whip_link_headers_for_turn(tmp_path: Path) -> None:
         assert int(username.split(":")[0]) > time.time()  # time-limited credentials
     finally:
         await lead.close()
+        await srv.stop()
+
+
+async def test_whip_lead_is_recorded_and_analysed(tmp_path: Path) -> None:
+    """A WHIP publisher is a classroom like any other: the recorder records its tracks and the
+    report counts it."""
+    srv = await start_server(server_config(tmp_path, recording=True))
+    lead = WhipPublisher(srv.base_url, token(srv, "wrec", "obs", "lead"))
+    remote = ClassroomPeer(srv.base_url, token(srv, "wrec", "r1", "remote"))
+    try:
+        assert (await remote.connect())["type"] == "joined"
+        assert await lead.publish([PatternTrack(), ToneTrack()]) == 201, lead.body
+        await remote.wait_frames("video", 5, classroom_id="obs")
+        await asyncio.sleep(4)
+        assert await lead.delete() == 200
+        await remote.close()
+        directory = srv.config.data_path / "recordings" / "wrec"
+        for _ in range(300):
+            if (directory / "report" / "report.html").exists():
+                break
+            await asyncio.sleep(0.1)
+        manifest = json.loads((directory / "manifest.json").read_text())
+        kinds = sorted((t["kind"], t["source"], t["classroom_id"]) for t in manifest["tracks"])
+        assert ("audio", "teacher", "obs") in kinds and ("video", "teacher", "obs") in kinds, kinds
+        report = json.loads((directory / "report" / "report.json").read_text())
+        assert report["lesson_id"] == "wrec"
+        assert "obs" in json.dumps(report)
+    finally:
+        await lead.close()
+        await remote.close()
         await srv.stop()
