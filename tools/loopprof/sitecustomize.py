@@ -111,13 +111,20 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
 
     def _dump() -> None:
         before = len(gc.get_objects())
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what the collection finds goes to gc.garbage: count it by type
         unreachable = gc.collect()
+        garbage = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage)
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.collect()  # the saved garbage, now unreferenced
         objects = gc.get_objects()
         kinds = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
         with open(_OUT + ".objs", "w", encoding="utf-8") as f:
             f.write(f"tracked objects at exit: {before}, of which garbage {unreachable}; after a full "
                     f"collection {len(objects)} (frozen {gc.get_freeze_count()}); {gc.get_stats()}\n")
             f.writelines(f"  {n:8d} {k}\n" for k, n in kinds.most_common(40))
+            f.write("garbage found at exit, by type:\n")
+            f.writelines(f"  {n:8d} {k}\n" for k, n in garbage.most_common(40))
         del objects
         by_coroutine: collections.Counter[str] = collections.Counter()
         for ms, what, _ in _slow:
