@@ -95,8 +95,19 @@ async def _body(request: web.Request, mime: str, limit: int) -> str:
         raise HttpError(415, "unsupported_media_type", f"the body must be {mime} (got {ctype or 'none'})")
     if request.content_length is not None and request.content_length > limit:
         raise HttpError(413, "body_too_large", f"the body is limited to {limit} bytes")
+    async def read() -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:  # read(n) returns what has arrived: loop to the end of the body
+            chunk = await request.content.read(limit + 1 - size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
+
     try:
-        data = await asyncio.wait_for(request.content.read(limit + 1), READ_TIMEOUT_S)
+        data = await asyncio.wait_for(read(), READ_TIMEOUT_S)
     except TimeoutError:
         raise HttpError(408, "body_timeout", f"the body did not arrive within {READ_TIMEOUT_S:g} s") from None
     if len(data) > limit:

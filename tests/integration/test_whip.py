@@ -196,3 +196,22 @@ async def test_whip_lead_is_recorded_and_analysed(tmp_path: Path) -> None:
         await lead.close()
         await remote.close()
         await srv.stop()
+
+
+async def test_whip_body_that_never_arrives_is_cut_off(server: Server) -> None:
+    """A client that sends headers and then too little of its body gets 408 within the read
+    timeout; the server goes on answering."""
+    host, port = server.base_url.split("//")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (f"POST /whip HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token(server, 'w4', 'lead', 'lead')}\r\n"
+            "Content-Type: application/sdp\r\nContent-Length: 1000\r\n\r\nv=0\r\n")
+    started = time.monotonic()
+    writer.write(head.encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 15)
+    elapsed = time.monotonic() - started
+    writer.close()
+    assert b" 408 " in status, status
+    assert 4 < elapsed < 8, elapsed
+    async with aiohttp.ClientSession() as s, s.get(server.base_url + "/healthz") as r:
+        assert r.status == 200
