@@ -136,7 +136,7 @@ const en = {
   "lesson_ended.by": "{name} ended the lesson. Thank you for taking part.",
   "lesson_ended": "The lesson has ended. Thank you for taking part.",
   "camera_unavailable": "Camera or microphone unavailable: {reason}",
-  "recording.link": "Recording", "recording.link.title": "This lesson's recording (for 30 days after it)",
+  "recording.link": "Playback", "recording.link.title": "This lesson's recording (for 30 days after it)",
   "recording.on": "● Recording", "recording.on.title": "This lesson is being recorded",
   "net.title": "Network", "net.good": "Network good", "net.fair": "Network fair", "net.poor": "Network poor",
   "you": "This classroom",
