@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
                    help="local hand-raise endpoint on 127.0.0.1 (POST /hand); 0 = any free port, -1 = off")
     p.add_argument("--status-file", metavar="PATH", help="write the agent's status (JSON) here every second")
     p.add_argument("--log-interval", type=float, default=5.0, metavar="S", help="log frame counts this often")
+    p.add_argument("--health-interval", type=float, default=5.0, metavar="S",
+                   help="report health to the server this often (default 5; 0 = never)")
     p.add_argument("--ice-address", action="append", default=[], metavar="ADDR",
                    help="gather ICE host candidates only on this address (repeatable; default: all)")
     p.add_argument("--log-level", default="INFO")
@@ -66,7 +68,8 @@ def build_config(argv: Sequence[str], env: dict[str, str] | None = None) -> Agen
         poll_s=max(args.poll_interval, 1.0),
         sources=SourceSpec(test_source=args.test_source, camera=args.camera, mic=args.mic, width=w, height=h),
         display=not args.no_display, hand_port=args.hand_port, status_file=args.status_file,
-        log_interval_s=max(args.log_interval, 1.0), ice_addresses=list(args.ice_address),
+        log_interval_s=max(args.log_interval, 1.0), health_interval_s=max(args.health_interval, 0.0),
+        ice_addresses=list(args.ice_address),
     )
 
 

@@ -29,6 +29,7 @@ class AgentConfig:
     hand_port: int = 8765  # 0: no local hand-raise endpoint
     status_file: str | None = None
     log_interval_s: float = 5.0
+    health_interval_s: float = 5.0  # POST /api/device/health this often; 0: never
     ice_addresses: list[str] = field(default_factory=list)
 
 

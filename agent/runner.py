@@ -162,18 +162,50 @@ class Agent:
             json.dump(self.status(), f)
         os.replace(tmp, path)
 
+    def health(self) -> dict[str, Any]:
+        """The body of ``POST /api/device/health``."""
+        s = self.status()
+        return {
+            "version": VERSION, "uptime_s": s["uptime_s"], "state": self.state,
+            "lesson_id": self.lesson.occurrence_id if self.lesson is not None and self.state == "in_lesson" else None,
+            "frames_sent_video": self.counters.sent.get("video", 0),
+            "frames_sent_audio": self.counters.sent.get("audio", 0),
+            "frames_received_video": self.counters.received.get("video", 0),
+            "frames_received_audio": self.counters.received.get("audio", 0),
+        }
+
+    async def report_health(self, http: aiohttp.ClientSession) -> None:
+        url = self.cfg.server.rstrip("/") + "/api/device/health"
+        try:
+            async with http.post(url, json=self.health(), timeout=aiohttp.ClientTimeout(total=5),
+                                 headers={"Authorization": f"Bearer {self.cfg.device_key}"}) as resp:
+                if resp.status != 200:
+                    log.warning("health report refused: HTTP %d %s", resp.status, (await resp.text())[:200])
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.debug("health report not sent: %r", exc)
+
     async def report_loop(self) -> None:
-        last = 0.0
-        while True:
-            self.write_status()
-            now = time.monotonic()
-            if now - last >= self.cfg.log_interval_s:
-                last = now
-                s = self.status()
-                log.info("state %s; frames sent video=%d audio=%d, decoded video=%d audio=%d", s["state"],
-                         s["frames_sent"]["video"], s["frames_sent"]["audio"],
-                         s["frames_received"]["video"], s["frames_received"]["audio"])
-            await asyncio.sleep(1.0)
+        last = last_health = 0.0
+        async with aiohttp.ClientSession() as http:
+            while True:
+                now = time.monotonic()
+                if self.cfg.health_interval_s > 0 and now - last_health >= self.cfg.health_interval_s:
+                    last_health = now
+                    await self.report_health(http)
+                last = self._report_once(last)
+                await asyncio.sleep(1.0)
+
+    def _report_once(self, last: float) -> float:
+        """Write the status file; log the frame counts every ``log_interval_s``. Returns the last log time."""
+        self.write_status()
+        now = time.monotonic()
+        if now - last >= self.cfg.log_interval_s:
+            last = now
+            s = self.status()
+            log.info("state %s; frames sent video=%d audio=%d, decoded video=%d audio=%d", s["state"],
+                     s["frames_sent"]["video"], s["frames_sent"]["audio"],
+                     s["frames_received"]["video"], s["frames_received"]["audio"])
+        return last
 
     # -- hand raise from hardware: POST /hand on 127.0.0.1
     async def start_hand_endpoint(self) -> None:

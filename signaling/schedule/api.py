@@ -17,6 +17,7 @@ from signaling.tokens import TokenSigner
 
 from . import auth
 from .csv_import import CsvFileError, parse_classrooms_csv
+from .device_health import HealthBoard, parse_health
 from .errors import ApiError, Handler, api_error_middleware, bad_request, not_found
 from .keygate import KeyGate, unauthorized
 from .models import (
@@ -365,6 +366,7 @@ class ScheduleApi:
         self.public_url = public_url.rstrip("/")
         self.gate = gate or KeyGate(store)
         self.body_timeout_s = self.gate.limits.http_body_timeout_s
+        self.health = HealthBoard(store.clock)
 
     # -- auth
     async def admin(self, request: web.Request) -> Admin:
@@ -583,7 +585,12 @@ class ScheduleApi:
 
     async def list_devices(self, request: web.Request) -> web.Response:
         admin = await self.admin(request)
-        return web.json_response({"devices": [device_json(d) for d in self.store.list_devices(admin.bureau_id)]})
+        devices = []
+        for d in self.store.list_devices(admin.bureau_id):
+            seen, online, health = self.health.view(d.id)
+            devices.append({**device_json(d), "last_seen": None if seen is None else format_time(seen, UTC),
+                            "online": online and d.revoked_at is None, "health": health})
+        return web.json_response({"devices": devices})
 
     async def create_device(self, request: web.Request) -> web.Response:
         admin = await self.admin(request)
@@ -630,6 +637,17 @@ class ScheduleApi:
                 "link": link,
             }
         return web.json_response(answer)
+
+    async def device_health(self, request: web.Request) -> web.Response:
+        """For room hardware (device credential): a health report (version, uptime, state, frames);
+        the bureau's device list shows the latest and when it came."""
+        key = _bearer(request)
+        if not key:
+            raise unauthorized("a device credential is required (Authorization: Bearer ckd_...)")
+        device = await self.gate.authenticate_device(key, request.remote or "")
+        health = parse_health(await self.body(request))
+        at = self.health.report(device.id, health)
+        return web.json_response({"device_id": device.id, "received_at": format_time(at, UTC)})
 
     # -- CSV import of a district's schools and classrooms
     async def import_classrooms(self, request: web.Request) -> web.Response:
@@ -927,6 +945,7 @@ def setup_schedule(
     add("POST", "/api/devices", api.create_device)
     add("DELETE", "/api/devices/{device_id}", api.revoke_device)
     add("GET", "/api/device/lesson", api.device_lesson)
+    add("POST", "/api/device/health", api.device_health)
     add("POST", "/api/import/classrooms", api.import_classrooms, ("dry_run",))
     add("GET", "/api/lessons", api.list_lessons)
     add("POST", "/api/lessons", api.create_lesson)

@@ -113,9 +113,27 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "description": "only in the answer to POST: ckd_<device id>.<secret>, shown once, stored hashed",
             },
+            "last_seen": {**DATETIME, "nullable": True, "description": "its latest health report (GET only)"},
+            "online": {"type": "boolean", "description": "reported within the last 30 s (GET only)"},
+            "health": {"nullable": True, "allOf": [_ref("DeviceHealth")], "description": "its latest report"},
         },
         ["id", "classroom_id", "name", "revoked"],
     ),
+    "DeviceHealth": {
+        **_obj(
+            {
+                "version": {"type": "string", "minLength": 1, "maxLength": 64},
+                "uptime_s": {"type": "number", "minimum": 0},
+                "state": {"type": "string", "minLength": 1, "maxLength": 32},
+                "lesson_id": {"type": "string", "minLength": 1, "maxLength": 200, "nullable": True},
+                **{k: {"type": "integer", "minimum": 0, "maximum": 2**53} for k in (
+                    "frames_sent_video", "frames_sent_audio", "frames_received_video", "frames_received_audio")},
+            },
+            ["version", "uptime_s"],
+        ),
+        "additionalProperties": False,
+    },
+    "DeviceHealthReceived": _obj({"device_id": ID, "received_at": DATETIME}, ["device_id", "received_at"]),
     "DeviceInput": {
         **_obj(
             {"classroom_id": ID, "name": {"type": "string", "minLength": 1, "maxLength": 200}},
@@ -661,6 +679,19 @@ def openapi_document() -> dict[str, Any]:
                         "for a device: its classroom's current or next lesson today, with its join link",
                         _json(_ref("DeviceLesson")),
                         errors={k: ERRORS[k] for k in ("401",)},
+                        extra={"429": _json(ERR, "too many credential checks")},
+                    ),
+                    "security": [{"deviceCredential": []}],
+                }
+            },
+            "/api/device/health": {
+                "post": {
+                    **_op(
+                        "for a device: a health report (version, uptime, state, frames sent/received); "
+                        "the bureau's device list shows the latest as last_seen/online/health",
+                        _json(_ref("DeviceHealthReceived")),
+                        body="DeviceHealth",
+                        errors={k: ERRORS[k] for k in ("400", "401", "413")},
                         extra={"429": _json(ERR, "too many credential checks")},
                     ),
                     "security": [{"deviceCredential": []}],
