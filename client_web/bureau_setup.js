@@ -107,10 +107,21 @@ async function renderCredentials() {
   $("devices-table").replaceChildren(...devices.devices.map((d) => el("tr", { "data-device": d.id },
     el("td", { text: d.name }), el("td", { text: roomName(d.classroom_id) }),
     el("td", { text: d.revoked ? "已吊销 revoked" : "有效 active" }),
+    el("td", { class: "device-seen", text: deviceSeen(d) }),
     el("td", {}, d.revoked ? null : el("button", {
       type: "button", class: "danger small", text: "吊销 Revoke",
       onclick: () => { if (confirm(`吊销 Revoke ${d.name}?`)) act("devices-error", () => api("DELETE", `/api/devices/${d.id}`)); },
     })))));
+}
+
+// A device's latest health report (POST /api/device/health, sent by `classroom agent`).
+function deviceSeen(d) {
+  if (!d.last_seen) return "从未上线 never seen";
+  const when = new Date(d.last_seen).toLocaleString();
+  if (!d.online) return `离线 offline · 最后在线 last seen ${when}`;
+  const h = d.health || {};
+  const state = h.state === "in_lesson" ? "上课中 in lesson" : "在线 online";
+  return `${state} · ${when} · v${h.version || "?"} · 收 recv ${h.frames_received_video ?? 0} · 发 sent ${h.frames_sent_video ?? 0}`;
 }
 
 function showSecret(box, label, secret) {
