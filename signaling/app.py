@@ -59,7 +59,10 @@ def create_app(
             session = Session(ws, router, signer, settings, servers, max_message_bytes,
                               join_timeout_s=limits.join_timeout_s, on_joined=slot,
                               publish_bucket=bucket)  # fmt: skip
-            await session.run()
+            try:
+                await session.run()
+            finally:
+                ws.stop_heartbeat()
             if session.join_timed_out:
                 guard.join_timeouts += 1
         finally:

@@ -53,7 +53,8 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
             ms = (time.perf_counter() - _gc_started[0]) * 1000
             if ms > 3:
                 cpu_ms = (time.thread_time() - _gc_started[1]) * 1000
-                _collections.append((round(ms, 1), int(info["generation"]), round(cpu_ms, 1)))
+                if gc.get_freeze_count():  # after start-up (classroom/gcpolicy.py froze its objects)
+                    _collections.append((round(ms, 1), int(info["generation"]), round(cpu_ms, 1)))
 
     gc.callbacks.append(_on_gc)
 
@@ -133,8 +134,9 @@ if os.environ.get("CLASSROOM_LOOPPROF") and "classroom.cli" in " ".join(getattr(
             f.write(f"callbacks > 10 ms: {len(_slow)}; iterations with > 20 ms of callbacks: {len(_iterations)}\n")
             f.write("iterations (ms of callbacks, callbacks, the largest):\n")
             f.writelines(f"  {x}\n" for x in sorted(_iterations, reverse=True)[:40])
-            f.write(f"collections > 3 ms (wall ms, generation, cpu ms): {sorted(_collections, reverse=True)[:40]} "
-                    f"n={len(_collections)}\n\nslow callbacks, ms by coroutine:\n")
+            f.write(f"collections > 3 ms once serving (wall ms, generation, cpu ms): "
+                    f"{sorted(_collections, reverse=True)[:40]} n={len(_collections)}\n\n")
+            f.write("slow callbacks, ms by coroutine:\n")
             f.writelines(f"  {ms:8.1f} {what}\n" for what, ms in by_coroutine.most_common(20))
             for ms, what, samples in sorted(_slow, key=lambda x: -x[0])[:50]:
                 f.write(f"\n=== {ms} ms {what}\n")
