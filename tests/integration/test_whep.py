@@ -3,6 +3,8 @@ receives the lead's video and audio RTP and decodes it; bad input gets its 4xx."
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 from classroom.server import Server
@@ -54,6 +56,33 @@ async def test_whep_player_before_the_lead_follows_without_renegotiation(server:
     finally:
         await lead.close()
         await player.close()
+
+
+async def test_whep_remote_follows_the_spotlight(server: Server) -> None:
+    """A remote classroom's player that offered two video m-lines gets the lead's camera on one
+    and, once the lead spotlights another classroom, that classroom's camera on the other; the
+    player never renegotiates."""
+    lead = ClassroomPeer(server.base_url, token(server, "e4", "lead", "lead"))
+    r1 = ClassroomPeer(server.base_url, token(server, "e4", "r1", "remote"))
+    player = WhepPlayer(server.base_url, token(server, "e4", "box", "remote"))
+    try:
+        await lead.connect()
+        await r1.connect()
+        await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(), "teacher")])
+        await r1.publish([(PatternTrack(160, 120), "students"), (ToneTrack(), "students")])
+        assert await player.play(("video", "video", "audio")) == 201, player.body
+        await player.wait_frames("video", 10)
+        await asyncio.sleep(1)
+        assert len([n for n in player.track_frames.values() if n > 0]) == 2  # the lead's video and audio
+        await lead.send({"type": "spotlight", "classroom_id": "r1"})
+        for _ in range(150):
+            if len([n for n in player.track_frames.values() if n > 5]) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len([n for n in player.track_frames.values() if n > 5]) == 3, dict(player.track_frames)
+    finally:
+        for p in (player, lead, r1):
+            await p.close()
 
 
 async def _post(server: Server, path: str, body: str, headers: dict[str, str]) -> tuple[int, dict]:

@@ -70,6 +70,7 @@ class WhepPlayer(HttpPeer):
     def __init__(self, base_url: str, token: str | None) -> None:
         super().__init__(base_url, token)
         self.frames: dict[str, int] = defaultdict(int)  # kind -> decoded frames
+        self.track_frames: dict[str, int] = defaultdict(int)  # receiving track id -> decoded frames
         self.first_frame_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -88,6 +89,7 @@ class WhepPlayer(HttpPeer):
                 frame = await track.recv()
                 kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
                 self.frames[kind] += 1
+                self.track_frames[track.id] += 1
                 self.first_frame_at.setdefault(kind, time.monotonic())
         except Exception:
             return
