@@ -158,6 +158,7 @@ def _negotiated(t: RTCRtpTransceiver, params: RTCRtpParameters, ssrcs: list[int]
 # involved, because our tap demultiplexes the layers itself by the RID header extension).
 
 RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+RRID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 MAX_SIMULCAST_LAYERS = 4
 
@@ -171,6 +172,7 @@ class SimulcastOffer:
     rids: tuple[str, ...]
     rid_ext: int
     mid_ext: int
+    rrid_ext: int = 0  # repaired-rtp-stream-id: which layer an RTX packet repairs
 
 
 def _sections(sdp: str) -> tuple[list[str], list[list[str]]]:
@@ -231,8 +233,47 @@ def simulcast_offer(offer_sdp: str) -> dict[str, SimulcastOffer]:
         rids = [r for r in rids if r in declared][:MAX_SIMULCAST_LAYERS]
         rid_ext = _extmap_id(section, RID_URI)
         mid_ext = _extmap_id(section, MID_URI)
+        rrid_ext = _extmap_id(section, RRID_URI)
         if len(rids) >= 2 and 0 < rid_ext < 15:
-            out[mids[0]] = SimulcastOffer(mids[0], tuple(rids), rid_ext, mid_ext if 0 < mid_ext < 15 else 0)
+            out[mids[0]] = SimulcastOffer(mids[0], tuple(rids), rid_ext, mid_ext if 0 < mid_ext < 15 else 0,
+                                          rrid_ext if 0 < rrid_ext < 15 else 0)
+    return out
+
+
+@dataclass(frozen=True)
+class RtxOffer:
+    """One video m-line's retransmission streams (RFC 4588) as a publisher offered them."""
+
+    apt: dict[int, int]  # RTX payload type -> the payload type it repairs
+    ssrcs: dict[int, int]  # RTX SSRC -> media SSRC (a=ssrc-group:FID), when the offer lists them
+
+
+def rtx_offer(offer_sdp: str) -> dict[str, RtxOffer]:
+    """The video m-lines of a publisher's offer with RTX, by mid. aiortc answers RTX; the SFU's
+    tap must then take the retransmissions itself (``PublisherPeer``), or a lost packet on a
+    publisher's uplink is never repaired."""
+    out: dict[str, RtxOffer] = {}
+    _, sections = _sections(offer_sdp)
+    for section in sections:
+        mids = _attr(section, "mid")
+        if not section[0].startswith("m=video") or not mids:
+            continue
+        rtx = set(_codec_pts(section, "rtx/90000"))
+        apt: dict[int, int] = {}
+        for value in _attr(section, "fmtp"):
+            parts = value.split(None, 1)
+            if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) in rtx:
+                for param in parts[1].split(";"):
+                    key, _, val = param.strip().partition("=")
+                    if key == "apt" and val.strip().isdigit():
+                        apt[int(parts[0])] = int(val)
+        ssrcs: dict[int, int] = {}
+        for value in _attr(section, "ssrc-group"):
+            parts = value.split()
+            if len(parts) == 3 and parts[0] == "FID" and parts[1].isdigit() and parts[2].isdigit():
+                ssrcs[int(parts[2])] = int(parts[1])
+        if apt:
+            out[mids[0]] = RtxOffer(apt, ssrcs)
     return out
 
 
@@ -252,6 +293,8 @@ def simulcast_answer(answer_sdp: str, offered: dict[str, SimulcastOffer]) -> str
             extra.append(f"a=extmap:{sim.rid_ext} {RID_URI}")
         if sim.mid_ext and not _extmap_id(section, MID_URI):
             extra.append(f"a=extmap:{sim.mid_ext} {MID_URI}")
+        if sim.rrid_ext and not _extmap_id(section, RRID_URI):
+            extra.append(f"a=extmap:{sim.rrid_ext} {RRID_URI}")
         extra += [f"a=rid:{rid} recv" for rid in sim.rids]
         extra.append("a=simulcast:recv " + ";".join(sim.rids))
         section.extend(extra)

@@ -127,6 +127,8 @@ class PublisherPeer:
         self._simulcast: dict[str, glue.SimulcastOffer] = {}  # mid -> offered layers
         self._layers: dict[tuple[str, str], UpTrack] = {}  # (mid, rid) -> layer
         self._red: dict[str, tuple[int, int]] = {}  # audio mid -> (RED pt, Opus pt) offered
+        self._rtx: dict[str, glue.RtxOffer] = {}  # video mid -> its retransmission streams
+        self._rtx_by_ssrc: dict[int, UpTrack] = {}  # RTX SSRC -> the layer it repairs
         self.uplink: LinkEstimator | None = None  # the loss-based half of the REMB we send
         # the delay-based half: the uplink's queue, from abs-send-time (sfu/bwe/arrival.py)
         self.arrival = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
@@ -135,6 +137,7 @@ class PublisherPeer:
     async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
         self._sources.update(sources)
         self._simulcast = glue.simulcast_offer(offer_sdp)
+        self._rtx.update(glue.rtx_offer(offer_sdp))
         if self.settings.red:
             self._red.update(glue.red_offer(offer_sdp))
         check_mids(offer_sdp)
@@ -262,6 +265,62 @@ class PublisherPeer:
                 return track
         return None
 
+    def _adopt_rtx(self, data: bytes, ssrc: int) -> UpTrack | None:
+        """A retransmission stream's first packet: which layer does it repair? The offer's
+        ``a=ssrc-group:FID`` says so for a single-layer track; a simulcast layer's RTX packets
+        carry its RID as the repaired-rtp-stream-id extension."""
+        pt = data[1] & 0x7F
+        for mid, rtx in self._rtx.items():
+            if pt not in rtx.apt:
+                continue
+            media = rtx.ssrcs.get(ssrc)
+            if media is not None and media in self._by_ssrc:
+                track = self._by_ssrc[media]
+            else:
+                sim = self._simulcast.get(mid)
+                if sim is None or not sim.rrid_ext:
+                    continue
+                try:
+                    h = parse_header(data)
+                except RtpError:
+                    return None
+                if sim.mid_ext and len(self._simulcast) > 1:
+                    value = find_extension(data, h, sim.mid_ext)
+                    if value is None or str(value, "ascii", "replace") != mid:
+                        continue
+                rrid = find_extension(data, h, sim.rrid_ext)
+                found = self._layers.get((mid, str(rrid, "ascii", "replace"))) if rrid is not None else None
+                if found is None:
+                    continue
+                track = found
+            if len(self._rtx_by_ssrc) < 64:
+                self._rtx_by_ssrc[ssrc] = track
+            return track
+        return None
+
+    def _on_rtx(self, track: UpTrack, data: bytes, arrival_ms: int) -> None:
+        """An RFC 4588 retransmission: the original packet again, its sequence number in the
+        payload's first two bytes. Rebuilt as it first was and handed to its layer (a header
+        rewrite; the media is untouched). A padding-only RTX packet (a bandwidth probe) still
+        tells the uplink estimate when it was sent."""
+        try:
+            h = parse_header(data)
+        except RtpError:
+            STATS.rtp_errors += 1
+            return
+        rtx = self._rtx.get(next((m for m, t in self.tracks.items() if track in t.layers), ""))
+        apt = rtx.apt.get(h.payload_type) if rtx is not None else None
+        if h.payload_end - h.payload_offset < 2 or apt is None or not track.ssrc:
+            track.on_rtp(data, arrival_ms)  # padding: only its abs-send-time counts
+            return
+        STATS.rtx_packets_in += 1
+        osn = data[h.payload_offset:h.payload_offset + 2]
+        rebuilt = b"".join((
+            bytes(((data[0] & 0xDF), (0x80 if h.marker else 0) | apt)), osn, data[4:8],
+            track.ssrc.to_bytes(4, "big"), data[12:h.payload_offset], data[h.payload_offset + 2:h.payload_end],
+        ))
+        track.on_rtp(rebuilt, arrival_ms)
+
     # Hot path: one decrypted packet from the publisher.
     def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
         if len(data) < 12:
@@ -269,6 +328,13 @@ class PublisherPeer:
             return
         ssrc = int.from_bytes(data[8:12], "big")
         track = self._by_ssrc.get(ssrc)
+        if track is None:
+            repaired = self._rtx_by_ssrc.get(ssrc)
+            if repaired is None and self._rtx:
+                repaired = self._adopt_rtx(data, ssrc)
+            if repaired is not None:
+                self._on_rtx(repaired, data, arrival_ms)
+                return
         if track is None and self._simulcast:
             track = self._adopt_layer(data, ssrc)
         if track is None:

@@ -88,6 +88,8 @@ class MediaStats:
     padding_bytes: int = 0
     # packets NACKed to a publisher that then arrived (its retransmissions)
     upstream_repaired: int = 0
+    # RTX (RFC 4588) packets from publishers, unwrapped to the packet they repair
+    rtx_packets_in: int = 0
     # audio packets that arrived as RED (audio/red) containers
     red_packets_in: int = 0
     # of the packets sent to subscribers, those sent as RED containers

@@ -239,7 +239,7 @@ class UpTrack:
         STATS.bytes_in += n
         self.packets += 1
         self.octets += end - off
-        self._account(seq, ts, arrival_ms)
+        newest = self._account(seq, ts, arrival_ms)
         payload = data[off:end]
         red_payload: bytes | None = None
         if self.red_pt:  # audio from a publisher that sends RED (sfu/red.py)
@@ -256,7 +256,9 @@ class UpTrack:
                 return
         keyframe = False
         if self._keyframe is not None:
-            keyframe = self._keyframe(payload)
+            # a late packet (a retransmission) never starts a subscriber or a layer switch: the
+            # packets after it have been forwarded already
+            keyframe = newest and self._keyframe(payload)
             if keyframe:
                 if self.keyframe_requested_at is not None:
                     self._keyframe_arrived()
@@ -296,7 +298,9 @@ class UpTrack:
                 down.send_probe(now)
         STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
 
-    def _account(self, seq: int, ts: int, arrival_ms: int) -> None:
+    def _account(self, seq: int, ts: int, arrival_ms: int) -> bool:
+        """Receive statistics; returns whether ``seq`` is the newest packet so far."""
+        newest = True
         if self._base_seq < 0:
             self._base_seq = seq
             self._max_seq = seq
@@ -308,18 +312,22 @@ class UpTrack:
                 if self.is_video and 1 < delta < 64:
                     self._nack_upstream(self._max_seq, delta)
                 self._max_seq = seq
-            elif delta and seq in self._asked:
-                STATS.upstream_repaired += 1  # a packet we NACKed upstream arrived after all
-                del self._asked[seq]
-        # interarrival jitter in RTP units
-        transit = arrival_ms * self.codec.clock_rate / 1000.0 - ts
-        if self._transit is not None:
-            d = abs(transit - self._transit)
-            if d < self.codec.clock_rate * 10:
-                self._jitter += (d - self._jitter) / 16.0
-        self._transit = transit
+            else:
+                newest = False
+                if delta and seq in self._asked:
+                    STATS.upstream_repaired += 1  # a packet we NACKed upstream arrived after all
+                    del self._asked[seq]
         self.last_arrival_ms = arrival_ms
-        self.last_in_ts = ts
+        if newest:  # (a retransmission's lateness is not jitter)
+            # interarrival jitter in RTP units
+            transit = arrival_ms * self.codec.clock_rate / 1000.0 - ts
+            if self._transit is not None:
+                d = abs(transit - self._transit)
+                if d < self.codec.clock_rate * 10:
+                    self._jitter += (d - self._jitter) / 16.0
+            self._transit = transit
+            self.last_in_ts = ts
+        return newest
 
     def _level(self, level: int) -> None:
         # the louder of the new level and a slow decay toward silence

@@ -41,6 +41,10 @@ async def test_five_percent_loss_is_repaired_and_the_link_is_cleaned_up() -> Non
     assert r["lead_keyframes"]["requests_per_2s"] <= 1.0, r["lead_keyframes"]
     assert r["server"]["forwarded_packets"] > 0
     assert r["server"]["transcodes"] == 0
+    # the weak classroom publishes over its lossy uplink too: the server NACKs what is lost and
+    # takes the browser's RTX retransmissions (RFC 4588) as the packets they repair
+    assert r["server"]["nacks_sent"] > 0 and r["server"]["rtx_packets_in"] > 0, r["server"]
+    assert r["server"]["upstream_repaired"] > 0, r["server"]
     # nothing left behind
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
