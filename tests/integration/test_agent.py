@@ -81,6 +81,8 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
              "--ice-address", "127.0.0.1"],
             cwd=ROOT, env=env, stdout=agent_log.open("wb"), stderr=subprocess.STDOUT)
         await until(lambda: status(status_file).get("state") == "waiting", 20, "agent waiting", agent_log)
+        hand = f"http://127.0.0.1:{status(status_file)['hand_port']}/hand"
+        assert http_status(hand, {}, "POST") == 409  # not in a lesson
 
         start_at = datetime.now(CST).replace(microsecond=0) + timedelta(seconds=LEAD_IN_S)
         end_at = start_at + timedelta(seconds=LENGTH_S)
@@ -113,8 +115,15 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
         await lead.wait_frames("video", 10, timeout=15, classroom_id=room)  # the lead receives the agent
         await until(lambda: status(status_file)["frames_received"]["video"] >= 20, 15, "agent decodes", agent_log)
 
+        # its health reports reach the bureau's device list
+        def seen() -> dict[str, Any] | None:
+            d = api(port, key, "GET", "/api/devices")["devices"][0]
+            return d if d["online"] and (d["health"] or {}).get("state") == "in_lesson" else None
+
+        reported = await until(seen, 10, "health report", agent_log)
+        assert reported["health"]["lesson_id"] == lesson and reported["health"]["frames_received_video"] > 0
+
         # a hand raised from hardware reaches the lead's floor
-        hand = f"http://127.0.0.1:{status(status_file)['hand_port']}/hand"
         assert http_status(hand, {}, "POST") == 200
         floor = await lead.expect("floor")
         while floor["event"]["type"] != "hand_raised":  # the floor events of the joins come first

@@ -59,3 +59,18 @@ async def test_a_bad_report_is_refused_naming_the_field(env: Env, bad: dict[str,
     status, body = await env.call("POST", "/api/device/health", bad, key=d["credential"])
     assert status == 400 and body["error"]["code"] == "invalid_field" and body["error"]["field"] == field
     assert (await env.call("GET", "/api/devices"))[1]["devices"][0]["last_seen"] is None
+
+
+async def test_after_its_end_a_lesson_gives_way_to_the_next_one(env: Env) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    d = await device(env)
+    first = (await env.call("POST", "/api/lessons", env.lesson_body()))[1]  # 09:00-09:45
+    second = (await env.call("POST", "/api/lessons", env.lesson_body(
+        start="2026-11-23T10:00:00+08:00", end="2026-11-23T10:45:00+08:00", lead_teacher_id=env.ids["teacher2"])))[1]
+    cst = timezone(timedelta(hours=8))
+    env.clock.set(datetime(2026, 11, 23, 9, 44, tzinfo=cst))
+    assert (await env.call("GET", "/api/device/lesson", key=d["credential"]))[1]["lesson"]["lesson_id"] == first["id"]
+    env.clock.set(datetime(2026, 11, 23, 9, 46, tzinfo=cst))  # the first's links are still valid
+    lesson = (await env.call("GET", "/api/device/lesson", key=d["credential"]))[1]["lesson"]
+    assert lesson["lesson_id"] == second["id"] and lesson["link"]["classroom_id"] == env.ids["r2"]
