@@ -15,7 +15,7 @@ them (Chromium: 3 m-sections, ~25 ``a=rtpmap`` and ~60 ``a=rtcp-fb`` per video s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class SdpShapeError(ValueError):
@@ -34,6 +34,20 @@ class SdpShape:
 
 
 DEFAULT_SHAPE = SdpShape()
+
+
+def answer_shape(offer_sdp: str | None, shape: SdpShape = DEFAULT_SHAPE) -> SdpShape:
+    """The bounds for a classroom's answer to the server's own offer ``offer_sdp``: as many
+    m-sections as that offer has (a lead, an observer or the recorder receives every classroom's
+    tracks: dozens of m-lines in a big lesson), and room for their lines and candidates. The
+    per-section bounds stay; the session checks separately that the answer's mids are the offer's."""
+    sections = offer_sdp.count("\nm=") + offer_sdp.startswith("m=") if offer_sdp else 0
+    return replace(
+        shape,
+        max_media_sections=max(shape.max_media_sections, sections),
+        max_lines=shape.max_lines + 100 * sections,
+        max_candidates=shape.max_candidates + 8 * sections,
+    )
 
 
 def check_sdp_shape(sdp: str, shape: SdpShape = DEFAULT_SHAPE) -> None:

@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc.sdp import SessionDescription
 
 from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
-from sfu.sdpshape import SdpShapeError, check_sdp_shape
+from sfu.sdpshape import DEFAULT_SHAPE, SdpShape, SdpShapeError, answer_shape, check_sdp_shape
 from sfu.stats import SIGNALING
 from sfu.uptrack import UpTrack
 from signaling import logcontext, permissions
@@ -94,11 +94,11 @@ class ClassroomSocket(web.WebSocketResponse):
             cancel()
 
 
-def bounded(sdp: str) -> None:
+def bounded(sdp: str, shape: SdpShape = DEFAULT_SHAPE) -> None:
     """``sdp_invalid`` before anything parses SDP beyond the bounds of sfu/sdpshape.py (one
     32 KB offer took aiortc's parser 3.2 s of the event loop)."""
     try:
-        check_sdp_shape(sdp)
+        check_sdp_shape(sdp, shape)
     except SdpShapeError as exc:
         raise SdpError(str(exc)) from None
 
@@ -236,7 +236,9 @@ class Session:
         elif m.type == "subscribe_answer":
             if p.subscriber is None:
                 raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
-            bounded(m.data["sdp"])
+            pc = p.subscriber.pc
+            offer = pc.localDescription.sdp if pc is not None and pc.localDescription is not None else None
+            bounded(m.data["sdp"], answer_shape(offer))  # as many m-lines as our offer has
             try:
                 await asyncio.wait_for(p.subscriber.on_answer(m.data["sdp"]), NEGOTIATION_TIMEOUT_S)
             except TimeoutError:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sfu.sdpshape import DEFAULT_SHAPE, SdpShapeError, check_sdp_shape
+from sfu.sdpshape import DEFAULT_SHAPE, SdpShapeError, answer_shape, check_sdp_shape
 
 OFFER = "\r\n".join([
     "v=0", "o=- 1 1 IN IP4 0.0.0.0", "s=-", "t=0 0", "a=group:BUNDLE 0 1",
@@ -50,3 +50,16 @@ def test_the_3_second_offer_is_refused_in_well_under_a_millisecond_per_kilobyte(
     with pytest.raises(SdpShapeError):
         check_sdp_shape(sdp)
     assert time.perf_counter() - started < 0.05
+
+
+def test_an_answer_may_have_as_many_m_sections_as_the_servers_offer() -> None:
+    # a lead, an observer or the recorder receives every classroom's tracks: dozens of m-lines
+    section = ["m=video 9 UDP/TLS/RTP/SAVPF 96", "a=mid:{}", "a=recvonly", "a=rtpmap:96 VP8/90000",
+               "a=rtcp-fb:96 nack", "a=candidate:1 1 udp 1 127.0.0.1 9 typ host"]
+    big = "v=0\r\n" + "".join("\r\n".join(section).format(i) + "\r\n" for i in range(40))
+    with pytest.raises(SdpShapeError):
+        check_sdp_shape(big)
+    check_sdp_shape(big, answer_shape(big))
+    with pytest.raises(SdpShapeError, match="m-sections"):
+        check_sdp_shape(big, answer_shape(big.split("m=video", 21)[0] + "m=video"))  # our offer had 20
+    assert answer_shape(None) == DEFAULT_SHAPE.__class__(**{**DEFAULT_SHAPE.__dict__})
