@@ -85,6 +85,7 @@ MEDIA_HELP: dict[str, str] = {
     "padding_bytes": "padding bytes sent to probe a subscriber's link before moving it up a layer",
     "layer_switches": "simulcast layer changes (or pauses) chosen for subscribers by their bandwidth estimate",
     "rtx_packets_in": "RTX retransmissions from publishers, unwrapped to the packets they repair",
+    "rtx_redundant": "RTX packets that copied a packet already received (probe padding): not forwarded",
     "upstream_repaired": "packets NACKed to a publisher that then arrived (its retransmissions)",
     "red_packets_in": "audio packets that arrived as RED (audio/red) containers",
     "red_packets_out": "audio packets sent to subscribers as RED containers",

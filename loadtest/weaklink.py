@@ -388,6 +388,7 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "nacks_sent": int(d.get("classroom_nacks_sent", 0)),
         "upstream_repaired": int(d.get("classroom_upstream_repaired", 0)),
         "rtx_packets_in": int(d.get("classroom_rtx_packets_in", 0)),
+        "rtx_redundant": int(d.get("classroom_rtx_redundant", 0)),
     }
 
 

@@ -311,10 +311,16 @@ class PublisherPeer:
         rtx = self._rtx.get(next((m for m, t in self.tracks.items() if track in t.layers), ""))
         apt = rtx.apt.get(h.payload_type) if rtx is not None else None
         if h.payload_end - h.payload_offset < 2 or apt is None or not track.ssrc:
-            track.on_rtp(data, arrival_ms)  # padding: only its abs-send-time counts
+            track.note_arrival(data, arrival_ms)  # padding: only its abs-send-time counts
             return
         STATS.rtx_packets_in += 1
         osn = data[h.payload_offset:h.payload_offset + 2]
+        if track.cache is not None and track.cache.get(int.from_bytes(osn, "big")) is not None:
+            # a copy of a packet we have: the browser's bandwidth probe ("redundant payload"
+            # padding), not a repair; forwarding it would spend every subscriber's bandwidth
+            STATS.rtx_redundant += 1
+            track.note_arrival(data, arrival_ms)
+            return
         rebuilt = b"".join((
             bytes(((data[0] & 0xDF), (0x80 if h.marker else 0) | apt)), osn, data[4:8],
             track.ssrc.to_bytes(4, "big"), data[12:h.payload_offset], data[h.payload_offset + 2:h.payload_end],

@@ -90,6 +90,8 @@ class MediaStats:
     upstream_repaired: int = 0
     # RTX (RFC 4588) packets from publishers, unwrapped to the packet they repair
     rtx_packets_in: int = 0
+    # of those, copies of packets the SFU had (a browser's probe padding): not forwarded
+    rtx_redundant: int = 0
     # audio packets that arrived as RED (audio/red) containers
     red_packets_in: int = 0
     # of the packets sent to subscribers, those sent as RED containers

@@ -204,6 +204,25 @@ class UpTrack:
 
     # -- hot path -------------------------------------------------------------------------
 
+    def note_arrival(self, data: bytes, arrival_ms: int) -> None:
+        """A packet that carries nothing to forward (an RTX padding or redundant copy): only its
+        abs-send-time counts, for the publisher's uplink estimate."""
+        if not self._abs_send_time_ext or self.on_arrival is None or len(data) < 16 or not data[0] & 0x10:
+            return
+        off = 12 + 4 * (data[0] & 0x0F)
+        if off + 4 > len(data) or data[off:off + 2] != b"\xbe\xde":
+            return
+        pos, end = off + 4, min(len(data), off + 4 + 4 * int.from_bytes(data[off + 2:off + 4], "big"))
+        while pos < end:
+            b = data[pos]
+            if b == 0:
+                pos += 1
+                continue
+            if b >> 4 == self._abs_send_time_ext and pos + 3 < end:
+                self.on_arrival(int.from_bytes(data[pos + 1:pos + 4], "big"), arrival_ms, len(data))
+                return
+            pos += 2 + (b & 0x0F)
+
     def on_rtp(self, data: bytes, arrival_ms: int) -> None:
         t0 = time.perf_counter()
         n = len(data)

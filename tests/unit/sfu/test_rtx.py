@@ -49,8 +49,19 @@ async def test_an_rtx_packet_repairs_the_packet_it_carries() -> None:
         assert len(t.rtp) == 6 and t.rtp[-1][12:] == lost  # forwarded, the OSN stripped
         assert header(t.rtp[-1])[2] == (header(t.rtp[2])[2] + 1) & 0xFFFF  # as packet 103
         assert peer._rtx_by_ssrc[2222] is up
+        # a copy of a packet already here (a browser's redundant-payload probe): not forwarded
+        redundant = STATS.rtx_redundant
+        peer._on_rtp(rtx_packet(104, 9, 3000 * 4, vp8_payload(False)), 12)
+        assert len(t.rtp) == 6 and STATS.rtx_redundant == redundant + 1
         # a padding-only RTX packet (a probe) is not media
         peer._on_rtp(struct.pack("!BBHII", 0xA0, 97, 8, 0, 2222) + bytes(9) + b"\x0a", 11)
         assert len(t.rtp) == 6
+        # their abs-send-time still reaches the uplink estimate
+        seen: list[int] = []
+        up.on_arrival = lambda ast, ms, n: seen.append(ast)
+        up._abs_send_time_ext = 3
+        ext = struct.pack("!HH", 0xBEDE, 1) + bytes([(3 << 4) | 2, 1, 2, 3])
+        peer._on_rtp(struct.pack("!BBHII", 0x90, 97, 10, 0, 2222) + ext + struct.pack("!H", 101) + b"x", 13)
+        assert seen == [0x010203]
     finally:
         await peer.close()

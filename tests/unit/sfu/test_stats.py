@@ -25,6 +25,7 @@ EXPECTED_COUNTERS = {
     "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
     "retransmits_skipped", "nack_keyframes", "layer_switches", "padding_bytes", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
+    "rtx_redundant",
 }  # fmt: skip
 
 
