@@ -213,7 +213,8 @@ async def test_end_lesson_for_everybody(demo_proc: ServerProcess, browser: Brows
         assert await js(page, "window.classroom.state") == "left"
     assert await js(r1, "document.getElementById('hand').disabled") is True
     for page in (lead, r1, observer):  # no "connection lost" or other message beside the ended notice
-        assert await js(page, "!document.getElementById('toast') || !document.getElementById('toast').classList.contains('show')")
+        shown = "!!document.getElementById('toast') && document.getElementById('toast').classList.contains('show')"
+        assert await js(page, shown) is False
     assert await js(lead, "document.getElementById('end').disabled") is True
     stats = demo_proc.get_json("/healthz")
     assert stats.get("lessons", 0) == 0, stats
