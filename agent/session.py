@@ -27,6 +27,9 @@ FINAL_CODES = frozenset({
 })
 
 
+CONNECT_TIMEOUT_S = 8.0
+
+
 class ConnectionLost(Exception):
     """The server went away (restart, network): join again."""
 
@@ -136,9 +139,12 @@ class LessonSession:
         session = self.http or aiohttp.ClientSession()
         try:
             try:
-                self.ws = await session.ws_connect(self.url, heartbeat=5.0, timeout=aiohttp.ClientWSTimeout(ws_close=2))
+                # bounded: on a dropped network a connect can otherwise hang for minutes
+                self.ws = await asyncio.wait_for(
+                    session.ws_connect(self.url, heartbeat=5.0, timeout=aiohttp.ClientWSTimeout(ws_close=2)),
+                    CONNECT_TIMEOUT_S)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
+                raise ConnectionLost(f"cannot reach {self.url}: {exc!r}") from exc
             self._tasks.append(asyncio.ensure_future(self._read()))
             reply = await self.request({"type": "join", "token": self.token})
             if reply["type"] == "error":

@@ -170,3 +170,97 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
             agent.wait(10)
         proc.terminate()
         proc.wait(10)
+
+
+class Blackhole:
+    """A TCP relay between the agent and the server that can go silent (a dropped network: no RST,
+    no FIN, bytes just stop) and come back."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.silent = False
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    while self.silent:  # held, as a dead link holds them
+                        await asyncio.sleep(0.1)
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+        except asyncio.CancelledError:
+            writer.close()
+            up_w.close()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_the_agent_rejoins_after_the_network_went_silent(tmp_path: Path) -> None:
+    data, server_log, port = tmp_path / "data", tmp_path / "server.log", free_port()
+    proc = start(data, port, server_log)
+    relay = Blackhole(port)
+    await relay.start()
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        m = KEY.search(server_log.read_text())
+        assert m, server_log.read_text()
+        key = m.group(1)
+        school = api(port, key, "POST", "/api/schools", {"name": "S"})["id"]
+        lead_room = api(port, key, "POST", "/api/classrooms", {"school_id": school, "name": "lead"})["id"]
+        room = api(port, key, "POST", "/api/classrooms", {"school_id": school, "name": "r1"})["id"]
+        device = api(port, key, "POST", "/api/devices", {"classroom_id": room, "name": "PC"})
+        key_file = tmp_path / "device.key"
+        key_file.write_text(device["credential"])
+        key_file.chmod(0o600)
+        now = datetime.now(CST).replace(microsecond=0)
+        api(port, key, "POST", "/api/lessons", {  # in progress already: the agent joins at once
+            "subject": "s", "title": "net", "lead_classroom_id": lead_room, "remote_classroom_ids": [room],
+            "start": (now - timedelta(minutes=1)).isoformat(), "end": (now + timedelta(minutes=5)).isoformat(),
+            "recording": False})
+        status_file, agent_log = tmp_path / "agent.json", tmp_path / "agent.log"
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "classroom.cli", "agent", "--server", f"http://127.0.0.1:{relay.port}",
+             "--device-key-file", str(key_file), "--test-source", "--size", "160x120", "--no-display",
+             "--hand-port", "-1", "--status-file", str(status_file), "--ice-address", "127.0.0.1"],
+            cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "CLASSROOM_DEVICE_KEY"},
+            stdout=agent_log.open("wb"), stderr=subprocess.STDOUT)
+        await until(lambda: status(status_file).get("state") == "in_lesson", 20, "agent in the lesson", agent_log)
+        relay.silent = True
+        await until(lambda: status(status_file).get("state") in ("reconnecting", "joining"), 20, "agent notices",
+                    agent_log)
+        await asyncio.sleep(3)  # still down: its attempts time out, none hangs
+        back = time.time()
+        relay.silent = False
+        st = await until(lambda: status(status_file) if status(status_file).get("joins", 0) >= 2 else None,
+                         20, "agent rejoined", agent_log)
+        print(f"agent rejoined {st['last_joined_at'] - back:.2f} s after the network came back")
+        assert st["last_joined_at"] - back <= 12.0
+        assert "Traceback" not in agent_log.read_text()
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
+        await relay.stop()
+        proc.terminate()
+        proc.wait(10)
