@@ -44,9 +44,10 @@ async def until(predicate: Any, timeout: float, what: str, log: Path | None = No
     raise AssertionError(f"timed out: {what}" + (f"\n{log.read_text()[-4000:]}" if log else ""))
 
 
-def http_status(url: str, headers: dict[str, str], method: str = "GET") -> int:
+def http_status(url: str, headers: dict[str, str], method: str = "GET", data: bytes | None = None) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers, method=method), timeout=5) as r:
+        req = urllib.request.Request(url, headers=headers, method=method, data=data)
+        with urllib.request.urlopen(req, timeout=5) as r:
             return int(r.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
@@ -83,6 +84,8 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
         await until(lambda: status(status_file).get("state") == "waiting", 20, "agent waiting", agent_log)
         hand = f"http://127.0.0.1:{status(status_file)['hand_port']}/hand"
         assert http_status(hand, {}, "POST") == 409  # not in a lesson
+        assert http_status(hand, {"Content-Type": "application/json"}, "POST", b"{") == 400  # bad JSON
+        assert http_status(hand, {"Content-Type": "application/json"}, "POST", b'{"raised": 1}') == 400
 
         start_at = datetime.now(CST).replace(microsecond=0) + timedelta(seconds=LEAD_IN_S)
         end_at = start_at + timedelta(seconds=LENGTH_S)
