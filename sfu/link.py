@@ -184,6 +184,7 @@ class Link:
         self._nack_loss(downs, now)
         self.estimator.tick(now)
         if not self.config.adaptive:
+            self._top_live(downs, now_ms)
             return
         demands = []
         by_key: dict[str, tuple[DownTrack, tuple[float, ...]]] = {}
@@ -235,6 +236,26 @@ class Link:
             current = d.target.layer if d.target is not None else d.layer_index()
             if current != index:
                 d.select_layer(index, at_once=now - self.estimator.congested_at < 1.0)
+
+    @staticmethod
+    def top_live_layer(up: UpTrack, now_ms: int) -> int:
+        """The highest layer of ``up`` that is sending (the top one when none is, yet)."""
+        rates = layer_bitrates(up, now_ms)
+        live = [i for i, r in enumerate(rates) if r >= 0]
+        return live[-1] if live else len(up.layers) - 1
+
+    def _top_live(self, downs: list[DownTrack], now_ms: int) -> None:
+        """Not adaptive (the recorder): every simulcast track on its highest *sending* layer. A
+        browser sends fewer layers for a small picture (a 640x360 camera: no ``f``), and a
+        subscriber left on a silent top layer would get no video at all."""
+        for d in downs:
+            up = d.up
+            if d.kind != "video" or up is None or up.closed or not up.simulcast:
+                continue
+            index = self.top_live_layer(up, now_ms)
+            current = d.target.layer if d.target is not None else d.layer_index()
+            if current != index:
+                d.select_layer(index)
 
     def _probe(self, demands: list[TrackLayers], choice: dict[str, int],
                by_key: dict[str, tuple[DownTrack, tuple[float, ...]]], budget: float, now: float) -> None:

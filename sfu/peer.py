@@ -658,8 +658,10 @@ class SubscriberPeer:
 
     def _start_layer(self, up: UpTrack | None) -> int | None:
         """The layer a new DownTrack starts on: what the estimate affords now."""
-        if up is None or not up.simulcast or not self.link.config.adaptive:
+        if up is None or not up.simulcast:
             return None
+        if not self.link.config.adaptive:
+            return self.link.top_live_layer(up, int(time.monotonic() * 1000))
         self._evaluate()
         layer = self.link.selector.layer(next((s.transceiver.mid for s in self.slots if s.up is up), ""))
         return None if layer is None or layer < 0 else layer

@@ -63,3 +63,20 @@ async def test_a_constrained_link_is_paced_and_a_free_one_is_not() -> None:
         link.estimator.on_remb(300_000, 1_600_000, now)
         link.evaluate([d], now, 0)
     assert 0 < link.pace_bps < 1_000_000
+
+
+async def test_the_recorder_gets_the_highest_layer_that_is_sending() -> None:
+    from sfu.link import LinkConfig
+
+    group = layers()
+    for t in group[:2]:  # a 640x360 camera: the browser sends no top layer
+        t.on_rtp(rtp(1, 0, vp8_payload(True)), 0)
+    link = Link(LinkConfig(adaptive=False))
+    d = DownTrack("rec", "1", "video", 556, 100, 90000, FakeTransport())  # type: ignore[arg-type]
+    d.link = link
+    d.attach(group[-1], Link.top_live_layer(group[-1], 0))
+    assert d.src is group[1]
+    d.attach(None)
+    d.attach(group[-1])  # started on the silent top layer: the next evaluation moves it down
+    link.evaluate([d], 100.0, 0)
+    assert d.target is group[1] or d.src is group[1]
