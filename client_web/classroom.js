@@ -369,18 +369,3 @@ function encodingsFor(track, source) {
   return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: "L1T1" })) };
 }
 
-// A link's figures for a tooltip, in both languages: estimate, loss, round trip, layers.
-export function linkText(link) {
-  const layers = Object.values(link.layers || {});
-  const paused = layers.filter((l) => l < 0).length;
-  const parts = [
-    `带宽估计 Estimate ${link.estimate_kbps} kbit/s`,
-    `发送 Sent ${link.sent_kbps} kbit/s`,
-    `丢包 Loss ${(100 * (link.loss || 0)).toFixed(1)} %`,
-    `往返 RTT ${link.rtt_ms} ms`,
-  ];
-  if (link.up_loss !== undefined) parts.push(`上行丢包 Uplink loss ${(100 * link.up_loss).toFixed(1)} %`);
-  if (link.up_estimate_kbps !== undefined) parts.push(`上行估计 Uplink estimate ${link.up_estimate_kbps} kbps`);
-  if (paused) parts.push(`${paused} 路视频已暂停 video paused (audio kept)`);
-  return parts.join("\n");
-}
