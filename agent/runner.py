@@ -41,6 +41,7 @@ class Agent:
         self.floor: Floor | None = None
         self.hand_runner: web.AppRunner | None = None
         self.hand_port: int | None = None
+        self._cpu_mark = (time.monotonic(), time.process_time())
 
     # -- the schedule
     async def fetch(self, http: aiohttp.ClientSession) -> Lesson | None:
@@ -162,10 +163,26 @@ class Agent:
             json.dump(self.status(), f)
         os.replace(tmp, path)
 
+    def cpu_percent(self) -> float:
+        """This process's CPU since the last call, % of one core."""
+        wall, cpu = time.monotonic(), time.process_time()
+        last_wall, last_cpu = self._cpu_mark
+        self._cpu_mark = (wall, cpu)
+        return round(100.0 * (cpu - last_cpu) / max(wall - last_wall, 1e-3), 1)
+
     def health(self) -> dict[str, Any]:
         """The body of ``POST /api/device/health``."""
         s = self.status()
+        link = self.session.link if self.session is not None else {}
+
+        def measure(key: str, top: float) -> float | None:
+            v = link.get(key)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= top else None
+
         return {
+            "cpu_percent": min(self.cpu_percent(), 100_000.0),
+            "rtt_ms": measure("rtt_ms", 3_600_000.0),
+            "loss": measure("loss", 1.0),
             "version": VERSION, "uptime_s": s["uptime_s"], "state": self.state,
             "lesson_id": self.lesson.occurrence_id if self.lesson is not None and self.state == "in_lesson" else None,
             "frames_sent_video": self.counters.sent.get("video", 0),

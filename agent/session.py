@@ -103,6 +103,7 @@ class LessonSession:
         self._floor_changed = asyncio.Event()
         self.ended_by_lead = False
         self.final: str | None = None
+        self.link: dict[str, Any] = {}  # the latest ``link`` message: this classroom's downlink
         self.joined_at: float | None = None
 
     @property
@@ -311,6 +312,8 @@ class LessonSession:
                 self._lost.set()
             if code == "shutting_down":
                 self._lost.set()
+        elif kind == "link":
+            self.link = msg
         elif kind in ("participant_joined", "participant_left"):
             p = msg.get("participant") or {}
             log.info("%s: %s", kind, p.get("name") if isinstance(p, dict) else p)

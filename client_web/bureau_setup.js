@@ -121,7 +121,9 @@ function deviceSeen(d) {
   if (!d.online) return `离线 offline · 最后在线 last seen ${when}`;
   const h = d.health || {};
   const state = h.state === "in_lesson" ? "上课中 in lesson" : "在线 online";
-  return `${state} · ${when} · v${h.version || "?"} · 收 recv ${h.frames_received_video ?? 0} · 发 sent ${h.frames_sent_video ?? 0}`;
+  const link = h.rtt_ms == null ? "" : ` · RTT ${Math.round(h.rtt_ms)} ms · 丢包 loss ${Math.round((h.loss || 0) * 100)}%`;
+  const cpu = h.cpu_percent == null ? "" : ` · CPU ${Math.round(h.cpu_percent)}%`;
+  return `${state} · ${when} · v${h.version || "?"} · 收 recv ${h.frames_received_video ?? 0} · 发 sent ${h.frames_sent_video ?? 0}${link}${cpu}`;
 }
 
 function showSecret(box, label, secret) {

@@ -14,6 +14,7 @@ from signaling.schedule.errors import bad_request
 FIELDS = {
     "version", "uptime_s", "state", "lesson_id",
     "frames_sent_video", "frames_sent_audio", "frames_received_video", "frames_received_audio",
+    "cpu_percent", "rtt_ms", "loss",
 }
 COUNTERS = ("frames_sent_video", "frames_sent_audio", "frames_received_video", "frames_received_audio")
 ONLINE_S = 30.0  # a device that reported within this is online
@@ -30,6 +31,9 @@ class DeviceHealth:
     frames_sent_audio: int = 0
     frames_received_video: int = 0
     frames_received_audio: int = 0
+    cpu_percent: float | None = None  # the agent process's CPU, % of one core
+    rtt_ms: float | None = None  # its downlink as the SFU sees it (the protocol's ``link`` message)
+    loss: float | None = None  # 0..1
 
 
 def _short_text(body: dict[str, Any], key: str, max_len: int, required: bool) -> str | None:
@@ -58,9 +62,20 @@ def parse_health(body: dict[str, Any]) -> DeviceHealth:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
             raise bad_request("invalid_field", f"{key} must be an integer >= 0", field=key, reason="integer")
         counts[key] = value
+    measures: dict[str, float | None] = {}
+    for key, top in (("cpu_percent", 100_000.0), ("rtt_ms", 3_600_000.0), ("loss", 1.0)):
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value) or not 0 <= value <= top):
+            raise bad_request("invalid_field", f"{key} must be a number in 0..{top:g} or null", field=key,
+                              reason="number")
+        measures[key] = None if value is None else float(value)
     return DeviceHealth(
         version=str(version), uptime_s=float(uptime), state=_short_text(body, "state", 32, False) or "",
-        lesson_id=_short_text(body, "lesson_id", 200, False), **counts,
+        lesson_id=_short_text(body, "lesson_id", 200, False), frames_sent_video=counts["frames_sent_video"],
+        frames_sent_audio=counts["frames_sent_audio"], frames_received_video=counts["frames_received_video"],
+        frames_received_audio=counts["frames_received_audio"], cpu_percent=measures["cpu_percent"],
+        rtt_ms=measures["rtt_ms"], loss=measures["loss"],
     )
 
 

@@ -128,6 +128,9 @@ SCHEMAS: dict[str, Any] = {
                 "lesson_id": {"type": "string", "minLength": 1, "maxLength": 200, "nullable": True},
                 **{k: {"type": "integer", "minimum": 0, "maximum": 2**53} for k in (
                     "frames_sent_video", "frames_sent_audio", "frames_received_video", "frames_received_audio")},
+                "cpu_percent": {"type": "number", "minimum": 0, "maximum": 100000, "nullable": True},
+                "rtt_ms": {"type": "number", "minimum": 0, "maximum": 3600000, "nullable": True},
+                "loss": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
             },
             ["version", "uptime_s"],
         ),

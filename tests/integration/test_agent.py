@@ -125,6 +125,7 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
 
         reported = await until(seen, 10, "health report", agent_log)
         assert reported["health"]["lesson_id"] == lesson and reported["health"]["frames_received_video"] > 0
+        assert reported["health"]["cpu_percent"] is not None
 
         # a hand raised from hardware reaches the lead's floor
         assert http_status(hand, {}, "POST") == 200

@@ -8,7 +8,8 @@ from .conftest import Env
 
 REPORT = {"version": "0.1.0", "uptime_s": 12.5, "state": "in_lesson", "lesson_id": "les_0123456789ab",
           "frames_sent_video": 300, "frames_sent_audio": 500,
-          "frames_received_video": 290, "frames_received_audio": 480}
+          "frames_received_video": 290, "frames_received_audio": 480, "cpu_percent": 35.5, "rtt_ms": 12.0,
+          "loss": 0.01}
 
 
 async def device(env: Env, room: str = "r2") -> dict[str, str]:
@@ -53,6 +54,7 @@ async def test_a_device_reports_only_for_itself_and_its_bureau_sees_it(env: Env,
     ({"version": "1", "uptime_s": 1, "frames_received_audio": 1.5}, "frames_received_audio"),
     ({"version": "1", "uptime_s": 1, "state": "\x00"}, "state"),
     ({"version": "1", "uptime_s": 1, "cpu": 3}, "cpu"),
+    ({"version": "1", "uptime_s": 1, "loss": 1.5}, "loss"), ({"version": "1", "uptime_s": 1, "rtt_ms": "9"}, "rtt_ms"),
 ])
 async def test_a_bad_report_is_refused_naming_the_field(env: Env, bad: dict[str, object], field: str) -> None:
     d = await device(env)
