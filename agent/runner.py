@@ -120,7 +120,9 @@ class Agent:
             except Refused as exc:
                 log.error("the server refused lesson %s: %s", lesson.occurrence_id, exc)
                 break
-            except ConnectionLost as exc:
+            except Exception as exc:  # noqa: BLE001 - unattended: log, back off and join again, never crash
+                if not isinstance(exc, ConnectionLost):
+                    log.exception("unexpected failure in lesson %s", lesson.occurrence_id)
                 self.state = "reconnecting"
                 delay = backoff.next()
                 log.warning("lost the lesson (%s); joining again in %.1f s", exc, delay)

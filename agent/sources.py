@@ -6,6 +6,7 @@ microphone captured with PyAV (V4L2 and ALSA on Linux, through aiortc's ``MediaP
 from __future__ import annotations
 
 import fractions
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+log = logging.getLogger("agent.sources")
 
 
 class ToneTrack(AudioStreamTrack):
@@ -89,18 +92,28 @@ class SourceSpec:
     height: int = 240
 
 
-def open_sources(spec: SourceSpec) -> tuple[MediaStreamTrack | None, MediaStreamTrack | None]:
-    """(video, audio) for one lesson; new tracks each time (a track ends with its connection).
-    Raises OSError/av.FFmpegError when a device cannot be opened."""
-    if spec.test_source:
-        return PatternTrack(spec.width, spec.height), ToneTrack()
+def _device(path: str, fmt: str, options: dict[str, str], kind: str) -> MediaStreamTrack | None:
     from aiortc.contrib.media import MediaPlayer
 
+    try:
+        player = MediaPlayer(path, format=fmt, options=options)
+    except (OSError, av.FFmpegError, ValueError) as exc:
+        log.error("cannot open the %s %s (%s): %s", kind, path, fmt, exc)
+        return None
+    track = player.video if kind == "camera" else player.audio
+    if track is None:
+        log.error("the %s %s gives no %s stream", kind, path, "video" if kind == "camera" else "audio")
+    return track
+
+
+def open_sources(spec: SourceSpec) -> tuple[MediaStreamTrack | None, MediaStreamTrack | None]:
+    """(video, audio) for one lesson; new tracks each time (a track ends with its connection).
+    A device that cannot be opened is logged and left out (None): the classroom still joins."""
+    if spec.test_source:
+        return PatternTrack(spec.width, spec.height), ToneTrack()
     video = audio = None
     if spec.camera:
-        cam = MediaPlayer(spec.camera, format="v4l2", options={"video_size": f"{spec.width}x{spec.height}"})
-        video = cam.video
+        video = _device(spec.camera, "v4l2", {"video_size": f"{spec.width}x{spec.height}"}, "camera")
     if spec.mic:
-        mic = MediaPlayer(spec.mic, format="alsa", options={"channels": "1", "sample_rate": "48000"})
-        audio = mic.audio
+        audio = _device(spec.mic, "alsa", {"channels": "1", "sample_rate": "48000"}, "microphone")
     return video, audio
