@@ -268,3 +268,52 @@ async def test_the_agent_rejoins_after_the_network_went_silent(tmp_path: Path) -
         await relay.stop()
         proc.terminate()
         proc.wait(10)
+
+
+async def test_a_lesson_the_lead_ended_is_not_joined_again(tmp_path: Path) -> None:
+    data, server_log, port = tmp_path / "data", tmp_path / "server.log", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(data, port, server_log)
+    agent: subprocess.Popen[bytes] | None = None
+    lead: ClassroomPeer | None = None
+    try:
+        m = KEY.search(server_log.read_text())
+        assert m, server_log.read_text()
+        key = m.group(1)
+        school = api(port, key, "POST", "/api/schools", {"name": "S"})["id"]
+        lead_room = api(port, key, "POST", "/api/classrooms", {"school_id": school, "name": "lead"})["id"]
+        room = api(port, key, "POST", "/api/classrooms", {"school_id": school, "name": "r1"})["id"]
+        device = api(port, key, "POST", "/api/devices", {"classroom_id": room, "name": "PC"})
+        key_file = tmp_path / "device.key"
+        key_file.write_text(device["credential"])
+        key_file.chmod(0o600)
+        now = datetime.now(CST).replace(microsecond=0)
+        lesson = api(port, key, "POST", "/api/lessons", {
+            "subject": "s", "title": "ended", "lead_classroom_id": lead_room, "remote_classroom_ids": [room],
+            "start": (now - timedelta(minutes=1)).isoformat(), "end": (now + timedelta(minutes=5)).isoformat(),
+            "recording": False})["id"]
+        links = {x["classroom_id"]: x["token"] for x in api(port, key, "GET", f"/api/lessons/{lesson}/links")["links"]}
+        status_file, agent_log = tmp_path / "agent.json", tmp_path / "agent.log"
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "classroom.cli", "agent", "--server", url, "--device-key-file", str(key_file),
+             "--poll-interval", "1", "--test-source", "--size", "160x120", "--no-display", "--hand-port", "-1",
+             "--status-file", str(status_file), "--ice-address", "127.0.0.1"],
+            cwd=ROOT, env={k: v for k, v in os.environ.items() if k != "CLASSROOM_DEVICE_KEY"},
+            stdout=agent_log.open("wb"), stderr=subprocess.STDOUT)
+        await until(lambda: status(status_file).get("state") == "in_lesson", 20, "agent in the lesson", agent_log)
+        lead = ClassroomPeer(url, links[lead_room])
+        assert (await lead.connect())["type"] == "joined"
+        await lead.send({"type": "end_lesson"})
+        await lead.expect("lesson_ended")
+        await until(lambda: "over (ended)" in agent_log.read_text(), 10, "agent sees the end", agent_log)
+        await asyncio.sleep(4)  # several polls later: still not back
+        st = status(status_file)
+        assert st["state"] == "waiting" and st["joins"] == 1, st
+    finally:
+        if lead is not None:
+            await lead.close()
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
+        proc.terminate()
+        proc.wait(10)
