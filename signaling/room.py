@@ -221,7 +221,6 @@ class Room:
             losses = [t.upstream_loss for t in p.publisher.all_tracks() if t.packets]
             snap["up_loss"] = round(max(losses), 3) if losses else 0.0
             snap["up_estimate_kbps"] = round(p.publisher.remb_estimate(time.monotonic()) / 1000)
-            snap["up_estimate_kbps"] = round(p.publisher.remb_estimate(time.monotonic()) / 1000)
         return snap
 
     async def _links(self) -> None:
