@@ -223,6 +223,7 @@ $("fullscreen").addEventListener("click", async () => {
   } catch (err) {
     console.warn("fullscreen refused", err);
   }
+  showFullscreen();  // at once: the fullscreenchange event may come a frame later
 });
 document.addEventListener("fullscreenchange", showFullscreen);
 $("fs-exit").addEventListener("click", () => document.exitFullscreen().catch(() => {}));

@@ -46,7 +46,7 @@ classroom_venv test
 
 report="$(mktemp -d)/junit.xml"
 set +e
-python3 -m pytest -q -rs --junitxml="$report" "$@"
+python3 -m pytest -q -rs --durations=25 --junitxml="$report" "$@"
 status=$?
 set -e
 python3 - "$report" "$status" <<'PY'

@@ -254,7 +254,7 @@ async def test_remote_controls_and_phone_layout(demo_proc: ServerProcess, browse
     # Full screen: the picture fills the screen, and back.
     await r1.click("#fullscreen")
     await until(r1, "document.fullscreenElement && document.fullscreenElement.id === 'stage'", "full screen", 5)
-    assert await js(r1, "document.querySelector('#fullscreen .txt').textContent") == "退出全屏"
+    await until(r1, "document.querySelector('#fullscreen .txt').textContent === '退出全屏'", "exit label", 5)
     await r1.click("#fs-exit")  # the header is not on screen now: the picture has its own button
     await until(r1, "document.fullscreenElement === null", "full screen left", 5)
     # Language: the toggle switches every label at once; ?lang=en opens in English.
