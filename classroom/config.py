@@ -71,8 +71,10 @@ class MediaConfig:
     # browsers that both take it; others get plain Opus. False: Opus only, as before.
     red_audio: bool = True
     # Pace a constrained classroom's video (a leaky bucket at 2x its estimate) so a keyframe
-    # burst does not overflow a school line's queue. False: never paced.
-    pacing: bool = True
+    # burst does not overflow a school line's queue. Off by default: measured on 2026-12-02 it
+    # made the step-down case worse (under the cap after 1.8 s instead of 0.9 s) and gained
+    # nothing measurable elsewhere (docs/performance.md, "Weak links, 2026-12-02").
+    pacing: bool = False
 
 
 @dataclass

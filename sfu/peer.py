@@ -68,7 +68,7 @@ class PeerSettings:
     ice_servers: tuple[str, ...] = ()
     link: LinkConfig = field(default_factory=LinkConfig)
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
-    pacing: bool = True  # pace a constrained subscriber connection's video (sfu/paced.py)
+    pacing: bool = False  # pace a constrained subscriber connection's video (sfu/paced.py); off: see config
 
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
