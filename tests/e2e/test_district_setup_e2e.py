@@ -12,13 +12,9 @@ dialog, and that link joins live in Chromium and plays the lead classroom's vide
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
-import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -27,6 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from signaling.schedule import ScheduleStore
 from signaling.tokens import TokenError
 from tests.e2e.conftest import ServerProcess
+from tests.e2e.test_bureau_e2e import call, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,26 +43,6 @@ CSV_ROWS = [
     "东山小学,三(2)班,remote",
 ]
 BAD_ROW = 7
-
-
-def call(srv: ServerProcess, key: str, method: str, path: str, body: Any = None) -> Any:
-    req = urllib.request.Request(
-        srv.url + path,
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def new_context(browser: Browser) -> BrowserContext:
