@@ -257,15 +257,7 @@ class WhipEndpoints:
         p.publisher = PublisherPeer(p.participant_id, p.classroom_id, self.settings,
                                     on_track=lambda t: self._on_track(res, t))
         room.media.publishers[p.participant_id] = p.publisher
-        try:
-            answer = await asyncio.wait_for(p.publisher.answer(offer, sources), NEGOTIATION_TIMEOUT_S)
-        except BaseException as exc:
-            await self._close(res, graceful=False)
-            if isinstance(exc, TimeoutError):
-                raise HttpError(422, "sdp_invalid", "the offer could not be negotiated in time") from None
-            if isinstance(exc, Exception):
-                raise HttpError(422, "sdp_invalid", f"the offer could not be negotiated: {exc}") from None
-            raise
+        answer = await self._negotiate(res, p.publisher.answer(offer, sources), "negotiated")
         await self._admitted(res)
         return self._created(request, res, answer)
 
@@ -288,17 +280,22 @@ class WhipEndpoints:
         room.media.subscribers[p.participant_id] = p.subscriber
         p.subscriber.link.spotlight = room.floor.spotlighted
         preferred = {t.kind: t.codec.mime for t in reversed(room.wanted_for(p))}
+        answer = await self._negotiate(res, p.subscriber.answer(offer, preferred), "answered")
+        await self._admitted(res)
+        return self._created(request, res, answer)
+
+    async def _negotiate(self, res: Resource, answering: Awaitable[str], verb: str) -> str:
+        """The peer's answer within NEGOTIATION_TIMEOUT_S; on any failure the resource is closed
+        and the client gets 422 ``sdp_invalid``."""
         try:
-            answer = await asyncio.wait_for(p.subscriber.answer(offer, preferred), NEGOTIATION_TIMEOUT_S)
+            return await asyncio.wait_for(answering, NEGOTIATION_TIMEOUT_S)
         except BaseException as exc:
             await self._close(res, graceful=False)
             if isinstance(exc, TimeoutError):
                 raise HttpError(422, "sdp_invalid", "the offer could not be negotiated in time") from None
             if isinstance(exc, Exception):
-                raise HttpError(422, "sdp_invalid", f"the offer could not be answered: {exc}") from None
+                raise HttpError(422, "sdp_invalid", f"the offer could not be {verb}: {exc}") from None
             raise
-        await self._admitted(res)
-        return self._created(request, res, answer)
 
     async def _make_room(self, room: Room, claims: TokenClaims, kind: str) -> None:
         """A resource of the same kind for the same classroom is replaced (OBS restarted without
