@@ -1,17 +1,22 @@
-"""The schedule's SQLite store: bureaus, schools, classrooms, teachers, lessons, join history.
+"""The schedule's store: bureaus, schools, classrooms, teachers, lessons, join history.
 
-One file (``schedule.sqlite3`` under the data directory), WAL mode, schema versions in
-``PRAGMA user_version`` applied by :data:`MIGRATIONS` in order, each in one transaction.
-Every write is a single ``BEGIN IMMEDIATE`` transaction: validation and conflict checks run
-inside it, so a refused request leaves nothing half-written.
+Behind it a :class:`signaling.schedule.database.Database`: SQLite by default (one file,
+``schedule.sqlite3`` under the data directory, WAL mode, the schema version in ``PRAGMA
+user_version``) or PostgreSQL (``--database postgresql://…``, the version in a
+``schema_version`` table). :data:`MIGRATIONS` are applied in order at open, each in one
+transaction that re-reads the version first, so several nodes starting at once apply each
+one exactly once; they are written in SQLite's dialect and translated for PostgreSQL
+(:func:`signaling.schedule.database.postgres_ddl`; :data:`PG_MIGRATIONS` overrides one where
+the translation is not enough). Every write is a single transaction (SQLite ``BEGIN
+IMMEDIATE``; PostgreSQL a transaction holding one advisory lock): validation and conflict
+checks run inside it, so a refused request leaves nothing half-written and two nodes never
+book the same classroom twice.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +29,7 @@ from typing import Any
 from signaling.tokens import TokenClaims, TokenError
 
 from . import auth
+from .database import DB_FILENAME, Database, open_database, postgres_ddl
 from .errors import ApiError, bad_request, not_found
 from .models import (
     CLASSROOM_KINDS,
@@ -41,6 +47,7 @@ from .models import (
     School,
     Teacher,
 )
+from .notes_schema import NOTES_MIGRATION
 from .timing import (
     JOIN_AFTER_S,
     expand,
@@ -53,7 +60,8 @@ from .timing import (
 
 log = logging.getLogger(__name__)
 
-DB_FILENAME = "schedule.sqlite3"
+__all__ = ["DB_FILENAME", "DEFAULT_TIMEZONE", "MIGRATIONS", "PG_MIGRATIONS", "ScheduleStore"]
+
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 MIGRATIONS: list[str] = [
@@ -158,23 +166,24 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX devices_classroom ON devices(classroom_id);
     """,
+    # 3: observation notes and each bureau's rubric (signaling/schedule/notes_schema.py)
+    NOTES_MIGRATION,
 ]
 
 
-def _private_db_files(path: Path) -> None:
-    """The database holds the administrators' key hashes and the whole schedule: create it
-    0600 before SQLite opens it (its ``-wal`` and ``-shm`` files take the database file's mode)
-    and take group/other access away from an existing one."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            os.chmod(f"{path}{suffix}", 0o600)
-        except FileNotFoundError:
-            pass
+# PostgreSQL text for a migration whose SQLite text postgres_ddl cannot translate (by version).
+PG_MIGRATIONS: dict[int, str] = {}
 
 
-def _classroom(row: sqlite3.Row) -> Classroom:
+def migration_sql(version: int, dialect: str) -> str:
+    """The script of schema ``version`` (1-based) for ``dialect``."""
+    script = MIGRATIONS[version - 1]
+    if dialect == "postgresql":
+        return PG_MIGRATIONS.get(version) or postgres_ddl(script)
+    return script
+
+
+def _classroom(row: Any) -> Classroom:
     values = dict(row)
     values["lead_capable"] = bool(values["lead_capable"])
     return Classroom(**values)
@@ -185,11 +194,13 @@ def _new_id(prefix: str) -> str:
 
 
 class ScheduleStore:
-    """All persistent schedule state. Synchronous sqlite3: every query is small and indexed."""
+    """All persistent schedule state. Synchronous calls (from the event loop, as always): every
+    query is small and indexed; PostgreSQL's calls are bounded (signaling/schedule/database.py)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
-        self._conn = conn
-        self.path = path
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self._db = db
+        # the SQLite file (the recording policy and tests find the data dir by it); None on PostgreSQL
+        self.path: Path | None = getattr(db, "path", None)
         self.clock = clock
         self._lock = threading.RLock()
         self._key_cache: dict[str, Admin] = {}
@@ -198,45 +209,61 @@ class ScheduleStore:
 
     # ---------------------------------------------------------------- opening, migrations
     @classmethod
-    def open(cls, path: Path, clock: Callable[[], float] = time.time) -> ScheduleStore:
-        """Open (creating and migrating) the store. ``path`` is the database file, or a
-        directory (the data dir) in which ``schedule.sqlite3`` is used."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / DB_FILENAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _private_db_files(path)
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        store = cls(conn, path, clock)
-        store._migrate()
-        store._close_stale_joins()
+    def open(
+        cls,
+        target: str | Path,
+        clock: Callable[[], float] = time.time,
+        password: str | None = None,
+        close_stale_joins: bool = True,
+    ) -> ScheduleStore:
+        """Open (creating and migrating) the store. ``target``: a ``postgresql://`` URL (its
+        ``password``, if any, given apart: never in the URL), an SQLite database file, or a
+        directory (the data dir) in which ``schedule.sqlite3`` is used. ``close_stale_joins``:
+        a single node closes the join records a previous run left open; a node of a cluster
+        (whose database others share) must not close its live neighbours'."""
+        db = open_database(target, password)
+        store = cls(db, clock)
+        try:
+            store._migrate()
+            if close_stale_joins:
+                store._close_stale_joins()
+        except BaseException:
+            db.close()
+            raise
         return store
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
     @property
     def schema_version(self) -> int:
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        with self._lock:
+            return self._db.schema_version()
 
     def _migrate(self) -> None:
-        current = self.schema_version
-        if current > len(MIGRATIONS):
-            raise RuntimeError(f"{self.path}: schema version {current} is newer than this program ({len(MIGRATIONS)})")
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            script = MIGRATIONS[version - 1]
+        """Apply the missing migrations, each in its own transaction that re-reads the version
+        under the write lock: a second process starting at the same time waits, then finds the
+        work done (idempotent)."""
+        while True:
             with self._tx() as db:
-                for statement in script.split(";"):
+                current = db.schema_version()
+                if current > len(MIGRATIONS):
+                    raise RuntimeError(
+                        f"{db.where}: schema version {current} is newer than this program ({len(MIGRATIONS)})"
+                    )
+                if current == len(MIGRATIONS):
+                    return
+                version = current + 1
+                for statement in migration_sql(version, db.dialect).split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version}")
-            log.info("schedule database %s migrated to version %d", self.path, version)
+                db.set_schema_version(version)
+            log.info("schedule database %s migrated to version %d", db.where, version)
 
     def _close_stale_joins(self) -> None:
         """After a restart nobody is connected: close the join records left open."""
@@ -244,20 +271,13 @@ class ScheduleStore:
             db.execute("UPDATE join_events SET left_at = ? WHERE left_at IS NULL", (self.clock(),))
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
+    def _tx(self) -> Iterator[Database]:
+        with self._lock, self._db.transaction():
+            yield self._db
 
-    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            return list(self._conn.execute(sql, params).fetchall())
+            return list(self._db.execute(sql, params).fetchall())
 
     # ---------------------------------------------------------------- bureaus and admins
     def create_bureau(self, name: str, timezone: str = DEFAULT_TIMEZONE) -> Bureau:
@@ -492,7 +512,7 @@ class ScheduleStore:
         return room
 
     @staticmethod
-    def _insert_classroom(db: sqlite3.Connection, room: Classroom) -> None:
+    def _insert_classroom(db: Database, room: Classroom) -> None:
         db.execute(
             "INSERT INTO classrooms (id, school_id, name, kind, created_at, lead_capable) VALUES (?, ?, ?, ?, ?, ?)",
             (room.id, room.school_id, room.name, room.kind, room.created_at, int(room.lead_capable)),
@@ -664,10 +684,10 @@ class ScheduleStore:
         return Teacher(**dict(rows[0])) if rows else None
 
     # ---------------------------------------------------------------- lessons
-    def _lesson_from_row(self, row: sqlite3.Row) -> Lesson:
+    def _lesson_from_row(self, row: Any) -> Lesson:
         remotes = tuple(
             r[0]
-            for r in self._conn.execute(
+            for r in self._db.execute(
                 "SELECT classroom_id FROM lesson_remotes WHERE lesson_id = ? ORDER BY position",
                 (row["id"],),
             )
@@ -676,7 +696,7 @@ class ScheduleStore:
         if row["recurrence_until"] is not None:
             exceptions = tuple(
                 date.fromisoformat(r[0])
-                for r in self._conn.execute(
+                for r in self._db.execute(
                     "SELECT day FROM lesson_exceptions WHERE lesson_id = ? ORDER BY day",
                     (row["id"],),
                 )
@@ -701,7 +721,7 @@ class ScheduleStore:
 
     def _lessons(self, sql: str, params: tuple[Any, ...]) -> list[Lesson]:
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = self._db.execute(sql, params).fetchall()
             return [self._lesson_from_row(r) for r in rows]
 
     def get_lesson(self, bureau_id: str, lesson_id: str) -> Lesson | None:
@@ -802,7 +822,7 @@ class ScheduleStore:
             conflicts=conflicts,
         )
 
-    def _write_lesson(self, db: sqlite3.Connection, lesson_id: str, spec: LessonSpec) -> None:
+    def _write_lesson(self, db: Database, lesson_id: str, spec: LessonSpec) -> None:
         db.execute("DELETE FROM lesson_remotes WHERE lesson_id = ?", (lesson_id,))
         db.execute("DELETE FROM lesson_exceptions WHERE lesson_id = ?", (lesson_id,))
         for pos, cid in enumerate(spec.remote_classroom_ids):
@@ -929,7 +949,7 @@ class ScheduleStore:
         return result
 
     # ---------------------------------------------------------------- lifecycle
-    def _state(self, occurrence_id: str) -> sqlite3.Row | None:
+    def _state(self, occurrence_id: str) -> Any | None:
         rows = self._q("SELECT * FROM occurrences WHERE occurrence_id = ?", (occurrence_id,))
         return rows[0] if rows else None
 
