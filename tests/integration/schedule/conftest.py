@@ -1,8 +1,13 @@
-"""Fixtures: a schedule API on 127.0.0.1 over a temp SQLite file, with a settable clock."""
+"""Fixtures: a schedule API on 127.0.0.1 over a temp store, with a settable clock.
+
+``env`` runs every test that takes it twice: on SQLite (a temp file) and on PostgreSQL (a fresh
+database in one real server per test session, tests/postgres_server.py) — one store suite,
+two backends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from signaling.schedule import ScheduleStore, setup_schedule
 from signaling.tokens import TokenSigner
+from tests.postgres_server import PostgresServer
 
 CST = timezone(timedelta(hours=8))
 # Monday 23 November 2026, 07:00 in Beijing.
@@ -42,6 +48,57 @@ class FakeLive:
         return list(self.rooms.get(lesson_id, []))
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (started only when a test asks for it)."""
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_db_names = itertools.count(1)
+
+
+@dataclass
+class StoreTarget:
+    """Where a test's store lives: an SQLite file, or a fresh PostgreSQL database."""
+
+    backend: str  # "sqlite" or "postgresql"
+    target: str | Path  # what ScheduleStore.open takes
+    password: str | None
+    data_dir: Path  # a directory of the test's own (token secret, recordings)
+    server: PostgresServer | None = None
+
+    def open(self, clock: Callable[[], float] | None = None, **kw: Any) -> ScheduleStore:
+        return ScheduleStore.open(self.target, clock=clock or FakeClock(MONDAY_7AM), password=self.password, **kw)
+
+    def stored_bytes(self) -> bytes:
+        """Everything the database holds, as bytes (to check that no secret is kept in clear)."""
+        if self.backend == "sqlite":
+            path = Path(self.target)
+            return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        import psycopg
+
+        out = []
+        with psycopg.connect(str(self.target), password=self.password) as conn:
+            tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+            for (table,) in tables:
+                for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                    out.append(repr(row).encode())
+        return b"\n".join(out)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> StoreTarget:
+    if request.param == "sqlite":
+        return StoreTarget("sqlite", tmp_path / "schedule.sqlite3", None, tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres")
+    url = server.create_database(f"t{next(_db_names)}")
+    return StoreTarget("postgresql", url, server.password, tmp_path, server)
+
+
 @dataclass
 class Env:
     client: TestClient[Any, Any]
@@ -50,8 +107,12 @@ class Env:
     clock: FakeClock
     live: FakeLive
     key: str
-    path: Path
+    where: StoreTarget
     ids: dict[str, str] = field(default_factory=dict)
+
+    def reopen(self) -> ScheduleStore:
+        """The same database opened again (a restart)."""
+        return self.where.open(clock=self.clock)
 
     def h(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -110,16 +171,15 @@ async def populate(env: Env) -> None:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+async def env(store_target: StoreTarget) -> AsyncIterator[Env]:
     clock = FakeClock(MONDAY_7AM)
-    path = tmp_path / "schedule.sqlite3"
-    store = ScheduleStore.open(path, clock=clock)
+    store = store_target.open(clock=clock)
     signer = TokenSigner(b"s" * 32)
     live = FakeLive()
     key = store.ensure_bootstrap_admin()
     assert key is not None
     client = await start_client(store, signer, live)
-    e = Env(client, store, signer, clock, live, key, path)
+    e = Env(client, store, signer, clock, live, key, store_target)
     await populate(e)
     try:
         yield e

@@ -47,7 +47,7 @@ async def test_auth_required_and_checked(env: Env) -> None:
 
 
 async def test_keys_are_hashed_at_rest(env: Env) -> None:
-    raw = env.path.read_bytes() + b"".join(p.read_bytes() for p in env.path.parent.glob("schedule.sqlite3*"))
+    raw = env.where.stored_bytes()
     assert env.key.encode() not in raw
     assert env.key.split(".")[1].encode() not in raw
 

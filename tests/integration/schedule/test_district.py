@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from signaling.schedule import ScheduleStore
+from signaling.schedule.database import IntegrityError
 from signaling.schedule.store import MIGRATIONS
 from signaling.tokens import TokenError
 from tests.integration.schedule.conftest import CST, Env
@@ -144,7 +145,7 @@ async def test_administrators_keys_are_shown_once_and_can_be_revoked(env: Env, o
     assert "api_key" not in str(listing) and key not in str(listing)
     assert {a["name"]: a["me"] for a in listing["admins"]} == {"bootstrap": True, "张三": False}
     # only a hash is stored
-    raw = env.path.read_bytes()
+    raw = env.where.stored_bytes()
     assert key.encode() not in raw
     # nobody revokes their own key (no lock-out by mistake)
     status, body = await env.call("DELETE", f"/api/admins/{created['id']}", key=key)
@@ -162,7 +163,7 @@ async def test_a_device_gets_its_classrooms_link_when_the_lesson_opens(env: Env)
     status, device = await env.call("POST", "/api/devices", {"classroom_id": env.ids["r2"], "name": "班班通 PC"})
     assert status == 201 and device["credential"].startswith(f"ckd_{device['id']}.")
     cred = device["credential"]
-    assert cred.encode() not in env.path.read_bytes()
+    assert cred.encode() not in env.where.stored_bytes()
     status, answer = await env.call("GET", "/api/device/lesson", key=cred)
     assert status == 200 and answer["lesson"] is None
     assert (await env.call("GET", "/api/me", key=cred))[0] == 401  # not an administrator key
@@ -226,7 +227,7 @@ async def test_a_real_import_is_all_or_nothing(env: Env) -> None:
     ]
     try:
         env.store.import_classrooms(bureau, rows)
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         pass
     else:
         raise AssertionError("the CHECK constraint should have refused kind 'tv'")

@@ -11,8 +11,8 @@ from signaling.tokens import TokenSigner
 from .conftest import CST, Env, start_client
 
 
-async def test_restart_keeps_everything(env: Env, tmp_path: object) -> None:
-    data_dir = env.path.parent
+async def test_restart_keeps_everything(env: Env) -> None:
+    data_dir = env.where.data_dir
     signer = TokenSigner.from_data_dir(data_dir)
     _, weekly = await env.call("POST", "/api/lessons", env.lesson_body(recurrence={"until": "2026-12-21"}))
     lid = weekly["id"]
@@ -40,7 +40,7 @@ async def test_restart_keeps_everything(env: Env, tmp_path: object) -> None:
     await env.client.close()
     env.store.close()
 
-    store = ScheduleStore.open(data_dir, clock=env.clock)
+    store = env.reopen()
     assert store.schema_version == len(MIGRATIONS)
     env.store = store
     env.client = await start_client(store, env.signer, env.live)
@@ -64,7 +64,7 @@ async def test_restart_keeps_everything(env: Env, tmp_path: object) -> None:
     finally:
         await env.client.close()
         store.close()
-        env.store = ScheduleStore.open(data_dir, clock=env.clock)  # for the fixture's close
+        env.store = env.reopen()  # for the fixture's close
 
 
 async def test_open_connections_are_closed_on_restart(env: Env) -> None:
@@ -73,7 +73,7 @@ async def test_open_connections_are_closed_on_restart(env: Env) -> None:
     env.store.on_joined(lesson["id"], env.ids["lead"])
     assert env.store.connected_from_history(lesson["id"]) == [env.ids["lead"]]
     env.store.close()
-    env.store = ScheduleStore.open(env.path, clock=env.clock)
+    env.store = env.reopen()
     assert env.store.connected_from_history(lesson["id"]) == []
     (event,) = env.store.history(lesson["id"])
     assert event.left_at is not None
