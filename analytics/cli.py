@@ -37,6 +37,13 @@ def main(argv: list[str]) -> int:
     except AnalysisError as exc:
         print(f"classroom analyze: {exc}", file=sys.stderr)
         return 2
+    from analytics.observation import write_observation
+
+    try:  # the observers' notes, in a page of its own (docs/observation.md)
+        observation = write_observation(recording, out)
+    except AnalysisError as exc:
+        print(f"classroom analyze: warning: observation section: {exc}", file=sys.stderr)
+        observation = {"notes": []}
     for warning in report["warnings"]:
         print(f"classroom analyze: warning: {warning}", file=sys.stderr)
     st = report["st"]
@@ -47,6 +54,7 @@ def main(argv: list[str]) -> int:
         f"students {talk['student_s']:.0f} s, silence {talk['silence_s']:.0f} s"
     )
     print(f"report: {out / 'report.html'}")
+    print(f"observation: {out / 'observation.html'} ({len(observation['notes'])} note(s))")
     return 0
 
 

@@ -23,6 +23,8 @@ EVENT_TYPES = frozenset(
         "unmute",
     }
 )
+# Known event types the behaviour analysis does not use (read by analytics/observation.py).
+OTHER_EVENT_TYPES = frozenset({"observation_note"})
 _TOP_FIELDS = {
     "format",
     "complete",
@@ -294,6 +296,8 @@ def parse_manifest(data: Any, directory: Path) -> Manifest:
             reader.warn(f"manifest: event {i} lacks t_ms or type; skipped")
             continue
         etype = item["type"]
+        if etype in OTHER_EVENT_TYPES:
+            continue
         if etype not in EVENT_TYPES:
             unknown_types.add(etype)
             continue

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.02
 RTCP_SSRC = 0x5EC0D000  # our SSRC as the sender of feedback
 SUPPORTED = {"video/vp8": "vp8", "audio/opus": "opus", "video/h264": "h264"}
+NOTE_EVENT = "observation_note"
 
 
 # ``classroom record`` exits with this when the recording directory is full (not restarted).
@@ -176,6 +177,8 @@ class LiveRecorder:
             self._on_floor(msg)
         elif kind == "participant_joined":
             self._add_participant(msg.get("participant") or {})
+        elif kind == "note":
+            self._on_note(msg.get("note"))
 
     def _on_joined(self, msg: dict[str, Any]) -> None:
         self.joined = msg
@@ -220,6 +223,27 @@ class LiveRecorder:
             extra["reason"] = event["reason"]
         classroom = event.get("classroom_id")
         self.session.event(str(event["type"]), None if classroom is None else str(classroom), **extra)
+
+    def _on_note(self, note: Any) -> None:
+        """An observer's note becomes an ``observation_note`` event, placed on this recording's
+        timeline by the server's clock time of the note (``at_ms``) — the same mapping the
+        server used for the ``t_ms`` it answered (docs/recording-format.md)."""
+        session = self.session
+        if session is None or not isinstance(note, dict) or not isinstance(note.get("text"), str):
+            return
+        at_ms = note.get("at_ms")
+        if not isinstance(at_ms, int) or isinstance(at_ms, bool):
+            return
+        if any(e.type == NOTE_EVENT and e.extra.get("note_id") == note.get("id") for e in session.events):
+            return  # the same note again (a relay after a reconnect)
+        score = note.get("score")
+        session.event(
+            NOTE_EVENT, None, t_ms=round(at_ms - session.start_unix * 1000),
+            author=str(note.get("author") or ""), text=note["text"],
+            dimension=note["dimension"] if isinstance(note.get("dimension"), str) else None,
+            score=score if isinstance(score, int) and not isinstance(score, bool) else None,
+            note_id=str(note.get("id") or ""), moment=bool(note.get("moment")),
+        )  # fmt: skip
 
     async def _on_offer(self, msg: dict[str, Any]) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription

@@ -11,7 +11,8 @@ Roles (see ``signaling/tokens.py``):
 - ``remote`` (听讲/互动): publishes one video and one audio track, both source ``students``
   (whether that audio is *forwarded* is the floor's business, see ``signaling/floor.py``);
   raises and lowers its own hand.
-- ``observer`` (巡课) and ``recorder``: receive only, invisible to classrooms.
+- ``observer`` (巡课) and ``recorder``: receive only, invisible to classrooms; an observer may post
+  observation notes (``note``), which only the other observers and the recorder receive.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "spotlight": frozenset({"lead"}),
     # ends the live lesson for every classroom (docs/protocol.md, ``end_lesson``)
     "end_lesson": frozenset({"lead"}),
+    # posts an observation note (docs/protocol.md, ``note``; docs/observation.md)
+    "note": frozenset({"observer"}),
 }
 ACTIONS = tuple(ACTION_ROLES)
 

@@ -24,6 +24,8 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "unmute": {"classroom_id": ((str,), True)},
     "spotlight": {"classroom_id": ((str, _NONE), False)},
     "end_lesson": {},
+    "note": {"text": ((str,), True), "dimension": ((str, _NONE), False), "score": ((int, _NONE), False),
+             "moment": ((int, _NONE), False)},
     "ping": {},
     "leave": {},
 }

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sfu.node import MediaNode
 from signaling.floor import FloorConfig
+from signaling.notes import NoteBook
 from signaling.recorder_access import RecorderAccess
 from signaling.room import Room
 from signaling.tokens import TokenClaims
@@ -61,6 +62,9 @@ class LocalRouter:
         # Called with the lesson id when the lead ended the lesson (``end_lesson``): the schedule
         # marks it ended (new joins are refused), the recorder stops.
         self.on_lesson_ended: list[Callable[[str], Any]] = []
+        # Where observation notes are kept (the schedule database); None: notes are relayed and
+        # written to the recording only (a bare signaling app in tests).
+        self.notes: NoteBook | None = None
 
     def room(self, lesson_id: str, title: str = "") -> Room:
         room = self.rooms.get(lesson_id)

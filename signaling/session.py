@@ -21,6 +21,7 @@ from sfu.uptrack import UpTrack
 from signaling import logcontext, permissions
 from signaling.bucket import TokenBucket
 from signaling.floor import Floor, FloorError, FloorEvent
+from signaling.notes import DEFAULT_RUBRIC, Note, NoteError, check_note, moment_at_ms, new_note_id, timeline_ms
 from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
 from signaling.room import Participant, Room, now_ms
 from signaling.router import LocalRouter
@@ -41,6 +42,8 @@ FLOOR_ACTIONS: dict[str, tuple[str, FloorAct]] = {
     "spotlight": ("spotlight", lambda f, me, cid, t: f.spotlight(me, cid, t)),
 }
 NEGOTIATION_TIMEOUT_S = 10.0
+# Observation notes per connection: a burst of this many, then one a second.
+NOTE_BURST, NOTE_PER_S = 20, 1.0
 ICE_TIMEOUT_S = 5.0
 # The fields of an ``ice`` message's candidate object and the types each may have.
 CANDIDATE_FIELDS: dict[str, tuple[type, ...]] = {
@@ -133,6 +136,7 @@ class Session:
         self._on_joined = on_joined
         self._join_deadline: asyncio.TimerHandle | None = None
         self.join_timed_out = False
+        self.note_bucket = TokenBucket(NOTE_BURST, NOTE_PER_S)
         if isinstance(ws, ClassroomSocket):
             ws.too_large_reply = error_message(
                 "message_too_large", f"messages are limited to {max_message_bytes} bytes; the frame was "
@@ -233,6 +237,8 @@ class Session:
             await self._publish(m, p, room)
         elif m.type == "end_lesson":
             await self._end_lesson(m, p, room)
+        elif m.type == "note":
+            await self._note(m, p, room)
         elif m.type == "subscribe_answer":
             if p.subscriber is None:
                 raise ProtocolError("bad_field", "subscribe_answer: no subscribe offer was sent")
@@ -330,6 +336,7 @@ class Session:
                 elapsed_ms=max(0, now_ms() - room.started_at),
                 recording=room.recording,
                 **({"expected": self.router.expected_classrooms(claims.lesson_id)} if p.role == "lead" else {}),
+                **({"rubric": self._rubric(claims.lesson_id)} if p.role == "observer" else {}),
             )
         )
         if p.role == "recorder":
@@ -426,6 +433,42 @@ class Session:
         # Media first (audio gating takes effect at once), then tell everybody.
         await room.refresh()
         await room.broadcast_floor(events)
+
+    def _rubric(self, lesson_id: str) -> list[str]:
+        book = self.router.notes
+        return book.rubric_for_lesson(lesson_id) if book is not None else list(DEFAULT_RUBRIC)
+
+    async def _note(self, m: Message, p: Participant, room: Room) -> None:
+        """An observer's note: checked, stamped with the lesson's media time (the recording's
+        timeline when the lesson is recorded, else the live room's), kept in the schedule
+        database, answered with ``note_saved`` and relayed as ``note`` to the lesson's other
+        observers and its recorder (which writes it into the manifest) — never to a classroom."""
+        permissions.check(p.role, "note")
+        if not self.note_bucket.take(time.monotonic()):
+            raise ProtocolError("rate_limited", f"note: at most {NOTE_BURST} notes at once and {NOTE_PER_S:g} a "
+                                "second on one connection", m.id)
+        book = self.router.notes
+        now = now_ms()
+        try:
+            checked = check_note(m.data, self._rubric(room.lesson_id))
+            at = moment_at_ms(m.data.get("moment"), room.started_at, now)
+        except NoteError as exc:
+            raise ProtocolError("bad_field", f"note: {exc}", m.id) from None
+        origin = book.timeline_origin_ms(room.lesson_id) if book is not None else None
+        note = Note(
+            id=new_note_id(), lesson_id=room.lesson_id, at_ms=at,
+            t_ms=timeline_ms(at, room.started_at if origin is None else origin),
+            author=p.name, author_id=p.classroom_id, author_role="observer", text=checked.text,
+            dimension=checked.dimension, score=checked.score, moment=m.data.get("moment") is not None,
+            origin="live",
+        )  # fmt: skip
+        if book is not None:
+            note = book.save_note(note)
+        log.info("note %s on lesson %s by %s at t=%d ms", note.id, room.lesson_id, p.classroom_id, note.t_ms)
+        await self.send(server_message("note_saved", re=m.id, t_ms=note.t_ms, note=note.to_json()))
+        relay = server_message("note", note=note.to_json())
+        others = [q for q in room.participants.values() if q is not p and q.role in ("observer", "recorder")]
+        await asyncio.gather(*(q.send(relay) for q in others), return_exceptions=True)
 
     async def _end_lesson(self, m: Message, p: Participant, room: Room) -> None:
         """The lead ends the lesson for everybody: every classroom and observer gets
