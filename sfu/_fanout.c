@@ -163,6 +163,19 @@ typedef struct {
     long long dropped_waiting;
     long long out_seq;
     long long out_ts;
+    /* VP8 (sfu/vp8.py, Forwarder.advance_vp8): picture id / TL0PICIDX continuity, temporal layers */
+    char vp8;
+    long long pid_offset;
+    long long tl0_offset;
+    long long last_in_pid;
+    long long last_out_pid;
+    long long last_out_tl0;
+    long long drop_pid;
+    long long max_tid;
+    long long target_tid;
+    long long out_pid;
+    long long out_tl0;
+    long long dropped_temporal;
     /* the DownTrack's */
     unsigned int ssrc;
     int payload_type;
@@ -218,6 +231,18 @@ static PyMemberDef Lane_members[] = {
     LL(dropped_waiting, NULL),
     LL(out_seq, NULL),
     LL(out_ts, NULL),
+    {"vp8", T_BOOL, offsetof(Lane, vp8), 0, "rewrite the VP8 descriptor's picture id and TL0PICIDX"},
+    LL(pid_offset, NULL),
+    LL(tl0_offset, NULL),
+    LL(last_in_pid, NULL),
+    LL(last_out_pid, NULL),
+    LL(last_out_tl0, NULL),
+    LL(drop_pid, NULL),
+    LL(max_tid, "temporal layers forwarded now (TID <= max_tid)"),
+    LL(target_tid, "temporal layers wanted"),
+    LL(out_pid, NULL),
+    LL(out_tl0, NULL),
+    LL(dropped_temporal, "packets of frames above the temporal target not sent"),
     {"ssrc", T_UINT, offsetof(Lane, ssrc), 0, "the subscriber's SSRC for this stream"},
     {"payload_type", T_INT, offsetof(Lane, payload_type), 0, NULL},
     {"abs_send_time_id", T_INT, offsetof(Lane, abs_send_time_id), 0,
@@ -243,6 +268,57 @@ static PyTypeObject LaneType = {
 /* ---------------------------------------------------------------------------------- fanout */
 
 static PyObject *str_forward = NULL;
+
+/* The VP8 payload descriptor fields a lane rewrites or filters on: sfu/vp8.py's parse(). */
+typedef struct {
+    int pid;      /* picture id, -1: absent */
+    int pid_mask; /* 0x7F or 0x7FFF */
+    int pid_pos;
+    int tl0;      /* TL0PICIDX, -1: absent */
+    int tl0_pos;
+    int tid;      /* -1: absent */
+} Vp8Desc;
+
+static void parse_vp8(const unsigned char *p, Py_ssize_t n, Vp8Desc *d) {
+    d->pid = d->tl0 = d->tid = -1;
+    d->pid_mask = 0x7FFF;
+    d->pid_pos = d->tl0_pos = 0;
+    if (n < 2 || !(p[0] & 0x80)) {
+        return; /* no X byte: no picture id, TL0PICIDX or TID */
+    }
+    unsigned char x = p[1];
+    Py_ssize_t pos = 2;
+    int pid = -1, pid_mask = 0x7FFF, pid_pos = 0, tl0 = -1, tl0_pos = 0, tid = -1;
+    if (x & 0x80) { /* I */
+        if (pos >= n) return;
+        pid_pos = (int)pos;
+        if (p[pos] & 0x80) {
+            if (pos + 1 >= n) return;
+            pid = ((p[pos] & 0x7F) << 8) | p[pos + 1];
+            pos += 2;
+        } else {
+            pid = p[pos];
+            pid_mask = 0x7F;
+            pos += 1;
+        }
+    }
+    if (x & 0x40) { /* L */
+        if (pos >= n) return;
+        tl0 = p[pos];
+        tl0_pos = (int)pos;
+        pos += 1;
+    }
+    if (x & 0x20) { /* T */
+        if (pos >= n) return;
+        tid = p[pos] >> 6;
+    }
+    d->pid = pid;
+    d->pid_mask = pid_mask;
+    d->pid_pos = pid_pos;
+    d->tl0 = tl0;
+    d->tl0_pos = tl0_pos;
+    d->tid = tid;
+}
 
 static double monotonic_now(void) {
     struct timespec t;
@@ -284,6 +360,8 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     unsigned long long ast = ((unsigned long long)arrival_ms << 18) / 1000ULL;
     unsigned long long sent = 0, dropped = 0, c_sent = 0;
     double now = 0.0;
+    Vp8Desc d = {-1, 0x7FFF, 0, -1, 0, -1};
+    int vp8_parsed = 0; /* the descriptor is read once per packet, for the first VP8 lane */
 
     Py_ssize_t n = PyTuple_GET_SIZE(lanes);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -294,7 +372,18 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         }
         Lane *l = (Lane *)obj;
         Egress *e = (l->egress != NULL && Py_TYPE(l->egress) == &EgressType) ? (Egress *)l->egress : NULL;
-        if (!fits || e == NULL || e->fd < 0 || !l->started || l->paused) {
+        int steady = fits && e != NULL && e->fd >= 0 && l->started && !l->paused;
+        if (steady && l->vp8) {
+            if (!vp8_parsed) {
+                parse_vp8((const unsigned char *)data, plen, &d);
+                vp8_parsed = 1;
+            }
+            /* a frame above the temporal target (dropped), or a target not yet taken: Python */
+            if (d.tid >= 0 && (d.tid > l->max_tid || l->target_tid != l->max_tid)) {
+                steady = 0;
+            }
+        }
+        if (!steady) {
             /* Not the steady state: the DownTrack's Python forward() decides. */
             PyObject *r = PyObject_CallMethodObjArgs(PyTuple_GET_ITEM(downs, i), str_forward, payload, args[3],
                                                      args[4], args[5], args[6], args[7], NULL);
@@ -327,6 +416,23 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             l->last_out_ts = out_ts;
             l->last_out_ms = arrival_ms;
         }
+        if (l->vp8) { /* Forwarder.advance_vp8, after advance */
+            if (d.pid >= 0) {
+                l->out_pid = (d.pid + l->pid_offset) & d.pid_mask;
+            }
+            if (d.tl0 >= 0) {
+                l->out_tl0 = (d.tl0 + l->tl0_offset) & 0xFF;
+            }
+            if (delta > 0) {
+                l->last_in_pid = d.pid;
+                if (d.pid >= 0) {
+                    l->last_out_pid = l->out_pid;
+                }
+                if (d.tl0 >= 0) {
+                    l->last_out_tl0 = l->out_tl0;
+                }
+            }
+        }
         /* The subscriber's header: V=2, no padding/extension/CSRC; its PT, SSRC, seq, ts. */
         unsigned char *h = packet_buf;
         h[0] = 0x80;
@@ -357,6 +463,20 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         }
         /* srtp_protect encrypts in place, so every lane copies the payload afresh */
         memcpy(packet_buf + hlen, data, (size_t)plen);
+        if (l->vp8) { /* the subscriber's picture id and TL0PICIDX (sfu/vp8.py rewrite) */
+            unsigned char *pl = packet_buf + hlen;
+            if (d.pid >= 0) {
+                if (d.pid_mask == 0x7FFF) {
+                    pl[d.pid_pos] = (unsigned char)(0x80 | ((l->out_pid >> 8) & 0x7F));
+                    pl[d.pid_pos + 1] = (unsigned char)l->out_pid;
+                } else {
+                    pl[d.pid_pos] = (unsigned char)(l->out_pid & 0x7F);
+                }
+            }
+            if (d.tl0 >= 0) {
+                pl[d.tl0_pos] = (unsigned char)l->out_tl0;
+            }
+        }
         int len = (int)(hlen + plen);
         if (protect_fn(e->ctx, packet_buf, &len) != 0) {
             e->protect_errors++;

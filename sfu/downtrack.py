@@ -12,7 +12,7 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from sfu import rtcp
+from sfu import rtcp, vp8
 from sfu.forwarder import Forwarder
 from sfu.glue import RawTransport
 from sfu.rtp import RtpError, parse_header
@@ -165,6 +165,7 @@ class DownTrack:
         if up is None:
             self.fwd.pause()
             return
+        self.fwd.vp8 = up.codec.mime.lower() == "video/vp8"
         index = len(up.layers) - 1 if layer is None else max(0, min(layer, len(up.layers) - 1))
         self._start_on(up.layers[index])
 
@@ -178,6 +179,10 @@ class DownTrack:
         if self.target is not None:
             self.target.remove_pending(self)
             self.target = None
+
+    def set_temporal(self, tid: int) -> None:
+        """Forward the temporal layers up to ``tid`` of VP8 (``vp8.ALL_TIDS``: all of them)."""
+        self.fwd.set_temporal(tid)
 
     def layer_index(self) -> int:
         """The layer forwarded now (-1: paused or nothing)."""
@@ -288,7 +293,15 @@ class DownTrack:
         """Send one packet to this subscriber; returns 1 if it was sent, else 0 (the UpTrack
         adds these up, so the per-subscriber cost has no shared counter updates)."""
         fwd = self.fwd
-        if not fwd.advance(seq, ts, arrival_ms, keyframe):
+        if fwd.vp8:
+            d = vp8.parse(payload)
+            ok = fwd.advance_vp8(seq, ts, arrival_ms, keyframe, d.picture_id, vp8.picture_id_mask(d), d.tl0picidx,
+                                 d.tid)
+            if ok and (d.picture_id_bits or d.tl0picidx >= 0):
+                payload = vp8.rewrite(payload, d, fwd.out_pid, fwd.out_tl0)
+        else:
+            ok = fwd.advance(seq, ts, arrival_ms, keyframe)
+        if not ok:
             if fwd.waiting_keyframe and self.src is not None:
                 self.src.request_keyframe()  # throttled in the UpTrack
             return 0
@@ -330,8 +343,10 @@ class DownTrack:
             return
         rate = src.codec.clock_rate
         upstream: list[int] = []
+        fwd = self.fwd
         for out_seq in seqs:
-            in_seq = self.fwd.incoming_seq(out_seq)
+            found = fwd.incoming(out_seq)
+            in_seq = None if found is None else found[0]
             data = src.cache.get(in_seq) if in_seq is not None else None
             if data is None or in_seq is None:
                 if in_seq is None and self.fwd.is_padding(out_seq):
@@ -346,6 +361,11 @@ class DownTrack:
                 STATS.nack_misses += 1
                 continue
             payload = data[h.payload_offset : h.payload_end]
+            if fwd.vp8 and found is not None:  # the picture id it had the first time
+                d = vp8.parse(payload)
+                if d.picture_id_bits or d.tl0picidx >= 0:
+                    payload = vp8.rewrite(payload, d, (d.picture_id + found[1]) & vp8.picture_id_mask(d),
+                                          (d.tl0picidx + found[2]) & 0xFF)
             if link is not None:
                 age = ((src.last_in_ts - h.timestamp) & 0xFFFFFFFF) / rate
                 if age > 60 or not link.budget.in_time(age, link.estimator.rtt_ms) or not link.budget.allow(

@@ -14,14 +14,17 @@ import random
 from collections import deque
 
 from sfu.lane import Lane
+from sfu.vp8 import ALL_TIDS
 
 SEQ_MASK = 0xFFFF
 TS_MASK = 0xFFFFFFFF
 # A packet this many sequence numbers behind the newest is dropped: libsrtp refuses to protect an
 # index older than its 128-packet replay window, and the receiver has long given up on it.
 MAX_REORDER = 100
-# How many offset changes (padding insertions) a NACK can still be mapped back across.
+# How many offset changes (padding insertions, dropped temporal-layer packets) a NACK can still
+# be mapped back across.
 MAX_SEGMENTS = 64
+PID_MASK = 0x7FFF  # picture ids: 15 bits (a 7-bit id uses the low 7 of the same arithmetic)
 
 
 class Forwarder(Lane):
@@ -49,6 +52,19 @@ class Forwarder(Lane):
     dropped_waiting: int
     out_seq: int
     out_ts: int
+    # VP8 (sfu/vp8.py): picture id / TL0PICIDX continuity and temporal layers
+    vp8: bool
+    pid_offset: int
+    tl0_offset: int
+    last_in_pid: int  # picture id of the newest packet seen (-1: none)
+    last_out_pid: int  # the subscriber's picture id of the newest packet sent (-1: none)
+    last_out_tl0: int
+    drop_pid: int  # incoming picture id of the last dropped picture (counted once)
+    max_tid: int  # temporal layers forwarded now: TID <= max_tid
+    target_tid: int  # ... and wanted (taken at the next frame that may start it)
+    out_pid: int
+    out_tl0: int
+    dropped_temporal: int
 
     def __init__(
         self,
@@ -79,8 +95,15 @@ class Forwarder(Lane):
         # the result of the last successful advance()
         self.out_seq = 0
         self.out_ts = 0
-        # (extended incoming index of the first packet using it, seq_offset), oldest first
-        self._segments: list[tuple[int, int]] = []
+        self.vp8 = False
+        self.pid_offset = self.tl0_offset = 0
+        self.last_in_pid = self.last_out_pid = self.last_out_tl0 = self.drop_pid = -1
+        self.max_tid = self.target_tid = ALL_TIDS
+        self.out_pid = self.out_tl0 = 0
+        self.dropped_temporal = 0
+        # (extended incoming index of the first packet using it, seq_offset, pid_offset,
+        # tl0_offset), oldest first
+        self._segments: list[tuple[int, int, int, int]] = []
         self._padding: deque[int] = deque(maxlen=256)
 
     @property
@@ -137,6 +160,85 @@ class Forwarder(Lane):
             self.last_out_ms = arrival_ms
         return True
 
+    def advance_vp8(
+        self, seq: int, ts: int, arrival_ms: int, keyframe: bool, pid: int, pid_mask: int, tl0: int, tid: int
+    ) -> bool:
+        """:meth:`advance` for a VP8 lane, with the descriptor's picture id (-1: none; ``pid_mask``
+        0x7F or 0x7FFF), TL0PICIDX (-1: none) and TID (-1: none). On True, ``out_pid`` and
+        ``out_tl0`` hold the subscriber's values. Frames above the temporal target are dropped
+        and the subscriber's sequence numbers and picture ids close up behind them."""
+        if self.paused:
+            return False
+        rebased = False
+        if not self.started:
+            if not keyframe:
+                self.dropped_waiting += 1
+                return False
+            self._rebase(seq, ts, arrival_ms)
+            self._rebase_vp8(pid, tl0)
+            rebased = True
+        delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
+        newest = rebased or delta > 0
+        if tid >= 0:
+            if newest and pid != self.last_in_pid:  # the first packet of a new frame
+                target = self.target_tid
+                # down at any frame; up only at a TL0 frame (the frames above it refer to it)
+                if target < self.max_tid or (target > self.max_tid and tid == 0):
+                    self.max_tid = target
+            if tid > self.max_tid:
+                if delta > 0:
+                    self._drop_newest(seq, delta, pid)
+                self.dropped_temporal += 1
+                return False
+        # C does the rest for lanes in the steady state (sfu/_fanout.c: the vp8 branch)
+        if not self.advance(seq, ts, arrival_ms, keyframe):
+            return False
+        if pid >= 0:
+            self.out_pid = (pid + self.pid_offset) & pid_mask
+        if tl0 >= 0:
+            self.out_tl0 = (tl0 + self.tl0_offset) & 0xFF
+        if newest:
+            self.last_in_pid = pid
+            if pid >= 0:
+                self.last_out_pid = self.out_pid
+            if tl0 >= 0:
+                self.last_out_tl0 = self.out_tl0
+        return True
+
+    def set_temporal(self, tid: int) -> None:
+        """Forward temporal layers up to ``tid`` (``ALL_TIDS``: all); a lower target takes effect
+        at the next frame, a higher one at the next TL0 frame, neither needs a keyframe."""
+        self.target_tid = max(0, min(tid, ALL_TIDS))
+
+    def _drop_newest(self, seq: int, delta: int, pid: int) -> None:
+        # the newest packet is not sent: the numbers after it move down by one (and the picture
+        # ids by one per dropped picture), older stragglers are dropped from now on, and NACKs
+        # still map back across the change
+        self.ext_highest += delta
+        self.highest_in_seq = seq
+        self.seq_offset = (self.seq_offset - 1) & SEQ_MASK
+        if pid >= 0 and pid != self.drop_pid:
+            self.pid_offset = (self.pid_offset - 1) & PID_MASK
+            self.drop_pid = pid
+        self.last_in_pid = pid
+        self.ext_first = self.ext_highest + 1
+        segment = (self.ext_highest + 1, self.seq_offset, self.pid_offset, self.tl0_offset)
+        if self._segments and self._segments[-1][0] == self.ext_highest:
+            self._segments[-1] = segment  # the packet before was dropped too: one segment
+        else:
+            self._segments.append(segment)
+            if len(self._segments) > MAX_SEGMENTS:
+                del self._segments[0]
+
+    def _rebase_vp8(self, pid: int, tl0: int) -> None:
+        # the subscriber's picture ids and TL0PICIDX go on from the last ones it got
+        self.pid_offset = (self.last_out_pid + 1 - pid) & PID_MASK if pid >= 0 and self.last_out_pid >= 0 else 0
+        self.tl0_offset = (self.last_out_tl0 + 1 - tl0) & 0xFF if tl0 >= 0 and self.last_out_tl0 >= 0 else 0
+        self.drop_pid = -1
+        self.last_in_pid = -2  # not a picture id: this keyframe is a new frame
+        self.max_tid = self.target_tid
+        self._segments = [(0, self.seq_offset, self.pid_offset, self.tl0_offset)]
+
     def _rebase(self, seq: int, ts: int, arrival_ms: int) -> None:
         out_seq = (self.last_out_seq + 1) & SEQ_MASK
         if self.last_out_ms < 0:
@@ -153,7 +255,7 @@ class Forwarder(Lane):
         self.last_out_ts = out_ts
         self.last_out_ms = arrival_ms
         self.started = True
-        self._segments = [(0, self.seq_offset)]
+        self._segments = [(0, self.seq_offset, self.pid_offset, self.tl0_offset)]
         self._padding.clear()
 
     def insert_padding(self) -> tuple[int, int] | None:
@@ -167,7 +269,7 @@ class Forwarder(Lane):
         self.seq_offset = (self.seq_offset + 1) & SEQ_MASK
         self.last_out_seq = out_seq
         self.ext_first = self.ext_highest + 1
-        self._segments.append((self.ext_highest + 1, self.seq_offset))
+        self._segments.append((self.ext_highest + 1, self.seq_offset, self.pid_offset, self.tl0_offset))
         if len(self._segments) > MAX_SEGMENTS:
             del self._segments[0]
         self._padding.append(out_seq)
@@ -179,15 +281,21 @@ class Forwarder(Lane):
 
     def incoming_seq(self, out_seq: int) -> int | None:
         """The incoming sequence number behind ``out_seq`` (for NACK), if it is ours."""
+        found = self.incoming(out_seq)
+        return None if found is None else found[0]
+
+    def incoming(self, out_seq: int) -> tuple[int, int, int] | None:
+        """(incoming sequence number, picture id offset, TL0PICIDX offset) that ``out_seq`` was
+        sent with, if it is ours: a retransmission carries the picture id it had the first time."""
         if not self.started or out_seq in self._padding:
             return None
         upper = self.ext_highest + 1  # the segment being looked at ends before this index
-        for ext_start, offset in reversed(self._segments):
+        for ext_start, offset, pid_offset, tl0_offset in reversed(self._segments):
             seq = (out_seq - offset) & SEQ_MASK
             delta = ((seq - self.highest_in_seq + 0x8000) & SEQ_MASK) - 0x8000
             ext = self.ext_highest + delta
             if delta <= 0 and ext_start <= ext < upper:
-                return seq
+                return seq, pid_offset, tl0_offset
             upper = ext_start
         return None  # not sent yet, or before this segment started
 

@@ -57,6 +57,18 @@ class _PyLane:
         "dropped_waiting",
         "out_seq",
         "out_ts",
+        "vp8",
+        "pid_offset",
+        "tl0_offset",
+        "last_in_pid",
+        "last_out_pid",
+        "last_out_tl0",
+        "drop_pid",
+        "max_tid",
+        "target_tid",
+        "out_pid",
+        "out_tl0",
+        "dropped_temporal",
         "ssrc",
         "payload_type",
         "abs_send_time_id",
@@ -74,6 +86,9 @@ class _PyLane:
         self.ext_first = self.ext_highest = self.last_out_seq = self.last_out_ts = 0
         self.last_out_ms = -1
         self.dropped_waiting = self.out_seq = self.out_ts = 0
+        self.vp8 = False
+        self.pid_offset = self.tl0_offset = self.last_in_pid = self.last_out_pid = self.last_out_tl0 = 0
+        self.drop_pid = self.max_tid = self.target_tid = self.out_pid = self.out_tl0 = self.dropped_temporal = 0
         self.ssrc = self.payload_type = self.abs_send_time_id = self.packets = self.octets = 0
         self.first_sent_at = 0.0
 

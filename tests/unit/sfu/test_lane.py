@@ -287,3 +287,58 @@ def test_the_media_plane_works_without_the_extension() -> None:
                        env=env, capture_output=True, text=True, timeout=240, cwd=root)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout
+
+
+def _vp8_payload(pid: int, tl0: int, tid: int, start: bool, key: bool, body: bytes) -> bytes:
+    return bytes([0x90 if start else 0x80, 0xE0, 0x80 | (pid >> 8), pid & 0xFF, tl0, tid << 6,
+                  0x00 if key else 0x01]) + body
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=steps, start=st.integers(min_value=0, max_value=0xFFFF),
+       targets=st.lists(st.sampled_from([0, 1, 7]), min_size=1, max_size=8))
+def test_c_loop_rewrites_vp8_as_python_does(steps: list[int], start: int, targets: list[int]) -> None:
+    """Picture ids, TL0PICIDX and temporal drops: byte-identical to ``DownTrack.forward``."""
+    fast = SocketTransport()
+    try:
+        slow = RecordingTransport()
+        downs = [_down(fast), _down(slow)]
+        for d in downs:
+            d.fwd.vp8 = True
+            d.fwd.last_out_pid, d.fwd.last_out_tl0 = 7000, 40  # as after an earlier source
+        seq, ts = start, 1_000_000
+        for i, step in enumerate([0, *steps]):
+            if i % 15 == 0:
+                for d in downs:
+                    d.set_temporal(targets[(i // 15) % len(targets)])
+            seq = (seq + step) & 0xFFFF
+            ts = (ts + 3000 * step) & 0xFFFFFFFF
+            frame = (seq // 3) & 0x7FFF  # three packets a frame, in sequence order
+            tid = (0, 2, 1, 2)[frame % 4]
+            payload = _vp8_payload(frame, (frame // 4) & 0xFF, tid, seq % 3 == 0, i == 0, os.urandom(5 + i % 7))
+            assert _fan(downs, payload, seq, ts, 33 * i, i == 0, marker=0x80 if seq % 3 == 2 else 0) >> 32 == 0
+        expected_tx, _ = _sessions()
+        got = fast.datagrams()
+        assert got == [expected_tx.protect(p) for p in slow.rtp]
+        for name in ("seq_offset", "ts_offset", "highest_in_seq", "ext_first", "ext_highest", "last_out_seq",
+                     "last_out_ts", "out_seq", "pid_offset", "tl0_offset", "last_in_pid", "last_out_pid",
+                     "last_out_tl0", "drop_pid", "max_tid", "dropped_temporal", "octets"):
+            assert getattr(downs[0].fwd, name) == getattr(downs[1].fwd, name), name
+        assert downs[0].fwd._segments == downs[1].fwd._segments
+    finally:
+        fast.close()
+
+
+def test_c_loop_keeps_vp8_lanes_on_the_fast_path(transports: list[SocketTransport]) -> None:
+    t = SocketTransport()
+    transports.append(t)
+    d = _down(t)
+    d.fwd.vp8 = True
+    before = lane.c_forwarded()
+    for i in range(12):
+        frame = i // 2
+        payload = _vp8_payload(frame, frame // 4, (0, 2, 1, 2)[frame % 4], i % 2 == 0, i == 0, b"x")
+        _fan([d], payload, 100 + i, 3000 * frame, 10 * i, i == 0)
+    assert lane.c_forwarded() - before == 11 and t.python_sends == 1  # all but the rebase in C
+    pids = [((p[14] & 0x7F) << 8) | p[15] for p in t.received()]
+    assert pids == sorted(pids) and len(set(pids)) == 6
