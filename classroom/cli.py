@@ -25,16 +25,26 @@ def _serve(argv: Sequence[str]) -> int:
                              "address, plain HTTP on loopback; on: always HTTPS; off: never")
     parser.add_argument("--public-url", metavar="URL",
                         help="base URL of the links classrooms open (default: derived from host, port and TLS)")
+    parser.add_argument("--database", metavar="URL",
+                        help="schedule database: postgresql://USER@HOST:PORT/DB for several machines (the password "
+                             "from database.password_file, CLASSROOM_DATABASE_PASSWORD or PGPASSFILE, never here); "
+                             "default: SQLite in the data dir")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("text", "json"),
                         help="text (default) or json: one JSON object per line with lesson/classroom/participant")
     args = parser.parse_args(argv)
 
-    from classroom.config import ConfigError, load_config
+    from classroom.config import ConfigError, check_database_url, load_config
     from classroom.server import run_server
 
     try:
         config = load_config(args.config)
+        if args.database:
+            check_database_url(args.database, "--database")
+            if _has_password(args.database):
+                raise ConfigError("--database: a password on the command line is visible to every user (ps); "
+                                  "use database.password_file, CLASSROOM_DATABASE_PASSWORD or PGPASSFILE")
+            config.database.url = args.database
     except ConfigError as exc:
         print(f"classroom serve: {exc}", file=sys.stderr)
         return 2
@@ -57,6 +67,13 @@ def _serve(argv: Sequence[str]) -> int:
     if args.log_format:
         config.server.log_format = args.log_format
     return run_server(config, log_level=args.log_level)
+
+
+def _has_password(url: str) -> bool:
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    return parts.password is not None or "password" in parse_qs(parts.query)
 
 
 def worker_logging(argv: Sequence[str], env: Mapping[str, str]) -> bool:

@@ -113,12 +113,26 @@ class RedisConfig:
 
 
 @dataclass
+class DatabaseConfig:
+    # The schedule database. Empty: SQLite, schedule.sqlite3 in the data dir (one machine; several
+    # node processes on it share the file). "postgresql://user@host:5432/dbname": PostgreSQL, for
+    # nodes on several machines (docs/operations.md). --database, CLASSROOM_DATABASE_URL.
+    url: str = ""
+    # PostgreSQL's password, never in the URL on a command line: a 0600 file (e.g. a compose or
+    # Kubernetes secret) in password_file (CLASSROOM_DATABASE_PASSWORD_FILE), or the environment
+    # (CLASSROOM_DATABASE_PASSWORD, or libpq's own PGPASSWORD / PGPASSFILE / ~/.pgpass).
+    password: str = ""
+    password_file: str = ""
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     # What unauthenticated peers may cost: timeouts, connection caps, API-key attempt limits
     # (signaling/limits.py, docs/security.md).
     limits: Limits = field(default_factory=Limits)
@@ -214,7 +228,17 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"{key}: {exc}") from exc
     if config.media.turn_secret_file:
         config.media.turn_secret = read_secret_file(config.media.turn_secret_file, "media.turn_secret_file")
+    if config.database.password_file:
+        config.database.password = read_secret_file(config.database.password_file, "database.password_file")
+    check_database_url(config.database.url, "database.url")
     return config
+
+
+def check_database_url(url: str, what: str) -> None:
+    """Refuse a schedule database that is neither empty (SQLite), ``sqlite:///FILE`` nor a
+    ``postgresql://`` URL, so a typo is an error at start and not a file named after it."""
+    if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ConfigError(f"{what}: expected postgresql://… (or sqlite:///FILE), got {url.split(':', 1)[0]!r}…")
 
 
 def read_secret_file(path: str | Path, what: str) -> str:

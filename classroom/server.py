@@ -166,7 +166,12 @@ def _wire_optional(server: Server) -> None:
     from signaling.schedule.store import ScheduleStore
 
     setup_metrics(server)
-    store = ScheduleStore.open(server.config.data_path / "schedule.sqlite3")
+    db = server.config.database
+    # one node: the join records a previous run left open are closed; nodes of a cluster share
+    # the database and must leave each other's open
+    store = ScheduleStore.open(db.url or server.config.data_path / "schedule.sqlite3",
+                               password=db.password or None, close_stale_joins=not server.config.redis.url)
+    log.info("schedule database: %s", store.database.where)
     server.extras["schedule"] = store
     server.router.admission = store
     server.router.expected_sources.append(store.expected_classrooms)
@@ -386,11 +391,16 @@ def run_server(config: Config, log_level: str = "INFO") -> int:
         runner = uvloop.run
     except ImportError:
         pass
+    from signaling.schedule.database import DatabaseUnavailable
+
     try:
         runner(_serve_forever(config))
     except ConfigError as exc:
         print(f"classroom serve: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:  # logged with the reason (host, auth) where it happened
+        print(f"classroom serve: {exc.message}: {exc.__cause__ or ''}".rstrip(": "), file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"classroom serve: cannot listen on {config.server.host}:{config.server.port}: {exc}",
               file=sys.stderr)

@@ -7,13 +7,19 @@ creates the bureau if needed and prints the new administrator's API key (shown o
 from a CSV file (the format of ``POST /api/import/classrooms``, docs/api.md): every bad row is
 printed with its row number, field and reason (zh and en) and skipped; exit status 1 when a row
 was bad, 2 when the file is unusable.
+
+The schedule is the data dir's SQLite file, or the PostgreSQL database of a cluster given by
+``CLASSROOM_DATABASE_URL`` (its password from ``CLASSROOM_DATABASE_PASSWORD_FILE``,
+``CLASSROOM_DATABASE_PASSWORD`` or libpq's ``PGPASSFILE``), the same settings ``classroom serve``
+reads (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .csv_import import CsvFileError, parse_classrooms_csv
@@ -32,6 +38,20 @@ def create_admin(
     bureau = store.bureau_by_name(bureau_name) or store.create_bureau(bureau_name, timezone)
     _, key = store.create_admin(bureau.id, admin_name)
     return key
+
+
+def open_store(data_dir: Path, env: Mapping[str, str]) -> ScheduleStore:
+    """The server's schedule: ``CLASSROOM_DATABASE_URL`` when set, else ``data_dir``'s SQLite file.
+    Opened as a cluster node would (the running servers' open join records are left alone)."""
+    url = env.get("CLASSROOM_DATABASE_URL", "")
+    if not url:
+        return ScheduleStore.open(data_dir, close_stale_joins=False)
+    password = env.get("CLASSROOM_DATABASE_PASSWORD") or None
+    password_file = env.get("CLASSROOM_DATABASE_PASSWORD_FILE")
+    if password_file:
+        lines = Path(password_file).read_text(encoding="utf-8").strip().splitlines()
+        password = lines[0].strip() if lines else None
+    return ScheduleStore.open(url, password=password, close_stale_joins=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     imp.add_argument("file", type=Path, help="CSV (UTF-8, header school,classroom,role[,kind])")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
 
-    store = ScheduleStore.open(Path(args.data_dir))
+    store = open_store(Path(args.data_dir), os.environ)
     try:
         if args.command == "create-admin":
             if not valid_zone(args.timezone):

@@ -294,7 +294,9 @@ class PostgresDatabase:
         with self._lock:
             conn = self._live()
             try:
-                cursor: Cursor = conn.execute(postgres_params(sql), tuple(params))
+                # a bool is an INTEGER 0/1 in the schema (as SQLite stores it), never a boolean
+                values = tuple(int(v) if isinstance(v, bool) else v for v in params)
+                cursor: Cursor = conn.execute(postgres_params(sql), values)
                 return cursor
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc).strip()) from exc
