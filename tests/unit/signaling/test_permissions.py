@@ -33,7 +33,7 @@ EXPECTED_ACTIONS = {
         "end_lesson",
     },
     "remote": {"publish", "subscribe", "raise_hand", "lower_hand"},
-    "observer": {"subscribe"},
+    "observer": {"subscribe", "note"},
     "recorder": {"subscribe"},
 }
 EXPECTED_SOURCES = {
@@ -58,6 +58,7 @@ def test_action_list() -> None:
         "unmute",
         "spotlight",
         "end_lesson",
+        "note",
     }
 
 

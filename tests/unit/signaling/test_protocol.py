@@ -38,6 +38,7 @@ VALID: dict[str, dict[str, Any]] = {
     "unmute": {"classroom_id": "c1"},
     "spotlight": {"classroom_id": "c2"},
     "end_lesson": {},
+    "note": {"text": "学生讨论热烈", "dimension": "学生参与", "score": 4, "moment": 61_500},
     "ping": {},
     "leave": {},
 }
@@ -67,7 +68,7 @@ def test_every_schema_type_has_a_valid_example() -> None:
     # the documented client -> server types are all accepted
     documented = {
         "join", "publish", "subscribe_answer", "ice", "raise_hand", "lower_hand",
-        "grant_floor", "revoke_floor", "mute", "spotlight", "end_lesson", "ping", "leave",
+        "grant_floor", "revoke_floor", "mute", "spotlight", "end_lesson", "note", "ping", "leave",
     }  # fmt: skip
     assert documented <= set(SCHEMAS)
 
