@@ -162,6 +162,7 @@ def _wire_https(server: Server) -> None:
 def _wire_optional(server: Server) -> None:
     """Metrics, the bureau schedule and recordings."""
     from classroom.metrics import setup_metrics
+    from signaling.schedule.analytics_api import setup_analytics_api
     from signaling.schedule.api import setup_schedule
     from signaling.schedule.store import ScheduleStore
 
@@ -178,6 +179,8 @@ def _wire_optional(server: Server) -> None:
     server.router.on_lesson_ended.append(store.end_occurrence)
     setup_schedule(server.app, store, server.signer, server.router, server.base_url, server.config.limits)
     _wire_recording(server, store)
+    # the term dashboard (/api/analytics/...) reads the analysed lessons' reports
+    setup_analytics_api(server.app, store, server.signer, server.router, server.config.data_path / "recordings")
     key = store.ensure_bootstrap_admin()
     if key:
         # also in a 0600 file of the data dir: under compose the banner is only in the logs
