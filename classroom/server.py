@@ -103,7 +103,12 @@ def build_server(config: Config) -> Server:
     secure_data_dir(data_dir)  # 0700, secrets 0600 (classroom/filemodes.py)
     glue.configure_ice(config.media.ice_addresses)
     lane.use_compiled(config.media.compiled_fanout)
-    signer = TokenSigner.from_data_dir(data_dir, os.environ.get("CLASSROOM_TOKEN_SECRET"))
+    # one secret for every node of a cluster (docs/operations.md): env, a secret file, or the data dir's
+    secret_file = os.environ.get("CLASSROOM_TOKEN_SECRET_FILE")
+    try:
+        signer = TokenSigner.from_data_dir(data_dir, os.environ.get("CLASSROOM_TOKEN_SECRET"), secret_file)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"token secret ({secret_file or data_dir / 'token_secret'}): {exc}") from None
     settings = PeerSettings(
         cache_size=config.media.packet_cache_size,
         keyframe_interval_s=config.media.keyframe_request_interval_s,

@@ -2,7 +2,11 @@
 
 A token is ``base64url(json claims) + "." + base64url(HMAC-SHA256(secret, payload))``.
 No external service is involved; the secret lives in the server's data directory
-(or the ``CLASSROOM_TOKEN_SECRET`` environment variable) and never in the repository.
+(or the ``CLASSROOM_TOKEN_SECRET`` environment variable, or a file named by
+``CLASSROOM_TOKEN_SECRET_FILE``) and never in the repository. Every node of a cluster uses the
+same secret, so any node verifies a token any node (or the schedule API) issued: nodes on one
+machine share the data dir's file, nodes on several machines get it from the environment or a
+secret file (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import math
 import os
 import secrets
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,19 +73,34 @@ class TokenSigner:
         self._secret = secret
 
     @classmethod
-    def from_data_dir(cls, data_dir: Path, env_secret: str | None = None) -> TokenSigner:
-        """Use ``env_secret`` if given, else a secret file in ``data_dir`` (created once)."""
+    def from_data_dir(
+        cls, data_dir: Path, env_secret: str | None = None, secret_file: str | Path | None = None
+    ) -> TokenSigner:
+        """Use ``env_secret`` if given, else ``secret_file`` (its first line), else the secret
+        file in ``data_dir`` (created once)."""
         if env_secret:
             return cls(env_secret.encode("utf-8"))
+        if secret_file:
+            lines = Path(secret_file).read_bytes().strip().splitlines()
+            return cls(lines[0].strip() if lines else b"")
         path = data_dir / "token_secret"
         if path.exists():
             return cls(path.read_bytes().strip())
         data_dir.mkdir(parents=True, exist_ok=True)
         secret = secrets.token_hex(32).encode("ascii")
-        # Created 0600 from the start: the secret is never readable by others, not even briefly.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secret)
+        # Written whole to a private temporary file (0600 from the start: never readable by
+        # others, not even briefly), then linked into place: of several node processes starting
+        # on a fresh data dir at once, one secret wins and every process reads that one.
+        fd, tmp = tempfile.mkstemp(prefix=".token_secret.", dir=data_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secret)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return cls(path.read_bytes().strip())
+        finally:
+            os.unlink(tmp)
         return cls(secret)
 
     def issue(
