@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -263,6 +264,7 @@ def _wire_recording(server: Server, store: Any) -> None:
             return {"enabled": policy.enabled, "demo_lesson": policy.demo_lesson, **coordinator.status()}
 
     setup_recordings_api(server.app, store, server.signer, server.router, Source(), bureau_policy)
+    _wire_notes(server, store, service, lambda lesson: lesson in coordinator.recording)
 
     async def start_policy(_server: Server) -> None:
         coordinator.start()  # the free-disk guard's checks and the retention sweep
@@ -277,7 +279,7 @@ def _wire_recording(server: Server, store: Any) -> None:
             claims = server.signer.verify(request.query.get("token"), grace_s=30 * 86400)
         except TokenError as exc:
             return web.json_response({"error": {"code": exc.code, "message": str(exc)}}, status=401)
-        if claims.lesson_id != lesson_id or claims.role not in ("lead", "remote"):
+        if claims.lesson_id != lesson_id or claims.role not in ("lead", "remote", "observer"):
             return web.json_response(
                 {"error": {"code": "forbidden", "message": "this link is not a classroom of that lesson"}}, status=403
             )
@@ -285,9 +287,24 @@ def _wire_recording(server: Server, store: Any) -> None:
         if not service.recordings(name):
             return web.json_response({"error": {"code": "not_found", "message": "no recording of this lesson"}},
                                      status=404)
-        raise web.HTTPFound(service.playback_url(name))
+        url = service.playback_url(name)
+        if claims.role in ("lead", "observer"):  # the lesson's teacher and observers read its notes
+            url += "&token=" + quote(str(request.query.get("token")), safe="")
+        raise web.HTTPFound(url)
 
     server.app.router.add_get("/api/recordings/{lesson_id}/playback", classroom_playback)
+
+
+def _wire_notes(server: Server, store: Any, service: Any, recording_now: Callable[[str], bool]) -> None:
+    """Observation notes (docs/observation.md): the live path's note book, the REST API."""
+    from classroom.observation import RecordingNotes
+    from signaling.schedule.notes_api import setup_notes_api
+    from signaling.schedule.notes_store import ScheduleNotes
+
+    recordings = RecordingNotes(server.config.data_path, server.router, service.signer, recording_now)
+    book = ScheduleNotes(store, origin=recordings.origin_ms)
+    server.router.notes = book
+    setup_notes_api(server.app, store, server.signer, book, recordings)
 
 
 def demo_links(server: Server) -> dict[str, str]:

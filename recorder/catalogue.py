@@ -34,6 +34,7 @@ from recorder.manifest import ManifestError, read_manifest
 
 LESSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_TTL = 3600
+PRIVATE_EVENT_TYPES = frozenset({"observation_note"})  # left out of the manifest a playback link serves
 CONTENT_TYPES = {
     ".webm": "video/webm",
     ".mkv": "video/x-matroska",
@@ -200,7 +201,11 @@ def setup_recording_routes(app: web.Application, data_dir: Path, secret: bytes) 
             manifest = read_manifest(path)
         except ManifestError as exc:
             return web.json_response({"error": "bad_manifest", "message": str(exc)}, status=500)
-        body = signed_manifest(manifest.to_json(), signer, lesson_id, exp)
+        raw = manifest.to_json()
+        # observation notes are for the lesson's observers, bureau and teacher only: they read
+        # them from the notes API (docs/observation.md), never from a playback link
+        raw["events"] = [e for e in raw["events"] if e.get("type") not in PRIVATE_EVENT_TYPES]
+        body = signed_manifest(raw, signer, lesson_id, exp)
         if (directory / "report" / "report.html").is_file():
             # the classroom-behaviour analysis of this lesson, for the playback page to link
             body["report_url"] = signer.sign_until(file_path(lesson_id, "report/report.html"), exp)

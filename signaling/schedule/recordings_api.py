@@ -16,8 +16,10 @@ analysis ran, ``report_url``: signed, valid for an hour.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -75,8 +77,18 @@ def setup_recordings_api(
         for entry in entries:
             described = describe(entry, store, admin)
             if described is not None:
-                out.append(described)
+                out.append(with_notes_token(described, admin))
         return out
+
+    def with_notes_token(entry: dict[str, Any], admin: Admin) -> dict[str, Any]:
+        """The playback link of an administrator also reads and adds the lesson's observation
+        notes (docs/observation.md): an observer token of that lesson in the administrator's name,
+        as long-lived as the link."""
+        url = entry.get("playback_url")
+        if not isinstance(url, str):
+            return entry
+        token = signer.issue(str(entry["lesson_id"]), admin.id, "observer", admin.name, expires=time.time() + 3600)
+        return {**entry, "playback_url": f"{url}&token={quote(token, safe='')}"}
 
     def check_query(request: web.Request, allowed: set[str]) -> None:
         unknown = sorted(set(request.query) - allowed)

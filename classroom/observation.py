@@ -1,0 +1,103 @@
+"""Observation notes wired to the recordings (docs/observation.md): where a lesson's media
+timeline begins (the recording's ``started_at``), a note added afterwards written into the
+recording's manifest (through the live recorder while one runs, else into the finished manifest
+file) and the report's observation section written again, and the signed link to that section.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recorder.catalogue import UrlSigner, file_path, recordings_root
+from recorder.core import safe_name
+from recorder.manifest import parse_iso, write_atomic
+from signaling.notes import Note
+from signaling.protocol import server_message
+from signaling.router import LocalRouter
+
+log = logging.getLogger(__name__)
+
+_STARTED = re.compile(r'"started_at"\s*:\s*"([^"]{10,40})"')
+HEAD_BYTES = 8192
+OBSERVATION_PAGE = "report/observation.html"
+
+
+class RecordingNotes:
+    def __init__(self, data_dir: Path, router: LocalRouter, signer: UrlSigner,
+                 recording_now: Callable[[str], bool] | None = None) -> None:
+        self.root = recordings_root(data_dir)
+        self.router = router
+        self.signer = signer
+        self._recording_now = recording_now or (lambda _lesson: False)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def directory(self, lesson_id: str) -> Path:
+        return self.root / safe_name(lesson_id)
+
+    def origin_ms(self, lesson_id: str) -> int | None:
+        """The recording's ``started_at`` in ms since the epoch, read from the head of its
+        manifest (the recorder writes it first; the file may be large, the head is enough)."""
+        path = self.directory(lesson_id) / "manifest.json"
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(HEAD_BYTES).decode("utf-8", "replace")
+        except OSError:
+            return None
+        match = _STARTED.search(head)
+        text = match.group(1) if match else None
+        if text is None:  # an unusual manifest (a very long title): read it whole
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                text = raw.get("started_at") if isinstance(raw, dict) else None
+            except (OSError, ValueError, RecursionError):
+                return None
+        try:
+            return round(parse_iso(str(text)).timestamp() * 1000)
+        except ValueError:
+            return None
+
+    def observation_url(self, lesson_id: str, ttl: float = 3600) -> str | None:
+        name = safe_name(lesson_id)
+        if not (self.root / name / OBSERVATION_PAGE).is_file():
+            return None
+        return self.signer.sign(file_path(name, OBSERVATION_PAGE), ttl)
+
+    async def add_to_recording(self, note: Note) -> None:
+        room = self.router.rooms.get(note.lesson_id)
+        recorders = [p for p in room.participants.values() if p.role == "recorder"] if room is not None else []
+        if recorders:  # the live recorder owns the manifest now: it writes the event
+            relay = server_message("note", note=note.to_json())
+            await asyncio.gather(*(p.send(relay) for p in recorders), return_exceptions=True)
+            return
+        if self._recording_now(note.lesson_id):
+            log.warning("note %s: the recorder of %s is starting; the note is in the database only", note.id,
+                        note.lesson_id)
+            return
+        lock = self._locks.setdefault(note.lesson_id, asyncio.Lock())
+        async with lock:
+            await asyncio.get_running_loop().run_in_executor(None, self._write, note)
+
+    def _write(self, note: Note) -> None:
+        directory = self.directory(note.lesson_id)
+        path = directory / "manifest.json"
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+        events = raw.setdefault("events", [])
+        if any(isinstance(e, dict) and e.get("note_id") == note.id for e in events):
+            return
+        events.append(note.event())
+        events.sort(key=lambda e: e.get("t_ms", 0) if isinstance(e, dict) else 0)
+        write_atomic(path, json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        if (directory / "report" / "report.json").is_file():
+            from analytics.errors import AnalysisError
+            from analytics.observation import write_observation
+
+            try:
+                write_observation(directory, directory / "report")
+            except AnalysisError as exc:
+                log.warning("note %s: observation section of %s not rewritten: %s", note.id, directory, exc)
