@@ -364,8 +364,12 @@ function encodingsFor(track, source) {
     return {};
   }
   if (new URLSearchParams(location.search).get("simulcast") === "0") return {};
-  // One temporal layer: the SFU does not rewrite VP8 picture ids yet, and Chromium resolves frame
-  // references across a layer switch only without temporal layers (sequence-number based).
-  return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: "L1T1" })) };
+  // VP8 with three temporal layers (L1T3): a weak classroom's frame rate can drop at once,
+  // without a keyframe, while it waits for a lower layer (the SFU keeps picture ids continuous).
+  // ?temporal=0 sends one temporal layer; H.264 always does.
+  const params = new URLSearchParams(location.search);
+  const single = params.get("temporal") === "0" || (params.get("codec") || "").toLowerCase() === "h264";
+  const mode = single ? "L1T1" : "L1T3";
+  return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: mode })) };
 }
 

@@ -179,6 +179,7 @@ class DownTrack:
         if self.target is not None:
             self.target.remove_pending(self)
             self.target = None
+            self.fwd.set_temporal(vp8.ALL_TIDS)
 
     def set_temporal(self, tid: int) -> None:
         """Forward the temporal layers up to ``tid`` of VP8 (``vp8.ALL_TIDS``: all of them)."""
@@ -207,19 +208,28 @@ class DownTrack:
             self.fwd.pause()
             return
         target = up.layers[min(index, len(up.layers) - 1)]
-        if self.fwd.paused or self.src is None or (at_once and target.layer < self.src.layer):
+        src = self.src
+        # Down with temporal layers: the old layer goes on at a lower frame rate until the new
+        # layer's keyframe (at its base rate when congested): under the estimate at once, and
+        # no freeze. Without them, a congested downgrade stops the old layer at once.
+        thin = src is not None and target.layer < src.layer and src.has_temporal
+        if self.fwd.paused or src is None or (at_once and target.layer < src.layer and not thin):
             self._cancel_target()
-            if self.src is not None:
-                self.src.remove_down(self)
+            if src is not None:
+                src.remove_down(self)
             self._start_on(target)  # nothing to keep forwarding: wait for its keyframe
             return
-        if target is self.src:
+        if target is src:
             self._cancel_target()
             return
         if target is self.target:
+            if thin and at_once:
+                self.fwd.set_temporal(0)
             return
         self._cancel_target()
         self.target = target
+        if thin:
+            self.fwd.set_temporal(0 if at_once else 1)
         target.add_pending(self)
 
     def switched_to(self, target: UpTrack) -> None:
@@ -231,6 +241,7 @@ class DownTrack:
             self.src.remove_down(self)
             self.src.remove_probe(self)
         self.src = target
+        self.fwd.set_temporal(vp8.ALL_TIDS)  # the new layer at its full frame rate
         self.fwd.switch(target)  # re-based at this very keyframe: seq/ts continuity
         if self not in target.down:
             target.down = (*target.down, self)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sfu import lane, red, rtcp
+from sfu import lane, red, rtcp, vp8
 from sfu.glue import Codec
 from sfu.packet_cache import PacketCache
 from sfu.rtp import keyframe_detector
@@ -60,6 +60,8 @@ class UpTrack:
         self.classroom_id = classroom_id
         self.is_video = kind == "video"
         self._keyframe = keyframe_detector(codec.mime) if self.is_video else None
+        self._vp8 = codec.mime.lower() == "video/vp8"
+        self.temporal_ms = 0  # arrival of the last VP8 packet above temporal layer 0
         self._send_rtcp = send_rtcp
         self._rtcp_ssrc = rtcp_ssrc
         self._audio_level_ext = audio_level_ext
@@ -129,6 +131,12 @@ class UpTrack:
         self._measured_at = 0.0
 
     # -- subscribers --------------------------------------------------------------------
+
+    @property
+    def has_temporal(self) -> bool:
+        """This VP8 layer sends temporal layers (seen in the last 2 s): its frame rate can drop
+        at once, without a keyframe."""
+        return self.temporal_ms > 0 and self.last_arrival_ms - self.temporal_ms < 2000
 
     def add_down(self, down: DownTrack) -> None:
         if down not in self._all_down:
@@ -273,6 +281,8 @@ class UpTrack:
             except red.RedError:
                 STATS.rtp_errors += 1
                 return
+        if self._vp8 and len(payload) > 5 and payload[0] & 0x80 and payload[1] & 0x20 and vp8.parse(payload).tid > 0:
+            self.temporal_ms = arrival_ms
         keyframe = False
         if self._keyframe is not None:
             # a late packet (a retransmission) never starts a subscriber or a layer switch: the

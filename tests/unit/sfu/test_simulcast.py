@@ -51,6 +51,47 @@ async def test_switch_keeps_the_old_layer_until_the_new_keyframe() -> None:
     assert t.rtp[3][12:] == vp8_payload(True)
 
 
+def l1t3(pid: int, tid: int, key: bool = False) -> bytes:
+    """A one-packet VP8 frame with picture id, TL0PICIDX and TID (L1T3)."""
+    return bytes([0x90, 0xE0, 0x80 | (pid >> 8), pid & 0xFF, pid // 4 & 0xFF, tid << 6, 0 if key else 1]) + b"f"
+
+
+async def test_a_congested_downgrade_with_temporal_layers_thins_the_old_layer_until_the_keyframe() -> None:
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.fwd.vp8 = True
+    d.attach(top)
+    tids = (0, 2, 1, 2)
+    for i in range(8):
+        top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4], key=i == 0)), 33 * i)
+    assert top.has_temporal and len(t.rtp) == 8
+    d.select_layer(0, at_once=True)  # congested: the old layer goes on at its base rate
+    assert d.target is low and d.src is top
+    for i in range(8, 16):
+        top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4])), 33 * i)
+    assert len(t.rtp) == 8 + 2  # frames 8 and 12 (TID 0) only
+    low.on_rtp(rtp(900, 50_000, l1t3(7000, 0, key=True)), 600)
+    low.on_rtp(rtp(901, 53_000, l1t3(7001, 2)), 633)
+    assert d.src is low and len(t.rtp) == 12  # the new layer at its full rate
+    out = seqs(t)
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))
+    pids = [((p[14] & 0x7F) << 8) | p[15] for p in t.rtp]
+    assert all((b - a) & 0x7FFF == 1 for a, b in zip(pids, pids[1:], strict=False))  # across the drops and the switch
+
+
+async def test_a_congested_downgrade_without_temporal_layers_stops_the_old_layer() -> None:
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.attach(top)
+    top.on_rtp(rtp(10, 0, vp8_payload(True)), 0)
+    d.select_layer(0, at_once=True)
+    assert d.src is low and d.target is None
+    top.on_rtp(rtp(11, 3000, vp8_payload(False)), 33)
+    assert len(t.rtp) == 1
+
+
 async def test_pause_and_resume_and_cancel() -> None:
     low, mid, top = layers()
     t = FakeTransport()
