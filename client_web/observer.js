@@ -2,6 +2,7 @@
 // grid, what the classrooms hear. It publishes nothing and the classrooms do not see it.
 import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor } from "./classroom.js";
 import { t, errorText, applyI18n, langToggle, i18nEvents } from "./i18n.js";
+import { setupNotes } from "./observer_notes.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -69,4 +70,8 @@ function render(list) {
 }
 client.addEventListener("tracks", (e) => render(e.detail));
 client.addEventListener("participant_joined", (e) => { client.joined.participants.push(e.detail.participant); render(client.trackList()); });
+window.notes = setupNotes(client, token);
+const placeholder = () => { $("note-text").placeholder = t("notes.text.placeholder"); };
+placeholder();
+i18nEvents.addEventListener("langchange", placeholder);
 client.connect();

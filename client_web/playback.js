@@ -1,10 +1,13 @@
 // Lesson playback: plays every recorded track of a lesson in sync on one virtual clock.
-// URL: /playback.html?manifest=<signed manifest URL>[&autoplay=0][&t=<seconds>]
+// URL: /playback.html?manifest=<signed manifest URL>[&token=<join token>][&autoplay=0][&t=<seconds>]
+// With a token that may read them (the lesson's observers, its teacher, the bureau's links), the
+// observation notes are shown on the timeline too (playback_notes.js, docs/observation.md).
 // The manifest (format classroom-recording/1, docs/recording-format.md) gives each track's
 // file and its place on the lesson timeline (start_ms/end_ms); media elements are kept within
 // a few hundred milliseconds of the virtual clock by seeking when they drift.
 // Labels come from the one dictionary (i18n.js): zh-CN by default, en with ?lang=en or the toggle.
 import { t as say, applyI18n, langToggle, has } from "./i18n.js";
+import { setupNotes } from "./playback_notes.js";
 
 (function () {
   const eventLabel = (type) => (has(`ev.${type}`) ? say(`ev.${type}`) : type);
@@ -28,6 +31,7 @@ import { t as say, applyI18n, langToggle, has } from "./i18n.js";
   let manifest = null;
   let names = {};
   let eventButtons = [];
+  let notes = null; // the observation notes (playback_notes.js), with a token that may read them
 
   function now() {
     if (!clock.playing) return clock.base;
@@ -290,6 +294,10 @@ import { t as say, applyI18n, langToggle, has } from "./i18n.js";
       return;
     }
     build(m, base);
+    if (params.get("token")) {
+      notes = setupNotes({ token: params.get("token"), lessonId: m.lesson_id, seek, now, fmt,
+                           duration: () => clock.duration, timeline: $("timeline"), status });
+    }
     const start = parseFloat(params.get("t") || "0") * 1000;
     seek(start);
     if (params.get("autoplay") !== "0") play();
@@ -301,6 +309,7 @@ import { t as say, applyI18n, langToggle, has } from "./i18n.js";
     time: () => now(),
     get manifest() { return manifest; },
     get playing() { return clock.playing; },
+    get notes() { return notes; },
     // lesson time (ms) each media element shows now, for tests and debugging
     elementTimes: () => slots.map((s) => ({
       track: s.current ? s.current.id : null, kind: s.el.tagName.toLowerCase(),
