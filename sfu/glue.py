@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aioice.ice
+import aioice.mdns
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
@@ -65,6 +66,7 @@ def configure_ice(addresses: list[str]) -> None:
         return [a for a in _ice_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = host_addresses
+    robust_mdns_ice()  # .local candidates: resolved in the background, retried, cached (below)
 
 
 class TranscodeForbidden(RuntimeError):
@@ -918,3 +920,236 @@ def quiet_connect_after_close(pc: RTCPeerConnection) -> None:
             log.debug("connect step ended by close(): %r", exc)
 
     pc._RTCPeerConnection__connect = connect  # type: ignore[attr-defined]
+
+
+# --- ICE with mDNS-obfuscated peers (Firefox, Safari, Chromium without camera permission) ----
+#
+# A browser may hide each host candidate behind a random ``<uuid>.local`` name that only its own
+# mDNS responder answers. aioice resolves such a name inside ``add_remote_candidate`` with one
+# query and a 1 s timeout, and the caller waits meanwhile (our ``ice`` message handler too): a
+# lost or late first answer loses the candidate for good. ``robust_mdns_ice`` (installed by
+# ``configure_ice``) changes that, for every aioice ``Connection`` in the process:
+#
+# * ``add_remote_candidate`` returns at once for a ``.local`` candidate; the name is resolved in
+#   the background (the pair is formed as soon as the answer comes), and end-of-candidates waits
+#   for it as aioice's own path does;
+# * a lookup re-sends its query with growing timeouts (``MDNS_ATTEMPTS_S``, 5.25 s in all) and on
+#   every interface of ``media.ice_addresses`` (a multi-homed server's LAN need not be the one of
+#   its default route), and concurrent lookups of one name share one;
+# * answers are cached for ``MDNS_CACHE_TTL_S`` (a browser uses one name for all its connections:
+#   its publish and subscribe connections, a reconnect);
+# * a name that never resolves costs nothing else: the browser's own connectivity checks reach
+#   the server's candidate, and aioice learns the peer-reflexive candidate they come from
+#   (RFC 8445 7.3.1.3) and checks it back (a triggered check); counted in ``ICE_STATS``. aioice
+#   declares failure as soon as end-of-candidates leaves it no pair (a controlled agent whose
+#   peer's names all failed to resolve, before the peer's first check arrived): here a
+#   connection keeps waiting for such checks ``PRFLX_GRACE_S`` after ``connect()`` started.
+
+MDNS_ATTEMPTS_S: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0)
+MDNS_CACHE_TTL_S = 120.0
+MDNS_CACHE_MAX = 4096
+PRFLX_GRACE_S = 10.0
+
+
+@dataclass
+class IceStats:
+    """Process-wide counters of the mDNS / peer-reflexive path (plain ints)."""
+
+    mdns_candidates: int = 0  # remote candidates with a .local name
+    mdns_queries: int = 0  # queries sent (all attempts, all interfaces)
+    mdns_resolved: int = 0  # lookups answered
+    mdns_cache_hits: int = 0  # candidates resolved from the cache, no query
+    mdns_unresolved: int = 0  # lookups that got no answer within the budget
+    prflx_learned: int = 0  # peer-reflexive remote candidates learned from incoming checks
+
+
+ICE_STATS = IceStats()
+_mdns_cache: dict[str, tuple[str, float]] = {}  # name -> (address, expiry on the monotonic clock)
+_mdns_lookups: dict[str, Any] = {}  # name -> the asyncio.Task resolving it
+_mdns_tasks: set[Any] = set()  # background resolutions (a reference keeps each alive)
+_mdns_installed = False
+_aioice_originals: dict[str, Any] = {}  # Connection method name -> aioice's own, once replaced
+
+
+def aioice_original(name: str) -> Any:
+    """aioice's own ``Connection.<name>``, whether or not ``robust_mdns_ice`` replaced it."""
+    return _aioice_originals.get(name, getattr(aioice.ice.Connection, name))
+
+
+def mdns_cache_get(name: str, now: float | None = None) -> str | None:
+    hit = _mdns_cache.get(name.lower())
+    if hit is None:
+        return None
+    if hit[1] <= (time.monotonic() if now is None else now):
+        _mdns_cache.pop(name.lower(), None)
+        return None
+    return hit[0]
+
+
+def mdns_cache_put(name: str, address: str, now: float | None = None) -> None:
+    if len(_mdns_cache) >= MDNS_CACHE_MAX:  # oldest entry out (dicts keep insertion order)
+        _mdns_cache.pop(next(iter(_mdns_cache)))
+    _mdns_cache[name.lower()] = (address, (time.monotonic() if now is None else now) + MDNS_CACHE_TTL_S)
+
+
+def _mdns_query_interfaces() -> list[str]:
+    """IPv4 addresses to send queries from besides the default multicast interface."""
+    return [a for a in (_ice_addresses or []) if ":" not in a and not a.startswith("127.")]
+
+
+def _send_mdns_query(protocol: Any, name: str) -> None:
+    """The query aioice sends (QU bit clear, id 0), once more on every ICE interface."""
+    import dns.message
+    import dns.name
+    import dns.rdatatype
+
+    message = dns.message.make_query(dns.name.from_text(name), rdtype=dns.rdatatype.A)
+    message.id = 0
+    message.flags = 0
+    wire = message.to_wire()
+    sock = protocol.transport.get_extra_info("socket")
+    for address in _mdns_query_interfaces():
+        try:
+            iface = socket.inet_aton(address)
+            try:  # answers arriving on that interface reach our socket
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                                socket.inet_aton(aioice.mdns.MDNS_ADDRESS) + iface)
+            except OSError:
+                pass  # already a member there
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, iface)
+            sock.sendto(wire, (aioice.mdns.MDNS_ADDRESS, aioice.mdns.MDNS_PORT))
+            ICE_STATS.mdns_queries += 1
+        except OSError as exc:
+            log.debug("mDNS query for %s on %s not sent: %s", name, address, exc)
+        finally:
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("0.0.0.0"))
+            except OSError:
+                pass
+
+
+async def _mdns_lookup(name: str, attempts: tuple[float, ...]) -> str | None:
+    owner = object()  # keeps aioice's shared mDNS socket open while we use it
+    try:
+        protocol = await aioice.ice.get_or_create_mdns_protocol(owner)
+        for timeout in attempts:
+            if protocol.transport.is_closing():
+                return None
+            _send_mdns_query(protocol, name)
+            ICE_STATS.mdns_queries += 1  # the one aioice's resolve sends on the default interface
+            address = await protocol.resolve(name, timeout=timeout)
+            if address is not None:
+                mdns_cache_put(name, address)
+                ICE_STATS.mdns_resolved += 1
+                return str(address)
+        ICE_STATS.mdns_unresolved += 1
+        return None
+    except OSError as exc:  # no multicast on this host: the peer-reflexive path remains
+        log.info("mDNS lookup of %s failed: %s", name, exc)
+        ICE_STATS.mdns_unresolved += 1
+        return None
+    finally:
+        await aioice.ice.unref_mdns_protocol(owner)
+
+
+async def resolve_mdns(name: str, attempts: tuple[float, ...] | None = None) -> str | None:
+    """The address of ``name`` (``<x>.local``): from the cache, or one shared lookup with
+    retries; ``None`` when nobody answered within the budget."""
+    import asyncio
+
+    cached = mdns_cache_get(name)
+    if cached is not None:
+        ICE_STATS.mdns_cache_hits += 1
+        return cached
+    key = name.lower()
+    task = _mdns_lookups.get(key)
+    if task is None:
+        task = asyncio.ensure_future(_mdns_lookup(name, MDNS_ATTEMPTS_S if attempts is None else attempts))
+        _mdns_lookups[key] = task
+        task.add_done_callback(lambda _t: _mdns_lookups.pop(key, None))
+    result: str | None = await asyncio.shield(task)
+    return result
+
+
+def robust_mdns_ice() -> None:
+    """Install the behaviour described above on aioice's ``Connection`` (idempotent)."""
+    import asyncio
+    import copy
+
+    global _mdns_installed
+    if _mdns_installed:
+        return
+    _mdns_installed = True
+    conn_cls = aioice.ice.Connection
+    original_add = conn_cls.add_remote_candidate
+    original_incoming = conn_cls.check_incoming
+    original_connect = conn_cls.connect
+    original_expected = conn_cls._remote_candidates_expected
+    original_periodic = conn_cls._check_periodic
+
+    async def add_remote_candidate(self: Any, remote_candidate: Any) -> None:
+        if (remote_candidate is None or self._closing
+                or not aioice.mdns.is_mdns_hostname(remote_candidate.host)
+                or self._transport_policy == aioice.ice.TransportPolicy.RELAY
+                or self._remote_candidates_end):
+            await original_add(self, remote_candidate)  # aioice's own path (and its errors)
+            return
+        ICE_STATS.mdns_candidates += 1
+        candidate = copy.copy(remote_candidate)
+        cached = mdns_cache_get(candidate.host)
+        if cached is not None:
+            ICE_STATS.mdns_cache_hits += 1
+            self._add_remote_candidate(candidate, cached)
+            return
+        self._remote_candidates_resolving += 1
+
+        async def resolve_then_pair() -> None:
+            try:
+                address = await resolve_mdns(candidate.host)
+                if address is None:
+                    log.info("ICE: %s did not resolve; waiting for the peer's own checks "
+                             "(peer-reflexive candidate)", candidate.host)
+                elif not self._closing:
+                    self._add_remote_candidate(candidate, address)
+            except Exception:  # never an unhandled task error; the candidate is just lost
+                log.exception("ICE: resolving %s failed", candidate.host)
+            finally:
+                self._remote_candidates_resolving -= 1
+                if self._remote_candidates_end and not self._remote_candidates_resolving \
+                        and not self._closing:
+                    self._end_remote_candidates()
+
+        task = asyncio.ensure_future(resolve_then_pair())
+        _mdns_tasks.add(task)
+        task.add_done_callback(_mdns_tasks.discard)
+
+    def check_incoming(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+        before = len(self._remote_candidates)
+        original_incoming(self, message, addr, protocol)
+        if len(self._remote_candidates) > before:
+            ICE_STATS.prflx_learned += 1
+
+    async def connect(self: Any) -> None:
+        self._classroom_prflx_until = time.monotonic() + PRFLX_GRACE_S
+        await original_connect(self)
+
+    def remote_candidates_expected(self: Any) -> bool:
+        if original_expected(self):
+            return True
+        until = getattr(self, "_classroom_prflx_until", None)
+        return until is not None and not self._nominated and time.monotonic() < until
+
+    def check_periodic(self: Any) -> bool:
+        more = original_periodic(self)
+        if not more and not self._check_list_done:
+            self._check_list_maybe_fail()  # the grace is over: fail now if nothing is left
+        return bool(more)
+
+    for name in ("add_remote_candidate", "check_incoming", "connect", "_remote_candidates_expected",
+                 "_check_periodic"):
+        _aioice_originals[name] = getattr(conn_cls, name)
+    conn_cls.add_remote_candidate = add_remote_candidate  # type: ignore[method-assign]
+    conn_cls.check_incoming = check_incoming  # type: ignore[method-assign]
+    conn_cls.connect = connect  # type: ignore[method-assign]
+    conn_cls._remote_candidates_expected = remote_candidates_expected  # type: ignore[method-assign]
+    conn_cls._check_periodic = check_periodic  # type: ignore[method-assign]

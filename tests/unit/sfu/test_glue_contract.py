@@ -601,3 +601,37 @@ def test_lean_receivers_builds_no_estimator_and_aiortc_handles_none() -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"video": "None", "audio": "None"}
+
+
+# --- mDNS / peer-reflexive ICE (glue.robust_mdns_ice; exercised with real aioice agents in
+# tests/integration/test_glue_mdns.py) ------------------------------------------------------
+
+
+def test_connection_internals_used_by_robust_mdns_ice() -> None:
+    import aioice.mdns
+
+    conn = aioice.ice.Connection
+    own = glue.aioice_original  # aioice's methods even after another test installed glue's
+    assert params(own("add_remote_candidate")) == ["self", "remote_candidate"]
+    assert params(conn._add_remote_candidate) == ["self", "remote_candidate", "network_host"]
+    assert params(own("check_incoming")) == ["self", "message", "addr", "protocol"]
+    for name in ("_end_remote_candidates", "_remote_candidates_expected", "_check_periodic",
+                 "_check_list_maybe_fail", "connect"):
+        assert params(own(name)) == ["self"], name
+    init = source(conn.__init__)
+    for attr in ("_closing", "_transport_policy", "_remote_candidates_end",
+                 "_remote_candidates_resolving", "_remote_candidates", "_check_list_done", "_nominated"):
+        assert f"self.{attr}" in init, attr
+    # aioice's own mDNS branch: the one glue replaces (resolve inside add_remote_candidate)
+    assert "mdns_protocol.resolve(remote_candidate.host)" in source(own("add_remote_candidate"))
+    # peer-reflexive candidates are learned in check_incoming, appended to _remote_candidates
+    assert 'type="prflx"' in source(own("check_incoming"))
+    # connect() polls _check_periodic and fails at once on an empty check list
+    assert "self._check_periodic()" in source(own("connect"))
+    assert "self._remote_candidates_expected()" in source(own("_check_periodic"))
+    assert aioice.ice.TransportPolicy.RELAY
+    assert params(aioice.ice.get_or_create_mdns_protocol) == ["subscriber"]
+    assert params(aioice.ice.unref_mdns_protocol) == ["subscriber"]
+    assert params(aioice.mdns.MDnsProtocol.resolve) == ["self", "hostname", "timeout"]
+    assert (aioice.mdns.MDNS_ADDRESS, aioice.mdns.MDNS_PORT) == ("224.0.0.251", 5353)
+    assert aioice.mdns.is_mdns_hostname("3f1d2c9e-0000-4000-8000-000000000000.local")
