@@ -342,10 +342,11 @@ class PostgresDatabase:
 
 
 def open_database(target: str | Path, password: str | None = None) -> Database:
-    """``postgresql://…`` → PostgreSQL; anything else is an SQLite file or a data dir."""
+    """``postgresql://…`` → PostgreSQL; ``sqlite:///FILE`` or anything else: an SQLite file, or
+    a directory (the data dir) holding ``schedule.sqlite3``."""
     if isinstance(target, str) and is_postgres_url(target):
         return PostgresDatabase(target, password)
     text = str(target)
-    if text.startswith("sqlite:///"):
-        text = text[len("sqlite://") :]
+    if text.startswith("sqlite:///"):  # as SQLAlchemy writes it: sqlite:///relative, sqlite:////absolute
+        text = text[len("sqlite:///") :]
     return SqliteDatabase(Path(text))
