@@ -153,7 +153,7 @@ class ReportCache:
 
 def _date(request: web.Request, name: str) -> date | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return parse_date(raw, name)
@@ -201,9 +201,9 @@ class AnalyticsApi:
         start, end = _date(request, "from"), _date(request, "to")
         if start is not None and end is not None and end < start:
             raise bad_request("invalid_time", "to is before from", field="to", reason="order")
-        school_id = request.query.get("school_id") or None
-        teacher_id = request.query.get("teacher_id") or None
-        subject = request.query.get("subject") or None
+        school_id = request.query.get("school_id")
+        teacher_id = request.query.get("teacher_id")
+        subject = request.query.get("subject")
         if school_id is not None:
             _id(school_id, "school_id")
             if self.store.get_school(viewer.bureau_id, school_id) is None:

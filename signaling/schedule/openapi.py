@@ -517,7 +517,7 @@ def _list(key: str, item: str) -> dict[str, Any]:
     return _json(_obj({key: {"type": "array", "items": _ref(item)}}, [key]))
 
 
-def openapi_document() -> dict[str, Any]:
+def _schedule_document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
@@ -854,3 +854,14 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The schedule API's paths and the term dashboard's (``/api/analytics/…``, analytics_openapi.py)."""
+    from .analytics_openapi import SCHEMAS as ANALYTICS_SCHEMAS
+    from .analytics_openapi import analytics_paths
+
+    doc = _schedule_document()
+    doc["components"]["schemas"] = {**doc["components"]["schemas"], **ANALYTICS_SCHEMAS}
+    doc["paths"].update(analytics_paths())
+    return doc

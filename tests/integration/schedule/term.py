@@ -165,3 +165,21 @@ def build_term(store: ScheduleStore, data_dir: Path, key: str) -> Term:
             (directory / "report" / "report.json").write_text(json.dumps(report, ensure_ascii=False))
             term.occurrences += 1
     return term
+
+
+def write_report(recordings: Path, occurrence_id: str, lead: str, remote: str, kind: str = "dialogue") -> None:
+    """One analysed lesson (lead + one remote classroom, a scored note) under ``recordings``."""
+    talk, events = scenario(kind, 300.0, 1, seed=7)
+    for e in events:
+        e["classroom_id"] = {"r1": remote, "lead": lead}.get(str(e.get("classroom_id")), e.get("classroom_id"))
+    events.append({"t_ms": 60_000, "type": "observation_note", "classroom_id": None, "author": "教研员",
+                   "text": "好", "dimension": DIMENSIONS[1], "score": 4})
+    manifest = manifest_json(
+        occurrence_id, "2026-11-23T01:00:00Z", 300.0, [(lead, "lead", "lead"), (remote, "remote", "remote")],
+        [("teacher", lead, "teacher"), ("lead-students", lead, "students"), ("r1-students", remote, "students")],
+        events,
+    )
+    directory = recordings / safe_name(occurrence_id)
+    (directory / "report").mkdir(parents=True, exist_ok=True)
+    (directory / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False))
+    (directory / "report" / "report.json").write_text(json.dumps(truth_report(manifest, talk), ensure_ascii=False))

@@ -23,11 +23,13 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from signaling.schedule import ScheduleStore, setup_schedule
+from signaling.schedule.analytics_api import setup_analytics_api
 from signaling.schedule.recording_policy import RecordingPolicy
 from signaling.schedule.recordings_api import setup_recordings_api
 from signaling.tokens import TokenSigner
 
 from .conftest import MONDAY_7AM, PUBLIC_URL, FakeClock, FakeLive
+from .term import write_report
 
 
 class NoRecordings:
@@ -56,6 +58,8 @@ class ThreadServer:
         setup_schedule(app, self.store, TokenSigner(b"p" * 32), FakeLive(), PUBLIC_URL)
         policy = RecordingPolicy.in_data_dir(self.store.path.parent)
         setup_recordings_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), NoRecordings(), policy)
+        # the term dashboard over an empty recordings directory (its numbers: test_analytics_api.py)
+        setup_analytics_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), self.store.path.parent / "recordings")
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -114,6 +118,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     )
     assert lesson.status_code == 201, lesson.text
     a.ids["lesson"] = lesson.json()["id"]
+    # one analysed week of it, so the dashboard's answers hold data (checked against its schemas)
+    write_report(path.parent / "recordings", f"{a.ids['lesson']}@2026-11-23", a.ids["lead"], a.ids["r1"])
     try:
         yield a
     finally:
