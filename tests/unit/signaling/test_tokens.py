@@ -285,3 +285,36 @@ def test_non_ascii_and_overflowing_tokens_are_malformed(tmp_path: Path) -> None:
     with pytest.raises(TokenError) as err:
         signer.verify(payload + "." + sig.rstrip(b"=").decode())
     assert err.value.code == "token_malformed"
+
+
+def test_a_secret_file_gives_every_node_the_same_secret(tmp_path: Path) -> None:
+    """Nodes on several machines: each its own data dir, one secret file (CLASSROOM_TOKEN_SECRET_FILE)."""
+    shared = tmp_path / "token_secret_file"
+    shared.write_bytes(SECRET + b"\n")
+    node_a = TokenSigner.from_data_dir(tmp_path / "a", secret_file=shared)
+    node_b = TokenSigner.from_data_dir(tmp_path / "b", secret_file=shared)
+    token = node_a.issue("L1", "c1", "remote", not_before=NOW - 1, expires=NOW + 1)
+    assert node_b.verify(token, now=NOW).classroom_id == "c1"
+    assert not (tmp_path / "b" / "token_secret").exists()  # the data dir's own file is not made
+
+
+def test_nodes_starting_together_on_one_data_dir_share_one_secret(tmp_path: Path) -> None:
+    """Node processes on one machine create the data dir's secret at once: one wins, all use it."""
+    import threading
+
+    signers: list[TokenSigner] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        signers.append(TokenSigner.from_data_dir(tmp_path))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(signers) == 8
+    token = signers[0].issue("L1", "c1", "lead", not_before=NOW - 1, expires=NOW + 1)
+    assert all(s.verify(token, now=NOW).role == "lead" for s in signers)
+    assert [p.name for p in tmp_path.iterdir()] == ["token_secret"]  # no temporary file left
