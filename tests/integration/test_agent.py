@@ -23,8 +23,8 @@ from tests.integration.peers import ClassroomPeer, PatternTrack
 from tests.integration.test_faults_restart import KEY, ROOT, api, start
 
 CST = timezone(timedelta(hours=8))
-LEAD_IN_S = 25  # the lesson starts this long after it is scheduled (the agent is already running)
-LENGTH_S = 50
+LEAD_IN_S = 15  # the lesson starts this long after it is scheduled (the agent is already running)
+LENGTH_S = 36
 
 
 def status(path: Path) -> dict[str, Any]:
