@@ -133,9 +133,10 @@ def build_term(store: ScheduleStore, data_dir: Path, key: str) -> Term:
                 renamed.append(e)
             if teacher != "zhang":  # move the talk of the turns given to the second classroom
                 grants = [e for e in renamed if e["type"] == "floor_granted"]
-                own, other = [], []
+                own: list[tuple[float, float]] = []
+                other: list[tuple[float, float]] = []
                 for a, b in talk["r1-students"]:
-                    holder = next((g["classroom_id"] for g in reversed(grants) if int(g["t_ms"]) <= a * 1000),
+                    holder = next((g["classroom_id"] for g in reversed(grants) if int(str(g["t_ms"])) <= a * 1000),
                                   first_remote)
                     (other if holder == second_remote else own).append((a, b))
                 renamed_talk[f"{first_remote}-students"] = own
