@@ -46,8 +46,9 @@ class NoRecordings:
 class ThreadServer:
     """The schedule API on 127.0.0.1 in a thread of its own (schemathesis calls are sync)."""
 
-    def __init__(self, store: ScheduleStore) -> None:
+    def __init__(self, store: ScheduleStore, recordings: Path) -> None:
         self.store = store
+        self.recordings = recordings
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
@@ -59,7 +60,7 @@ class ThreadServer:
         policy = RecordingPolicy.in_data_dir(self.store.path.parent)
         setup_recordings_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), NoRecordings(), policy)
         # the term dashboard over an empty recordings directory (its numbers: test_analytics_api.py)
-        setup_analytics_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), self.store.path.parent / "recordings")
+        setup_analytics_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), self.recordings)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -97,7 +98,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     store = ScheduleStore.open(path, clock=FakeClock(MONDAY_7AM))
     key = store.ensure_bootstrap_admin()
     assert key is not None
-    server = ThreadServer(store)
+    server = ThreadServer(store, path.parent / "recordings")
     server.start()
     a = Api(server, key)
     school = a.post("/api/schools", {"name": "S"}).json()["id"]
@@ -119,7 +120,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     assert lesson.status_code == 201, lesson.text
     a.ids["lesson"] = lesson.json()["id"]
     # one analysed week of it, so the dashboard's answers hold data (checked against its schemas)
-    write_report(path.parent / "recordings", f"{a.ids['lesson']}@2026-11-23", a.ids["lead"], a.ids["r1"])
+    write_report(server.recordings, f"{a.ids['lesson']}@2026-11-23", a.ids["lead"], a.ids["r1"])
     try:
         yield a
     finally:
