@@ -306,10 +306,13 @@ class DownTrack:
         fwd = self.fwd
         if fwd.vp8:
             d = vp8.parse(payload)
+            dropped = fwd.dropped_temporal
             ok = fwd.advance_vp8(seq, ts, arrival_ms, keyframe, d.picture_id, vp8.picture_id_mask(d), d.tl0picidx,
                                  d.tid)
             if ok and (d.picture_id_bits or d.tl0picidx >= 0):
                 payload = vp8.rewrite(payload, d, fwd.out_pid, fwd.out_tl0)
+            elif fwd.dropped_temporal != dropped:
+                STATS.temporal_dropped += 1
         else:
             ok = fwd.advance(seq, ts, arrival_ms, keyframe)
         if not ok:

@@ -86,6 +86,8 @@ class MediaStats:
     layer_switches: int = 0
     # padding sent to probe subscribers' links before moving them up a layer
     padding_bytes: int = 0
+    # VP8 packets of frames above a subscriber's temporal target, not sent to it
+    temporal_dropped: int = 0
     # packets NACKed to a publisher that then arrived (its retransmissions)
     upstream_repaired: int = 0
     # RTX (RFC 4588) packets from publishers, unwrapped to the packet they repair
