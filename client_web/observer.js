@@ -11,8 +11,14 @@ const client = new ClassroomClient(token);
 window.classroom = client;
 window.firstFrameMs = null;
 let ended = null;
+let recorded = false; // a recorder was in the lesson: its playback (with the notes) is worth a link
 applyI18n();
 $("lang-slot").replaceWith(langToggle());
+$("recording-link").href =
+  `/api/recordings/${encodeURIComponent(claims.lesson_id || "")}/playback?token=${encodeURIComponent(token)}`;
+const showRecording = (active) => { recorded = recorded || !!active; $("recording-link").classList.toggle("hidden", !recorded); };
+client.addEventListener("joined", (e) => showRecording(e.detail.recording));
+client.addEventListener("recording", (e) => showRecording(e.detail.active));
 function title() {
   $("title").textContent = `${t("observer.title")} — ${client.joined?.lesson_title || claims.lesson_title || ""}`;
   document.title = `${t("observer.title")} · ${claims.lesson_title || ""}`;

@@ -164,12 +164,35 @@ async def test_observer_notes_live_then_on_playback_and_in_the_report(
                               window.playback.manifest.tracks.find(t => t.kind === 'video');
                    return tr.start_ms + v.currentTime * 1000; }""")
     assert abs(video_ms - expected_t) <= 500, (video_ms, expected_t)
-    # the report's observation section lists it (opened from the playback page's link)
+    # a note added afterwards, at the playback position
+    await player.evaluate("window.playback.seek(2000)")
+    await player.fill("#note-add-text", "回看：开场导入简洁")
+    await player.select_option("#note-add-dimension", "教学目标")
+    await player.select_option("#note-add-score", "5")
+    await player.click("#note-add-send")
+    await player.wait_for_function("document.querySelectorAll('#timeline .note-marker').length === 2", timeout=5000)
+    later = await player.evaluate("window.playback.notes.notes.find(n => n.origin === 'playback')")
+    assert later["t_ms"] == 2000 and later["author"] == "王老师", later
+    # filters by dimension and by observer
+    await player.select_option("#note-filter-dimension", "教学目标")
+    assert await player.locator("#note-items button.note").count() == 1
+    assert await player.locator("#timeline .note-marker").count() == 1
+    await player.select_option("#note-filter-dimension", "")
+    await player.select_option("#note-filter-author", "王老师")
+    assert await player.locator("#note-items button.note").count() == 2
+    # CSV export
+    async with player.expect_download() as download_info:
+        await player.click("#note-export")
+    download = await download_info.value
+    csv_text = Path(await download.path()).read_text(encoding="utf-8-sig")
+    assert NOTE_TEXT in csv_text and "回看：开场导入简洁" in csv_text and len(csv_text.strip().splitlines()) == 3
+    # the report's observation section lists the notes (opened from the playback page's link)
     href = await player.get_attribute("#note-observation", "href")
     assert href
     report = await open_page(browser, srv.url + href)
     text = await report.inner_text("#observation")
     assert NOTE_TEXT in text and "师生互动" in text and "王老师" in text
-    assert await report.locator("#notes tr.note").count() == 1
+    assert "回看：开场导入简洁" in text  # the section was written again for the later note
+    assert await report.locator("#notes tr.note").count() == 2
     assert await report.locator("svg.chart").count() == 1
     await report.screenshot(path=str(srv.data_dir.parent / "observation.png"), full_page=True)
