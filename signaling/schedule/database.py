@@ -20,6 +20,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -232,13 +233,19 @@ def is_postgres_url(url: str) -> bool:
 
 
 class PostgresDatabase:
-    """One psycopg 3 connection (autocommit; explicit transactions), re-opened after a failure.
+    """One psycopg 3 connection (autocommit; explicit transactions).
+
+    The first connection is made at start (a failure stops the server with the reason). A
+    connection lost later is re-opened by a background thread, never on the event loop: until
+    it is back every call fails at once with ``503 database_unavailable`` (counted in
+    :attr:`failures`, logged once per outage).
 
     The password comes from ``password`` (the 0600 file ``database.password_file``), else from
     libpq itself: ``PGPASSWORD``, ``PGPASSFILE`` or ``~/.pgpass`` (libpq refuses a pgpass file
     others can read). It is never needed in the URL."""
 
     dialect = "postgresql"
+    RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
     def __init__(self, url: str, password: str | None = None) -> None:
         import psycopg  # a dependency, imported only when PostgreSQL is used
@@ -248,12 +255,18 @@ class PostgresDatabase:
         self.where = redact(url)
         self._password = password
         self.failures = 0
+        self.reconnects = 0
         self._lock = threading.RLock()
-        self._conn: Any = None
         self._in_tx = False
-        self._connect()
+        self._closed = False
+        self._reconnecting: threading.Thread | None = None
+        self._down = False  # an outage is being reported (logged once)
+        try:
+            self._conn: Any = self._new_connection()
+        except psycopg.Error as exc:
+            self._failed(exc)
 
-    def _connect(self) -> None:
+    def _new_connection(self) -> Any:
         kwargs: dict[str, Any] = {
             "autocommit": True,
             "connect_timeout": PG_CONNECT_TIMEOUT_S,
@@ -269,25 +282,46 @@ class PostgresDatabase:
         }
         if self._password is not None:
             kwargs["password"] = self._password
-        try:
-            self._conn = self._psycopg.connect(self.url, **kwargs)
-        except self._psycopg.Error as exc:
-            self._conn = None
-            self._failed(exc)
+        return self._psycopg.connect(self.url, **kwargs)
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException | None, message: str = "") -> None:
         self.failures += 1
-        # psycopg's messages name host and user, never the password
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        log.error("schedule database %s unavailable: %s", self.where, first)
+        if not self._down:
+            self._down = True
+            # psycopg's messages name host and user, never the password
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0] if exc is not None else message
+            log.error("schedule database %s unavailable: %s", self.where, reason)
         raise DatabaseUnavailable("the schedule database is unavailable; try again shortly") from exc
 
+    def _reconnect_loop(self) -> None:
+        attempt = 0
+        while not self._closed:
+            try:
+                conn = self._new_connection()
+            except self._psycopg.Error as exc:
+                delay = self.RECONNECT_DELAYS_S[min(attempt, len(self.RECONNECT_DELAYS_S) - 1)]
+                attempt += 1
+                log.debug("schedule database %s: reconnect failed (%s), next try in %.1f s", self.where, exc, delay)
+                time.sleep(delay)
+                continue
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                    return
+                self._conn = conn
+                self._down = False
+                self.reconnects += 1
+            log.warning("schedule database %s: connection restored", self.where)
+            return
+
     def _live(self) -> Any:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._in_tx:
-                raise DatabaseUnavailable("the schedule database connection was lost")
-            self._connect()
-        return self._conn
+        conn = self._conn
+        if not (conn.closed or conn.broken):
+            return conn
+        if self._reconnecting is None or not self._reconnecting.is_alive():
+            self._reconnecting = threading.Thread(target=self._reconnect_loop, name="pg-reconnect", daemon=True)
+            self._reconnecting.start()
+        self._failed(None, "the connection was lost; reconnecting in the background")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         psycopg = self._psycopg
@@ -314,7 +348,7 @@ class PostgresDatabase:
                 yield
             except BaseException:
                 self._in_tx = False
-                if self._conn is not None and not self._conn.broken:
+                if not self._conn.broken:
                     try:
                         self._conn.execute("ROLLBACK")
                     except self._psycopg.Error:
@@ -337,8 +371,8 @@ class PostgresDatabase:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
+            self._closed = True
+            self._conn.close()
 
 
 def open_database(target: str | Path, password: str | None = None) -> Database:

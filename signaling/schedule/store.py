@@ -15,6 +15,7 @@ book the same classroom twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -24,12 +25,12 @@ from contextlib import contextmanager
 from datetime import date
 from datetime import tzinfo as TzInfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from signaling.tokens import TokenClaims, TokenError
 
 from . import auth
-from .database import DB_FILENAME, Database, open_database, postgres_ddl
+from .database import DB_FILENAME, Database, DatabaseUnavailable, open_database, postgres_ddl
 from .errors import ApiError, bad_request, not_found
 from .models import (
     CLASSROOM_KINDS,
@@ -183,6 +184,31 @@ def migration_sql(version: int, dialect: str) -> str:
     return script
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _goes_on_without_database(default: Any) -> Callable[[_F], _F]:
+    """For the calls a live lesson makes (admit, join/leave records, recording and expected
+    rooms): while the database is unavailable (PostgreSQL down) the lesson goes on — the token's
+    signature and validity window were checked already, the join record is lost — logged and
+    counted in ``ScheduleStore.outage_skips``, instead of failing every classroom's join."""
+
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def inner(self: ScheduleStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except DatabaseUnavailable:
+                self.outage_skips += 1
+                what = getattr(args[0], "lesson_id", args[0]) if args else ""
+                log.warning("schedule database unavailable: %s(%s) went ahead without it", fn.__name__, what)
+                return default
+
+        return cast(_F, inner)
+
+    return wrap
+
+
 def _classroom(row: Any) -> Classroom:
     values = dict(row)
     values["lead_capable"] = bool(values["lead_capable"])
@@ -202,6 +228,7 @@ class ScheduleStore:
         # the SQLite file (the recording policy and tests find the data dir by it); None on PostgreSQL
         self.path: Path | None = getattr(db, "path", None)
         self.clock = clock
+        self.outage_skips = 0  # live-lesson calls that went ahead without the database
         self._lock = threading.RLock()
         self._key_cache: dict[str, Admin] = {}
         self._device_cache: dict[str, Device] = {}
@@ -1010,6 +1037,7 @@ class ScheduleStore:
         )
         return [JoinEvent(**dict(r)) for r in rows]
 
+    @_goes_on_without_database(None)
     def admit(self, claims: TokenClaims) -> None:
         """Called by the signaling on every join, after the token's signature and validity
         window were checked. Raises ``TokenError("lesson_unavailable", ...)`` when the schedule
@@ -1043,6 +1071,7 @@ class ScheduleStore:
                 f"classroom {claims.classroom_id} is not a remote classroom of this lesson",
             )
 
+    @_goes_on_without_database(False)
     def recording_enabled(self, lesson_id: str) -> bool:
         """Whether the schedule asks for the live room ``lesson_id`` (an occurrence id) to be
         recorded. Rooms the schedule does not know (e.g. the demo lesson) answer False."""
@@ -1052,6 +1081,7 @@ class ScheduleStore:
         lesson = self._lesson_any_bureau(parsed[0])
         return bool(lesson is not None and lesson.recording)
 
+    @_goes_on_without_database(None)
     def on_joined(self, lesson_id: str, classroom_id: str) -> None:
         """A classroom joined the live room ``lesson_id`` (an occurrence id): the lesson is
         live, and the join is kept in its history."""
@@ -1078,6 +1108,7 @@ class ScheduleStore:
                 (lesson_id, parsed[0], now),
             )
 
+    @_goes_on_without_database(None)
     def on_left(self, lesson_id: str, classroom_id: str) -> None:
         """A classroom left. When the last one leaves after the scheduled end, the lesson
         has ended (leaving earlier keeps it live: classrooms reconnect)."""
@@ -1104,6 +1135,7 @@ class ScheduleStore:
                     (now, lesson_id),
                 )
 
+    @_goes_on_without_database(None)
     def expected_classrooms(self, lesson_id: str) -> list[dict[str, str]] | None:
         """The remote classrooms the live room ``lesson_id`` (an occurrence id) expects, in the
         lesson's order, as ``{classroom_id, name}``; ``None`` for rooms the schedule never issued."""
@@ -1119,6 +1151,7 @@ class ScheduleStore:
             out.append({"classroom_id": cid, "name": room.name if room is not None else cid})
         return out
 
+    @_goes_on_without_database(None)
     def end_occurrence(self, lesson_id: str) -> None:
         """The lead ended the live room ``lesson_id`` (an occurrence id): the occurrence is
         ``ended`` now, so its join links are refused (``lesson_unavailable``)."""
