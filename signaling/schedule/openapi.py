@@ -864,4 +864,9 @@ def openapi_document() -> dict[str, Any]:
     doc = _schedule_document()
     doc["components"]["schemas"] = {**doc["components"]["schemas"], **ANALYTICS_SCHEMAS}
     doc["paths"].update(analytics_paths())
+    from .notes_openapi import SCHEMAS as NOTES_SCHEMAS
+    from .notes_openapi import notes_paths
+
+    doc["components"]["schemas"].update(NOTES_SCHEMAS)
+    doc["paths"].update(notes_paths())
     return doc
