@@ -179,6 +179,10 @@ def _wire_optional(server: Server) -> None:
     store = ScheduleStore.open(db.url or server.config.data_path / "schedule.sqlite3",
                                password=db.password or None, close_stale_joins=not server.config.redis.url)
     log.info("schedule database: %s", store.database.where)
+    from classroom.database_metrics import ScheduleDatabaseCollector
+    from classroom.metrics import METRICS_REGISTRY
+
+    server.app[METRICS_REGISTRY].register(ScheduleDatabaseCollector(store))
     server.extras["schedule"] = store
     server.router.admission = store
     server.router.expected_sources.append(store.expected_classrooms)

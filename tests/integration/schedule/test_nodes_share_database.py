@@ -101,3 +101,7 @@ async def test_two_nodes_one_schedule_one_secret(store_target: StoreTarget, tmp_
             await classroom.close()
         # and A's signer verifies what B signed (the same secret, not the same process)
         assert a.signer.verify(remote["token"]).classroom_id == ids[1]
+        async with aiohttp.ClientSession() as http, http.get(b.base_url + "/metrics") as resp:
+            metrics = await resp.text()
+        assert f'classroom_schedule_database_info{{backend="{store_target.backend}"}} 1.0' in metrics
+        assert "classroom_schedule_database_unavailable_total 0.0" in metrics
