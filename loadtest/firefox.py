@@ -2,9 +2,10 @@
 WebDriver BiDi client to drive it (Playwright cannot drive a stock Firefox).
 
 Firefox keeps its default settings except what a headless test machine needs: a fake camera and
-microphone, no permission prompt for them, and ``getUserMedia`` on a plain-HTTP LAN origin (a test
-server on a namespace address; a school server serves HTTPS, docs/https.md). ICE, autoplay and
-everything else stay as a user's Firefox has them.
+microphone, no permission prompt for them, and — given ``secure_hosts`` — a plain-HTTP test
+server on a namespace address treated as a secure origin (``dom.securecontext.allowlist``, what
+Chromium's ``--unsafely-treat-insecure-origin-as-secure`` is; a school server serves HTTPS,
+docs/https.md). ICE, mDNS, autoplay and everything else stay as a user's Firefox has them.
 
 Firefox may run inside a network namespace (``ip netns exec``, e.g. :mod:`loadtest.netem`'s
 classroom side): its BiDi server listens on that namespace's loopback, so the client opens its
@@ -31,7 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -44,10 +45,18 @@ FIREFOX: Final = "/usr/bin/firefox-esr"
 FIREFOX_PREFS: Final[dict[str, bool | int | str]] = {
     "media.navigator.streams.fake": True,  # a fake camera and microphone (test pattern + tone)
     "media.navigator.permission.disabled": True,  # no camera/microphone prompt
-    # getUserMedia on http://10.88.X.1 (the test server's namespace address, not a secure origin)
-    "media.devices.insecure.enabled": True,
-    "media.getusermedia.insecure.enabled": True,
 }
+SECURE_HOSTS_PREF: Final = "dom.securecontext.allowlist"  # comma-separated host names
+
+
+def profile_prefs(secure_hosts: Sequence[str] = (),
+                  prefs: dict[str, bool | int | str] | None = None) -> dict[str, bool | int | str]:
+    """What the profile's ``user.js`` sets: ``prefs`` (default :data:`FIREFOX_PREFS`), and the
+    hosts whose plain-HTTP pages count as secure contexts (camera and microphone allowed)."""
+    out = dict(FIREFOX_PREFS if prefs is None else prefs)
+    if secure_hosts:
+        out[SECURE_HOSTS_PREF] = ",".join(secure_hosts)
+    return out
 
 CLONE_NEWNET: Final = 0x40000000
 
@@ -180,11 +189,12 @@ class Firefox:
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
-    async def launch(cls, netns: str | None = None, prefs: dict[str, bool | int | str] | None = None,
-                     timeout: float = 30.0, on_console: Callable[[str], None] | None = print,
+    async def launch(cls, netns: str | None = None, secure_hosts: Sequence[str] = (),
+                     prefs: dict[str, bool | int | str] | None = None, timeout: float = 30.0,
+                     on_console: Callable[[str], None] | None = print,
                      extra_env: dict[str, str] | None = None) -> Firefox:
         profile = Path(tempfile.mkdtemp(prefix="ff-profile-"))
-        (profile / "user.js").write_text(user_js(FIREFOX_PREFS if prefs is None else prefs))
+        (profile / "user.js").write_text(user_js(profile_prefs(secure_hosts, prefs)))
         log = open(profile / "firefox.log", "wb")  # noqa: SIM115 (the process writes it)
         env = {**os.environ, "MOZ_CRASHREPORTER_DISABLE": "1", **(extra_env or {})}
         proc = subprocess.Popen(firefox_argv(profile, netns), stdout=log, stderr=subprocess.STDOUT,

@@ -834,6 +834,22 @@ def prefer_codecs(t: RTCRtpTransceiver, mimes: list[str], parameters: dict[str, 
     t.setCodecPreferences([RTCRtpCodecCapability(c.mimeType, c.clockRate, c.channels, c.parameters) for c in wanted])
 
 
+def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
+    """After ``setRemoteDescription(offer)`` and before ``createAnswer``: where the offer left
+    the DTLS role open (``a=setup:actpass``), take the server role, so the answer says
+    ``a=setup:passive`` (aiortc would answer ``active``). aiortc as DTLS *client* offers only
+    ECDHE-ECDSA cipher suites, which a peer with an RSA certificate (GStreamer 1.22's webrtcbin)
+    cannot serve ("no shared cipher"); as the server, aiortc's own ECDSA certificate decides the
+    suite and any client works. Returns how many transports were set."""
+    count = 0
+    for t in pc.getTransceivers():
+        dtls = t.receiver.transport
+        if dtls is not None and dtls._role == "auto":
+            dtls._set_role("server")
+            count += 1
+    return count
+
+
 # --- bot-side hooks (load test, recorder) ---
 # Used by loadtest/bots.py. A subscriber bot keeps aiortc's ICE, DTLS and SRTP negotiation but
 # must not pay for aiortc's receive path per packet (datagram → aioice queue → DTLS transport →
@@ -1007,25 +1023,21 @@ def _send_mdns_query(protocol: Any, name: str) -> None:
     message.id = 0
     message.flags = 0
     wire = message.to_wire()
-    sock = protocol.transport.get_extra_info("socket")
+    group = socket.inet_aton(aioice.mdns.MDNS_ADDRESS)
+    member = protocol.transport.get_extra_info("socket")  # aioice's socket: receives the answers
     for address in _mdns_query_interfaces():
+        iface = socket.inet_aton(address)
         try:
-            iface = socket.inet_aton(address)
-            try:  # answers arriving on that interface reach our socket
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
-                                socket.inet_aton(aioice.mdns.MDNS_ADDRESS) + iface)
-            except OSError:
-                pass  # already a member there
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, iface)
-            sock.sendto(wire, (aioice.mdns.MDNS_ADDRESS, aioice.mdns.MDNS_PORT))
+            member.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, group + iface)
+        except OSError:
+            pass  # already a member there (or no multicast on it: the send below says)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as out:
+                out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, iface)
+                out.sendto(wire, (aioice.mdns.MDNS_ADDRESS, aioice.mdns.MDNS_PORT))
             ICE_STATS.mdns_queries += 1
         except OSError as exc:
             log.debug("mDNS query for %s on %s not sent: %s", name, address, exc)
-        finally:
-            try:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("0.0.0.0"))
-            except OSError:
-                pass
 
 
 async def _mdns_lookup(name: str, attempts: tuple[float, ...]) -> str | None:

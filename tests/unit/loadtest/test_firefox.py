@@ -7,16 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.firefox import FIREFOX_PREFS, FirefoxError, decode_result, evaluate_expression, firefox_argv, user_js
+from loadtest.firefox import (
+    FIREFOX_PREFS,
+    FirefoxError,
+    decode_result,
+    evaluate_expression,
+    firefox_argv,
+    profile_prefs,
+    user_js,
+)
 
 
 def test_only_fake_media_and_permission_prefs_are_changed() -> None:
-    assert set(FIREFOX_PREFS) == {
-        "media.navigator.streams.fake", "media.navigator.permission.disabled",
-        "media.devices.insecure.enabled", "media.getusermedia.insecure.enabled",
-    }
+    assert set(FIREFOX_PREFS) == {"media.navigator.streams.fake", "media.navigator.permission.disabled"}
     # nothing about ICE, mDNS or autoplay: those stay as a user's Firefox has them
     assert not any(w in k for k in FIREFOX_PREFS for w in ("peerconnection", "mdns", "autoplay"))
+
+
+def test_a_plain_http_test_host_is_made_a_secure_origin() -> None:
+    prefs = profile_prefs(["10.88.1.1", "10.88.2.1"])
+    assert prefs["dom.securecontext.allowlist"] == "10.88.1.1,10.88.2.1"
+    assert set(prefs) - set(FIREFOX_PREFS) == {"dom.securecontext.allowlist"}
+    assert profile_prefs() == FIREFOX_PREFS
 
 
 def test_user_js_lines() -> None:
