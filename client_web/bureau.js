@@ -9,6 +9,7 @@ import { ApiError, api, el, setKey } from "./bureau_api.js";
 import { openLinks, initLinks } from "./bureau_links.js";
 import { FIELDS, explain } from "./bureau_messages.js";
 import { initSetup, renderSetup, showSetup } from "./bureau_setup.js";
+import { initAnalytics, showAnalytics } from "./bureau_analytics.js";
 import { initRecordings } from "./bureau_recordings.js";
 
 export { ApiError, api };
@@ -420,6 +421,7 @@ function showView(id) {
     $(tab.dataset.view).classList.toggle("hidden", tab.dataset.view !== id);
   }
   if (id === "setup-view") showSetup().catch(console.warn);
+  if (id === "analytics-view") showAnalytics().catch(console.warn);
 }
 
 function moveWeek(days) {
@@ -445,6 +447,7 @@ function init() {
   }
   initLinks();
   initRecordings();
+  initAnalytics();
   initSetup(async () => { await loadDirectory(); await refreshWeek().catch(console.warn); });
   if (state.key) login(state.key);
 }
