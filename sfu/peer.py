@@ -134,7 +134,9 @@ class PublisherPeer:
         self.arrival = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
         self.closed = False
 
-    async def answer(self, offer_sdp: str, sources: dict[str, str]) -> str:
+    async def answer(self, offer_sdp: str, sources: dict[str, str], dtls_server: bool = False) -> str:
+        """``dtls_server``: answer ``a=setup:passive`` to an ``actpass`` offer (WHIP: clients
+        with an RSA certificate need aiortc to be the DTLS server; ``glue.answer_as_dtls_server``)."""
         self._sources.update(sources)
         self._simulcast = glue.simulcast_offer(offer_sdp)
         self._rtx.update(glue.rtx_offer(offer_sdp))
@@ -149,6 +151,8 @@ class PublisherPeer:
             t.direction = "recvonly"
             glue.prefer_codecs(t, VIDEO_CODECS if t.kind == "video" else AUDIO_CODECS)
         glue.receive_raw(self.pc, self._on_stream, self._on_rtp, self._on_rtcp)
+        if dtls_server:
+            glue.answer_as_dtls_server(self.pc)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         glue.guard_datagrams(self.pc)
@@ -554,6 +558,7 @@ class SubscriberPeer:
             glue.prefer_codecs(t, [c for c in order if c.lower() in offered.get(kind, set())] or ours)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            glue.answer_as_dtls_server(self.pc)  # a WHEP player with an RSA certificate (GStreamer)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except (ValueError, KeyError, IndexError, TypeError) as exc:

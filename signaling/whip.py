@@ -257,7 +257,7 @@ class WhipEndpoints:
         p.publisher = PublisherPeer(p.participant_id, p.classroom_id, self.settings,
                                     on_track=lambda t: self._on_track(res, t))
         room.media.publishers[p.participant_id] = p.publisher
-        answer = await self._negotiate(res, p.publisher.answer(offer, sources), "negotiated")
+        answer = await self._negotiate(res, p.publisher.answer(offer, sources, dtls_server=True), "negotiated")
         await self._admitted(res)
         return self._created(request, res, answer)
 

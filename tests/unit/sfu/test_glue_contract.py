@@ -635,3 +635,25 @@ def test_connection_internals_used_by_robust_mdns_ice() -> None:
     assert params(aioice.mdns.MDnsProtocol.resolve) == ["self", "hostname", "timeout"]
     assert (aioice.mdns.MDNS_ADDRESS, aioice.mdns.MDNS_PORT) == ("224.0.0.251", 5353)
     assert aioice.mdns.is_mdns_hostname("3f1d2c9e-0000-4000-8000-000000000000.local")
+
+
+async def test_answer_as_dtls_server_turns_actpass_into_passive() -> None:
+    """The DTLS role glue sets: ``RTCDtlsTransport._role`` ("auto" until an offer or answer
+    decides it), ``_set_role``, and createAnswer writing ``a=setup:`` from ``_role``."""
+    assert "self._role = \"auto\"" in source(aiortc.rtcdtlstransport.RTCDtlsTransport.__init__)
+    assert params(aiortc.rtcdtlstransport.RTCDtlsTransport._set_role) == ["self", "role"]
+    assert "media.dtls.role = dtlsTransport._role" in source(aiortc.rtcpeerconnection.RTCPeerConnection.createAnswer)
+    offerer, answerer = PC(), PC()
+    try:
+        offerer.addTransceiver("video", direction="sendonly")
+        offer = await offerer.createOffer()
+        assert "a=setup:actpass" in offer.sdp
+        await answerer.setRemoteDescription(offer)
+        assert glue.answer_as_dtls_server(answerer) == 1
+        assert glue.answer_as_dtls_server(answerer) == 0  # already decided
+        answer = await answerer.createAnswer()
+        assert "a=setup:passive" in answer.sdp and "a=setup:active" not in answer.sdp
+        assert answerer.getTransceivers()[0].receiver.transport._role == "server"
+    finally:
+        await offerer.close()
+        await answerer.close()
