@@ -11,8 +11,9 @@ subject:
 - ``GET /api/analytics/charts/{chart}`` — a PNG chart (``rt_ch``, ``modes``, ``fairness``, ``scores``).
 
 Who sees what: a bureau administrator (API key) sees the lessons of its own bureau. A teacher
-proves who they are with the join link of a lesson they led (``?token=``, the lead classroom's
-link, accepted up to 30 days after that lesson, as for the recording): they see only the lessons
+proves who they are with the join link of a lesson they led (the lead classroom's token as
+``?token=`` or ``Authorization: Bearer <token>``, accepted up to 30 days after that lesson, as for
+the recording): they see only the lessons
 whose lead teacher is that lesson's lead teacher, and asking for another teacher is ``403``.
 
 Reports are read from disk in a worker thread and remembered by (file, mtime, size), so a term of
@@ -52,7 +53,8 @@ from analytics.observations import lesson_scores
 from recorder.manifest import ManifestError
 from signaling.tokens import TokenError, TokenSigner
 
-from .api import KEYGATE_KEY, LiveStatus, ScheduleApi, _id, bad_request
+from .api import KEYGATE_KEY, LiveStatus, ScheduleApi, _bearer, _id, bad_request
+from .auth import KEY_PREFIX
 from .errors import ApiError, not_found
 from .models import Lesson
 from .store import ScheduleStore
@@ -182,6 +184,10 @@ class AnalyticsApi:
 
     async def viewer(self, request: web.Request) -> Viewer:
         token = request.query.get("token")
+        if token is None:
+            credential = _bearer(request)
+            if credential and not credential.startswith(KEY_PREFIX):
+                token = credential  # a join token in the header, as the notes API takes it
         if token is None:
             admin = await self.api.admin(request)
             return Viewer(admin.bureau_id)

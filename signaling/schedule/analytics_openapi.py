@@ -132,8 +132,8 @@ FILTERS = [
     _query("teacher_id", ID, "only this lead teacher's lessons (a teacher: only their own, else 403)"),
     _query("subject", {"type": "string", "maxLength": MAX_SUBJECT}, "only lessons of this subject (exact)"),
     _query("token", {"type": "string"},
-           "a teacher: the lead classroom's join link token of a lesson they led (valid up to 30 days after it); "
-           "without it, a bureau administrator's API key"),
+           "a teacher: the lead classroom's join link token of a lesson they led (valid up to 30 days after it; "
+           "also accepted as Authorization: Bearer <token>); without it, a bureau administrator's API key"),
 ]
 
 

@@ -189,6 +189,8 @@ async def test_a_teacher_sees_only_their_own_rows(dash: Dash) -> None:
     assert s["lessons"] == WEEKS and [x["teacher_id"] for x in s["teachers"]] == [t.teachers["li"]]
     status, body = await dash.get("/api/analytics/lessons", token=token)
     assert {row["teacher_id"] for row in body["lessons"]} == {t.teachers["li"]}
+    resp = await dash.client.get("/api/analytics/summary", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 200 and (await resp.json())["lessons"] == WEEKS  # the token in the header works too
     resp = await dash.client.get("/api/analytics/export.csv", params={"token": token, "view": "lessons"})
     rows = list(csv.DictReader(io.StringIO((await resp.read()).decode("utf-8")[1:])))
     assert len(rows) == WEEKS and {r["teacher_id"] for r in rows} == {t.teachers["li"]}
