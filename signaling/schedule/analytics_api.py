@@ -251,7 +251,11 @@ class AnalyticsApi:
             return Place(cid, room.name, room.school_id, schools.get(room.school_id, room.school_id))
 
         out: list[LessonRow] = []
+        seen: set[str] = set()
         for facts, scores in loaded:
+            if facts.lesson_id in seen:
+                continue  # two directories holding a report of one occurrence: counted once
+            seen.add(facts.lesson_id)
             parsed = split_occurrence_id(facts.lesson_id)
             if parsed is None:
                 continue  # the demo lesson, ad-hoc rooms: no teacher, school or subject to count them by
