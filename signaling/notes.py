@@ -97,6 +97,8 @@ def check_note(data: dict[str, Any], rubric: list[str] | tuple[str, ...]) -> Not
         raise NoteError("text", f"text is longer than {MAX_TEXT_CHARS} characters")
     if any(ord(c) < 32 and c not in "\n\t" for c in text):
         raise NoteError("text", "text holds control characters")
+    if not _utf8(text):  # a lone surrogate (JSON allows "\udfff"): not storable text
+        raise NoteError("text", "text is not valid Unicode")
     dimension = data.get("dimension")
     if dimension is not None:
         if not isinstance(dimension, str):
@@ -122,12 +124,20 @@ def check_rubric(value: Any) -> list[str]:
         if not isinstance(item, str) or not item.strip():
             raise NoteError("dimensions", "every dimension must be a non-empty string")
         name = item.strip()
-        if len(name) > MAX_DIMENSION_CHARS or any(ord(c) < 32 for c in name):
+        if len(name) > MAX_DIMENSION_CHARS or any(ord(c) < 32 for c in name) or not _utf8(name):
             raise NoteError("dimensions", f"dimension names are at most {MAX_DIMENSION_CHARS} printable characters")
         if name in out:
             raise NoteError("dimensions", f"dimension {name!r} is given twice")
         out.append(name)
     return out
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def moment_at_ms(moment: int | None, room_started_ms: int, now_ms: int) -> int:

@@ -49,6 +49,7 @@ SPEC: dict[str, dict[str, str]] = {
     "ping": {},
     "leave": {},
     "end_lesson": {},
+    "note": {"text": "note_text", "dimension": "dimension", "score": "score", "moment": "moment"},
 }
 # end_lesson (the lead's) closes every connection of the lesson: rare, so the others get deep
 WEIGHTS = {"join": 4, "publish": 3, "leave": 1, "ice": 4, "subscribe_answer": 3, "end_lesson": 0.2}
@@ -127,6 +128,14 @@ class Ctx:
             return rng.choice(CLASSROOMS)
         if kind == "classroom_or_null":
             return rng.choice([*CLASSROOMS, None])
+        if kind == "note_text":
+            return rng.choice(["学生回答积极", "", " ", "x" * 2001, "a\x00b", "=1+1", *INTERESTING_TEXT])
+        if kind == "dimension":
+            return rng.choice(["师生互动", "学生参与", "", None, "不存在", "x" * 100])
+        if kind == "score":
+            return rng.choice([1, 3, 5, 0, 6, -1, None, 2**70])
+        if kind == "moment":
+            return rng.choice([None, 0, 1000, -5, 10**12, 2**70])
         raise AssertionError(kind)
 
 

@@ -34,6 +34,7 @@ def test_a_good_note_is_trimmed_and_kept() -> None:
         ({"text": 5}, "text"),
         ({"text": "x" * 2001}, "text"),
         ({"text": "a\x00b"}, "text"),
+        ({"text": "\udfff"}, "text"),  # a lone surrogate (found by tests/fuzz)
         ({"text": "x", "dimension": "不存在"}, "dimension"),
         ({"text": "x", "dimension": 3}, "dimension"),
         ({"text": "x", "score": 0}, "score"),
@@ -50,7 +51,7 @@ def test_bad_notes_name_the_field(data: dict[str, object], field: str) -> None:
 
 def test_rubric_checks() -> None:
     assert check_rubric([" 甲 ", "乙"]) == ["甲", "乙"]
-    for bad in ([], "x", ["a", "a"], [""], ["x" * 41], [1], ["a"] * 21):
+    for bad in ([], "x", ["a", "a"], [""], ["x" * 41], [1], ["a"] * 21, ["\ud800"]):
         with pytest.raises(NoteError):
             check_rubric(bad)
 
