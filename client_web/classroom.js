@@ -2,6 +2,8 @@
 // Plain ES module, no build step. It holds no business rules: the server decides who receives
 // what and who may do what; this only negotiates, displays and reconnects.
 
+import { playMedia } from "./autoplay.js";
+
 export const PROTOCOL_VERSION = 1;
 
 export function tokenFromUrl() {
@@ -267,7 +269,7 @@ export function mediaFor(container, key, track, kind) {
   }
   if (!node.srcObject || node.srcObject.getTracks()[0] !== track) {
     node.srcObject = new MediaStream([track]);
-    node.play().catch(() => {});
+    playMedia(node); // a refusal (autoplay with sound blocked) shows "click to start audio"
   }
   return node;
 }

@@ -64,6 +64,7 @@ const zh = {
   "mic.on": "话筒开", "mic.off": "话筒已关",
   "mic.title": "关闭 / 打开本班的话筒（连麦时其他课堂听得到本班）",
   "muted_by_lead": "主讲老师已将本班静音",
+  "audio.unlock": "点击开启声音", "audio.unlock.title": "浏览器需要点击一次才能播放课堂声音",
   "watch_only": "仅观看",
   // observer
   "observer.title": "巡课", "observer.badge": "仅观看，课堂看不到巡课",
@@ -207,6 +208,7 @@ const en = {
   "mic.on": "Mic on", "mic.off": "Mic off",
   "mic.title": "Turn this classroom's microphone off / on (others hear it while it has the floor)",
   "muted_by_lead": "The lead teacher muted this classroom",
+  "audio.unlock": "Click to start audio", "audio.unlock.title": "The browser plays the lesson's sound only after a click",
   "watch_only": "Watching only",
   "observer.title": "Observer", "observer.badge": "Watching only, invisible to classrooms",
   "notes.title": "Observation notes", "notes.text": "Note", "notes.text.placeholder": "Write an observation (only observers, research staff and the teacher see it; classrooms never do)",

@@ -3,6 +3,7 @@
 import { ClassroomClient, tokenFromUrl, claimsOf, el, mediaFor } from "./classroom.js";
 import { t, errorText, applyI18n, langToggle, i18nEvents } from "./i18n.js";
 import { setupNotes } from "./observer_notes.js";
+import { playMedia } from "./autoplay.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -53,7 +54,7 @@ function render(list) {
   const video = $("main");
   if (main && (!video.srcObject || video.srcObject.getTracks()[0] !== main.track)) {
     video.srcObject = new MediaStream([main.track]);
-    video.play().catch(() => {});
+    playMedia(video);
   }
   const grid = $("grid");
   const keep = new Set();

@@ -5,6 +5,7 @@
 import { ClassroomClient, tokenFromUrl, claimsOf, mediaFor, explainInsecureOrigin } from "./classroom.js";
 import { t, errorText, applyI18n, langToggle, i18nEvents, linkText } from "./i18n.js";
 import { icon, applyIcons } from "./icons.js";
+import { playMedia } from "./autoplay.js";
 
 const token = tokenFromUrl();
 const claims = claimsOf(token) || {};
@@ -148,7 +149,7 @@ function attach(video, tr) {
   if (!tr) { video.srcObject = null; return; }
   if (!video.srcObject || video.srcObject.getTracks()[0] !== tr.track) {
     video.srcObject = new MediaStream([tr.track]);
-    video.play().catch(() => {});
+    playMedia(video);
   }
 }
 

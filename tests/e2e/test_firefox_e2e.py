@@ -126,6 +126,12 @@ MEDIA_FROM = """async (cid) => {
 }"""
 
 
+AUDIO_PLAYING = "[...document.querySelectorAll('#audio audio')].map(a => ({paused: a.paused, t: a.currentTime}))"
+UNLOCK_VISIBLE = ("(() => { const b = document.getElementById('audio-unlock');"
+                  " return !!b && b.getBoundingClientRect().width > 0; })()")
+UNLOCK_SHOWN = f"window.audioBlocked && {UNLOCK_VISIBLE}"
+
+
 async def media_from(page: Pageish, classroom: str) -> dict[str, Any]:
     return await page.evaluate(MEDIA_FROM, classroom)  # type: ignore[no-any-return]
 
@@ -143,12 +149,19 @@ async def test_firefox_remote_decodes_the_lead(lan: Lan, firefox: Firefox, chrom
         m = await wait_for(ff, f"({MEDIA_FROM})('lead').then(m => m.frames > 10 && m.audio > 50 && m)", 15,
                            "lead's video and audio in Firefox")
         print("Firefox remote receives", m)
+        # Firefox's default autoplay policy refuses sound before a click: the page says so, and one
+        # real click starts the lesson's audio
+        await wait_for(ff, UNLOCK_SHOWN, 10, "the 'click to start audio' button")
+        print("Firefox remote audio before the click", await ff.evaluate(AUDIO_PLAYING))
+        await ff.click("#audio-unlock")
+        await wait_for(ff, f"({AUDIO_PLAYING}).every(a => !a.paused && a.t > 0.2) && !window.audioBlocked",
+                       10, "the lead's audio playing in Firefox after the click")
+        assert not await ff.evaluate(UNLOCK_VISIBLE)
     finally:
         await ff.close()
         await lead.context.close()
 
 
-AUDIO_PLAYING = "[...document.querySelectorAll('#audio audio')].map(a => ({paused: a.paused, t: a.currentTime}))"
 
 
 async def test_firefox_lead_is_decoded_by_a_chromium_remote(lan: Lan, firefox: Firefox, chromium: Browser) -> None:
