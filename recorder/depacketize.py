@@ -16,6 +16,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from sfu import vp8
+
 RTP_VERSION = 2
 _RTP_HEADER = struct.Struct("!BBHII")
 _ANNEXB_START = b"\x00\x00\x00\x01"
@@ -336,29 +338,14 @@ class OpusDepacketizer(Depacketizer):
 
 
 def parse_vp8_descriptor(payload: bytes) -> tuple[int, bool, int]:
-    """Return (header length, start-of-partition, partition index) of an RFC 7741 payload."""
+    """Return (header length, start-of-partition, partition index) of an RFC 7741 payload
+    (read by the SFU's parser, :func:`sfu.vp8.parse`)."""
     if not payload:
         raise RtpError("empty VP8 payload")
-    b0 = payload[0]
-    start = bool(b0 & 0x10)
-    pid = b0 & 0x07
-    i = 1
-    if b0 & 0x80:
-        if len(payload) < 2:
-            raise RtpError("VP8 descriptor truncated")
-        x = payload[1]
-        i = 2
-        if x & 0x80:  # I: PictureID
-            if len(payload) <= i:
-                raise RtpError("VP8 descriptor truncated in PictureID")
-            i += 2 if payload[i] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            i += 1
-        if x & 0x30:  # T or K: TID/Y/KEYIDX
-            i += 1
-    if i > len(payload):
-        raise RtpError("VP8 descriptor longer than the payload")
-    return i, start, pid
+    d = vp8.parse(payload)
+    if d.length == 0 or d.length > len(payload):
+        raise RtpError("VP8 descriptor truncated")
+    return d.length, d.partition_start, d.partition
 
 
 def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:

@@ -10,6 +10,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sfu import vp8
+
 RTP_HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 RTP_HEADER_SIZE = 12
 
@@ -111,29 +113,7 @@ def audio_level(data: bytes, header: RtpHeader, ext_id: int) -> int | None:
 
 def vp8_is_keyframe(payload: bytes) -> bool:
     """True if this VP8 RTP payload (RFC 7741) starts a keyframe."""
-    n = len(payload)
-    if n < 1:
-        return False
-    b0 = payload[0]
-    if not b0 & 0x10 or b0 & 0x07:  # S bit: start of a partition; PID must be 0
-        return False
-    pos = 1
-    if b0 & 0x80:  # X: extended control bits
-        if n < 2:
-            return False
-        x = payload[1]
-        pos = 2
-        if x & 0x80:  # I: picture id
-            if pos >= n:
-                return False
-            pos += 2 if payload[pos] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            pos += 1
-        if x & 0x30:  # T or K: TID/KEYIDX byte
-            pos += 1
-    if pos >= n:
-        return False
-    return not payload[pos] & 0x01  # VP8 frame header: P bit 0 means keyframe
+    return vp8.is_keyframe(payload)
 
 
 def h264_is_keyframe(payload: bytes) -> bool:

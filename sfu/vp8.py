@@ -12,7 +12,9 @@ packet's payload, because a subscriber's picture ids must form one continuous se
   would wait for the missing ids.
 
 Only the bytes are rewritten; the descriptor keeps its layout and length (a 7-bit picture id
-stays 7 bits). ``sfu/_fanout.c`` reads and writes the same fields.
+stays 7 bits). ``sfu/_fanout.c`` reads and writes the same fields; the recorder reads the
+descriptor with :func:`parse` too (``recorder/depacketize.py``), so there is one VP8 descriptor
+parser in Python.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Descriptor:
     tl0picidx_pos: int
     tid: int  # NO_TID: absent
     layer_sync: bool  # Y bit: this frame depends only on TL0 frames
+    length: int = 0  # bytes of descriptor before the VP8 data (0: cut short)
+    partition: int = 0  # PID: the partition index
+    partition_start: bool = False  # S bit: the first packet of a partition
 
 
 NONE = Descriptor(False, -1, 0, 0, -1, 0, NO_TID, False)
@@ -46,9 +51,10 @@ def parse(payload: bytes) -> Descriptor:
     if n < 1:
         return NONE
     b0 = payload[0]
-    start = bool(b0 & 0x10) and not b0 & 0x07
+    s_bit = bool(b0 & 0x10)
+    start = s_bit and not b0 & 0x07
     if not b0 & 0x80:  # no X byte: nothing else
-        return Descriptor(start, -1, 0, 0, -1, 0, NO_TID, False)
+        return Descriptor(start, -1, 0, 0, -1, 0, NO_TID, False, 1, b0 & 0x07, s_bit)
     if n < 2:
         return NONE
     x = payload[1]
@@ -80,12 +86,42 @@ def parse(payload: bytes) -> Descriptor:
         pos += 1
     tid = NO_TID
     sync = False
-    if x & 0x20:  # T: TID (and Y) in the TID/KEYIDX byte
+    if x & 0x30:  # T or K: the TID/Y/KEYIDX byte
         if pos >= n:
             return NONE
-        tid = payload[pos] >> 6
-        sync = bool(payload[pos] & 0x20)
-    return Descriptor(start, pid, pid_bits, pid_pos, tl0, tl0_pos, tid, sync)
+        if x & 0x20:  # T: TID and Y are set
+            tid = payload[pos] >> 6
+            sync = bool(payload[pos] & 0x20)
+        pos += 1
+    return Descriptor(start, pid, pid_bits, pid_pos, tl0, tl0_pos, tid, sync, pos, b0 & 0x07, s_bit)
+
+
+def is_keyframe(payload: bytes) -> bool:
+    """True if this VP8 RTP payload starts a keyframe. Allocation-free (every incoming video
+    packet): the descriptor's length without :func:`parse`'s object."""
+    n = len(payload)
+    if n < 1:
+        return False
+    b0 = payload[0]
+    if not b0 & 0x10 or b0 & 0x07:  # S bit: start of a partition; PID must be 0
+        return False
+    pos = 1
+    if b0 & 0x80:  # X: extended control bits
+        if n < 2:
+            return False
+        x = payload[1]
+        pos = 2
+        if x & 0x80:  # I: picture id
+            if pos >= n:
+                return False
+            pos += 2 if payload[pos] & 0x80 else 1
+        if x & 0x40:  # L: TL0PICIDX
+            pos += 1
+        if x & 0x30:  # T or K: TID/KEYIDX byte
+            pos += 1
+    if pos >= n:
+        return False
+    return not payload[pos] & 0x01  # VP8 frame header: P bit 0 means keyframe
 
 
 def rewrite(payload: bytes, d: Descriptor, picture_id: int, tl0picidx: int) -> bytes:

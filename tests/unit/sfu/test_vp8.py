@@ -76,3 +76,16 @@ def test_rewrite_changes_only_those_fields(pid: int, new: int, tl0: int, new_tl0
 def test_rewrite_without_fields_is_the_same_bytes() -> None:
     data = descriptor(pid=None, tl0=None, tid=None)
     assert vp8.rewrite(data, vp8.parse(data), 5, 6) is data
+
+
+@given(pid=st.one_of(st.none(), st.integers(0, 0x7FFF)), bits=st.sampled_from([7, 15]),
+       tl0=st.one_of(st.none(), st.integers(0, 255)), tid=st.one_of(st.none(), st.integers(0, 3)))
+def test_length_is_where_the_vp8_data_starts(pid: int | None, bits: int, tl0: int | None, tid: int | None) -> None:
+    data = descriptor(pid=pid, bits=bits, tl0=tl0, tid=tid)
+    assert vp8.parse(data).length == len(data) - 1
+
+
+def test_a_keyidx_byte_without_tid_is_counted() -> None:
+    d = vp8.parse(bytes([0x90, 0x10, 0x05, 0x00]))  # K only: KEYIDX 5, then VP8 data
+    assert d.length == 3 and d.tid == vp8.NO_TID
+    assert vp8.is_keyframe(bytes([0x90, 0x10, 0x05, 0x00])) and not vp8.is_keyframe(bytes([0x90, 0x10, 0x05, 0x01]))
