@@ -44,7 +44,7 @@ function view() {
         label("dash.teacher", el("select", { id: "dash-teacher" })),
         label("dash.subject", el("select", { id: "dash-subject" })),
         el("button", { id: "dash-apply", type: "submit", "data-i18n": "dash.apply", text: t("dash.apply") })),
-      el("p", { class: "rooms" },
+      el("p", { class: "dash-csv-row" },
         el("span", { class: "muted", "data-i18n": "dash.csv", text: t("dash.csv") }),
         ...CSV_VIEWS.map((v) => el("button", { class: "secondary small", type: "button", id: `dash-csv-${v}`,
           "data-i18n": `dash.csv.${v}`, text: t(`dash.csv.${v}`), onclick: () => download(v) }))),
@@ -64,9 +64,9 @@ function table(id, titleKey, head, rows, empty) {
   const box = $(id);
   box.replaceChildren(el("h2", { text: t(titleKey) }));
   if (!rows.length) { box.append(el("p", { class: "muted", text: t(empty || "dash.none") })); return; }
-  box.append(el("table", { class: "list dash-table" },
-    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: t(h) })))),
-    el("tbody", {}, ...rows)));
+  box.append(el("div", { class: "dash-scroll" }, el("table", { class: "list dash-table" },
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { text: h ? t(h) : "" })))),
+    el("tbody", {}, ...rows))));
 }
 
 function modeText(modes) {
