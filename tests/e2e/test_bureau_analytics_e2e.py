@@ -3,7 +3,8 @@
 both planted patterns (石门村小 never had the floor: first in the fairness table and marked rarely
 heard; 李老师's Rt rises over the term), its four charts load, the filters narrow it, the CSV export
 downloads, the page switches to English. A full-page screenshot is written to the test's directory
-(and, with ``CLASSROOM_SCREENSHOT_DIR=docs/screenshots``, there as ``bureau-dashboard-1280.png``)."""
+at 1280 and 390 px wide (and, with ``CLASSROOM_SCREENSHOT_DIR=docs/screenshots``, there as
+``bureau-dashboard-1280.png`` and ``-390.png``)."""
 
 from __future__ import annotations
 
@@ -56,10 +57,14 @@ async def test_research_dashboard_shows_the_planted_patterns(
         assert width > 600, chart
     assert await page.locator("#dash-scores tbody tr").count() >= 3
 
-    shot = tmp_path / "bureau-dashboard-1280.png"
-    await page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("CLASSROOM_SCREENSHOT_DIR"):
-        shutil.copy(shot, Path(os.environ["CLASSROOM_SCREENSHOT_DIR"]) / shot.name)
+    for width, height in ((1280, 800), (390, 844)):  # a desktop, a phone: no sideways page scroll
+        await page.set_viewport_size({"width": width, "height": height})
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth"), width
+        shot = tmp_path / f"bureau-dashboard-{width}.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("CLASSROOM_SCREENSHOT_DIR"):
+            shutil.copy(shot, Path(os.environ["CLASSROOM_SCREENSHOT_DIR"]) / shot.name)
+    await page.set_viewport_size({"width": 1280, "height": 800})
 
     # filters: one teacher, from October on
     await page.select_option("#dash-teacher", term.teachers["li"])
