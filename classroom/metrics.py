@@ -101,6 +101,9 @@ MEDIA_HELP: dict[str, str] = {
     "(empty, not STUN/DTLS/RTP, or not from the connected peer)",
     "forwarded_in_c": "of the forwarded packets, those the compiled fan-out loop sent (the rest went through Python)",
     "transcodes": "times media was decoded or encoded (should stay 0: the SFU only forwards)",
+    "ice_mdns_unresolved": "remote .local (mDNS) ICE candidates that did not resolve within 5.25 s "
+    "(the connection then relies on peer-reflexive candidates)",
+    "ice_prflx_learned": "peer-reflexive remote ICE candidates learned from a peer's connectivity checks",
 }
 
 # Hot-path counter key (``sfu.stats.MediaStats``) -> exported name where the two differ: Prometheus

@@ -1055,10 +1055,12 @@ async def _mdns_lookup(name: str, attempts: tuple[float, ...]) -> str | None:
                 ICE_STATS.mdns_resolved += 1
                 return str(address)
         ICE_STATS.mdns_unresolved += 1
+        STATS.ice_mdns_unresolved += 1
         return None
     except OSError as exc:  # no multicast on this host: the peer-reflexive path remains
         log.info("mDNS lookup of %s failed: %s", name, exc)
         ICE_STATS.mdns_unresolved += 1
+        STATS.ice_mdns_unresolved += 1
         return None
     finally:
         await aioice.ice.unref_mdns_protocol(owner)
@@ -1140,6 +1142,7 @@ def robust_mdns_ice() -> None:
         original_incoming(self, message, addr, protocol)
         if len(self._remote_candidates) > before:
             ICE_STATS.prflx_learned += 1
+            STATS.ice_prflx_learned += 1
 
     async def connect(self: Any) -> None:
         self._classroom_prflx_until = time.monotonic() + PRFLX_GRACE_S

@@ -107,6 +107,10 @@ class MediaStats:
     dropped_congested: int = 0
     # datagrams at a media port that were neither STUN nor plausible DTLS/SRTP from the peer
     bad_datagrams: int = 0
+    # remote .local (mDNS) ICE candidates nobody answered for within the lookup budget (sfu/glue.py)
+    ice_mdns_unresolved: int = 0
+    # peer-reflexive remote candidates learned from a peer's own connectivity checks
+    ice_prflx_learned: int = 0
     transcodes: int = 0
     # of forwarded_packets, those the C fan-out loop sent itself (refreshed by counters())
     forwarded_in_c: int = 0
