@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +23,11 @@ import pytest
 from classroom.config import Config
 from classroom.server import ADMIN_KEY_FILE, Server, start_server
 from tests.integration.hostile import PingingClassroom
+from tests.postgres_server import PostgresServer
 
 from .conftest import StoreTarget
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @asynccontextmanager
@@ -105,3 +110,20 @@ async def test_two_nodes_one_schedule_one_secret(store_target: StoreTarget, tmp_
             metrics = await resp.text()
         assert f'classroom_schedule_database_info{{backend="{store_target.backend}"}} 1.0' in metrics
         assert "classroom_schedule_database_unavailable_total 0.0" in metrics
+
+
+def test_serve_without_its_database_exits_with_the_reason(postgres: PostgresServer, tmp_path: Path) -> None:
+    """`classroom serve --database URL` with a wrong password: exit status 1 and the reason, not a
+    traceback, and the password nowhere in the output."""
+    url = postgres.create_database("serve_bad_password")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLASSROOM_", "PG"))}
+    env["CLASSROOM_DATABASE_PASSWORD"] = "wrong-password-4711"
+    done = subprocess.run(
+        [sys.executable, "-m", "classroom.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "data"),
+         "--no-demo", "--database", url],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "classroom serve: the schedule database is unavailable" in done.stderr
+    assert "password authentication failed" in done.stderr
+    assert "Traceback" not in done.stderr and "wrong-password-4711" not in done.stderr + done.stdout
