@@ -4,7 +4,7 @@ Pure: no files, no HTTP, no schedule store. The API (``signaling/schedule/analyt
 reads each lesson's ``report.json`` into :class:`ReportFacts` (:func:`facts_from_report`), joins it
 with the schedule (teacher, schools, subject, date) into a :class:`LessonRow`, and hands the rows
 to :func:`summarize` and :func:`csv_text`. Observation scores come in as :class:`Score` s (the
-``observation_note`` events of the lesson's recording, read by ``analytics/observations.py``).
+lesson's scored observation notes, read from the schedule database by the API).
 """
 
 from __future__ import annotations

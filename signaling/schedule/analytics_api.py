@@ -49,14 +49,13 @@ from analytics.dashboard import (
     lesson_json,
     summarize,
 )
-from analytics.observations import lesson_scores
-from recorder.manifest import ManifestError
 from signaling.tokens import TokenError, TokenSigner
 
 from .api import KEYGATE_KEY, LiveStatus, ScheduleApi, _bearer, _id, bad_request
 from .auth import KEY_PREFIX
 from .errors import ApiError, not_found
 from .models import Lesson
+from .notes_store import notes_for_bureau
 from .store import ScheduleStore
 from .timing import TimeError_, parse_date, split_occurrence_id
 
@@ -86,14 +85,25 @@ class Filters:
 
 @dataclass
 class _Cached:
-    key: tuple[int, int, int, int]
+    key: tuple[int, int]
     facts: ReportFacts | None
-    scores: tuple[Score, ...]
+
+
+def observation_scores(store: ScheduleStore, bureau_id: str) -> dict[str, tuple[Score, ...]]:
+    """The bureau's scored observation notes by live room id (occurrence id): the one place the
+    dashboard reads notes (the schedule database's ``observation_notes``, where live notes and
+    notes added on the playback page are kept; signaling/schedule/notes_store.py). A note without a
+    rubric dimension or a score carries no score."""
+    out: dict[str, list[Score]] = {}
+    for note in notes_for_bureau(store, bureau_id):
+        if note.dimension and note.score is not None:
+            out.setdefault(note.lesson_id, []).append(Score(note.dimension, float(note.score), note.author))
+    return {lesson: tuple(scores) for lesson, scores in out.items()}
 
 
 class ReportCache:
-    """Every analysed lesson under ``recordings``: its report facts and observation scores,
-    re-read only when ``report.json`` or ``manifest.json`` changed."""
+    """Every analysed lesson's report facts under ``recordings``, re-read only when its
+    ``report.json`` changed (mtime, size)."""
 
     def __init__(self, recordings: Path) -> None:
         self.recordings = recordings
@@ -109,8 +119,8 @@ class ReportCache:
             return (0, -1)
         return (st.st_mtime_ns, st.st_size)
 
-    def load(self) -> list[tuple[ReportFacts, tuple[Score, ...]]]:
-        """Blocking (a worker thread): every readable report with its scores."""
+    def load(self) -> list[ReportFacts]:
+        """Blocking (a worker thread): every readable report's facts."""
         with self._lock:
             seen: set[str] = set()
             out = []
@@ -124,19 +134,18 @@ class ReportCache:
                 r_key = self._stat(report)
                 if r_key[1] < 0:
                     continue
-                key = (*r_key, *self._stat(directory / "manifest.json"))
                 seen.add(name)
                 cached = self._cache.get(name)
-                if cached is None or cached.key != key:
-                    cached = self._read(directory, report, key)
+                if cached is None or cached.key != r_key:
+                    cached = self._read(report, r_key)
                     self._cache[name] = cached
                 if cached.facts is not None:
-                    out.append((cached.facts, cached.scores))
+                    out.append(cached.facts)
             for gone in set(self._cache) - seen:
                 del self._cache[gone]
             return out
 
-    def _read(self, directory: Path, report: Path, key: tuple[int, int, int, int]) -> _Cached:
+    def _read(self, report: Path, key: tuple[int, int]) -> _Cached:
         try:
             facts: ReportFacts | None = facts_from_report(json.loads(report.read_text(encoding="utf-8")))
         except (OSError, ValueError, RecursionError) as exc:  # ReportError is a ValueError
@@ -144,13 +153,7 @@ class ReportCache:
             reason = exc if isinstance(exc, ReportError) else f"{type(exc).__name__}: {exc}"
             log.warning("analytics dashboard: %s is left out: %s", report, str(reason)[:300])
             facts = None
-        scores: tuple[Score, ...] = ()
-        if facts is not None:
-            try:
-                scores = lesson_scores(directory)
-            except ManifestError as exc:
-                log.warning("analytics dashboard: observation scores of %s left out: %s", directory, exc)
-        return _Cached(key, facts, scores)
+        return _Cached(key, facts)
 
 
 def _date(request: web.Request, name: str) -> date | None:
@@ -234,10 +237,9 @@ class AnalyticsApi:
         loaded = await asyncio.get_running_loop().run_in_executor(None, self.cache.load)
         return self.join(viewer, wanted, loaded)
 
-    def join(
-        self, viewer: Viewer, wanted: Filters, loaded: list[tuple[ReportFacts, tuple[Score, ...]]]
-    ) -> list[LessonRow]:
+    def join(self, viewer: Viewer, wanted: Filters, loaded: list[ReportFacts]) -> list[LessonRow]:
         bureau = viewer.bureau_id
+        scores = observation_scores(self.store, bureau)
         lessons = {x.id: x for x in self.store.list_lessons(bureau)}
         classrooms = {c.id: c for c in self.store.list_classrooms(bureau)}
         schools = {s.id: s.name for s in self.store.list_schools(bureau)}
@@ -252,7 +254,7 @@ class AnalyticsApi:
 
         out: list[LessonRow] = []
         seen: set[str] = set()
-        for facts, scores in loaded:
+        for facts in loaded:
             if facts.lesson_id in seen:
                 continue  # two directories holding a report of one occurrence: counted once
             seen.add(facts.lesson_id)
@@ -290,7 +292,7 @@ class AnalyticsApi:
                     lead=lead,
                     remotes=remotes,
                     facts=facts,
-                    scores=scores,
+                    scores=scores.get(facts.lesson_id, ()),
                 )
             )
         return out

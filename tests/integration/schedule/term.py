@@ -13,8 +13,9 @@ rural remote classrooms, ten weeks from Monday 7 September 2026:
 Each lesson's report comes from :func:`analytics.truth_report.truth_report`: the talk and floor
 events of :func:`analytics.synth.scenario` (the project's synthetic-lesson builder) run through the
 analyser's report stage, without synthesising or decoding audio (30 real analyses would take
-minutes; the dashboard only reads report.json). Each recording's manifest also carries observation
-notes (``observation_note`` events) with rubric scores.
+minutes; the dashboard only reads report.json). Observers' notes with rubric scores are stored as
+the live path stores them: in the schedule database, and as ``observation_note`` events in the
+recording's manifest.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from pathlib import Path
 from analytics.synth import scenario
 from analytics.truth_report import manifest_json, truth_report
 from recorder.core import safe_name
+from signaling.notes import Note, new_note_id
 from signaling.schedule import ScheduleStore
 from signaling.schedule.models import LessonSpec, Recurrence
+from signaling.schedule.notes_store import add_note
 from signaling.schedule.timing import expand
 
 from .conftest import CST
@@ -144,12 +147,14 @@ def build_term(store: ScheduleStore, data_dir: Path, key: str) -> Term:
             else:
                 _plant_never_floored(renamed_talk, renamed, f"{second_remote}-students", second_remote)
             for _ in range(rng.randint(2, 4)):  # observers' notes with rubric scores
-                dim = rng.choice(DIMENSIONS)
                 base = 4.2 if teacher == "wang" else 3.0 if teacher == "zhang" else 4.3 - 0.2 * week
-                renamed.append({"t_ms": rng.randint(60, int(DURATION_S) - 60) * 1000, "type": "observation_note",
-                                "classroom_id": None, "author": rng.choice(["教研员 赵", "教研员 钱"]),
-                                "text": "观察记录", "dimension": dim,
-                                "score": max(1, min(5, round(base + rng.uniform(-0.6, 0.6))))})
+                t_ms = rng.randint(60, int(DURATION_S) - 60) * 1000
+                note = Note(new_note_id(), occ.occurrence_id, int(occ.start * 1000) + t_ms, t_ms,
+                            rng.choice(["教研员 赵", "教研员 钱"]), "observer", "observer", "观察记录",
+                            rng.choice(DIMENSIONS), max(1, min(5, round(base + rng.uniform(-0.6, 0.6)))),
+                            False, "live", bureau.id)
+                add_note(store, note)  # kept with the lesson, and on the recording's timeline
+                renamed.append(note.event())
             started = datetime.fromtimestamp(occ.start, CST)
             manifest = manifest_json(
                 occ.occurrence_id, started.isoformat(), DURATION_S,
@@ -168,13 +173,16 @@ def build_term(store: ScheduleStore, data_dir: Path, key: str) -> Term:
     return term
 
 
-def write_report(recordings: Path, occurrence_id: str, lead: str, remote: str, kind: str = "dialogue") -> None:
-    """One analysed lesson (lead + one remote classroom, a scored note) under ``recordings``."""
-    talk, events = scenario(kind, 300.0, 1, seed=7)
+def write_report(store: ScheduleStore, recordings: Path, occurrence_id: str, lead: str, remote: str) -> None:
+    """One analysed lesson (lead + one remote classroom) under ``recordings``, with a scored note."""
+    talk, events = scenario("dialogue", 300.0, 1, seed=7)
     for e in events:
         e["classroom_id"] = {"r1": remote, "lead": lead}.get(str(e.get("classroom_id")), e.get("classroom_id"))
-    events.append({"t_ms": 60_000, "type": "observation_note", "classroom_id": None, "author": "教研员",
-                   "text": "好", "dimension": DIMENSIONS[1], "score": 4})
+    bureau = store.list_bureaus()[0].id
+    note = Note(new_note_id(), occurrence_id, 1_795_000_000_000, 60_000, "教研员", "observer", "observer", "好",
+                DIMENSIONS[1], 4, False, "live", bureau)
+    add_note(store, note)
+    events.append(note.event())
     manifest = manifest_json(
         occurrence_id, "2026-11-23T01:00:00Z", 300.0, [(lead, "lead", "lead"), (remote, "remote", "remote")],
         [("teacher", lead, "teacher"), ("lead-students", lead, "students"), ("r1-students", remote, "students")],

@@ -120,7 +120,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     assert lesson.status_code == 201, lesson.text
     a.ids["lesson"] = lesson.json()["id"]
     # one analysed week of it, so the dashboard's answers hold data (checked against its schemas)
-    write_report(server.recordings, f"{a.ids['lesson']}@2026-11-23", a.ids["lead"], a.ids["r1"])
+    write_report(store, server.recordings, f"{a.ids['lesson']}@2026-11-23", a.ids["lead"], a.ids["r1"])
     try:
         yield a
     finally:

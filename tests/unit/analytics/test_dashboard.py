@@ -1,14 +1,11 @@
 """The term dashboard's pure parts: reading a report (analytics/dashboard.py), aggregation, CSV,
-observation scores from a manifest (analytics/observations.py), and the charts (drawn, not looked
-at: the e2e test's screenshot is looked at)."""
+truth-built reports, and the charts (drawn, not looked at: the e2e test's screenshot is)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +23,6 @@ from analytics.dashboard import (
 )
 from analytics.dashboard_charts import CHART_NAMES, render_png
 from analytics.fonts import ChartFont
-from analytics.observations import lesson_scores
 from analytics.synth import scenario
 from analytics.truth_report import manifest_json, truth_report
 
@@ -121,23 +117,6 @@ def test_csv_is_excel_friendly_and_formula_safe() -> None:
     (rec,) = list(csv.DictReader(io.StringIO(text[1:])))
     assert rec["title"].startswith("'=") and rec["teacher_name"] == "'@王"
     assert rec["remote_classrooms_with_floor"] == "r1" and rec["score:教学目标"] == "4.0"
-
-
-def test_observation_scores_come_from_the_manifest(tmp_path: Path) -> None:
-    assert lesson_scores(tmp_path) == ()
-    events = [
-        {"t_ms": 1000, "type": "observation_note", "classroom_id": None, "author": "赵", "text": "好",
-         "dimension": "师生互动", "score": 4},
-        {"t_ms": 2000, "type": "observation_note", "classroom_id": None, "author": "赵", "text": "no score",
-         "dimension": "师生互动"},
-        {"t_ms": 3000, "type": "observation_note", "classroom_id": None, "text": "no dimension", "score": 3},
-        {"t_ms": 4000, "type": "observation_note", "classroom_id": None, "dimension": "x", "score": 9},
-        {"t_ms": 5000, "type": "observation_note", "classroom_id": None, "dimension": "x", "score": True},
-        {"t_ms": 6000, "type": "floor_granted", "classroom_id": "r1"},
-    ]
-    manifest = manifest_json("les_1", "2026-09-07T01:00:00Z", 60, [("lead", "lead", "L")], [], events)
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    assert lesson_scores(tmp_path) == (Score("师生互动", 4.0, "赵"),)
 
 
 def test_a_truth_report_has_the_analysers_format() -> None:
