@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from analytics import st as st_mod
-from analytics.attribution import remove_copies
 from analytics.audio import RATE, DecodedTrack, decode_track, probe_duration_ms
 from analytics.config import AnalysisConfig, load_config
 from analytics.errors import AnalysisError
 from analytics.manifest import Manifest, Track, load_manifest
+from analytics.origin import attribute, wave_4k
 from analytics.participation import ClassroomStats, audible_intervals, count_turns, floor_stats
 from analytics.progress import Progress
 from analytics.vad import TrackFrames, detect, runs, smooth
@@ -258,6 +258,7 @@ def analyze_recording(
         bar.advance(7, f"decoded {track.id}")
         t1 = time.thread_time()
         frames = detect(dec, config.vad)
+        frames.wave = wave_4k(dec.samples)  # what the cross-track comparison needs (half the size)
         dec.samples = dec.samples[:0]  # the samples are no longer needed: free them early
         bar.advance(3, f"speech detected {track.id}")
         with lock:
@@ -278,7 +279,7 @@ def analyze_recording(
     bar.note("comparing tracks")
     t_compare = time.process_time()
     frame_s = config.vad.frame_ms / 1000
-    couplings = remove_copies(frames, frame_s, config.attribution)
+    couplings = attribute(frames, frame_s, config.attribution)
     for tf in frames:
         tf.speech = smooth(tf.speech, frame_s, config.vad.gap_fill_s, config.vad.min_speech_s)
     bar.advance(1)

@@ -28,6 +28,9 @@ class TrackFrames:
     """bool: webrtcvad says speech and the energy gate passes (before attribution)."""
     speech: np.ndarray
     """bool: final speech decision (after attribution and smoothing)."""
+    wave: np.ndarray | None = None
+    """the track's waveform for the cross-track comparison (4 kHz float32, pre-emphasised;
+    :func:`analytics.origin.wave_4k`); dropped once the comparison is done."""
 
 
 def frame_energy(samples: np.ndarray, frame_len: int) -> np.ndarray:

@@ -1,0 +1,505 @@
+"""Which microphone a sound reached first: frame-by-frame waveform comparison of tracks.
+
+A voice picked up by a second microphone is *the same waveform*, weaker and later there:
+
+- in the same room (a lead-room student heard by the teacher's lapel microphone, the teacher heard
+  by the students' area microphone) a few milliseconds later, whatever the levels: a teacher who
+  walks away from the lapel microphone's best range can be louder on the area microphone than on
+  the teacher track, yet the lapel microphone still hears the teacher first;
+- in another room (a remote classroom's loudspeaker playing the lead into its microphone, the
+  lead's loudspeaker playing a remote classroom) a few hundred milliseconds later, with a delay
+  that drifts as jitter buffers adapt.
+
+So for every 60-ms block of track B that holds speech, the normalised cross-correlation of B's
+waveform with each other track A's, at the lags where B would hold a copy of A, says how much of
+B's sound is A's sound arriving later: with B = g·A(t − d) + own, the peak correlation r gives
+r² ≈ copy power / B's power. A block whose best r² reaches ``copy_share`` is a copy and leaves B's
+speech. Real speech over a copy keeps most of B's power its own and stays. Same-room pairs search
+every lag up to ``same_room_max_delay_s`` in both directions in each block and count a copy only
+when B lags A (the pitch of voiced speech repeats the waveform every few milliseconds, so the
+direction with the higher peak decides); pairs in different rooms use the delay of the loudness
+envelopes over the lesson, refined to the sample on each minute's loudest stretches of A.
+
+Waveforms are compared at 4 kHz after pre-emphasis (the low formants would otherwise make every
+correlation peak broad).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.attribution import Coupling, _loud, remove_copies
+from analytics.config import AttributionConfig
+from analytics.vad import TrackFrames
+
+WAVE_RATE = 4000
+_CHUNK = 4096  # blocks per batched FFT
+
+
+def wave_4k(samples: np.ndarray) -> np.ndarray:
+    """8 kHz int16 -> 4 kHz float32 (pair average), pre-emphasised (y[n] = x[n] - 0.85 x[n-1])."""
+    n = len(samples) // 2
+    x = samples[: 2 * n].astype(np.float32).reshape(n, 2).mean(axis=1)
+    y = np.empty_like(x)
+    if n:
+        y[0] = x[0]
+        y[1:] = x[1:] - 0.85 * x[:-1]
+    return y
+
+
+@dataclass
+class PairResult:
+    source: int
+    target: int
+    delay_s: float
+    correlation: float
+    copy: np.ndarray
+    """bool per frame of the target: its sound there is the source's sound arriving later."""
+
+
+def _blocks(mask: np.ndarray) -> np.ndarray:
+    """Block k = frames 2k, 2k+1; a block is active if either frame is."""
+    n = len(mask) // 2
+    m = mask[: 2 * n].reshape(n, 2).any(axis=1)
+    return np.flatnonzero(m)
+
+
+class Padded:
+    """A waveform with zeros on both sides, so any window near it can be cut without checks."""
+
+    def __init__(self, x: np.ndarray, pad: int) -> None:
+        self.pad = pad
+        zeros = np.zeros(pad, np.float32)
+        self.data = np.concatenate((zeros, x.astype(np.float32, copy=False), zeros))
+        self.n = len(x)
+
+
+def _rows(x: Padded, starts: np.ndarray, width: int) -> np.ndarray:
+    """x[s : s + width] for each start (zero outside x)."""
+    s = np.clip(starts + x.pad, 0, len(x.data) - width)
+    view = np.lib.stride_tricks.sliding_window_view(x.data, width)
+    return view[s]
+
+
+def _norms(rows: np.ndarray, width: int) -> np.ndarray:
+    """Sliding-window L2 norms of width ``width`` along each row."""
+    c = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.float32)
+    np.cumsum(np.square(rows, dtype=np.float32), axis=1, out=c[:, 1:])
+    return np.sqrt(np.maximum(c[:, width:] - c[:, :-width], 0.0))
+
+
+def same_room_correlations(a: Padded, b: Padded, blocks: np.ndarray, block: int, max_lag: int) -> np.ndarray:
+    """Normalised cross-correlation per block for lags -max_lag..max_lag (column max_lag + l:
+    B's sound l samples after A's)."""
+    width = block + 2 * max_lag
+    size = 1 << int(np.ceil(np.log2(width)))
+    out = np.zeros((len(blocks), 2 * max_lag + 1), dtype=np.float32)
+    for i in range(0, len(blocks), _CHUNK):
+        starts = blocks[i : i + _CHUNK] * block
+        ra = _rows(a, starts, block)
+        rb = _rows(b, starts - max_lag, width)
+        cc = np.fft.irfft(np.conj(np.fft.rfft(ra, size, axis=1)) * np.fft.rfft(rb, size, axis=1), size, axis=1)
+        na = np.sqrt(np.einsum("ij,ij->i", ra, ra, dtype=np.float64))
+        out[i : i + len(starts)] = cc[:, : 2 * max_lag + 1] / (na[:, None] * _norms(rb, block) + 1e-9)
+    return out
+
+
+def dominant_lags(r: np.ndarray, lags: np.ndarray, min_r: float) -> list[int]:
+    """Columns of ``r`` (lags ``lags``) where blocks with a clear peak put it most often: the
+    delays of real sound paths. Voiced speech repeats every pitch period, so single blocks also
+    peak a period away from the true delay, at lags that change with the pitch; a path's delay
+    is the same in every block."""
+    best = np.argmax(r, axis=1)
+    strong = r[np.arange(len(r)), best] >= min_r
+    if not strong.any():
+        return []
+    counts = np.bincount(best[strong], minlength=len(lags)).astype(np.float64)
+    counts = np.convolve(counts, np.ones(3), mode="same")
+    top = float(counts.max())
+    keep: list[int] = []
+    for k in np.argsort(counts)[::-1]:
+        if counts[k] < 0.5 * top or len(keep) >= 3:
+            break
+        if all(abs(int(k) - j) > 4 for j in keep):
+            keep.append(int(k))
+    return keep
+
+
+def peaks_near(r: np.ndarray, columns: list[int], tolerance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: the best correlation within ``tolerance`` columns of any of ``columns``, and its column."""
+    best = np.zeros(len(r), dtype=np.float32)
+    where = np.zeros(len(r), dtype=np.int64)
+    for c in columns:
+        lo, hi = max(c - tolerance, 0), min(c + tolerance + 1, r.shape[1])
+        k = np.argmax(r[:, lo:hi], axis=1)
+        v = r[np.arange(len(r)), lo + k]
+        better = v > best
+        best[better] = v[better]
+        where[better] = lo + k[better]
+    return best, where
+
+
+def _aligned(a: Padded, rb: np.ndarray, nb: np.ndarray, starts: np.ndarray, lags: np.ndarray, spread: int) -> tuple[np.ndarray, np.ndarray]:
+    """A's rows ``lags`` (± spread, the best per row) before each of B's rows, and their
+    normalised correlation with B's (A's norm taken at the centre shift: they differ little)."""
+    block = rb.shape[1]
+    ra = _rows(a, starts - lags - spread, block + 2 * spread)
+    centre = ra[:, spread : spread + block]
+    na = np.sqrt(np.einsum("ij,ij->i", centre, centre, dtype=np.float64)) + 1e-9
+    shifts = np.lib.stride_tricks.sliding_window_view(ra, block, axis=1)  # (m, 2 spread + 1, block)
+    dots = np.einsum("mkt,mt->mk", shifts, rb)
+    best = np.argmax(dots, axis=1)
+    rows = np.arange(len(starts))
+    return shifts[rows, best], dots[rows, best] / (na * nb)
+
+
+def joint_share(b: Padded, sources: list[tuple[Padded, np.ndarray]], blocks: np.ndarray, block: int, spread: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each block of B: the share of its power that the sources, each at its own delay
+    (``sources[k] = (wave, lag per block)``, ± spread), explain together (least squares), the
+    source with the best single correlation and that correlation."""
+    share = np.zeros(len(blocks), dtype=np.float32)
+    which = np.zeros(len(blocks), dtype=np.int32)
+    single = np.zeros(len(blocks), dtype=np.float32)
+    k = len(sources)
+    for i in range(0, len(blocks), _CHUNK):
+        sl = slice(i, i + _CHUNK)
+        starts = blocks[sl] * block
+        rb = _rows(b, starts, block)
+        eb = np.einsum("ij,ij->i", rb, rb, dtype=np.float64)
+        nb = np.sqrt(eb) + 1e-9
+        rows = []
+        rs = []
+        for wave, lags in sources:
+            ra, r = _aligned(wave, rb, nb, starts, lags[sl], spread)
+            rows.append(ra)
+            rs.append(r)
+        x = np.stack(rows, axis=1)  # (m, k, block)
+        gram = np.einsum("mkt,mlt->mkl", x, x, dtype=np.float64)
+        cross = np.einsum("mkt,mt->mk", x, rb, dtype=np.float64)
+        ridge = 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-6
+        w = np.linalg.solve(gram + ridge * np.eye(k)[None, :, :], cross[:, :, None])[:, :, 0]
+        share[sl] = np.clip(np.einsum("mk,mk->m", w, cross) / (eb + 1e-9), 0.0, 1.0)
+        r_all = np.stack(rs, axis=1)
+        which[sl] = np.argmax(r_all, axis=1)
+        single[sl] = np.max(r_all, axis=1)
+    return share, which, single
+
+
+def _refine_delays(a: Padded, b: Padded, a_frames: TrackFrames, lag_samples: int, n_blocks: int, block: int, frame: int, search: int, window_blocks: int) -> np.ndarray:
+    """The copy delay (samples) for every block, refined per window (``window_blocks``) on A's
+    loudest stretch in each quarter of the window (0.48 s each, searched ± ``search``)."""
+    seg_frames = 16
+    seg = seg_frames * frame
+    size = 1 << int(np.ceil(np.log2(seg + 2 * search)))
+    n_windows = -(-n_blocks // window_blocks)
+    quarter = max(1, (2 * window_blocks) // 4)
+    n_frames = len(a_frames.raw)
+    level = np.where(a_frames.raw, a_frames.energy_db, -np.inf).astype(np.float64)
+    level[max(n_frames - seg_frames, 0) :] = -np.inf
+    padded = np.full(n_windows * 4 * quarter, -np.inf)
+    usable = min(len(level), len(padded))
+    padded[:usable] = level[:usable]
+    sub = padded.reshape(n_windows * 4, quarter)
+    best = np.argmax(sub, axis=1)
+    ok = np.isfinite(sub[np.arange(len(sub)), best])
+    frames_at = np.arange(len(sub)) * quarter + best
+    found = np.full(n_windows, -1, dtype=np.int64)
+    picks = np.flatnonzero(ok)
+    if len(picks):
+        starts = frames_at[picks] * frame
+        ra = _rows(a, starts, seg)
+        rb = _rows(b, starts + lag_samples - search, seg + 2 * search)
+        cc = np.fft.irfft(np.conj(np.fft.rfft(ra, size, axis=1)) * np.fft.rfft(rb, size, axis=1), size, axis=1)
+        cc = cc[:, : 2 * search + 1]
+        window = picks // 4  # increasing
+        first = np.flatnonzero(np.diff(np.concatenate(([-1], window))))
+        sums = np.add.reduceat(cc, first, axis=0)
+        counts = np.diff(np.concatenate((first, [len(window)])))
+        have = counts >= 2
+        found[window[first][have]] = lag_samples - search + np.argmax(sums[have], axis=1)
+    valid = np.flatnonzero(found >= 0)
+    if len(valid) == 0:
+        return np.full(n_blocks, lag_samples, dtype=np.int64)
+    filled = np.interp(np.arange(n_windows), valid, found[valid]).round().astype(np.int64)
+    return np.repeat(filled, window_blocks)[:n_blocks]
+
+
+def _smoothed(values: np.ndarray, weights: np.ndarray, blocks: np.ndarray, n_blocks: int, half: int) -> np.ndarray:
+    """Weighted mean of ``values`` over the blocks within ``half`` blocks of each one (only
+    blocks in ``blocks`` count), returned for ``blocks``."""
+    num = np.zeros(n_blocks + 2 * half + 1)
+    den = np.zeros(n_blocks + 2 * half + 1)
+    num[blocks + half] = values * weights
+    den[blocks + half] = weights
+    kernel = np.ones(2 * half + 1)
+    sn = np.convolve(num, kernel, mode="same")[blocks + half]
+    sd = np.convolve(den, kernel, mode="same")[blocks + half]
+    return sn / np.maximum(sd, 1e-9)
+
+
+def _global_lag(a: Padded, b: Padded, a_frames: TrackFrames, a_mask: np.ndarray, frame: int, max_lag: int) -> tuple[int, float]:
+    """The delay (samples, 1..max_lag) at which B holds A's sound, from the waveforms of up to
+    12 of A's loudest 0.48-s stretches of ``a_mask`` (mean normalised correlation at that lag)."""
+    seg_frames = 16
+    seg = seg_frames * frame
+    level = np.where(a_mask[: len(a_frames.energy_db)], a_frames.energy_db[: len(a_mask)], -np.inf)
+    level[-seg_frames - max_lag // frame - 1 :] = -np.inf
+    order = np.argsort(level)[::-1]
+    picks: list[int] = []
+    for k in order[:4000].tolist():
+        if not np.isfinite(level[k]) or len(picks) >= 12:
+            break
+        if all(abs(k - p) >= seg_frames for p in picks):
+            picks.append(k)
+    if len(picks) < 3:
+        return 0, 0.0
+    starts = np.array(picks, dtype=np.int64) * frame
+    width = seg + max_lag
+    size = 1 << int(np.ceil(np.log2(width + 1)))
+    ra = _rows(a, starts, seg)
+    rb = _rows(b, starts, width)
+    cc = np.fft.irfft(np.conj(np.fft.rfft(ra, size, axis=1)) * np.fft.rfft(rb, size, axis=1), size, axis=1)
+    na = np.sqrt(np.einsum("ij,ij->i", ra, ra, dtype=np.float64))
+    r = cc[:, : max_lag + 1] / (na[:, None] * _norms(rb, seg) + 1e-9)
+    mean = r.mean(axis=0)
+    mean[:1] = -1.0  # lag 0 is the same room's business
+    lag = int(np.argmax(mean))
+    return lag, float(mean[lag])
+
+
+def find_copies(
+    tracks: list[TrackFrames],
+    waves: list[np.ndarray],
+    frame_s: float,
+    config: AttributionConfig,
+    own_masks: list[np.ndarray] | None = None,
+    same_room: bool = True,
+    delay_cache: dict[tuple[int, int, int], np.ndarray] | None = None,
+) -> list[PairResult]:
+    """Copies of each track's sound on the others (``tracks[i]`` and ``waves[i]`` belong together).
+
+    ``own_masks`` are the frames taken as each track's own sound when the delay between rooms is
+    estimated (default: every speech frame); ``delay_cache`` keeps refined delays between calls."""
+    if delay_cache is None:
+        delay_cache = {}
+    n_frames = min(len(t.raw) for t in tracks)
+    frame = int(round(frame_s * WAVE_RATE))
+    block = 2 * frame
+    n_blocks = n_frames // 2
+    results: list[PairResult] = []
+    masks = own_masks if own_masks is not None else [t.raw for t in tracks]
+    max_lag_samples = max(1, int(round(config.max_delay_s * WAVE_RATE)))
+    pad = max_lag_samples + WAVE_RATE
+    pw = [Padded(w, pad) for w in waves]
+    max_lag = max(2, int(round(config.same_room_max_delay_s * WAVE_RATE)))
+    min_lag = max(1, int(round(0.001 * WAVE_RATE)))
+    search = max(2, int(round(config.delay_search_s * WAVE_RATE)))
+    window_blocks = 2 * max(1, int(round(10.0 / (4 * frame_s))))  # 10 s, four quarters of whole frames
+
+    def blocks_where(mask: np.ndarray) -> np.ndarray:
+        return _blocks(mask[:n_frames])
+
+    done_same: set[tuple[int, int]] = set()
+    incoming: list[list[tuple[int, int, np.ndarray]]] = [[] for _ in tracks]
+    for ia, a in enumerate(tracks):
+        for ib, b in enumerate(tracks):
+            if ia == ib or not a.raw.any() or not b.raw.any():
+                continue
+            if a.classroom_id == b.classroom_id:
+                if (ib, ia) in done_same or not same_room:
+                    continue
+                done_same.add((ia, ib))
+                both = blocks_where(a.raw & b.raw)
+                if len(both) == 0:
+                    continue
+                r = same_room_correlations(pw[ia], pw[ib], both, block, max_lag)
+                pos = r[:, max_lag + min_lag :]  # B after A: lags min_lag..max_lag
+                neg = r[:, : max_lag - min_lag + 1][:, ::-1]  # A after B: lags min_lag..max_lag
+                gate = float(np.sqrt(config.copy_share))
+                p_ab, k_ab = peaks_near(pos, dominant_lags(pos, np.arange(pos.shape[1]), gate), 2)
+                p_ba, k_ba = peaks_near(neg, dominant_lags(neg, np.arange(neg.shape[1]), gate), 2)
+                l_ab, l_ba = k_ab + min_lag, k_ba + min_lag
+                # decisions over ±150 ms, weighted by each block's power: a single block's peak is noisy
+                e_a = _block_power(a, both)
+                e_b = _block_power(b, both)
+                s_ab = _smoothed(p_ab.astype(np.float64) ** 2, e_b, both, n_blocks, 2)
+                s_ba = _smoothed(p_ba.astype(np.float64) ** 2, e_a, both, n_blocks, 2)
+                for src, dst, p, q, lags in ((ia, ib, s_ab, s_ba, l_ab), (ib, ia, s_ba, s_ab, l_ba)):
+                    hit = (p >= config.copy_share) & (p > q)
+                    results.append(_pair(src, dst, both[hit], p[hit], lags[hit], n_frames, frame_s))
+                continue
+    # between rooms a loudspeaker plays the mix of the other room's tracks: each room is one source
+    rooms: dict[str, list[int]] = {}
+    for i, t in enumerate(tracks):
+        rooms.setdefault(t.classroom_id, []).append(i)
+    room_ids = list(rooms)
+    room_frames = [_room_frames([tracks[i] for i in rooms[r]], n_frames) for r in room_ids]
+    room_waves = [Padded(_mix([waves[i] for i in rooms[r]]), pad) for r in room_ids]
+    room_masks = [np.logical_or.reduce([masks[i][:n_frames] for i in rooms[r]]) for r in room_ids]
+    for ir, room in enumerate(room_ids):
+        a = room_frames[ir]
+        if not a.raw.any():
+            continue
+        for ib, b in enumerate(tracks):
+            if b.classroom_id == room or not b.raw.any():
+                continue
+            lag_samples, corr = _global_lag(room_waves[ir], pw[ib], a, room_masks[ir], frame, max_lag_samples)
+            if corr < config.min_correlation:
+                continue
+            lag = int(round(lag_samples / frame))
+            key = (ir, ib, lag_samples)
+            if key not in delay_cache:
+                delay_cache[key] = _refine_delays(room_waves[ir], pw[ib], a, lag_samples, n_blocks, block, frame, search, window_blocks)
+            delays = delay_cache[key]
+            incoming[ib].append((ir, lag, delays))
+    for ib, srcs in enumerate(incoming):
+        if not srcs:
+            continue
+        # B's speech blocks while a source had sound one delay earlier (± 2 frames: delays drift)
+        shifted = np.zeros(n_frames, dtype=bool)
+        for ir, lag, _ in srcs:
+            a_raw = room_frames[ir].raw
+            for k in range(max(lag - 2, 0), lag + 3):
+                if k < n_frames:
+                    shifted[k:] |= a_raw[: n_frames - k]
+        cand = blocks_where(tracks[ib].raw & shifted)
+        if len(cand) == 0:
+            continue
+        share, which, single = joint_share(pw[ib], [(room_waves[ir], d[cand]) for ir, _, d in srcs], cand, block, 2)
+        power_b = _block_power(tracks[ib], cand)
+        share = _smoothed(share.astype(np.float64), power_b, cand, n_blocks, 2)
+        hit = share >= config.copy_share
+        # a loudspeaker copy keeps its level: blocks no louder than the source's level there plus
+        # the copy gain (measured on the clear copies) and with some correlation are copies too
+        level_b = 10 * np.log10(power_b + 1e-9)
+        for k, (ir, _, d) in enumerate(srcs):
+            back = np.clip(cand - np.round(d[cand] / block).astype(np.int64), 0, n_blocks - 1)
+            level_a = 10 * np.log10(_block_power(room_frames[ir], back) + 1e-9)
+            clear = (which == k) & (share >= 0.5)
+            if clear.sum() < 20:
+                continue
+            gain = float(np.median(level_b[clear] - level_a[clear]))
+            quiet = (which == k) & (share >= config.copy_share / 3) & (level_b <= level_a + gain + config.level_margin_db)
+            hit |= quiet
+        for k, (ir, _, d) in enumerate(srcs):
+            mine = hit & (which == k)
+            members = rooms[room_ids[ir]]
+            # which of the room's tracks was loudest one delay earlier: the reported source
+            frames_back = np.clip(2 * cand[mine] - int(round(float(np.median(d[cand]) if len(cand) else 0) / frame)), 0, n_frames - 1)
+            loudest = np.argmax(np.stack([tracks[i].energy_db[:n_frames][frames_back] for i in members]), axis=0)
+            for j, ia in enumerate(members):
+                pick = loudest == j
+                results.append(_pair(ia, ib, cand[mine][pick], single[mine][pick], d[cand][mine][pick], n_frames, frame_s))
+    return results
+
+
+def _mix(waves: list[np.ndarray]) -> np.ndarray:
+    if len(waves) == 1:
+        return waves[0]
+    n = min(len(w) for w in waves)
+    out = waves[0][:n].copy()
+    for w in waves[1:]:
+        out += w[:n]
+    return out
+
+
+def _room_frames(members: list[TrackFrames], n_frames: int) -> TrackFrames:
+    """A classroom's tracks seen as one sound source (what its loudspeaker-side listeners hear)."""
+    if len(members) == 1:
+        return members[0]
+    power = np.sum([10 ** (m.energy_db[:n_frames].astype(np.float64) / 10) for m in members], axis=0)
+    floor = float(10 * np.log10(sum(10 ** (m.floor_db / 10) for m in members)))
+    raw = np.logical_or.reduce([m.raw[:n_frames] for m in members])
+    return TrackFrames(
+        track_id=members[0].classroom_id,
+        classroom_id=members[0].classroom_id,
+        source="room",
+        energy_db=(10 * np.log10(power)).astype(np.float32),
+        covered=np.logical_or.reduce([m.covered[:n_frames] for m in members]),
+        floor_db=floor,
+        raw=raw,
+        speech=raw.copy(),
+    )
+
+
+def _block_power(frames: TrackFrames, blocks: np.ndarray) -> np.ndarray:
+    """Linear power of each block (from the frame energies)."""
+    e = frames.energy_db.astype(np.float64)
+    i = np.minimum(2 * blocks + 1, len(e) - 1)
+    return 10 ** (e[2 * blocks] / 10) + 10 ** (e[i] / 10)
+
+
+def _pair(src: int, dst: int, blocks: np.ndarray, r: np.ndarray, lags: np.ndarray, n_frames: int, frame_s: float) -> PairResult:
+    copy = np.zeros(n_frames, dtype=bool)
+    copy[2 * blocks] = True
+    copy[np.minimum(2 * blocks + 1, n_frames - 1)] = True
+    delay = float(np.median(lags)) / WAVE_RATE if len(lags) else 0.0
+    corr = float(np.median(r)) if len(r) else 0.0
+    return PairResult(src, dst, delay, corr, copy)
+
+
+def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray], frame_s: float, config: AttributionConfig) -> list[Coupling]:
+    """Clears the ``speech`` frames of each track that are another track's sound arriving later."""
+    for t in tracks:
+        t.speech = t.raw.copy()
+    if len(tracks) < 2:
+        return []
+    # pass 1: every speech frame is a track's own sound when delays between rooms are estimated;
+    # pass 2: only what pass 1 left (a remote microphone full of the lead's echo would otherwise
+    # have its delay to the lead estimated from that echo); a copy either pass found is a copy
+    cache: dict[tuple[int, int, int], np.ndarray] = {}
+    first = find_copies(tracks, waves, frame_s, config, delay_cache=cache)
+    removed_1 = [t.raw.copy() for t in tracks]
+    for res in first:
+        removed_1[res.target][: len(res.copy)] &= ~res.copy
+    loud = [_loud(t, m, 12.0) for t, m in zip(tracks, removed_1, strict=True)]
+    second = find_copies(tracks, waves, frame_s, config, loud, same_room=False, delay_cache=cache)
+    merged: dict[tuple[int, int], PairResult] = {}
+    for res in first + second:
+        key = (res.source, res.target)
+        if key in merged:
+            prev = merged[key]
+            n = min(len(prev.copy), len(res.copy))
+            prev.copy[:n] |= res.copy[:n]
+            if res in second:
+                prev.delay_s, prev.correlation = res.delay_s, res.correlation
+        else:
+            merged[key] = res
+    couplings: list[Coupling] = []
+    for _, res in sorted(merged.items()):
+        b = tracks[res.target]
+        a = tracks[res.source]
+        n = len(res.copy)
+        removed = res.copy & b.raw[:n]
+        b.speech[:n] &= ~removed
+        if not removed.any():
+            continue
+        lag = int(round(res.delay_s / frame_s))
+        idx = np.flatnonzero(removed)
+        src_idx = np.clip(idx - lag, 0, len(a.energy_db) - 1)
+        gain = float(np.median(b.energy_db[idx] - a.energy_db[src_idx]))
+        couplings.append(
+            Coupling(
+                source=a.track_id,
+                target=b.track_id,
+                delay_s=res.delay_s,
+                gain_db=gain,
+                correlation=res.correlation,
+                removed_s=float(removed.sum()) * frame_s,
+            )
+        )
+    return couplings
+
+
+def attribute(tracks: list[TrackFrames], frame_s: float, config: AttributionConfig) -> list[Coupling]:
+    """The cross-track comparison of the pipeline: by waveform when every track has one (then the
+    waveforms are dropped), else by loudness envelopes (:func:`analytics.attribution.remove_copies`)."""
+    waves = [t.wave for t in tracks]
+    if any(w is None for w in waves):
+        return remove_copies(tracks, frame_s, config)
+    couplings = remove_copies_by_waveform(tracks, [w for w in waves if w is not None], frame_s, config)
+    for t in tracks:
+        t.wave = None
+    return couplings
