@@ -850,6 +850,90 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
     return count
 
 
+# --- ICE restart on a live connection (WHIP/WHEP PATCH, RFC 9725 section 4.4.2) ---
+# aiortc has no ICE restart and aioice's Connection no restart method. A restart here keeps
+# the bundled connection's sockets, its local candidates and the DTLS/SRTP session on top of
+# it, and starts connectivity checks again with new credentials on both sides: the remote
+# candidates and the check list are dropped, the nominated pair too (sending waits for the new
+# one: the old path is what failed), and aioice's own connect() runs again (it nominates, then
+# restarts consent freshness). RawTransport.revalidate picks the new pair up within a second.
+
+_ICE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+@dataclass
+class IceRestart:
+    ufrag: str  # our new credentials, for the answer fragment
+    pwd: str
+    candidates: list[str]  # our local candidates, SDP attribute values ("1 1 udp ... typ host")
+
+
+def new_ice_credentials() -> tuple[str, str]:
+    import secrets
+
+    return ("".join(secrets.choice(_ICE_CHARS) for _ in range(8)),
+            "".join(secrets.choice(_ICE_CHARS) for _ in range(24)))
+
+
+def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
+                local: tuple[str, str] | None = None) -> IceRestart:
+    """Restart ICE on ``pc``'s bundled transport with the peer's new ``remote_ufrag`` /
+    ``remote_pwd`` and new local credentials (``local``, or fresh ones). Add the peer's new
+    candidates afterwards (``pc.addIceCandidate``, ``None`` for end-of-candidates). Raises
+    ValueError when there is nothing to restart: no transport, closed, or the previous ICE
+    negotiation still running."""
+    import asyncio
+
+    try:
+        aioice.ice.validate_username(remote_ufrag)
+        aioice.ice.validate_password(remote_pwd)
+    except ValueError as exc:
+        raise ValueError(f"bad ICE credentials: {exc}") from None
+    dtls = _bundle_dtls(pc)
+    if dtls is None:
+        raise ValueError("the connection has no ICE transport")
+    ice = dtls.transport
+    conn = ice._connection
+    if conn._closing or conn._closed:
+        raise ValueError("the ICE connection is closed")
+    if not conn._check_list_done or not conn._nominated:
+        raise ValueError("ICE is still connecting: restart once it has connected")
+    ufrag, pwd = local or new_ice_credentials()
+    if conn._query_consent_task is not None:
+        conn._query_consent_task.cancel()
+        conn._query_consent_task = None
+    for pair in conn._check_list:
+        if pair.task is not None:
+            pair.task.cancel()
+    conn._local_username, conn._local_password = ufrag, pwd
+    conn.remote_username, conn.remote_password = remote_ufrag, remote_pwd
+    conn._remote_candidates = []
+    conn._remote_candidates_end = False
+    conn._check_list = []
+    conn._check_list_done = False
+    conn._check_list_state = asyncio.Queue()
+    conn._nominated.clear()
+    conn._nominating.clear()
+    ice.iceGatherer._remote_candidates_end = False  # aiortc's own end-of-candidates latch
+    STATS.ice_restarts += 1
+
+    async def checks() -> None:
+        try:
+            await conn.connect()
+        except Exception as exc:  # the restart failed: the connection is over
+            STATS.ice_restarts_failed += 1
+            log.info("ICE restart failed (%s): closing the connection", exc)
+            await conn.close()
+
+    task = asyncio.get_running_loop().create_task(checks())
+    _restart_tasks.add(task)
+    task.add_done_callback(_restart_tasks.discard)
+    return IceRestart(ufrag, pwd, [c.to_sdp() for c in conn.local_candidates])
+
+
+_restart_tasks: set[Any] = set()
+
+
 # --- bot-side hooks (load test, recorder) ---
 # Used by loadtest/bots.py. A subscriber bot keeps aiortc's ICE, DTLS and SRTP negotiation but
 # must not pay for aiortc's receive path per packet (datagram → aioice queue → DTLS transport →
@@ -1056,6 +1140,8 @@ async def _mdns_lookup(name: str, attempts: tuple[float, ...]) -> str | None:
                 return str(address)
         ICE_STATS.mdns_unresolved += 1
         STATS.ice_mdns_unresolved += 1
+        log.info("ICE: %s did not resolve in %.2f s; waiting for the peer's own checks "
+                 "(peer-reflexive candidate)", name, sum(attempts))
         return None
     except OSError as exc:  # no multicast on this host: the peer-reflexive path remains
         log.info("mDNS lookup of %s failed: %s", name, exc)
@@ -1077,7 +1163,7 @@ async def resolve_mdns(name: str, attempts: tuple[float, ...] | None = None) -> 
         return cached
     key = name.lower()
     task = _mdns_lookups.get(key)
-    if task is None:
+    if task is None or task.get_loop() is not asyncio.get_running_loop():  # (a closed loop's task)
         task = asyncio.ensure_future(_mdns_lookup(name, MDNS_ATTEMPTS_S if attempts is None else attempts))
         _mdns_lookups[key] = task
         task.add_done_callback(lambda _t: _mdns_lookups.pop(key, None))
@@ -1120,10 +1206,7 @@ def robust_mdns_ice() -> None:
         async def resolve_then_pair() -> None:
             try:
                 address = await resolve_mdns(candidate.host)
-                if address is None:
-                    log.info("ICE: %s did not resolve; waiting for the peer's own checks "
-                             "(peer-reflexive candidate)", candidate.host)
-                elif not self._closing:
+                if address is not None and not self._closing:
                     self._add_remote_candidate(candidate, address)
             except Exception:  # never an unhandled task error; the candidate is just lost
                 log.exception("ICE: resolving %s failed", candidate.host)
