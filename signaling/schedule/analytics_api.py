@@ -13,12 +13,13 @@ subject:
 Who sees what: a bureau administrator (API key) sees the lessons of its own bureau. A teacher
 proves who they are with the join link of a lesson they led (the lead classroom's token as
 ``?token=`` or ``Authorization: Bearer <token>``, accepted up to 30 days after that lesson, as for
-the recording): they see only the lessons
-whose lead teacher is that lesson's lead teacher, and asking for another teacher is ``403``.
+the recording): they see only the lessons whose lead teacher is that lesson's lead teacher, and
+asking for another teacher is ``403``.
 
 Reports are read from disk in a worker thread and remembered by (file, mtime, size), so a term of
 lessons is parsed once; a report the dashboard cannot use is logged and counted
-(``unreadable_reports``), never an error of the request.
+(``unreadable_reports``), never an error of the request. Observation scores come from the schedule
+database's notes (:func:`observation_scores`).
 """
 
 from __future__ import annotations
