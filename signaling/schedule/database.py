@@ -334,9 +334,13 @@ class PostgresDatabase:
                 return cursor
             except psycopg.errors.IntegrityError as exc:
                 raise IntegrityError(str(exc).strip()) from exc
-            except psycopg.OperationalError as exc:  # also statement_timeout / lock_timeout
-                self._failed(exc)
-                raise  # not reached
+            except psycopg.OperationalError as exc:
+                if conn.broken or conn.closed:
+                    self._failed(exc)  # an outage: logged once, reconnected in the background
+                # statement_timeout / lock_timeout: the connection is fine, this call was cut short
+                self.failures += 1
+                log.warning("schedule database %s: call cut short: %s", self.where, str(exc).strip())
+                raise DatabaseUnavailable("the schedule database is too slow right now; try again shortly") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
