@@ -81,6 +81,10 @@ class NoteBook(Protocol):
 
     def save_note(self, note: Note) -> Note: ...
 
+    def notes_of(self, lesson_id: str) -> list[Note]:
+        """The live room's notes so far (a recorder that joins late gets them)."""
+        ...
+
     def timeline_origin_ms(self, lesson_id: str) -> int | None:
         """Where the lesson's media timeline begins (ms since the epoch): the recording's
         ``started_at``, or ``None`` when there is no recording (the live room's start is used)."""

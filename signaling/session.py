@@ -341,6 +341,7 @@ class Session:
         )
         if p.role == "recorder":
             await room.broadcast(server_message("recording", active=True), include_hidden=False)
+            await self._notes_so_far(room)
         if p.visible:
             await room.broadcast(server_message("participant_joined", participant=p.public()))
             self.router.presence_changed(room)
@@ -437,6 +438,20 @@ class Session:
     def _rubric(self, lesson_id: str) -> list[str]:
         book = self.router.notes
         return book.rubric_for_lesson(lesson_id) if book is not None else list(DEFAULT_RUBRIC)
+
+    async def _notes_so_far(self, room: Room) -> None:
+        """A recorder that joins (late, or again after a restart) gets the lesson's notes so far:
+        it writes those it does not have yet into the manifest (``note_id`` tells them apart)."""
+        book = self.router.notes
+        if book is None:
+            return
+        try:
+            earlier = book.notes_of(room.lesson_id)
+        except Exception:
+            log.exception("notes of %s could not be read for the recorder", room.lesson_id)
+            return
+        for note in earlier:
+            await self.send(server_message("note", note=note.to_json()))
 
     async def _note(self, m: Message, p: Participant, room: Room) -> None:
         """An observer's note: checked, stamped with the lesson's media time (the recording's

@@ -119,5 +119,8 @@ class ScheduleNotes:
                 note = replace(note, bureau_id=bureau)
         return add_note(self.store, note)
 
+    def notes_of(self, lesson_id: str) -> list[Note]:
+        return lesson_notes(self.store, lesson_id)
+
     def timeline_origin_ms(self, lesson_id: str) -> int | None:
         return self._origin(lesson_id) if self._origin is not None else None

@@ -241,3 +241,53 @@ async def test_a_note_afterwards_goes_into_the_manifest_and_no_playback_link_sho
                                 params={"token": tok(demo_server, classroom, role)}, allow_redirects=False) as resp:
                 assert resp.status == 302, await resp.text()
                 assert ("&token=" in resp.headers["Location"]) is has_token
+
+
+async def test_the_recorder_writes_notes_into_the_manifest_also_those_before_it_joined(
+        tmp_path: Path) -> None:
+    from recorder.manifest import read_manifest
+    from recorder.worker import LiveRecorder
+    from tests.integration.recorder.test_live_recorder import recorder_token, token, wait_until
+
+    srv = await start_server(server_config(tmp_path))
+    observer = ClassroomPeer(srv.base_url, token(srv, "obs-1", "observer", "王老师"))
+    out = srv.config.data_path / "recordings" / "rec-lesson"  # where the server looks for the timeline
+    stop = asyncio.Event()
+    task: asyncio.Task[int] | None = None
+    try:
+        assert (await observer.connect())["type"] == "joined"
+        await observer.send({"type": "note", "text": "录制前的记录", "score": 2})
+        early = (await observer.expect("note_saved"))["note"]
+        await asyncio.sleep(0.3)
+        recorder = LiveRecorder(srv.base_url.replace("http", "ws", 1) + "/ws", recorder_token(srv),
+                                srv.config.data_path, out=out)
+        task = asyncio.create_task(recorder.run(stop))
+        await wait_until(lambda: (out / "manifest.json").exists() and recorder.session is not None, 20,
+                         "the recorder joined")
+        await asyncio.sleep(0.5)
+        await observer.send({"type": "note", "text": "录制中的记录", "dimension": "学生参与", "score": 5})
+        saved = await observer.expect("note_saved")
+        session = recorder.session
+        assert session is not None
+
+        def both() -> bool:
+            return len([e for e in session.events if e.type == "observation_note"]) == 2
+
+        await wait_until(both, 10, "both notes in the recording's timeline")
+        stop.set()
+        await task
+        task = None
+        notes = {e.extra["text"]: e for e in read_manifest(out / "manifest.json").events
+                 if e.type == "observation_note"}
+        assert set(notes) == {"录制前的记录", "录制中的记录"}
+        assert notes["录制前的记录"].t_ms == 0 and notes["录制前的记录"].extra["note_id"] == early["id"]
+        during = notes["录制中的记录"]
+        assert abs(during.t_ms - saved["t_ms"]) <= 2, (during.t_ms, saved["t_ms"])  # one mapping, both sides
+        assert during.extra["author"] == "王老师" and during.extra["score"] == 5
+        assert during.extra["dimension"] == "学生参与" and during.classroom_id is None
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        await observer.close()
+        await srv.stop()
