@@ -104,6 +104,8 @@ MEDIA_HELP: dict[str, str] = {
     "ice_mdns_unresolved": "remote .local (mDNS) ICE candidates that did not resolve within 5.25 s "
     "(the connection then relies on peer-reflexive candidates)",
     "ice_prflx_learned": "peer-reflexive remote ICE candidates learned from a peer's connectivity checks",
+    "ice_restarts": "ICE restarts of WHIP/WHEP sessions (PATCH with a new ice-ufrag and ice-pwd)",
+    "ice_restarts_failed": "ICE restarts whose new connectivity checks failed (the connection was closed)",
 }
 
 # Hot-path counter key (``sfu.stats.MediaStats``) -> exported name where the two differ: Prometheus

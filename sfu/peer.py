@@ -106,6 +106,12 @@ async def _add_candidate(pc: RTCPeerConnection, candidate: dict[str, Any] | None
     await pc.addIceCandidate(c)
 
 
+def _restart_ice(pc: RTCPeerConnection, ufrag: str, pwd: str) -> glue.IceRestart:
+    restart = glue.restart_ice(pc, ufrag, pwd)
+    _candidates[pc] = 0  # the new generation of remote candidates starts its own count
+    return restart
+
+
 class PublisherPeer:
     def __init__(
         self,
@@ -160,6 +166,10 @@ class PublisherPeer:
             self.transport = glue.raw_transport(self.pc)
         sdp = glue.simulcast_answer(str(self.pc.localDescription.sdp), self._simulcast)
         return glue.opus_fec_answer(glue.red_answer(sdp, self._red))
+
+    def restart_ice(self, ufrag: str, pwd: str) -> glue.IceRestart:
+        """ICE restart with the publisher's new credentials (WHIP PATCH); ValueError if it cannot."""
+        return _restart_ice(self.pc, ufrag, pwd)
 
     async def add_candidate(self, candidate: dict[str, Any] | None) -> None:
         await _add_candidate(self.pc, candidate)
@@ -606,6 +616,12 @@ class SubscriberPeer:
         if self.pc is None:
             raise SdpError("no subscribe connection yet")
         await _add_candidate(self.pc, candidate)
+
+    def restart_ice(self, ufrag: str, pwd: str) -> glue.IceRestart:
+        """ICE restart with the player's new credentials (WHEP PATCH); ValueError if it cannot."""
+        if self.pc is None:
+            raise ValueError("no connection yet")
+        return _restart_ice(self.pc, ufrag, pwd)
 
     def _on_stream(self, neg: Negotiated) -> None:
         if self.closed or self.transport is None or not neg.codecs:

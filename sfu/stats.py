@@ -111,6 +111,9 @@ class MediaStats:
     ice_mdns_unresolved: int = 0
     # peer-reflexive remote candidates learned from a peer's own connectivity checks
     ice_prflx_learned: int = 0
+    # ICE restarts of WHIP/WHEP sessions (PATCH with a new ice-ufrag), and those that failed
+    ice_restarts: int = 0
+    ice_restarts_failed: int = 0
     transcodes: int = 0
     # of forwarded_packets, those the C fan-out loop sent itself (refreshed by counters())
     forwarded_in_c: int = 0

@@ -49,6 +49,7 @@ CORS_HEADERS = {
     "Access-Control-Max-Age": "600",
 }
 FRAG_TYPE = "application/trickle-ice-sdpfrag"
+MAX_ICE_RESTARTS = 16  # per session: each one re-runs the connectivity checks
 
 
 class HttpError(Exception):
@@ -70,6 +71,7 @@ class Resource:
     etag: str
     ice_ufrag: str
     closed: bool = False
+    restarts: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
@@ -150,7 +152,9 @@ def link_headers(ice_servers: list[dict[str, Any]]) -> list[str]:
 @dataclass
 class FragLines:
     ufrag: str = ""
+    pwd: str = ""
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    end: bool = False  # a=end-of-candidates
 
 
 def parse_fragment(text: str) -> FragLines:
@@ -163,6 +167,10 @@ def parse_fragment(text: str) -> FragLines:
         line = raw.strip()
         if line.startswith("a=ice-ufrag:"):
             frag.ufrag = line[len("a=ice-ufrag:"):]
+        elif line.startswith("a=ice-pwd:"):
+            frag.pwd = line[len("a=ice-pwd:"):]
+        elif line == "a=end-of-candidates":
+            frag.end = True
         elif line.startswith("m="):
             index += 1
         elif line.startswith("a=mid:"):
@@ -382,13 +390,40 @@ class WhipEndpoints:
             raise HttpError(412, "etag_mismatch", f"If-Match {match.strip()} is not the session's ETag {res.etag}")
         text = await _body(request, FRAG_TYPE, MAX_FRAG_BYTES)
         frag = parse_fragment(text)
-        if frag.ufrag and res.ice_ufrag and frag.ufrag != res.ice_ufrag:
-            raise HttpError(422, "ice_restart_unsupported",
-                            "ICE restart is not supported: a new ice-ufrag needs a new session (DELETE, then POST)")
         p = res.participant
         peer = p.publisher if res.kind == "whip" else p.subscriber
         if peer is None:
             raise HttpError(404, "not_found", "the session has no connection")
+        if frag.ufrag and res.ice_ufrag and frag.ufrag != res.ice_ufrag:
+            return await self._restart(res, peer, frag)
+        await self._add_candidates(peer, frag)
+        return web.Response(status=204, headers=CORS_HEADERS)
+
+    async def _restart(self, res: Resource, peer: PublisherPeer | SubscriberPeer, frag: FragLines) -> web.Response:
+        """RFC 9725 section 4.4.2: a fragment with a new ice-ufrag and ice-pwd restarts ICE; the
+        answer is ``200`` with our new credentials and candidates and a new ETag."""
+        if not frag.pwd:
+            raise HttpError(400, "sdp_invalid", "an ICE restart (a new a=ice-ufrag) needs its a=ice-pwd")
+        if res.restarts >= MAX_ICE_RESTARTS:
+            raise HttpError(429, "too_many_restarts",
+                            f"at most {MAX_ICE_RESTARTS} ICE restarts per session: DELETE it and POST again")
+        try:
+            restart = peer.restart_ice(frag.ufrag, frag.pwd)
+        except ValueError as exc:
+            raise HttpError(422, "ice_restart_unsupported", f"ICE could not be restarted: {exc}") from None
+        res.restarts += 1
+        res.ice_ufrag = frag.ufrag
+        res.etag = f'"{secrets.token_hex(8)}"'
+        log.info("%s resource %s: ICE restart %d", res.kind, res.resource_id, res.restarts)
+        await self._add_candidates(peer, frag)
+        mid = frag.candidates[0]["sdpMid"] if frag.candidates and frag.candidates[0]["sdpMid"] else "0"
+        lines = [f"a=ice-ufrag:{restart.ufrag}", f"a=ice-pwd:{restart.pwd}", "m=audio 9 UDP/TLS/RTP/SAVPF 0",
+                 f"a=mid:{mid}"]
+        lines += [f"a=candidate:{c}" for c in restart.candidates] + ["a=end-of-candidates"]
+        return web.Response(status=200, body=("\r\n".join(lines) + "\r\n").encode(),
+                            headers={**CORS_HEADERS, "Content-Type": FRAG_TYPE, "ETag": res.etag})
+
+    async def _add_candidates(self, peer: PublisherPeer | SubscriberPeer, frag: FragLines) -> None:
         for cand in frag.candidates:
             try:
                 await asyncio.wait_for(peer.add_candidate(cand), 5.0)
@@ -396,7 +431,6 @@ class WhipEndpoints:
                 raise HttpError(422, "candidate_invalid", "the ICE candidate could not be applied in time") from None
             except Exception as exc:
                 raise HttpError(422, "candidate_invalid", f"the ICE candidate could not be applied: {exc}") from None
-        return web.Response(status=204, headers=CORS_HEADERS)
 
     async def delete(self, request: web.Request) -> web.Response:
         res = self._owned(request)

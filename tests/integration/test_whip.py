@@ -57,6 +57,51 @@ async def test_whip_lead_reaches_a_websocket_remote(server: Server) -> None:
         await remote.close()
 
 
+async def test_whip_ice_restart(server: Server) -> None:
+    """RFC 9725 section 4.4.2: PATCH with a new ice-ufrag/ice-pwd restarts ICE on the live
+    session; the answer is 200 with the server's new credentials and candidates and a new ETag;
+    the DTLS/SRTP session is kept and the remote keeps decoding the lead."""
+    remote = ClassroomPeer(server.base_url, token(server, "wr", "r1", "remote"))
+    lead = WhipPublisher(server.base_url, token(server, "wr", "obs", "lead"))
+    try:
+        assert (await remote.connect())["type"] == "joined"
+        assert await lead.publish([PatternTrack(), ToneTrack()]) == 201, lead.body
+        await remote.wait_frames("video", 10, classroom_id="obs")
+        publisher = server.router.rooms["wr"].lead.publisher  # type: ignore[union-attr]
+        conn = publisher.pc.getTransceivers()[0].receiver.transport.transport._connection
+        for _ in range(50):  # the restart needs the first negotiation to be over
+            if conn._check_list_done and conn._nominated:
+                break
+            await asyncio.sleep(0.1)
+        old_etag, old_pair, old_local = lead.etag, conn._nominated[1], conn.local_username
+        for round_ in range(2):
+            started = time.monotonic()
+            status, body = await lead.restart_ice()
+            assert status == 200, body
+            assert lead.last_headers["Content-Type"].startswith("application/trickle-ice-sdpfrag")
+            assert lead.etag != old_etag and "a=candidate:" in body and "a=end-of-candidates" in body
+            assert f"a=ice-ufrag:{conn.local_username}" in body and conn.local_username != old_local
+            for _ in range(100):
+                if conn._nominated.get(1) not in (None, old_pair):
+                    break
+                await asyncio.sleep(0.05)
+            assert conn._nominated.get(1) not in (None, old_pair), "no new pair nominated"
+            print(f"\nICE restart {round_ + 1}: new pair nominated {time.monotonic() - started:.3f} s after the PATCH")
+            before = remote.frames[remote.mids("video", classroom_id="obs")[0]]
+            await remote.wait_frames("video", before + 10, classroom_id="obs")  # media flows on
+            old_etag, old_pair, old_local = lead.etag, conn._nominated[1], conn.local_username
+        # the old ETag no longer matches; the session is still the same participant
+        status, body = await lead.request("PATCH", data="a=end-of-candidates\r\n",
+                                          headers={"Content-Type": "application/trickle-ice-sdpfrag",
+                                                   "If-Match": '"0000"'})
+        assert status == 412
+        assert server.router.rooms["wr"].lead is not None
+        assert await lead.delete() == 200
+    finally:
+        await lead.close()
+        await remote.close()
+
+
 def _ufrag(peer: WhipPublisher) -> str:
     sdp = peer.pc.localDescription.sdp
     return next(line.split(":", 1)[1].strip() for line in sdp.splitlines() if line.startswith("a=ice-ufrag:"))
@@ -109,13 +154,16 @@ async def test_whip_bad_input(server: Server) -> None:
         assert await second.publish([PatternTrack()]) == 409 and second.body["error"]["code"] == "lead_present"
         await second.close()
         assert await other.publish([PatternTrack(), ToneTrack()]) == 201, other.body
-        # PATCH: a wrong ETag, an ICE restart (a new ufrag), the wrong content type
+        # PATCH: a wrong ETag, an ICE restart without its password or with bad credentials,
+        # the wrong content type
         frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
         status, body = await first.request("PATCH", data="a=ice-ufrag:x\r\n", headers={**frag, "If-Match": '"nope"'})
         assert status == 412 and body["error"]["code"] == "etag_mismatch"
-        status, body = await first.request("PATCH", data="a=ice-ufrag:zzzz\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n",
+        status, body = await first.request("PATCH", data="a=ice-ufrag:zzzz\r\n", headers={**frag, "If-Match": "*"})
+        assert status == 400 and body["error"]["code"] == "sdp_invalid" and "ice-pwd" in body["error"]["message"]
+        status, body = await first.request("PATCH", data="a=ice-ufrag:zzzz\r\na=ice-pwd:short\r\n",
                                            headers={**frag, "If-Match": "*"})
-        assert status == 422 and body["error"]["code"] == "ice_restart_unsupported"
+        assert status == 422 and body["error"]["code"] == "ice_restart_unsupported", body
         status, body = await first.request("PATCH", data="x", headers={"Content-Type": "application/sdp"})
         assert status == 415
         status, body = await first.request("PATCH", data="a=candidate:garbage\r\n", headers=frag)

@@ -25,6 +25,7 @@ class HttpPeer:
         self.headers: Any = None
         self.body: Any = None
         self.created_at = 0.0
+        self.last_headers: Any = None
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         t = token if token is not None else self.token
@@ -50,7 +51,37 @@ class HttpPeer:
                                                            headers={**self.auth(token), **kw.pop("headers", {})},
                                                            **kw) as r:
             body = await r.json() if r.content_type == "application/json" else await r.text()
+            self.last_headers = r.headers
             return r.status, body
+
+    async def restart_ice(self) -> tuple[int, Any]:
+        """An ICE restart the RFC 9725 way (section 4.4.2): PATCH a fragment with new credentials
+        and our candidates (``If-Match: *``); on ``200`` apply the server's new credentials and
+        candidates. aiortc cannot restart ICE itself: the client side uses the same glue step
+        as the server (``glue.restart_ice``), with the credentials it sent."""
+        from aiortc.sdp import candidate_from_sdp
+
+        from sfu import glue
+
+        ufrag, pwd = glue.new_ice_credentials()
+        conn = self.pc.getTransceivers()[0].receiver.transport.transport._connection
+        lines = [f"a=ice-ufrag:{ufrag}", f"a=ice-pwd:{pwd}", "m=audio 9 UDP/TLS/RTP/SAVPF 0", "a=mid:0"]
+        lines += [f"a=candidate:{c.to_sdp()}" for c in conn.local_candidates] + ["a=end-of-candidates"]
+        status, body = await self.request("PATCH", data="\r\n".join(lines) + "\r\n",
+                                          headers={"Content-Type": "application/trickle-ice-sdpfrag",
+                                                   "If-Match": "*"})
+        if status != 200:
+            return status, body
+        self.etag = self.last_headers["ETag"]
+        server = {k: v for k, _, v in (line.partition(":") for line in body.splitlines())
+                  if k in ("a=ice-ufrag", "a=ice-pwd")}
+        glue.restart_ice(self.pc, server["a=ice-ufrag"], server["a=ice-pwd"], local=(ufrag, pwd))
+        for line in body.splitlines():
+            if line.startswith("a=candidate:"):
+                candidate = candidate_from_sdp(line[len("a=candidate:"):])
+                candidate.sdpMid = "0"
+                await self.pc.addIceCandidate(candidate)
+        return status, body
 
     async def delete(self, token: str | None = None) -> int:
         return (await self.request("DELETE", token))[0]

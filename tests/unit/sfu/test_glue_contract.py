@@ -657,3 +657,25 @@ async def test_answer_as_dtls_server_turns_actpass_into_passive() -> None:
     finally:
         await offerer.close()
         await answerer.close()
+
+
+def test_connection_internals_used_by_restart_ice() -> None:
+    """glue.restart_ice resets these attributes of a live aioice Connection and runs its own
+    connect() again; aiortc's gatherer keeps its own end-of-candidates latch."""
+    init = source(aioice.ice.Connection.__init__)
+    for attr in ("_closing", "_closed", "_check_list", "_check_list_done", "_check_list_state",
+                 "_nominated", "_nominating", "_query_consent_task", "_remote_candidates",
+                 "_remote_candidates_end", "_local_username", "_local_password"):
+        assert f"self.{attr}" in init, attr
+    assert "self.remote_username" in init and "self.remote_password" in init
+    assert params(aioice.ice.validate_username) == ["value"]
+    assert params(aioice.ice.validate_password) == ["value"]
+    own_connect = source(glue.aioice_original("connect"))
+    # connect() re-pairs the remote candidates and, once done, starts consent freshness again
+    assert "self._pair_remote_candidate(remote_candidate)" in own_connect
+    assert "self._query_consent_task = asyncio.create_task(self.query_consent())" in own_connect
+    assert "self.__iceGatherer._remote_candidates_end" in source(
+        aiortc.rtcicetransport.RTCIceTransport.addRemoteCandidate)
+    assert "return self.__iceGatherer" in source(aiortc.rtcicetransport.RTCIceTransport)
+    assert "task" in aioice.ice.CandidatePair.__init__.__code__.co_names or \
+        "self.task" in source(aioice.ice.CandidatePair.__init__)

@@ -25,7 +25,7 @@ EXPECTED_COUNTERS = {
     "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
     "retransmits_skipped", "nack_keyframes", "layer_switches", "padding_bytes", "temporal_dropped", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
-    "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned",
+    "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned", "ice_restarts", "ice_restarts_failed",
 }  # fmt: skip
 
 
