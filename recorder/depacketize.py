@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from sfu import vp8
+from sfu import rtcp, rtp, vp8
 
 RTP_VERSION = 2
 _RTP_HEADER = struct.Struct("!BBHII")
@@ -44,63 +44,38 @@ class RtpPacket:
 
 
 def parse_rtp(data: bytes) -> RtpPacket:
-    """Parse one RTP packet (RFC 3550)."""
-    if len(data) < _RTP_HEADER.size:
-        raise RtpError(f"RTP packet too short ({len(data)} bytes)")
-    b0, b1, seq, ts, ssrc = _RTP_HEADER.unpack_from(data)
-    version = b0 >> 6
-    if version != RTP_VERSION:
-        raise RtpError(f"RTP version {version} is not 2")
-    has_padding = bool(b0 & 0x20)
-    has_extension = bool(b0 & 0x10)
-    csrc_count = b0 & 0x0F
-    marker = bool(b1 & 0x80)
-    payload_type = b1 & 0x7F
-    if 72 <= payload_type <= 76:
-        raise RtpError(f"payload type {payload_type} is RTCP, not RTP")
-    offset = _RTP_HEADER.size
-    end = len(data)
-    if offset + 4 * csrc_count > end:
-        raise RtpError("RTP packet truncated in the CSRC list")
-    csrcs = struct.unpack_from(f"!{csrc_count}I", data, offset) if csrc_count else ()
-    offset += 4 * csrc_count
+    """Parse one RTP packet (RFC 3550): the header by the SFU's reader
+    (:func:`sfu.rtp.parse_header`), then CSRCs and RFC 8285 extension elements."""
+    try:
+        h = rtp.parse_header(data)
+    except rtp.RtpError as exc:
+        raise RtpError(str(exc)) from None
+    if 72 <= h.payload_type <= 76:
+        raise RtpError(f"payload type {h.payload_type} is RTCP, not RTP")
+    csrc_count = data[0] & 0x0F
+    csrcs = struct.unpack_from(f"!{csrc_count}I", data, _RTP_HEADER.size) if csrc_count else ()
     extensions: dict[int, bytes] = {}
     profile: int | None = None
-    if has_extension:
-        if offset + 4 > end:
-            raise RtpError("RTP packet truncated in the extension header")
-        profile, words = struct.unpack_from("!HH", data, offset)
-        offset += 4
-        ext_end = offset + 4 * words
-        if ext_end > end:
-            raise RtpError("RTP header extension longer than the packet")
-        block = data[offset:ext_end]
+    if data[0] & 0x10:
+        block = data[h.ext_offset:h.ext_offset + h.ext_length]
+        profile = h.ext_profile
         if profile == 0xBEDE:
             extensions = _parse_one_byte_extensions(block)
             profile = None
         elif profile & 0xFFF0 == 0x1000:
             extensions = _parse_two_byte_extensions(block)
             profile = None
-        offset = ext_end
-    padding = 0
-    if has_padding:
-        if end <= offset:
-            raise RtpError("RTP padding flag set but no padding")
-        padding = data[end - 1]
-        if padding == 0 or end - padding < offset:
-            raise RtpError(f"invalid RTP padding length {padding}")
-        end -= padding
     return RtpPacket(
-        payload_type=payload_type,
-        sequence=seq,
-        timestamp=ts,
-        ssrc=ssrc,
-        marker=marker,
-        payload=bytes(data[offset:end]),
+        payload_type=h.payload_type,
+        sequence=h.sequence,
+        timestamp=h.timestamp,
+        ssrc=h.ssrc,
+        marker=h.marker,
+        payload=bytes(data[h.payload_offset:h.payload_end]),
         csrcs=tuple(csrcs),
         extensions=extensions,
         extension_profile=profile,
-        padding=padding,
+        padding=len(data) - h.payload_end,
     )
 
 
@@ -204,102 +179,52 @@ def is_rtcp(data: bytes) -> bool:
 
 
 def parse_sender_reports(data: bytes) -> list[SenderReport]:
-    """Return the sender reports of a (compound) RTCP packet; other packet types are skipped."""
-    reports: list[SenderReport] = []
-    offset = 0
-    while offset + 4 <= len(data):
-        b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
-        if b0 >> 6 != RTP_VERSION:
-            raise RtpError("RTCP version is not 2")
-        length = 4 * (words + 1)
-        if offset + length > len(data):
-            raise RtpError("RTCP packet truncated")
-        if packet_type == 200:
-            if length < 28:
-                raise RtpError("RTCP sender report too short")
-            ssrc, ntp_hi, ntp_lo, rtp_ts, packets, octets = struct.unpack_from("!IIIIII", data, offset + 4)
-            reports.append(
-                SenderReport(
-                    ssrc=ssrc,
-                    ntp_seconds=ntp_hi + ntp_lo / 2**32,
-                    rtp_timestamp=rtp_ts,
-                    packet_count=packets,
-                    octet_count=octets,
-                )
-            )
-        offset += length
-    return reports
+    """Return the sender reports of a (compound) RTCP packet; other packet types are skipped
+    (read by the SFU's parser, :func:`sfu.rtcp.parse`)."""
+    try:
+        records = list(rtcp.parse(data))
+    except rtcp.RtcpError as exc:
+        raise RtpError(str(exc)) from None
+    return [
+        SenderReport(ssrc=r.ssrc, ntp_seconds=(r.ntp >> 32) + (r.ntp & 0xFFFFFFFF) / 2**32, rtp_timestamp=r.rtp_ts,
+                     packet_count=r.packets, octet_count=r.octets)
+        for r in records
+        if isinstance(r, rtcp.SenderReport)
+    ]
 
 
 def build_sender_report(ssrc: int, unix_seconds: float, rtp_timestamp: int, packets: int = 0, octets: int = 0) -> bytes:
     ntp = unix_seconds + NTP_UNIX_OFFSET
     hi = int(ntp)
     lo = int((ntp - hi) * 2**32) & 0xFFFFFFFF
-    return struct.pack(
-        "!BBHIIIIII",
-        0x80,
-        200,
-        6,
-        ssrc,
-        hi,
-        lo,
-        rtp_timestamp & 0xFFFFFFFF,
-        packets & 0xFFFFFFFF,
-        octets & 0xFFFFFFFF,
-    )
+    return rtcp.build_sr(ssrc, hi << 32 | lo, rtp_timestamp, packets, octets)
 
 
 def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
     """RTCP Picture Loss Indication (RFC 4585 §6.3.1): please send a keyframe."""
-    return struct.pack("!BBHII", 0x81, 206, 2, sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF)
+    return rtcp.build_pli(sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF)
 
 
 def build_nack(sender_ssrc: int, media_ssrc: int, sequences: list[int]) -> bytes:
     """RTCP generic NACK (RFC 4585 §6.2.1) for the given 16-bit sequence numbers."""
-    items: list[tuple[int, int]] = []  # (PID, BLP)
-    for seq in sorted({s & 0xFFFF for s in sequences}):
-        if items:
-            pid, blp = items[-1]
-            delta = (seq - pid) & 0xFFFF
-            if 1 <= delta <= 16:
-                items[-1] = (pid, blp | (1 << (delta - 1)))
-                continue
-        items.append((seq, 0))
-    fci = b"".join(struct.pack("!HH", pid, blp) for pid, blp in items)
-    words = 2 + len(items)
-    return struct.pack("!BBHII", 0x81, 205, words, sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF) + fci
+    return rtcp.build_nack(sender_ssrc & 0xFFFFFFFF, media_ssrc & 0xFFFFFFFF, sequences)
+
+
+def _feedback(data: bytes) -> list[rtcp.RtcpRecord]:
+    try:
+        return list(rtcp.parse(data))
+    except rtcp.RtcpError:
+        return []  # as before: nothing usable in a malformed packet
 
 
 def parse_nack(data: bytes) -> list[int]:
     """Sequence numbers asked for by the generic NACKs in a (compound) RTCP packet."""
-    out: list[int] = []
-    offset = 0
-    while offset + 12 <= len(data):
-        b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
-        end = offset + 4 * (words + 1)
-        if packet_type == 205 and b0 & 0x1F == 1:
-            for pos in range(offset + 12, min(end, len(data)) - 3, 4):
-                pid, blp = struct.unpack_from("!HH", data, pos)
-                out.append(pid)
-                out += [(pid + i + 1) & 0xFFFF for i in range(16) if blp >> i & 1]
-        offset = end
-    return out
+    return [seq for r in _feedback(data) if isinstance(r, rtcp.Nack) for seq in r.seqs]
 
 
 def parse_pli(data: bytes) -> list[int]:
     """Media SSRCs for which a (compound) RTCP packet asks a keyframe."""
-    out: list[int] = []
-    offset = 0
-    while offset + 12 <= len(data):
-        b0, packet_type, words = struct.unpack_from("!BBH", data, offset)
-        if packet_type == 206 and b0 & 0x1F == 1:
-            out.append(struct.unpack_from("!I", data, offset + 8)[0])
-        offset += 4 * (words + 1)
-    return out
-
-
-# --------------------------------------------------------------------------------------- frames
-
+    return [r.media_ssrc for r in _feedback(data) if isinstance(r, rtcp.KeyframeRequest) and not r.fir]
 
 @dataclass(slots=True)
 class EncodedFrame:

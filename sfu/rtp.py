@@ -35,29 +35,34 @@ class RtpHeader:
 
 
 def parse_header(data: bytes) -> RtpHeader:
-    """Read an RTP header; raise :class:`RtpError` on anything malformed."""
+    """Read an RTP header (RFC 3550 §5.1); raise :class:`RtpError` saying what is malformed.
+    The recorder's packet parser (``recorder/depacketize.py``) is built on this one."""
     n = len(data)
     if n < RTP_HEADER_SIZE:
-        raise RtpError("RTP packet shorter than 12 bytes")
+        raise RtpError(f"RTP packet too short ({n} bytes)")
     b0, b1, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
     if b0 >> 6 != 2:
-        raise RtpError("RTP version is not 2")
+        raise RtpError(f"RTP version {b0 >> 6} is not 2")
     offset = RTP_HEADER_SIZE + 4 * (b0 & 0x0F)
+    if offset > n:
+        raise RtpError("RTP packet truncated in the CSRC list")
     ext_offset = ext_length = ext_profile = 0
     if b0 & 0x10:
         if offset + 4 > n:
-            raise RtpError("RTP extension header truncated")
+            raise RtpError("RTP packet truncated in the extension header")
         ext_profile, words = struct.unpack_from("!HH", data, offset)
         ext_offset = offset + 4
         ext_length = 4 * words
         offset = ext_offset + ext_length
+        if offset > n:
+            raise RtpError("RTP header extension longer than the packet")
     end = n
     if b0 & 0x20:
-        if n == 0 or data[-1] == 0:
-            raise RtpError("RTP padding length is zero")
+        if n <= offset:
+            raise RtpError("RTP padding flag set but no padding")
+        if data[-1] == 0 or n - data[-1] < offset:
+            raise RtpError(f"invalid RTP padding length {data[-1]}")
         end = n - data[-1]
-    if offset > end:
-        raise RtpError("RTP header longer than the packet")
     return RtpHeader(
         payload_type=b1 & 0x7F,
         marker=bool(b1 & 0x80),
