@@ -22,8 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from signaling.notes import Note
 from signaling.schedule import ScheduleStore, setup_schedule
 from signaling.schedule.analytics_api import setup_analytics_api
+from signaling.schedule.notes_api import setup_notes_api
+from signaling.schedule.notes_store import ScheduleNotes
 from signaling.schedule.recording_policy import RecordingPolicy
 from signaling.schedule.recordings_api import setup_recordings_api
 from signaling.tokens import TokenSigner
@@ -41,6 +44,20 @@ class NoRecordings:
     def status(self) -> dict[str, Any]:
         return {"enabled": True, "demo_lesson": True, "retention_days": 180.0, "disk_guard": None,
                 "recording_now": []}
+
+
+class NoRecordingNotes:
+    """The notes API's view of the recordings when nothing is recorded (the real one:
+    classroom/observation.py)."""
+
+    def origin_ms(self, lesson_id: str) -> int | None:
+        return None
+
+    async def add_to_recording(self, note: Note) -> None:
+        return None
+
+    def observation_url(self, lesson_id: str) -> str | None:
+        return None
 
 
 class ThreadServer:
@@ -61,6 +78,8 @@ class ThreadServer:
         setup_recordings_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), NoRecordings(), policy)
         # the term dashboard over an empty recordings directory (its numbers: test_analytics_api.py)
         setup_analytics_api(app, self.store, TokenSigner(b"p" * 32), FakeLive(), self.recordings)
+        # the observation notes API and the bureau rubric (documented in the same OpenAPI document)
+        setup_notes_api(app, self.store, TokenSigner(b"p" * 32), ScheduleNotes(self.store), NoRecordingNotes())
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
