@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +221,19 @@ async def test_another_bureau_sees_none_of_these_lessons(dash: Dash) -> None:
     assert status == 200 and s["lessons"] == 0 and s["teachers"] == [] and s["remote_classrooms"] == []
     status, body = await dash.get("/api/analytics/summary", key=key, teacher_id=dash.term.teachers["li"])
     assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_reports_are_reread_when_they_change(dash: Dash) -> None:
+    status, s = await dash.get("/api/analytics/summary")
+    assert status == 200 and s["lessons"] == 30
+    directories = sorted((dash.data / "recordings").iterdir())
+    path = directories[0] / "report" / "report.json"
+    report = json.loads(path.read_text())
+    report["st"]["mode"] = "practice"
+    path.write_text(json.dumps(report))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    status, s = await dash.get("/api/analytics/summary")
+    assert s["lessons"] == 30 and s["modes"]["practice"] == 1  # the changed report, read again
+    shutil.rmtree(directories[1])  # a deleted recording (retention) leaves the dashboard
+    status, s = await dash.get("/api/analytics/summary")
+    assert s["lessons"] == 29
