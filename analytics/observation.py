@@ -253,3 +253,25 @@ def _chart(obs: dict[str, Any], out_dir: Path) -> str:
     (out_dir / "observation_st.svg").write_text(svg.getvalue(), encoding="utf-8")
     w, h = fig.get_size_inches() * 100
     return _inline_svg(svg.getvalue(), "observation_st", "S-T curve with observation notes", w, h)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m analytics.observation RECORDING_DIR [REPORT_DIR]``: write the section again."""
+    import sys
+
+    if len(argv) not in (1, 2):
+        print("usage: python -m analytics.observation RECORDING_DIR [REPORT_DIR]", file=sys.stderr)
+        return 2
+    try:
+        obs = write_observation(Path(argv[0]), Path(argv[1]) if len(argv) == 2 else None)
+    except AnalysisError as exc:
+        print(f"observation: {exc}", file=sys.stderr)
+        return 2
+    print(f"observation section: {len(obs['notes'])} note(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

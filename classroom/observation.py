@@ -1,7 +1,8 @@
 """Observation notes wired to the recordings (docs/observation.md): where a lesson's media
 timeline begins (the recording's ``started_at``), a note added afterwards written into the
 recording's manifest (through the live recorder while one runs, else into the finished manifest
-file) and the report's observation section written again, and the signed link to that section.
+file) and the report's observation section written again (``python -m analytics.observation``, a
+process of its own), and the signed link to that section.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ class RecordingNotes:
         self.signer = signer
         self._recording_now = recording_now or (lambda _lesson: False)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._rewriting: set[str] = set()
+        self._again: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def directory(self, lesson_id: str) -> Path:
         return self.root / safe_name(lesson_id)
@@ -81,23 +86,51 @@ class RecordingNotes:
             return
         lock = self._locks.setdefault(note.lesson_id, asyncio.Lock())
         async with lock:
-            await asyncio.get_running_loop().run_in_executor(None, self._write, note)
+            written = await asyncio.get_running_loop().run_in_executor(None, self._write, note)
+        if written:
+            self._rewrite_section(note.lesson_id)
 
-    def _write(self, note: Note) -> None:
+    def _rewrite_section(self, lesson_id: str) -> None:
+        """Write the report's observation section again, in a process of its own (matplotlib
+        never runs in the server); several notes in a row cost one more run at most."""
+        if lesson_id in self._rewriting:
+            self._again.add(lesson_id)
+            return
+        self._rewriting.add(lesson_id)
+        task = asyncio.get_running_loop().create_task(self._section_process(lesson_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _section_process(self, lesson_id: str) -> None:
+        directory = self.directory(lesson_id)
+        try:
+            while True:
+                self._again.discard(lesson_id)
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "analytics.observation", str(directory),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                )
+                _, err = await proc.communicate()
+                if proc.returncode != 0:
+                    log.warning("observation section of %s not rewritten: %s", directory,
+                                err.decode(errors="replace")[-300:])
+                if lesson_id not in self._again:
+                    return
+        except OSError as exc:
+            log.warning("observation section of %s not rewritten: %s", directory, exc)
+        finally:
+            self._rewriting.discard(lesson_id)
+
+    def _write(self, note: Note) -> bool:
+        """Add the note to the finished recording's manifest; True when the report's
+        observation section should be written again."""
         directory = self.directory(note.lesson_id)
         path = directory / "manifest.json"
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
         events = raw.setdefault("events", [])
         if any(isinstance(e, dict) and e.get("note_id") == note.id for e in events):
-            return
+            return False
         events.append(note.event())
         events.sort(key=lambda e: e.get("t_ms", 0) if isinstance(e, dict) else 0)
         write_atomic(path, json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        if (directory / "report" / "report.json").is_file():
-            from analytics.errors import AnalysisError
-            from analytics.observation import write_observation
-
-            try:
-                write_observation(directory, directory / "report")
-            except AnalysisError as exc:
-                log.warning("note %s: observation section of %s not rewritten: %s", note.id, directory, exc)
+        return (directory / "report" / "report.json").is_file()

@@ -180,13 +180,20 @@ async def test_observer_notes_live_then_on_playback_and_in_the_report(
     await player.select_option("#note-filter-dimension", "")
     await player.select_option("#note-filter-author", "王老师")
     assert await player.locator("#note-items button.note").count() == 2
+    await player.screenshot(path=str(srv.data_dir.parent / "playback.png"), full_page=True)
     # CSV export
     async with player.expect_download() as download_info:
         await player.click("#note-export")
     download = await download_info.value
     csv_text = Path(await download.path()).read_text(encoding="utf-8-sig")
     assert NOTE_TEXT in csv_text and "回看：开场导入简洁" in csv_text and len(csv_text.strip().splitlines()) == 3
-    # the report's observation section lists the notes (opened from the playback page's link)
+    # the report's observation section lists the notes (opened from the playback page's link); the
+    # server writes it again for the later note in a process of its own
+
+    async def rewritten() -> bool:
+        return "回看：开场导入简洁" in observation.read_text(encoding="utf-8")
+
+    await wait_for(rewritten, 60, "the observation section written again")
     href = await player.get_attribute("#note-observation", "href")
     assert href
     report = await open_page(browser, srv.url + href)
