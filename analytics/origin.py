@@ -106,25 +106,40 @@ def same_room_correlations(a: Padded, b: Padded, blocks: np.ndarray, block: int,
     return out
 
 
-def dominant_lags(r: np.ndarray, lags: np.ndarray, min_r: float) -> list[int]:
-    """Columns of ``r`` (lags ``lags``) where blocks with a clear peak put it most often: the
-    delays of real sound paths. Voiced speech repeats every pitch period, so single blocks also
-    peak a period away from the true delay, at lags that change with the pitch; a path's delay
-    is the same in every block."""
-    best = np.argmax(r, axis=1)
-    strong = r[np.arange(len(r)), best] >= min_r
-    if not strong.any():
-        return []
-    counts = np.bincount(best[strong], minlength=len(lags)).astype(np.float64)
+def dominant_lags(r: np.ndarray, max_lag: int, min_lag: int, min_r: float) -> tuple[list[int], list[int]]:
+    """The delays of real sound paths between two microphones of a room, from per-block
+    correlations ``r`` (column ``max_lag + l``: B's sound ``l`` samples after A's): the lags
+    where blocks with a clear peak have their highest peak most often, as indices into lags
+    ``min_lag..max_lag`` for B after A and for A after B.
+
+    Voiced speech repeats every pitch period, so a block holding A's voice also correlates at
+    the reverse side's lag that is one period away (nearly as high when the pitch is steady); a
+    path's delay is the same in every block while those aliases move with the pitch, and the
+    true delay beats its alias in most blocks (the alias is the true peak times the voice's own
+    correlation over a period), so only each block's overall highest peak is counted."""
+    allowed = np.ones(r.shape[1], dtype=bool)
+    allowed[max_lag - min_lag + 1 : max_lag + min_lag] = False
+    masked = np.where(allowed[None, :], r, -np.inf)
+    best = np.argmax(masked, axis=1)
+    strong = masked[np.arange(len(r)), best] >= min_r
+    counts = np.bincount(best[strong], minlength=r.shape[1]).astype(np.float64)
     counts = np.convolve(counts, np.ones(3), mode="same")
-    top = float(counts.max())
-    keep: list[int] = []
-    for k in np.argsort(counts)[::-1]:
-        if counts[k] < 0.5 * top or len(keep) >= 3:
-            break
-        if all(abs(int(k) - j) > 4 for j in keep):
-            keep.append(int(k))
-    return keep
+
+    def modes(side: np.ndarray) -> list[int]:
+        keep: list[int] = []
+        if not len(side) or side.max() <= 0:
+            return keep
+        top = float(side.max())
+        for k in np.argsort(side)[::-1]:
+            if side[k] < 0.5 * top or len(keep) >= 3:
+                break
+            if all(abs(int(k) - j) > 4 for j in keep):
+                keep.append(int(k))
+        return keep
+
+    positive = counts[max_lag + min_lag :]  # index j: lag min_lag + j
+    negative = counts[: max_lag - min_lag + 1][::-1]  # index j: lag -(min_lag + j)
+    return modes(positive), modes(negative)
 
 
 def peaks_near(r: np.ndarray, columns: list[int], tolerance: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +241,25 @@ def _refine_delays(a: Padded, b: Padded, a_frames: TrackFrames, lag_samples: int
     return np.repeat(filled, window_blocks)[:n_blocks]
 
 
+def _windowed_median(values: np.ndarray, use: np.ndarray, blocks: np.ndarray, window: int) -> np.ndarray | None:
+    """Median of ``values[use]`` per window of ``window`` blocks, for every entry (windows without
+    enough values take the nearest window's); None when there are too few values at all."""
+    if use.sum() < 20:
+        return None
+    win = blocks // window
+    n_win = int(win.max()) + 1 if len(win) else 1
+    med = np.full(n_win, np.nan)
+    for w in np.unique(win[use]):
+        v = values[use & (win == w)]
+        if len(v) >= 10:
+            med[w] = float(np.median(v))
+    ok = np.flatnonzero(np.isfinite(med))
+    if len(ok) == 0:
+        return np.full(len(values), float(np.median(values[use])))
+    filled = np.interp(np.arange(n_win), ok, med[ok])
+    return filled[win]
+
+
 def _smoothed(values: np.ndarray, weights: np.ndarray, blocks: np.ndarray, n_blocks: int, half: int) -> np.ndarray:
     """Weighted mean of ``values`` over the blocks within ``half`` blocks of each one (only
     blocks in ``blocks`` count), returned for ``blocks``."""
@@ -318,16 +352,29 @@ def find_copies(
                 pos = r[:, max_lag + min_lag :]  # B after A: lags min_lag..max_lag
                 neg = r[:, : max_lag - min_lag + 1][:, ::-1]  # A after B: lags min_lag..max_lag
                 gate = float(np.sqrt(config.copy_share))
-                p_ab, k_ab = peaks_near(pos, dominant_lags(pos, np.arange(pos.shape[1]), gate), 2)
-                p_ba, k_ba = peaks_near(neg, dominant_lags(neg, np.arange(neg.shape[1]), gate), 2)
+                lags_ab, lags_ba = dominant_lags(r, max_lag, min_lag, gate)
+                p_ab, k_ab = peaks_near(pos, lags_ab, 2)
+                p_ba, k_ba = peaks_near(neg, lags_ba, 2)
                 l_ab, l_ba = k_ab + min_lag, k_ba + min_lag
                 # decisions over ±150 ms, weighted by each block's power: a single block's peak is noisy
                 e_a = _block_power(a, both)
                 e_b = _block_power(b, both)
                 s_ab = _smoothed(p_ab.astype(np.float64) ** 2, e_b, both, n_blocks, 2)
                 s_ba = _smoothed(p_ba.astype(np.float64) ** 2, e_a, both, n_blocks, 2)
-                for src, dst, p, q, lags in ((ia, ib, s_ab, s_ba, l_ab), (ib, ia, s_ba, s_ab, l_ba)):
+                level_a = 10 * np.log10(e_a + 1e-9)
+                level_b = 10 * np.log10(e_b + 1e-9)
+                for src, dst, p, q, lags, lv_src, lv_dst in (
+                    (ia, ib, s_ab, s_ba, l_ab, level_a, level_b),
+                    (ib, ia, s_ba, s_ab, l_ba, level_b, level_a),
+                ):
                     hit = (p >= config.copy_share) & (p > q)
+                    # a faint copy (low signal-to-noise, so weakly correlated) at the copy's usual
+                    # level, measured on the clear copies of the last half minute, is a copy too
+                    clear = (p >= 0.5) & (p > 2 * q)
+                    gain = _windowed_median(lv_dst - lv_src, clear, both, 500)
+                    if gain is not None:
+                        faint = (p >= config.copy_share / 3) & (p > 1.5 * q) & (lv_dst <= lv_src + gain + config.level_margin_db)
+                        hit |= faint
                     results.append(_pair(src, dst, both[hit], p[hit], lags[hit], n_frames, frame_s))
                 continue
     # between rooms a loudspeaker plays the mix of the other room's tracks: each room is one source
