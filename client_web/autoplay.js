@@ -6,6 +6,7 @@
 // disappears when a click has started every refused element. window.audioBlocked tells tests.
 
 import { t, i18nEvents } from "./i18n.js";
+import { icon } from "./icons.js";
 
 const refused = new Set();
 let button = null;
@@ -38,7 +39,7 @@ function update() {
     button.className = "audio-unlock";
     const txt = document.createElement("span");
     txt.className = "txt";
-    button.append("🔊 ", txt);
+    button.append(icon("volume"), txt);
     button.addEventListener("click", () => { for (const node of [...refused]) playMedia(node); });
     i18nEvents.addEventListener("langchange", label);
     document.body.append(button);

@@ -23,6 +23,7 @@ result decoding) are unit-tested in ``tests/unit/test_firefox.py``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ctypes
 import json
 import os
@@ -167,6 +168,15 @@ class FirefoxPage:
                 {"type": "pointerDown", "button": 0},
                 {"type": "pointerUp", "button": 0},
             ]}]})
+
+    async def screenshot(self, path: Path) -> None:
+        """A PNG of the tab's viewport."""
+        r = await self.browser.command("browsingContext.captureScreenshot", {"context": self.context})
+        path.write_bytes(base64.b64decode(r["data"]))
+
+    async def set_viewport(self, width: int, height: int) -> None:
+        await self.browser.command("browsingContext.setViewport", {
+            "context": self.context, "viewport": {"width": width, "height": height}})
 
     async def close(self) -> None:
         await self.browser.command("browsingContext.close", {"context": self.context})
