@@ -233,6 +233,14 @@ async def test_a_note_afterwards_goes_into_the_manifest_and_no_playback_link_sho
         async with http.get(demo_server.base_url + service.manifest_url(DEMO_LESSON_ID)) as resp:
             served = await resp.json()
     assert resp.status == 200 and not [e for e in served["events"] if e["type"] == "observation_note"]
+    # the bureau page's playback link carries an observer token in the administrator's name
+    from urllib.parse import parse_qs, urlsplit
+
+    status, listed = await api(demo_server, "GET", "/api/recordings", admin_key(demo_server))
+    assert status == 200, listed
+    link_token = parse_qs(urlsplit(listed["recordings"][0]["playback_url"]).query)["token"][0]
+    status, body = await api(demo_server, "GET", path, link_token)
+    assert status == 200 and [n["t_ms"] for n in body["notes"]] == [123_400] and body["may_add"] is True
     # a teacher's and an observer's playback link carry their token (for the notes); a remote's does not
     for classroom, role, has_token in (("demo-lead", "lead", True), ("obs-1", "observer", True),
                                        ("demo-remote-1", "remote", False)):
