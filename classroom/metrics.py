@@ -83,6 +83,7 @@ MEDIA_HELP: dict[str, str] = {
     "retransmits_skipped": "NACKed packets not re-sent: too late to arrive in time, or over the subscriber's budget",
     "nack_keyframes": "NACKs too large to repair packet by packet, answered with a keyframe request",
     "padding_bytes": "padding bytes sent to probe a subscriber's link before moving it up a layer",
+    "repairs_duplicated": "retransmissions sent twice to a subscriber whose link loses at random on a long round trip",
     "temporal_dropped": "VP8 packets of frames above a subscriber's temporal layer (lower frame rate), not sent",
     "layer_switches": "simulcast layer changes (or pauses) chosen for subscribers by their bandwidth estimate",
     "rtx_packets_in": "RTX retransmissions from publishers, unwrapped to the packets they repair",

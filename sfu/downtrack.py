@@ -357,6 +357,8 @@ class DownTrack:
             return
         rate = src.codec.clock_rate
         upstream: list[int] = []
+        # a lost repair costs another round trip: on a randomly lossy, long link send two
+        twice = link is not None and link.duplicate_repairs(now)
         fwd = self.fwd
         for out_seq in seqs:
             found = fwd.incoming(out_seq)
@@ -391,7 +393,12 @@ class DownTrack:
             marker = 0x80 if h.marker else 0
             header = rtp_header(0x80, marker | self.payload_type, out_seq, self.fwd.out_timestamp_at(h.timestamp),
                                 self.ssrc, self.fwd.abs_send_time_id, now_ms())
-            if self.transport.send_rtp_parts(header, payload):
+            copies = 2 if twice and link is not None and link.budget.allow(12 + len(payload), link.retransmit_base(
+                now), now) else 1
+            for copy in range(copies):
+                if not self.transport.send_rtp_parts(header, payload):
+                    break
+                STATS.repairs_duplicated += copy
                 STATS.retransmitted_packets += 1
                 STATS.retransmitted_bytes += 12 + len(payload)
                 self.retransmitted_bytes += 12 + len(payload)

@@ -88,6 +88,8 @@ class MediaStats:
     padding_bytes: int = 0
     # VP8 packets of frames above a subscriber's temporal target, not sent to it
     temporal_dropped: int = 0
+    # repairs sent a second time (random loss on a long round trip: sfu.link.duplicate_repairs)
+    repairs_duplicated: int = 0
     # packets NACKed to a publisher that then arrived (its retransmissions)
     upstream_repaired: int = 0
     # RTX (RFC 4588) packets from publishers, unwrapped to the packet they repair

@@ -80,3 +80,43 @@ async def test_the_recorder_gets_the_highest_layer_that_is_sending() -> None:
     d.attach(group[-1])  # started on the silent top layer: the next evaluation moves it down
     link.evaluate([d], 100.0, 0)
     assert d.target is group[1] or d.src is group[1]
+
+
+async def test_repairs_are_sent_twice_on_a_randomly_lossy_long_link_only() -> None:
+    link, d, group = setup()
+    top = group[-1]
+    t = d.transport
+    now = 100.0
+    for i in range(1, 40):  # 3 % of what is sent is NACKed, 100 ms round trip, nothing congested
+        top.on_rtp(rtp(1 + i, 3000 * i, vp8_payload(i == 1)), 33 * i)
+    link.estimator.rtt_ms = 100.0
+    link.nack_ratio = 0.03
+    out = [p for p in t.rtp]  # type: ignore[attr-defined]
+    seq = int.from_bytes(out[-1][2:4], "big")
+    sent = len(out)
+    assert link.duplicate_repairs(now)
+    d.on_nack([seq], now=now)
+    assert len(t.rtp) == sent + 2  # type: ignore[attr-defined]
+    link.estimator.congested_at = now - 1  # congestion: the loss is the queue's, one copy
+    assert not link.duplicate_repairs(now)
+    d.on_nack([seq], now=now + 0.5)
+    assert len(t.rtp) == sent + 3  # type: ignore[attr-defined]
+    link.estimator.congested_at = -1e9
+    link.estimator.rtt_ms = 10.0  # a short round trip: a lost repair is soon asked again
+    assert not link.duplicate_repairs(now)
+
+
+async def test_the_nack_ratio_follows_the_nacked_share() -> None:
+    link, d, group = setup()
+    top = group[-1]
+    now = 100.0
+    link.evaluate([d], now, 0)
+    seq = 2
+    for _ in range(40):
+        for _ in range(20):
+            top.on_rtp(rtp(seq, 3000 * seq, vp8_payload(seq == 2)), 33 * seq)
+            seq += 1
+        link.on_nack(555, [seq - 1])  # one in twenty
+        now += 0.3
+        link.evaluate([d], now, 0)
+    assert 0.03 < link.nack_ratio < 0.07

@@ -23,7 +23,8 @@ EXPECTED_COUNTERS = {
     "nacks_sent", "retransmitted_packets", "nack_misses", "plis_received",
     "keyframe_requests_sent", "remb_sent", "rtcp_sr_sent", "rtcp_errors", "rtp_errors",
     "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
-    "retransmits_skipped", "nack_keyframes", "layer_switches", "padding_bytes", "temporal_dropped", "red_packets_in",
+    "retransmits_skipped", "nack_keyframes", "layer_switches", "padding_bytes", "temporal_dropped",
+    "repairs_duplicated", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
     "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned", "ice_restarts", "ice_restarts_failed",
 }  # fmt: skip
