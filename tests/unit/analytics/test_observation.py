@@ -53,3 +53,15 @@ def test_write_observation(tmp_path: Path) -> None:
     page = (report / "observation.html").read_text(encoding="utf-8")
     assert "&lt;b&gt;提问&lt;/b&gt; 很好" in page and "<svg" in page and 'id="observation"' in page
     assert (report / "observation_st.png").stat().st_size > 1000
+
+
+def test_the_behaviour_analysis_reads_past_notes_without_a_warning(tmp_path: Path) -> None:
+    from analytics.manifest import parse_manifest
+
+    raw = {"format": "classroom-recording/1", "lesson_id": "l1", "title": "", "started_at": "2026-11-25T08:00:00Z",
+           "duration_ms": 60_000, "classrooms": [], "tracks": [],
+           "events": [_event(40_000, "师生互动", 5), {"t_ms": 1, "type": "future_event", "classroom_id": None}]}
+    manifest = parse_manifest(raw, tmp_path)
+    assert manifest.events == []
+    assert [w for w in manifest.warnings if "observation_note" in w] == []
+    assert any("future_event" in w for w in manifest.warnings)  # other unknown types still say so
