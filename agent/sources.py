@@ -5,9 +5,11 @@ microphone captured with PyAV (V4L2 and ALSA on Linux, through aiortc's ``MediaP
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,33 +17,48 @@ from typing import Any
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
 log = logging.getLogger("agent.sources")
 
 
 class ToneTrack(AudioStreamTrack):
-    """A 440 Hz tone (so audio levels are above silence)."""
+    """A 440 Hz tone (so audio levels are above silence), in real time: 20 ms frames of 960
+    samples at 48 kHz, paced by the wall clock (a late frame is sent at once, so a loaded
+    machine does not make the stream fall behind).
+
+    It makes its frames itself rather than reshaping ``AudioStreamTrack.recv()``'s: those are
+    160 samples at **8 kHz** per 20 ms, and relabelled as 48 kHz they carried 3.3 ms of sound
+    per 20 ms — the stream ran at a sixth of real time (issue #14, docs/reliability.md)."""
+
+    SAMPLE_RATE = 48000
+    FRAME_SAMPLES = 960  # 20 ms
 
     def __init__(self, freq: float = 440.0, amplitude: float = 0.3) -> None:
         super().__init__()
         self.freq = freq
         self.amplitude = amplitude
-        self._n = 0
+        self._n = 0  # samples sent so far = the next frame's pts
+        self._t0: float | None = None  # wall time of the first frame
 
     async def recv(self) -> av.AudioFrame:
-        frame = await super().recv()
-        assert isinstance(frame, av.AudioFrame)
-        samples = frame.samples
-        t = (np.arange(samples) + self._n) / 48000.0
-        self._n += samples
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.time()
+        if self._t0 is None:
+            self._t0 = now
+        else:
+            wait = self._t0 + self._n / self.SAMPLE_RATE - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        t = (np.arange(self.FRAME_SAMPLES) + self._n) / self.SAMPLE_RATE
         tone = (np.sin(2 * math.pi * self.freq * t) * self.amplitude * 32767).astype(np.int16)
-        data = np.repeat(tone, len(frame.layout.channels)).reshape(1, -1)
-        out = av.AudioFrame.from_ndarray(data, format="s16", layout=frame.layout.name)
-        out.sample_rate = 48000
-        out.pts = frame.pts
-        out.time_base = fractions.Fraction(1, 48000)
-        return out
+        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.SAMPLE_RATE
+        frame.pts = self._n
+        frame.time_base = fractions.Fraction(1, self.SAMPLE_RATE)
+        self._n += self.FRAME_SAMPLES
+        return frame
 
 
 class PatternTrack(VideoStreamTrack):
