@@ -1049,6 +1049,7 @@ MDNS_ATTEMPTS_S: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0)
 MDNS_CACHE_TTL_S = 120.0
 MDNS_CACHE_MAX = 4096
 PRFLX_GRACE_S = 10.0
+MDNS_MAX_LOOKUPS = 256  # names being looked up at once, process-wide (a flood of .local names)
 
 
 @dataclass
@@ -1164,6 +1165,11 @@ async def resolve_mdns(name: str, attempts: tuple[float, ...] | None = None) -> 
     key = name.lower()
     task = _mdns_lookups.get(key)
     if task is None or task.get_loop() is not asyncio.get_running_loop():  # (a closed loop's task)
+        if len(_mdns_lookups) >= MDNS_MAX_LOOKUPS:  # no more multicast: peer-reflexive remains
+            ICE_STATS.mdns_unresolved += 1
+            STATS.ice_mdns_unresolved += 1
+            log.warning("ICE: %d mDNS lookups running; %s not looked up", len(_mdns_lookups), name)
+            return None
         task = asyncio.ensure_future(_mdns_lookup(name, MDNS_ATTEMPTS_S if attempts is None else attempts))
         _mdns_lookups[key] = task
         task.add_done_callback(lambda _t: _mdns_lookups.pop(key, None))

@@ -138,3 +138,16 @@ def test_cache_expiry_and_bound() -> None:
     assert glue.mdns_cache_get("a.local", now=100.0 + glue.MDNS_CACHE_TTL_S - 1) == "192.0.2.1"
     assert glue.mdns_cache_get("a.local", now=100.0 + glue.MDNS_CACHE_TTL_S) is None
     assert glue.mdns_cache_get("a.local", now=0.0) is None  # expired entries are dropped
+
+
+async def test_too_many_lookups_at_once_are_refused_not_queued() -> None:
+    old = glue.MDNS_MAX_LOOKUPS
+    glue.MDNS_MAX_LOOKUPS = 0
+    before = glue.ICE_STATS.mdns_unresolved
+    try:
+        t0 = time.monotonic()
+        assert await glue.resolve_mdns(f"{uuid.uuid4()}.local") is None
+        assert time.monotonic() - t0 < 0.1  # no query, no wait
+        assert glue.ICE_STATS.mdns_unresolved == before + 1
+    finally:
+        glue.MDNS_MAX_LOOKUPS = old
