@@ -34,7 +34,7 @@ class AttributionConfig:
     """a frame is a copy if it is no louder than the predicted copy level plus this margin."""
     min_correlation: float = 0.12
     """envelope correlation needed before two tracks are considered acoustically coupled."""
-    copy_share: float = 0.3
+    copy_share: float = 0.4
     """waveform comparison: a 60-ms block is a copy when at least this share of its power (the
     squared normalised correlation) is another track's sound arriving later."""
     same_room_max_delay_s: float = 0.025
@@ -42,7 +42,7 @@ class AttributionConfig:
     level_margin_db: float = 3.0
     """a weakly correlated block between rooms is still a copy if it is no louder than the
     source's level there plus the copy gain plus this margin."""
-    delay_search_s: float = 0.09
+    delay_search_s: float = 0.05
     """how far each minute's delay between rooms is searched around the lesson-wide estimate."""
 
 

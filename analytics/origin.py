@@ -32,7 +32,7 @@ import numpy as np
 
 from analytics.attribution import Coupling, _loud, remove_copies
 from analytics.config import AttributionConfig
-from analytics.vad import TrackFrames
+from analytics.vad import TrackFrames, runs
 
 WAVE_RATE = 4000
 _CHUNK = 4096  # blocks per batched FFT
@@ -204,8 +204,8 @@ def joint_share(b: Padded, sources: list[tuple[Padded, np.ndarray]], blocks: np.
 
 def _refine_delays(a: Padded, b: Padded, a_frames: TrackFrames, lag_samples: int, n_blocks: int, block: int, frame: int, search: int, window_blocks: int) -> np.ndarray:
     """The copy delay (samples) for every block, refined per window (``window_blocks``) on A's
-    loudest stretch in each quarter of the window (0.48 s each, searched ± ``search``)."""
-    seg_frames = 16
+    loudest stretch in each quarter of the window (0.24 s each, searched ± ``search``)."""
+    seg_frames = 8
     seg = seg_frames * frame
     size = 1 << int(np.ceil(np.log2(seg + 2 * search)))
     n_windows = -(-n_blocks // window_blocks)
@@ -280,9 +280,11 @@ def _global_lag(a: Padded, b: Padded, a_frames: TrackFrames, a_mask: np.ndarray,
     seg = seg_frames * frame
     level = np.where(a_mask[: len(a_frames.energy_db)], a_frames.energy_db[: len(a_mask)], -np.inf)
     level[-seg_frames - max_lag // frame - 1 :] = -np.inf
-    order = np.argsort(level)[::-1]
+    top = min(4000, len(level))
+    part = np.argpartition(level, len(level) - top)[len(level) - top :] if top else np.zeros(0, np.int64)
+    order = part[np.argsort(level[part])[::-1]]
     picks: list[int] = []
-    for k in order[:4000].tolist():
+    for k in order.tolist():
         if not np.isfinite(level[k]) or len(picks) >= 12:
             break
         if all(abs(k - p) >= seg_frames for p in picks):
@@ -305,14 +307,15 @@ def _global_lag(a: Padded, b: Padded, a_frames: TrackFrames, a_mask: np.ndarray,
 
 def find_copies(
     tracks: list[TrackFrames],
-    waves: list[np.ndarray],
+    pw: list[Padded],
     frame_s: float,
     config: AttributionConfig,
     own_masks: list[np.ndarray] | None = None,
     same_room: bool = True,
     delay_cache: dict[tuple[int, int, int], np.ndarray] | None = None,
 ) -> list[PairResult]:
-    """Copies of each track's sound on the others (``tracks[i]`` and ``waves[i]`` belong together).
+    """Copies of each track's sound on the others (``tracks[i]`` and ``pw[i]`` belong together;
+    pad them with :func:`pad_waves`).
 
     ``own_masks`` are the frames taken as each track's own sound when the delay between rooms is
     estimated (default: every speech frame); ``delay_cache`` keeps refined delays between calls."""
@@ -325,8 +328,6 @@ def find_copies(
     results: list[PairResult] = []
     masks = own_masks if own_masks is not None else [t.raw for t in tracks]
     max_lag_samples = max(1, int(round(config.max_delay_s * WAVE_RATE)))
-    pad = max_lag_samples + WAVE_RATE
-    pw = [Padded(w, pad) for w in waves]
     max_lag = max(2, int(round(config.same_room_max_delay_s * WAVE_RATE)))
     min_lag = max(1, int(round(0.001 * WAVE_RATE)))
     search = max(2, int(round(config.delay_search_s * WAVE_RATE)))
@@ -383,7 +384,7 @@ def find_copies(
         rooms.setdefault(t.classroom_id, []).append(i)
     room_ids = list(rooms)
     room_frames = [_room_frames([tracks[i] for i in rooms[r]], n_frames) for r in room_ids]
-    room_waves = [Padded(_mix([waves[i] for i in rooms[r]]), pad) for r in room_ids]
+    room_waves = [_mix([pw[i] for i in rooms[r]]) for r in room_ids]
     room_masks = [np.logical_or.reduce([masks[i][:n_frames] for i in rooms[r]]) for r in room_ids]
     for ir, room in enumerate(room_ids):
         a = room_frames[ir]
@@ -428,7 +429,7 @@ def find_copies(
             if clear.sum() < 20:
                 continue
             gain = float(np.median(level_b[clear] - level_a[clear]))
-            quiet = (which == k) & (share >= config.copy_share / 3) & (level_b <= level_a + gain + config.level_margin_db)
+            quiet = (which == k) & (share >= config.copy_share / 2) & (level_b <= level_a + gain + config.level_margin_db)
             hit |= quiet
         for k, (ir, _, d) in enumerate(srcs):
             mine = hit & (which == k)
@@ -442,14 +443,22 @@ def find_copies(
     return results
 
 
-def _mix(waves: list[np.ndarray]) -> np.ndarray:
+def _mix(waves: list[Padded]) -> Padded:
     if len(waves) == 1:
         return waves[0]
-    n = min(len(w) for w in waves)
-    out = waves[0][:n].copy()
+    out = Padded(np.zeros(0, np.float32), 0)
+    n = min(len(w.data) for w in waves)
+    out.data = waves[0].data[:n].copy()
     for w in waves[1:]:
-        out += w[:n]
+        out.data += w.data[:n]
+    out.pad = waves[0].pad
+    out.n = min(w.n for w in waves)
     return out
+
+
+def pad_waves(waves: list[np.ndarray], config: AttributionConfig) -> list[Padded]:
+    pad = int(round(config.max_delay_s * WAVE_RATE)) + WAVE_RATE
+    return [Padded(w, pad) for w in waves]
 
 
 def _room_frames(members: list[TrackFrames], n_frames: int) -> TrackFrames:
@@ -487,6 +496,24 @@ def _pair(src: int, dst: int, blocks: np.ndarray, r: np.ndarray, lags: np.ndarra
     return PairResult(src, dst, delay, corr, copy)
 
 
+def _drop_copy_runs(frames: TrackFrames, removed: np.ndarray, frame_s: float, gap_s: float = 0.45, short_s: float = 0.3) -> None:
+    """Drops short leftovers inside copies: the few frames where a copy's correlation dipped
+    would otherwise be joined into speech by the smoothing. A leftover run shorter than
+    ``short_s`` with at least twice as many copy frames as its own within ``gap_s`` around it
+    goes; longer own speech over a copy (a teacher's word over an answer) stays."""
+    left = frames.speech
+    gap = int(round(gap_s / frame_s))
+    short = int(round(short_s / frame_s))
+    csum = np.concatenate(([0], np.cumsum(removed.astype(np.int64))))
+    n = len(left)
+    for s, e in runs(left):
+        if e - s >= short:
+            continue
+        lo, hi = max(s - gap, 0), min(e + gap, n)
+        if csum[hi] - csum[lo] >= 2 * (e - s):
+            left[s:e] = False
+
+
 def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray], frame_s: float, config: AttributionConfig) -> list[Coupling]:
     """Clears the ``speech`` frames of each track that are another track's sound arriving later."""
     for t in tracks:
@@ -497,12 +524,13 @@ def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray]
     # pass 2: only what pass 1 left (a remote microphone full of the lead's echo would otherwise
     # have its delay to the lead estimated from that echo); a copy either pass found is a copy
     cache: dict[tuple[int, int, int], np.ndarray] = {}
-    first = find_copies(tracks, waves, frame_s, config, delay_cache=cache)
+    pw = pad_waves(waves, config)
+    first = find_copies(tracks, pw, frame_s, config, delay_cache=cache)
     removed_1 = [t.raw.copy() for t in tracks]
     for res in first:
         removed_1[res.target][: len(res.copy)] &= ~res.copy
     loud = [_loud(t, m, 12.0) for t, m in zip(tracks, removed_1, strict=True)]
-    second = find_copies(tracks, waves, frame_s, config, loud, same_room=False, delay_cache=cache)
+    second = find_copies(tracks, pw, frame_s, config, loud, same_room=False, delay_cache=cache)
     merged: dict[tuple[int, int], PairResult] = {}
     for res in first + second:
         key = (res.source, res.target)
@@ -515,12 +543,18 @@ def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray]
         else:
             merged[key] = res
     couplings: list[Coupling] = []
+    removed_all = [np.zeros(len(t.raw), dtype=bool) for t in tracks]
+    for res in merged.values():
+        n = len(res.copy)
+        removed_all[res.target][:n] |= res.copy & tracks[res.target].raw[:n]
+    for t, removed in zip(tracks, removed_all, strict=True):
+        t.speech = t.raw & ~removed
+        _drop_copy_runs(t, removed, frame_s)
     for _, res in sorted(merged.items()):
         b = tracks[res.target]
         a = tracks[res.source]
         n = len(res.copy)
         removed = res.copy & b.raw[:n]
-        b.speech[:n] &= ~removed
         if not removed.any():
             continue
         lag = int(round(res.delay_s / frame_s))
