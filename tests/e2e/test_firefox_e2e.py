@@ -7,8 +7,8 @@ runs in the root namespace. Firefox hides its host candidates behind ``.local`` 
 nothing answers mDNS across the veth: the server reaches Firefox through the peer-reflexive
 candidates it learns from Firefox's own checks (``sfu/glue.py``, ``robust_mdns_ice``).
 
-Cases: Firefox as a remote classroom decodes the lead's video and audio; Firefox as the lead is
-decoded by a Chromium remote; a Firefox remote raises its hand, the lead grants it the floor and
+Cases: Firefox as a remote classroom decodes the lead's video and audio (and, as an observer,
+plays the same lesson); Firefox as the lead is decoded by a Chromium remote; a Firefox remote raises its hand, the lead grants it the floor and
 hears it. Each prints its first-frame time. One server, one Firefox and one Chromium serve the
 three (a tab and a lesson each) to keep the module's time small.
 """
@@ -31,6 +31,7 @@ from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from loadtest.firefox import Firefox, FirefoxPage
 from loadtest.netem import Link, LinkSpec, free_index
 from loadtest.serverproc import ServerProcess, start_server
+from sfu import glue
 
 # one event loop for the module: the browsers and the server are shared by the three cases
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -69,7 +70,10 @@ def lan() -> Iterator[Lan]:
             yield Lan(link, server, base)
             # Firefox's .local names never resolve here (no multicast route across the veth): every
             # connection above came up through peer-reflexive candidates learned from its checks
-            ice = ice_counters(base)
+            deadline = time.monotonic() + sum(glue.MDNS_ATTEMPTS_S) + 2  # lookups still running
+            while (ice := ice_counters(base))["classroom_ice_mdns_unresolved_total"] == 0 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.25)
             print(f"server ICE: {ice}")
             assert ice["classroom_ice_mdns_unresolved_total"] > 0 and ice["classroom_ice_prflx_learned_total"] > 0
         finally:
@@ -169,6 +173,13 @@ async def test_firefox_remote_decodes_the_lead(lan: Lan, firefox: Firefox, chrom
         await wait_for(ff, f"({AUDIO_PLAYING}).every(a => !a.paused && a.t > 0.2) && !window.audioBlocked",
                        10, "the lead's audio playing in Firefox after the click")
         assert not await ff.evaluate(UNLOCK_VISIBLE)
+        await ff.close()
+        # the same lesson in Firefox as an inspector (巡课): the lead's picture, the sound button
+        ff = await firefox.new_page(lan.url("observer.html", "ff-remote", "ff-inspector", "observer"))
+        await wait_for(ff, "document.getElementById('main').videoWidth > 0", 15, "Firefox observer plays the lead")
+        first = await ff.evaluate("window.firstFrameMs")
+        print(f"Firefox observer: first frame {first:.0f} ms after navigation start")
+        await wait_for(ff, UNLOCK_SHOWN, 10, "the observer's 'click to start audio' button")
     finally:
         await ff.close()
         await lead.context.close()
