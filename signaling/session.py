@@ -340,7 +340,7 @@ class Session:
             )
         )
         if p.role == "recorder":
-            await room.broadcast(server_message("recording", active=True), include_hidden=False)
+            await self._tell_recording(room, True)
             await self._notes_so_far(room)
         if p.visible:
             await room.broadcast(server_message("participant_joined", participant=p.public()))
@@ -438,6 +438,13 @@ class Session:
     def _rubric(self, lesson_id: str) -> list[str]:
         book = self.router.notes
         return book.rubric_for_lesson(lesson_id) if book is not None else list(DEFAULT_RUBRIC)
+
+    async def _tell_recording(self, room: Room, active: bool) -> None:
+        """``recording`` to the classrooms and the observers (whose page links the recording,
+        with the notes, once there is one); never to recorders."""
+        msg = server_message("recording", active=active)
+        targets = [q for q in room.participants.values() if q.role != "recorder"]
+        await asyncio.gather(*(q.send(msg) for q in targets), return_exceptions=True)
 
     async def _notes_so_far(self, room: Room) -> None:
         """A recorder that joins (late, or again after a restart) gets the lesson's notes so far:
@@ -538,7 +545,7 @@ class Session:
             await room.broadcast(server_message("participant_left", participant=p.public()))
             self.router.presence_changed(room)
         if p.role == "recorder" and not room.recording:
-            await room.broadcast(server_message("recording", active=False), include_hidden=False)
+            await self._tell_recording(room, False)
         await room.broadcast_floor([e for e in events if not e.hidden])
         await room.refresh()
         await self.router.release(room)
