@@ -8,9 +8,10 @@ nothing answers mDNS across the veth: the server reaches Firefox through the pee
 candidates it learns from Firefox's own checks (``sfu/glue.py``, ``robust_mdns_ice``).
 
 Cases: Firefox as a remote classroom decodes the lead's video and audio (and, as an observer,
-plays the same lesson); Firefox as the lead is decoded by a Chromium remote; a Firefox remote raises its hand, the lead grants it the floor and
-hears it. Each prints its first-frame time. One server, one Firefox and one Chromium serve the
-three (a tab and a lesson each) to keep the module's time small.
+plays the same lesson); Firefox as the lead is decoded by a Chromium remote; a Firefox remote
+raises its hand, the lead grants it the floor and hears it. Each prints its first-frame time.
+One server, one Firefox and one Chromium serve the three (a tab and a lesson each) to keep the
+module's time small.
 """
 
 from __future__ import annotations
