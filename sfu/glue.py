@@ -854,11 +854,18 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
 # aiortc has no ICE restart and aioice's Connection no restart method. A restart here keeps
 # the bundled connection's sockets, its local candidates and the DTLS/SRTP session on top of
 # it, and starts connectivity checks again with new credentials on both sides: the remote
-# candidates and the check list are dropped, the nominated pair too (sending waits for the new
-# one: the old path is what failed), and aioice's own connect() runs again (it nominates, then
-# restarts consent freshness). RawTransport.revalidate picks the new pair up within a second.
+# candidates and the check list are dropped and aioice's own connect() runs again. The nominated
+# pair is kept until the new checks nominate another (RFC 8445 section 9: media goes on over the
+# old pair meanwhile; and aioice's recv() raises, which ends aiortc's DTLS transport, whenever
+# nothing is nominated). With a pair still nominated, connect() returns at the first successful
+# check and restarts consent freshness; the peer's nomination (USE-CANDIDATE, handled by
+# check_incoming at any time) or our own aggressive one when we control replaces the pair.
+# RawTransport.revalidate picks the new pair up within a second.
 
 _ICE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# A restart whose checks have not succeeded by then has failed (RFC 8445: a failed restart fails
+# the session; without it consent freshness, stopped for the restart, would never come back).
+ICE_RESTART_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -912,17 +919,19 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
     conn._check_list = []
     conn._check_list_done = False
     conn._check_list_state = asyncio.Queue()
-    conn._nominated.clear()
-    conn._nominating.clear()
+    conn._nominating.clear()  # (the nominated pair stays: see above)
     ice.iceGatherer._remote_candidates_end = False  # aiortc's own end-of-candidates latch
     STATS.ice_restarts += 1
 
     async def checks() -> None:
         try:
-            await conn.connect()
-        except Exception as exc:  # the restart failed: the connection is over
+            await asyncio.wait_for(conn.connect(), ICE_RESTART_TIMEOUT_S)
+        except Exception as exc:  # the restart failed (or timed out): the connection is over
             STATS.ice_restarts_failed += 1
-            log.info("ICE restart failed (%s): closing the connection", exc)
+            log.info("ICE restart failed (%r): closing the connection; checks %s, remote candidates %s%s",
+                     exc, [f"{p.remote_addr} {p.state.name}" for p in conn._check_list],
+                     [f"{c.host}:{c.port}" for c in conn._remote_candidates],
+                     " (ended)" if conn._remote_candidates_end else "")
             await conn.close()
 
     task = asyncio.get_running_loop().create_task(checks())
