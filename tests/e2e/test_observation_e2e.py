@@ -119,6 +119,7 @@ async def test_observer_notes_live_then_on_playback_and_in_the_report(
     await o2.wait_for_selector("#note-list li[data-note-id]", timeout=5000)
     shown = [await page.evaluate("window.noteShownAt") for page in (o1, o2)]
     assert shown[1] - shown[0] < 1000, shown  # observer 2 sees it within 1 s of observer 1's saving it
+    print(f"FIGURE observer 2 showed the note {shown[1] - shown[0]} ms after observer 1")
     assert NOTE_TEXT in await o2.inner_text("#note-list")
     assert "4/5" in await o2.inner_text("#note-list") and "师生互动" in await o2.inner_text("#note-list")
     started_ms = read_manifest(directory / "manifest.json").started_at.timestamp() * 1000
@@ -152,6 +153,8 @@ async def test_observer_notes_live_then_on_playback_and_in_the_report(
                 if e["type"] == "observation_note"]  # notes come from the notes API only
     marker_t = int(await player.get_attribute("#timeline .note-marker", "data-t-ms") or -1)
     assert abs(marker_t - expected_t) <= 500, (marker_t, expected_t)
+    print(f"FIGURE note at {marker_t} ms on the recording, the moment clicked at {expected_t:.0f} ms "
+          f"(error {marker_t - expected_t:+.0f} ms)")
     await player.evaluate("window.playback.pause()")
     await player.evaluate("window.playback.seek(0)")
     await player.click("#note-items button.note")
