@@ -96,6 +96,15 @@ async def test_whip_ice_restart(server: Server) -> None:
                                                    "If-Match": '"0000"'})
         assert status == 412
         assert server.router.rooms["wr"].lead is not None
+        # a restart the client never follows leaves ICE connecting: a second one is refused
+        frag = {"Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*"}
+        status, body = await lead.request("PATCH", data="a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n",
+                                          headers=frag)
+        assert status == 200, body
+        status, body = await lead.request("PATCH", data="a=ice-ufrag:efgh\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n",
+                                          headers=frag)
+        assert status == 422 and body["error"]["code"] == "ice_restart_unsupported", body
+        assert "still connecting" in body["error"]["message"]
         assert await lead.delete() == 200
     finally:
         await lead.close()

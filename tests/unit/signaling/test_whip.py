@@ -10,7 +10,7 @@ def test_fragment_with_ufrag_mid_and_candidates() -> None:
                           "a=mid:0\r\na=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host\r\n"
                           "a=candidate:3471623853 1 udp 2122194687 198.51.100.2 61765 typ host\r\n"
                           "a=end-of-candidates\r\n")
-    assert frag.ufrag == "EsAw"
+    assert frag.ufrag == "EsAw" and frag.pwd == "P2uYro0UCOQ4zxjKXaWCBui1" and frag.end
     assert [c["sdpMid"] for c in frag.candidates] == ["0", "0"]
     assert frag.candidates[0]["candidate"].startswith("candidate:1387637174 1 udp")
 
@@ -23,7 +23,7 @@ def test_fragment_without_mid_uses_the_m_line_index() -> None:
 
 def test_empty_fragment() -> None:
     frag = parse_fragment("")
-    assert frag.ufrag == "" and frag.candidates == []
+    assert frag.ufrag == "" and frag.pwd == "" and frag.candidates == [] and not frag.end
 
 
 def test_link_headers() -> None:
