@@ -927,6 +927,8 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
         try:
             await asyncio.wait_for(conn.connect(), ICE_RESTART_TIMEOUT_S)
         except Exception as exc:  # the restart failed (or timed out): the connection is over
+            if conn._closing:
+                return  # closed meanwhile (the session was deleted): not a failed restart
             STATS.ice_restarts_failed += 1
             log.info("ICE restart failed (%r): closing the connection; checks %s, remote candidates %s%s",
                      exc, [f"{p.remote_addr} {p.state.name}" for p in conn._check_list],
