@@ -3,11 +3,13 @@
 // shown inline, and follow today's lessons live with their join links.
 // Times shown are the bureau's local times exactly as the API returns them.
 // District set-up lives in bureau_setup.js, join links of any lesson in bureau_links.js,
-// error texts (zh + en, naming the field) in bureau_messages.js.
+// error texts (naming the field) in bureau_messages.js. Every string the page shows comes from
+// i18n.js ("bu.*"; zh-CN by default, en with ?lang=en or the EN / 中文 toggle in the header).
 
 import { ApiError, api, el, setKey } from "./bureau_api.js";
 import { openLinks, initLinks } from "./bureau_links.js";
-import { FIELDS, explain } from "./bureau_messages.js";
+import { explain, fieldLabel } from "./bureau_messages.js";
+import { applyI18n, i18nEvents, langToggle, t } from "./i18n.js";
 import { initSetup, renderSetup, showSetup } from "./bureau_setup.js";
 import { initAnalytics, showAnalytics } from "./bureau_analytics.js";
 import { initRecordings } from "./bureau_recordings.js";
@@ -47,8 +49,9 @@ function addDays(day, n) {
 function minutes(iso) { return Number(iso.slice(11, 13)) * 60 + Number(iso.slice(14, 16)); }
 const roomName = (id) => state.classrooms.find((c) => c.id === id)?.name || id;
 const teacherName = (id) => state.teachers.find((t) => t.id === id)?.name || id;
-const WEEKDAYS = ["一 Mon", "二 Tue", "三 Wed", "四 Thu", "五 Fri", "六 Sat", "日 Sun"];
-const STATUS = { scheduled: "未开始 scheduled", live: "直播中 live", ended: "已结束 ended", cancelled: "已取消 cancelled" };
+const weekday = (i) => t(`bu.wd.${i}`);
+const STATUSES = new Set(["scheduled", "live", "ended", "cancelled"]);
+const statusText = (s) => (STATUSES.has(s) ? t(`bu.status.${s}`) : s);
 
 // ---- login ----------------------------------------------------------------------------------
 async function login(key) {
@@ -61,7 +64,7 @@ async function login(key) {
     sessionStorage.setItem(KEY_STORAGE, key);
   } catch (err) {
     sessionStorage.removeItem(KEY_STORAGE);
-    $("login-error").textContent = err.status === 401 ? "密钥无效 Invalid API key" : explain(err);
+    $("login-error").textContent = err.status === 401 ? t("bu.login.invalid") : explain(err);
     return false;
   }
   $("login-view").classList.add("hidden");
@@ -129,9 +132,9 @@ async function refreshToday() {
     const item = todayItem(occ, links);
     for (const r of recordings) {
       item.append(el("div", { class: "rooms recordings" },
-        el("a", { href: r.playback_url, target: "_blank", rel: "noopener", text: "录像回放 Recording playback" }),
+        el("a", { href: r.playback_url, target: "_blank", rel: "noopener", text: t("bu.rec.playback") }),
         r.report_url ? el("a", { href: r.report_url, target: "_blank", rel: "noopener",
-          text: "课堂分析报告 Lesson analysis report" }) : el("span", { class: "muted", text: "分析中 analysing…" })));
+          text: t("bu.rec.report") }) : el("span", { class: "muted", text: t("bu.rec.analysing") })));
     }
     items.push(item);
   }
@@ -154,29 +157,29 @@ function todayItem(occ, links) {
   const roomNodes = rooms.map((id, i) => {
     const link = byRoom.get(id);
     return el("span", { class: `room ${connected.has(id) ? "on" : "off"}`, "data-classroom": id },
-      `${i === 0 ? "主讲 " : ""}${roomName(id)}`,
+      `${i === 0 ? t("bu.lead_prefix") : ""}${roomName(id)}`,
       link ? el("a", {
         class: "join-link", href: link.url, target: "_blank", rel: "noopener",
-        "data-role": link.role, "data-classroom": id, text: "加入链接 join link",
+        "data-role": link.role, "data-classroom": id, text: t("bu.join_link"),
       }) : null);
   });
   const observer = links?.links.find((l) => l.role === "observer");
   if (observer) {
     roomNodes.push(el("span", { class: "room" }, el("a", {
       class: "join-link", href: observer.url, target: "_blank", rel: "noopener",
-      "data-role": "observer", text: "观摩 observer link",
+      "data-role": "observer", text: t("bu.observer_link"),
     })));
   }
   return el("li", { "data-occurrence": occ.occurrence_id, "data-status": occ.status },
     el("div", { class: "head" },
       el("strong", { text: `${hhmm(occ.start)}–${hhmm(occ.end)}` }),
       el("span", { text: `${occ.subject} · ${occ.title}` }),
-      el("span", { class: `badge ${occ.status}`, text: STATUS[occ.status] || occ.status }),
+      el("span", { class: `badge ${occ.status}`, text: statusText(occ.status) }),
       occ.status === "live"
-        ? el("span", { class: "muted", text: `${connected.size}/${rooms.length} 已连接 connected` })
+        ? el("span", { class: "muted", text: t("bu.connected", { n: connected.size, total: rooms.length }) })
         : null,
       links ? el("button", {
-        type: "button", class: "secondary small today-links", text: "复制 / 打印链接 Copy / print links",
+        type: "button", class: "secondary small today-links", text: t("bu.copy_links"),
         onclick: () => openLinks(occurrenceLesson(occ), occ.date),
       }) : null),
     el("div", { class: "rooms" }, ...roomNodes));
@@ -198,7 +201,7 @@ async function refreshWeek() {
   const nodes = [el("div")];
   const days = [...Array(7).keys()].map((i) => addDays(week.week_start, i));
   days.forEach((d, i) => nodes.push(el("div", {
-    class: `dayhead${d === state.today ? " today" : ""}`, text: `${WEEKDAYS[i]} ${d.slice(5)}`,
+    class: `dayhead${d === state.today ? " today" : ""}`, text: `${weekday(i)} ${d.slice(5)}`,
   })));
   const hours = el("div", { class: "hours", style: `height:${height}px` });
   for (let h = FIRST_HOUR; h < LAST_HOUR; h++) {
@@ -232,7 +235,7 @@ async function refreshWeek() {
 function fillSelects(keepLead) {
   const lead = $("f-lead");
   const leads = state.classrooms.filter((c) => c.lead_capable !== false || c.id === keepLead);
-  lead.replaceChildren(el("option", { value: "", text: leads.length ? "— 请选择 choose —" : "（无主讲课堂 no lead-capable classroom）" }),
+  lead.replaceChildren(el("option", { value: "", text: leads.length ? t("bu.choose") : t("bu.no_lead") }),
     ...leads.map((c) => el("option", {
       value: c.id, text: `${c.name} (${state.schools.get(c.school_id) || ""})`,
     })));
@@ -240,7 +243,17 @@ function fillSelects(keepLead) {
     ...state.teachers.map((t) => el("option", { value: t.id, text: `${t.name} (${state.schools.get(t.school_id) || ""})` })));
   $("f-remotes").replaceChildren(...state.classrooms.map((c) => el("label", { "data-classroom": c.id },
     el("input", { type: "checkbox", value: c.id, name: "remote" }),
-    `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? "（硬件 hardware）" : ""}`)));
+    `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? t("bu.hardware") : ""}`)));
+}
+
+// fillSelects() again (after a language change), keeping what was chosen.
+function fillSelectsKeeping() {
+  const lead = $("f-lead").value, teacher = $("f-teacher").value;
+  const checked = new Set([...document.querySelectorAll("#f-remotes input:checked")].map((b) => b.value));
+  fillSelects(state.editing?.lead_classroom_id);
+  $("f-lead").value = lead;
+  $("f-teacher").value = teacher;
+  for (const box of document.querySelectorAll("#f-remotes input")) box.checked = checked.has(box.value);
 }
 
 function syncRemotes() {
@@ -277,7 +290,7 @@ async function openEditor(lessonId, day) {
   form.reset();
   if (l) {
     state.editing = l;
-    $("form-title").textContent = `编辑课程 Edit lesson ${l.id}`;
+    $("form-title").textContent = t("bu.form.edit", { id: l.id });
     $("f-subject").value = l.subject;
     $("f-title").value = l.title;
     $("f-lead").value = l.lead_classroom_id;
@@ -292,7 +305,7 @@ async function openEditor(lessonId, day) {
       box.checked = l.remote_classroom_ids.includes(box.value);
     }
   } else {
-    $("form-title").textContent = "新建课程 New lesson";
+    $("form-title").textContent = t("bu.form.new");
     $("f-date").value = day || state.today || bureauToday();
     $("f-start").value = "09:00";
     $("f-end").value = "09:45";
@@ -337,10 +350,10 @@ function showError(err) {
   const mark = (node) => node && node.classList.add("invalid");
   if (err.code === "conflict") {
     lines.length = 0;
-    lines.push("时间冲突 Scheduling conflict:");
+    lines.push(t("bu.conflict"));
     for (const c of err.details.conflicts || []) {
       const what = c.resources.map((r) => (r.type === "teacher"
-        ? `教师 teacher ${teacherName(r.id)}` : `课堂 classroom ${roomName(r.id)}`)).join(", ");
+        ? t("bu.conflict.teacher", { name: teacherName(r.id) }) : t("bu.conflict.classroom", { name: roomName(r.id) }))).join(", ");
       lines.push(`• ${what} — 《${c.title}》 ${dayOf(c.start)} ${hhmm(c.start)}–${hhmm(c.end)} (${c.lesson_id})`);
       for (const r of c.resources) {
         if (r.type === "teacher") mark($("f-teacher"));
@@ -383,7 +396,7 @@ async function save(event) {
     const problem = localCheck();
     if (problem) {
       showError(problem);
-      if (!$("f-date").value) $("form-error").textContent += `\n${FIELDS.date}：请选择日期 choose a date`;
+      if (!$("f-date").value) $("form-error").textContent += `\n${t("bu.field_error", { field: fieldLabel("date"), text: t("bu.choose_date") })}`;
       return;
     }
     if (state.editing) await api("PUT", `/api/lessons/${state.editing.id}`, body);
@@ -401,8 +414,8 @@ async function save(event) {
 async function cancelLesson(oneWeek) {
   clearErrors();
   const l = state.editing;
-  const what = oneWeek ? `${state.editingDate} 这一次 this week only` : "整个课程 the whole lesson";
-  if (!confirm(`取消 Cancel 《${l.title}》 — ${what}?`)) return;
+  const what = oneWeek ? t("bu.cancel.one", { date: state.editingDate }) : t("bu.cancel.all");
+  if (!confirm(t("bu.cancel.confirm", { title: l.title, what }))) return;
   try {
     await api("POST", `/api/lessons/${l.id}/cancel`, oneWeek ? { date: state.editingDate } : {});
   } catch (err) {
@@ -429,7 +442,25 @@ function moveWeek(days) {
   refreshWeek().catch(console.warn);
 }
 
+// Static labels (data-i18n in bureau.html) and the page title; the rest is drawn again.
+function labels() {
+  applyI18n();
+  document.title = t("bu.page_title");
+  if (state.editing === null && $("lesson-dialog").open) $("form-title").textContent = t("bu.form.new");
+  else if (state.editing) $("form-title").textContent = t("bu.form.edit", { id: state.editing.id });
+}
+
 function init() {
+  labels();
+  $("lang-slot").replaceWith(langToggle());
+  i18nEvents.addEventListener("langchange", () => {
+    labels();
+    if (!state.me) return;
+    renderSetup(state);
+    showSetup().catch(console.warn);
+    if ($("lesson-dialog").open) { fillSelectsKeeping(); syncRemotes(); }
+    refreshAll().catch(console.warn);
+  });
   $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("api-key").value.trim()); });
   $("logout").addEventListener("click", logout);
   $("prev-week").addEventListener("click", () => moveWeek(-7));

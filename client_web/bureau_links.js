@@ -5,9 +5,11 @@
 
 import { api, copyText, el } from "./bureau_api.js";
 import { explain } from "./bureau_messages.js";
+import { i18nEvents, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const ROLE = { lead: "主讲 Lead", remote: "接收 Remote", observer: "观摩 Observer" };
+const ROLES = new Set(["lead", "remote", "observer"]);
+const roleText = (r) => (ROLES.has(r) ? t(`bu.link.role.${r}`) : r);
 const hhmm = (iso) => iso.slice(11, 16);
 
 let current = null; // { lesson, links }
@@ -26,20 +28,27 @@ export async function openLinks(lesson, day) {
     return;
   }
   current = { lesson, links };
+  render();
+}
+
+// The dialog and the printable sheet of the current lesson, in the page's language.
+function render() {
+  if (!current) return;
+  const { lesson, links } = current;
   const when = occurrenceDay(lesson, links);
-  $("links-title").textContent = `加入链接 Join links — 《${lesson.title}》 ${when}`;
+  $("links-title").textContent = t("bu.links.title", { title: lesson.title, day: when });
   $("links-window").textContent =
-    `有效时间 Valid ${links.not_before.slice(0, 10)} ${hhmm(links.not_before)} – ${hhmm(links.expires)}`;
+    t("bu.links.valid", { day: links.not_before.slice(0, 10), from: hhmm(links.not_before), to: hhmm(links.expires) });
   $("links-table").replaceChildren(...links.links.map((l) => el("tr", { "data-role": l.role, "data-classroom": l.classroom_id },
-    el("td", { text: ROLE[l.role] || l.role }),
+    el("td", { text: roleText(l.role) }),
     el("td", { text: l.classroom_name }),
     el("td", {}, el("input", { class: "link-url", readonly: true, value: l.url, "aria-label": `${l.classroom_name} URL` })),
     el("td", {}, el("button", {
       type: "button", class: "copy-link", "data-classroom": l.classroom_id,
-      text: "复制 Copy",
+      text: t("bu.copy"),
       onclick: async (e) => {
         const ok = await copyText(l.url);
-        e.target.textContent = ok ? "已复制 Copied ✓" : "请手动复制 Select and copy";
+        e.target.textContent = t(ok ? "bu.copied" : "bu.copy_manual");
         if (!ok) e.target.closest("tr").querySelector("input").select();
       },
     })))));
@@ -55,9 +64,9 @@ function renderSheet(lesson, links) {
   const head = el("header", {},
     el("h1", { text: `${lesson.subject} · ${lesson.title}` }),
     el("p", { text: `${occurrenceDay(lesson, links)} ${hhmm(lesson.start)}–${hhmm(lesson.end)} · ` +
-      "开课前 15 分钟可进入 opens 15 minutes before the start" }));
+      t("bu.sheet.opens") }));
   const cards = links.links.filter((l) => l.role !== "observer").map((l) => el("article", { class: "sheet-item" },
-    el("h2", { text: `${ROLE[l.role]} · ${l.classroom_name}` }),
+    el("h2", { text: `${roleText(l.role)} · ${l.classroom_name}` }),
     l.qr_svg ? el("img", { src: l.qr_svg, alt: `QR ${l.classroom_name}`, class: "qr" }) : null,
     el("p", { class: "sheet-url", text: l.url })));
   $("print-sheet").replaceChildren(head, ...cards);
@@ -66,4 +75,5 @@ function renderSheet(lesson, links) {
 export function initLinks() {
   $("links-close").addEventListener("click", () => $("links-dialog").close());
   $("links-print").addEventListener("click", () => { if (current) window.print(); });
+  i18nEvents.addEventListener("langchange", () => { if ($("links-dialog").open) render(); });
 }

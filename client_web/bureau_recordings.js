@@ -3,16 +3,17 @@
 // and when retention deletes it; and the bureau's recording default for new lessons, with the
 // server's retention and free-disk guard. The section is added to the schedule view; it loads
 // once the administrator is logged in (#app shown) and on "refresh". bureau.html#recordings
-// (the index page's "Recording playback" link) scrolls to it.
+// (the index page's "Recording playback" link) scrolls to it. Strings: i18n.js ("bu.recs.*").
 
 import { api, el } from "./bureau_api.js";
+import { i18nEvents, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
 function duration(ms) {
   const s = Math.round(ms / 1000);
   const m = Math.floor(s / 60);
-  return m ? `${m} 分 min ${s % 60} 秒 s` : `${s} 秒 s`;
+  return m ? t("bu.recs.min", { m, s: s % 60 }) : t("bu.recs.sec", { s });
 }
 
 function gib(bytes) {
@@ -22,42 +23,42 @@ function gib(bytes) {
 function card() {
   return el("section", { class: "card", id: "recordings-card" },
     el("div", { class: "toolbar" },
-      el("h2", { text: "录像 Recordings" }),
-      el("button", { id: "recordings-refresh", class: "secondary", type: "button", text: "刷新 Refresh",
+      el("h2", { "data-i18n": "bu.recs", text: t("bu.recs") }),
+      el("button", { id: "recordings-refresh", class: "secondary", type: "button", "data-i18n": "bu.refresh", text: t("bu.refresh"),
         onclick: () => refreshRecordings().catch(console.warn) })),
     el("p", { class: "rooms" },
       el("label", { class: "inline" },
         el("input", { id: "rec-default", type: "checkbox", onchange: (e) => setDefault(e.target) }),
-        " 新课程默认录制 Record new lessons by default"),
+        " ", el("span", { "data-i18n": "bu.recs.default", text: t("bu.recs.default") })),
       el("span", { id: "rec-policy", class: "muted" })),
     el("p", { id: "rec-guard", class: "form-error hidden", role: "alert" }),
     el("p", { class: "rooms" },
-      el("label", { class: "inline" }, "课程 Lesson ",
+      el("label", { class: "inline" }, el("span", { "data-i18n": "bu.recs.lesson", text: t("bu.recs.lesson") }), " ",
         el("select", { id: "recordings-lesson", onchange: () => render() },
-          el("option", { value: "", text: "全部 All lessons" })))),
+          el("option", { value: "", text: t("bu.recs.all") })))),
     el("ul", { id: "recordings", class: "today" }),
     el("p", { id: "recordings-empty", class: "muted hidden",
-      text: "还没有录像 No recordings yet: a recorded lesson appears here when it has begun." }));
+      "data-i18n": "bu.recs.empty", text: t("bu.recs.empty") }));
 }
 
 function row(r) {
   const what = r.schedule_lesson_id ? `${r.subject ? `${r.subject} · ` : ""}${r.title}` : `${r.title} (${r.lesson_id})`;
-  const state = r.recording_now ? "录制中 recording" : r.complete ? "完整 complete" : "未完成 incomplete";
+  const state = t(r.recording_now ? "bu.recs.now" : r.complete ? "bu.recs.complete" : "bu.recs.incomplete");
   return el("li", { "data-recording": r.recording_id, "data-lesson": r.schedule_lesson_id || r.lesson_id },
     el("div", { class: "head" },
       el("strong", { text: `${r.date} ${r.started_at.slice(11, 16)} UTC` }),
       el("span", { text: what }),
       el("span", { class: `badge ${r.recording_now ? "live" : "ended"}`, text: state }),
-      el("span", { class: "muted", text: `${duration(r.duration_ms)} · ${r.tracks} 轨 tracks` })),
+      el("span", { class: "muted", text: `${duration(r.duration_ms)} · ${t("bu.recs.tracks", { n: r.tracks })}` })),
     el("div", { class: "rooms recordings" },
       el("a", { class: "playback-link", href: r.playback_url, target: "_blank", rel: "noopener",
-        text: "录像回放 Recording playback" }),
+        text: t("bu.rec.playback") }),
       r.report_url
         ? el("a", { class: "report-link", href: r.report_url, target: "_blank", rel: "noopener",
-          text: "课堂分析报告 Lesson analysis report" })
-        : el("span", { class: "muted", text: "分析报告未生成 no analysis report yet" }),
+          text: t("bu.rec.report") })
+        : el("span", { class: "muted", text: t("bu.recs.no_report") }),
       el("span", { class: "muted", text: r.expires_at
-        ? `保留至 kept until ${r.expires_at.slice(0, 10)}` : "永久保留 kept" })));
+        ? t("bu.recs.kept_until", { date: r.expires_at.slice(0, 10) }) : t("bu.recs.kept") })));
 }
 
 let settings = null;
@@ -71,7 +72,7 @@ function render() {
   const chosen = select.value;
   const lessons = new Map();
   for (const r of all) if (!lessons.has(lessonKey(r))) lessons.set(lessonKey(r), r.title);
-  select.replaceChildren(el("option", { value: "", text: "全部 All lessons" }),
+  select.replaceChildren(el("option", { value: "", text: t("bu.recs.all") }),
     ...[...lessons].map(([id, title]) => el("option", { value: id, text: `${title} (${id})` })));
   select.value = lessons.has(chosen) ? chosen : "";
   const shown = all.filter((r) => !select.value || lessonKey(r) === select.value);
@@ -93,13 +94,12 @@ function showSettings(s) {
   // the lesson form's "Record this lesson" starts from the bureau's default (form.reset())
   const lessonBox = $("f-recording");
   if (lessonBox) lessonBox.defaultChecked = s.recording_default;
-  const kept = s.retention_days > 0 ? `录像保留 ${s.retention_days} 天 kept ${s.retention_days} days` : "录像永久保留 kept forever";
-  $("rec-policy").textContent = ` · ${s.enabled ? kept : "服务器已关闭录制 recording is off on this server"}`;
+  const kept = s.retention_days > 0 ? t("bu.recs.retention", { days: s.retention_days }) : t("bu.recs.forever");
+  $("rec-policy").textContent = ` · ${s.enabled ? kept : t("bu.recs.off")}`;
   const guard = s.disk_guard;
   const warn = $("rec-guard");
   if (guard && guard.tripped) {
-    warn.textContent = `录像磁盘空间不足，录制已暂停 The recordings disk is low on space: recording is paused `
-      + `(${gib(guard.free_bytes)} free, needs ${gib(guard.min_free_bytes)}).`;
+    warn.textContent = t("bu.recs.guard", { free: gib(guard.free_bytes), need: gib(guard.min_free_bytes) });
     warn.classList.remove("hidden");
   } else {
     warn.classList.add("hidden");
@@ -139,4 +139,5 @@ export function initRecordings() {
   new MutationObserver(load).observe(app, { attributes: true, attributeFilter: ["class"] });
   load();
   setInterval(() => { if (loaded) refreshRecordings().catch(console.warn); }, 30000);
+  i18nEvents.addEventListener("langchange", () => { if (settings) showSettings(settings); render(); });
 }

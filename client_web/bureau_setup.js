@@ -1,15 +1,19 @@
 // District set-up (学区设置) on the bureau page: schools, classrooms (lead-capable or remote),
 // teachers, administrators and devices (their keys are shown once), and the CSV import of a
 // district's schools and classrooms with a dry-run preview before anything is created.
+// Strings: i18n.js ("bu.*"); the page draws this again when the language changes.
 
 import { api, copyText, el } from "./bureau_api.js";
 import { explain } from "./bureau_messages.js";
+import { i18nEvents, lang, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
-const ROLE_TEXT = { lead: "主讲 Lead-capable", remote: "接收 Remote" };
-const KIND_TEXT = { browser: "浏览器 Browser", hardware: "硬件终端 Hardware" };
+const ROLES = ["lead", "remote"];
+const KINDS = ["browser", "hardware"];
+const roleText = (r) => t(`bu.role.${r}`);
+const kindText = (k) => t(`bu.kind.${k}`);
 
-const setup = { dir: null, onChange: async () => {}, csvFile: null };
+const setup = { dir: null, onChange: async () => {}, csvFile: null, lastImport: null };
 
 function fail(box, err) {
   $(box).textContent = err?.code ? explain(err) : String(err?.message || err);
@@ -32,9 +36,9 @@ function options(list, label) {
 }
 
 function nameCell(value, onSave, box) {
-  const input = el("input", { value, maxlength: "200", class: "name-edit", "aria-label": "名称 Name" });
+  const input = el("input", { value, maxlength: "200", class: "name-edit", "aria-label": t("bu.name") });
   const save = el("button", {
-    type: "button", class: "secondary small", text: "保存 Save",
+    type: "button", class: "secondary small", text: t("bu.save"),
     onclick: () => act(box, () => onSave(input.value)),
   });
   return el("td", { class: "name-cell" }, input, save);
@@ -42,8 +46,8 @@ function nameCell(value, onSave, box) {
 
 function deleteButton(box, what, fn) {
   return el("button", {
-    type: "button", class: "danger small", text: "删除 Delete",
-    onclick: () => { if (confirm(`删除 Delete ${what}?`)) act(box, fn); },
+    type: "button", class: "danger small", text: t("bu.delete"),
+    onclick: () => { if (confirm(t("bu.delete.confirm", { what }))) act(box, fn); },
   });
 }
 
@@ -66,16 +70,18 @@ export function renderSetup(dir) {
 
   $("schools-table").replaceChildren(...schools.map((s) => el("tr", { "data-school": s.id },
     nameCell(s.name, (name) => api("PATCH", `/api/schools/${s.id}`, { name }), "schools-error"),
-    el("td", { text: `${dir.classrooms.filter((c) => c.school_id === s.id).length} 课堂 classrooms · ` +
-      `${dir.teachers.filter((t) => t.school_id === s.id).length} 教师 teachers` }),
+    el("td", { text: t("bu.school_counts", {
+      rooms: dir.classrooms.filter((c) => c.school_id === s.id).length,
+      teachers: dir.teachers.filter((x) => x.school_id === s.id).length,
+    }) }),
     el("td", {}, deleteButton("schools-error", s.name, () => api("DELETE", `/api/schools/${s.id}`))))));
 
   $("classrooms-table").replaceChildren(...dir.classrooms.map((c) => {
-    const role = el("select", { class: "role-edit", "aria-label": "角色 Role" },
-      ...Object.entries(ROLE_TEXT).map(([v, t]) => el("option", { value: v, text: t })));
+    const role = el("select", { class: "role-edit", "aria-label": t("bu.role") },
+      ...ROLES.map((v) => el("option", { value: v, text: roleText(v) })));
     role.value = c.lead_capable === false ? "remote" : "lead";
-    const kind = el("select", { class: "kind-edit", "aria-label": "设备类型 Kind" },
-      ...Object.entries(KIND_TEXT).map(([v, t]) => el("option", { value: v, text: t })));
+    const kind = el("select", { class: "kind-edit", "aria-label": t("bu.field.kind") },
+      ...KINDS.map((v) => el("option", { value: v, text: kindText(v) })));
     kind.value = c.kind;
     const change = (body) => act("classrooms-error", () => api("PATCH", `/api/classrooms/${c.id}`, body));
     role.addEventListener("change", () => change({ lead_capable: role.value === "lead" }));
@@ -87,55 +93,56 @@ export function renderSetup(dir) {
       el("td", {}, deleteButton("classrooms-error", c.name, () => api("DELETE", `/api/classrooms/${c.id}`))));
   }));
 
-  $("teachers-table").replaceChildren(...dir.teachers.map((t) => el("tr", { "data-teacher": t.id },
-    el("td", { text: schoolName(t.school_id) }),
-    nameCell(t.name, (name) => api("PATCH", `/api/teachers/${t.id}`, { name }), "teachers-error"),
-    el("td", {}, deleteButton("teachers-error", t.name, () => api("DELETE", `/api/teachers/${t.id}`))))));
+  $("teachers-table").replaceChildren(...dir.teachers.map((x) => el("tr", { "data-teacher": x.id },
+    el("td", { text: schoolName(x.school_id) }),
+    nameCell(x.name, (name) => api("PATCH", `/api/teachers/${x.id}`, { name }), "teachers-error"),
+    el("td", {}, deleteButton("teachers-error", x.name, () => api("DELETE", `/api/teachers/${x.id}`))))));
 }
 
 async function renderCredentials() {
   const [admins, devices] = await Promise.all([api("GET", "/api/admins"), api("GET", "/api/devices")]);
   const roomName = (id) => setup.dir?.classrooms.find((c) => c.id === id)?.name || id;
   $("admins-table").replaceChildren(...admins.admins.map((a) => el("tr", { "data-admin": a.id },
-    el("td", { text: a.name + (a.me ? "（我 me）" : "") }),
+    el("td", { text: a.name + (a.me ? t("bu.me") : "") }),
     el("td", { text: a.created_at.slice(0, 10) }),
-    el("td", { text: a.revoked ? "已吊销 revoked" : "有效 active" }),
+    el("td", { text: t(a.revoked ? "bu.revoked" : "bu.active") }),
     el("td", {}, a.revoked || a.me ? null : el("button", {
-      type: "button", class: "danger small", text: "吊销 Revoke",
-      onclick: () => { if (confirm(`吊销 Revoke ${a.name}?`)) act("admins-error", () => api("DELETE", `/api/admins/${a.id}`)); },
+      type: "button", class: "danger small", text: t("bu.revoke"),
+      onclick: () => { if (confirm(t("bu.revoke.confirm", { name: a.name }))) act("admins-error", () => api("DELETE", `/api/admins/${a.id}`)); },
     })))));
   $("devices-table").replaceChildren(...devices.devices.map((d) => el("tr", { "data-device": d.id },
     el("td", { text: d.name }), el("td", { text: roomName(d.classroom_id) }),
-    el("td", { text: d.revoked ? "已吊销 revoked" : "有效 active" }),
+    el("td", { text: t(d.revoked ? "bu.revoked" : "bu.active") }),
     el("td", { class: "device-seen", text: deviceSeen(d) }),
     el("td", {}, d.revoked ? null : el("button", {
-      type: "button", class: "danger small", text: "吊销 Revoke",
-      onclick: () => { if (confirm(`吊销 Revoke ${d.name}?`)) act("devices-error", () => api("DELETE", `/api/devices/${d.id}`)); },
+      type: "button", class: "danger small", text: t("bu.revoke"),
+      onclick: () => { if (confirm(t("bu.revoke.confirm", { name: d.name }))) act("devices-error", () => api("DELETE", `/api/devices/${d.id}`)); },
     })))));
 }
 
 // A device's latest health report (POST /api/device/health, sent by `classroom agent`).
 function deviceSeen(d) {
-  if (!d.last_seen) return "从未上线 never seen";
-  const when = new Date(d.last_seen).toLocaleString();
-  if (!d.online) return `离线 offline · 最后在线 last seen ${when}`;
+  if (!d.last_seen) return t("bu.seen.never");
+  const when = new Date(d.last_seen).toLocaleString(lang());
+  if (!d.online) return t("bu.seen.offline", { when });
   const h = d.health || {};
-  const state = h.state === "in_lesson" ? "上课中 in lesson" : "在线 online";
-  const link = h.rtt_ms == null ? "" : ` · RTT ${Math.round(h.rtt_ms)} ms · 丢包 loss ${Math.round((h.loss || 0) * 100)}%`;
+  const state = t(h.state === "in_lesson" ? "bu.seen.in_lesson" : "bu.seen.online");
+  const link = h.rtt_ms == null ? "" : ` · RTT ${Math.round(h.rtt_ms)} ms · ${t("bu.seen.loss")} ${Math.round((h.loss || 0) * 100)}%`;
   const cpu = h.cpu_percent == null ? "" : ` · CPU ${Math.round(h.cpu_percent)}%`;
-  return `${state} · ${when} · v${h.version || "?"} · 收 recv ${h.frames_received_video ?? 0} · 发 sent ${h.frames_sent_video ?? 0}${link}${cpu}`;
+  return `${state} · ${when} · v${h.version || "?"} · ${t("bu.seen.recv")} ${h.frames_received_video ?? 0} · ${t("bu.seen.sent")} ${h.frames_sent_video ?? 0}${link}${cpu}`;
 }
 
 function showSecret(box, label, secret) {
   $(box).replaceChildren(
-    el("p", { text: `${label} — 只显示这一次，请立即保存 shown only this once: store it now` }),
+    el("p", { text: t("bu.secret.once", { label }) }),
     el("code", { class: "secret", text: secret }),
-    el("button", { type: "button", class: "secondary small", text: "复制 Copy", onclick: () => copyText(secret) }));
+    el("button", { type: "button", class: "secondary small", text: t("bu.copy"), onclick: () => copyText(secret) }));
   $(box).classList.remove("hidden");
 }
 
 // ---- CSV import -----------------------------------------------------------------------------
 function renderImport(result) {
+  setup.lastImport = result;
   const rows = new Map();
   for (const r of result.rows) rows.set(r.row, { ...r, problems: [] });
   for (const e of result.errors) {
@@ -146,31 +153,31 @@ function renderImport(result) {
   const ok = result.rows.length;
   const bad = result.bad_rows?.length ?? 0;
   const summary = result.dry_run
-    ? `预检 Dry run: ${ok} 行可导入 rows OK, ${bad} 行有问题 rows with problems (不会导入 will not be imported)` +
-      (result.new_schools.length ? `；将新建学校 new schools: ${result.new_schools.join("、")}` : "")
-    : `已导入 Imported ${result.created.classrooms.length} 个课堂 classrooms, ` +
-      `新建 ${result.created.schools.length} 所学校 new schools；${bad} 行未导入 rows skipped`;
+    ? t("bu.csv.dry_run", { ok, bad }) +
+      (result.new_schools.length ? t("bu.csv.new_schools", { names: result.new_schools.join(lang() === "en" ? ", " : "、") }) : "")
+    : t("bu.csv.imported", { rooms: result.created.classrooms.length, schools: result.created.schools.length, bad });
   $("csv-summary").textContent = summary;
   if (result.ignored_columns?.length) {
-    $("csv-summary").textContent += `（忽略的列 ignored columns: ${result.ignored_columns.join(", ")}）`;
+    $("csv-summary").textContent += t("bu.csv.ignored", { cols: result.ignored_columns.join(", ") });
   }
   $("csv-preview").replaceChildren(
-    el("tr", {}, ...["行 Row", "学校 School", "课堂 Classroom", "角色 Role", "状态 Status"].map((t) => el("th", { text: t }))),
+    el("tr", {}, ...["bu.csv.row", "bu.field.school_id", "bu.field.classroom_id", "bu.role", "bu.csv.status"]
+      .map((k) => el("th", { text: t(k) }))),
     ...sorted.map((r) => el("tr", { class: r.problems.length ? "bad" : "ok", "data-row": String(r.row) },
       el("td", { text: String(r.row) }),
       el("td", { text: r.school ?? "" }), el("td", { text: r.classroom ?? "" }),
-      el("td", { text: r.problems.length ? (r.role ?? "") : ROLE_TEXT[r.lead_capable ? "lead" : "remote"] }),
+      el("td", { text: r.problems.length ? (r.role ?? "") : roleText(r.lead_capable ? "lead" : "remote") }),
       el("td", {}, ...(r.problems.length
         ? r.problems.map((p) => el("div", { class: "problem", "data-field": p.field,
-          text: `${p.field}: ${p.message_zh} / ${p.message}` }))
-        : [el("span", { text: result.dry_run ? "可导入 OK" : "已导入 imported ✓" })])))));
+          text: `${p.field}: ${lang() === "en" ? p.message : p.message_zh || p.message}` }))
+        : [el("span", { text: t(result.dry_run ? "bu.csv.ok" : "bu.csv.done") })])))));
   $("csv-import").disabled = !result.dry_run || ok === 0;
 }
 
 async function csvCheck(dryRun) {
   $("csv-error").textContent = "";
   const file = $("csv-file").files[0];
-  if (!file) { $("csv-error").textContent = "请选择 CSV 文件 Choose a CSV file"; return; }
+  if (!file) { $("csv-error").textContent = t("bu.csv.choose"); return; }
   try {
     const result = await api("POST", `/api/import/classrooms?dry_run=${dryRun ? 1 : 0}`, file);
     renderImport(result);
@@ -178,7 +185,7 @@ async function csvCheck(dryRun) {
   } catch (err) {
     $("csv-import").disabled = true;
     $("csv-error").textContent = err.details?.message_zh
-      ? `${err.details.message_zh} / ${err.message}` : explain(err);
+      ? (lang() === "en" ? err.message : err.details.message_zh) : explain(err);
   }
 }
 
@@ -207,7 +214,7 @@ export function initSetup(onChange) {
     $("admins-error").textContent = "";
     try {
       const a = await api("POST", "/api/admins", { name: $("admin-name").value });
-      showSecret("admin-secret", `新管理员 New administrator ${a.name} 的 API 密钥 key`, a.api_key);
+      showSecret("admin-secret", t("bu.secret.admin", { name: a.name }), a.api_key);
       $("admin-form").reset();
       await renderCredentials();
     } catch (err) { fail("admins-error", err); }
@@ -217,7 +224,7 @@ export function initSetup(onChange) {
     $("devices-error").textContent = "";
     try {
       const d = await api("POST", "/api/devices", { classroom_id: $("device-classroom").value, name: $("device-name").value });
-      showSecret("device-secret", `设备 Device ${d.name} 的凭据 credential`, d.credential);
+      showSecret("device-secret", t("bu.secret.device", { name: d.name }), d.credential);
       $("device-form").reset();
       await renderCredentials();
     } catch (err) { fail("devices-error", err); }
@@ -226,7 +233,9 @@ export function initSetup(onChange) {
     $("csv-import").disabled = true;
     $("csv-preview").replaceChildren();
     $("csv-summary").textContent = "";
+    setup.lastImport = null;
   });
+  i18nEvents.addEventListener("langchange", () => { if (setup.lastImport) renderImport(setup.lastImport); });
   $("csv-check").addEventListener("click", () => csvCheck(true));
   $("csv-import").addEventListener("click", () => csvCheck(false));
 }

@@ -82,7 +82,7 @@ async def test_admin_schedules_and_classrooms_join_via_links(server_proc: Server
     start = max(day_start, now - timedelta(minutes=5))
     end = min(day_start + timedelta(hours=23, minutes=59), now + timedelta(minutes=40))
 
-    page = await new_page(browser, f"{server_proc.url}/bureau.html")
+    page = await new_page(browser, f"{server_proc.url}/bureau.html?lang=zh-CN")
     await page.fill("#api-key", key)
     await page.click("#login")
     await page.wait_for_selector("#app:not(.hidden)")
@@ -96,7 +96,12 @@ async def test_admin_schedules_and_classrooms_join_via_links(server_proc: Server
     await fill_lesson(page, "Clash", other_lead["id"], remote["id"], start.strftime("%H:%M"), end.strftime("%H:%M"))
     await page.wait_for_function("document.getElementById('form-error').textContent.includes('E2E fractions')")
     error = await page.text_content("#form-error") or ""
-    assert "conflict" in error.lower() and "远端 B" in error
+    assert "时间冲突" in error and "远端 B" in error
+    # the same refusal in English after the language toggle (i18n.js's setLang, as the header's EN does)
+    await page.evaluate("import('/i18n.js').then((m) => m.setLang('en'))")
+    await page.click("#f-save")
+    await page.wait_for_function("document.getElementById('form-error').textContent.includes('Scheduling conflict')")
+    assert "classroom 远端 B" in (await page.text_content("#form-error") or "")
     marked = page.locator(f'#f-remotes label.invalid[data-classroom="{remote["id"]}"]')
     assert await marked.count() == 1
     await page.click("#f-close")

@@ -45,8 +45,15 @@ CSV_ROWS = [
 BAD_ROW = 7
 
 
+async def set_lang(page: Page, lang: str) -> None:
+    """The page's language as its EN / 中文 toggle sets it (i18n.js's setLang; the toggle itself is
+    behind the lesson dialog while that is open)."""
+    await page.evaluate("(lang) => import('/i18n.js').then((m) => m.setLang(lang))", lang)
+
+
 async def new_context(browser: Browser) -> BrowserContext:
-    return await browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    # a Chinese browser: the bureau page starts in zh-CN (i18n.js: the browser's language)
+    return await browser.new_context(permissions=["clipboard-read", "clipboard-write"], locale="zh-CN")
 
 
 async def open_page(context: BrowserContext, url: str) -> Page:
@@ -72,7 +79,7 @@ async def copy_link(page: Page, classroom_id: str) -> str:
     await page.click(f'#links-table button.copy-link[data-classroom="{classroom_id}"]')
     await page.wait_for_function(
         "(id) => document.querySelector(`#links-table button.copy-link[data-classroom=\"${id}\"]`)"
-        ".textContent.includes('Copied')",
+        ".textContent.includes('已复制')",
         arg=classroom_id,
     )
     return str(await page.evaluate("navigator.clipboard.readText()"))
@@ -126,11 +133,16 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     assert await page.locator("#csv-preview tr.ok").count() == 10
     assert await page.locator("#csv-preview tr.bad").count() == 1
     problem = await page.text_content(f'#csv-preview tr.bad[data-row="{BAD_ROW}"] .problem') or ""
-    assert "role" in problem and "角色" in problem and "lead" in problem  # field, zh and en reason
-    assert "Dry run" in (await page.text_content("#csv-summary") or "")
+    assert "role" in problem and "角色" in problem  # the field and the zh reason (the page's language)
+    assert "预检" in (await page.text_content("#csv-summary") or "")
+    await set_lang(page, "en")  # the preview is drawn again in English
+    await page.wait_for_function("document.getElementById('csv-summary').textContent.includes('Dry run')")
+    problem = await page.text_content(f'#csv-preview tr.bad[data-row="{BAD_ROW}"] .problem') or ""
+    assert "role" in problem and "lead" in problem and "角色" not in problem
+    await set_lang(page, "zh-CN")
     assert len(call(server_proc, key, "GET", "/api/classrooms")["classrooms"]) == 3  # a dry run writes nothing
     await page.click("#csv-import")
-    await page.wait_for_function("document.getElementById('csv-summary').textContent.includes('Imported 10')")
+    await page.wait_for_function("document.getElementById('csv-summary').textContent.includes('已导入 10')")
     all_rooms = call(server_proc, key, "GET", "/api/classrooms")["classrooms"]
     assert len(all_rooms) == 13
     assert "六年级" not in {c["name"] for c in all_rooms}  # nothing from the bad row
@@ -148,11 +160,16 @@ async def test_fresh_install_district_setup_import_and_next_week_lesson(
     await page.fill("#f-subject", "数学 Maths")
     await page.fill("#f-title", "分数的意义")
     await page.check(f'#f-remotes input[value="{by_name["三年级"]["id"]}"]')
-    await page.click("#f-save")  # no lead chosen: the page names the field in zh and en
+    await page.click("#f-save")  # no lead chosen: the page names the field in its language
+    await page.wait_for_function("document.getElementById('form-error').textContent.includes('主讲课堂：请选择一项')")
+    await set_lang(page, "en")
+    await page.click("#f-save")
     await page.wait_for_function(
-        "document.getElementById('form-error').textContent.includes('主讲课堂 Lead classroom')"
+        "document.getElementById('form-error').textContent.includes('Lead classroom: choose one')"
     )
     assert "must be" not in (await page.text_content("#form-error") or "")
+    assert await page.text_content('label:has(#f-lead) span') == "Lead classroom"
+    await set_lang(page, "zh-CN")
     lead_id = by_name["初一(1)班"]["id"]
     await page.select_option("#f-lead", lead_id)
     assert await page.is_hidden(f'#f-remotes label[data-classroom="{lead_id}"]')  # the lead is not offered as remote
@@ -295,8 +312,11 @@ async def test_weekly_lesson_with_exceptions_is_edited_and_one_week_cancelled_on
     await page.wait_for_selector("#lesson-dialog[open]")
     await page.fill("#f-until", (first - timedelta(days=1)).isoformat())
     await page.click("#f-save")
-    await page.wait_for_function("document.getElementById('form-error').textContent.includes('重复至 Weekly until')")
+    await page.wait_for_function("document.getElementById('form-error').textContent.includes('重复至：')")
     assert await page.locator("#f-until.invalid").count() == 1
+    await set_lang(page, "en")
+    await page.click("#f-save")
+    await page.wait_for_function("document.getElementById('form-error').textContent.includes('Weekly until:')")
     await page.click("#f-close")
 
     # cancel one week (the first) from the timetable
