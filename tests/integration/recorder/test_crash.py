@@ -16,7 +16,7 @@ import pytest
 
 from recorder.cli import record_main
 from recorder.core import RecordingSession
-from recorder.manifest import read_manifest
+from recorder.manifest import TrackEntry, read_manifest
 from tests.integration.recorder.media import EncodedMedia, SendTrack, schedule
 
 KILL_AFTER = 30.0
@@ -42,6 +42,44 @@ def decoded_until(path: Path, kind: str) -> tuple[float | None, int]:
     except av.FFmpegError:
         pass  # a cut-off file: count what decoded before the cut
     return last, count
+
+
+def decoded_audio_seconds(path: Path) -> float:
+    """Seconds of sound that decode from an audio file (samples ÷ rate, summed over its frames):
+    unlike the last frame's time, this counts holes, and a stream slower than real time."""
+    seconds = 0.0
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(container.streams.audio[0]):
+                seconds += frame.samples / frame.sample_rate
+    except av.FFmpegError:
+        pass  # a cut-off file: count what decoded before the cut
+    return seconds
+
+
+def assert_audio_covers(path: Path, start_ms: float, kill_ms: float, max_loss_s: float, what: str) -> float:
+    """The audio in ``path`` (whose first sample is at ``start_ms`` on the lesson's timeline)
+    covers its time up to the kill but for at most ``max_loss_s``; returns the seconds missing."""
+    span = (kill_ms - start_ms) / 1000
+    assert span > 2 * max_loss_s, f"{what}: {span:.1f} s before the kill is too short for the check to mean anything"
+    recorded = decoded_audio_seconds(path)
+    missing = span - recorded
+    print(f"{what}: {recorded:.2f} s of audio decode for {span:.2f} s recorded "
+          f"until the kill ({missing:.2f} s missing)")
+    assert missing <= max_loss_s, (what, recorded, missing)
+    return missing
+
+
+def audio_covers_video(directory: Path, tracks: list[TrackEntry], max_loss_s: float) -> None:
+    """Each audio track of ``tracks`` holds as much sound as its classroom's video track lasts,
+    but for ``max_loss_s`` (one classroom's camera and microphone start and stop together)."""
+    for audio in (t for t in tracks if t.kind == "audio"):
+        video = next(t for t in tracks if t.kind == "video" and t.classroom_id == audio.classroom_id)
+        last, _ = decoded_until(directory / video.file, "video")
+        assert last is not None, video.id
+        sound = decoded_audio_seconds(directory / audio.file)
+        print(f"{audio.id}: {sound:.2f} s of audio decode beside {last:.2f} s of {video.id}")
+        assert sound >= last - max_loss_s, (audio.id, sound, video.id, last)
 
 
 @pytest.mark.slow
@@ -131,6 +169,8 @@ def test_kill_9_loses_at_most_5_seconds(tmp_path: Path, lesson_media: dict[str, 
         assert last is not None and count > 0
         lost = (kill_ms - (track.start_ms + last * 1000)) / 1000
         assert lost <= MAX_LOSS, (track.id, lost)
+        if track.kind == "audio":  # and the sound itself, not only its last frame, is all there
+            assert_audio_covers(out / track.file, track.start_ms, kill_ms, MAX_LOSS, f"repaired {track.id}")
 
     # a recorder started again in the directory continues the same recording
     session = RecordingSession(out, "crash-lesson")
