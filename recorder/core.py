@@ -211,7 +211,7 @@ class TrackRecorder:
             self.stats.dropped_frames += 1
             return
         try:
-            written = self.writer.write(data, pts, keyframe, width, height)
+            written = self.writer.write(data, pts, keyframe, width, height, now)
         except OSError as exc:
             self.stats.write_errors += 1
             if is_disk_full(exc):

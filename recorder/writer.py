@@ -7,7 +7,10 @@ go in as ``av.Packet(bytes)`` with millisecond timestamps. Each track is written
 
 - into short **segments** (``segments/<track>/NNNNN.<ext>``), each closed properly every
   ``segment_seconds`` (video segments begin on a keyframe), so that a killed recorder loses
-  at most the open segment;
+  at most the open segment. A segment is due after ``segment_seconds`` of the track's own
+  time *or* of the wall clock (``now``), whichever comes first: a sender whose timestamps run
+  slower than real time (issue #14: a test tone at a sixth of it) must not keep a segment open
+  for longer, and lose more to a crash;
 - into one **full file** (``<track>.<ext>``) that gets its trailer (cues, duration) on a clean
   stop. After a crash it is a cut-off Matroska file that still demuxes up to where it ends.
 
@@ -175,6 +178,7 @@ class TrackWriter:
         self._segment: _Output | None = None
         self._last_ms: int | None = None
         self._last_interval_ms = 33 if kind == "video" else 20
+        self._segment_opened: float | None = None  # wall time the open segment began (``now``)
         self.end_ms = 0.0
 
     @property
@@ -184,9 +188,10 @@ class TrackWriter:
     def _open(self, relative: str) -> _Output:
         return _Output(self.root / relative, self.format, self.codec, self.kind, self.width, self.height)
 
-    def _start_segment(self, start_ms: int) -> None:
+    def _start_segment(self, start_ms: int, now: float | None) -> None:
         if self._segment is not None:
             self._finish_segment()
+        self._segment_opened = now
         relative = f"segments/{self.track_id}/{len(self.segments):05d}.{self.ext}"
         self._segment = self._open(relative)
         self.segments.append(SegmentInfo(relative, float(start_ms), float(start_ms)))
@@ -199,8 +204,12 @@ class TrackWriter:
         if self.segments:
             self.segments[-1].complete = True
 
-    def write(self, data: bytes, pts: int, keyframe: bool, width: int = 0, height: int = 0) -> bool:
-        """Add one frame with a track-relative timestamp in clock-rate units.
+    def write(
+        self, data: bytes, pts: int, keyframe: bool, width: int = 0, height: int = 0, now: float | None = None
+    ) -> bool:
+        """Add one frame with a track-relative timestamp in clock-rate units; ``now`` (seconds,
+        any clock) is when it arrived, so that a segment is also due after ``segment_seconds``
+        of it.
 
         Returns False when the frame was not written (video before its first keyframe).
         """
@@ -223,7 +232,7 @@ class TrackWriter:
             if width and height:
                 self.width, self.height = width, height
             self._full = self._open(self.file)
-            self._start_segment(pts_ms)
+            self._start_segment(pts_ms, now)
         else:
             if width and height and (width, height) != (self.width, self.height):
                 log.info(
@@ -236,9 +245,13 @@ class TrackWriter:
                 )
                 self.width, self.height = width, height
             assert self.segments
-            due = pts_ms - self.segments[-1].start_ms >= self.segment_ms
+            due = pts_ms - self.segments[-1].start_ms >= self.segment_ms or (
+                now is not None
+                and self._segment_opened is not None
+                and (now - self._segment_opened) * 1000 >= self.segment_ms
+            )
             if due and (self.kind == "audio" or keyframe):
-                self._start_segment(pts_ms)
+                self._start_segment(pts_ms, now)
                 self.wants_keyframe = False
             elif due:
                 self.wants_keyframe = True
