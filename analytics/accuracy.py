@@ -81,21 +81,24 @@ def _agreement(a: list[str], b: list[str]) -> float:
 def score(report: dict[str, Any], truth: dict[str, list[list[float]]], cpu_s: float = 0.0, **meta: Any) -> Score:
     """Compare a report with the true speech intervals (track id -> intervals)."""
     duration = float(report["duration_s"])
-    teacher = [tuple(x) for x in truth.get("teacher", [])]
+    teacher = [(float(x[0]), float(x[1])) for x in truth.get("teacher", [])]
+    measured = [(float(x[0]), float(x[1])) for x in report["segments"]["teacher"]]
     t30 = code_intervals(teacher, duration, 30.0)
     # 3-s windows coded from the measured teacher segments: the mask the report codes
-    m3 = code_intervals([tuple(x) for x in report["segments"]["teacher"]], duration, 3.0)
+    m3 = code_intervals(measured, duration, 3.0)
     t3 = code_intervals(teacher, duration, 3.0)
     interval = float(report["st"]["interval_s"])
-    m30 = report["st"]["codes"] if interval == 30.0 else code_intervals(
-        [tuple(x) for x in report["segments"]["teacher"]], duration, 30.0
-    )
+    m30 = report["st"]["codes"] if interval == 30.0 else code_intervals(measured, duration, 30.0)
     students = union(iv for k, v in truth.items() if k != "teacher" for iv in v)
     teacher_true = total(truth.get("teacher", []))
     student_true = total(students)
     worst, worst_room = 0.0, ""
     for room, part in report["participation"].items():
-        tracks = [k for k in truth if k != "teacher" and (k == f"{room}-students" or (room == "lead" and k == "lead-students"))]
+        tracks = [
+            k
+            for k in truth
+            if k != "teacher" and (k == f"{room}-students" or (room == "lead" and k == "lead-students"))
+        ]
         true_s = total(iv for k in tracks for iv in truth[k])
         err = abs(float(part["student_talk_s"]) - true_s) / duration
         if err >= worst:
@@ -150,7 +153,19 @@ def _pct(x: float) -> str:
 
 
 def table(scores: list[Score]) -> str:
-    head = ["lesson", "lang", "seed", "min", "S-T 30s", "S-T 3s", "teacher err", "student err", "room err", "CPU s", "ok"]
+    head = [
+        "lesson",
+        "lang",
+        "seed",
+        "min",
+        "S-T 30s",
+        "S-T 3s",
+        "teacher err",
+        "student err",
+        "room err",
+        "CPU s",
+        "ok",
+    ]
     rows = [
         [
             s.lesson.split("-")[0] if not s.lesson.startswith("hard") else "hard",

@@ -156,7 +156,9 @@ def peaks_near(r: np.ndarray, columns: list[int], tolerance: int) -> tuple[np.nd
     return best, where
 
 
-def _aligned(a: Padded, rb: np.ndarray, nb: np.ndarray, starts: np.ndarray, lags: np.ndarray, spread: int) -> tuple[np.ndarray, np.ndarray]:
+def _aligned(
+    a: Padded, rb: np.ndarray, nb: np.ndarray, starts: np.ndarray, lags: np.ndarray, spread: int
+) -> tuple[np.ndarray, np.ndarray]:
     """A's rows ``lags`` (± spread, the best per row) before each of B's rows, and their
     normalised correlation with B's (A's norm taken at the centre shift: they differ little)."""
     block = rb.shape[1]
@@ -170,7 +172,9 @@ def _aligned(a: Padded, rb: np.ndarray, nb: np.ndarray, starts: np.ndarray, lags
     return shifts[rows, best], dots[rows, best] / (na * nb)
 
 
-def joint_share(b: Padded, sources: list[tuple[Padded, np.ndarray]], blocks: np.ndarray, block: int, spread: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def joint_share(
+    b: Padded, sources: list[tuple[Padded, np.ndarray]], blocks: np.ndarray, block: int, spread: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each block of B: the share of its power that the sources, each at its own delay
     (``sources[k] = (wave, lag per block)``, ± spread), explain together (least squares), the
     source with the best single correlation and that correlation."""
@@ -202,7 +206,17 @@ def joint_share(b: Padded, sources: list[tuple[Padded, np.ndarray]], blocks: np.
     return share, which, single
 
 
-def _refine_delays(a: Padded, b: Padded, a_frames: TrackFrames, lag_samples: int, n_blocks: int, block: int, frame: int, search: int, window_blocks: int) -> np.ndarray:
+def _refine_delays(
+    a: Padded,
+    b: Padded,
+    a_frames: TrackFrames,
+    lag_samples: int,
+    n_blocks: int,
+    block: int,
+    frame: int,
+    search: int,
+    window_blocks: int,
+) -> np.ndarray:
     """The copy delay (samples) for every block, refined per window (``window_blocks``) on A's
     loudest stretch in each quarter of the window (0.24 s each, searched ± ``search``)."""
     seg_frames = 8
@@ -273,7 +287,9 @@ def _smoothed(values: np.ndarray, weights: np.ndarray, blocks: np.ndarray, n_blo
     return sn / np.maximum(sd, 1e-9)
 
 
-def _global_lag(a: Padded, b: Padded, a_frames: TrackFrames, a_mask: np.ndarray, frame: int, max_lag: int) -> tuple[int, float]:
+def _global_lag(
+    a: Padded, b: Padded, a_frames: TrackFrames, a_mask: np.ndarray, frame: int, max_lag: int
+) -> tuple[int, float]:
     """The delay (samples, 1..max_lag) at which B holds A's sound, from the waveforms of up to
     12 of A's loudest 0.48-s stretches of ``a_mask`` (mean normalised correlation at that lag)."""
     seg_frames = 16
@@ -313,12 +329,14 @@ def find_copies(
     own_masks: list[np.ndarray] | None = None,
     same_room: bool = True,
     delay_cache: dict[tuple[int, int, int], np.ndarray] | None = None,
+    scores: list[np.ndarray] | None = None,
 ) -> list[PairResult]:
     """Copies of each track's sound on the others (``tracks[i]`` and ``pw[i]`` belong together;
     pad them with :func:`pad_waves`).
 
     ``own_masks`` are the frames taken as each track's own sound when the delay between rooms is
-    estimated (default: every speech frame); ``delay_cache`` keeps refined delays between calls."""
+    estimated (default: every speech frame); ``delay_cache`` keeps refined delays between calls;
+    ``scores`` (one float array per track) receive each frame's highest copy share seen."""
     if delay_cache is None:
         delay_cache = {}
     n_frames = min(len(t.raw) for t in tracks)
@@ -369,12 +387,18 @@ def find_copies(
                     (ib, ia, s_ba, s_ab, l_ba, level_b, level_a),
                 ):
                     hit = (p >= config.copy_share) & (p > q)
+                    if scores is not None:
+                        _note(scores[dst], both, np.where(p > q, p, 0.0))
                     # a faint copy (low signal-to-noise, so weakly correlated) at the copy's usual
                     # level, measured on the clear copies of the last half minute, is a copy too
                     clear = (p >= 0.5) & (p > 2 * q)
                     gain = _windowed_median(lv_dst - lv_src, clear, both, 500)
                     if gain is not None:
-                        faint = (p >= config.copy_share / 3) & (p > 1.5 * q) & (lv_dst <= lv_src + gain + config.level_margin_db)
+                        faint = (
+                            (p >= config.copy_share / 3)
+                            & (p > 1.5 * q)
+                            & (lv_dst <= lv_src + gain + config.level_margin_db)
+                        )
                         hit |= faint
                     results.append(_pair(src, dst, both[hit], p[hit], lags[hit], n_frames, frame_s))
                 continue
@@ -399,7 +423,9 @@ def find_copies(
             lag = int(round(lag_samples / frame))
             key = (ir, ib, lag_samples)
             if key not in delay_cache:
-                delay_cache[key] = _refine_delays(room_waves[ir], pw[ib], a, lag_samples, n_blocks, block, frame, search, window_blocks)
+                delay_cache[key] = _refine_delays(
+                    room_waves[ir], pw[ib], a, lag_samples, n_blocks, block, frame, search, window_blocks
+                )
             delays = delay_cache[key]
             incoming[ib].append((ir, lag, delays))
     for ib, srcs in enumerate(incoming):
@@ -419,6 +445,8 @@ def find_copies(
         power_b = _block_power(tracks[ib], cand)
         share = _smoothed(share.astype(np.float64), power_b, cand, n_blocks, 2)
         hit = share >= config.copy_share
+        if scores is not None:
+            _note(scores[ib], cand, share)
         # a loudspeaker copy keeps its level: blocks no louder than the source's level there plus
         # the copy gain (measured on the clear copies) and with some correlation are copies too
         level_b = 10 * np.log10(power_b + 1e-9)
@@ -428,18 +456,26 @@ def find_copies(
             clear = (which == k) & (share >= 0.5)
             if clear.sum() < 20:
                 continue
-            gain = float(np.median(level_b[clear] - level_a[clear]))
-            quiet = (which == k) & (share >= config.copy_share / 2) & (level_b <= level_a + gain + config.level_margin_db)
+            copy_gain = float(np.median(level_b[clear] - level_a[clear]))
+            quiet = (
+                (which == k)
+                & (share >= config.copy_share / 2)
+                & (level_b <= level_a + copy_gain + config.level_margin_db)
+            )
             hit |= quiet
         for k, (ir, _, d) in enumerate(srcs):
             mine = hit & (which == k)
             members = rooms[room_ids[ir]]
             # which of the room's tracks was loudest one delay earlier: the reported source
-            frames_back = np.clip(2 * cand[mine] - int(round(float(np.median(d[cand]) if len(cand) else 0) / frame)), 0, n_frames - 1)
+            frames_back = np.clip(
+                2 * cand[mine] - int(round(float(np.median(d[cand]) if len(cand) else 0) / frame)), 0, n_frames - 1
+            )
             loudest = np.argmax(np.stack([tracks[i].energy_db[:n_frames][frames_back] for i in members]), axis=0)
             for j, ia in enumerate(members):
                 pick = loudest == j
-                results.append(_pair(ia, ib, cand[mine][pick], single[mine][pick], d[cand][mine][pick], n_frames, frame_s))
+                results.append(
+                    _pair(ia, ib, cand[mine][pick], single[mine][pick], d[cand][mine][pick], n_frames, frame_s)
+                )
     return results
 
 
@@ -487,7 +523,9 @@ def _block_power(frames: TrackFrames, blocks: np.ndarray) -> np.ndarray:
     return 10 ** (e[2 * blocks] / 10) + 10 ** (e[i] / 10)
 
 
-def _pair(src: int, dst: int, blocks: np.ndarray, r: np.ndarray, lags: np.ndarray, n_frames: int, frame_s: float) -> PairResult:
+def _pair(
+    src: int, dst: int, blocks: np.ndarray, r: np.ndarray, lags: np.ndarray, n_frames: int, frame_s: float
+) -> PairResult:
     copy = np.zeros(n_frames, dtype=bool)
     copy[2 * blocks] = True
     copy[np.minimum(2 * blocks + 1, n_frames - 1)] = True
@@ -496,25 +534,43 @@ def _pair(src: int, dst: int, blocks: np.ndarray, r: np.ndarray, lags: np.ndarra
     return PairResult(src, dst, delay, corr, copy)
 
 
-def _drop_copy_runs(frames: TrackFrames, removed: np.ndarray, frame_s: float, gap_s: float = 0.45, short_s: float = 0.3) -> None:
+def _note(score: np.ndarray, blocks: np.ndarray, values: np.ndarray) -> None:
+    for k in (0, 1):
+        idx = np.minimum(2 * blocks + k, len(score) - 1)
+        np.maximum.at(score, idx, values.astype(np.float32))
+
+
+def _drop_copy_runs(
+    frames: TrackFrames,
+    removed: np.ndarray,
+    score: np.ndarray,
+    frame_s: float,
+    min_score: float,
+    gap_s: float = 0.45,
+    short_s: float = 0.3,
+) -> None:
     """Drops short leftovers inside copies: the few frames where a copy's correlation dipped
     would otherwise be joined into speech by the smoothing. A leftover run shorter than
-    ``short_s`` with at least twice as many copy frames as its own within ``gap_s`` around it
-    goes; longer own speech over a copy (a teacher's word over an answer) stays."""
+    ``short_s``, itself partly explained by another track (mean copy share ≥ ``min_score``) and
+    with at least twice as many copy frames as its own within ``gap_s`` around it goes; a
+    speaker's own syllables between copies (two people talking at once) are not explained by
+    the other track and stay."""
     left = frames.speech
     gap = int(round(gap_s / frame_s))
     short = int(round(short_s / frame_s))
     csum = np.concatenate(([0], np.cumsum(removed.astype(np.int64))))
     n = len(left)
     for s, e in runs(left):
-        if e - s >= short:
+        if e - s >= short or float(score[s:e].mean()) < min_score:
             continue
         lo, hi = max(s - gap, 0), min(e + gap, n)
         if csum[hi] - csum[lo] >= 2 * (e - s):
             left[s:e] = False
 
 
-def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray], frame_s: float, config: AttributionConfig) -> list[Coupling]:
+def remove_copies_by_waveform(
+    tracks: list[TrackFrames], waves: list[np.ndarray], frame_s: float, config: AttributionConfig
+) -> list[Coupling]:
     """Clears the ``speech`` frames of each track that are another track's sound arriving later."""
     for t in tracks:
         t.speech = t.raw.copy()
@@ -525,12 +581,13 @@ def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray]
     # have its delay to the lead estimated from that echo); a copy either pass found is a copy
     cache: dict[tuple[int, int, int], np.ndarray] = {}
     pw = pad_waves(waves, config)
-    first = find_copies(tracks, pw, frame_s, config, delay_cache=cache)
+    scores = [np.zeros(len(t.raw), dtype=np.float32) for t in tracks]
+    first = find_copies(tracks, pw, frame_s, config, delay_cache=cache, scores=scores)
     removed_1 = [t.raw.copy() for t in tracks]
     for res in first:
         removed_1[res.target][: len(res.copy)] &= ~res.copy
     loud = [_loud(t, m, 12.0) for t, m in zip(tracks, removed_1, strict=True)]
-    second = find_copies(tracks, pw, frame_s, config, loud, same_room=False, delay_cache=cache)
+    second = find_copies(tracks, pw, frame_s, config, loud, same_room=False, delay_cache=cache, scores=scores)
     merged: dict[tuple[int, int], PairResult] = {}
     for res in first + second:
         key = (res.source, res.target)
@@ -547,9 +604,9 @@ def remove_copies_by_waveform(tracks: list[TrackFrames], waves: list[np.ndarray]
     for res in merged.values():
         n = len(res.copy)
         removed_all[res.target][:n] |= res.copy & tracks[res.target].raw[:n]
-    for t, removed in zip(tracks, removed_all, strict=True):
+    for t, removed, score in zip(tracks, removed_all, scores, strict=True):
         t.speech = t.raw & ~removed
-        _drop_copy_runs(t, removed, frame_s)
+        _drop_copy_runs(t, removed, score, frame_s, config.copy_share / 2)
     for _, res in sorted(merged.items()):
         b = tracks[res.target]
         a = tracks[res.source]

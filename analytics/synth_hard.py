@@ -104,7 +104,9 @@ def _tracks(n_remote: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def _walk_curve(walks: list[tuple[float, float]], base_db: float, away_db: float, ramp_s: float = 4.0) -> list[tuple[float, float]]:
+def _walk_curve(
+    walks: list[tuple[float, float]], base_db: float, away_db: float, ramp_s: float = 4.0
+) -> list[tuple[float, float]]:
     curve = [(-10.0, base_db)]
     for s, e in walks:
         curve += [(s, base_db), (s + ramp_s, away_db), (e - ramp_s, away_db), (e, base_db)]
@@ -112,7 +114,9 @@ def _walk_curve(walks: list[tuple[float, float]], base_db: float, away_db: float
     return curve
 
 
-def hard_scenario(duration_s: float, n_remote: int, seed: int) -> tuple[
+def hard_scenario(
+    duration_s: float, n_remote: int, seed: int
+) -> tuple[
     dict[str, list[tuple[float, float]]], list[dict[str, object]], list[tuple[float, float]], list[tuple[float, float]]
 ]:
     """Talk intervals per speaker, floor events, the teacher's walks and chair scrapes."""
@@ -218,7 +222,7 @@ def hard_spec(lesson_id: str, duration_s: float, n_remote: int, seed: int, langu
     )
     paths[("lead-students", "lead-students")] = Path_(0.0, 0.0, ((0.0, 1.0),))
     paths[("lead-students", "teacher")] = Path_(float(rng.uniform(0.003, 0.007)), -float(rng.uniform(3, 8)))
-    for tid, room, _ in tracks[2:]:
+    for tid, _, _ in tracks[2:]:
         paths[(tid, tid)] = Path_(0.0, 0.0, ((0.0, 1.0),))
         # the lead's loudspeaker plays the remote classroom into both lead microphones
         paths[(tid, "teacher")] = Path_(0.28, -float(rng.uniform(16, 20)), LOUDSPEAKER_TAPS)
@@ -307,8 +311,8 @@ class _Renderer:
             if hi <= lo:
                 continue
             rng = np.random.default_rng(self.spec.seed * 31 + k)
-            burst = rng.standard_normal(e - s).astype(np.float32)
-            burst = np.convolve(burst, np.ones(6, dtype=np.float32) / 6, mode="same")  # a dull scrape
+            white = rng.standard_normal(e - s).astype(np.float32)
+            burst = np.convolve(white, np.ones(6, dtype=np.float32) / 6, mode="same")  # a dull scrape
             burst *= np.hanning(e - s).astype(np.float32) * level / (np.std(burst) or 1.0)
             out[lo - a : hi - a] += burst[lo - s : hi - s]
         return out
@@ -323,7 +327,8 @@ def build_hard_lesson(
     rng = np.random.default_rng(spec.seed)
     tracks = _tracks(spec.n_remote)
     speakers = {
-        tid: synth._Speaker(voices[i % len(voices)], spec.talk.get(tid, []), rate, rng) for i, (tid, _, _) in enumerate(tracks)
+        tid: synth._Speaker(voices[i % len(voices)], spec.talk.get(tid, []), rate, rng)
+        for i, (tid, _, _) in enumerate(tracks)
     }
     level = 32768 * 10 ** (spec.speech_dbfs / 20)
     renderer = _Renderer(spec, speakers, rate, level)
