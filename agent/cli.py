@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from agent.config import AgentConfig, DeviceKeyError, load_key
+from agent.display import DisplayError, parse_size
 from agent.sources import SourceSpec
 
 log = logging.getLogger("agent")
@@ -31,6 +32,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mic", metavar="DEV", help="ALSA capture device, e.g. default or hw:1,0")
     p.add_argument("--size", default="640x360", help="capture/test picture size WxH (default 640x360)")
     p.add_argument("--no-display", action="store_true", help="count decoded frames instead of showing them")
+    p.add_argument("--display-device", default="/dev/fb0", metavar="PATH",
+                   help="the framebuffer to show the received video on (default /dev/fb0: the HDMI output)")
+    p.add_argument("--display-size", metavar="WxH",
+                   help="the framebuffer's size, when it cannot be read from /sys/class/graphics")
     p.add_argument("--hand-port", type=int, default=8765,
                    help="local hand-raise endpoint on 127.0.0.1 (POST /hand); 0 = any free port, -1 = off")
     p.add_argument("--status-file", metavar="PATH", help="write the agent's status (JSON) here every second")
@@ -61,13 +66,20 @@ def build_config(argv: Sequence[str], env: dict[str, str] | None = None) -> Agen
         w, h = (int(x) for x in args.size.lower().split("x"))
     except ValueError:
         p.error("--size must be WIDTHxHEIGHT, e.g. 640x360")
+    display_size = None
+    if args.display_size:
+        try:
+            display_size = parse_size(args.display_size)
+        except DisplayError as exc:
+            p.error(f"--display-size: {exc}")
     if not (args.test_source or args.camera or args.mic):
         p.error("nothing to publish: give --camera and/or --mic, or --test-source")
     return AgentConfig(
         server=args.server, device_key=key, lead_time_s=max(args.lead_time, 0.0),
         poll_s=max(args.poll_interval, 1.0),
         sources=SourceSpec(test_source=args.test_source, camera=args.camera, mic=args.mic, width=w, height=h),
-        display=not args.no_display, hand_port=args.hand_port, status_file=args.status_file,
+        display=not args.no_display, display_device=args.display_device, display_size=display_size,
+        hand_port=args.hand_port, status_file=args.status_file,
         log_interval_s=max(args.log_interval, 1.0), health_interval_s=max(args.health_interval, 0.0),
         ice_addresses=list(args.ice_address),
     )
@@ -84,8 +96,6 @@ def main(argv: Sequence[str]) -> int:
         from sfu.glue import configure_ice  # the one place that knows aioice's host-address hook
 
         configure_ice(cfg.ice_addresses)
-    if cfg.display:
-        log.warning("showing received video on a display is not built yet: counting decoded frames (as --no-display)")
     from agent.runner import Agent
 
     try:

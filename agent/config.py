@@ -26,6 +26,8 @@ class AgentConfig:
     poll_s: float = 30.0
     sources: SourceSpec = field(default_factory=SourceSpec)
     display: bool = False
+    display_device: str = "/dev/fb0"  # a Linux framebuffer (agent/display.py)
+    display_size: tuple[int, int] | None = None  # WxH when the device has no sysfs geometry
     hand_port: int = 8765  # 0: no local hand-raise endpoint
     status_file: str | None = None
     log_interval_s: float = 5.0

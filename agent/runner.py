@@ -17,6 +17,7 @@ from aiohttp import web
 
 from agent import VERSION
 from agent.config import AgentConfig
+from agent.display import DisplayError, FramebufferDisplay, Geometry, floor_state
 from agent.schedule import Backoff, Join, Lesson, Planner, ScheduleError, parse_answer
 from agent.session import ConnectionLost, Counters, Floor, LessonSession, Refused
 
@@ -25,6 +26,22 @@ log = logging.getLogger("agent")
 
 class Unauthorized(Exception):
     pass
+
+
+def open_display(cfg: AgentConfig) -> FramebufferDisplay | None:
+    """The framebuffer to show received video on, or None (``--no-display``, or no usable display:
+    then decoded frames are only counted)."""
+    if not cfg.display:
+        return None
+    try:
+        geometry = Geometry(*cfg.display_size) if cfg.display_size else None
+        display = FramebufferDisplay(cfg.display_device, geometry)
+    except DisplayError as exc:
+        log.warning("no display (%s): counting decoded frames instead", exc)
+        return None
+    log.info("showing received video on %s (%dx%d)", cfg.display_device, display.geometry.width,
+             display.geometry.height)
+    return display
 
 
 class Agent:
@@ -42,6 +59,7 @@ class Agent:
         self.hand_runner: web.AppRunner | None = None
         self.hand_port: int | None = None
         self._cpu_mark = (time.monotonic(), time.process_time())
+        self.display = open_display(cfg)
 
     # -- the schedule
     async def fetch(self, http: aiohttp.ClientSession) -> Lesson | None:
@@ -104,7 +122,7 @@ class Agent:
         while time.time() < lesson.end:
             self.state = "joining"
             self.session = LessonSession(self.cfg.server, lesson.token, self.cfg.sources, self.counters,
-                                         on_floor=self._floor_changed, http=http)
+                                         on_floor=self._floor_changed, http=http, display=self.display)
             try:
                 task = asyncio.ensure_future(self.session.run(until=lesson.end))
                 while not task.done():
@@ -135,6 +153,9 @@ class Agent:
 
     def _floor_changed(self, floor: Floor) -> None:
         self.floor = floor
+        if self.display is not None:
+            me = self.session.classroom_id if self.session is not None else ""
+            self.display.set_floor(floor_state(me, floor.queue, floor.granted, floor.spotlight))
 
     # -- health, status file
     def status(self) -> dict[str, Any]:
@@ -151,6 +172,9 @@ class Agent:
             "last_joined_at": self.last_joined_at,
             "frames_sent": dict(self.counters.sent),
             "frames_received": dict(self.counters.received),
+            "frames_shown": self.display.shown if self.display is not None else 0,
+            "display": self.display.path if self.display is not None else None,
+            "display_floor": self.display.state if self.display is not None else None,
             "floor": None if self.floor is None else {**asdict(self.floor), "hand_raised": me in self.floor.queue,
                                                        "has_floor": me in self.floor.granted},
         }

@@ -16,6 +16,7 @@ import aiohttp
 import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from agent.display import FramebufferDisplay
 from agent.sources import CountingTrack, SourceSpec, open_sources
 
 log = logging.getLogger("agent.session")
@@ -84,13 +85,15 @@ def sources_for(role: str) -> tuple[str, str]:
 class LessonSession:
     def __init__(self, server: str, token: str, sources: SourceSpec, counters: Counters,
                  on_floor: Callable[[Floor], None] | None = None,
-                 http: aiohttp.ClientSession | None = None) -> None:
+                 http: aiohttp.ClientSession | None = None, display: FramebufferDisplay | None = None) -> None:
         self.url = ws_url(server)
         self.token = token
         self.sources = sources
         self.counters = counters
         self.on_floor = on_floor
         self.http = http
+        self.display = display
+        self._main_video: str | None = None  # the track shown on the display
         self.joined: dict[str, Any] = {}
         self.floor = Floor()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -252,8 +255,19 @@ class LessonSession:
                 frame = await track.recv()
                 kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
                 self.counters.received[kind] = self.counters.received.get(kind, 0) + 1
+                if (self.display is not None and isinstance(frame, av.VideoFrame)
+                        and self._main_video in (None, track.id)):
+                    self._main_video = track.id  # the first video the server sends: the lead's
+                    try:
+                        self.display.show(frame)
+                    except Exception:  # noqa: BLE001 - a display fault must not stop the lesson
+                        log.exception("the display failed: counting decoded frames from now on")
+                        self.display = None
         except Exception:  # the track ended (MediaStreamError) or the connection closed
             return
+        finally:
+            if self._main_video == track.id:
+                self._main_video = None  # the next video track takes the screen
 
     def _set_floor(self, f: dict[str, Any]) -> None:
         def ids(v: Any) -> list[str]:

@@ -18,6 +18,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from agent.display import BANNER
 from tests.e2e.conftest import free_port
 from tests.integration.peers import ClassroomPeer, PatternTrack
 from tests.integration.test_faults_restart import KEY, ROOT, api, start
@@ -25,6 +28,7 @@ from tests.integration.test_faults_restart import KEY, ROOT, api, start
 CST = timezone(timedelta(hours=8))
 LEAD_IN_S = 15  # the lesson starts this long after it is scheduled (the agent is already running)
 LENGTH_S = 36
+SCREEN_W, SCREEN_H = 320, 200  # the agent's (file-backed) framebuffer
 
 
 def status(path: Path) -> dict[str, Any]:
@@ -75,9 +79,12 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
 
         status_file, agent_log = tmp_path / "agent.json", tmp_path / "agent.log"
         env = {k: v for k, v in os.environ.items() if k != "CLASSROOM_DEVICE_KEY"}
+        screen = tmp_path / "fb0"  # a file standing in for /dev/fb0 (the same mmap path)
+        screen.write_bytes(bytes(SCREEN_W * SCREEN_H * 4))
         agent = subprocess.Popen(
             [sys.executable, "-m", "classroom.cli", "agent", "--server", url, "--device-key-file", str(key_file),
-             "--lead-time", "0", "--poll-interval", "2", "--test-source", "--size", "320x240", "--no-display",
+             "--lead-time", "0", "--poll-interval", "2", "--test-source", "--size", "320x240",
+             "--display-device", str(screen), "--display-size", f"{SCREEN_W}x{SCREEN_H}",
              "--hand-port", "0", "--status-file", str(status_file), "--log-interval", "2",
              "--ice-address", "127.0.0.1"],
             cwd=ROOT, env=env, stdout=agent_log.open("wb"), stderr=subprocess.STDOUT)
@@ -117,6 +124,13 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
         assert -1.0 <= join_delay <= 10.0
         await lead.wait_frames("video", 10, timeout=15, classroom_id=room)  # the lead receives the agent
         await until(lambda: status(status_file)["frames_received"]["video"] >= 20, 15, "agent decodes", agent_log)
+        # ... and shows the lead's picture on its screen, under the floor banner (no floor yet)
+        st = status(status_file)
+        assert st["frames_shown"] > 0 and st["display"] == str(screen) and st["display_floor"] == "idle", st
+        px = np.frombuffer(screen.read_bytes(), dtype=np.uint8).reshape(SCREEN_H, SCREEN_W, 4)
+        banner = max(8, SCREEN_H // 20)
+        assert (px[:banner, :, :3] == BANNER["idle"][:3]).all()
+        assert px[banner:].std() > 10  # the lead's test pattern, not a blank screen
 
         # its health reports reach the bureau's device list
         def seen() -> dict[str, Any] | None:
@@ -134,6 +148,9 @@ async def test_the_agent_joins_its_lesson_survives_a_server_restart_and_leaves_a
             floor = await lead.expect("floor")
         assert room in floor["queue"] and floor["event"]["classroom_id"] == room, floor
         await until(lambda: (status(status_file).get("floor") or {}).get("hand_raised"), 5, "floor in status")
+        await until(lambda: status(status_file).get("display_floor") == "hand", 5, "the hand on screen")
+        px = np.frombuffer(screen.read_bytes(), dtype=np.uint8).reshape(SCREEN_H, SCREEN_W, 4)
+        assert (px[:banner, :, :3] == BANNER["hand"][:3]).all()
 
         # the server is killed and comes back: the agent rejoins the lesson in progress
         os.kill(proc.pid, signal.SIGKILL)
