@@ -11,6 +11,7 @@ const PATHS = {
   camera: "M3 7h12v10H3zM15 10.5l6-3.5v10l-6-3.5",
   keyboard: "M2 6h20v12H2zM6 10h1M10 10h1M14 10h1M18 10h1M7 14h10",
   stop: "M6 6h12v12H6z",
+  eye: "M2 12s3.5-7 10-7 10 7 10 7-3.5 7-10 7S2 12 2 12zM12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z",
 };
 const NS = "http://www.w3.org/2000/svg";
 

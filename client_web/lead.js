@@ -58,6 +58,7 @@ const insecure = explainInsecureOrigin("lead");
 function showState() {
   const s = ended ? "ended" : client.state;
   $("state").textContent = t(`state.${s}`) || s;
+  $("state").title = $("state").textContent; // a dot on a phone: the tooltip keeps the word
   $("state").className = `badge ${s === "joined" ? "ok" : s === "reconnecting" ? "warn" : ""}`;
   $("screen").disabled = s !== "joined" || insecure;
   $("end").disabled = s !== "joined";
@@ -102,7 +103,13 @@ function showLive() {
   $("live").className = `badge ${live && !ended ? "live" : ""}`;
 }
 let viewers = 0;
-function showViewers() { $("viewers").textContent = t("viewers", { n: viewers }); }
+// The sentence, and the bare number with an eye icon that a phone shows instead (style.css).
+function showViewers() {
+  const text = t("viewers", { n: viewers });
+  $("viewers").querySelector(".txt").textContent = text;
+  $("viewers").title = text;
+  $("viewers").dataset.n = String(viewers);
+}
 showViewers();
 client.addEventListener("audience", (e) => { viewers = e.detail.viewers; showViewers(); });
 

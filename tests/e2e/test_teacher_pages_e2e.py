@@ -178,6 +178,15 @@ async def test_lead_spotlight_hands_mute_absent_and_shortcuts(demo_proc: ServerP
     await lead.set_viewport_size(PHONE)
     await asyncio.sleep(0.5)
     assert await js(lead, NO_SIDEWAYS), await js(lead, "document.documentElement.scrollWidth")
+    # ... and its header takes two lines (it took three, four in English), every control still on it
+    for lang in ("zh-CN", "en"):
+        await lead.evaluate("(lang) => import('/i18n.js').then((m) => m.setLang(lang))", lang)
+        await asyncio.sleep(0.2)
+        height = await js(lead, "document.querySelector('header').getBoundingClientRect().height")
+        # two lines are ~70 px, three were ~101
+        assert isinstance(height, (int, float)) and height <= 80, f"lead header ({lang}) is {height}px high"
+        for control in ("#screen", "#help-button", "#lang", "#end", "#viewers", "#timer", "#live"):
+            assert await lead.is_visible(control), (lang, control)
     for page in (lead, r1, r2):
         await page.context.close()
 
