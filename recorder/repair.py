@@ -110,7 +110,9 @@ def repair_recording(directory: Path) -> Manifest:
         if result is None:
             continue
         track.file, end, segments = result
-        track.end_ms = max(track.end_ms, track.start_ms + end)
+        # what the rebuilt file holds, not what the last manifest listed: the open segment's
+        # listed end was written before the crash cut its tail off (issue #14)
+        track.end_ms = track.start_ms + end
         track.segments = segments
         track.complete = True
         changed = True
