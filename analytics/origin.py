@@ -90,6 +90,15 @@ def _norms(rows: np.ndarray, width: int) -> np.ndarray:
     return np.sqrt(np.maximum(c[:, width:] - c[:, :-width], 0.0))
 
 
+_QUIET = 1.0
+"""RMS (int16 units) below which a window counts as silent: undecoded (voiceless Opus) stretches
+are exact zeros, and FFT round-off divided by a zero norm must not look like a correlation."""
+
+
+def _normalised(cc: np.ndarray, norms: np.ndarray, width: int) -> np.ndarray:
+    return np.where(norms > _QUIET**2 * width, cc / np.maximum(norms, 1e-9), 0.0).astype(np.float32)
+
+
 def same_room_correlations(a: Padded, b: Padded, blocks: np.ndarray, block: int, max_lag: int) -> np.ndarray:
     """Normalised cross-correlation per block for lags -max_lag..max_lag (column max_lag + l:
     B's sound l samples after A's)."""
@@ -102,7 +111,7 @@ def same_room_correlations(a: Padded, b: Padded, blocks: np.ndarray, block: int,
         rb = _rows(b, starts - max_lag, width)
         cc = np.fft.irfft(np.conj(np.fft.rfft(ra, size, axis=1)) * np.fft.rfft(rb, size, axis=1), size, axis=1)
         na = np.sqrt(np.einsum("ij,ij->i", ra, ra, dtype=np.float64))
-        out[i : i + len(starts)] = cc[:, : 2 * max_lag + 1] / (na[:, None] * _norms(rb, block) + 1e-9)
+        out[i : i + len(starts)] = _normalised(cc[:, : 2 * max_lag + 1], na[:, None] * _norms(rb, block), block)
     return out
 
 
@@ -164,7 +173,7 @@ def _aligned(
     block = rb.shape[1]
     ra = _rows(a, starts - lags - spread, block + 2 * spread)
     centre = ra[:, spread : spread + block]
-    na = np.sqrt(np.einsum("ij,ij->i", centre, centre, dtype=np.float64)) + 1e-9
+    na = np.sqrt(np.einsum("ij,ij->i", centre, centre, dtype=np.float64)) + _QUIET * np.sqrt(block)
     shifts = np.lib.stride_tricks.sliding_window_view(ra, block, axis=1)  # (m, 2 spread + 1, block)
     dots = np.einsum("mkt,mt->mk", shifts, rb)
     best = np.argmax(dots, axis=1)
@@ -187,7 +196,7 @@ def joint_share(
         starts = blocks[sl] * block
         rb = _rows(b, starts, block)
         eb = np.einsum("ij,ij->i", rb, rb, dtype=np.float64)
-        nb = np.sqrt(eb) + 1e-9
+        nb = np.sqrt(eb) + _QUIET * np.sqrt(block)
         rows = []
         rs = []
         for wave, lags in sources:
@@ -199,7 +208,7 @@ def joint_share(
         cross = np.einsum("mkt,mt->mk", x, rb, dtype=np.float64)
         ridge = 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-6
         w = np.linalg.solve(gram + ridge * np.eye(k)[None, :, :], cross[:, :, None])[:, :, 0]
-        share[sl] = np.clip(np.einsum("mk,mk->m", w, cross) / (eb + 1e-9), 0.0, 1.0)
+        share[sl] = np.clip(np.einsum("mk,mk->m", w, cross) / (eb + _QUIET**2 * block), 0.0, 1.0)
         r_all = np.stack(rs, axis=1)
         which[sl] = np.argmax(r_all, axis=1)
         single[sl] = np.max(r_all, axis=1)
@@ -314,7 +323,7 @@ def _global_lag(
     rb = _rows(b, starts, width)
     cc = np.fft.irfft(np.conj(np.fft.rfft(ra, size, axis=1)) * np.fft.rfft(rb, size, axis=1), size, axis=1)
     na = np.sqrt(np.einsum("ij,ij->i", ra, ra, dtype=np.float64))
-    r = cc[:, : max_lag + 1] / (na[:, None] * _norms(rb, seg) + 1e-9)
+    r = _normalised(cc[:, : max_lag + 1], na[:, None] * _norms(rb, seg), seg)
     mean = r.mean(axis=0)
     mean[:1] = -1.0  # lag 0 is the same room's business
     lag = int(np.argmax(mean))
