@@ -272,9 +272,29 @@ import { setupNotes } from "./playback_notes.js";
     requestAnimationFrame(updateUi);
   }
 
+  // A recording that cannot be played (no manifest=, an HTTP error, a damaged or unknown
+  // manifest): one message in the page's language in place of the player.
+  function unavailable(text, err) {
+    status("");
+    $("load-error-text").textContent = text;
+    $("load-error").hidden = false;
+    document.querySelector("main").style.display = "none";
+    rejectReady(err);
+  }
+
+  // Enough of the manifest for build(); a damaged one would otherwise break the page half-drawn.
+  function wellFormed(m) {
+    const num = (v) => typeof v === "number" && Number.isFinite(v);
+    return m && typeof m === "object" && Array.isArray(m.tracks) && Array.isArray(m.events ?? [])
+      && m.tracks.every((tr) => tr && typeof tr === "object" && typeof tr.classroom_id === "string"
+        && typeof tr.kind === "string" && num(tr.start_ms) && num(tr.end_ms)
+        && (typeof tr.file === "string" || Array.isArray(tr.segments)))
+      && (m.events ?? []).every((ev) => ev && typeof ev === "object" && num(ev.t_ms));
+  }
+
   async function load() {
     const url = params.get("manifest");
-    if (!url) { status(say("pb.no_manifest")); rejectReady(new Error("no manifest")); return; }
+    if (!url) { unavailable(say("pb.no_manifest"), new Error("no manifest")); return; }
     const base = new URL(url, location.href);
     let m;
     try {
@@ -283,17 +303,28 @@ import { setupNotes } from "./playback_notes.js";
         // the teacher's words for the HTTP status, never the server's English message
         let code = null;
         try { const body = await resp.json(); code = typeof body.error === "string" ? body.error : body.error?.code; } catch (e) { /* not JSON */ }
+        // (the server answers a manifest.json it cannot read with 500 "bad_manifest")
+        if (code === "bad_manifest") throw new Error(say("pb.bad_manifest"));
         throw new Error(has(`err.http.${resp.status}`) ? say(`err.http.${resp.status}`)
           : (code && has(`err.${code}`) ? say(`err.${code}`) : say("err.fallback", { code: resp.status })));
       }
-      m = await resp.json();
-      if (m.format !== "classroom-recording/1") throw new Error(say("pb.bad_format", { format: m.format }));
+      try { m = await resp.json(); } catch (e) { throw new Error(say("pb.bad_manifest")); }
+      if (m?.format !== "classroom-recording/1") {
+        throw new Error(m && typeof m === "object" && m.format ? say("pb.bad_format", { format: m.format }) : say("pb.bad_manifest"));
+      }
+      if (!wellFormed(m)) throw new Error(say("pb.bad_manifest"));
     } catch (err) {
-      status(say("pb.load_failed", { reason: err instanceof TypeError ? say("err.not_connected") : err.message }));
-      rejectReady(err);
+      unavailable(say("pb.load_failed", { reason: err instanceof TypeError ? say("err.not_connected") : err.message }), err);
       return;
     }
-    build(m, base);
+    m.events = m.events ?? [];
+    try {
+      build(m, base);
+    } catch (err) {
+      console.error(err);
+      unavailable(say("pb.load_failed", { reason: say("pb.bad_manifest") }), err);
+      return;
+    }
     if (params.get("token")) {
       notes = setupNotes({ token: params.get("token"), lessonId: m.lesson_id, seek, now, fmt,
                            duration: () => clock.duration, timeline: $("timeline"), status });
