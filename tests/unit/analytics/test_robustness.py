@@ -60,7 +60,9 @@ def test_corrupt_track(lecture: Lesson, tmp_path: Path) -> None:
     messages = [w for w in report["warnings"] if "track lead-students" in w]
     assert messages, report["warnings"]
     assert report["participation"]["lead"]["has_audio"] is False
-    assert abs(report["talk"]["teacher_s"] - total(lecture.truth["teacher"])) < 0.05 * 330
+    # without the students' track their answers heard by the lapel mic (16.8 s here) cannot be
+    # told from the teacher: that is the margin
+    assert abs(report["talk"]["teacher_s"] - total(lecture.truth["teacher"])) < 0.06 * 330
 
 
 def test_garbage_opus_file(opus_lesson: Lesson, tmp_path: Path) -> None:
