@@ -79,6 +79,8 @@ class DownTrack:
         "_probe_owed",
         "_probe_at",
         "padding_bytes",
+        "temporal",
+        "_thin",
     )
 
     def __init__(
@@ -105,6 +107,10 @@ class DownTrack:
         self._probe_owed = 0.0
         self._probe_at = 0.0
         self.padding_bytes = 0
+        # VP8 temporal layers forwarded: the link's choice, and a lower cap while a downgrade
+        # waits for the new layer's keyframe (select_layer)
+        self.temporal = vp8.ALL_TIDS
+        self._thin = vp8.ALL_TIDS
         fwd = self.fwd = Forwarder(clock_rate, kind == "video")
         fwd.ssrc = ssrc
         fwd.payload_type = payload_type
@@ -179,11 +185,17 @@ class DownTrack:
         if self.target is not None:
             self.target.remove_pending(self)
             self.target = None
-            self.fwd.set_temporal(vp8.ALL_TIDS)
+            self._thin_to(vp8.ALL_TIDS)
+
+    def _thin_to(self, tid: int) -> None:
+        self._thin = tid
+        self.fwd.set_temporal(min(self.temporal, tid))
 
     def set_temporal(self, tid: int) -> None:
-        """Forward the temporal layers up to ``tid`` of VP8 (``vp8.ALL_TIDS``: all of them)."""
-        self.fwd.set_temporal(tid)
+        """Forward the temporal layers up to ``tid`` of VP8 (``vp8.ALL_TIDS``: all of them):
+        a lower frame rate at once, without a keyframe."""
+        self.temporal = tid
+        self.fwd.set_temporal(min(tid, self._thin))
 
     def layer_index(self) -> int:
         """The layer forwarded now (-1: paused or nothing)."""
@@ -224,12 +236,12 @@ class DownTrack:
             return
         if target is self.target:
             if thin and at_once:
-                self.fwd.set_temporal(0)
+                self._thin_to(0)
             return
         self._cancel_target()
         self.target = target
         if thin:
-            self.fwd.set_temporal(0 if at_once else 1)
+            self._thin_to(0 if at_once else 1)
         target.add_pending(self)
 
     def switched_to(self, target: UpTrack) -> None:
@@ -241,7 +253,7 @@ class DownTrack:
             self.src.remove_down(self)
             self.src.remove_probe(self)
         self.src = target
-        self.fwd.set_temporal(vp8.ALL_TIDS)  # the new layer at its full frame rate
+        self._thin_to(vp8.ALL_TIDS)  # the new layer at the link's chosen frame rate
         self.fwd.switch(target)  # re-based at this very keyframe: seq/ts continuity
         if self not in target.down:
             target.down = (*target.down, self)

@@ -28,6 +28,7 @@ from sfu.bwe.selector import (
     allocate,
 )
 from sfu.stats import STATS
+from sfu.vp8 import ALL_TIDS
 
 if TYPE_CHECKING:
     from sfu.downtrack import DownTrack
@@ -94,6 +95,36 @@ def layer_bitrates(up: UpTrack, now_ms: int) -> tuple[float, ...]:
         default = DEFAULT_LAYER_BPS[min(layer.layer, len(DEFAULT_LAYER_BPS) - 1)] if up.simulcast else SINGLE_LAYER_BPS
         out.append(layer.bitrate_bps if layer.bitrate_bps > 0 else default)
     return tuple(out)
+
+
+# A layer at half its frame rate (VP8 TID 0-1) is an allocation of its own when that is still
+# smooth enough for a classroom: the layer sends at least this many frames a second.
+HALF_RATE_MIN_FPS = 25.0
+HALF_RATE_SHARE = (0.3, 0.9)  # what TID 0-1 measure of the layer's bytes, when that is plausible
+
+
+def layer_options(up: UpTrack, now_ms: int) -> list[tuple[int, int, float]]:
+    """(layer index, temporal layers, bitrate) a subscriber of ``up`` can be given, cheapest
+    first: each live layer at its full frame rate and, for a VP8 layer with temporal layers, at
+    half of it just below (frame rate drops before resolution, and needs no keyframe either
+    way). The half-rate option is priced as the full one — so it is never chosen — unless the
+    layer sends >= ``HALF_RATE_MIN_FPS``: the list keeps its shape when the frame rate moves, and
+    the selector's state (an index into it) keeps its meaning."""
+    rates = layer_bitrates(up, now_ms)
+    out: list[tuple[int, int, float]] = []
+    for index, bps in enumerate(rates):
+        if bps < 0:
+            continue
+        layer = up.layers[index] if index < len(up.layers) else up
+        if up.is_video and layer.has_temporal:
+            share = layer.half_rate_share
+            half = bps * share
+            smooth = layer.fps >= HALF_RATE_MIN_FPS and HALF_RATE_SHARE[0] <= share <= HALF_RATE_SHARE[1]
+            if not smooth or (out and half <= out[-1][2]):
+                half = bps
+            out.append((index, 1, half))
+        out.append((index, ALL_TIDS, bps))
+    return out
 
 
 class Link:
@@ -203,16 +234,19 @@ class Link:
             return
         demands = []
         by_key: dict[str, tuple[DownTrack, tuple[float, ...]]] = {}
+        options: dict[str, list[tuple[int, int, float]]] = {}
         for d in downs:
             up = d.up
             if up is None or up.closed:
                 continue
             rates = layer_bitrates(up, now_ms)
-            live = tuple(r for r in rates if r >= 0)
-            if not live:
+            opts = layer_options(up, now_ms)
+            if not opts:
                 continue
+            live = tuple(o[2] for o in opts)
             demands.append(TrackLayers(d.mid, priority_of(up, self.spotlight), live, audio=not up.is_video))
             by_key[d.mid] = (d, rates)
+            options[d.mid] = opts
         budget = self.estimator.estimate(now)
         # REMB alone never pauses video: a paused stream gives the receiver nothing to measure,
         # so its REMB could not say when to resume. Only the loss-based figure can pause.
@@ -233,11 +267,11 @@ class Link:
             d, rates = by_key[key]
             if d.kind != "video":
                 continue
+            tid = ALL_TIDS
             if live_index == PAUSED:
                 index = PAUSED
-            else:  # back from "the n-th live layer" to the layer's own index
-                live_layers = [i for i, r in enumerate(rates) if r >= 0]
-                index = live_layers[live_index]
+            else:  # back from "the n-th option" to the layer's own index and its frame rate
+                index, tid, _ = options[key][live_index]
             if self.layers.get(key) != index:
                 if key in self.layers:
                     STATS.layer_switches += 1
@@ -251,6 +285,10 @@ class Link:
             current = d.target.layer if d.target is not None else d.layer_index()
             if current != index:
                 d.select_layer(index, at_once=now - self.estimator.congested_at < 1.0)
+            if d.temporal != tid:
+                log.info("subscriber %s mid %s: temporal layers %s -> %s", d.subscriber_id, key,
+                         "all" if d.temporal == ALL_TIDS else d.temporal, "all" if tid == ALL_TIDS else tid)
+                d.set_temporal(tid)
 
     @staticmethod
     def top_live_layer(up: UpTrack, now_ms: int) -> int:

@@ -62,6 +62,15 @@ class UpTrack:
         self._keyframe = keyframe_detector(codec.mime) if self.is_video else None
         self._vp8 = codec.mime.lower() == "video/vp8"
         self.temporal_ms = 0  # arrival of the last VP8 packet above temporal layer 0
+        # VP8 temporal layers: payload octets of TID 0-1 (of all with a TID) and frames, for
+        # the frame rate and what the layer costs at half its frame rate (measure())
+        self._low_tid_octets = 0
+        self._tid_octets = 0
+        self._frames = 0
+        self.fps = 0.0
+        self.half_rate_share = 0.0  # of the bitrate, TID 0 and 1 (0: no temporal layers seen)
+        self._measured_frames = 0
+        self._measured_tid = (0, 0)
         self._send_rtcp = send_rtcp
         self._rtcp_ssrc = rtcp_ssrc
         self._audio_level_ext = audio_level_ext
@@ -177,7 +186,18 @@ class UpTrack:
             if dt > 0:
                 rate = (self.octets - self._measured_octets) * 8 / dt
                 self.bitrate_bps = rate if self.bitrate_bps <= 0 else 0.7 * self.bitrate_bps + 0.3 * rate
+                fps = (self._frames - self._measured_frames) / dt
+                self.fps = fps if self.fps <= 0 else 0.7 * self.fps + 0.3 * fps
+                low, total = self._low_tid_octets - self._measured_tid[0], self._tid_octets - self._measured_tid[1]
+                if total > 0:
+                    share = low / total
+                    self.half_rate_share = share if self.half_rate_share <= 0 else (
+                        0.7 * self.half_rate_share + 0.3 * share)
+                elif not self.has_temporal:
+                    self.half_rate_share = 0.0
         self._measured_octets = self.octets
+        self._measured_frames = self._frames
+        self._measured_tid = (self._low_tid_octets, self._tid_octets)
         self._measured_at = now
         return self.bitrate_bps
 
@@ -281,8 +301,16 @@ class UpTrack:
             except red.RedError:
                 STATS.rtp_errors += 1
                 return
-        if self._vp8 and len(payload) > 5 and payload[0] & 0x80 and payload[1] & 0x20 and vp8.parse(payload).tid > 0:
-            self.temporal_ms = arrival_ms
+        if self._vp8 and len(payload) > 5 and payload[0] & 0x80 and payload[1] & 0x20:
+            tid = vp8.parse(payload).tid
+            if tid > 0:
+                self.temporal_ms = arrival_ms
+            if tid >= 0:
+                self._tid_octets += end - off
+                if tid <= 1:
+                    self._low_tid_octets += end - off
+        if b1 & 0x80:
+            self._frames += 1
         keyframe = False
         if self._keyframe is not None:
             # a late packet (a retransmission) never starts a subscriber or a layer switch: the

@@ -120,3 +120,46 @@ async def test_the_nack_ratio_follows_the_nacked_share() -> None:
         now += 0.3
         link.evaluate([d], now, 0)
     assert 0.03 < link.nack_ratio < 0.07
+
+
+def temporal_layers(fps: float, share: float) -> tuple[Link, DownTrack, tuple]:  # type: ignore[type-arg]
+    link, d, group = setup()
+    for t in group:
+        t.temporal_ms = t.last_arrival_ms = 1000  # sends temporal layers
+        t.fps = fps
+        t.half_rate_share = share
+    return link, d, group
+
+
+def test_half_frame_rate_options_only_for_a_smooth_enough_layer() -> None:
+    from sfu.link import layer_options
+    from sfu.vp8 import ALL_TIDS
+
+    _, _, group = temporal_layers(30.0, 0.6)
+    opts = layer_options(group[-1], 1000)
+    assert [(i, t) for i, t, _ in opts] == [(0, 1), (0, ALL_TIDS), (1, 1), (1, ALL_TIDS), (2, 1), (2, ALL_TIDS)]
+    assert [round(b) for _, _, b in opts] == [90_000, 150_000, 300_000, 500_000, 900_000, 1_500_000]
+    _, _, group = temporal_layers(20.0, 0.6)  # 10 fps at half rate: priced as the full rate, never chosen
+    assert [round(b) for _, _, b in layer_options(group[-1], 1000)] == [150_000, 150_000, 500_000, 500_000,
+                                                                        1_500_000, 1_500_000]
+
+
+async def test_a_link_a_little_short_of_the_top_layer_drops_frame_rate_first() -> None:
+    from sfu.vp8 import ALL_TIDS
+
+    link, d, group = temporal_layers(30.0, 0.6)
+    now = 100.0
+    for _ in range(40):
+        now += 0.35
+        link.on_remb(5_000_000, [d], now)
+        link.evaluate([d], now, 1000)
+    assert link.layers["1"] == 2 and d.temporal == ALL_TIDS
+    remb = 2_000_000.0
+    for _ in range(12):  # falling to 1.1 Mbit/s: the top layer at half its frame rate, no keyframe wait
+        now += 0.35
+        remb = max(1_100_000.0, remb * 0.9)
+        link.sent_bps = 1_500_000
+        link.estimator.on_remb(int(remb), 1_500_000, now)
+        link.evaluate([d], now, 1000)
+    assert link.layers["1"] == 2 and d.temporal == 1 and d.fwd.target_tid == 1
+    assert d.src is group[-1] and d.target is None
