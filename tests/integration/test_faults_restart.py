@@ -172,6 +172,17 @@ def recorded(recordings: Path, second_run: bool, segments: int) -> bool:
     return len(mine) >= 2 and all(len(t.segments) >= segments for t in mine)
 
 
+def recording_summary(recordings: Path) -> str:
+    """Where each track of the recording ends and the lesson's timeline stands (for a failure
+    message: a recording that stopped early shows where its media stopped arriving)."""
+    found = the_manifest(recordings)
+    if found is None:
+        return "no readable manifest"
+    manifest = found[1]
+    tracks = ", ".join(f"{t.id} {t.start_ms}..{t.end_ms} ms ({len(t.segments)} segments)" for t in manifest.tracks)
+    return f"timeline at {manifest.duration_ms} ms; {tracks}"
+
+
 @pytest.mark.parametrize("killed", ["server", "server_and_recorder"])
 async def test_kill_9_of_the_server_during_a_recorded_lesson(tmp_path: Path, killed: str) -> None:
     """``server``: only ``classroom serve`` dies (its recorder loses the signaling connection and
@@ -198,7 +209,12 @@ async def test_kill_9_of_the_server_during_a_recorded_lesson(tmp_path: Path, kil
 
         await join()
         # ~14 s of lesson before the kill: enough for "all but the last few seconds" to mean something
-        await wait_for(lambda: recorded(recordings, False, 7), 90, "the recorder records the lead's two tracks")
+        try:
+            await wait_for(lambda: recorded(recordings, False, 7), 90, "the recorder records the lead's two tracks")
+        except AssertionError as exc:
+            # did the remote classroom still get media (a stalled publisher) or not only the recorder?
+            raise AssertionError(f"{exc}: {recording_summary(recordings)}; the remote classroom decoded "
+                                 f"{dict(peers[1].frames)} frames by mid") from None
         pids = recorder_pids(proc.pid)
         assert len(pids) == 1, pids
         (recorder,) = pids
