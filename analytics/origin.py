@@ -615,7 +615,7 @@ def remove_copies_by_waveform(
         removed_all[res.target][:n] |= res.copy & tracks[res.target].raw[:n]
     for t, removed, score in zip(tracks, removed_all, scores, strict=True):
         t.speech = t.raw & ~removed
-        _drop_copy_runs(t, removed, score, frame_s, config.copy_share / 2)
+        _drop_copy_runs(t, removed, score, frame_s, config.copy_share / 4)
     for _, res in sorted(merged.items()):
         b = tracks[res.target]
         a = tracks[res.source]
