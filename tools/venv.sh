@@ -78,6 +78,10 @@ classroom_venv() {
   # they show only the labels' Latin part.
   local zh
   zh="$(fc-list :lang=zh family 2>/dev/null || true)"
+  if [ -z "$zh" ] && ! command -v fc-list >/dev/null 2>&1; then
+    # no fontconfig (a minimal Debian): matplotlib finds the font files itself, so look for them
+    zh="$(find /usr/share/fonts \( -iname '*CJK*' -o -iname 'wqy*' \) -print -quit 2>/dev/null || true)"
+  fi
   if [ -z "$zh" ]; then
     _cv_apt fonts-noto-cjk || _cv_say "no Chinese font: the report charts will show only their English labels;" \
       "to draw Chinese: sudo apt-get install fonts-noto-cjk (or fonts-wqy-microhei)"
