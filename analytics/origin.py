@@ -450,7 +450,7 @@ def find_copies(
         cand = blocks_where(tracks[ib].raw & shifted)
         if len(cand) == 0:
             continue
-        share, which, single = joint_share(pw[ib], [(room_waves[ir], d[cand]) for ir, _, d in srcs], cand, block, 2)
+        share, which, single = joint_share(pw[ib], [(room_waves[ir], d[cand]) for ir, _, d in srcs], cand, block, 6)
         power_b = _block_power(tracks[ib], cand)
         share = _smoothed(share.astype(np.float64), power_b, cand, n_blocks, 2)
         hit = share >= config.copy_share
