@@ -48,7 +48,7 @@ function addDays(day, n) {
 }
 function minutes(iso) { return Number(iso.slice(11, 13)) * 60 + Number(iso.slice(14, 16)); }
 const roomName = (id) => state.classrooms.find((c) => c.id === id)?.name || id;
-const teacherName = (id) => state.teachers.find((t) => t.id === id)?.name || id;
+const teacherName = (id) => state.teachers.find((x) => x.id === id)?.name || id;
 const weekday = (i) => t(`bu.wd.${i}`);
 const STATUSES = new Set(["scheduled", "live", "ended", "cancelled"]);
 const statusText = (s) => (STATUSES.has(s) ? t(`bu.status.${s}`) : s);
@@ -240,7 +240,7 @@ function fillSelects(keepLead) {
       value: c.id, text: `${c.name} (${state.schools.get(c.school_id) || ""})`,
     })));
   $("f-teacher").replaceChildren(el("option", { value: "", text: "—" }),
-    ...state.teachers.map((t) => el("option", { value: t.id, text: `${t.name} (${state.schools.get(t.school_id) || ""})` })));
+    ...state.teachers.map((x) => el("option", { value: x.id, text: `${x.name} (${state.schools.get(x.school_id) || ""})` })));
   $("f-remotes").replaceChildren(...state.classrooms.map((c) => el("label", { "data-classroom": c.id },
     el("input", { type: "checkbox", value: c.id, name: "remote" }),
     `${c.name} · ${state.schools.get(c.school_id) || ""}${c.kind === "hardware" ? t("bu.hardware") : ""}`)));
