@@ -7,7 +7,7 @@
 // /api/analytics/export.csv. Strings: i18n.js ("dash.*").
 
 import { ApiError, api, currentKey, el } from "./bureau_api.js";
-import { i18nEvents, langToggle, t } from "./i18n.js";
+import { i18nEvents, t } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const CHARTS = ["rt_ch", "modes", "fairness", "scores"];
@@ -36,8 +36,7 @@ function view() {
     el("section", { class: "card", id: "dash-filters" },
       el("div", { class: "toolbar" },
         el("h2", { "data-i18n": "dash.title", text: t("dash.title") }),
-        el("span", { class: "muted", "data-i18n": "dash.intro", text: t("dash.intro") }),
-        langToggle()),
+        el("span", { class: "muted", "data-i18n": "dash.intro", text: t("dash.intro") })),
       el("form", { class: "add-row", id: "dash-form", onsubmit: (e) => { e.preventDefault(); load(); } },
         label("dash.from", el("input", { id: "dash-from", type: "date" })),
         label("dash.to", el("input", { id: "dash-to", type: "date" })),

@@ -84,7 +84,7 @@ async def test_research_dashboard_shows_the_planted_patterns(
     assert text.count("\n") == 1 + 6 and "李老师" in text
 
     # English
-    await page.click("#dash-filters #lang")
+    await page.click("header #lang")  # the page header's toggle (one per page)
     await page.wait_for_function("document.querySelector('#dash-fairness h2').textContent.includes('heard')")
     assert "Research dashboard" in (await page.text_content("#dash-filters h2") or "")
     await page.context.close()
