@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ CONTENT_TYPES = {
     ".json": "application/json",
 }
 
+
+log = logging.getLogger(__name__)
 
 class SignatureError(PermissionError):
     pass
@@ -199,7 +202,8 @@ def setup_recording_routes(app: web.Application, data_dir: Path, secret: bytes) 
             return _not_found("no such recording")
         try:
             manifest = read_manifest(path)
-        except ManifestError as exc:
+        except ManifestError as exc:  # a damaged file on this server's disk: say so, and log it
+            log.warning("recording %s: its manifest cannot be read: %s", lesson_id, exc)
             return web.json_response({"error": "bad_manifest", "message": str(exc)}, status=500)
         raw = manifest.to_json()
         # observation notes are for the lesson's observers, bureau and teacher only: they read
