@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,9 @@ def _agreement(a: list[str], b: list[str]) -> float:
     return sum(x == y for x, y in zip(a[:n], b[:n], strict=True)) / max(len(a), 1)
 
 
-def score(report: dict[str, Any], truth: dict[str, list[list[float]]], cpu_s: float = 0.0, **meta: Any) -> Score:
+def score(
+    report: dict[str, Any], truth: Mapping[str, Sequence[Sequence[float]]], cpu_s: float = 0.0, **meta: Any
+) -> Score:
     """Compare a report with the true speech intervals (track id -> intervals)."""
     duration = float(report["duration_s"])
     teacher = [(float(x[0]), float(x[1])) for x in truth.get("teacher", [])]
