@@ -31,6 +31,7 @@ import aioice.mdns
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import aiortc.sdp
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpParameters
@@ -840,13 +841,28 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
     ``a=setup:passive`` (aiortc would answer ``active``). aiortc as DTLS *client* offers only
     ECDHE-ECDSA cipher suites, which a peer with an RSA certificate (GStreamer 1.22's webrtcbin)
     cannot serve ("no shared cipher"); as the server, aiortc's own ECDSA certificate decides the
-    suite and any client works. Returns how many transports were set."""
+    suite and any client works. Returns how many transports were set.
+
+    An offer that says ``a=setup:passive`` (the offerer is the DTLS server: FFmpeg 8's whip
+    muxer) gets the client role, ``a=setup:active``: aiortc leaves its role ``auto`` for such an
+    offer (it only acts on ``active``), and taking the server role there made both sides wait
+    for the other's ClientHello (FFmpeg's "DTLS handshake timeout"). ``active`` offers are
+    already ``server`` in aiortc."""
+    remote = pc.remoteDescription
+    offered: dict[str | None, str | None] = {}
+    if remote is not None:
+        for media in aiortc.sdp.SessionDescription.parse(remote.sdp).media:
+            offered[media.rtp.muxId] = media.dtls.role if media.dtls is not None else None
     count = 0
     for t in pc.getTransceivers():
         dtls = t.receiver.transport
-        if dtls is not None and dtls._role == "auto":
-            dtls._set_role("server")
-            count += 1
+        if dtls is None or dtls._role != "auto":
+            continue
+        if offered.get(t.mid) == "server":  # the offer said a=setup:passive
+            dtls._set_role("client")
+            continue
+        dtls._set_role("server")
+        count += 1
     return count
 
 
