@@ -52,7 +52,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from loadtest.media import Stream
 from recorder.packetize import OpusPacketizer, VP8Packetizer
-from sfu import glue, rtcp
+from sfu import glue, rtcp, vp8
 
 __all__ = ["BotStats", "BotError", "PublisherBot", "SendLog", "SubscriberBot", "SEND_LOG"]
 
@@ -78,6 +78,17 @@ def socket_arrival_time(fd: int) -> float | None:
     except OSError:
         return None
     return sec + nsec * 1e-9 - _REALTIME_TO_PERF
+
+
+def payload_key(payload: bytes, video: bool) -> int:
+    """What a payload is recognised by at the subscriber: its CRC-32, with a VP8 descriptor's
+    picture id and TL0PICIDX zeroed first — the SFU rewrites those per subscriber (sfu/vp8.py),
+    so after a layer switch they differ from what was sent."""
+    if video:
+        d = vp8.parse(payload)
+        if d.picture_id_bits or d.tl0picidx >= 0:
+            payload = vp8.rewrite(payload, d, 0, 0)
+    return zlib.crc32(payload)
 
 
 class SendLog:
@@ -322,7 +333,7 @@ class PublisherBot:
 
     def _send(self, packet: bytes, kind: str) -> None:
         # our packetizers write no CSRC, extension or padding: the payload starts at 12
-        self.send_log.record(zlib.crc32(packet[12:]), time.perf_counter())
+        self.send_log.record(payload_key(packet[12:], kind == "video"), time.perf_counter())
         assert self._raw is not None
         if kind == "video" and self.simulcast:
             self._send_layers(packet)
@@ -523,7 +534,7 @@ class SubscriberBot:
         if b0 & 0x10:
             off += 4 + 4 * int.from_bytes(rtp[off + 2 : off + 4], "big")
         end = len(rtp) - rtp[-1] if b0 & 0x20 else len(rtp)
-        sent = self.send_log.times.get(zlib.crc32(rtp[off:end]))
+        sent = self.send_log.times.get(payload_key(rtp[off:end], self._pt_kind.get(rtp[1] & 0x7F) == "video"))
         if sent is None:
             if self.send_log.times:
                 st.mismatched += 1
