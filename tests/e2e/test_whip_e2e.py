@@ -5,6 +5,7 @@ its codecs raise). And a WHEP player page in Chromium (a few lines of fetch) pla
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -143,7 +144,11 @@ async def test_whip_lead_decoded_by_a_remote_page(server_proc: ServerProcess, br
 
         await wait_for(still_playing, 10, "the WHEP page to go on decoding after the ICE restart")
         metrics = server_proc.get_text("/metrics")
-        assert "classroom_ice_restarts_total 1.0" in metrics and "classroom_ice_restarts_failed_total 0.0" in metrics
+        counts = {name: float(value) for name, value in re.findall(
+            r"^(classroom_ice_restarts(?:_failed)?_total) (\S+)$", metrics, re.M)}
+        # at least our restart (Chromium may PATCH again for the same restartIce()), none failed
+        assert counts.get("classroom_ice_restarts_total", 0) >= 1, counts
+        assert counts.get("classroom_ice_restarts_failed_total") == 0, counts
         # the lead's grid: the WHIP classroom is a participant like any other
         names = await remote.evaluate("window.classroom.joined.participants.map(p => p.classroom_id)")
         assert "obs" in names, names
