@@ -80,18 +80,6 @@ async def test_a_congested_downgrade_with_temporal_layers_thins_the_old_layer_un
     assert all((b - a) & 0x7FFF == 1 for a, b in zip(pids, pids[1:], strict=False))  # across the drops and the switch
 
 
-async def test_a_congested_downgrade_without_temporal_layers_stops_the_old_layer() -> None:
-    low, mid, top = layers()
-    t = FakeTransport()
-    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
-    d.attach(top)
-    top.on_rtp(rtp(10, 0, vp8_payload(True)), 0)
-    d.select_layer(0, at_once=True)
-    assert d.src is low and d.target is None
-    top.on_rtp(rtp(11, 3000, vp8_payload(False)), 33)
-    assert len(t.rtp) == 1
-
-
 async def test_pause_and_resume_and_cancel() -> None:
     low, mid, top = layers()
     t = FakeTransport()
