@@ -143,11 +143,17 @@ async def test_whip_lead_decoded_by_a_remote_page(server_proc: ServerProcess, br
             return bool((await player.evaluate("window.whepStats()"))["video"] > decoded + 20)
 
         await wait_for(still_playing, 10, "the WHEP page to go on decoding after the ICE restart")
-        metrics = server_proc.get_text("/metrics")
-        counts = {name: float(value) for name, value in re.findall(
-            r"^(classroom_ice_restarts(?:_failed)?_total) (\S+)$", metrics, re.M)}
+        counts: dict[str, float] = {}
+
+        async def restart_counted() -> bool:
+            # /metrics is a copy made once a second (classroom/metrics.py): poll, do not read once
+            metrics = server_proc.get_text("/metrics")
+            counts.update({name: float(value) for name, value in re.findall(
+                r"^(classroom_ice_restarts(?:_failed)?_total) (\S+)$", metrics, re.M)})
+            return counts.get("classroom_ice_restarts_total", 0) >= 1
+
         # at least our restart (Chromium may PATCH again for the same restartIce()), none failed
-        assert counts.get("classroom_ice_restarts_total", 0) >= 1, counts
+        await wait_for(restart_counted, 5, "classroom_ice_restarts_total >= 1 in /metrics")
         assert counts.get("classroom_ice_restarts_failed_total") == 0, counts
         # the lead's grid: the WHIP classroom is a participant like any other
         names = await remote.evaluate("window.classroom.joined.participants.map(p => p.classroom_id)")
