@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from classroom.turn import IceServers, TurnConfigError
 from signaling.limits import Limits
 
 
@@ -49,12 +50,20 @@ class MediaConfig:
     # Addresses the SFU's ICE candidates bind to. Loopback by default (nothing leaves the machine);
     # a real deployment lists the server's LAN/public addresses here.
     ice_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
-    # TURN server for browsers behind strict firewalls (e.g. "turn:127.0.0.1:3478"); empty: none.
+    # TURN (coturn) for classrooms behind strict firewalls (classroom/turn.py, docs/network.md).
+    # turn_url: TURN over UDP, e.g. "turn:turn.county.edu.cn:3478"; empty: none.
     turn_url: str = ""
+    # Offer turn_url's host and port over TCP too ("?transport=tcp"): a network that blocks UDP.
+    turn_tcp: bool = True
+    # TURN over TLS, e.g. "turns:turn.county.edu.cn:443" (coturn's tls-listening-port): a
+    # network that lets only HTTPS out. Empty: none.
+    turn_tls_url: str = ""
     turn_secret: str = ""
     # The TURN secret read from a file (0600; e.g. a compose/Kubernetes secret at
     # /run/secrets/turn_secret) instead of the environment: CLASSROOM_MEDIA_TURN_SECRET_FILE.
     turn_secret_file: str = ""
+    # How long the time-limited TURN credentials a classroom gets at join stay valid, seconds.
+    turn_credential_ttl_s: float = 12 * 3600.0
     # Per-track packet cache for NACK (packets, power of two).
     packet_cache_size: int = 1024
     # At most one keyframe request per track per this many seconds.
@@ -228,6 +237,10 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"{key}: {exc}") from exc
     if config.media.turn_secret_file:
         config.media.turn_secret = read_secret_file(config.media.turn_secret_file, "media.turn_secret_file")
+    try:
+        IceServers.from_media(config.media)  # a malformed TURN URL, or one without a secret
+    except TurnConfigError as exc:
+        raise ConfigError(str(exc)) from None
     if config.database.password_file:
         config.database.password = read_secret_file(config.database.password_file, "database.password_file")
     check_database_url(config.database.url, "database.url")
