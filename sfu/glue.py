@@ -860,10 +860,49 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
             continue
         if offered.get(t.mid) == "server":  # the offer said a=setup:passive
             dtls._set_role("client")
+            _repeat_client_hello(dtls)
             continue
         dtls._set_role("server")
         count += 1
     return count
+
+
+# The ClientHello aiortc sends as DTLS client is sent again this soon (seconds after the first)
+# while nothing has come back. FFmpeg 8's whip muxer (the DTLS server by default) reads the first
+# DTLS datagram itself in its ICE loop, only to learn that DTLS has begun, and drops it (one sent
+# before its ICE check succeeded is dropped too); its DTLS context then waits for the next one,
+# which OpenSSL's own timer sends only 1 s later. A repeated ClientHello is what a DTLS server
+# sees after any lost datagram (it answers with its flight again, RFC 6347 section 4.2.4).
+CLIENT_HELLO_REPEATS_S = (0.03, 0.1, 0.2, 0.4)
+
+
+def _repeat_client_hello(dtls: Any) -> None:
+    """Send the first datagram of the DTLS client (its ClientHello) again at
+    :data:`CLIENT_HELLO_REPEATS_S` until the peer has sent anything."""
+    import asyncio
+
+    ice = dtls.transport
+    send = ice._send
+
+    async def resend(data: bytes) -> None:
+        started = time.monotonic()
+        for at in CLIENT_HELLO_REPEATS_S:
+            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+            if dtls._RTCDtlsTransport__rx_packets or dtls.state != "connecting":
+                return
+            try:
+                await send(data)
+            except ConnectionError:
+                return
+
+    async def first_send(data: bytes) -> None:
+        ice._send = send  # only the first datagram: the rest goes straight through
+        await send(data)
+        task = asyncio.get_running_loop().create_task(resend(data))
+        _restart_tasks.add(task)
+        task.add_done_callback(_restart_tasks.discard)
+
+    ice._send = first_send
 
 
 # --- ICE restart on a live connection (WHIP/WHEP PATCH, RFC 9725 section 4.4.2) ---
