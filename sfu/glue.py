@@ -422,6 +422,62 @@ def red_subscribe_offer(offer_sdp: str) -> str:
     return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
 
 
+# --- transport-wide congestion control (transport-cc) --------------------------------------
+# aiortc neither offers the transport-cc header extension nor answers TWCC feedback. The SFU
+# writes the transport-wide sequence numbers itself (sfu/_fanout.c, DownTrack._header) and
+# reads the feedback itself (sfu/rtcp.py, sfu/bwe/twcc.py), so only the SDP text needs it: our
+# offer to a subscriber gets the extension and ``a=rtcp-fb:PT transport-cc`` on its video
+# m-lines, and the answer says which mids took it (and with which id).
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+TWCC_FIRST_ID = 5  # the lowest id tried (aiortc's own extensions take 1-3 and keep them)
+
+
+def twcc_subscribe_offer(offer_sdp: str) -> str:
+    """Our offer to a subscriber with transport-cc offered on every video m-line. The id is the
+    same in every section and every renegotiation (the lowest one none of them uses), as an
+    extension's id must not change within a session."""
+    head, sections = _sections(offer_sdp)
+    video = [sec for sec in sections if sec[0].startswith("m=video") and sec[0].split()[1] != "0"]
+    if not video:
+        return offer_sdp
+    used = {_extmap_id(sec, uri) for sec in sections for uri in
+            [v.split()[1] for v in _attr(sec, "extmap") if len(v.split()) >= 2]}
+    ext_id = next((i for i in range(TWCC_FIRST_ID, 15) if i not in used), 0)
+    existing = {_extmap_id(sec, TWCC_URI) for sec in video} - {0}
+    if existing:
+        ext_id = min(existing)
+    if not ext_id:
+        return offer_sdp
+    for sec in video:
+        if not _extmap_id(sec, TWCC_URI):
+            at = max((i for i, line in enumerate(sec) if line.startswith("a=extmap:")), default=len(sec) - 1) + 1
+            sec.insert(at, f"a=extmap:{ext_id} {TWCC_URI}")
+        pts = [v.split()[0] for v in _attr(sec, "rtpmap")
+               if len(v.split()) == 2 and not v.split()[1].lower().startswith("rtx/")]
+        have = set(_attr(sec, "rtcp-fb"))
+        for pt in pts:
+            if f"{pt} transport-cc" in have:
+                continue
+            at = max((i for i, line in enumerate(sec) if line.startswith(f"a=rtcp-fb:{pt} ")
+                      or line.startswith(f"a=rtpmap:{pt} ")), default=len(sec) - 1) + 1
+            sec.insert(at, f"a=rtcp-fb:{pt} transport-cc")
+    return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
+
+
+def twcc_answered(answer_sdp: str) -> dict[str, int]:
+    """The video m-lines of a subscriber's answer that took transport-cc: mid -> extension id."""
+    out: dict[str, int] = {}
+    _, sections = _sections(answer_sdp)
+    for section in sections:
+        mids = _attr(section, "mid")
+        if not section[0].startswith("m=video") or not mids or section[0].split()[1] == "0":
+            continue
+        ext = _extmap_id(section, TWCC_URI)
+        if ext and any(v.split()[1:2] == ["transport-cc"] for v in _attr(section, "rtcp-fb")):
+            out[mids[0]] = ext
+    return out
+
+
 def red_answered(answer_sdp: str) -> dict[str, int]:
     """The audio m-lines of a subscriber's answer that accepted RED: mid -> RED payload type."""
     out: dict[str, int] = {}

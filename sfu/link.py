@@ -8,8 +8,8 @@ the node's RTCP tick: choose a layer per track within the estimate, and tell eac
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from sfu import rtcp
 from sfu.bwe.budget import BudgetConfig, RetransmitBudget
@@ -27,6 +27,7 @@ from sfu.bwe.selector import (
     TrackLayers,
     allocate,
 )
+from sfu.bwe.twcc import Packet, TwccConfig, TwccEstimator
 from sfu.stats import STATS
 from sfu.vp8 import ALL_TIDS
 
@@ -68,6 +69,8 @@ class LinkConfig:
     selector: SelectorConfig = field(default_factory=SelectorConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    twcc: TwccConfig = field(default_factory=TwccConfig)
+    twcc_probe_ratio: float = 3.0  # padding at most this × what is sent, on a transport-cc link
     adaptive: bool = True  # False: every subscriber gets the top layer (the old behaviour)
 
 
@@ -127,6 +130,12 @@ def layer_options(up: UpTrack, now_ms: int) -> list[tuple[int, int, float]]:
     return out
 
 
+class TwccHistory(Protocol):
+    """What a connection remembers of the packets it numbered (``Egress.twcc_sent``)."""
+
+    def twcc_sent(self, seq: int) -> tuple[float, int] | None: ...
+
+
 class Link:
     def __init__(self, config: LinkConfig | None = None) -> None:
         self.config = c = config or LinkConfig()
@@ -151,6 +160,7 @@ class Link:
         self.paused_video = 0  # video tracks paused for this link at the last evaluation
         self.pace_bps = 0.0  # pace this connection's video at this estimate (0: not paced)
         self.reduced_video = 0  # video tracks below their top live layer
+        self.twcc: TwccEstimator | None = None  # once the subscriber sends transport-cc feedback
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -171,6 +181,26 @@ class Link:
 
     def on_remb(self, bitrate: int, downs: list[DownTrack], now: float) -> None:
         self.estimator.on_remb(bitrate, self._sent(downs, now), now)
+
+    def on_twcc(self, feedback: rtcp.TransportFeedback, egress: TwccHistory, downs: list[DownTrack],
+                now: float) -> None:
+        """Transport-cc feedback: our send times for its packets against their arrival times
+        give the send-side estimate, which stands in for REMB."""
+        packets: list[Packet] = []
+        for seq, arrived_us in feedback.packets:
+            sent = egress.twcc_sent(seq)
+            if sent is not None:
+                packets.append((sent[0], None if arrived_us is None else arrived_us * 1e-6, sent[1]))
+        if not packets:
+            return
+        if self.twcc is None:
+            self.twcc = TwccEstimator(self.config.twcc)
+            # probes are confirmed by what arrives, not by a receiver's slow climb: they may be
+            # larger, and the overuse detector stops one within a feedback interval or two
+            self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio)
+        self._sent(downs, now)
+        overuse = self.twcc.on_feedback(packets, now)
+        self.estimator.on_delay_estimate(self.twcc.bps, overuse, now)
 
     def retransmit_base(self, now: float) -> float:
         """What the retransmission budget is a share of: the estimate, but never less than what

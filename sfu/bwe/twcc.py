@@ -1,0 +1,129 @@
+"""A send-side, delay-based estimate from transport-wide congestion control feedback (TWCC).
+
+Every video packet we send a subscriber that negotiated transport-cc carries a transport-wide
+sequence number; the connection remembers when it sent each one (``Egress.twcc_sent``). The
+receiver reports when each arrived. From the two:
+
+* **queue delay** — one-way delay (arrival − send, with an unknown clock offset) minus its
+  minimum over ``base_window_s``. The least-delayed packet of each feedback stands for the
+  feedback, so a keyframe's own burst (later packets queued behind earlier ones) or a jitter
+  spike does not count as a queue; a real standing queue raises even the least-delayed packet.
+* **acknowledged rate** — what arrived over the last ``acked_window_s`` of arrival time.
+
+Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers at once:
+
+* the queue above ``overuse_ms`` and growing (or above ``strong_ms`` at all): **overuse** —
+  the estimate drops to ``decrease`` × the acknowledged rate (at most once per
+  ``decrease_interval_s``);
+* the queue under ``clear_ms``: the estimate is at least the acknowledged rate (it arrived
+  without a queue: proven) and grows by ``growth`` per second, but stays within ``headroom`` ×
+  the acknowledged rate (a link is only known to carry what it carried; probing with padding is
+  how the acknowledged rate, and so the estimate, goes up);
+* in between: hold.
+
+Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
+this one climbs as fast as the queue stays empty: a probe's padding that arrives without a
+queue confirms its rate within about a second. The overuse detector is what keeps that safe.
+Pure: the caller passes the time; tests drive it with synthetic feedback and a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass
+class TwccConfig:
+    initial_bps: float = 1_000_000.0
+    min_bps: float = 80_000.0
+    max_bps: float = 20_000_000.0
+    overuse_ms: float = 20.0  # queue delay above this and growing: overuse
+    strong_ms: float = 60.0  # queue delay above this: overuse, growing or not
+    clear_ms: float = 8.0  # queue delay below this: no queue, the estimate may grow
+    base_window_s: float = 20.0  # the one-way delay's minimum is taken over this long
+    acked_window_s: float = 0.5
+    decrease: float = 0.85  # × the acknowledged rate on overuse
+    decrease_interval_s: float = 0.25
+    growth: float = 1.5  # per second while there is no queue
+    headroom: float = 1.5  # the estimate stays within this × the acknowledged rate (+ 10 kbit/s)
+
+
+# One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
+# receiver's clock, s; None: lost) and its size in bytes.
+Packet = tuple[float, float | None, int]
+
+
+class TwccEstimator:
+    def __init__(self, config: TwccConfig | None = None) -> None:
+        self.config = c = config or TwccConfig()
+        self.bps = c.initial_bps
+        self.queue_ms = 0.0
+        self.acked_bps = 0.0
+        self.loss = 0.0  # share of the last feedback's packets not received
+        self.overused_at = -1e9
+        self.feedbacks = 0
+        self.packets = 0
+        self._arrivals: deque[tuple[float, int]] = deque()  # (arrival s, bytes), arrival order
+        self._arrived_bytes = 0
+        self._minima: deque[tuple[float, float]] = deque()  # (now, min delay s), increasing delays
+        self._last_decrease = -1e9
+        self._updated_at = -1.0
+        self._acked_since = -1.0  # arrival time of the first packet counted
+
+    def on_feedback(self, packets: list[Packet], now: float) -> bool:
+        """One feedback's packets (in sequence order). Returns True if it said "overuse"."""
+        c = self.config
+        got: list[tuple[float, float, int]] = [(s, r, z) for s, r, z in packets if r is not None]
+        if not packets:
+            return False
+        self.feedbacks += 1
+        self.packets += len(packets)
+        self.loss = 1.0 - len(got) / len(packets)
+        if not got:
+            self._grow_or_hold(now, overuse=False)
+            return False
+        # acknowledged rate over the last acked_window_s of arrival time
+        arrivals = self._arrivals
+        for _, r, z in sorted(got, key=lambda p: p[1]):
+            if arrivals and r < arrivals[-1][0]:
+                r = arrivals[-1][0]  # reordered: counted at the newest arrival
+            arrivals.append((r, z))
+            self._arrived_bytes += z
+            if self._acked_since < 0:
+                self._acked_since = r
+        newest = arrivals[-1][0]
+        while arrivals and arrivals[0][0] < newest - c.acked_window_s:
+            self._arrived_bytes -= arrivals.popleft()[1]
+        span = min(c.acked_window_s, newest - self._acked_since)
+        if span >= 0.1:
+            self.acked_bps = self._arrived_bytes * 8 / max(span, 0.1)
+        # queue delay: the least-delayed packet of this feedback against the base
+        least = min(r - s for s, r, _ in got)
+        minima = self._minima
+        while minima and minima[-1][1] >= least:
+            minima.pop()
+        minima.append((now, least))
+        while minima[0][0] < now - c.base_window_s:
+            minima.popleft()
+        previous = self.queue_ms
+        self.queue_ms = (least - minima[0][1]) * 1000.0
+        overuse = self.queue_ms > c.strong_ms or (self.queue_ms > c.overuse_ms and self.queue_ms > previous)
+        self._grow_or_hold(now, overuse)
+        return overuse
+
+    def _grow_or_hold(self, now: float, overuse: bool) -> None:
+        c = self.config
+        dt = 0.0 if self._updated_at < 0 else max(0.0, min(1.0, now - self._updated_at))
+        self._updated_at = now
+        if overuse:
+            self.overused_at = now
+            if now - self._last_decrease >= c.decrease_interval_s and self.acked_bps > 0:
+                self.bps = max(c.min_bps, min(self.bps, c.decrease * self.acked_bps))
+                self._last_decrease = now
+            return
+        if self.queue_ms < c.clear_ms and self.acked_bps > 0:
+            cap = c.headroom * self.acked_bps + 10_000.0
+            # what arrived without a queue is proven: never below it (a probe confirmed at once)
+            grown = max(self.bps * c.growth**dt, self.acked_bps)
+            self.bps = max(c.min_bps, min(c.max_bps, grown, cap))
