@@ -110,6 +110,34 @@ def test_the_compose_spec_json_schema_accepts_it(compose: dict[str, Any]) -> Non
         assert not validator.is_valid(bad), (path, key)
 
 
+DOCKER_COMPOSE = "/usr/bin/docker-compose"
+
+
+def _docker_compose_config(text: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "compose.yaml"
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run([DOCKER_COMPOSE, "-f", str(path), "config", "-q"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env})
+
+
+def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
+    """`docker-compose config` itself (1.29.2, Debian's package of the PyPI release: interpolation,
+    merge keys, its compose-spec schema of 2021). That release predates the top-level `name` key,
+    so it gets the file without that one line; everything else is the file as it is."""
+    assert Path(DOCKER_COMPOSE).is_file(), "docker-compose is missing: tests/run.sh installs it (apt-packages.txt)"
+    text = COMPOSE.read_text(encoding="utf-8")
+    assert text.count("\nname: classroom\n") == 1
+    v1 = text.replace("\nname: classroom\n", "\n")
+    r = _docker_compose_config(v1, tmp_path, ENV)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # and it refuses what it should: an unknown key, a missing PUBLIC_IP
+    r = _docker_compose_config(v1.replace("healthcheck:", "healthchek:", 1), tmp_path, ENV)
+    assert r.returncode != 0 and "healthchek" in r.stderr, r.stderr
+    r = _docker_compose_config(v1, tmp_path, {})
+    assert r.returncode != 0 and "set PUBLIC_IP in deploy/.env" in r.stderr, r.stderr
+
+
 def test_the_compose_spec_crate_accepts_it(compose: dict[str, Any]) -> None:
     """Strict parsing against the Compose Specification (the compose_spec crate, through its
     Python bindings): unknown keys, wrong types, enum values and durations are errors, and every
