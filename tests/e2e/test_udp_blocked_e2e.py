@@ -15,6 +15,8 @@ file and TLS with the classroom server's own certificate files (``<data>/tls/ser
 for 443). Both browsers trust the server's CA in their NSS database, as a school's PC would
 (docs/https.md): no ``--ignore-certificate-errors``.
 
+- ``none``: the control, nothing blocked. The remote decodes the lead straight over UDP (no relay),
+  so the other cases' figures have a baseline and the harness itself is shown not to need TURN.
 - ``udp``: all UDP blocked. The remote decodes the lead through TURN over TCP (or TLS).
 - ``udp+3478``: all UDP and TCP to coturn's plain port blocked (a network that lets only HTTPS
   out). The remote decodes the lead through TURN over TLS.
@@ -226,14 +228,15 @@ FRAMES = """async () => {
     return n; }"""
 
 
-@pytest.mark.parametrize("blocked", ["udp", "udp+3478"])
+@pytest.mark.parametrize("blocked", ["none", "udp", "udp+3478"])
 async def test_a_classroom_without_udp_decodes_the_lead(deployment: Deployment, blocked: str) -> None:
     d = deployment
     spec = d.link.spec
     tcp_port = d.turn_port if blocked == "udp+3478" else None
-    run(["ip", "netns", "exec", spec.netns, "nft", "-f", "-"],
-        input_text=block_script(spec.down_loss_table, spec.cls_dev, tcp_port))
-    run(["nft", "-f", "-"], input_text=block_script(spec.up_loss_table, spec.host_dev, tcp_port))
+    if blocked != "none":
+        run(["ip", "netns", "exec", spec.netns, "nft", "-f", "-"],
+            input_text=block_script(spec.down_loss_table, spec.cls_dev, tcp_port))
+        run(["nft", "-f", "-"], input_text=block_script(spec.up_loss_table, spec.host_dev, tcp_port))
     wrapper = d.home.parent / "chromium-in-netns"
     wrapper.write_text("#!/bin/sh\nexec " + " ".join(d.link.exec_argv([CHROMIUM])) + ' "$@"\n')
     wrapper.chmod(0o755)
@@ -268,14 +271,18 @@ async def test_a_classroom_without_udp_decodes_the_lead(deployment: Deployment, 
             await lead_browser.close()
     down = dropped(["ip", "netns", "exec", spec.netns, "nft", "list", "table", "netdev", spec.down_loss_table])
     up = dropped(["nft", "list", "table", "netdev", spec.up_loss_table])
-    print(f"\n[{blocked} blocked] first frame {first_frame_s:.2f} s after opening the page "
-          f"(page clock {page_ms / 1000:.2f} s from navigation); selected pair {pair}; "
+    print(f"\n[{blocked} blocked] first frame {page_ms / 1000:.2f} s from the page's navigation start "
+          f"({first_frame_s:.2f} s after the test began opening it); selected pair {pair}; "
           f"{frames_after - frames_before} frames in 3 s at width {width}; "
           f"UDP dropped: {up} toward the server, {down} toward the classroom")
-    assert pair is not None and pair["local"] == "relay", pair
+    assert width > 0 and frames_after > frames_before + 10, (width, frames_before, frames_after)
+    assert pair is not None, pair
+    if blocked == "none":
+        assert pair["local"] != "relay", pair
+        return
+    assert pair["local"] == "relay", pair
     if blocked == "udp+3478":
         assert pair["relayProtocol"] == "tls", pair
     else:
         assert pair["relayProtocol"] in ("tcp", "tls"), pair
-    assert width > 0 and frames_after > frames_before + 10, (width, frames_before, frames_after)
     assert up > 0, "the classroom never tried UDP: the test would prove nothing"
