@@ -220,7 +220,20 @@ def test_node_config_file_is_real_config(objects: list[dict[str, Any]], tmp_path
     (init,) = pod["initContainers"]
     script = init["command"][-1]
     assert all(k in script for k in SECRET_KEYS) and "chmod 0400" in script
-    assert {m["mountPath"] for m in init["volumeMounts"] if m["name"] == "secret-files"} == {secret_dir}
+    init_mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert init_mounts["secret-files"] == secret_dir
+    # run the init script on stand-ins for the two volumes: private copies of the Secret's files
+    given, copies = tmp_path / "secret-volume", tmp_path / "secret-files"
+    given.mkdir()
+    copies.mkdir()
+    for key in SECRET_KEYS:
+        (given / key).write_text(key + "\n", encoding="utf-8")
+        (given / key).chmod(0o440)
+    local_script = script.replace(init_mounts["secret-volume"], str(given)).replace(secret_dir, str(copies))
+    subprocess.run(init["command"][:-1] + [local_script], check=True, capture_output=True, timeout=30)
+    for key in SECRET_KEYS:
+        assert (copies / key).read_text(encoding="utf-8") == key + "\n"
+        assert (copies / key).stat().st_mode & 0o777 == 0o400, key
     assert raw["server"]["tls_cert"].startswith(mounts["tls"] + "/")
     # load it as `classroom serve --config` would, with the secret files where the pod has them
     for key in ("turn_secret", "db_password"):
