@@ -113,6 +113,7 @@ def build_server(config: Config) -> Server:
         link=LinkConfig(adaptive=config.media.adaptive_layers),
         red=config.media.red_audio,
         pacing=config.media.pacing,
+        twcc=config.media.twcc,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router = LocalRouter(media)

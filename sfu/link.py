@@ -161,6 +161,7 @@ class Link:
         self.pace_bps = 0.0  # pace this connection's video at this estimate (0: not paced)
         self.reduced_video = 0  # video tracks below their top live layer
         self.twcc: TwccEstimator | None = None  # once the subscriber sends transport-cc feedback
+        self._twcc_logged = -1e9
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -199,8 +200,14 @@ class Link:
             # larger, and the overuse detector stops one within a feedback interval or two
             self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio)
         self._sent(downs, now)
-        overuse = self.twcc.on_feedback(packets, now)
-        self.estimator.on_delay_estimate(self.twcc.bps, overuse, now)
+        twcc = self.twcc
+        overuse = twcc.on_feedback(packets, now)
+        self.estimator.on_delay_estimate(twcc.bps, overuse, now)
+        if now - self._twcc_logged >= 1.0 or (overuse and now - twcc.overused_at > 0.5):
+            self._twcc_logged = now
+            log.debug("twcc: estimate %.0f kbit/s, acked %.0f, queue %.1f ms (threshold %.1f), loss %.1f %%%s",
+                      twcc.bps / 1000, twcc.acked_bps / 1000, twcc.queue_ms, twcc.threshold_ms, twcc.loss * 100,
+                      " OVERUSE" if overuse else "")
 
     def retransmit_base(self, now: float) -> float:
         """What the retransmission budget is a share of: the estimate, but never less than what

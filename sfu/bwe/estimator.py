@@ -88,7 +88,9 @@ class LinkEstimator:
         if overuse:
             self.congested_at = now
             if now - self._last_decrease >= c.decrease_interval_s:
-                self._loss_bps = max(c.min_bps, min(self._loss_bps, self.remb_bps))
+                # the loss-based figure (the one that may pause video) at most halves, as for a
+                # REMB: a queue says "less", not "nothing"
+                self._loss_bps = max(c.min_bps, min(self._loss_bps, max(self.remb_bps, 0.5 * self._loss_bps)))
                 self._last_decrease = now
 
     def on_loss(self, fraction: float, now: float) -> None:

@@ -12,13 +12,16 @@ receiver reports when each arrived. From the two:
 
 Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers at once:
 
-* the queue above ``overuse_ms`` and growing (or above ``strong_ms`` at all): **overuse** —
-  the estimate drops to ``decrease`` × the acknowledged rate (at most once per
-  ``decrease_interval_s``);
+* the queue above a threshold and growing (or above ``strong_ms`` and twice the threshold):
+  **overuse** — the estimate drops to ``decrease`` × the acknowledged rate; again only if the
+  queue has not begun to drain since (or after ``drain_s``). The threshold is ``overuse_ms`` or
+  ``jitter_factor`` × the queue signal's own feedback-to-feedback jitter, whichever is larger
+  (a receiver short of CPU, or a relay, stamps arrivals a few ms late at random);
 * the queue under ``clear_ms``: the estimate is at least the acknowledged rate (it arrived
-  without a queue: proven) and grows by ``growth`` per second, but stays within ``headroom`` ×
-  the acknowledged rate (a link is only known to carry what it carried; probing with padding is
-  how the acknowledged rate, and so the estimate, goes up);
+  without a queue: proven) and grows by ``growth`` per second, but not past ``headroom`` × the
+  acknowledged rate (a link is only known to carry what it carried; probing with padding is
+  how the acknowledged rate, and so the estimate, goes up). Sending less than the estimate does
+  not lower it: only a queue does;
 * in between: hold.
 
 Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
@@ -47,6 +50,8 @@ class TwccConfig:
     decrease_interval_s: float = 0.25
     growth: float = 1.5  # per second while there is no queue
     headroom: float = 1.5  # the estimate stays within this × the acknowledged rate (+ 10 kbit/s)
+    jitter_factor: float = 4.0  # the overuse threshold is at least this × the queue signal's jitter
+    drain_s: float = 1.0  # after a decrease, another only if the queue grew since, or after this long
 
 
 # One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
@@ -68,6 +73,9 @@ class TwccEstimator:
         self._arrived_bytes = 0
         self._minima: deque[tuple[float, float]] = deque()  # (now, min delay s), increasing delays
         self._last_decrease = -1e9
+        self._queue_at_decrease = 0.0
+        self.jitter_ms = 0.0
+        self.threshold_ms = self.config.overuse_ms
         self._updated_at = -1.0
         self._acked_since = -1.0  # arrival time of the first packet counted
 
@@ -108,7 +116,15 @@ class TwccEstimator:
             minima.popleft()
         previous = self.queue_ms
         self.queue_ms = (least - minima[0][1]) * 1000.0
-        overuse = self.queue_ms > c.strong_ms or (self.queue_ms > c.overuse_ms and self.queue_ms > previous)
+        # the threshold adapts to how much the queue signal jitters on its own (a receiver
+        # short of CPU stamps arrivals late; a relay adds a few ms): at least overuse_ms, and
+        # well above the usual feedback-to-feedback change
+        if self.feedbacks > 1:
+            self.jitter_ms += 0.05 * (abs(self.queue_ms - previous) - self.jitter_ms)
+        threshold = max(c.overuse_ms, c.jitter_factor * self.jitter_ms)
+        self.threshold_ms = threshold
+        overuse = self.queue_ms > max(c.strong_ms, 2 * threshold) or (
+            self.queue_ms > threshold and self.queue_ms > previous)
         self._grow_or_hold(now, overuse)
         return overuse
 
@@ -118,12 +134,20 @@ class TwccEstimator:
         self._updated_at = now
         if overuse:
             self.overused_at = now
-            if now - self._last_decrease >= c.decrease_interval_s and self.acked_bps > 0:
+            # once decreased, again only if the queue has not started to drain since: a queue
+            # takes a while to empty, and each decrease lowers what arrives (and so the next
+            # decrease's base) — without this, one overuse would spiral down to min_bps
+            again = now - self._last_decrease >= c.decrease_interval_s and (
+                now - self._last_decrease >= c.drain_s or self.queue_ms >= self._queue_at_decrease)
+            if again and self.acked_bps > 0:
                 self.bps = max(c.min_bps, min(self.bps, c.decrease * self.acked_bps))
                 self._last_decrease = now
+                self._queue_at_decrease = self.queue_ms
             return
         if self.queue_ms < c.clear_ms and self.acked_bps > 0:
             cap = c.headroom * self.acked_bps + 10_000.0
-            # what arrived without a queue is proven: never below it (a probe confirmed at once)
-            grown = max(self.bps * c.growth**dt, self.acked_bps)
-            self.bps = max(c.min_bps, min(c.max_bps, grown, cap))
+            # what arrived without a queue is proven: never below it (a probe confirmed at once).
+            # Growth stops at the headroom over what arrives, but sending less than the estimate
+            # (a lower layer chosen for another reason, a paused track) does not lower it
+            grown = self.bps if self.bps >= cap else min(self.bps * c.growth**dt, cap)
+            self.bps = max(c.min_bps, min(c.max_bps, max(grown, self.acked_bps)))

@@ -103,3 +103,13 @@ def test_lost_packets_are_counted_and_do_not_stop_the_estimate() -> None:
     assert abs(est.loss - 0.1) < 1e-9
     assert est.on_feedback([(0.5, None, PACKET)], 0.6) is False
     assert est.on_feedback([], 0.7) is False
+
+
+def test_sending_less_does_not_lower_the_estimate() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=300_000))
+    line = Bottleneck(8_000_000)
+    end = run(est, line, 1_500_000, 3.0)
+    high = est.bps
+    assert high > 2e6
+    run(est, line, 300_000, 3.0, start=end)  # a lower layer: no queue, nothing says "less"
+    assert est.bps == high
