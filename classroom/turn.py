@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORTS = {"turn": 3478, "turns": 5349}
 TURN_USER = "classroom"
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
 class TurnConfigError(ValueError):
@@ -44,7 +44,7 @@ class TurnUrl:
     """One parsed ``turn:``/``turns:`` URI (RFC 7065)."""
 
     scheme: str  # "turn" or "turns"
-    host: str  # a name, an IPv4 address or a bracketed IPv6 address
+    host: str  # a name or an IPv4 address
     port: int
     transport: str  # "" (not given), "udp" or "tcp"
 
@@ -68,15 +68,11 @@ def parse_turn_url(url: str, what: str, scheme: str) -> TurnUrl:
         raise TurnConfigError(f"{what}: TURN over TLS runs on TCP, not ?transport=udp ({url!r})")
     host, port_text = rest, ""
     if rest.startswith("["):
-        end = rest.find("]")
-        if end < 0:
-            raise TurnConfigError(f"{what}: unclosed [ in {url!r}")
-        host, tail = rest[: end + 1], rest[end + 1 :]
-        if tail:
-            if not tail.startswith(":"):
-                raise TurnConfigError(f"{what}: expected :PORT after the address in {url!r}")
-            port_text = tail[1:]
-    elif ":" in rest:
+        # Browsers take [IPv6]; aiortc (the room agent, the load-test bots) fails on it and
+        # would never join: a host name with an AAAA record works for both.
+        raise TurnConfigError(f"{what}: an IPv6 address literal is not understood by aiortc clients "
+                              f"(the room agent); give a host name instead ({url!r})")
+    if ":" in rest:
         host, port_text = rest.rsplit(":", 1)
     if not host or not _HOST.match(host):
         raise TurnConfigError(f"{what}: not a host name or address: {host!r} in {url!r}")

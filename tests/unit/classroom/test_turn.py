@@ -29,7 +29,7 @@ def test_tcp_can_be_left_out_and_is_not_doubled() -> None:
 
 
 def test_tls_alone_is_enough() -> None:
-    assert turn_urls("", True, "turns:[2001:db8::1]:443?transport=tcp") == ["turns:[2001:db8::1]:443?transport=tcp"]
+    assert turn_urls("", True, "turns:turn.example.cn:443?transport=tcp") == ["turns:turn.example.cn:443?transport=tcp"]
 
 
 def test_nothing_configured_gives_no_servers() -> None:
@@ -42,7 +42,7 @@ def test_nothing_configured_gives_no_servers() -> None:
     ("turn:h.example", "turn", 3478),
     ("turns:h.example", "turns", 5349),
     ("turns:h.example:443", "turns", 443),
-    ("turn:[::1]:3479", "turn", 3479),
+    ("turn:10.0.0.5:3479", "turn", 3479),
 ])
 def test_default_and_given_ports(url: str, scheme: str, port: int) -> None:
     parsed = parse_turn_url(url, "x", scheme)
@@ -59,7 +59,8 @@ def test_default_and_given_ports(url: str, scheme: str, port: int) -> None:
     ("turn:h.example:34x", "turn", "not in 1..65535"),
     ("turn::3478", "turn", "not a host"),
     ("turn:h example:3478", "turn", "not a host"),
-    ("turn:[::1:3478", "turn", "unclosed"),
+    ("turn:[::1]:3478", "turn", "IPv6 address literal"),
+    ("turns:[2001:db8::1]:443", "turns", "IPv6 address literal"),
     ("turn:h.example:3478?transport=sctp", "turn", "?transport=udp or"),
     ("turn:h.example:3478?foo=bar", "turn", "?transport=udp or"),
     ("turns:h.example:443?transport=udp", "turns", "runs on TCP"),
