@@ -54,6 +54,7 @@ PACE_BELOW_BPS = 8_000_000.0
 PACE_MEMORY_S = 10.0
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
+RANDOM_LOSS_CEILING = 0.3  # a NACK burst above this share is congestion even without a queue
 # Repairs are sent twice on a link that loses packets at random and has a long round trip: a
 # lost repair costs another round trip, long enough to freeze the picture (3 % loss at 100 ms:
 # about one frame in a hundred needed a second repair). Only when nothing was congested lately
@@ -244,9 +245,20 @@ class Link:
         if sent >= 10:
             ratio = min(1.0, self._nacked / sent)
             self.nack_ratio = 0.8 * self.nack_ratio + 0.2 * ratio
-            if ratio > self.estimator.config.loss_high:
+            if ratio > self.estimator.config.loss_high and self._queue_or_unknown(ratio):
                 self.estimator.on_loss(ratio, now)  # congestion now, not in a second
         self._window_at, self._window_packets, self._nacked = now, packets, 0
+
+    def _queue_or_unknown(self, ratio: float) -> bool:
+        """Is a burst of NACKs congestion? Without transport-cc we cannot tell: yes. With it, a
+        queue that overflows grows first (a school line's tail-drop queue, tbf here), so losses
+        while the queue stays short are the line's own random loss — a 5 % line NACKs more than
+        10 % of a 250-ms window every few seconds by chance, and each such "congestion" used to
+        cost a layer switch at once. Very heavy loss counts anyway."""
+        twcc = self.twcc
+        if twcc is None or ratio >= RANDOM_LOSS_CEILING:
+            return True
+        return twcc.queue_ms >= 0.5 * twcc.threshold_ms
 
     def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
         """A receiver report from the subscriber: loss over the video streams, and RTT."""
