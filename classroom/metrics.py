@@ -107,6 +107,8 @@ MEDIA_HELP: dict[str, str] = {
     "ice_prflx_learned": "peer-reflexive remote ICE candidates learned from a peer's connectivity checks",
     "ice_restarts": "ICE restarts of WHIP/WHEP sessions (PATCH with a new ice-ufrag and ice-pwd)",
     "ice_restarts_failed": "ICE restarts whose new connectivity checks failed (the connection was closed)",
+    "gop_replays": "video subscribers started on the current GOP from the cache instead of waiting for a keyframe",
+    "gop_replayed_packets": "packets sent to starting video subscribers from the cache (their GOP replay)",
 }
 
 # Hot-path counter key (``sfu.stats.MediaStats``) -> exported name where the two differ: Prometheus
