@@ -34,9 +34,10 @@ _HEADER = struct.Struct("!BBHII")
 _EXT = struct.Struct("!HH")
 # A video subscriber that starts gets the current GOP from the cache at once (gop_packets):
 # only a GOP that began at most this long ago and is at most this many packets long (a longer
-# burst of old frames would stretch the receiver's jitter buffer more than it saves).
-GOP_REPLAY_MAX_AGE_MS = 2000
-GOP_REPLAY_MAX_PACKETS = 400
+# burst of old frames costs a weak link more, and stretches the receiver's jitter buffer,
+# than waiting for a keyframe saves).
+GOP_REPLAY_MAX_AGE_MS = 1000
+GOP_REPLAY_MAX_PACKETS = 250
 
 
 def _payload_bounds(data: bytes) -> tuple[int, int] | None:

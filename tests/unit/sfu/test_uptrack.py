@@ -246,7 +246,7 @@ async def test_no_replay_of_an_old_gop_or_one_with_a_hole() -> None:
     up, _ = make()
     gop(up)
     d, t = down(up)
-    up.on_rtp(rtp(14, 12000, vp8_payload(False)), 2500)  # the keyframe arrived 2.5 s ago
+    up.on_rtp(rtp(14, 12000, vp8_payload(False)), 1500)  # the keyframe arrived 1.5 s ago
     assert t.rtp == [] and d.fwd.waiting_keyframe
     up2, _ = make()
     up2.on_rtp(rtp(10, 3000, vp8_payload(True), marker=True), 0)
