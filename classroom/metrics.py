@@ -377,6 +377,11 @@ def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
     quality = GaugeMetricFamily("classroom_link_quality",
                                 "a classroom's link: 0 good, 1 fair (repairing or on a lower layer), 2 poor",
                                 labels=labels)
+    forwarded = GaugeMetricFamily("classroom_link_forwarded_bytes",
+                                  "RTP bytes of media sent to a classroom on its connection so far", labels=labels)
+    repaired = GaugeMetricFamily("classroom_link_retransmitted_bytes",
+                                 "RTP bytes of retransmissions sent to a classroom on its connection so far",
+                                 labels=labels)
     layer = GaugeMetricFamily("classroom_link_layer",
                               "the simulcast layer a classroom receives of each video (0 lowest, -1 paused)",
                               labels=[*labels, "mid"])
@@ -387,11 +392,13 @@ def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
         loss.add_metric(key, float(x.get("loss", 0)))
         rtt.add_metric(key, float(x.get("rtt_ms", 0)) / 1000)
         quality.add_metric(key, QUALITY_LEVELS.get(str(x.get("quality")), 0))
+        forwarded.add_metric(key, float(x.get("forwarded_bytes", 0) or 0))
+        repaired.add_metric(key, float(x.get("retransmitted_bytes", 0) or 0))
         layers = x.get("layers")
         if isinstance(layers, dict):
             for mid, value in layers.items():
                 layer.add_metric([*key, str(mid)], float(value))
-    yield from (est, sent, loss, rtt, quality, layer)
+    yield from (est, sent, loss, rtt, quality, forwarded, repaired, layer)
 
 
 def build_registry(copier: MetricsCopier) -> CollectorRegistry:

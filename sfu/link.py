@@ -162,12 +162,22 @@ class Link:
         self.pace_bps = 0.0  # pace this connection's video at this estimate (0: not paced)
         self.reduced_video = 0  # video tracks below their top live layer
         self.twcc: TwccEstimator | None = None  # once the subscriber sends transport-cc feedback
+        self.forwarded_bytes = 0  # RTP bytes of media sent on this connection (as of the last evaluation)
+        self.retransmitted_bytes = 0  # and of repairs
+        self._media_seen = self._repairs_seen = 0
         self._twcc_logged = -1e9
 
     # -- feedback ---------------------------------------------------------------------------
 
     def _sent(self, downs: list[DownTrack], now: float) -> float:
-        total = sum(d.octets + 12 * d.packets + d.retransmitted_bytes for d in downs)
+        media = sum(d.octets + 12 * d.packets for d in downs)
+        repairs = sum(d.retransmitted_bytes for d in downs)
+        # totals for /metrics, growing by what the DownTracks' counters grew (one that closed
+        # takes its counts with it: the sum shrinks, and nothing is subtracted)
+        self.forwarded_bytes += max(0, media - self._media_seen)
+        self.retransmitted_bytes += max(0, repairs - self._repairs_seen)
+        self._media_seen, self._repairs_seen = media, repairs
+        total = media + repairs
         if self._octets_at < 0:
             self._octets, self._octets_at = total, now
         elif now - self._octets_at >= 0.5:
@@ -414,4 +424,7 @@ class Link:
             "loss": round(self.estimator.loss, 3),
             "rtt_ms": round(self.estimator.rtt_ms),
             "layers": dict(self.layers),
+            "forwarded_bytes": self.forwarded_bytes,
+            "retransmitted_bytes": self.retransmitted_bytes,
+            "queue_ms": round(self.twcc.queue_ms, 1) if self.twcc is not None else None,
         }
