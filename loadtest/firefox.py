@@ -90,6 +90,21 @@ def evaluate_expression(source: str, arg: Any = _NO_ARG) -> str:
             + "; return v === undefined ? 'null' : JSON.stringify(v); })()")
 
 
+# FirefoxPage.fill: the value through the element's own prototype setter (what a framework-free
+# page reads back), then the events a user's input fires; throws when nothing matches.
+FILL_SOURCE: Final = """({selector, value}) => {
+  const e = document.querySelector(selector);
+  if (!e) throw new Error('no element matches ' + selector);
+  const proto = Object.getPrototypeOf(e);
+  const setter = Object.getOwnPropertyDescriptor(proto, 'value');
+  if (setter && setter.set) setter.set.call(e, value); else e.value = value;
+  if (e.value !== value) throw new Error(selector + ' did not take the value ' + value);
+  e.dispatchEvent(new Event('input', {bubbles: true}));
+  e.dispatchEvent(new Event('change', {bubbles: true}));
+  return true;
+}"""
+
+
 def decode_result(reply: dict[str, Any]) -> Any:
     """The value of a ``script.evaluate`` reply made by :func:`evaluate_expression`."""
     if reply.get("type") == "exception":
@@ -168,6 +183,16 @@ class FirefoxPage:
                 {"type": "pointerDown", "button": 0},
                 {"type": "pointerUp", "button": 0},
             ]}]})
+
+    async def fill(self, selector: str, value: str) -> None:
+        """Set the value of the form control ``selector`` matches (an input of any type, a select,
+        a textarea) and fire ``input`` and ``change``, as a user's typing or choosing would."""
+        await self.evaluate(FILL_SOURCE, {"selector": selector, "value": value})
+
+    async def text(self, selector: str) -> str:
+        """The ``textContent`` of the first element ``selector`` matches ('' when none does)."""
+        return str(await self.evaluate(
+            "(sel) => { const e = document.querySelector(sel); return e ? e.textContent : ''; }", selector))
 
     async def screenshot(self, path: Path) -> None:
         """A PNG of the tab's viewport."""
