@@ -209,7 +209,7 @@ class Link:
             self.twcc = TwccEstimator(self.config.twcc)
             # probes are confirmed by what arrives, not by a receiver's slow climb: they may be
             # larger, and the overuse detector stops one within a feedback interval or two
-            self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio)
+            self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio, headroom=1.0)
         self._sent(downs, now)
         twcc = self.twcc
         overuse = twcc.on_feedback(packets, now)

@@ -20,8 +20,9 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
 * the queue under ``clear_ms``: the estimate is at least the acknowledged rate (it arrived
   without a queue: proven) and grows by ``growth`` per second, but not past ``headroom`` × the
   acknowledged rate (a link is only known to carry what it carried; probing with padding is
-  how the acknowledged rate, and so the estimate, goes up). Sending less than the estimate does
-  not lower it: only a queue does;
+  how the acknowledged rate, and so the estimate, goes up). Sending less than the estimate
+  lowers it only after ``hold_s``: long enough for the layer selector to act on a probe's
+  result, short enough that a probe's figure is not trusted after the line may have changed;
 * in between: hold.
 
 Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
@@ -49,9 +50,10 @@ class TwccConfig:
     decrease: float = 0.85  # × the acknowledged rate on overuse
     decrease_interval_s: float = 0.25
     growth: float = 1.5  # per second while there is no queue
-    headroom: float = 1.5  # the estimate stays within this × the acknowledged rate (+ 10 kbit/s)
+    headroom: float = 1.1  # the estimate grows to at most this × the acknowledged rate (+ 10 kbit/s)
     jitter_factor: float = 4.0  # the overuse threshold is at least this × the queue signal's jitter
     drain_s: float = 1.0  # after a decrease, another only if the queue grew since, or after this long
+    hold_s: float = 3.0  # an estimate above headroom × what arrives is kept this long, then lowered to it
 
 
 # One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
@@ -74,6 +76,7 @@ class TwccEstimator:
         self._minima: deque[tuple[float, float]] = deque()  # (now, min delay s), increasing delays
         self._last_decrease = -1e9
         self._queue_at_decrease = 0.0
+        self._supported_at = -1e9
         self.jitter_ms = 0.0
         self.threshold_ms = self.config.overuse_ms
         self._updated_at = -1.0
@@ -104,8 +107,8 @@ class TwccEstimator:
         while arrivals and arrivals[0][0] < newest - c.acked_window_s:
             self._arrived_bytes -= arrivals.popleft()[1]
         span = min(c.acked_window_s, newest - self._acked_since)
-        if span >= 0.1:
-            self.acked_bps = self._arrived_bytes * 8 / max(span, 0.1)
+        if span >= 0.25:  # (over less, a burst's own spacing would pass for the rate)
+            self.acked_bps = self._arrived_bytes * 8 / span
         # queue delay: the least-delayed packet of this feedback against the base
         least = min(r - s for s, r, _ in got)
         minima = self._minima
@@ -149,5 +152,11 @@ class TwccEstimator:
             # what arrived without a queue is proven: never below it (a probe confirmed at once).
             # Growth stops at the headroom over what arrives, but sending less than the estimate
             # (a lower layer chosen for another reason, a paused track) does not lower it
-            grown = self.bps if self.bps >= cap else min(self.bps * c.growth**dt, cap)
+            if self.bps <= cap * 1.05:  # carried: what arrives supports it
+                self._supported_at = now
+                grown = min(self.bps * c.growth**dt, cap)
+            elif now - self._supported_at <= c.hold_s:
+                grown = self.bps
+            else:  # not carried for a while: what a probe showed then may no longer hold
+                grown = cap
             self.bps = max(c.min_bps, min(c.max_bps, max(grown, self.acked_bps)))
