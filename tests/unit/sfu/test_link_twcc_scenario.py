@@ -51,20 +51,35 @@ class Clock:
 @dataclass
 class Line:
     rate_bps: float
+    loss: float = 0.0  # random loss on the line (after the queue)
+    jitter_s: float = 0.0  # up to this much extra one-way delay, at random
+    one_way_s: float = ONE_WAY_S
+    seed: int = 7
     free_at: float = 0.0
+    lost_rtp: list[int] = field(default_factory=list)  # RTP sequence numbers lost (to be NACKed)
     sent: dict[int, tuple[float, int]] = field(default_factory=dict)  # twcc seq -> (sent at, bytes)
     arrivals: dict[int, float | None] = field(default_factory=dict)  # twcc seq -> arrival (None: dropped)
     bytes_log: list[tuple[float, int]] = field(default_factory=list)  # (sent at, bytes) of everything sent
 
-    def offer(self, seq: int, now: float, size: int) -> None:
+    def __post_init__(self) -> None:
+        import random
+
+        self._random = random.Random(self.seed)
+
+    def offer(self, seq: int, now: float, size: int, rtp_seq: int = -1) -> None:
         self.sent[seq] = (now, size)
         self.bytes_log.append((now, size))
         start = max(now, self.free_at)
         if start - now > QUEUE_S:
             self.arrivals[seq] = None  # the queue is full: tail drop
+            self.lost_rtp.append(rtp_seq)
             return
         self.free_at = start + size * 8 / self.rate_bps
-        self.arrivals[seq] = self.free_at + ONE_WAY_S
+        if self.loss and self._random.random() < self.loss:
+            self.arrivals[seq] = None
+            self.lost_rtp.append(rtp_seq)
+            return
+        self.arrivals[seq] = self.free_at + self.one_way_s + self._random.random() * self.jitter_s
 
     def twcc_sent(self, seq: int) -> tuple[float, int] | None:
         return self.sent.get(seq)
@@ -91,7 +106,9 @@ class LineTransport:
 
     def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
         seq = struct.unpack_from("!H", header, len(header) - 3)[0]  # transport-cc: last element
-        self.line.offer(seq, self.clock.now, len(header) + len(payload))
+        padding = bool(header[0] & 0x20)
+        self.line.offer(seq, self.clock.now, len(header) + len(payload),
+                        -1 if padding else struct.unpack_from("!H", header, 2)[0])
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
@@ -159,6 +176,8 @@ def simulate(run: Run, seconds: float, publisher: Publisher, reported: list[int]
     clock = run.clock
     end = clock.now + seconds
     next_fb = clock.now + FEEDBACK_S
+    next_rr = clock.now + 1.0
+    counted = len(run.line.arrivals)
     while clock.now < end:
         clock.now = round(clock.now + TICK, 6)
         publisher.tick(clock.now)
@@ -167,6 +186,17 @@ def simulate(run: Run, seconds: float, publisher: Publisher, reported: list[int]
             fb, reported[0] = feedback(run.line, reported[0], clock.now)
             if fb is not None:
                 run.link.on_twcc(fb, run.line, [run.down], clock.now)
+            lost = [s for s in run.line.lost_rtp if s >= 0]
+            run.line.lost_rtp.clear()
+            if lost:  # the receiver NACKs what it lost (an RTT later: close enough here)
+                run.link.on_nack(run.down.ssrc, lost)
+                run.down.on_nack(lost, now=clock.now)
+            if clock.now >= next_rr:  # a receiver report: the share lost over the last second
+                next_rr += 1.0
+                window = list(run.line.arrivals.values())[counted:]
+                counted = len(run.line.arrivals)
+                if window:
+                    run.link.estimator.on_loss(sum(1 for a in window if a is None) / len(window), clock.now)
             run.link.evaluate([run.down], clock.now, int(clock.now * 1000))
             run.layer_log.append((clock.now, run.down.layer_index()))
             yield clock.now
@@ -254,3 +284,31 @@ async def test_a_cap_swinging_20_percent_around_the_top_layer_switches_at_most_o
     changes = [(round(t - start, 1), b) for (t, b), (_, a) in zip(run.layer_log[1:], run.layer_log, strict=False)
                if a != b and t > start]
     assert switches <= 6, changes
+
+
+async def test_five_percent_random_loss_keeps_the_top_layer(clock: Clock) -> None:
+    run, publisher, reported = _run(clock, 8_000_000)
+    run.line.loss = 0.05
+    for _ in simulate(run, 10.0, publisher, reported):
+        pass
+    start = clock.now
+    for _ in simulate(run, 40.0, publisher, reported):
+        pass
+    late = [layer for t, layer in run.layer_log if t > start]
+    assert late.count(2) / len(late) > 0.95, sorted(set(late))
+
+
+async def test_a_long_jittery_lossy_capped_line_gets_the_layer_it_can_carry(clock: Clock) -> None:
+    # rtt100_loss3_cap3: 45 ms + U(0, 10) ms each way, 3 % loss, 3 Mbit/s
+    run, publisher, reported = _run(clock, 3_000_000)
+    run.line.loss, run.line.jitter_s, run.line.one_way_s = 0.03, 0.01, 0.045
+    for _ in simulate(run, 10.0, publisher, reported):
+        pass
+    start = clock.now
+    for _ in simulate(run, 40.0, publisher, reported):
+        pass
+    late = [layer for t, layer in run.layer_log if t > start]
+    changes = [(round(t - start, 1), b) for (t, b), (_, a) in zip(run.layer_log[1:], run.layer_log, strict=False)
+               if a != b and t > start]
+    # 3 Mbit/s carries f (1.7 Mbit/s): reached (random loss is not a queue) and kept
+    assert late[-300:].count(2) == 300 and len(changes) <= 2, changes
