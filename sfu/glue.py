@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -568,13 +569,14 @@ class RawTransport:
     sends on a duplicate of the ICE socket ``connect``-ed to the peer: ``send`` on a connected
     UDP socket skips the address parsing and route lookup of ``sendto`` (about 1 µs here). aioice
     keeps using its own descriptor (``sendto`` with an address still works on a connected UDP
-    socket; inbound traffic comes only from the nominated peer anyway). Everything is looked up
+    socket; inbound traffic then comes only from the nominated peer, which is why
+    :func:`restart_ice` disconnects the socket and calls :meth:`unconnect`). Everything is looked up
     again when the nominated pair or the SRTP session changes. A full socket buffer drops the
     packet (counted; the DownTrack then waits for the next keyframe) instead of queueing it.
     """
 
     __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_protect_parts", "_send", "_sock",
-                 "sent_packets", "egress")
+                 "sent_packets", "egress", "_sendto_only")
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
@@ -589,6 +591,13 @@ class RawTransport:
         # The send side as the C fan-out loop sees it (sfu/_fanout.c): set while a connected
         # socket and a directly callable SRTP session exist, cleared before either goes away.
         self.egress: Any = Egress()
+        # restart_ice: the pair that must not get a connected socket (None: any may)
+        self._sendto_only: Any = None
+        registry = getattr(dtls, _RAW_TRANSPORTS, None)
+        if registry is None:
+            registry = []
+            setattr(dtls, _RAW_TRANSPORTS, registry)
+        registry.append(self)
 
     @property
     def connected(self) -> bool:
@@ -611,7 +620,7 @@ class RawTransport:
         addr = pair.remote_addr
         self._send = lambda data: transport.sendto(data, addr)
         raw = transport.get_extra_info("socket") if type(pair.protocol).__name__ == "StunProtocol" else None
-        if raw is not None:
+        if raw is not None and pair is not self._sendto_only:
             try:
                 sock = socket.socket(fileno=os.dup(raw.fileno()))
                 sock.connect(addr)
@@ -659,6 +668,12 @@ class RawTransport:
             return False
         self.sent_packets += 1
         return True
+
+    def unconnect(self) -> None:
+        """Send with ``sendto`` on aioice's socket, not on a connected duplicate, until another
+        pair is nominated (:func:`restart_ice` disconnects the socket itself)."""
+        self._sendto_only = self._nominated.get(1)
+        self.close()
 
     def close(self) -> None:
         """Release the duplicated socket (the ICE socket itself belongs to aioice)."""
@@ -961,6 +976,9 @@ def _repeat_client_hello(dtls: Any) -> None:
     ice._send = first_send
 
 
+_RAW_TRANSPORTS = "_classroom_raw_transports"  # on a DTLS transport: its RawTransports
+
+
 # --- ICE restart on a live connection (WHIP/WHEP PATCH, RFC 9725 section 4.4.2) ---
 # aiortc has no ICE restart and aioice's Connection no restart method. A restart here keeps
 # the bundled connection's sockets, its local candidates and the DTLS/SRTP session on top of
@@ -972,6 +990,11 @@ def _repeat_client_hello(dtls: Any) -> None:
 # check and restarts consent freshness; the peer's nomination (USE-CANDIDATE, handled by
 # check_incoming at any time) or our own aggressive one when we control replaces the pair.
 # RawTransport.revalidate picks the new pair up within a second.
+# The sockets are disconnected first: a RawTransport sends on a duplicate of the ICE socket
+# connect()-ed to the peer, and a connected UDP socket receives from that peer only, so a peer's
+# new-generation checks from another socket (Chromium gathers new ones for a restart) were
+# dropped by the kernel and never reached aioice (the new pair "never connected"). Until a new
+# pair is nominated the RawTransports send with sendto; the new pair gets its connected socket.
 
 _ICE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # A restart whose checks have not succeeded by then has failed (RFC 8445: a failed restart fails
@@ -1017,6 +1040,10 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
     if not conn._check_list_done or not conn._nominated:
         raise ValueError("ICE is still connecting: restart once it has connected")
     ufrag, pwd = local or new_ice_credentials()
+    for raw in getattr(dtls, _RAW_TRANSPORTS, ()):
+        raw.unconnect()
+    for proto in conn._protocols:
+        _disconnect_udp(proto)
     if conn._query_consent_task is not None:
         conn._query_consent_task.cancel()
         conn._query_consent_task = None
@@ -1054,6 +1081,39 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
 
 
 _restart_tasks: set[Any] = set()
+_AF_UNSPEC_ADDR = struct.pack("=H14x", socket.AF_UNSPEC)  # a sockaddr of family AF_UNSPEC
+
+
+def _disconnect_udp(proto: Any) -> bool:
+    """Dissolve the association of a connect()-ed UDP socket (connect() to an AF_UNSPEC
+    address, POSIX), so it receives from any address again. Linux also releases a port that
+    was chosen by the kernel (aioice binds to port 0) on that disconnect: the socket is bound
+    to the same address and port again at once. False if it was not connected. (Everything is
+    done on a duplicate descriptor of the same socket: the event loop's socket object may be a
+    wrapper without ``bind``, or uvloop's, which keeps its own view of the addresses.)"""
+    import ctypes
+
+    transport = getattr(proto, "transport", None)
+    wrapped = transport.get_extra_info("socket") if transport is not None else None
+    if wrapped is None:
+        return False
+    with socket.socket(wrapped.family, wrapped.type, wrapped.proto, fileno=os.dup(wrapped.fileno())) as sock:
+        try:
+            sock.getpeername()
+            local = sock.getsockname()
+        except OSError:
+            return False  # not connected
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.connect(sock.fileno(), _AF_UNSPEC_ADDR, len(_AF_UNSPEC_ADDR)) != 0:
+            log.warning("ICE restart: could not disconnect %s: errno %d", local, ctypes.get_errno())
+            return False
+        if sock.getsockname()[1] != local[1]:
+            try:
+                sock.bind(local)
+            except OSError as exc:  # the port was taken meanwhile: this connection cannot go on
+                log.warning("ICE restart: could not bind %s again: %s", local, exc)
+                return False
+    return True
 
 
 # --- bot-side hooks (load test, recorder) ---

@@ -677,7 +677,7 @@ def test_connection_internals_used_by_restart_ice() -> None:
     init = source(aioice.ice.Connection.__init__)
     for attr in ("_closing", "_closed", "_check_list", "_check_list_done", "_check_list_state",
                  "_nominated", "_nominating", "_query_consent_task", "_remote_candidates",
-                 "_remote_candidates_end", "_local_username", "_local_password"):
+                 "_remote_candidates_end", "_local_username", "_local_password", "_protocols"):
         assert f"self.{attr}" in init, attr
     assert "self.remote_username" in init and "self.remote_password" in init
     assert params(aioice.ice.validate_username) == ["value"]
