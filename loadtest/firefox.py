@@ -105,6 +105,31 @@ FILL_SOURCE: Final = """({selector, value}) => {
 }"""
 
 
+# FirefoxPage.click: where to click, once the element is clickable, or null after the timeout.
+# setTimeout, not requestAnimationFrame: a background tab runs no animation frames.
+CLICK_TARGET_SOURCE: Final = """async ({selector, timeout_ms}) => {
+  const deadline = performance.now() + timeout_ms;
+  let last = null;
+  for (;;) {
+    const e = document.querySelector(selector);
+    if (e) {
+      e.scrollIntoView({block: 'center'});
+      const r = e.getBoundingClientRect();
+      const box = {x: r.left + r.width / 2, y: r.top + r.height / 2};
+      if (r.width > 0 && r.height > 0 && last && Math.abs(last.x - box.x) < 1 && Math.abs(last.y - box.y) < 1) {
+        const hit = document.elementFromPoint(box.x, box.y);
+        if (hit && (hit === e || e.contains(hit))) return box;
+      }
+      last = box;
+    } else {
+      last = null;
+    }
+    if (performance.now() > deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}"""
+
+
 def decode_result(reply: dict[str, Any]) -> Any:
     """The value of a ``script.evaluate`` reply made by :func:`evaluate_expression`."""
     if reply.get("type") == "exception":
@@ -167,15 +192,13 @@ class FirefoxPage:
         })
         return decode_result(reply)
 
-    async def click(self, selector: str) -> None:
+    async def click(self, selector: str, timeout: float = 10.0) -> None:
         """A real mouse click (user activation) in the middle of the first element ``selector``
-        matches."""
-        box = await self.evaluate(
-            "(sel) => { const e = document.querySelector(sel); if (!e) return null;"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-            " return {x: r.left + r.width / 2, y: r.top + r.height / 2}; }", selector)
+        matches, once it is there, visible, in the same place twice in a row and not covered
+        (what Playwright's click waits for: a page still laying itself out moves its buttons)."""
+        box = await self.evaluate(CLICK_TARGET_SOURCE, {"selector": selector, "timeout_ms": timeout * 1000})
         if box is None:
-            raise FirefoxError(f"no element matches {selector!r}")
+            raise FirefoxError(f"no visible, settled, uncovered element matches {selector!r} after {timeout:.0f} s")
         await self.browser.command("input.performActions", {"context": self.context, "actions": [{
             "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
             "actions": [

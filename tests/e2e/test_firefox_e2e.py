@@ -290,6 +290,9 @@ async def test_firefox_bureau_page_schedules_a_lesson_and_shows_it_live(lan: Lan
         await page.click("#login")
         await wait_for(page, "!document.getElementById('app').classList.contains('hidden')", 15, "the bureau app")
         assert "Firefox County Bureau" in await page.text("#bureau-name")
+        # the page has loaded the district and drawn today's (empty) list
+        await wait_for(page, "!document.getElementById('today-empty').classList.contains('hidden')", 15,
+                       "the district and today's lessons loaded")
         await fill_lesson(page, "Firefox fractions", lead["id"], remote["id"], start, end)
         await wait_for(page, "[...document.querySelectorAll('.lesson[data-lesson]')]"
                              ".some(e => e.textContent.includes('Firefox fractions'))", 10, "the lesson in the list")
