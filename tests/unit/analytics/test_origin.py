@@ -12,6 +12,7 @@ from analytics.config import AttributionConfig
 from analytics.origin import (
     WAVE_RATE,
     _consistent_peaks,
+    _drop_copy_runs,
     attribute,
     dominant_lags,
     pad_waves,
@@ -233,3 +234,16 @@ def test_a_remote_answer_coming_back_through_the_other_rooms_is_kept() -> None:
     assert share(a.speech, frame_mask(lead_talk, n) & a.raw) > 0.95
     assert share(a.speech, frame_mask([(12.6, 24.0), (30.6, 36.0)], n)) < 0.1
     assert c.speech.sum() * FRAME_S < 1.0
+
+
+def test_a_fragment_buried_in_a_copy_goes_an_own_word_between_copies_stays() -> None:
+    n = 200
+    raw = np.zeros(n, bool)
+    raw[20:180] = True
+    removed = raw.copy()
+    removed[100:104] = False  # 0.12 s where the copy's correlation dipped, deep inside the copy
+    removed[40:60] = False  # 0.6 s of the speaker's own word over the copy
+    tf = TrackFrames("teacher", "lead", "teacher", np.zeros(n, np.float32), np.ones(n, bool), 0.0, raw, raw & ~removed)
+    _drop_copy_runs(tf, removed, np.zeros(n, np.float32), FRAME_S, 0.1)
+    assert not tf.speech[100:104].any()
+    assert tf.speech[40:60].all()
