@@ -278,15 +278,19 @@ def test_node_settings_are_real_config(compose: dict[str, Any], tmp_path: Path) 
         assert set(svc["secrets"]) == {"turn_secret", "token_secret", "db_password"}
 
 
-def serve_flags() -> set[str]:
-    """The options `classroom serve --help` lists."""
+def command_flags(command: str) -> set[str]:
+    """The options `classroom COMMAND --help` lists."""
     import contextlib
     import io
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        main(["serve", "--help"])
+        main([command, "--help"])
     return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", out.getvalue()))
+
+
+def serve_flags() -> set[str]:
+    return command_flags("serve")
 
 
 def node_command(argv: list[str]) -> dict[str, str]:
@@ -319,6 +323,7 @@ def test_nodes_are_cluster_nodes_with_the_serve_flags(compose: dict[str, Any]) -
         ids.add(flags["--node-id"])
         ports.add(flags["--port"])
         assert svc["healthcheck"]["test"][1:] == ["classroom", "healthcheck", "--port", flags["--port"]]
+        assert "--port" in command_flags("healthcheck")
         assert f"127.0.0.1:{flags['--port']}" in targets, "Prometheus scrapes every node"
         deps = svc["depends_on"]
         assert deps["redis"]["condition"] == deps["postgres"]["condition"] == "service_healthy"
