@@ -214,6 +214,12 @@ class Link:
         twcc = self.twcc
         overuse = twcc.on_feedback(packets, now)
         self.estimator.on_delay_estimate(twcc.bps, overuse, now)
+        if twcc.over and self.prober.active:
+            # a probe's padding is stopped at the first sign of a queue: what the line cannot
+            # take is dropped at its queue, media with it
+            self.prober.fail(now)
+            if self._probing is not None:
+                self._probing.set_probe(0)
         if now - self._twcc_logged >= 1.0 or (overuse and now - twcc.overused_at > 0.5):
             self._twcc_logged = now
             log.debug("twcc: estimate %.0f kbit/s, acked %.0f, queue %.1f ms (threshold %.1f), loss %.1f %%%s",
@@ -313,7 +319,10 @@ class Link:
         budget = max(budget, min(self.estimator.unbounded(), lowest))
         if now - self.estimator.congested_at > PAUSE_EVIDENCE_S:
             budget = max(budget, lowest)  # and nothing is paused without recent congestion
-        choice = self.selector.select(budget, demands, now)
+        # a queue growing now (transport-cc overuse within the last half second): no hysteresis
+        # downward, or a layer a little above the estimate would keep the queue standing
+        congested = self.twcc is not None and now - self.twcc.overused_at < 0.5
+        choice = self.selector.select(budget, demands, now, congested=congested)
         self._probe(demands, choice, by_key, budget, now)
         top = {t.key: len(t.bitrates) - 1 for t in demands}
         self.paused_video = sum(1 for k, v in choice.items() if v == PAUSED)

@@ -91,6 +91,16 @@ class Prober:
         self.probes += 1
         return self.padding_bps
 
+    def fail(self, now: float) -> None:
+        """End a running probe as failed now (the caller saw the queue grow under it)."""
+        if not self.active:
+            return
+        c = self.config
+        self.failed += 1
+        self._cooldown = min(c.max_cooldown_s, max(c.cooldown_s, 2 * self._cooldown))
+        self._blocked_until = now + self._cooldown
+        self._stop()
+
     def _padding(self, target_bps: float, sent_bps: float) -> float:
         # REMB runs at most ~1.5 x what arrives: arriving at target / 1.4 lets it reach target
         c = self.config

@@ -12,8 +12,9 @@ receiver reports when each arrived. From the two:
 
 Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers at once:
 
-* the queue above a threshold and growing (or above ``strong_ms`` and twice the threshold):
-  **overuse** — the estimate drops to ``decrease`` × the acknowledged rate; again only if the
+* the queue above a threshold and growing (or above ``strong_ms`` and twice the threshold) in
+  ``overuse_feedbacks`` feedbacks in a row (a keyframe's burst queues for a moment and drains;
+  a line too narrow for what is sent keeps growing): **overuse** — the estimate drops to ``decrease`` × the acknowledged rate; again only if the
   queue has not begun to drain since (or after ``drain_s``). The threshold is ``overuse_ms`` or
   ``jitter_factor`` × the queue signal's own feedback-to-feedback jitter, whichever is larger
   (a receiver short of CPU, or a relay, stamps arrivals a few ms late at random);
@@ -43,7 +44,8 @@ class TwccConfig:
     min_bps: float = 80_000.0
     max_bps: float = 20_000_000.0
     overuse_ms: float = 20.0  # queue delay above this and growing: overuse
-    strong_ms: float = 60.0  # queue delay above this: overuse, growing or not
+    strong_ms: float = 60.0  # queue delay above this: over, growing or not
+    overuse_feedbacks: int = 2  # over in this many feedbacks in a row: overuse
     clear_ms: float = 8.0  # queue delay below this: no queue, the estimate may grow
     base_window_s: float = 20.0  # the one-way delay's minimum is taken over this long
     acked_window_s: float = 0.5
@@ -77,6 +79,8 @@ class TwccEstimator:
         self._last_decrease = -1e9
         self._queue_at_decrease = 0.0
         self._supported_at = -1e9
+        self._over_count = 0
+        self.over = False  # the last feedback's queue was above the threshold (one is not yet overuse)
         self.jitter_ms = 0.0
         self.threshold_ms = self.config.overuse_ms
         self._updated_at = -1.0
@@ -126,12 +130,17 @@ class TwccEstimator:
             self.jitter_ms += 0.05 * (abs(self.queue_ms - previous) - self.jitter_ms)
         threshold = max(c.overuse_ms, c.jitter_factor * self.jitter_ms)
         self.threshold_ms = threshold
-        overuse = self.queue_ms > max(c.strong_ms, 2 * threshold) or (
+        over = self.queue_ms > max(c.strong_ms, 2 * threshold) or (
             self.queue_ms > threshold and self.queue_ms > previous)
-        self._grow_or_hold(now, overuse)
+        # over for two feedbacks in a row: a keyframe's burst queues for a moment and then
+        # drains (the next feedback's queue is shorter), a line that is too narrow keeps growing
+        self.over = over
+        self._over_count = self._over_count + 1 if over else 0
+        overuse = self._over_count >= c.overuse_feedbacks
+        self._grow_or_hold(now, overuse, hold=over)
         return overuse
 
-    def _grow_or_hold(self, now: float, overuse: bool) -> None:
+    def _grow_or_hold(self, now: float, overuse: bool, hold: bool = False) -> None:
         c = self.config
         dt = 0.0 if self._updated_at < 0 else max(0.0, min(1.0, now - self._updated_at))
         self._updated_at = now
@@ -147,7 +156,7 @@ class TwccEstimator:
                 self._last_decrease = now
                 self._queue_at_decrease = self.queue_ms
             return
-        if self.queue_ms < c.clear_ms and self.acked_bps > 0:
+        if self.queue_ms < c.clear_ms and self.acked_bps > 0 and not hold:
             cap = c.headroom * self.acked_bps + 10_000.0
             # what arrived without a queue is proven: never below it (a probe confirmed at once).
             # Growth stops at the headroom over what arrives, but sending less than the estimate

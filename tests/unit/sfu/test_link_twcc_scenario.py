@@ -312,3 +312,19 @@ async def test_a_long_jittery_lossy_capped_line_gets_the_layer_it_can_carry(cloc
                if a != b and t > start]
     # 3 Mbit/s carries f (1.7 Mbit/s): reached (random loss is not a queue) and kept
     assert late[-300:].count(2) == 300 and len(changes) <= 2, changes
+
+
+async def test_a_cap_at_30_percent_settles_on_a_lower_layer_without_overflowing(clock: Clock) -> None:
+    run, publisher, reported = _run(clock, 0.3 * LAYER_BPS[2])
+    for _ in simulate(run, 15.0, publisher, reported):  # (h at first, then q: h and its keyframes overflow)
+        pass
+    start = clock.now
+    for _ in simulate(run, 50.0, publisher, reported):
+        pass
+    late = [layer for t, layer in run.layer_log if t > start]
+    changes = [(round(t - start, 1), b) for (t, b), (_, a) in zip(run.layer_log[1:], run.layer_log, strict=False)
+               if a != b and t > start]
+    assert len(set(late)) == 1 and late[0] >= 0, changes
+    sent = [s for s in run.line.sent if run.line.sent[s][0] > start]
+    dropped = sum(1 for s in sent if run.line.arrivals[s] is None)
+    assert dropped / max(1, len(sent)) < 0.01
