@@ -14,8 +14,9 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
 
 * the queue above a threshold and growing (or above ``strong_ms`` and twice the threshold) in
   ``overuse_feedbacks`` feedbacks in a row (a keyframe's burst queues for a moment and drains;
-  a line too narrow for what is sent keeps growing): **overuse** — the estimate drops to ``decrease`` × the acknowledged rate; again only if the
-  queue has not begun to drain since (or after ``drain_s``). The threshold is ``overuse_ms`` or
+  a line too narrow for what is sent keeps growing): **overuse** — the estimate drops to
+  ``decrease`` × the acknowledged rate; again only if the queue has not begun to drain since
+  (or after ``drain_s``). The threshold is ``overuse_ms`` or
   ``jitter_factor`` × the queue signal's own feedback-to-feedback jitter, whichever is larger
   (a receiver short of CPU, or a relay, stamps arrivals a few ms late at random);
 * the queue under ``clear_ms``: the estimate is at least the acknowledged rate (it arrived
