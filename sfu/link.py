@@ -220,11 +220,12 @@ class Link:
             self.prober.fail(now)
             if self._probing is not None:
                 self._probing.set_probe(0)
-        if now - self._twcc_logged >= 1.0 or (overuse and now - twcc.overused_at > 0.5):
-            self._twcc_logged = now
-            log.debug("twcc: estimate %.0f kbit/s, acked %.0f, queue %.1f ms (threshold %.1f), loss %.1f %%%s",
-                      twcc.bps / 1000, twcc.acked_bps / 1000, twcc.queue_ms, twcc.threshold_ms, twcc.loss * 100,
-                      " OVERUSE" if overuse else "")
+        if now - self._twcc_logged >= 1.0 and (overuse or log.isEnabledFor(logging.DEBUG)):
+            self._twcc_logged = now  # (an overuse at most once a second per connection at INFO)
+            log.log(logging.INFO if overuse else logging.DEBUG,
+                    "transport-cc%s: estimate %.0f kbit/s, arriving %.0f, queue %.1f ms (threshold %.1f), "
+                    "lost %.1f %%", " overuse" if overuse else "", twcc.bps / 1000, twcc.acked_bps / 1000,
+                    twcc.queue_ms, twcc.threshold_ms, twcc.loss * 100)
 
     def retransmit_base(self, now: float) -> float:
         """What the retransmission budget is a share of: the estimate, but never less than what
@@ -396,6 +397,8 @@ class Link:
         rate = self.prober.update(PROBE_MARGIN * wanted_bps, budget, self.sent_bps, self.estimator.congested_at, now)
         if self.prober.succeeded_bps:
             self.estimator.probe_confirmed(self.prober.succeeded_bps, now)
+            if self.twcc is not None:  # (or the next feedback's estimate would undo it)
+                self.twcc.confirm(self.prober.succeeded_bps, now)
             self.prober.succeeded_bps = 0.0
         if self.prober.active != was:
             log.info("link probe %s: padding %.0f kbit/s toward %.0f kbit/s (estimate %.0f, REMB %.0f, sent %.0f; "

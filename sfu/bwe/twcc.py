@@ -23,8 +23,10 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
   without a queue: proven) and grows by ``growth`` per second, but not past ``headroom`` × the
   acknowledged rate (a link is only known to carry what it carried; probing with padding is
   how the acknowledged rate, and so the estimate, goes up). Sending less than the estimate
-  lowers it only after ``hold_s``: long enough for the layer selector to act on a probe's
-  result, short enough that a probe's figure is not trusted after the line may have changed;
+  lowers it only after ``hold_s`` (long enough for the layer selector to act on a probe's
+  result, short enough that a probe's figure is not trusted after the line may have changed),
+  and only to ``headroom`` × the most that arrived over ``support_window_s`` (an encoder's
+  output dips and peaks: a dip is not a narrower line);
 * in between: hold.
 
 Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
@@ -56,7 +58,8 @@ class TwccConfig:
     headroom: float = 1.1  # the estimate grows to at most this × the acknowledged rate (+ 10 kbit/s)
     jitter_factor: float = 4.0  # the overuse threshold is at least this × the queue signal's jitter
     drain_s: float = 1.0  # after a decrease, another only if the queue grew since, or after this long
-    hold_s: float = 3.0  # an estimate above headroom × what arrives is kept this long, then lowered to it
+    hold_s: float = 3.0  # an estimate above headroom × what arrives is kept this long, then lowered ...
+    support_window_s: float = 5.0  # ... to headroom × the most that arrived over this long
 
 
 # One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
@@ -81,6 +84,7 @@ class TwccEstimator:
         self._queue_at_decrease = 0.0
         self._supported_at = -1e9
         self._over_count = 0
+        self._acked_max: deque[tuple[float, float]] = deque()  # (now, acked), decreasing rates
         self.over = False  # the last feedback's queue was above the threshold (one is not yet overuse)
         self.jitter_ms = 0.0
         self.threshold_ms = self.config.overuse_ms
@@ -141,6 +145,23 @@ class TwccEstimator:
         self._grow_or_hold(now, overuse, hold=over)
         return overuse
 
+    def confirm(self, bps: float, now: float) -> None:
+        """A probe carried ``bps`` without a queue: the estimate is at least that (and it counts
+        as carried now)."""
+        if bps > self.bps:
+            self.bps = min(self.config.max_bps, bps)
+        self._supported_at = now
+
+    def _recent_max(self, now: float) -> float:
+        """The highest acknowledged rate seen over the last ``support_window_s``."""
+        window = self._acked_max
+        while window and window[-1][1] <= self.acked_bps:
+            window.pop()
+        window.append((now, self.acked_bps))
+        while window[0][0] < now - self.config.support_window_s:
+            window.popleft()
+        return window[0][1]
+
     def _grow_or_hold(self, now: float, overuse: bool, hold: bool = False) -> None:
         c = self.config
         dt = 0.0 if self._updated_at < 0 else max(0.0, min(1.0, now - self._updated_at))
@@ -162,11 +183,13 @@ class TwccEstimator:
             # what arrived without a queue is proven: never below it (a probe confirmed at once).
             # Growth stops at the headroom over what arrives, but sending less than the estimate
             # (a lower layer chosen for another reason, a paused track) does not lower it
+            recent = self._recent_max(now)
             if self.bps <= cap * 1.05:  # carried: what arrives supports it
                 self._supported_at = now
                 grown = min(self.bps * c.growth**dt, cap)
             elif now - self._supported_at <= c.hold_s:
                 grown = self.bps
-            else:  # not carried for a while: what a probe showed then may no longer hold
-                grown = cap
+            else:  # not carried for a while: what a probe showed then may no longer hold; but
+                # what arrived within support_window_s did (an encoder's output dips and peaks)
+                grown = min(self.bps, max(cap, c.headroom * recent + 10_000.0))
             self.bps = max(c.min_bps, min(c.max_bps, max(grown, self.acked_bps)))

@@ -113,5 +113,15 @@ def test_sending_less_lowers_the_estimate_only_after_a_while() -> None:
     assert high > 1.5e6
     end = run(est, line, 300_000, 2.5, start=end)  # a lower layer: no queue, nothing says "less" yet
     assert est.bps == high
-    run(est, line, 300_000, 2.0, start=end)  # but a probe's figure is not kept for ever
+    run(est, line, 300_000, 6.0, start=end)  # but a probe's figure is not kept for ever
     assert est.bps <= 1.1 * est.acked_bps + 10_000 + 1 and est.acked_bps < 350_000
+
+
+def test_an_encoder_dipping_below_its_usual_rate_does_not_lower_the_estimate() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = Bottleneck(8_000_000)
+    end = run(est, line, 1_200_000, 4.0)
+    for _ in range(6):  # 1.2 Mbit/s with 1.5-s dips to 0.6 Mbit/s: the usual layer, not less room
+        end = run(est, line, 600_000, 1.5, start=end)
+        end = run(est, line, 1_200_000, 1.5, start=end)
+    assert est.bps >= 1.1 * 1_200_000 * 0.95
