@@ -295,7 +295,7 @@ def _consistent_peaks(
     curves: np.ndarray,
     windows: np.ndarray,
     strength: np.ndarray,
-    near: float = 0.5,
+    near: float = 0.8,
     reach: int = 2,
     tolerance: int = 8,
     reliable: float = 0.25,
@@ -307,8 +307,9 @@ def _consistent_peaks(
     ``tolerance`` samples from the median of the highest peaks of the reliable windows
     (strength ≥ ``reliable``: where the source only holds another room's echo the peaks mean
     nothing) within ``reach``, and the window has another peak within ``tolerance`` of that
-    median reaching ``near`` of its maximum, that peak is taken; a window without such a peak
-    keeps its own (a real step of the delay is followed)."""
+    median reaching ``near`` of its maximum, that peak is taken; a window without such a peak,
+    or whose peak a reliable neighbour shares (a real step of the delay, or a second path of a
+    room whose microphones hear a voice a few ms apart), keeps its own."""
     best = np.argmax(curves, axis=1)
     own = best.copy()
     good = strength >= reliable
@@ -317,8 +318,8 @@ def _consistent_peaks(
         if around.sum() < 2:
             continue
         median = float(np.median(own[around]))
-        if abs(own[i] - median) <= tolerance:
-            continue
+        if abs(own[i] - median) <= tolerance or (np.abs(own[around] - own[i]) <= tolerance).any():
+            continue  # agrees with the neighbours, or a neighbour has the same delay (a real path)
         row = curves[i]
         top = row[own[i]]
         lo, hi = max(int(np.floor(median)) - tolerance, 0), min(int(np.ceil(median)) + tolerance + 1, len(row))
