@@ -29,6 +29,10 @@ def _serve(argv: Sequence[str]) -> int:
                         help="schedule database: postgresql://USER@HOST:PORT/DB for several machines (the password "
                              "from database.password_file, CLASSROOM_DATABASE_PASSWORD or PGPASSFILE, never here); "
                              "default: SQLite in the data dir")
+    parser.add_argument("--redis", metavar="URL",
+                        help="redis://HOST:PORT/DB: this process is one node of a cluster coordinated through Redis "
+                             "(the password from redis.password_file or CLASSROOM_REDIS_PASSWORD, never here)")
+    parser.add_argument("--node-id", metavar="ID", help="this node's id in the cluster (default: <hostname>-<port>)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("text", "json"),
                         help="text (default) or json: one JSON object per line with lesson/classroom/participant")
@@ -45,6 +49,15 @@ def _serve(argv: Sequence[str]) -> int:
                 raise ConfigError("--database: a password on the command line is visible to every user (ps); "
                                   "use database.password_file, CLASSROOM_DATABASE_PASSWORD or PGPASSFILE")
             config.database.url = args.database
+        if args.redis:
+            if _has_password(args.redis):
+                raise ConfigError("--redis: a password on the command line is visible to every user (ps); "
+                                  "use redis.password_file or CLASSROOM_REDIS_PASSWORD")
+            if not args.redis.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(f"--redis: expected redis://HOST:PORT/DB, got {args.redis!r}")
+            config.redis.url = args.redis
+        if args.node_id:
+            config.redis.node_id = args.node_id
     except ConfigError as exc:
         print(f"classroom serve: {exc}", file=sys.stderr)
         return 2

@@ -109,7 +109,17 @@ class AnalyticsConfig:
 
 @dataclass
 class RedisConfig:
-    url: str = ""  # empty: embedded single-node routing, no Redis
+    # empty: embedded single-node routing, no Redis. "redis://HOST:6379/0": this process is one
+    # node of a cluster (docs/operations.md, "Cluster"). --redis, CLASSROOM_REDIS_URL.
+    url: str = ""
+    # this node's id in the cluster, unique (default: <hostname>-<port>). --node-id.
+    node_id: str = ""
+    # Redis' password, never in a URL on a command line: a 0600 file or CLASSROOM_REDIS_PASSWORD.
+    password: str = ""
+    password_file: str = ""
+    heartbeat_s: float = 1.0  # a node's registry entry is written this often ...
+    ttl_s: float = 3.0  # ... and expires after this long without a heartbeat (the node is dead)
+    prefix: str = "classroom:"  # every key of this installation starts with it
 
 
 @dataclass
@@ -228,6 +238,12 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"{key}: {exc}") from exc
     if config.media.turn_secret_file:
         config.media.turn_secret = read_secret_file(config.media.turn_secret_file, "media.turn_secret_file")
+    if config.redis.password_file:
+        config.redis.password = read_secret_file(config.redis.password_file, "redis.password_file")
+    if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"redis.url: expected redis://HOST:PORT/DB, got {config.redis.url.split(':', 1)[0]!r}…")
+    if not 0 < config.redis.heartbeat_s < config.redis.ttl_s:
+        raise ConfigError("redis: heartbeat_s must be above 0 and below ttl_s")
     if config.database.password_file:
         config.database.password = read_secret_file(config.database.password_file, "database.password_file")
     check_database_url(config.database.url, "database.url")

@@ -28,7 +28,8 @@ from sfu.node import MediaNode
 from sfu.peer import PeerSettings
 from signaling.app import GUARD_KEY, add_static_pages, create_app
 from signaling.connguard import GuardedRunner
-from signaling.router import LocalRouter
+from signaling.routing.base import Router
+from signaling.routing.local import LocalRouter
 from signaling.tokens import TokenError, TokenSigner
 from signaling.whip import add_whip_routes
 
@@ -42,7 +43,7 @@ ADMIN_KEY_FILE = "admin-key.txt"  # the first administrator's API key, written o
 class Server:
     config: Config
     app: web.Application
-    router: LocalRouter
+    router: Router
     media: MediaNode
     signer: TokenSigner
     runner: web.AppRunner | None = None
@@ -76,6 +77,7 @@ class Server:
             await asyncio.wait_for(self.router.close_all(), 5.0)
         except TimeoutError:
             log.warning("some classroom connections did not close in time")
+        await self.router.stop()
         await self.media.stop()
         if self.runner is not None:
             await self.runner.cleanup()
@@ -118,7 +120,7 @@ def build_server(config: Config) -> Server:
         pacing=config.media.pacing,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
-    router = LocalRouter(media)
+    router: Router = LocalRouter(media) if not config.redis.url else _redis_router(config, media)
     ice_servers = _ice_servers(config)
     app = create_app(
         router,
@@ -135,6 +137,21 @@ def build_server(config: Config) -> Server:
     add_whip_routes(app, router, signer, settings, ice_servers)  # POST /whip, /whep (docs/whip-whep.md)
     add_static_pages(app)
     return server
+
+
+def _redis_router(config: Config, media: MediaNode) -> Router:
+    """One node of a cluster (docs/operations.md, "Cluster")."""
+    import socket
+
+    from signaling.routing.redis import RedisRouter
+
+    r = config.redis
+    node_id = r.node_id or f"{socket.gethostname()}-{config.server.port}"
+    try:
+        return RedisRouter(media, r.url, node_id, password=r.password or None, heartbeat_s=r.heartbeat_s,
+                           ttl_s=r.ttl_s, prefix=r.prefix)
+    except ValueError as exc:
+        raise ConfigError(f"redis: {exc}") from None
 
 
 def _wire_https(server: Server) -> None:
@@ -349,6 +366,12 @@ async def start_server(config: Config) -> Server:
     if server.internal_port:
         await web.TCPSite(server.runner, "127.0.0.1", server.internal_port).start()
     server.media.start()
+    describe = getattr(server.router, "describe", None)
+    if describe is not None:  # a cluster node's registry entry (signaling/routing/redis.py)
+        server.router.describe = lambda: {  # type: ignore[attr-defined]
+            "url": server.base_url, "ws_url": server.base_url.replace("http", "ws", 1) + "/ws",
+            "media_addresses": list(config.media.ice_addresses), "pid": os.getpid()}
+    await server.router.start()
     for hook in server.extras.get("on_start", []):
         await hook(server)
     if config.server.demo_lesson:

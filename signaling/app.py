@@ -13,7 +13,7 @@ from sfu.peer import PeerSettings
 from signaling.bucket import TokenBucket
 from signaling.connguard import ConnectionGuard, refusal_response
 from signaling.limits import Limits
-from signaling.router import LocalRouter
+from signaling.routing.base import Router
 from signaling.session import ClassroomSocket, Session
 from signaling.tokens import TokenSigner
 
@@ -21,13 +21,13 @@ log = logging.getLogger(__name__)
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "client_web"
 
-ROUTER_KEY = web.AppKey("router", LocalRouter)
+ROUTER_KEY = web.AppKey("router", Router)
 SIGNER_KEY = web.AppKey("signer", TokenSigner)
 GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
 
 
 def create_app(
-    router: LocalRouter,
+    router: Router,
     signer: TokenSigner,
     settings: PeerSettings,
     ice_servers: list[dict[str, Any]] | None = None,
@@ -69,9 +69,12 @@ def create_app(
             slot()
         return ws
 
+    # a connection relayed from another node (signaling/routing/redis.py) gets a session here too
+    router.set_session_factory(lambda sock: Session(sock, router, signer, settings, servers, max_message_bytes))
+
     async def health(request: web.Request) -> web.Response:
         # "tasks": the server's live asyncio tasks (read-only; the soak test watches it return to baseline)
-        return web.json_response({"status": "ok", **router.stats(), "tasks": len(asyncio.all_tasks())})
+        return web.json_response({"status": "ok", **router.health(), "tasks": len(asyncio.all_tasks())})
 
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(client_dir / "index.html")

@@ -31,7 +31,7 @@ from sfu.uptrack import UpTrack
 from signaling import permissions
 from signaling.protocol import server_message
 from signaling.room import Participant, Room
-from signaling.router import LocalRouter
+from signaling.routing.base import Router
 from signaling.session import NEGOTIATION_TIMEOUT_S, bounded
 from signaling.tokens import TokenClaims, TokenError, TokenSigner
 
@@ -182,7 +182,7 @@ def parse_fragment(text: str) -> FragLines:
 
 
 class WhipEndpoints:
-    def __init__(self, router: LocalRouter, signer: TokenSigner, settings: PeerSettings,
+    def __init__(self, router: Router, signer: TokenSigner, settings: PeerSettings,
                  ice_servers: list[dict[str, Any]]) -> None:
         self.router = router
         self.signer = signer
@@ -468,7 +468,7 @@ class WhipEndpoints:
             await self._close(res, graceful=False)
 
 
-def add_whip_routes(app: web.Application, router: LocalRouter, signer: TokenSigner, settings: PeerSettings,
+def add_whip_routes(app: web.Application, router: Router, signer: TokenSigner, settings: PeerSettings,
                     ice_servers: list[dict[str, Any]]) -> WhipEndpoints:
     endpoints = WhipEndpoints(router, signer, settings, ice_servers)
     endpoints.add_routes(app)
