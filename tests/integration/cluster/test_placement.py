@@ -1,0 +1,95 @@
+"""Placement over two node processes and a real redis-server: lessons booked through the
+schedule API and joined by bots through both nodes are split evenly (least loaded), and a lesson
+joined by many classrooms through both nodes at once is held by exactly one node."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from classroom.server import ADMIN_KEY_FILE
+from tests.cluster_nodes import NodeProcess
+from tests.redis_server import RedisServer
+
+from .conftest import start_nodes
+from .signaling_client import JoinOnly
+
+
+@pytest.fixture(scope="module")
+def two_nodes(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NodeProcess]]:
+    nodes, _ = start_nodes(tmp_path_factory.mktemp("placement"), redis_server.url, 2)
+    try:
+        yield nodes
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+async def _api(http: aiohttp.ClientSession, node: NodeProcess, method: str, path: str, key: str,
+               body: Any = None) -> Any:
+    async with http.request(method, node.base_url + path, json=body,
+                            headers={"Authorization": f"Bearer {key}"}) as resp:
+        data = await resp.json(content_type=None)
+        assert resp.status in (200, 201), (resp.status, data)
+        return data
+
+
+async def test_forty_lessons_split_evenly(two_nodes: list[NodeProcess]) -> None:
+    a, b = two_nodes
+    key = (a.data_dir / ADMIN_KEY_FILE).read_text(encoding="utf-8").split()[0]
+    now = datetime.fromtimestamp(time.time(), UTC)
+    tokens: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        school = await _api(http, a, "POST", "/api/schools", key, {"name": "Placement school"})
+        for i in range(40):
+            node = two_nodes[i % 2]  # the API on either node: one schedule
+            lead = await _api(http, node, "POST", "/api/classrooms", key, {"school_id": school["id"], "name": f"L{i}"})
+            remote = await _api(http, node, "POST", "/api/classrooms", key,
+                                {"school_id": school["id"], "name": f"R{i}", "lead_capable": False})
+            lesson = await _api(http, node, "POST", "/api/lessons", key, {
+                "subject": "数学", "title": f"Lesson {i}", "lead_classroom_id": lead["id"],
+                "remote_classroom_ids": [remote["id"]],
+                "start": (now + timedelta(minutes=5)).isoformat(), "end": (now + timedelta(minutes=50)).isoformat(),
+            })
+            links = await _api(http, node, "GET", f"/api/lessons/{lesson['id']}/links", key)
+            tokens.append(next(link["token"] for link in links["links"] if link["role"] == "lead"))
+    # every lesson's lead joins at once, half through each node
+    bots = [JoinOnly(two_nodes[i % 2].base_url, t) for i, t in enumerate(tokens)]
+    try:
+        replies = await asyncio.gather(*(bot.join() for bot in bots))
+        assert all(r["type"] == "joined" for r in replies), [r for r in replies if r["type"] != "joined"][:3]
+        split = [int(n.health()["lessons"]) for n in two_nodes]
+        print(f"placement of 40 lessons over 2 nodes: {split}")
+        assert sum(split) == 40 and all(16 <= s <= 24 for s in split), split
+    finally:
+        await asyncio.gather(*(bot.close() for bot in bots))
+
+
+@pytest.mark.parametrize("round_", range(3))
+async def test_fifty_classrooms_one_lesson_through_both_nodes(two_nodes: list[NodeProcess], round_: int) -> None:
+    from signaling.tokens import TokenSigner
+
+    signer = TokenSigner(Path(two_nodes[0].secret_file).read_bytes().strip())
+    lesson = f"crowd-{round_}-{time.monotonic_ns()}"
+    bots = [JoinOnly(two_nodes[i % 2].base_url, signer.issue(lesson, f"c{i}", "remote")) for i in range(50)]
+    try:
+        replies = await asyncio.gather(*(bot.join() for bot in bots))
+        assert all(r["type"] == "joined" for r in replies), [r for r in replies if r["type"] != "joined"][:3]
+        # every classroom is in one room: each saw the others join, and one node has it open
+        opened = [int(n.health()["lessons"]) for n in two_nodes]
+        assert sorted(opened) == [0, 1], opened
+        owner = two_nodes[opened.index(1)]
+        assert sum(owner.health()["classrooms"].values()) == 50
+    finally:
+        await asyncio.gather(*(bot.close() for bot in bots))
+    deadline = time.monotonic() + 10
+    while any(int(n.health()["lessons"]) for n in two_nodes) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert [int(n.health()["lessons"]) for n in two_nodes] == [0, 0]
