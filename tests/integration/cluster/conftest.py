@@ -49,9 +49,11 @@ class Deployment:
         return self.signer.issue(lesson, classroom, role, classroom)
 
 
-def start_nodes(base: Path, redis_url: str | None, count: int) -> tuple[list[NodeProcess], TokenSigner]:
+def start_nodes(base: Path, redis_url: str | None, count: int,
+                env: dict[str, str] | None = None) -> tuple[list[NodeProcess], TokenSigner]:
     secret_file, signer = shared_secret(base / "secret")
-    nodes = [NodeProcess(chr(ord("a") + i), base / "data", secret_file, redis_url) for i in range(count)]
+    nodes = [NodeProcess(chr(ord("a") + i), base / "data", secret_file, redis_url, extra_env=dict(env or {}))
+             for i in range(count)]
     for n in nodes:
         n.start(wait=False)
     for n in nodes:
