@@ -123,6 +123,7 @@ class RedisRouter(LocalRouter):
         self._cpu = (time.monotonic(), sum(os.times()[:2]))
         self._cpu_share = 0.0
         self._last_inbox_id = "$"
+        self.leaving = False  # shutting down: deregistered, no new sessions
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -142,21 +143,37 @@ class RedisRouter(LocalRouter):
         log.info("cluster node %s on %s (heartbeat %.1f s, TTL %.1f s)", self.node_id,
                  self._safe_url(), self.heartbeat_s, self.ttl_s)
 
+    async def close_all(self, reason: str = "the server is shutting down") -> None:
+        """Shutting down: leave the cluster first (the lessons are free to be placed elsewhere,
+        and the classrooms that reconnect at once are not placed here again), then close every
+        connection (pages reconnect by themselves)."""
+        await self._deregister()
+        await super().close_all(reason)
+        for sock in list(self.hosted.values()):
+            await sock.close()
+        await asyncio.sleep(0.05)  # let the outboxes hand the last entries to Redis
+
+    async def _deregister(self) -> None:
+        self.leaving = True
+        if not self.available:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for lesson in list(self.rooms):
+                    pipe.evalsha(self._release.sha, 0, self.keys.prefix, lesson, self.node_id)
+                pipe.delete(self.keys.node(self.node_id))
+                pipe.srem(self.keys.nodes, self.node_id)
+                await pipe.execute()
+        except COORDINATION_ERRORS:
+            pass
+
     async def stop(self) -> None:
+        if not self.leaving:
+            await self._deregister()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self.available:
-            try:  # leave at once: the others need not wait for the TTL
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for lesson in list(self.rooms):
-                        pipe.evalsha(self._release.sha, 0, self.keys.prefix, lesson, self.node_id)
-                    pipe.delete(self.keys.node(self.node_id))
-                    pipe.srem(self.keys.nodes, self.node_id)
-                    await pipe.execute()
-            except COORDINATION_ERRORS:
-                pass
         await self._redis.aclose()
         await self._reader.aclose()
 
@@ -208,6 +225,8 @@ class RedisRouter(LocalRouter):
         }
 
     async def _heartbeat_once(self) -> None:
+        if self.leaving:
+            return
         was_available = self.available
         ttl_ms = int(self.ttl_s * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -250,7 +269,9 @@ class RedisRouter(LocalRouter):
                 log.exception("cluster heartbeat failed")
 
     async def _rebuild(self) -> None:
-        """After (re)connecting: claim every lesson open here (Redis may have lost them)."""
+        """After (re)connecting: claim every lesson open here (Redis may have lost them; the
+        set of this node's lessons is made again from what is open, so its load is right)."""
+        await self._redis.delete(self.keys.lessons_of(self.node_id))
         for lesson in list(self.rooms):
             holder = await self._claim(args=[self.keys.prefix, lesson, self.node_id])
             self.counters.placements_rebuilt += 1
@@ -283,6 +304,8 @@ class RedisRouter(LocalRouter):
     async def place(self, lesson_id: str) -> str | None:
         if lesson_id in self.rooms:
             return None  # open here (also while Redis is away)
+        if self.leaving:
+            raise ClusterUnavailable("this node is shutting down; retrying shortly")
         if not self.available:
             self.counters.unavailable_joins += 1
             raise ClusterUnavailable("the cluster's coordination (Redis) is unavailable; retrying shortly")
@@ -448,6 +471,9 @@ class RedisRouter(LocalRouter):
         if not conn_id or not edge_node or self._factory is None:
             return
         outbox = Outbox(self._append, self.keys.inbox(edge_node))
+        if self.leaving:  # the edge places the lesson again
+            outbox.put({"o": "moved", "c": conn_id, "d": ""})
+            return
         sock = RelayedSocket(conn_id, edge_node, lesson_id, outbox)
         outbox.on_overflow = sock.end
         self.hosted[conn_id] = sock

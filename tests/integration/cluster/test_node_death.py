@@ -124,3 +124,37 @@ async def test_kill_9_of_the_owning_node(redis_server: RedisServer, tmp_path: Pa
     # one directory per lesson, not a second recording of the lesson that moved
     assert sorted(p.name for p in recordings_root(b.data_dir).iterdir() if p.is_dir()) == sorted(
         [safe_name(lesson), safe_name(other)])
+
+
+async def test_a_stopping_node_hands_its_lessons_over_at_once(redis_server: RedisServer, tmp_path: Path) -> None:
+    """SIGTERM (a deploy, a restart): the node leaves the registry before it closes its
+    connections, so the classrooms relayed to it reconnect and the other node takes the lesson
+    without waiting for the TTL."""
+    nodes, signer = start_nodes(tmp_path, redis_server.url, 2)
+    a, b = nodes
+    lesson = "handover-lesson"
+    peers: list[ClassroomPeer] = []
+    try:
+        observer = await _join(a.base_url, signer.issue(lesson, "inspector", "observer"), publish=False)
+        lead = await _join(b.base_url, signer.issue(lesson, "lead", "lead"), publish=True)
+        remote = await _join(b.base_url, signer.issue(lesson, "r1", "remote"), publish=False)
+        peers += [observer, lead, remote]
+        await remote.wait_frames("video", 5, classroom_id="lead")
+        assert [int(n.health()["lessons"]) for n in nodes] == [1, 0]
+        stopped_at = time.monotonic()
+        a.proc.terminate()  # type: ignore[union-attr]
+        await _dropped(remote, 5)
+        await _dropped(lead, 1)
+        assert time.monotonic() - stopped_at < 2.0  # no TTL wait
+        lead2, remote2 = await asyncio.gather(_join(b.base_url, signer.issue(lesson, "lead", "lead"), publish=True),
+                                              _join(b.base_url, signer.issue(lesson, "r1", "remote"), publish=False))
+        peers += [lead2, remote2]
+        await remote2.wait_frames("video", 1, classroom_id="lead", timeout=10)
+        print(f"graceful stop: the lead's video back {min(remote2.first_frame_at.values()) - stopped_at:.2f} s "
+              "after SIGTERM (loaded machine)")
+        assert int(b.health()["lessons"]) == 1
+    finally:
+        for p in peers:
+            await p.close()
+        for n in nodes:
+            n.stop()
