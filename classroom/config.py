@@ -42,6 +42,13 @@ class ServerConfig:
     # on a bare machine; deploy/compose.yaml turns it off (CLASSROOM_SERVER_DEMO_LESSON=false).
     demo_lesson: bool = True
     demo_remotes: int = 3
+    # One node of `classroom cluster`: also listen on this port with SO_REUSEPORT, shared by every
+    # node of the machine (the kernel spreads new connections over them; a dead node's share goes
+    # to the others), and links use it. `port` stays this node's own URL. 0: none. --shared-port.
+    shared_port: int = 0
+    # Print the "serving on" line and the demo links at start (`classroom cluster` prints them once,
+    # from its first node). The first administrator's key is printed either way.
+    banner: bool = True
 
 
 @dataclass

@@ -58,8 +58,15 @@ class Server:
     def base_url(self) -> str:
         """What every link starts with: ``public_url``, else derived (classroom/links.py)."""
         cfg = self.config.server
-        return derive_base_url(cfg.public_url, cfg.host, self.port, self.tls is not None,
+        return derive_base_url(cfg.public_url, cfg.host, cfg.shared_port or self.port, self.tls is not None,
                                self.config.media.ice_addresses, self.detected)
+
+    @property
+    def node_url(self) -> str:
+        """This node's own URL (its own port; ``base_url`` may be the cluster's shared port)."""
+        cfg = self.config.server
+        return derive_base_url("", cfg.host, self.port, self.tls is not None, self.config.media.ice_addresses,
+                               self.detected)
 
     @property
     def local_ws_url(self) -> str:
@@ -363,13 +370,16 @@ async def start_server(config: Config) -> Server:
     ssl_context = server.tls.context if server.tls is not None else None
     site = web.TCPSite(server.runner, config.server.host, config.server.port, ssl_context=ssl_context)
     await site.start()
+    if config.server.shared_port:  # the port every node of this machine shares (classroom cluster)
+        await web.TCPSite(server.runner, config.server.host, config.server.shared_port, ssl_context=ssl_context,
+                          reuse_port=True).start()
     if server.internal_port:
         await web.TCPSite(server.runner, "127.0.0.1", server.internal_port).start()
     server.media.start()
     describe = getattr(server.router, "describe", None)
     if describe is not None:  # a cluster node's registry entry (signaling/routing/redis.py)
         server.router.describe = lambda: {  # type: ignore[attr-defined]
-            "url": server.base_url, "ws_url": server.base_url.replace("http", "ws", 1) + "/ws",
+            "url": server.node_url, "public_url": server.base_url,
             "media_addresses": list(config.media.ice_addresses), "pid": os.getpid()}
     await server.router.start()
     for hook in server.extras.get("on_start", []):
@@ -383,6 +393,11 @@ async def start_server(config: Config) -> Server:
 
 
 def _print_banner(server: Server) -> None:
+    if not server.config.server.banner:
+        for line in server.extras.get("banner", []):
+            print(line)
+        sys.stdout.flush()
+        return
     print(f"classroom: serving on {server.base_url}  (data: {server.config.data_path.resolve()})")
     if not server.config.media.compiled_fanout:
         print("classroom: forwarding with the pure-Python loop (media.compiled_fanout is off)")

@@ -23,6 +23,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ class RedisRouter(LocalRouter):
         self._cpu_share = 0.0
         self._last_inbox_id = "$"
         self.leaving = False  # shutting down: deregistered, no new sessions
+        self.instance = secrets.token_hex(8)  # tells a node restarted under the same id from its predecessor
+        self._told_gone: set[str] = set()
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class RedisRouter(LocalRouter):
         stats = self.stats()
         return {
             "id": self.node_id,
+            "instance": self.instance,
             **self.describe(),
             "lessons": stats["lessons"],
             "classrooms": sum(stats["classrooms"].values()),
@@ -248,13 +252,20 @@ class RedisRouter(LocalRouter):
         if not was_available:
             self._restored()
             await self._rebuild()
-        for node in self.live:
-            if node not in live and node != self.node_id:
+        gone: set[str] = set()
+        for node, entry in self.live.items():
+            if node == self.node_id:
+                continue
+            if node not in live:
                 self.counters.nodes_declared_dead += 1
+                gone.add(node)
                 log.warning("cluster: node %s declared dead (no heartbeat for %.0f s); its lessons are placed "
                             "again as their classrooms reconnect", node, self.ttl_s)
+            elif live[node].get("instance") != entry.get("instance"):
+                gone.add(node)  # died and came back within the TTL: what was relayed to it is gone
+                log.warning("cluster: node %s was restarted; closing the connections relayed to it", node)
         self.live = live
-        self._enforce_liveness()
+        self._enforce_liveness(gone)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -285,18 +296,17 @@ class RedisRouter(LocalRouter):
                 await asyncio.gather(*(p.kick("the lesson moved to another node", "shutting_down")
                                        for p in list(room.participants.values())), return_exceptions=True)
 
-    def _enforce_liveness(self) -> None:
-        """Close relayed connections whose other end's node is dead (not right after Redis came
-        back: the other nodes need a heartbeat to register again)."""
-        if time.monotonic() - self.restored_at < self.ttl_s + self.heartbeat_s:
-            return
+    def _enforce_liveness(self, gone: set[str]) -> None:
+        """Close relayed connections whose other end's node is dead or was restarted (absence is
+        not judged right after Redis came back: the other nodes need a heartbeat to register)."""
+        settled = time.monotonic() - self.restored_at >= self.ttl_s + self.heartbeat_s
         for edge in list(self.edges.values()):
-            if edge.owner not in self.live:
+            if edge.owner in gone or settled and edge.owner not in self.live:
                 log.info("relay %s: node %s is dead; closing the classroom's connection (it reconnects)",
                          edge.conn_id, edge.owner)
                 edge.to_client.put_nowait(None)
         for sock in list(self.hosted.values()):
-            if sock.edge_node not in self.live:
+            if sock.edge_node in gone or settled and sock.edge_node not in self.live:
                 sock.end()
 
     # -- placement ----------------------------------------------------------------------------
@@ -444,13 +454,14 @@ class RedisRouter(LocalRouter):
         op, conn_id = f.get("o"), f.get("c", "")
         if op == "open":
             self._open_hosted(conn_id, f.get("f", ""), f.get("l", ""), f.get("d", ""))
-        elif op == "c2s":
+        elif op in ("c2s", "bye_c"):
             sock = self.hosted.get(conn_id)
-            if sock is not None:
+            if sock is None:
+                if op == "c2s":
+                    self._gone(conn_id)
+            elif op == "c2s":
                 sock.feed(f.get("d", ""))
-        elif op == "bye_c":
-            sock = self.hosted.get(conn_id)
-            if sock is not None:
+            else:
                 sock.end()
         elif op in ("s2c", "bye_s", "moved"):
             edge = self.edges.get(conn_id)
@@ -466,6 +477,17 @@ class RedisRouter(LocalRouter):
                 self._moved(edge, f.get("d", ""))
         else:
             log.warning("relay: unknown entry %r", op)
+
+    def _gone(self, conn_id: str) -> None:
+        """A message for a session this node does not have (it was restarted, or the session
+        ended): tell the classroom's node to close the connection, once; the page reconnects."""
+        edge_node = conn_id.rsplit(":", 1)[0]
+        if not edge_node or conn_id in self._told_gone:
+            return
+        if len(self._told_gone) > 10000:
+            self._told_gone.clear()
+        self._told_gone.add(conn_id)
+        Outbox(self._append, self.keys.inbox(edge_node)).put({"o": "bye_s", "c": conn_id})
 
     def _open_hosted(self, conn_id: str, edge_node: str, lesson_id: str, join_text: str) -> None:
         if not conn_id or not edge_node or self._factory is None:

@@ -30,7 +30,8 @@ async def test_redis_stopped_for_20_s(tmp_path: Path) -> None:
     peers = [lead, remote]
     try:
         assert (await lead.connect())["type"] == "joined"
-        assert (await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(220), "teacher")]))["type"] == "publish_answer"
+        published = await lead.publish([(PatternTrack(), "teacher"), (ToneTrack(220), "teacher")])
+        assert published["type"] == "publish_answer"
         assert (await remote.connect())["type"] == "joined"  # relayed: A holds the lesson
         assert (await remote.publish([(PatternTrack(160, 120), "students")]))["type"] == "publish_answer"
         await remote.wait_frames("video", 10, classroom_id="lead")
