@@ -207,6 +207,10 @@ def _wire_optional(server: Server) -> None:
     from classroom.metrics import METRICS_REGISTRY
 
     server.app[METRICS_REGISTRY].register(ScheduleDatabaseCollector(store))
+    if server.config.redis.url:
+        from classroom.cluster_metrics import ClusterCollector
+
+        server.app[METRICS_REGISTRY].register(ClusterCollector(server.router))
     server.extras["schedule"] = store
     server.router.admission = store
     server.router.expected_sources.append(store.expected_classrooms)

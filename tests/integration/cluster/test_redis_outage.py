@@ -8,7 +8,9 @@ through the other node within 10 s. Logged and counted."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.integration.peers import ClassroomPeer, PatternTrack, ToneTrack
@@ -94,6 +96,14 @@ async def test_redis_stopped_for_20_s(tmp_path: Path) -> None:
         assert counters["unavailable_joins"] >= 1, counters
         assert int(a.health()["lessons"]) == 1 and int(b.health()["lessons"]) == 0
         assert "Redis" in a.log_tail(200) and "is back after" in a.log_tail(200)
+        with urllib.request.urlopen(b.base_url + "/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        for line in ("classroom_cluster_redis_up 1.0", "classroom_cluster_nodes 2.0"):
+            assert line in metrics, line
+        outages = re.search(r"^classroom_cluster_redis_outages_total (\S+)$", metrics, re.M)
+        refused = re.search(r'^classroom_signaling_errors_total\{code="cluster_unavailable"\} (\S+)$', metrics, re.M)
+        assert outages and float(outages.group(1)) >= 1, metrics[-2000:]
+        assert refused and float(refused.group(1)) >= 1, [ln for ln in metrics.splitlines() if "error" in ln]
     finally:
         for p in peers:
             await p.close()
