@@ -127,6 +127,9 @@ class RedisConfig:
     heartbeat_s: float = 1.0  # a node's registry entry is written this often ...
     ttl_s: float = 3.0  # ... and expires after this long without a heartbeat (the node is dead)
     prefix: str = "classroom:"  # every key of this installation starts with it
+    # false: new lessons are not placed here (drain a node before maintenance, or a signaling-only
+    # node that relays every classroom to the nodes that hold the lessons). CLASSROOM_REDIS_TAKES_LESSONS.
+    takes_lessons: bool = True
 
 
 @dataclass

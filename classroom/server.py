@@ -156,7 +156,7 @@ def _redis_router(config: Config, media: MediaNode) -> Router:
     node_id = r.node_id or f"{socket.gethostname()}-{config.server.port}"
     try:
         return RedisRouter(media, r.url, node_id, password=r.password or None, heartbeat_s=r.heartbeat_s,
-                           ttl_s=r.ttl_s, prefix=r.prefix)
+                           ttl_s=r.ttl_s, prefix=r.prefix, takes_lessons=r.takes_lessons)
     except ValueError as exc:
         raise ConfigError(f"redis: {exc}") from None
 

@@ -4,8 +4,10 @@ Every decision that two nodes could race on is one Lua script (Redis runs a scri
 finish), so two nodes never both take the same lesson:
 
 * ``PLACE`` — the node that holds the lesson when that node is alive; otherwise the least-loaded
-  live node (ties: the asking node, so a lesson starts where its first classroom came in), stored
-  as the lesson's holder (sticky until the lesson's room closes or its node dies).
+  live node that takes lessons (ties: the asking node, so a lesson starts where its first
+  classroom came in), stored as the lesson's holder (sticky until the lesson's room closes or its
+  node dies). A node with ``takes_lessons: false`` in its entry (being drained, or a
+  signaling-only node) keeps what it holds and relays the rest.
 * ``CLAIM`` — a node about to open the lesson's room takes it if nobody alive holds it; answers
   the holder, which is the asking node exactly when the room may be opened there.
 * ``RELEASE`` — the holder gives the lesson up (its room closed).
@@ -55,10 +57,14 @@ if holder and redis.call('EXISTS', p .. 'node:' .. holder) == 1 then
 end
 local best, bestload = false, 0
 for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
-  if redis.call('EXISTS', p .. 'node:' .. n) == 1 then
-    local load = redis.call('SCARD', p .. 'lessons:' .. n)
-    if (not best) or load < bestload or (load == bestload and n == me) then
-      best, bestload = n, load
+  local entry = redis.call('GET', p .. 'node:' .. n)
+  if entry then
+    local ok, info = pcall(cjson.decode, entry)
+    if not (ok and type(info) == 'table' and info['takes_lessons'] == false) then
+      local load = redis.call('SCARD', p .. 'lessons:' .. n)
+      if (not best) or load < bestload or (load == bestload and n == me) then
+        best, bestload = n, load
+      end
     end
   else
     redis.call('SREM', p .. 'nodes', n)

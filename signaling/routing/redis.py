@@ -92,6 +92,7 @@ class RedisRouter(LocalRouter):
         heartbeat_s: float = 1.0,
         ttl_s: float = 3.0,
         prefix: str = "classroom:",
+        takes_lessons: bool = True,
         floor_config: FloorConfig | None = None,
     ) -> None:
         super().__init__(media, floor_config)
@@ -102,6 +103,7 @@ class RedisRouter(LocalRouter):
         self.keys = ClusterKeys(prefix)
         self.heartbeat_s = heartbeat_s
         self.ttl_s = ttl_s
+        self.takes_lessons = takes_lessons
         common: dict[str, Any] = {"decode_responses": True, "password": password, "socket_connect_timeout": 1.0,
                                   "retry": Retry(NoBackoff(), 0)}  # fmt: skip
         self._redis = aioredis.from_url(url, socket_timeout=2.0, **common)
@@ -219,6 +221,7 @@ class RedisRouter(LocalRouter):
         return {
             "id": self.node_id,
             "instance": self.instance,
+            "takes_lessons": self.takes_lessons,
             **self.describe(),
             "lessons": stats["lessons"],
             "classrooms": sum(stats["classrooms"].values()),
