@@ -86,6 +86,10 @@ class Router(Protocol):
         """Serve ``ws`` by relaying its messages (``first``: the join) to ``node_id``."""
         ...
 
+    def node_url(self, node_id: str) -> str | None:
+        """A live node's own URL (WHIP/WHEP redirect there); ``None`` when unknown."""
+        ...
+
     def set_session_factory(self, factory: SessionFactory) -> None:
         """How this node makes a session for a connection relayed to it from another node."""
         ...

@@ -61,6 +61,9 @@ class LocalRouter:
     def set_session_factory(self, factory: SessionFactory) -> None:
         return None
 
+    def node_url(self, node_id: str) -> str | None:
+        return None
+
     async def start(self) -> None:
         return None
 

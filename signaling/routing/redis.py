@@ -135,6 +135,10 @@ class RedisRouter(LocalRouter):
     def set_session_factory(self, factory: SessionFactory) -> None:
         self._factory = factory
 
+    def node_url(self, node_id: str) -> str | None:
+        url = (self.live.get(node_id) or {}).get("url")
+        return str(url) if url else None
+
     async def start(self) -> None:
         try:
             await self._heartbeat_once()

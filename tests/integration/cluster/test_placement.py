@@ -93,3 +93,32 @@ async def test_fifty_classrooms_one_lesson_through_both_nodes(two_nodes: list[No
     while any(int(n.health()["lessons"]) for n in two_nodes) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert [int(n.health()["lessons"]) for n in two_nodes] == [0, 0]
+
+
+async def test_whip_to_the_other_node_is_redirected_to_the_lessons_node(two_nodes: list[NodeProcess]) -> None:
+    """A WHIP publisher that reaches the node not holding its lesson gets 307 to the node that
+    does (RFC 9725 allows it); the lesson is not opened on a second node."""
+    from aiortc import RTCPeerConnection
+
+    from signaling.tokens import TokenSigner
+
+    a, b = two_nodes
+    signer = TokenSigner(Path(a.secret_file).read_bytes().strip())
+    lesson = f"whip-{time.monotonic_ns()}"
+    holder = JoinOnly(a.base_url, signer.issue(lesson, "inspector", "observer"))  # A holds the lesson
+    pc = RTCPeerConnection()
+    try:
+        assert (await holder.join())["type"] == "joined"
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        async with aiohttp.ClientSession() as http, http.post(
+            b.base_url + "/whip", data=pc.localDescription.sdp, allow_redirects=False,
+            headers={"Content-Type": "application/sdp",
+                     "Authorization": f"Bearer {signer.issue(lesson, 'r1', 'remote')}"},
+        ) as resp:
+            assert resp.status == 307, await resp.text()
+            assert resp.headers["Location"] == a.base_url + "/whip"
+        assert [int(n.health()["lessons"]) for n in two_nodes] == [1, 0]
+    finally:
+        await pc.close()
+        await holder.close()
