@@ -216,6 +216,9 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
         assert lessons_of(nodes[survivor]) == 1
         for page in (lead, *remotes, watcher):
             await page.evaluate(WATCH)
+        await remotes[0].click("#hand")  # r1's hand is up when the node dies
+        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 10,
+                       "r1's hand in the lead's queue")
         directory = recordings_root(cluster.data) / safe_name("k-lesson")
         await wait_for(lambda: asyncio.sleep(0, (directory / MANIFEST_NAME).exists()), 30, "the recording")
         await asyncio.sleep(3.0)
@@ -263,6 +266,9 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
         # A lesson disturbed by the death would stop for seconds (its classrooms reconnecting); the
         # page's own sampling under a starved CPU is not held to the 0.5 s goal here.
         assert worst <= 2000, worst
+        # the floor started empty on the new node; r1's page raised its hand again by itself
+        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 15,
+                       "r1's hand raised again after the move")
         await asyncio.sleep(4.0)  # recorded after the gap
         for page in (lead, *remotes, lead2, watcher):
             await page.context.close()
