@@ -208,9 +208,12 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
         owner, survivor = held[0], next(nid for nid in nodes if nid != held[0])
         remotes = [await open_page(browser, cluster.page(url, "remote.html", "k-lesson", f"r{i}", "remote"))
                    for i in (1, 2)]
-        # a second lesson: least loaded, so on the other node
-        lead2 = await open_page(browser, cluster.page(url, "lead.html", "k-other", "lead", "lead"))
-        watcher = await open_page(browser, cluster.page(url, "remote.html", "k-other", "w1", "remote"))
+        # a second lesson: least loaded, so on the other node; its pages connect to that node's own
+        # URL (a page whose connection is relayed through the node that dies reconnects too, and a
+        # reconnecting page starts its media again, whichever node holds its lesson)
+        there = nodes[survivor]["url"]
+        lead2 = await open_page(browser, cluster.page(there, "lead.html", "k-other", "lead", "lead"))
+        watcher = await open_page(browser, cluster.page(there, "remote.html", "k-other", "w1", "remote"))
         for page in [*remotes, watcher]:
             await wait_for(lambda page=page: page.evaluate("window.firstFrameMs !== null"), 30, "remote playing")
         assert lessons_of(nodes[survivor]) == 1
