@@ -106,3 +106,19 @@ if redis.call('GET', p .. 'lesson:' .. lesson) == me then
 end
 return 0
 """
+
+# ARGV[1] prefix, ARGV[2] node id, ARGV[3] its instance: the entry is removed only if it is still
+# that instance's (a node restarted meanwhile keeps its new entry)
+FORGET = """
+local p, node, instance = ARGV[1], ARGV[2], ARGV[3]
+local entry = redis.call('GET', p .. 'node:' .. node)
+if not entry then
+  return 0
+end
+local ok, info = pcall(cjson.decode, entry)
+if ok and type(info) == 'table' and info['instance'] == instance then
+  redis.call('DEL', p .. 'node:' .. node)
+  return 1
+end
+return 0
+"""

@@ -33,7 +33,9 @@ import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sfu.node import MediaNode
 from signaling.floor import FloorConfig
@@ -41,7 +43,7 @@ from signaling.protocol import error_message
 from signaling.room import Room
 from signaling.routing.base import ClusterUnavailable, SessionFactory
 from signaling.routing.local import LocalRouter
-from signaling.routing.placement import CLAIM, PLACE, RELEASE, ClusterKeys
+from signaling.routing.placement import CLAIM, FORGET, PLACE, RELEASE, ClusterKeys
 from signaling.routing.relay import Outbox, RelayedSocket
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,12 @@ class RedisRouter(LocalRouter):
         self.heartbeat_s = heartbeat_s
         self.ttl_s = ttl_s
         self.takes_lessons = takes_lessons
+        self.instance = secrets.token_hex(8)  # tells a node restarted under the same id from its predecessor
+        # every connection of this node carries this name: a node whose connections are all gone
+        # (killed: the kernel closes them at once) is dead before its entry's TTL runs out
+        self.client_name = f"classroom-node:{node_id}:{self.instance}"
         common: dict[str, Any] = {"decode_responses": True, "password": password, "socket_connect_timeout": 1.0,
-                                  "retry": Retry(NoBackoff(), 0)}  # fmt: skip
+                                  "retry": Retry(NoBackoff(), 0), "client_name": self.client_name}  # fmt: skip
         self._redis = aioredis.from_url(url, socket_timeout=2.0, **common)
         self._reader = aioredis.from_url(url, socket_timeout=INBOX_BLOCK_MS / 1000 + 2.0, **common)
         self._place = self._redis.register_script(PLACE)
@@ -127,8 +133,10 @@ class RedisRouter(LocalRouter):
         self._cpu_share = 0.0
         self._last_inbox_id = "$"
         self.leaving = False  # shutting down: deregistered, no new sessions
-        self.instance = secrets.token_hex(8)  # tells a node restarted under the same id from its predecessor
         self._told_gone: set[str] = set()
+        self._forget = self._redis.register_script(FORGET)
+        self.fast_death = True  # CLIENT LIST is usable (off for good if it is refused or hides our own name)
+        self.started = time.time()
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -226,6 +234,7 @@ class RedisRouter(LocalRouter):
             "id": self.node_id,
             "instance": self.instance,
             "takes_lessons": self.takes_lessons,
+            "since": self.started,
             **self.describe(),
             "lessons": stats["lessons"],
             "classrooms": sum(stats["classrooms"].values()),
@@ -241,11 +250,16 @@ class RedisRouter(LocalRouter):
         was_available = self.available
         ttl_ms = int(self.ttl_s * 1000)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.node(self.node_id), json.dumps(self._entry()), px=ttl_ms)
+            pipe.set(self.keys.node(self.node_id), json.dumps(self._entry()), px=ttl_ms, get=True)
             pipe.sadd(self.keys.nodes, self.node_id)
             pipe.expire(self.keys.inbox(self.node_id), 300)
             pipe.smembers(self.keys.nodes)
             results = await pipe.execute()
+        if was_available and results[0] is None:
+            # our entry was gone although Redis answered all along: another node took us for dead
+            # (our connections dropped for a moment); claim our lessons again, as after an outage
+            log.warning("cluster: this node's registry entry had been removed; registering again")
+            was_available = False
         members = sorted(results[3])
         values = await self._redis.mget([self.keys.node(n) for n in members]) if members else []
         live: dict[str, dict[str, Any]] = {}
@@ -259,6 +273,7 @@ class RedisRouter(LocalRouter):
         if not was_available:
             self._restored()
             await self._rebuild()
+        await self._forget_disconnected(live)
         gone: set[str] = set()
         for node, entry in self.live.items():
             if node == self.node_id:
@@ -273,6 +288,36 @@ class RedisRouter(LocalRouter):
                 log.warning("cluster: node %s was restarted; closing the connections relayed to it", node)
         self.live = live
         self._enforce_liveness(gone)
+
+    async def _forget_disconnected(self, live: dict[str, dict[str, Any]]) -> None:
+        """A node none of whose connections Redis still has is dead now (``kill -9``, a crash: the
+        kernel closed its sockets): its entry is removed at once instead of after the TTL. Used
+        only while Redis' CLIENT LIST shows this node's own name (not through a proxy or with the
+        command refused), and not for a node registered in the last two heartbeats."""
+        if not self.fast_death or time.monotonic() - self.restored_at < self.ttl_s + self.heartbeat_s:
+            return
+        try:
+            names = {c.get("name", "") for c in await self._redis.client_list()}
+        except RedisError as exc:
+            if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+                self.fast_death = False
+                log.info("cluster: CLIENT LIST refused (%s); dead nodes are found by their entries' TTL only", exc)
+            return
+        if self.client_name not in names:
+            self.fast_death = False
+            log.info("cluster: Redis does not show this node's connections (a proxy?); dead nodes are found by "
+                     "their entries' TTL only")
+            return
+        now = time.time()
+        for node, entry in list(live.items()):
+            if node == self.node_id or now - float(entry.get("since") or now) < 2 * self.heartbeat_s:
+                continue
+            name = f"classroom-node:{node}:{entry.get('instance', '')}"
+            if name in names:
+                continue
+            if await self._forget(args=[self.keys.prefix, node, str(entry.get("instance", ""))]):
+                log.warning("cluster: node %s has no connection to Redis any more: dead", node)
+                del live[node]
 
     async def _heartbeat_loop(self) -> None:
         while True:
