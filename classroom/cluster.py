@@ -72,8 +72,10 @@ class Supervised:
             if now - self.started_at > STABLE_S:
                 self.delay_s = RESTART_MIN_S
             return None
-        if now - self.started_at < STABLE_S:
-            self.delay_s = min(RESTART_MAX_S, self.delay_s * 2) if self.restarts else self.delay_s
+        if now - self.started_at >= STABLE_S:
+            self.delay_s = RESTART_MIN_S  # it had been up a while: a fresh failure
+        elif self.restarts:
+            self.delay_s = min(RESTART_MAX_S, self.delay_s * 2)
         self.restart_at = now + self.delay_s
         return f"classroom cluster: {self.name} exited with status {code}; starting it again in {self.delay_s:.0f} s"
 

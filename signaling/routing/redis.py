@@ -256,9 +256,11 @@ class RedisRouter(LocalRouter):
             pipe.smembers(self.keys.nodes)
             results = await pipe.execute()
         if was_available and results[0] is None:
-            # our entry was gone although Redis answered all along: another node took us for dead
-            # (our connections dropped for a moment); claim our lessons again, as after an outage
-            log.warning("cluster: this node's registry entry had been removed; registering again")
+            # our entry was gone although Redis answered: it expired (this heartbeat came later than
+            # the TTL: an event loop stalled that long) or another node took us for dead (our
+            # connections dropped for a moment); claim our lessons again, as after an outage
+            log.warning("cluster: this node's registry entry had expired or been removed (a heartbeat later than "
+                        "the %.0f s TTL?); registering again and claiming its lessons", self.ttl_s)
             was_available = False
         members = sorted(results[3])
         values = await self._redis.mget([self.keys.node(n) for n in members]) if members else []
