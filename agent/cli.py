@@ -31,11 +31,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", metavar="DEV", help="V4L2 camera, e.g. /dev/video0")
     p.add_argument("--mic", metavar="DEV", help="ALSA capture device, e.g. default or hw:1,0")
     p.add_argument("--size", default="640x360", help="capture/test picture size WxH (default 640x360)")
-    p.add_argument("--no-display", action="store_true", help="count decoded frames instead of showing them")
+    p.add_argument("--no-display", action="store_true",
+                   help="count decoded frames instead of showing and playing them (no picture, no sound)")
     p.add_argument("--display-device", default="/dev/fb0", metavar="PATH",
                    help="the framebuffer to show the received video on (default /dev/fb0: the HDMI output)")
     p.add_argument("--display-size", metavar="WxH",
                    help="the framebuffer's size, when it cannot be read from /sys/class/graphics")
+    p.add_argument("--speaker", default="default", metavar="DEV",
+                   help="the ALSA playback device for the received sound (default: default; e.g. hw:0,3 for HDMI)")
+    p.add_argument("--no-sound", action="store_true", help="show the received video but do not play its sound")
     p.add_argument("--hand-port", type=int, default=8765,
                    help="local hand-raise endpoint on 127.0.0.1 (POST /hand); 0 = any free port, -1 = off")
     p.add_argument("--status-file", metavar="PATH", help="write the agent's status (JSON) here every second")
@@ -79,6 +83,7 @@ def build_config(argv: Sequence[str], env: dict[str, str] | None = None) -> Agen
         poll_s=max(args.poll_interval, 1.0),
         sources=SourceSpec(test_source=args.test_source, camera=args.camera, mic=args.mic, width=w, height=h),
         display=not args.no_display, display_device=args.display_device, display_size=display_size,
+        sound=not (args.no_display or args.no_sound), speaker_device=args.speaker,
         hand_port=args.hand_port, status_file=args.status_file,
         log_interval_s=max(args.log_interval, 1.0), health_interval_s=max(args.health_interval, 0.0),
         ice_addresses=list(args.ice_address),

@@ -28,6 +28,8 @@ class AgentConfig:
     display: bool = False
     display_device: str = "/dev/fb0"  # a Linux framebuffer (agent/display.py)
     display_size: tuple[int, int] | None = None  # WxH when the device has no sysfs geometry
+    sound: bool = False  # play the received sound (agent/speaker.py)
+    speaker_device: str = "default"  # an ALSA playback device
     hand_port: int = 8765  # 0: no local hand-raise endpoint
     status_file: str | None = None
     log_interval_s: float = 5.0

@@ -20,6 +20,7 @@ from agent.config import AgentConfig
 from agent.display import DisplayError, FramebufferDisplay, Geometry, floor_state
 from agent.schedule import Backoff, Join, Lesson, Planner, ScheduleError, parse_answer
 from agent.session import ConnectionLost, Counters, Floor, LessonSession, Refused
+from agent.speaker import SoundError, Speaker
 
 log = logging.getLogger("agent")
 
@@ -44,6 +45,20 @@ def open_display(cfg: AgentConfig) -> FramebufferDisplay | None:
     return display
 
 
+def open_speaker(cfg: AgentConfig) -> Speaker | None:
+    """The ALSA device to play received sound on, or None (``--no-display``/``--no-sound``, or no
+    usable sound device: then decoded audio frames are only counted)."""
+    if not cfg.sound:
+        return None
+    try:
+        speaker = Speaker(cfg.speaker_device)
+    except SoundError as exc:
+        log.warning("no sound (%s): counting decoded audio frames instead", exc)
+        return None
+    log.info("playing received sound on ALSA device %s", cfg.speaker_device)
+    return speaker
+
+
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
@@ -60,6 +75,7 @@ class Agent:
         self.hand_port: int | None = None
         self._cpu_mark = (time.monotonic(), time.process_time())
         self.display = open_display(cfg)
+        self.speaker = open_speaker(cfg)
 
     # -- the schedule
     async def fetch(self, http: aiohttp.ClientSession) -> Lesson | None:
@@ -112,6 +128,8 @@ class Agent:
             reporter.cancel()
             if self.hand_runner is not None:
                 await self.hand_runner.cleanup()
+            if self.speaker is not None:
+                self.speaker.close()
 
     async def attend(self, lesson: Lesson, http: aiohttp.ClientSession) -> None:
         """Be in ``lesson`` until its end, joining again after every lost connection."""
@@ -122,7 +140,8 @@ class Agent:
         while time.time() < lesson.end:
             self.state = "joining"
             self.session = LessonSession(self.cfg.server, lesson.token, self.cfg.sources, self.counters,
-                                         on_floor=self._floor_changed, http=http, display=self.display)
+                                         on_floor=self._floor_changed, http=http, display=self.display,
+                                         speaker=self.speaker)
             try:
                 task = asyncio.ensure_future(self.session.run(until=lesson.end))
                 while not task.done():
@@ -175,6 +194,8 @@ class Agent:
             "frames_shown": self.display.shown if self.display is not None else 0,
             "display": self.display.path if self.display is not None else None,
             "display_floor": self.display.state if self.display is not None else None,
+            "sound": self.speaker.device if self.speaker is not None and self.speaker.failed is None else None,
+            "sound_played_ms": self.speaker.played_ms if self.speaker is not None else 0,
             "floor": None if self.floor is None else {**asdict(self.floor), "hand_raised": me in self.floor.queue,
                                                        "has_floor": me in self.floor.granted},
         }

@@ -18,6 +18,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 
 from agent.display import FramebufferDisplay
 from agent.sources import CountingTrack, SourceSpec, open_sources
+from agent.speaker import Speaker
 
 log = logging.getLogger("agent.session")
 
@@ -85,7 +86,8 @@ def sources_for(role: str) -> tuple[str, str]:
 class LessonSession:
     def __init__(self, server: str, token: str, sources: SourceSpec, counters: Counters,
                  on_floor: Callable[[Floor], None] | None = None,
-                 http: aiohttp.ClientSession | None = None, display: FramebufferDisplay | None = None) -> None:
+                 http: aiohttp.ClientSession | None = None, display: FramebufferDisplay | None = None,
+                 speaker: Speaker | None = None) -> None:
         self.url = ws_url(server)
         self.token = token
         self.sources = sources
@@ -93,6 +95,7 @@ class LessonSession:
         self.on_floor = on_floor
         self.http = http
         self.display = display
+        self.speaker = speaker  # every received audio track is mixed and played on it
         self._main_video: str | None = None  # the track shown on the display
         self.joined: dict[str, Any] = {}
         self.floor = Floor()
@@ -263,9 +266,13 @@ class LessonSession:
                     except Exception:  # noqa: BLE001 - a display fault must not stop the lesson
                         log.exception("the display failed: counting decoded frames from now on")
                         self.display = None
+                elif self.speaker is not None and isinstance(frame, av.AudioFrame):
+                    self.speaker.feed(track.id, frame)
         except Exception:  # the track ended (MediaStreamError) or the connection closed
             return
         finally:
+            if self.speaker is not None and track.kind == "audio":
+                self.speaker.remove(track.id)
             if self._main_video == track.id:
                 self._main_video = None  # the next video track takes the screen
 

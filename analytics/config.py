@@ -44,6 +44,9 @@ class AttributionConfig:
     source's level there plus the copy gain plus this margin."""
     delay_search_s: float = 0.05
     """how far each minute's delay between rooms is searched around the lesson-wide estimate."""
+    copy_level_margin_db: float = 9.0
+    """a block between rooms louder than the source's level there plus the copy gain plus this
+    margin is no copy of that source, however well they correlate."""
 
 
 @dataclass

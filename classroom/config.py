@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from classroom.turn import IceServers, TurnConfigError
 from signaling.limits import Limits
 
 
@@ -56,12 +57,20 @@ class MediaConfig:
     # Addresses the SFU's ICE candidates bind to. Loopback by default (nothing leaves the machine);
     # a real deployment lists the server's LAN/public addresses here.
     ice_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
-    # TURN server for browsers behind strict firewalls (e.g. "turn:127.0.0.1:3478"); empty: none.
+    # TURN (coturn) for classrooms behind strict firewalls (classroom/turn.py, docs/network.md).
+    # turn_url: TURN over UDP, e.g. "turn:turn.county.edu.cn:3478"; empty: none.
     turn_url: str = ""
+    # Offer turn_url's host and port over TCP too ("?transport=tcp"): a network that blocks UDP.
+    turn_tcp: bool = True
+    # TURN over TLS, e.g. "turns:turn.county.edu.cn:443" (coturn's tls-listening-port): a
+    # network that lets only HTTPS out. Empty: none.
+    turn_tls_url: str = ""
     turn_secret: str = ""
     # The TURN secret read from a file (0600; e.g. a compose/Kubernetes secret at
     # /run/secrets/turn_secret) instead of the environment: CLASSROOM_MEDIA_TURN_SECRET_FILE.
     turn_secret_file: str = ""
+    # How long the time-limited TURN credentials a classroom gets at join stay valid, seconds.
+    turn_credential_ttl_s: float = 12 * 3600.0
     # Per-track packet cache for NACK (packets, power of two).
     packet_cache_size: int = 1024
     # At most one keyframe request per track per this many seconds.
@@ -82,6 +91,10 @@ class MediaConfig:
     # made the step-down case worse (under the cap after 1.8 s instead of 0.9 s) and gained
     # nothing measurable elsewhere (docs/performance.md, "Weak links, 2026-12-02").
     pacing: bool = False
+    # Offer subscribers transport-wide congestion control (transport-cc): the SFU numbers every
+    # video packet per connection, the browser reports when each arrived, and a send-side
+    # estimate (sfu/bwe/twcc.py) takes the place of the browser's REMB. False: REMB, as before.
+    twcc: bool = True
 
 
 @dataclass
@@ -254,6 +267,10 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         raise ConfigError(f"redis.url: expected redis://HOST:PORT/DB, got {config.redis.url.split(':', 1)[0]!r}…")
     if not 0 < config.redis.heartbeat_s < config.redis.ttl_s:
         raise ConfigError("redis: heartbeat_s must be above 0 and below ttl_s")
+    try:
+        IceServers.from_media(config.media)  # a malformed TURN URL, or one without a secret
+    except TurnConfigError as exc:
+        raise ConfigError(str(exc)) from None
     if config.database.password_file:
         config.database.password = read_secret_file(config.database.password_file, "database.password_file")
     check_database_url(config.database.url, "database.url")

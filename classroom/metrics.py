@@ -109,6 +109,8 @@ MEDIA_HELP: dict[str, str] = {
     "ice_prflx_learned": "peer-reflexive remote ICE candidates learned from a peer's connectivity checks",
     "ice_restarts": "ICE restarts of WHIP/WHEP sessions (PATCH with a new ice-ufrag and ice-pwd)",
     "ice_restarts_failed": "ICE restarts whose new connectivity checks failed (the connection was closed)",
+    "gop_replays": "video subscribers started on the current GOP from the cache instead of waiting for a keyframe",
+    "gop_replayed_packets": "packets sent to starting video subscribers from the cache (their GOP replay)",
 }
 
 # Hot-path counter key (``sfu.stats.MediaStats``) -> exported name where the two differ: Prometheus
@@ -377,6 +379,11 @@ def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
     quality = GaugeMetricFamily("classroom_link_quality",
                                 "a classroom's link: 0 good, 1 fair (repairing or on a lower layer), 2 poor",
                                 labels=labels)
+    forwarded = GaugeMetricFamily("classroom_link_forwarded_bytes",
+                                  "RTP bytes of media sent to a classroom on its connection so far", labels=labels)
+    repaired = GaugeMetricFamily("classroom_link_retransmitted_bytes",
+                                 "RTP bytes of retransmissions sent to a classroom on its connection so far",
+                                 labels=labels)
     layer = GaugeMetricFamily("classroom_link_layer",
                               "the simulcast layer a classroom receives of each video (0 lowest, -1 paused)",
                               labels=[*labels, "mid"])
@@ -387,11 +394,13 @@ def _link_families(links: list[dict[str, Any]]) -> Iterable[Metric]:
         loss.add_metric(key, float(x.get("loss", 0)))
         rtt.add_metric(key, float(x.get("rtt_ms", 0)) / 1000)
         quality.add_metric(key, QUALITY_LEVELS.get(str(x.get("quality")), 0))
+        forwarded.add_metric(key, float(x.get("forwarded_bytes", 0) or 0))
+        repaired.add_metric(key, float(x.get("retransmitted_bytes", 0) or 0))
         layers = x.get("layers")
         if isinstance(layers, dict):
             for mid, value in layers.items():
                 layer.add_metric([*key, str(mid)], float(value))
-    yield from (est, sent, loss, rtt, quality, layer)
+    yield from (est, sent, loss, rtt, quality, forwarded, repaired, layer)
 
 
 def build_registry(copier: MetricsCopier) -> CollectorRegistry:

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from classroom.config import Config, ConfigError
 from classroom.filemodes import secure_data_dir, use_private_umask, write_private
 from classroom.links import derive_base_url, detected_addresses, is_loopback, is_wildcard
 from classroom.tls import CA_ROUTE, TlsSetup, resolve_tls
+from classroom.turn import IceServers, TurnConfigError
 from sfu import glue, lane
 from sfu.link import LinkConfig
 from sfu.node import MediaNode
@@ -94,18 +94,15 @@ class Server:
 
 
 def _ice_servers(config: Config) -> list[dict[str, Any]]:
-    if not config.media.turn_url:
-        return []
-    # Time-limited TURN credentials (coturn use-auth-secret), valid for 12 hours.
-    import base64
-    import hashlib
-    import hmac
+    """The ``ice_servers`` list a classroom would get now (classroom/turn.py)."""
+    return ice_server_source(config)()
 
-    username = f"{int(time.time()) + 12 * 3600}:classroom"
-    password = base64.b64encode(
-        hmac.new(config.media.turn_secret.encode(), username.encode(), hashlib.sha1).digest()
-    ).decode()
-    return [{"urls": [config.media.turn_url], "username": username, "credential": password}]
+
+def ice_server_source(config: Config) -> IceServers:
+    try:
+        return IceServers.from_media(config.media)
+    except TurnConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_server(config: Config) -> Server:
@@ -125,10 +122,11 @@ def build_server(config: Config) -> Server:
         link=LinkConfig(adaptive=config.media.adaptive_layers),
         red=config.media.red_audio,
         pacing=config.media.pacing,
+        twcc=config.media.twcc,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router: Router = LocalRouter(media) if not config.redis.url else _redis_router(config, media)
-    ice_servers = _ice_servers(config)
+    ice_servers = ice_server_source(config)  # fresh TURN credentials per join
     app = create_app(
         router,
         signer,

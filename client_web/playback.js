@@ -8,6 +8,7 @@
 // Labels come from the one dictionary (i18n.js): zh-CN by default, en with ?lang=en or the toggle.
 import { t as say, applyI18n, langToggle, has } from "./i18n.js";
 import { setupNotes } from "./playback_notes.js";
+import { playMedia } from "./autoplay.js";
 
 (function () {
   const eventLabel = (type) => (has(`ev.${type}`) ? say(`ev.${type}`) : type);
@@ -64,9 +65,12 @@ import { setupNotes } from "./playback_notes.js";
     const local = (t - active.origin) / 1000;
     if (el.playbackRate !== clock.rate) el.playbackRate = clock.rate;
     if (clock.playing) {
-      if (el.paused) el.play().catch((err) => {
-        if (el.tagName === "AUDIO") status(say("pb.sound"));
-      });
+      // sound the browser refuses before a click (Firefox by default, Safari): autoplay.js shows
+      // the "click to start audio" button; the 250 ms sync pauses again what the clock does not play
+      if (el.paused) {
+        if (el.tagName === "AUDIO") playMedia(el);
+        else el.play().catch(() => {});
+      }
       if (!el.seeking && (force || Math.abs(el.currentTime - local) > DRIFT_PLAYING)) {
         el.currentTime = local;
       }

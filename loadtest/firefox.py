@@ -90,6 +90,46 @@ def evaluate_expression(source: str, arg: Any = _NO_ARG) -> str:
             + "; return v === undefined ? 'null' : JSON.stringify(v); })()")
 
 
+# FirefoxPage.fill: the value through the element's own prototype setter (what a framework-free
+# page reads back), then the events a user's input fires; throws when nothing matches.
+FILL_SOURCE: Final = """({selector, value}) => {
+  const e = document.querySelector(selector);
+  if (!e) throw new Error('no element matches ' + selector);
+  const proto = Object.getPrototypeOf(e);
+  const setter = Object.getOwnPropertyDescriptor(proto, 'value');
+  if (setter && setter.set) setter.set.call(e, value); else e.value = value;
+  if (e.value !== value) throw new Error(selector + ' did not take the value ' + value);
+  e.dispatchEvent(new Event('input', {bubbles: true}));
+  e.dispatchEvent(new Event('change', {bubbles: true}));
+  return true;
+}"""
+
+
+# FirefoxPage.click: where to click, once the element is clickable, or null after the timeout.
+# setTimeout, not requestAnimationFrame: a background tab runs no animation frames.
+CLICK_TARGET_SOURCE: Final = """async ({selector, timeout_ms}) => {
+  const deadline = performance.now() + timeout_ms;
+  let last = null;
+  for (;;) {
+    const e = document.querySelector(selector);
+    if (e) {
+      e.scrollIntoView({block: 'center'});
+      const r = e.getBoundingClientRect();
+      const box = {x: r.left + r.width / 2, y: r.top + r.height / 2};
+      if (r.width > 0 && r.height > 0 && last && Math.abs(last.x - box.x) < 1 && Math.abs(last.y - box.y) < 1) {
+        const hit = document.elementFromPoint(box.x, box.y);
+        if (hit && (hit === e || e.contains(hit))) return box;
+      }
+      last = box;
+    } else {
+      last = null;
+    }
+    if (performance.now() > deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}"""
+
+
 def decode_result(reply: dict[str, Any]) -> Any:
     """The value of a ``script.evaluate`` reply made by :func:`evaluate_expression`."""
     if reply.get("type") == "exception":
@@ -152,15 +192,13 @@ class FirefoxPage:
         })
         return decode_result(reply)
 
-    async def click(self, selector: str) -> None:
+    async def click(self, selector: str, timeout: float = 10.0) -> None:
         """A real mouse click (user activation) in the middle of the first element ``selector``
-        matches."""
-        box = await self.evaluate(
-            "(sel) => { const e = document.querySelector(sel); if (!e) return null;"
-            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-            " return {x: r.left + r.width / 2, y: r.top + r.height / 2}; }", selector)
+        matches, once it is there, visible, in the same place twice in a row and not covered
+        (what Playwright's click waits for: a page still laying itself out moves its buttons)."""
+        box = await self.evaluate(CLICK_TARGET_SOURCE, {"selector": selector, "timeout_ms": timeout * 1000})
         if box is None:
-            raise FirefoxError(f"no element matches {selector!r}")
+            raise FirefoxError(f"no visible, settled, uncovered element matches {selector!r} after {timeout:.0f} s")
         await self.browser.command("input.performActions", {"context": self.context, "actions": [{
             "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
             "actions": [
@@ -168,6 +206,16 @@ class FirefoxPage:
                 {"type": "pointerDown", "button": 0},
                 {"type": "pointerUp", "button": 0},
             ]}]})
+
+    async def fill(self, selector: str, value: str) -> None:
+        """Set the value of the form control ``selector`` matches (an input of any type, a select,
+        a textarea) and fire ``input`` and ``change``, as a user's typing or choosing would."""
+        await self.evaluate(FILL_SOURCE, {"selector": selector, "value": value})
+
+    async def text(self, selector: str) -> str:
+        """The ``textContent`` of the first element ``selector`` matches ('' when none does)."""
+        return str(await self.evaluate(
+            "(sel) => { const e = document.querySelector(sel); return e ? e.textContent : ''; }", selector))
 
     async def screenshot(self, path: Path) -> None:
         """A PNG of the tab's viewport."""

@@ -54,6 +54,19 @@ static unsigned long long c_sent_total = 0;
 
 /* ---------------------------------------------------------------------------------- Egress */
 
+/* Transport-wide congestion control (TWCC): when the subscriber negotiated the transport-cc
+ * header extension, every video packet sent on its connection carries the next transport-wide
+ * sequence number, and the connection remembers when it sent each one and how big it was, so
+ * the receiver's feedback (arrival times per sequence number) can be turned into a send-side
+ * estimate (sfu/bwe/twcc.py). The ring holds the last TWCC_RING packets; it is allocated only
+ * for connections that negotiated the extension. */
+#define TWCC_RING 8192
+typedef struct {
+    long long sent_us; /* CLOCK_MONOTONIC, microseconds */
+    unsigned int size; /* RTP bytes (header + payload) */
+    unsigned int seq;  /* the 16-bit sequence number this slot holds, to spot a stale slot */
+} TwccSlot;
+
 typedef struct {
     PyObject_HEAD
     int fd;         /* connected UDP socket; -1 while not usable */
@@ -62,7 +75,26 @@ typedef struct {
     unsigned long long sent;
     unsigned long long send_errors;
     unsigned long long protect_errors;
+    TwccSlot *twcc;              /* NULL: the connection does not number its packets */
+    unsigned long long twcc_next; /* the next transport-wide sequence number (mod 2^16 on the wire) */
 } Egress;
+
+static long long monotonic_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t); /* what time.monotonic() reads on Linux */
+    return (long long)t.tv_sec * 1000000LL + t.tv_nsec / 1000;
+}
+
+/* Take the connection's next transport-wide sequence number for a packet of ``size`` bytes
+   sent at ``now_us`` and remember it. */
+static unsigned int twcc_take(Egress *e, unsigned int size, long long now_us) {
+    unsigned int seq = (unsigned int)(e->twcc_next++ & 0xFFFF);
+    TwccSlot *slot = &e->twcc[seq & (TWCC_RING - 1)];
+    slot->sent_us = now_us;
+    slot->size = size;
+    slot->seq = seq;
+    return seq;
+}
 
 static int Egress_traverse(Egress *self, visitproc visit, void *arg) {
     Py_VISIT(self->keep);
@@ -77,6 +109,8 @@ static int Egress_clear_refs(Egress *self) {
 static void Egress_dealloc(Egress *self) {
     PyObject_GC_UnTrack(self);
     Egress_clear_refs(self);
+    PyMem_Free(self->twcc);
+    self->twcc = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -115,7 +149,53 @@ static PyObject *Egress_clear(Egress *self, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Egress_twcc_enable(Egress *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->twcc == NULL) {
+        self->twcc = PyMem_Calloc(TWCC_RING, sizeof(TwccSlot));
+        if (self->twcc == NULL) {
+            return PyErr_NoMemory();
+        }
+        for (int i = 0; i < TWCC_RING; i++) {
+            self->twcc[i].seq = 0x10000; /* matches no 16-bit number: nothing sent yet */
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Egress_twcc_take(Egress *self, PyObject *arg) {
+    long size = PyLong_AsLong(arg);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->twcc == NULL) {
+        PyErr_SetString(PyExc_ValueError, "transport-wide sequence numbers are not enabled");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(twcc_take(self, (unsigned int)size, monotonic_us()));
+}
+
+static PyObject *Egress_twcc_sent(Egress *self, PyObject *arg) {
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->twcc == NULL || seq < 0 || seq > 0xFFFF) {
+        Py_RETURN_NONE;
+    }
+    TwccSlot *slot = &self->twcc[seq & (TWCC_RING - 1)];
+    if (slot->seq != (unsigned int)seq) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(dI)", (double)slot->sent_us * 1e-6, slot->size);
+}
+
 static PyMethodDef Egress_methods[] = {
+    {"twcc_enable", (PyCFunction)Egress_twcc_enable, METH_NOARGS,
+     "number this connection's video packets with transport-wide sequence numbers (idempotent)"},
+    {"twcc_take", (PyCFunction)Egress_twcc_take, METH_O,
+     "twcc_take(size) -> the next transport-wide sequence number, remembered as sent now"},
+    {"twcc_sent", (PyCFunction)Egress_twcc_sent, METH_O,
+     "twcc_sent(seq) -> (time.monotonic() when sent, bytes), or None if not remembered"},
     {"set", (PyCFunction)Egress_set, METH_VARARGS,
      "set(fd, srtp_ctx_address, keep): send on this connected socket with this session"},
     {"clear", (PyCFunction)Egress_clear, METH_NOARGS, "not usable (until the next set)"},
@@ -126,6 +206,8 @@ static PyMemberDef Egress_members[] = {
     {"sent", T_ULONGLONG, offsetof(Egress, sent), READONLY, "packets sent by the C loop"},
     {"send_errors", T_ULONGLONG, offsetof(Egress, send_errors), READONLY, "send() failures"},
     {"protect_errors", T_ULONGLONG, offsetof(Egress, protect_errors), READONLY, "srtp_protect failures"},
+    {"twcc_next", T_ULONGLONG, offsetof(Egress, twcc_next), READONLY,
+     "transport-wide sequence numbers taken so far"},
     {NULL}};
 
 static PyTypeObject EgressType = {
@@ -180,6 +262,7 @@ typedef struct {
     unsigned int ssrc;
     int payload_type;
     int abs_send_time_id; /* the subscriber's extension id for abs-send-time, 0: none */
+    int twcc_id;          /* the subscriber's extension id for transport-cc, 0: none */
     long long packets;
     long long octets;
     double first_sent_at;
@@ -247,6 +330,8 @@ static PyMemberDef Lane_members[] = {
     {"payload_type", T_INT, offsetof(Lane, payload_type), 0, NULL},
     {"abs_send_time_id", T_INT, offsetof(Lane, abs_send_time_id), 0,
      "header extension id of abs-send-time for this subscriber (0: no extension)"},
+    {"twcc_id", T_INT, offsetof(Lane, twcc_id), 0,
+     "header extension id of transport-cc for this subscriber (0: no extension)"},
     LL(packets, "RTP packets sent"),
     LL(octets, "payload octets sent"),
     {"first_sent_at", T_DOUBLE, offsetof(Lane, first_sent_at), 0, "time.monotonic() of the first send"},
@@ -354,12 +439,13 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     }
     const char *data = PyBytes_AS_STRING(payload);
     Py_ssize_t plen = PyBytes_GET_SIZE(payload);
-    int fits = protect_fn != NULL && 20 + plen + MAX_TRAILER <= BUF_SIZE;
+    int fits = protect_fn != NULL && 24 + plen + MAX_TRAILER <= BUF_SIZE;
     /* abs-send-time (24 bits, 6.18 fixed-point seconds) from the packet's arrival: when the SFU
        sent it, to within the fan-out's own time; the same for every subscriber of this packet. */
     unsigned long long ast = ((unsigned long long)arrival_ms << 18) / 1000ULL;
     unsigned long long sent = 0, dropped = 0, c_sent = 0;
     double now = 0.0;
+    long long now_us = 0; /* read once, for the first lane that numbers its packets */
     Vp8Desc d = {-1, 0x7FFF, 0, -1, 0, -1};
     int vp8_parsed = 0; /* the descriptor is read once per packet, for the first VP8 lane */
 
@@ -448,18 +534,34 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         h[10] = (unsigned char)(l->ssrc >> 8);
         h[11] = (unsigned char)l->ssrc;
         int hlen = 12;
-        if (l->abs_send_time_id) {
-            /* X bit, one-byte header extension (RFC 8285): 0xBEDE, one word, id/len 2, 3 bytes */
+        int twcc = l->twcc_id && e->twcc != NULL;
+        if (l->abs_send_time_id || twcc) {
+            /* X bit, one-byte header extensions (RFC 8285): 0xBEDE, then abs-send-time (id/len
+               2, 3 bytes) and/or transport-cc (id/len 1, 2 bytes, then a 0 padding byte) */
             h[0] = 0x90;
             h[12] = 0xBE;
             h[13] = 0xDE;
             h[14] = 0x00;
-            h[15] = 0x01;
-            h[16] = (unsigned char)((l->abs_send_time_id << 4) | 2);
-            h[17] = (unsigned char)(ast >> 16);
-            h[18] = (unsigned char)(ast >> 8);
-            h[19] = (unsigned char)ast;
-            hlen = 20;
+            h[15] = (unsigned char)((l->abs_send_time_id ? 1 : 0) + (twcc ? 1 : 0));
+            hlen = 16;
+            if (l->abs_send_time_id) {
+                h[16] = (unsigned char)((l->abs_send_time_id << 4) | 2);
+                h[17] = (unsigned char)(ast >> 16);
+                h[18] = (unsigned char)(ast >> 8);
+                h[19] = (unsigned char)ast;
+                hlen = 20;
+            }
+            if (twcc) {
+                if (now_us == 0) {
+                    now_us = monotonic_us();
+                }
+                unsigned int tseq = twcc_take(e, (unsigned int)(hlen + 4 + plen), now_us);
+                h[hlen] = (unsigned char)((l->twcc_id << 4) | 1);
+                h[hlen + 1] = (unsigned char)(tseq >> 8);
+                h[hlen + 2] = (unsigned char)tseq;
+                h[hlen + 3] = 0;
+                hlen += 4;
+            }
         }
         /* srtp_protect encrypts in place, so every lane copies the payload afresh */
         memcpy(packet_buf + hlen, data, (size_t)plen);

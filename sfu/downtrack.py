@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sfu import rtcp, vp8
@@ -25,21 +26,56 @@ if TYPE_CHECKING:
 
 _HEADER = struct.Struct("!BBHII")
 _HEADER_PACK = _HEADER.pack
-# the same header with one one-byte extension element (RFC 8285): abs-send-time, 3 bytes
+# the same header with one-byte extension elements (RFC 8285): abs-send-time (3 bytes) and/or
+# transport-cc (2 bytes and a padding byte)
 _HEADER_AST_PACK = struct.Struct("!BBHIIHHB").pack
+_HEADER_EXT_PACK = struct.Struct("!BBHIIHH").pack
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
-def rtp_header(b0: int, b1: int, seq: int, ts: int, ssrc: int, abs_send_time_id: int, ms: int) -> bytes:
+def rtp_header(b0: int, b1: int, seq: int, ts: int, ssrc: int, abs_send_time_id: int, ms: int,
+               twcc_id: int = 0, twcc_seq: int = 0) -> bytes:
     """A subscriber's RTP header, with abs-send-time (sent at ``ms``) when it negotiated it: the
     receiver's delay-based estimate (its REMB) then measures the path from the SFU alone, not
-    the publisher's encoder and uplink too. ``sfu/_fanout.c`` writes the same bytes."""
+    the publisher's encoder and uplink too; and with the transport-wide sequence number
+    ``twcc_seq`` when it negotiated transport-cc (``twcc_id``). ``sfu/_fanout.c`` writes the
+    same bytes."""
+    if not twcc_id:
+        if not abs_send_time_id:
+            return _HEADER_PACK(b0, b1, seq, ts, ssrc)
+        ast = ((ms << 18) // 1000) & 0xFFFFFF
+        return _HEADER_AST_PACK(b0 | 0x10, b1, seq, ts, ssrc, 0xBEDE, 1, (abs_send_time_id << 4) | 2) + (
+            ast.to_bytes(3, "big")
+        )
+    tw = bytes(((twcc_id << 4) | 1, twcc_seq >> 8 & 0xFF, twcc_seq & 0xFF, 0))
     if not abs_send_time_id:
-        return _HEADER_PACK(b0, b1, seq, ts, ssrc)
+        return _HEADER_EXT_PACK(b0 | 0x10, b1, seq, ts, ssrc, 0xBEDE, 1) + tw
     ast = ((ms << 18) // 1000) & 0xFFFFFF
-    return _HEADER_AST_PACK(b0 | 0x10, b1, seq, ts, ssrc, 0xBEDE, 1, (abs_send_time_id << 4) | 2) + (
-        ast.to_bytes(3, "big")
-    )
+    return _HEADER_EXT_PACK(b0 | 0x10, b1, seq, ts, ssrc, 0xBEDE, 2) + bytes(((abs_send_time_id << 4) | 2,)) + (
+        ast.to_bytes(3, "big")) + tw
+
+
+def restamp(header: bytes, size: int, take: Callable[[int], int], ms: int) -> bytes:
+    """``header`` (from :func:`rtp_header`) as sent now: a new abs-send-time and, if it has one,
+    a transport-wide sequence number taken now (``take(size)``): the pacer sends what it queued
+    earlier, and the receiver's estimate must not take our own queue for the line's."""
+    if not header[0] & 0x10 or len(header) < 20:
+        return header
+    out = bytearray(header)
+    pos = 16
+    while pos + 1 < len(out):
+        b = out[pos]
+        if b == 0:
+            pos += 1
+            continue
+        length = (b & 0x0F) + 1
+        if length == 3:
+            out[pos + 1:pos + 4] = (((ms << 18) // 1000) & 0xFFFFFF).to_bytes(3, "big")
+        elif length == 2:
+            out[pos + 1:pos + 3] = take(size).to_bytes(2, "big")
+        pos += 1 + length
+    return bytes(out)
 
 
 def now_ms() -> int:
@@ -71,6 +107,8 @@ class DownTrack:
         "target",
         "fwd",
         "_check",
+        "_replayed_gop",
+        "_replaying",
         "mid",
         "link",
         "retransmitted_bytes",
@@ -123,6 +161,10 @@ class DownTrack:
         # straight to the socket (the lane's fast path)
         self.paced: PacedSender | None = None
         self._check = 0
+        # the GOP replay at this track's first start (_replay_gop): the GOP tried, and a guard
+        # for the forward() calls it makes
+        self._replayed_gop = -1
+        self._replaying = False
 
     @property
     def ssrc(self) -> int:
@@ -260,6 +302,17 @@ class DownTrack:
         if self.probe_bps > 0:
             target.add_probe(self)
 
+    def _header(self, b0: int, b1: int, seq: int, ts: int, ssrc: int, ms: int, payload_len: int) -> bytes:
+        """The header for one packet of this DownTrack, taking the connection's next
+        transport-wide sequence number if it negotiated transport-cc (sizes as the C loop's)."""
+        fwd = self.fwd
+        ast = fwd.abs_send_time_id
+        tw = fwd.twcc_id
+        if not tw:
+            return rtp_header(b0, b1, seq, ts, ssrc, ast, ms)
+        size = (24 if ast else 20) + payload_len
+        return rtp_header(b0, b1, seq, ts, ssrc, ast, ms, tw, self.transport.egress.twcc_take(size))
+
     # -- probing (sfu/bwe/probe.py) ------------------------------------------------------------
 
     def set_probe(self, bps: float) -> None:
@@ -287,7 +340,7 @@ class DownTrack:
             if slot is None:
                 return
             # P bit: padding only
-            header = rtp_header(0xA0, fwd.payload_type, slot[0], slot[1], fwd.ssrc, fwd.abs_send_time_id, now_ms())
+            header = self._header(0xA0, fwd.payload_type, slot[0], slot[1], fwd.ssrc, now_ms(), len(PADDING))
             if not self.transport.send_rtp_parts(header, PADDING):
                 return
             self._probe_owed -= PADDING_PACKET_BYTES
@@ -329,6 +382,10 @@ class DownTrack:
             ok = fwd.advance(seq, ts, arrival_ms, keyframe)
         if not ok:
             if fwd.waiting_keyframe and self.src is not None:
+                if not fwd.packets and not self._replaying:
+                    replayed = self._replay_gop(seq, arrival_ms)
+                    if replayed:
+                        return replayed
                 self.src.request_keyframe()  # throttled in the UpTrack
             return 0
         # Every 64 packets, look at the socket's backlog: a congested subscriber loses video
@@ -339,18 +396,49 @@ class DownTrack:
                 STATS.dropped_congested += 1
                 self.fwd.switch(self.src)
                 return 0
-        header = rtp_header(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc, fwd.abs_send_time_id,
-                            arrival_ms)
         paced = self.paced
+        if paced is None:
+            header = self._header(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc, arrival_ms,
+                                  len(payload))
+        else:  # the pacer takes the transport-wide number when the packet leaves (restamp)
+            header = rtp_header(0x80, marker | fwd.payload_type, fwd.out_seq, fwd.out_ts, fwd.ssrc,
+                                fwd.abs_send_time_id, arrival_ms, fwd.twcc_id)
         if paced.send(header, payload) if paced is not None else self.transport.send_rtp_parts(header, payload):
             if not fwd.packets:
                 fwd.first_sent_at = time.monotonic()
             fwd.packets += 1
             fwd.octets += len(payload)
             return 1
-        if fwd.is_video and fwd.packets:
-            fwd.switch(self.src)  # a packet was lost here: go on from the next keyframe
+        if fwd.is_video:
+            # a packet was lost here (or none could be sent yet: the subscriber's connection is
+            # still being set up): go on from the next keyframe, or the GOP replayed at once
+            fwd.switch(self.src)
         return 0
+
+    def _replay_gop(self, upto: int, arrival_ms: int) -> int:
+        """This video track's first start, once its connection is up and the packet ``upto``
+        is not a keyframe: forward the source's current GOP from its cache (UpTrack.gop_packets,
+        ``upto`` included) rather than wait for the next keyframe. A publisher that answers no
+        PLI (FFmpeg's whip muxer) otherwise leaves a subscriber that missed the first keyframe
+        waiting a whole keyframe interval. Returns the packets sent (0: no replay)."""
+        src = self.src
+        if src is None or src.gop_seq < 0 or src.gop_seq == self._replayed_gop or not self.transport.connected:
+            return 0
+        self._replayed_gop = src.gop_seq  # tried once per GOP, whatever comes of it
+        packets = src.gop_packets(upto, arrival_ms)
+        if not packets:
+            return 0
+        self._replaying = True
+        sent = 0
+        try:
+            for payload, marker, seq, ts, keyframe in packets:
+                sent += self.forward(payload, marker, seq, ts, arrival_ms, keyframe)
+        finally:
+            self._replaying = False
+        if sent:
+            STATS.gop_replays += 1
+            STATS.gop_replayed_packets += sent
+        return sent
 
     # -- RTCP from the subscriber --------------------------------------------------------------------
 
@@ -403,11 +491,12 @@ class DownTrack:
                     STATS.retransmits_skipped += 1
                     continue
             marker = 0x80 if h.marker else 0
-            header = rtp_header(0x80, marker | self.payload_type, out_seq, self.fwd.out_timestamp_at(h.timestamp),
-                                self.ssrc, self.fwd.abs_send_time_id, now_ms())
+            out_ts = self.fwd.out_timestamp_at(h.timestamp)
+            ms = now_ms()
             copies = 2 if twice and link is not None and link.budget.allow(12 + len(payload), link.retransmit_base(
                 now), now) else 1
             for copy in range(copies):
+                header = self._header(0x80, marker | self.payload_type, out_seq, out_ts, self.ssrc, ms, len(payload))
                 if not self.transport.send_rtp_parts(header, payload):
                     break
                 STATS.repairs_duplicated += copy

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -422,6 +423,62 @@ def red_subscribe_offer(offer_sdp: str) -> str:
     return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
 
 
+# --- transport-wide congestion control (transport-cc) --------------------------------------
+# aiortc neither offers the transport-cc header extension nor answers TWCC feedback. The SFU
+# writes the transport-wide sequence numbers itself (sfu/_fanout.c, DownTrack._header) and
+# reads the feedback itself (sfu/rtcp.py, sfu/bwe/twcc.py), so only the SDP text needs it: our
+# offer to a subscriber gets the extension and ``a=rtcp-fb:PT transport-cc`` on its video
+# m-lines, and the answer says which mids took it (and with which id).
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+TWCC_FIRST_ID = 5  # the lowest id tried (aiortc's own extensions take 1-3 and keep them)
+
+
+def twcc_subscribe_offer(offer_sdp: str) -> str:
+    """Our offer to a subscriber with transport-cc offered on every video m-line. The id is the
+    same in every section and every renegotiation (the lowest one none of them uses), as an
+    extension's id must not change within a session."""
+    head, sections = _sections(offer_sdp)
+    video = [sec for sec in sections if sec[0].startswith("m=video") and sec[0].split()[1] != "0"]
+    if not video:
+        return offer_sdp
+    used = {_extmap_id(sec, uri) for sec in sections for uri in
+            [v.split()[1] for v in _attr(sec, "extmap") if len(v.split()) >= 2]}
+    ext_id = next((i for i in range(TWCC_FIRST_ID, 15) if i not in used), 0)
+    existing = {_extmap_id(sec, TWCC_URI) for sec in video} - {0}
+    if existing:
+        ext_id = min(existing)
+    if not ext_id:
+        return offer_sdp
+    for sec in video:
+        if not _extmap_id(sec, TWCC_URI):
+            at = max((i for i, line in enumerate(sec) if line.startswith("a=extmap:")), default=len(sec) - 1) + 1
+            sec.insert(at, f"a=extmap:{ext_id} {TWCC_URI}")
+        pts = [v.split()[0] for v in _attr(sec, "rtpmap")
+               if len(v.split()) == 2 and not v.split()[1].lower().startswith("rtx/")]
+        have = set(_attr(sec, "rtcp-fb"))
+        for pt in pts:
+            if f"{pt} transport-cc" in have:
+                continue
+            at = max((i for i, line in enumerate(sec) if line.startswith(f"a=rtcp-fb:{pt} ")
+                      or line.startswith(f"a=rtpmap:{pt} ")), default=len(sec) - 1) + 1
+            sec.insert(at, f"a=rtcp-fb:{pt} transport-cc")
+    return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
+
+
+def twcc_answered(answer_sdp: str) -> dict[str, int]:
+    """The video m-lines of a subscriber's answer that took transport-cc: mid -> extension id."""
+    out: dict[str, int] = {}
+    _, sections = _sections(answer_sdp)
+    for section in sections:
+        mids = _attr(section, "mid")
+        if not section[0].startswith("m=video") or not mids or section[0].split()[1] == "0":
+            continue
+        ext = _extmap_id(section, TWCC_URI)
+        if ext and any(v.split()[1:2] == ["transport-cc"] for v in _attr(section, "rtcp-fb")):
+            out[mids[0]] = ext
+    return out
+
+
 def red_answered(answer_sdp: str) -> dict[str, int]:
     """The audio m-lines of a subscriber's answer that accepted RED: mid -> RED payload type."""
     out: dict[str, int] = {}
@@ -512,13 +569,14 @@ class RawTransport:
     sends on a duplicate of the ICE socket ``connect``-ed to the peer: ``send`` on a connected
     UDP socket skips the address parsing and route lookup of ``sendto`` (about 1 µs here). aioice
     keeps using its own descriptor (``sendto`` with an address still works on a connected UDP
-    socket; inbound traffic comes only from the nominated peer anyway). Everything is looked up
+    socket; inbound traffic then comes only from the nominated peer, which is why
+    :func:`restart_ice` disconnects the socket and calls :meth:`unconnect`). Everything is looked up
     again when the nominated pair or the SRTP session changes. A full socket buffer drops the
     packet (counted; the DownTrack then waits for the next keyframe) instead of queueing it.
     """
 
     __slots__ = ("_dtls", "_nominated", "_pair", "_srtp", "_protect", "_protect_parts", "_send", "_sock",
-                 "sent_packets", "egress")
+                 "sent_packets", "egress", "_sendto_only")
 
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls
@@ -533,6 +591,13 @@ class RawTransport:
         # The send side as the C fan-out loop sees it (sfu/_fanout.c): set while a connected
         # socket and a directly callable SRTP session exist, cleared before either goes away.
         self.egress: Any = Egress()
+        # restart_ice: the pair that must not get a connected socket (None: any may)
+        self._sendto_only: Any = None
+        registry = getattr(dtls, _RAW_TRANSPORTS, None)
+        if registry is None:
+            registry = []
+            setattr(dtls, _RAW_TRANSPORTS, registry)
+        registry.append(self)
 
     @property
     def connected(self) -> bool:
@@ -555,7 +620,7 @@ class RawTransport:
         addr = pair.remote_addr
         self._send = lambda data: transport.sendto(data, addr)
         raw = transport.get_extra_info("socket") if type(pair.protocol).__name__ == "StunProtocol" else None
-        if raw is not None:
+        if raw is not None and pair is not self._sendto_only:
             try:
                 sock = socket.socket(fileno=os.dup(raw.fileno()))
                 sock.connect(addr)
@@ -603,6 +668,12 @@ class RawTransport:
             return False
         self.sent_packets += 1
         return True
+
+    def unconnect(self) -> None:
+        """Send with ``sendto`` on aioice's socket, not on a connected duplicate, until another
+        pair is nominated (:func:`restart_ice` disconnects the socket itself)."""
+        self._sendto_only = self._nominated.get(1)
+        self.close()
 
     def close(self) -> None:
         """Release the duplicated socket (the ICE socket itself belongs to aioice)."""
@@ -860,10 +931,52 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
             continue
         if offered.get(t.mid) == "server":  # the offer said a=setup:passive
             dtls._set_role("client")
+            _repeat_client_hello(dtls)
             continue
         dtls._set_role("server")
         count += 1
     return count
+
+
+# The ClientHello aiortc sends as DTLS client is sent again this soon (seconds after the first)
+# while nothing has come back. FFmpeg 8's whip muxer (the DTLS server by default) reads the first
+# DTLS datagram itself in its ICE loop, only to learn that DTLS has begun, and drops it (one sent
+# before its ICE check succeeded is dropped too); its DTLS context then waits for the next one,
+# which OpenSSL's own timer sends only 1 s later. A repeated ClientHello is what a DTLS server
+# sees after any lost datagram (it answers with its flight again, RFC 6347 section 4.2.4).
+CLIENT_HELLO_REPEATS_S = (0.03, 0.1, 0.2, 0.4)
+
+
+def _repeat_client_hello(dtls: Any) -> None:
+    """Send the first datagram of the DTLS client (its ClientHello) again at
+    :data:`CLIENT_HELLO_REPEATS_S` until the peer has sent anything."""
+    import asyncio
+
+    ice = dtls.transport
+    send = ice._send
+
+    async def resend(data: bytes) -> None:
+        started = time.monotonic()
+        for at in CLIENT_HELLO_REPEATS_S:
+            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+            if dtls._RTCDtlsTransport__rx_packets or dtls.state != "connecting":
+                return
+            try:
+                await send(data)
+            except ConnectionError:
+                return
+
+    async def first_send(data: bytes) -> None:
+        ice._send = send  # only the first datagram: the rest goes straight through
+        await send(data)
+        task = asyncio.get_running_loop().create_task(resend(data))
+        _restart_tasks.add(task)
+        task.add_done_callback(_restart_tasks.discard)
+
+    ice._send = first_send
+
+
+_RAW_TRANSPORTS = "_classroom_raw_transports"  # on a DTLS transport: its RawTransports
 
 
 # --- ICE restart on a live connection (WHIP/WHEP PATCH, RFC 9725 section 4.4.2) ---
@@ -877,6 +990,11 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
 # check and restarts consent freshness; the peer's nomination (USE-CANDIDATE, handled by
 # check_incoming at any time) or our own aggressive one when we control replaces the pair.
 # RawTransport.revalidate picks the new pair up within a second.
+# The sockets are disconnected first: a RawTransport sends on a duplicate of the ICE socket
+# connect()-ed to the peer, and a connected UDP socket receives from that peer only, so a peer's
+# new-generation checks from another socket (Chromium gathers new ones for a restart) were
+# dropped by the kernel and never reached aioice (the new pair "never connected"). Until a new
+# pair is nominated the RawTransports send with sendto; the new pair gets its connected socket.
 
 _ICE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # A restart whose checks have not succeeded by then has failed (RFC 8445: a failed restart fails
@@ -922,6 +1040,10 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
     if not conn._check_list_done or not conn._nominated:
         raise ValueError("ICE is still connecting: restart once it has connected")
     ufrag, pwd = local or new_ice_credentials()
+    for raw in getattr(dtls, _RAW_TRANSPORTS, ()):
+        raw.unconnect()
+    for proto in conn._protocols:
+        _disconnect_udp(proto)
     if conn._query_consent_task is not None:
         conn._query_consent_task.cancel()
         conn._query_consent_task = None
@@ -959,6 +1081,39 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
 
 
 _restart_tasks: set[Any] = set()
+_AF_UNSPEC_ADDR = struct.pack("=H14x", socket.AF_UNSPEC)  # a sockaddr of family AF_UNSPEC
+
+
+def _disconnect_udp(proto: Any) -> bool:
+    """Dissolve the association of a connect()-ed UDP socket (connect() to an AF_UNSPEC
+    address, POSIX), so it receives from any address again. Linux also releases a port that
+    was chosen by the kernel (aioice binds to port 0) on that disconnect: the socket is bound
+    to the same address and port again at once. False if it was not connected. (Everything is
+    done on a duplicate descriptor of the same socket: the event loop's socket object may be a
+    wrapper without ``bind``, or uvloop's, which keeps its own view of the addresses.)"""
+    import ctypes
+
+    transport = getattr(proto, "transport", None)
+    wrapped = transport.get_extra_info("socket") if transport is not None else None
+    if wrapped is None:
+        return False
+    with socket.socket(wrapped.family, wrapped.type, wrapped.proto, fileno=os.dup(wrapped.fileno())) as sock:
+        try:
+            sock.getpeername()
+            local = sock.getsockname()
+        except OSError:
+            return False  # not connected
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.connect(sock.fileno(), _AF_UNSPEC_ADDR, len(_AF_UNSPEC_ADDR)) != 0:
+            log.warning("ICE restart: could not disconnect %s: errno %d", local, ctypes.get_errno())
+            return False
+        if sock.getsockname()[1] != local[1]:
+            try:
+                sock.bind(local)
+            except OSError as exc:  # the port was taken meanwhile: this connection cannot go on
+                log.warning("ICE restart: could not bind %s again: %s", local, exc)
+                return False
+    return True
 
 
 # --- bot-side hooks (load test, recorder) ---

@@ -14,27 +14,52 @@ here in Python, ``fanout`` is None, and the UpTrack loops in Python: same behavi
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["FAST_PATH", "Egress", "Lane", "c_forwarded", "fanout", "set_protect", "use_compiled"]
 
 
-class _PyEgress:
-    """Python stand-in: never ready, so every packet takes ``DownTrack.forward``."""
+TWCC_RING = 8192  # transport-wide sequence numbers remembered per connection (as in C)
 
-    __slots__ = ("fd", "keep", "sent", "send_errors", "protect_errors")
+
+class _PyEgress:
+    """Python stand-in: never ready, so every packet takes ``DownTrack.forward``. Keeps the
+    transport-wide sequence numbers as the C one does (``sfu/_fanout.c``, TWCC)."""
+
+    __slots__ = ("fd", "keep", "sent", "send_errors", "protect_errors", "twcc_next", "_twcc")
 
     def __init__(self) -> None:
         self.fd = -1
         self.keep: Any = None
         self.sent = self.send_errors = self.protect_errors = 0
+        self.twcc_next = 0
+        self._twcc: list[tuple[int, float, int]] | None = None
 
     def set(self, fd: int, ctx: int, keep: Any) -> None:
         pass  # nothing in Python reads it
 
     def clear(self) -> None:
         self.keep = None
+
+    def twcc_enable(self) -> None:
+        if self._twcc is None:
+            self._twcc = [(0x10000, 0.0, 0)] * TWCC_RING
+
+    def twcc_take(self, size: int) -> int:
+        if self._twcc is None:
+            raise ValueError("transport-wide sequence numbers are not enabled")
+        seq = self.twcc_next & 0xFFFF
+        self.twcc_next += 1
+        self._twcc[seq & (TWCC_RING - 1)] = (seq, time.monotonic(), size)
+        return seq
+
+    def twcc_sent(self, seq: int) -> tuple[float, int] | None:
+        if self._twcc is None or not 0 <= seq <= 0xFFFF:
+            return None
+        held, at, size = self._twcc[seq & (TWCC_RING - 1)]
+        return (at, size) if held == seq else None
 
 
 class _PyLane:
@@ -72,6 +97,7 @@ class _PyLane:
         "ssrc",
         "payload_type",
         "abs_send_time_id",
+        "twcc_id",
         "packets",
         "octets",
         "first_sent_at",
@@ -90,6 +116,7 @@ class _PyLane:
         self.pid_offset = self.tl0_offset = self.last_in_pid = self.last_out_pid = self.last_out_tl0 = 0
         self.drop_pid = self.max_tid = self.target_tid = self.out_pid = self.out_tl0 = self.dropped_temporal = 0
         self.ssrc = self.payload_type = self.abs_send_time_id = self.packets = self.octets = 0
+        self.twcc_id = 0
         self.first_sent_at = 0.0
 
 

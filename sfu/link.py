@@ -8,8 +8,8 @@ the node's RTCP tick: choose a layer per track within the estimate, and tell eac
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from sfu import rtcp
 from sfu.bwe.budget import BudgetConfig, RetransmitBudget
@@ -27,6 +27,7 @@ from sfu.bwe.selector import (
     TrackLayers,
     allocate,
 )
+from sfu.bwe.twcc import Packet, TwccConfig, TwccEstimator
 from sfu.stats import STATS
 from sfu.vp8 import ALL_TIDS
 
@@ -53,6 +54,7 @@ PACE_BELOW_BPS = 8_000_000.0
 PACE_MEMORY_S = 10.0
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
+RANDOM_LOSS_CEILING = 0.3  # a NACK burst above this share is congestion even without a queue
 # Repairs are sent twice on a link that loses packets at random and has a long round trip: a
 # lost repair costs another round trip, long enough to freeze the picture (3 % loss at 100 ms:
 # about one frame in a hundred needed a second repair). Only when nothing was congested lately
@@ -68,6 +70,8 @@ class LinkConfig:
     selector: SelectorConfig = field(default_factory=SelectorConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    twcc: TwccConfig = field(default_factory=TwccConfig)
+    twcc_probe_ratio: float = 3.0  # padding at most this × what is sent, on a transport-cc link
     adaptive: bool = True  # False: every subscriber gets the top layer (the old behaviour)
 
 
@@ -127,6 +131,12 @@ def layer_options(up: UpTrack, now_ms: int) -> list[tuple[int, int, float]]:
     return out
 
 
+class TwccHistory(Protocol):
+    """What a connection remembers of the packets it numbered (``Egress.twcc_sent``)."""
+
+    def twcc_sent(self, seq: int) -> tuple[float, int] | None: ...
+
+
 class Link:
     def __init__(self, config: LinkConfig | None = None) -> None:
         self.config = c = config or LinkConfig()
@@ -151,11 +161,23 @@ class Link:
         self.paused_video = 0  # video tracks paused for this link at the last evaluation
         self.pace_bps = 0.0  # pace this connection's video at this estimate (0: not paced)
         self.reduced_video = 0  # video tracks below their top live layer
+        self.twcc: TwccEstimator | None = None  # once the subscriber sends transport-cc feedback
+        self.forwarded_bytes = 0  # RTP bytes of media sent on this connection (as of the last evaluation)
+        self.retransmitted_bytes = 0  # and of repairs
+        self._media_seen = self._repairs_seen = 0
+        self._twcc_logged = -1e9
 
     # -- feedback ---------------------------------------------------------------------------
 
     def _sent(self, downs: list[DownTrack], now: float) -> float:
-        total = sum(d.octets + 12 * d.packets + d.retransmitted_bytes for d in downs)
+        media = sum(d.octets + 12 * d.packets for d in downs)
+        repairs = sum(d.retransmitted_bytes for d in downs)
+        # totals for /metrics, growing by what the DownTracks' counters grew (one that closed
+        # takes its counts with it: the sum shrinks, and nothing is subtracted)
+        self.forwarded_bytes += max(0, media - self._media_seen)
+        self.retransmitted_bytes += max(0, repairs - self._repairs_seen)
+        self._media_seen, self._repairs_seen = media, repairs
+        total = media + repairs
         if self._octets_at < 0:
             self._octets, self._octets_at = total, now
         elif now - self._octets_at >= 0.5:
@@ -171,6 +193,39 @@ class Link:
 
     def on_remb(self, bitrate: int, downs: list[DownTrack], now: float) -> None:
         self.estimator.on_remb(bitrate, self._sent(downs, now), now)
+
+    def on_twcc(self, feedback: rtcp.TransportFeedback, egress: TwccHistory, downs: list[DownTrack],
+                now: float) -> None:
+        """Transport-cc feedback: our send times for its packets against their arrival times
+        give the send-side estimate, which stands in for REMB."""
+        packets: list[Packet] = []
+        for seq, arrived_us in feedback.packets:
+            sent = egress.twcc_sent(seq)
+            if sent is not None:
+                packets.append((sent[0], None if arrived_us is None else arrived_us * 1e-6, sent[1]))
+        if not packets:
+            return
+        if self.twcc is None:
+            self.twcc = TwccEstimator(self.config.twcc)
+            # probes are confirmed by what arrives, not by a receiver's slow climb: they may be
+            # larger, and the overuse detector stops one within a feedback interval or two
+            self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio, headroom=1.0)
+        self._sent(downs, now)
+        twcc = self.twcc
+        overuse = twcc.on_feedback(packets, now)
+        self.estimator.on_delay_estimate(twcc.bps, overuse, now)
+        if twcc.over and self.prober.active:
+            # a probe's padding is stopped at the first sign of a queue: what the line cannot
+            # take is dropped at its queue, media with it
+            self.prober.fail(now)
+            if self._probing is not None:
+                self._probing.set_probe(0)
+        if now - self._twcc_logged >= 1.0 and (overuse or log.isEnabledFor(logging.DEBUG)):
+            self._twcc_logged = now  # (an overuse at most once a second per connection at INFO)
+            log.log(logging.INFO if overuse else logging.DEBUG,
+                    "transport-cc%s: estimate %.0f kbit/s, arriving %.0f, queue %.1f ms (threshold %.1f), "
+                    "lost %.1f %%", " overuse" if overuse else "", twcc.bps / 1000, twcc.acked_bps / 1000,
+                    twcc.queue_ms, twcc.threshold_ms, twcc.loss * 100)
 
     def retransmit_base(self, now: float) -> float:
         """What the retransmission budget is a share of: the estimate, but never less than what
@@ -207,9 +262,20 @@ class Link:
         if sent >= 10:
             ratio = min(1.0, self._nacked / sent)
             self.nack_ratio = 0.8 * self.nack_ratio + 0.2 * ratio
-            if ratio > self.estimator.config.loss_high:
+            if ratio > self.estimator.config.loss_high and self._queue_or_unknown(ratio):
                 self.estimator.on_loss(ratio, now)  # congestion now, not in a second
         self._window_at, self._window_packets, self._nacked = now, packets, 0
+
+    def _queue_or_unknown(self, ratio: float) -> bool:
+        """Is a burst of NACKs congestion? Without transport-cc we cannot tell: yes. With it, a
+        queue that overflows grows first (a school line's tail-drop queue, tbf here), so losses
+        while the queue stays short are the line's own random loss — a 5 % line NACKs more than
+        10 % of a 250-ms window every few seconds by chance, and each such "congestion" used to
+        cost a layer switch at once. Very heavy loss counts anyway."""
+        twcc = self.twcc
+        if twcc is None or ratio >= RANDOM_LOSS_CEILING:
+            return True
+        return twcc.queue_ms >= 0.5 * twcc.threshold_ms
 
     def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
         """A receiver report from the subscriber: loss over the video streams, and RTT."""
@@ -254,7 +320,10 @@ class Link:
         budget = max(budget, min(self.estimator.unbounded(), lowest))
         if now - self.estimator.congested_at > PAUSE_EVIDENCE_S:
             budget = max(budget, lowest)  # and nothing is paused without recent congestion
-        choice = self.selector.select(budget, demands, now)
+        # a queue growing now (transport-cc overuse within the last half second): no hysteresis
+        # downward, or a layer a little above the estimate would keep the queue standing
+        congested = self.twcc is not None and now - self.twcc.overused_at < 0.5
+        choice = self.selector.select(budget, demands, now, congested=congested)
         self._probe(demands, choice, by_key, budget, now)
         top = {t.key: len(t.bitrates) - 1 for t in demands}
         self.paused_video = sum(1 for k, v in choice.items() if v == PAUSED)
@@ -328,6 +397,8 @@ class Link:
         rate = self.prober.update(PROBE_MARGIN * wanted_bps, budget, self.sent_bps, self.estimator.congested_at, now)
         if self.prober.succeeded_bps:
             self.estimator.probe_confirmed(self.prober.succeeded_bps, now)
+            if self.twcc is not None:  # (or the next feedback's estimate would undo it)
+                self.twcc.confirm(self.prober.succeeded_bps, now)
             self.prober.succeeded_bps = 0.0
         if self.prober.active != was:
             log.info("link probe %s: padding %.0f kbit/s toward %.0f kbit/s (estimate %.0f, REMB %.0f, sent %.0f; "
@@ -365,4 +436,7 @@ class Link:
             "loss": round(self.estimator.loss, 3),
             "rtt_ms": round(self.estimator.rtt_ms),
             "layers": dict(self.layers),
+            "forwarded_bytes": self.forwarded_bytes,
+            "retransmitted_bytes": self.retransmitted_bytes,
+            "queue_ms": round(self.twcc.queue_ms, 1) if self.twcc is not None else None,
         }

@@ -14,8 +14,13 @@ import time
 from typing import Protocol
 
 from sfu.bwe.pacer import Pacer, PacerConfig
+from sfu.downtrack import restamp
 
 SRTP_OVERHEAD = 10 + 28  # auth tag + IP/UDP headers: what the line carries besides the RTP bytes
+
+
+def _no_twcc(size: int) -> int:
+    return 0
 
 
 class PartsTransport(Protocol):
@@ -46,14 +51,15 @@ class PacedSender:
         if self.closed:
             return
         now = time.monotonic()
-        ast = b""
+        ms = int(now * 1000)
+        egress = getattr(self.transport, "egress", None)  # (a test's transport may have none)
+        take = egress.twcc_take if egress is not None else _no_twcc
         for header, payload in self.pacer.due(now):
-            if len(header) == 20 and header[0] & 0x10:
-                # the abs-send-time says when the packet left the pacer, not when it queued:
-                # the receiver's REMB must not take our own queue for the line's
-                if not ast:
-                    ast = ((int(now * 1000) << 18) // 1000 & 0xFFFFFF).to_bytes(3, "big")
-                header = header[:17] + ast
+            if header[0] & 0x10:
+                # the abs-send-time and transport-wide number say when the packet left the
+                # pacer, not when it queued: the receiver's estimate must not take our own
+                # queue for the line's
+                header = restamp(header, len(header) + len(payload), take, ms)
             if self.transport.send_rtp_parts(header, payload):
                 self.sent += 1
         wait = self.pacer.next_due()

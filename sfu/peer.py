@@ -69,6 +69,7 @@ class PeerSettings:
     link: LinkConfig = field(default_factory=LinkConfig)
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
     pacing: bool = False  # pace a constrained subscriber connection's video (sfu/paced.py); off: see config
+    twcc: bool = True  # offer subscribers transport-cc: a send-side estimate (sfu/bwe/twcc.py) instead of REMB
 
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
@@ -456,6 +457,7 @@ class SubscriberPeer:
         self._dirty = False
         self._wanted: list[UpTrack] = []
         self._red_pts: dict[str, int] = {}  # audio mid -> the RED payload type its answer took
+        self._twcc_ids: dict[str, int] = {}  # video mid -> the transport-cc extension id its answer took
         self.pacer: PacedSender | None = None  # while the Link says this connection is constrained
         self.closed = False
         link = settings.link
@@ -539,6 +541,8 @@ class SubscriberPeer:
             sdp = str(self.pc.localDescription.sdp)
             if self.settings.red:
                 sdp = glue.red_subscribe_offer(sdp)
+            if self.settings.twcc:
+                sdp = glue.twcc_subscribe_offer(sdp)
             await self._send_offer(sdp, self.track_map())
         elif changed:
             await self._send_tracks(self.track_map())
@@ -602,6 +606,12 @@ class SubscriberPeer:
                 raise SdpError(f"the answer could not be applied: {exc}") from exc
             self._awaiting_answer = False
             self._red_pts = glue.red_answered(sdp) if self.settings.red else {}
+            self._twcc_ids = glue.twcc_answered(sdp) if self.settings.twcc else {}
+            if self._twcc_ids and self.transport is not None:
+                self.transport.egress.twcc_enable()
+            for slot in self.slots:
+                if slot.down is not None and slot.down.kind == "video":
+                    slot.down.fwd.twcc_id = self._twcc_ids.get(slot.down.mid, 0)
             for slot in self.slots:
                 down = slot.down
                 if down is not None and down.kind == "audio":
@@ -642,6 +652,9 @@ class SubscriberPeer:
         down.link = self.link
         down.red_pt = self._red_pts.get(neg.mid, 0) if neg.kind == "audio" else 0
         down.fwd.abs_send_time_id = neg.extensions.get(ABS_SEND_TIME_URI, 0) if neg.kind == "video" else 0
+        if neg.kind == "video" and self._twcc_ids.get(neg.mid):
+            self.transport.egress.twcc_enable()
+            down.fwd.twcc_id = self._twcc_ids[neg.mid]
         slot.down = down
         self._by_ssrc[down.ssrc] = down
         down.attach(slot.up, self._start_layer(slot.up))
@@ -660,8 +673,13 @@ class SubscriberPeer:
                     if down is not None:
                         down.on_keyframe_request()
                 elif isinstance(record, rtcp.Remb):
-                    self.link.on_remb(record.bitrate, self.downtracks(), time.monotonic())
-                    self._evaluate(soon=True)
+                    if not self._twcc_ids:  # with transport-cc our own estimate stands in for it
+                        self.link.on_remb(record.bitrate, self.downtracks(), time.monotonic())
+                        self._evaluate(soon=True)
+                elif isinstance(record, rtcp.TransportFeedback):
+                    if self._twcc_ids and self.transport is not None:
+                        self.link.on_twcc(record, self.transport.egress, self.downtracks(), time.monotonic())
+                        self._evaluate(soon=True)
                 elif isinstance(record, rtcp.ReceiverReport | rtcp.SenderReport) and record.blocks:
                     downs = self.downtracks()
                     video = {d.ssrc for d in downs if d.kind == "video"}

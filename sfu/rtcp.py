@@ -104,6 +104,42 @@ def build_nack(sender_ssrc: int, media_ssrc: int, seqs: list[int]) -> bytes:
     return struct.pack("!BBHII", 0x80 | FMT_NACK, RTPFB, 2 + len(items), sender_ssrc, media_ssrc) + fci
 
 
+def build_twcc(sender_ssrc: int, media_ssrc: int, base_seq: int, feedback_count: int,
+               arrivals: list[int | None]) -> bytes:
+    """A transport-cc feedback packet for ``arrivals`` (µs on our clock, or None: not
+    received) of the packets numbered from ``base_seq``; two-bit status vectors only. For
+    tests and the load-test bots: the SFU itself receives these, it does not send them."""
+    first = next((a for a in arrivals if a is not None), 0)
+    ref = first // 64000
+    symbols: list[int] = []
+    deltas = b""
+    at = ref * 64000
+    for a in arrivals:
+        if a is None:
+            symbols.append(0)
+            continue
+        delta = (a - at) // 250
+        if 0 <= delta <= 255:
+            symbols.append(1)
+            deltas += bytes((delta,))
+        else:
+            delta = max(-32768, min(32767, delta))
+            symbols.append(2)
+            deltas += struct.pack("!h", delta)
+        at += delta * 250
+    chunks = b""
+    for i in range(0, len(symbols), 7):
+        part = symbols[i:i + 7] + [0] * (7 - len(symbols[i:i + 7]))
+        word = 0xC000
+        for j, sym in enumerate(part):
+            word |= sym << (12 - 2 * j)
+        chunks += struct.pack("!H", word)
+    fci = struct.pack("!HHI", base_seq & 0xFFFF, len(arrivals), ((ref & 0xFFFFFF) << 8) | (feedback_count & 0xFF))
+    body = struct.pack("!II", sender_ssrc, media_ssrc) + fci + chunks + deltas
+    body += bytes(-len(body) % 4)
+    return struct.pack("!BBH", 0x80 | FMT_TWCC, RTPFB, len(body) // 4) + body
+
+
 def build_remb(sender_ssrc: int, bitrate: int, ssrcs: list[int]) -> bytes:
     exp = 0
     mantissa = bitrate
@@ -157,7 +193,72 @@ class Remb:
     ssrcs: list[int]
 
 
-RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb
+@dataclass(slots=True)
+class TransportFeedback:
+    """Transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-
+    extensions-01, RTPFB FMT 15): for each transport-wide sequence number from ``base_seq``
+    on, when it arrived (µs on the receiver's clock) or None if it has not."""
+
+    sender_ssrc: int
+    media_ssrc: int
+    base_seq: int
+    feedback_count: int
+    packets: list[tuple[int, int | None]]  # (16-bit sequence number, arrival µs or None)
+
+
+RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb | TransportFeedback
+
+TWCC_MAX_STATUS = 8192  # a feedback never covers more packets than the sender remembers
+
+
+def _twcc(data: bytes, pos: int, end: int, sender: int, media: int) -> TransportFeedback:
+    """The FCI of one transport-cc feedback packet, from ``pos`` (after the media SSRC)."""
+    if end - pos < 8:
+        raise RtcpError("transport-cc feedback truncated")
+    base, count, ref_word = struct.unpack_from("!HHI", data, pos)
+    if count > TWCC_MAX_STATUS:
+        raise RtcpError("transport-cc feedback covers too many packets")
+    ref = ref_word >> 8
+    if ref & 0x800000:
+        ref -= 0x1000000  # signed, in units of 64 ms
+    fb_count = ref_word & 0xFF
+    pos += 8
+    symbols: list[int] = []
+    while len(symbols) < count:
+        if pos + 2 > end:
+            raise RtcpError("transport-cc packet chunks truncated")
+        (chunk,) = struct.unpack_from("!H", data, pos)
+        pos += 2
+        if not chunk & 0x8000:  # run length: one symbol, repeated
+            run = min(chunk & 0x1FFF, count - len(symbols))
+            symbols.extend([(chunk >> 13) & 0x3] * run)
+        elif not chunk & 0x4000:  # status vector, 14 one-bit symbols
+            symbols.extend((chunk >> (13 - i)) & 0x1 for i in range(14))
+        else:  # status vector, 7 two-bit symbols
+            symbols.extend((chunk >> (12 - 2 * i)) & 0x3 for i in range(7))
+    del symbols[count:]
+    at = ref * 64000
+    packets: list[tuple[int, int | None]] = []
+    for i, symbol in enumerate(symbols):
+        seq = (base + i) & 0xFFFF
+        if symbol == 0:
+            packets.append((seq, None))
+            continue
+        if symbol == 1:
+            if pos + 1 > end:
+                raise RtcpError("transport-cc receive deltas truncated")
+            delta = data[pos]
+            pos += 1
+        elif symbol == 2:
+            if pos + 2 > end:
+                raise RtcpError("transport-cc receive deltas truncated")
+            (delta,) = struct.unpack_from("!h", data, pos)
+            pos += 2
+        else:
+            raise RtcpError("transport-cc status symbol 3 is reserved")
+        at += delta * 250
+        packets.append((seq, at))
+    return TransportFeedback(sender, media, base, fb_count, packets)
 
 
 def _blocks(data: bytes, pos: int, count: int, end: int) -> list[ReportBlock]:
@@ -203,7 +304,9 @@ def parse(data: bytes) -> Iterator[RtcpRecord]:
             if end - pos < 12:
                 raise RtcpError("feedback packet truncated")
             sender, media = struct.unpack_from("!II", data, pos + 4)
-            if pt == RTPFB and count == FMT_NACK:
+            if pt == RTPFB and count == FMT_TWCC:
+                yield _twcc(data, pos + 12, end, sender, media)
+            elif pt == RTPFB and count == FMT_NACK:
                 seqs: list[int] = []
                 for p in range(pos + 12, end - 3, 4):
                     pid, mask = struct.unpack_from("!HH", data, p)

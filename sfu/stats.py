@@ -116,6 +116,9 @@ class MediaStats:
     # ICE restarts of WHIP/WHEP sessions (PATCH with a new ice-ufrag), and those that failed
     ice_restarts: int = 0
     ice_restarts_failed: int = 0
+    # video subscribers started on the source's current GOP from the cache (DownTrack._replay_gop)
+    gop_replays: int = 0
+    gop_replayed_packets: int = 0
     transcodes: int = 0
     # of forwarded_packets, those the C fan-out loop sent itself (refreshed by counters())
     forwarded_in_c: int = 0

@@ -32,6 +32,27 @@ UPSTREAM_NACK_GAP_S = 0.05
 PROXIED_LOSS_S = 6.0
 _HEADER = struct.Struct("!BBHII")
 _EXT = struct.Struct("!HH")
+# A video subscriber that starts gets the current GOP from the cache at once (gop_packets):
+# only a GOP that began at most this long ago and is at most this many packets long (a longer
+# burst of old frames costs a weak link more, and stretches the receiver's jitter buffer,
+# than waiting for a keyframe saves).
+GOP_REPLAY_MAX_AGE_MS = 1000
+GOP_REPLAY_MAX_PACKETS = 250
+
+
+def _payload_bounds(data: bytes) -> tuple[int, int] | None:
+    """(start, end) of an RTP packet's payload: after the CSRCs and the header extension,
+    before the padding; None when the header does not fit."""
+    n = len(data)
+    if n < 12:
+        return None
+    off = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        if off + 4 > n:
+            return None
+        off += 4 + 4 * _EXT.unpack_from(data, off)[1]
+    end = n - data[-1] if data[0] & 0x20 else n
+    return (off, end) if off < end else None
 
 
 class UpTrack:
@@ -96,6 +117,11 @@ class UpTrack:
         self._fir_seq = 0
         self.keyframe_requested_at: float | None = None
         self.last_keyframe_at: float | None = None
+        # the newest keyframe's first packet (its seq, RTP timestamp, arrival ms): where a new
+        # subscriber's replay of the current GOP from the cache begins (gop_packets)
+        self.gop_seq = -1
+        self._gop_ts = -1
+        self.gop_ms = 0
         # receive statistics (RFC 3550 A.3 / A.8)
         self.packets = 0
         self.octets = 0
@@ -317,6 +343,8 @@ class UpTrack:
             # packets after it have been forwarded already
             keyframe = newest and self._keyframe(payload)
             if keyframe:
+                if ts != self._gop_ts:  # the first packet of a new keyframe
+                    self.gop_seq, self._gop_ts, self.gop_ms = seq, ts, arrival_ms
                 if self.keyframe_requested_at is not None:
                     self._keyframe_arrived()
                 if self._pending:
@@ -354,6 +382,34 @@ class UpTrack:
             for down in self._probes:
                 down.send_probe(now)
         STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
+
+    def gop_packets(self, upto: int, now_ms: int) -> list[tuple[bytes, int, int, int, bool]] | None:
+        """The packets of the current GOP, from the newest keyframe's first packet through
+        ``upto`` (a sequence number already in the cache), as (payload, marker, seq, ts,
+        keyframe) in order: what a subscriber that starts now needs to decode at once, even
+        when the publisher answers no PLI (FFmpeg's whip muxer). None when there is no such GOP
+        or it cannot be replayed whole: a packet missing from the cache, older than
+        ``GOP_REPLAY_MAX_AGE_MS``, or more than ``GOP_REPLAY_MAX_PACKETS``."""
+        if self.cache is None or self._keyframe is None or self.gop_seq < 0:
+            return None
+        if now_ms - self.gop_ms > GOP_REPLAY_MAX_AGE_MS:
+            return None
+        count = ((upto - self.gop_seq) & 0xFFFF) + 1
+        if count > GOP_REPLAY_MAX_PACKETS or count > len(self.cache):
+            return None
+        out: list[tuple[bytes, int, int, int, bool]] = []
+        for i in range(count):
+            seq = (self.gop_seq + i) & 0xFFFF
+            data = self.cache.get(seq)
+            if data is None:
+                return None
+            bounds = _payload_bounds(data)
+            if bounds is None:
+                return None
+            payload = data[bounds[0]:bounds[1]]
+            out.append((payload, data[1] & 0x80, seq, _HEADER.unpack_from(data)[3],
+                        i == 0 or self._keyframe(payload)))
+        return out
 
     def _account(self, seq: int, ts: int, arrival_ms: int) -> bool:
         """Receive statistics; returns whether ``seq`` is the newest packet so far."""

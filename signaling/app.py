@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from sfu.peer import PeerSettings
 from signaling.bucket import TokenBucket
 from signaling.connguard import ConnectionGuard, refusal_response
+from signaling.ice_servers import IceServerSource
 from signaling.limits import Limits
 from signaling.routing.base import Router
 from signaling.session import ClassroomSocket, Session
@@ -30,7 +30,7 @@ def create_app(
     router: Router,
     signer: TokenSigner,
     settings: PeerSettings,
-    ice_servers: list[dict[str, Any]] | None = None,
+    ice_servers: IceServerSource | None = None,
     max_message_bytes: int = 64 * 1024,
     client_dir: Path = CLIENT_DIR,
     limits: Limits | None = None,
@@ -41,7 +41,7 @@ def create_app(
     app[ROUTER_KEY] = router
     app[SIGNER_KEY] = signer
     app[GUARD_KEY] = guard
-    servers = list(ice_servers or [])
+    servers: IceServerSource = ice_servers if ice_servers is not None else []
     # The transport's frame limit is well above the protocol's message limit: an oversized
     # message arrives whole and gets `message_too_large` while the connection stays.
     frame_limit = max(limits.max_frame_bytes, max_message_bytes)

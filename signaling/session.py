@@ -21,6 +21,7 @@ from sfu.uptrack import UpTrack
 from signaling import logcontext, permissions
 from signaling.bucket import TokenBucket
 from signaling.floor import Floor, FloorError, FloorEvent
+from signaling.ice_servers import IceServerSource, current_ice_servers
 from signaling.notes import DEFAULT_RUBRIC, Note, NoteError, check_note, moment_at_ms, new_note_id, timeline_ms
 from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
 from signaling.room import Participant, Room, now_ms
@@ -114,7 +115,7 @@ class Session:
         router: Router,
         signer: TokenSigner,
         settings: PeerSettings,
-        ice_servers: list[dict[str, Any]],
+        ice_servers: IceServerSource,
         max_message_bytes: int,
         join_timeout_s: float = 0.0,
         on_joined: Callable[[], None] | None = None,
@@ -355,7 +356,7 @@ class Session:
                 name=claims.name,
                 participants=room.visible_participants() if p.role in ("lead", "remote") else
                 [q.public() for q in room.participants.values()],
-                ice_servers=self.ice_servers,
+                ice_servers=current_ice_servers(self.ice_servers),
                 floor=room.floor.snapshot(),
                 started_at=room.started_at,
                 elapsed_ms=max(0, now_ms() - room.started_at),

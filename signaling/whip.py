@@ -29,6 +29,7 @@ from sfu.peer import PeerSettings, PublisherPeer, SdpError, SubscriberPeer
 from sfu.stats import SIGNALING
 from sfu.uptrack import UpTrack
 from signaling import permissions
+from signaling.ice_servers import IceServerSource, current_ice_servers
 from signaling.protocol import server_message
 from signaling.room import Participant, Room
 from signaling.routing.base import ClusterUnavailable, Router
@@ -135,10 +136,10 @@ def _parse_offer(sdp: str) -> tuple[SessionDescription, str]:
     return parsed, ufrag or ""
 
 
-def link_headers(ice_servers: list[dict[str, Any]]) -> list[str]:
+def link_headers(ice_servers: IceServerSource) -> list[str]:
     """RFC 9725 section 4.6: one ``Link: <url>; rel="ice-server"`` per TURN/STUN URL."""
     out = []
-    for server in ice_servers:
+    for server in current_ice_servers(ice_servers):
         urls = server.get("urls") or []
         for url in [urls] if isinstance(urls, str) else urls:
             value = f'<{url}>; rel="ice-server"'
@@ -183,7 +184,7 @@ def parse_fragment(text: str) -> FragLines:
 
 class WhipEndpoints:
     def __init__(self, router: Router, signer: TokenSigner, settings: PeerSettings,
-                 ice_servers: list[dict[str, Any]]) -> None:
+                 ice_servers: IceServerSource) -> None:
         self.router = router
         self.signer = signer
         self.settings = settings
@@ -486,7 +487,7 @@ class WhipEndpoints:
 
 
 def add_whip_routes(app: web.Application, router: Router, signer: TokenSigner, settings: PeerSettings,
-                    ice_servers: list[dict[str, Any]]) -> WhipEndpoints:
+                    ice_servers: IceServerSource) -> WhipEndpoints:
     endpoints = WhipEndpoints(router, signer, settings, ice_servers)
     endpoints.add_routes(app)
     return endpoints

@@ -77,6 +77,22 @@ class LinkEstimator:
                 self._loss_bps = max(c.min_bps, min(self._loss_bps, max(self.remb_bps, 0.5 * self._loss_bps)))
                 self._last_decrease = now
 
+    def on_delay_estimate(self, bps: float, overuse: bool, now: float) -> None:
+        """Our own send-side, delay-based estimate (transport-cc feedback, sfu/bwe/twcc.py) in
+        place of the receiver's REMB: the same bound, but followed down at once on overuse
+        (it is our own measurement of the queue, not a receiver's figure that may lag)."""
+        c = self.config
+        self.remb_bps = max(0.0, float(bps))
+        self._remb_at = now
+        self._remb_cap = self.remb_bps
+        if overuse:
+            self.congested_at = now
+            if now - self._last_decrease >= c.decrease_interval_s:
+                # the loss-based figure (the one that may pause video) at most halves, as for a
+                # REMB: a queue says "less", not "nothing"
+                self._loss_bps = max(c.min_bps, min(self._loss_bps, max(self.remb_bps, 0.5 * self._loss_bps)))
+                self._last_decrease = now
+
     def on_loss(self, fraction: float, now: float) -> None:
         """A receiver report's fraction lost (0..1) over its interval."""
         c = self.config

@@ -26,6 +26,10 @@ class ProbeConfig:
     max_bps: float = 2_500_000.0
     cooldown_s: float = 4.0
     max_cooldown_s: float = 8.0  # short: a lifted cap is found again within seconds
+    # what arrives during a probe is target / headroom: the receiver's REMB runs up to ~1.5 ×
+    # what arrives (so 1.4 gets REMB to the target); with our own transport-cc estimate the
+    # target itself must arrive (1.0): an upgrade is made only on what the line was seen to carry
+    headroom: float = REMB_HEADROOM
 
 
 class Prober:
@@ -87,10 +91,20 @@ class Prober:
         self.probes += 1
         return self.padding_bps
 
+    def fail(self, now: float) -> None:
+        """End a running probe as failed now (the caller saw the queue grow under it)."""
+        if not self.active:
+            return
+        c = self.config
+        self.failed += 1
+        self._cooldown = min(c.max_cooldown_s, max(c.cooldown_s, 2 * self._cooldown))
+        self._blocked_until = now + self._cooldown
+        self._stop()
+
     def _padding(self, target_bps: float, sent_bps: float) -> float:
         # REMB runs at most ~1.5 x what arrives: arriving at target / 1.4 lets it reach target
         c = self.config
-        return max(0.0, min(target_bps / REMB_HEADROOM - sent_bps, c.max_ratio * sent_bps, c.max_bps))
+        return max(0.0, min(target_bps / c.headroom - sent_bps, c.max_ratio * sent_bps, c.max_bps))
 
     def _stop(self) -> None:
         self.padding_bps = 0.0

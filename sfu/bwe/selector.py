@@ -108,9 +108,12 @@ class LayerSelector:
     def forget(self, key: str) -> None:
         self._state.pop(key, None)
 
-    def select(self, budget: float, tracks: list[TrackLayers], now: float) -> dict[str, int]:
-        """The layer each track should be on now (``PAUSED`` for a paused video track)."""
+    def select(self, budget: float, tracks: list[TrackLayers], now: float, congested: bool = False) -> dict[str, int]:
+        """The layer each track should be on now (``PAUSED`` for a paused video track). While
+        ``congested`` (the link's queue is growing now), a layer is kept only if it fits: the
+        hysteresis is for an estimate that wobbles, not for a line that is too narrow."""
         c = self.config
+        keep_share = 1.0 if congested else c.keep
         keys = {t.key for t in tracks}
         for k in list(self._state):
             if k not in keys:
@@ -120,7 +123,7 @@ class LayerSelector:
         for t in tracks:
             s = self._state.get(t.key)
             if s is not None and 0 <= s.layer < len(t.bitrates):
-                stay[(t.key, s.layer)] = t.bitrates[s.layer] * c.keep
+                stay[(t.key, s.layer)] = t.bitrates[s.layer] * keep_share
         keep = allocate(budget, tracks, stay)
         reach = allocate(budget / c.up, tracks)
         out: dict[str, int] = {}

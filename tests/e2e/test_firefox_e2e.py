@@ -10,35 +10,50 @@ candidates it learns from Firefox's own checks (``sfu/glue.py``, ``robust_mdns_i
 Cases: Firefox as a remote classroom decodes the lead's video and audio (and, as an observer,
 plays the same lesson); Firefox as the lead is decoded by a Chromium remote; a Firefox remote
 raises its hand, the lead grants it the floor and hears it. Each prints its first-frame time.
-One server, one Firefox and one Chromium serve the three (a tab and a lesson each) to keep the
+Then the two pages that are not a classroom's: the bureau page in Firefox (log in, schedule a
+lesson, a conflict shown inline in both languages, the join links, the lesson shown live once its
+lead joins from Firefox) and the playback page (a recorded lesson plays — VP8/Opus WebM and
+H.264 Matroska —, its timeline seeks, the sound starts after a click).
+One server, one Firefox and one Chromium serve them all (a tab and a lesson each) to keep the
 module's time small.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
 from loadtest.chromium import CHROMIUM, CHROMIUM_ARGS
 from loadtest.firefox import Firefox, FirefoxPage
 from loadtest.netem import Link, LinkSpec, free_index
 from loadtest.serverproc import ServerProcess, start_server
+from recorder.catalogue import setup_recording_routes, signed_manifest_url
 from sfu import glue
+from signaling.schedule import ScheduleStore
+from signaling.schedule.cli import create_admin
+from tests.integration.recorder.media import SHORT_LESSON_EVENTS, record_short_lesson
 
 # one event loop for the module: the browsers and the server are shared by the three cases
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 PREFIX = "ff"
 Pageish = Page | FirefoxPage
+ROOT = Path(__file__).resolve().parents[2]
+CST = timezone(timedelta(hours=8))
 
 
 @dataclass
@@ -228,3 +243,144 @@ async def test_firefox_remote_raises_its_hand_and_the_lead_hears_it(lan: Lan, fi
     finally:
         await ff.close()
         await lead.context.close()
+
+
+def api(lan: Lan, key: str, method: str, path: str, body: Any = None) -> Any:
+    req = urllib.request.Request(lan.base + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+async def fill_lesson(page: FirefoxPage, title: str, lead: str, remote: str, start: str, end: str) -> None:
+    await page.click("#new-lesson")
+    await wait_for(page, "document.getElementById('lesson-dialog').open", 10, "the lesson dialog")
+    await wait_for(page, "document.querySelectorAll('#f-lead option').length > 1", 10, "the classrooms in the form")
+    await page.fill("#f-subject", "数学 Maths")
+    await page.fill("#f-title", title)
+    await page.fill("#f-lead", lead)
+    if not await page.evaluate(f"document.querySelector('#f-remotes input[value=\"{remote}\"]').checked"):
+        await page.click(f'#f-remotes input[value="{remote}"]')
+    await page.fill("#f-start", start)
+    await page.fill("#f-end", end)
+    await page.click("#f-save")
+
+
+async def test_firefox_bureau_page_schedules_a_lesson_and_shows_it_live(lan: Lan, firefox: Firefox) -> None:
+    store = ScheduleStore.open(lan.server.data_dir)
+    try:
+        key = create_admin(store, "Firefox County Bureau", "ff-admin")
+    finally:
+        store.close()
+    school = api(lan, key, "POST", "/api/schools", {"name": "No. 2 Middle School"})
+    rural = api(lan, key, "POST", "/api/schools", {"name": "Hill School"})
+    lead = api(lan, key, "POST", "/api/classrooms", {"school_id": school["id"], "name": "主讲 F"})
+    remote = api(lan, key, "POST", "/api/classrooms", {"school_id": rural["id"], "name": "远端 G"})
+    other_lead = api(lan, key, "POST", "/api/classrooms", {"school_id": school["id"], "name": "主讲 H"})
+    now = datetime.now(CST)
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = max(day_start, now - timedelta(minutes=5)).strftime("%H:%M")
+    end = min(day_start + timedelta(hours=23, minutes=59), now + timedelta(minutes=40)).strftime("%H:%M")
+
+    page = await firefox.new_page(f"{lan.base}/bureau.html?lang=zh-CN")
+    lead_page: FirefoxPage | None = None
+    try:
+        await page.fill("#api-key", key)
+        await page.click("#login")
+        await wait_for(page, "!document.getElementById('app').classList.contains('hidden')", 15, "the bureau app")
+        assert "Firefox County Bureau" in await page.text("#bureau-name")
+        # the page has loaded the district and drawn today's (empty) list
+        await wait_for(page, "!document.getElementById('today-empty').classList.contains('hidden')", 15,
+                       "the district and today's lessons loaded")
+        await fill_lesson(page, "Firefox fractions", lead["id"], remote["id"], start, end)
+        await wait_for(page, "[...document.querySelectorAll('.lesson[data-lesson]')]"
+                             ".some(e => e.textContent.includes('Firefox fractions'))", 10, "the lesson in the list")
+        assert not await page.evaluate("document.getElementById('lesson-dialog').open")
+        # the same remote classroom at the same time from another lead: refused, shown inline
+        await fill_lesson(page, "Clash", other_lead["id"], remote["id"], start, end)
+        await wait_for(page, "document.getElementById('form-error').textContent.includes('Firefox fractions')", 10,
+                       "the conflict in the form")
+        error = await page.text("#form-error")
+        assert "时间冲突" in error and "远端 G" in error, error
+        await page.evaluate("import('/i18n.js').then((m) => m.setLang('en'))")
+        await page.click("#f-save")
+        await wait_for(page, "document.getElementById('form-error').textContent.includes('Scheduling conflict')",
+                       10, "the conflict in English")
+        assert await page.evaluate(
+            f"document.querySelectorAll('#f-remotes label.invalid[data-classroom=\"{remote['id']}\"]').length") == 1
+        await page.click("#f-close")
+        lessons = api(lan, key, "GET", "/api/lessons")["lessons"]
+        assert [x["title"] for x in lessons] == ["Firefox fractions"]
+        # today's list: join links; the lead joins from one (in Firefox), the list shows it live
+        links = await wait_for(page, """(() => { const a = (r) => document.querySelector(
+            `#today a.join-link[data-role="${r}"]`); return a('lead') && a('remote') &&
+            {lead: a('lead').href, remote: a('remote').href}; })()""", 10, "the join links")
+        assert links["lead"].startswith(lan.base + "/lead.html?token="), links
+        assert links["remote"].startswith(lan.base + "/remote.html?token="), links
+        lead_page = await firefox.new_page(links["lead"])
+        await wait_for(lead_page, LIVE, 20, "the Firefox lead live from the bureau's link")
+        room = f'#today li[data-status="live"] .room.on[data-classroom="{lead["id"]}"]'
+        await wait_for(page, f"!!document.querySelector('{room}')", 20, "the bureau page showing the lead connected")
+        print("bureau page in Firefox: lesson scheduled, conflict shown, lead shown live")
+    finally:
+        if lead_page is not None:
+            await lead_page.close()
+        await page.close()
+
+
+PLAYBACK_PLAYING = """(() => { const v = document.getElementById('main-video');
+  return v.readyState >= 2 && v.currentTime > 1.0 && !v.paused; })()"""
+
+
+async def test_firefox_plays_a_recorded_lesson(tmp_path: Path) -> None:
+    """Its own Firefox, with no pref changed at all: the shared one marks the test host a secure
+    origin (dom.securecontext.allowlist), and a page made secure that way gets no plain-HTTP media
+    ("Failed to open media" on every element; docs/browsers.md). Playback needs no camera, so no
+    such pref, and no namespace: the recording is served on loopback."""
+    await asyncio.get_running_loop().run_in_executor(
+        None, record_short_lesson, tmp_path / "recordings" / "ff-lesson", "ff-lesson")
+    app = web.Application()
+    signer = setup_recording_routes(app, tmp_path, b"firefox-e2e-playback-secret-0123")
+    app.router.add_static("/", ROOT / "client_web")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    manifest = quote(signed_manifest_url(signer, "ff-lesson", ttl=600), safe="")
+    firefox = await Firefox.launch(prefs={})
+    page = await firefox.new_page(f"http://127.0.0.1:{port}/playback.html?manifest={manifest}&lang=zh-CN")
+    try:
+        await wait_for(page, "window.playback && !!window.playback.manifest", 15, "the recording's manifest")
+        count = "document.querySelectorAll(%r).length"
+        assert await page.evaluate(count % "#events button.event") == len(SHORT_LESSON_EVENTS)
+        assert await page.evaluate(count % "#timeline .marker") == len(SHORT_LESSON_EVENTS)
+        await wait_for(page, PLAYBACK_PLAYING, 20, "the lead camera playing")
+        times = await wait_for(page, "(() => { const t = window.playback.elementTimes();"
+                                     " return t.every(x => x.readyState >= 2) && t; })()", 15,
+                               "every track loaded (VP8/Opus WebM, H.264 Matroska)")
+        print("Firefox playback elements", times)
+        assert {x["kind"] for x in times} == {"video", "audio"} and len(times) == 5, times
+        spread = max(x["t_ms"] for x in times) - min(x["t_ms"] for x in times)
+        assert spread < 400, times
+        # Firefox refuses the recording's sound until a click: the page says so, one click starts it
+        await wait_for(page, UNLOCK_SHOWN, 10, "the 'click to start audio' button")
+        await page.click("#audio-unlock")
+        await wait_for(page, "[...document.querySelectorAll('#audio audio')].every(a => !a.paused)"
+                             " && !window.audioBlocked", 10, "the recording's sound playing after the click")
+        # a click on an event seeks there (paused: exact)
+        await page.evaluate("window.playback.pause()")
+        await page.click("#events button.event[data-type='hand_raised']")
+        await wait_for(page, "!document.getElementById('main-video').seeking", 5, "the seek")
+        video_ms = await page.evaluate(
+            "window.playback.manifest.tracks.find(t => t.id === 'lead-cam').start_ms"
+            " + document.getElementById('main-video').currentTime * 1000")
+        assert abs(video_ms - 4_000) < 1000, video_ms
+        await page.fill("#speed", "2")
+        await page.evaluate("window.playback.play()")
+        await wait_for(page, "document.getElementById('main-video').playbackRate === 2", 5, "2x speed")
+        print(f"Firefox playback: plays, seeks to the hand at {video_ms:.0f} ms, 2x")
+    finally:
+        await firefox.close()
+        await runner.cleanup()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser
@@ -71,14 +72,14 @@ window.whepRestart = async (url, token) => {  // RFC 9725 4.4.2, the way a WHEP 
   await pc.setRemoteDescription({type: "answer", sdp: out.join("\\r\\n")});
   return {etag: r.headers.get("ETag"), ufrag: ufrag};
 };
-window.whepTransport = async () => {  // the local ufrag and the selected pair's local port
+window.whepTransport = async () => {  // the local ufrag and the selected pair: id, local port, bytes
   const stats = await window.whepPc.getStats();
   let out = null;
   stats.forEach((s) => { if (s.type === "transport") out = {ufrag: s.iceLocalUsernameFragment,
     state: s.iceState, pair: s.selectedCandidatePairId}; });
   const pair = out && stats.get(out.pair);
   const local = pair && stats.get(pair.localCandidateId);
-  if (out) out.port = local ? local.port : 0;
+  if (out) { out.port = local ? local.port : 0; out.bytes = pair ? pair.bytesReceived || 0 : 0; }
   return out;
 };
 true;  // not a function: playwright would call the script's last value
@@ -121,28 +122,37 @@ async def test_whip_lead_decoded_by_a_remote_page(server_proc: ServerProcess, br
 
         await wait_for(playing, 15, "the WHEP page to decode the lead's video and receive its audio")
         # Chromium restarts ICE on its WHEP session (pc.restartIce() + PATCH): the server answers
-        # 200 with new credentials, Chromium takes them (its local ufrag changes) and the lead's
-        # video goes on. (Here on loopback Chromium's new-generation pair does not connect:
-        # docs/whip-whep.md, "ICE restart"; the session keeps the pair it had meanwhile.)
+        # 200 with new credentials, Chromium takes them (its local ufrag changes), its
+        # new-generation pair (new sockets) connects and carries the lead's video from then on
+        # (glue.restart_ice disconnects the server's ICE socket: connected to the old pair's
+        # address it dropped the new checks; docs/whip-whep.md, "ICE restart").
         before = await player.evaluate("window.whepTransport()")
         started = time.monotonic()
         restarted = await player.evaluate("([u, t]) => window.whepRestart(u, t)",
                                           [f"{server_proc.url}{location}", hall])
         assert restarted["etag"] and restarted["ufrag"].startswith("a=ice-ufrag:")
 
-        async def reconnected() -> bool:
-            t = await player.evaluate("window.whepTransport()")
-            return bool(t and t["ufrag"] != before["ufrag"] and t["state"] == "connected")
+        new_pair: dict[str, Any] = {}
 
-        await wait_for(reconnected, 10, "Chromium to take the new ICE credentials")
+        async def on_the_new_pair() -> bool:
+            t = await player.evaluate("window.whepTransport()")
+            new_pair.update(t or {})
+            return bool(t and t["ufrag"] != before["ufrag"] and t["state"] == "connected"
+                        and t["pair"] != before["pair"] and t["bytes"] > 0)
+
+        await wait_for(on_the_new_pair, 10, "Chromium's new-generation pair to be selected and carry media")
         took = time.monotonic() - started
-        print(f"\nChromium WHEP ICE restart: new credentials in use {took:.3f} s after the restart")
+        print(f"\nChromium WHEP ICE restart: the new pair (local port {before['port']} -> {new_pair['port']}) "
+              f"selected and carrying media {took:.3f} s after the restart")
         decoded = (await player.evaluate("window.whepStats()"))["video"]
 
         async def still_playing() -> bool:
             return bool((await player.evaluate("window.whepStats()"))["video"] > decoded + 20)
 
         await wait_for(still_playing, 10, "the WHEP page to go on decoding after the ICE restart")
+        after = await player.evaluate("window.whepTransport()")
+        # the video decoded since came over the new pair (it is still the selected one, its bytes grew)
+        assert after["pair"] == new_pair["pair"] and after["bytes"] > new_pair["bytes"], (new_pair, after)
         counts: dict[str, float] = {}
 
         async def restart_counted() -> bool:

@@ -1,8 +1,8 @@
 """What every fuzzer shares: the seed, the time budget, a real ``classroom serve`` and a
 watchdog classroom that keeps pinging it.
 
-* ``CLASSROOM_FUZZ_SECONDS`` (seconds per fuzzer; unset: each fuzzer's CI default, 12–14 s,
-  all of them together about 1.5 minutes) and ``CLASSROOM_FUZZ_SEED`` (default 14) choose the run.
+* ``CLASSROOM_FUZZ_SECONDS`` (seconds per fuzzer; unset: each fuzzer's CI default, 8–10 s,
+  all of them together under a minute) and ``CLASSROOM_FUZZ_SEED`` (default 14) choose the run.
 * :class:`Watchdog` runs in a thread with its own event loop (so the fuzzer's own work does not
   delay it): a classroom joined to a lesson of its own sends ``ping`` every 50 ms and times the
   ``pong``; every 0.5 s it reads ``/metrics`` for the event loop's lag and the ``internal``

@@ -216,7 +216,8 @@ async def test_whip_link_headers_for_turn(tmp_path: Path) -> None:
     try:
         assert await lead.publish([PatternTrack()]) == 201, lead.body
         links = lead.headers.getall("Link")
-        assert len(links) == 1 and links[0].startswith('<turn:127.0.0.1:3478>; rel="ice-server"; username="')
+        assert len(links) == 2 and links[0].startswith('<turn:127.0.0.1:3478>; rel="ice-server"; username="')
+        assert links[1].startswith('<turn:127.0.0.1:3478?transport=tcp>; rel="ice-server"')  # media.turn_tcp
         assert 'credential-type="password"' in links[0]
         username = links[0].split('username="')[1].split('"')[0]
         assert int(username.split(":")[0]) > time.time()  # time-limited credentials

@@ -112,8 +112,8 @@ def p256_certificate(directory: Path) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize("dtls", ["active", "passive"])
 async def test_ffmpeg_whip_muxer_publishes_as_lead(server: Server, tmp_path: Path, dtls: str) -> None:
-    """``active``: ``whip_flags=dtls_active``, FFmpeg the DTLS client (the fast way); ``passive``:
-    FFmpeg's default, FFmpeg the DTLS server and the SFU's answer ``a=setup:active``."""
+    """``active``: ``whip_flags=dtls_active``, FFmpeg the DTLS client; ``passive``: FFmpeg's
+    default, FFmpeg the DTLS server and the SFU's answer ``a=setup:active``."""
     cert, key = p256_certificate(tmp_path)
     remote = ClassroomPeer(server.base_url, token(server, "ff1", "r1", "remote"))
     lead = FFmpegClient(server.base_url + "/whip?source=teacher", token(server, "ff1", "ffmpeg-lead", "lead"), 6,
@@ -136,9 +136,11 @@ async def test_ffmpeg_whip_muxer_publishes_as_lead(server: Server, tmp_path: Pat
               f"decoded by the aiortc remote {first:.3f} s")
         sources = sorted(t["source"] for t in remote.tracks if t.get("classroom_id") == "ffmpeg-lead")
         assert sources == ["teacher", "teacher"], remote.tracks
-        # passive: aiortc's first ClientHello goes unanswered, the retransmission 1 s later is
-        # (docs/whip-whep.md), so that mode is ~1 s slower; the bound holds for the active mode
-        assert first <= (1.5 if dtls == "active" else 3.0), (first, lead.tail())
+        # passive: FFmpeg drops the first DTLS datagram it reads, so the SFU repeats its
+        # ClientHello within 30-400 ms (glue.CLIENT_HELLO_REPEATS_S, not OpenSSL's 1 s); and a
+        # remote that missed FFmpeg's first IDR (FFmpeg answers no PLI) starts on the GOP
+        # replayed from the cache (docs/whip-whep.md): both modes within issue 17's 1.5 s
+        assert first <= 1.5, (first, lead.tail())
         assert await lead.finish() == 0, lead.tail()
         assert lead.log_at("Dispose resource") is not None, lead.tail()  # the muxer's DELETE
         left = await remote.expect("participant_left")

@@ -122,7 +122,7 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str | None]:
 
 @pytest.mark.timeout(240)
 def test_recording_files(recording: Path, tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
-    seconds = budget(16.0)
+    seconds = budget(10.0)
     manifest = json.loads((recording / "manifest.json").read_text())
     rng = random.Random(SEED)
     started = time.monotonic()

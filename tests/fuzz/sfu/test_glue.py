@@ -92,7 +92,7 @@ def datagram(rng: random.Random, ufrags: list[str], real: list[bytes]) -> bytes:
 
 @pytest.mark.timeout(240)
 async def test_datagrams_at_media_ports(live: Live, record_property: Callable[[str, object], None]) -> None:
-    seconds = budget(12.0)
+    seconds = budget(8.0)
     pub, sub = await media_lesson(live, LESSON)
     real: list[bytes] = []
     original = sub._on_srtp

@@ -122,7 +122,7 @@ async def fuzz_sdp(live: Live, token: str, kind: str, seeds: list[str], rng: ran
 
 @pytest.mark.timeout(240)
 async def test_sdp_offers_and_answers(live: Live, record_property: Callable[[str, object], None]) -> None:
-    seconds = budget(12.0)
+    seconds = budget(8.0)
     pub, sub = await media_lesson(live, LESSON)
     late: SubscriberBot | None = None
     try:

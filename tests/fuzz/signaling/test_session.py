@@ -234,7 +234,7 @@ async def fuzz_connection(live: Live, ctx: Ctx, token: str | None, end: float, c
 
 @pytest.mark.timeout(240)
 async def test_websocket_messages(live: Live, record_property: Callable[[str, object], None]) -> None:
-    seconds = budget(14.0)
+    seconds = budget(9.0)
     tokens = {
         "lead": live.token(LESSON, "lead", "lead"),
         "r1": live.token(LESSON, "r1", "remote"),

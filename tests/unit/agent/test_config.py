@@ -54,3 +54,13 @@ def test_a_command_line(tmp_path: Path) -> None:
     assert cfg.device_key == KEY and cfg.lead_time_s == 30 and cfg.sources.test_source and not cfg.display
     with pytest.raises(SystemExit):
         build_config(["--server", "http://127.0.0.1:1", "--device-key-file", str(key_file(tmp_path, 0o600))], {})
+
+
+def test_sound_follows_the_display_unless_turned_off(tmp_path: Path) -> None:
+    base = ["--server", "http://127.0.0.1:1", "--device-key-file", str(key_file(tmp_path, 0o600)), "--test-source"]
+    cfg = build_config(base, {})
+    assert cfg.display and cfg.sound and cfg.speaker_device == "default"
+    assert not build_config([*base, "--no-display"], {}).sound  # --no-display: count only, no sound either
+    cfg = build_config([*base, "--no-sound", "--speaker", "hw:0,3"], {})
+    assert cfg.display and not cfg.sound
+    assert build_config([*base, "--speaker", "hw:0,3"], {}).speaker_device == "hw:0,3"

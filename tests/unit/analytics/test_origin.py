@@ -11,6 +11,8 @@ import numpy as np
 from analytics.config import AttributionConfig
 from analytics.origin import (
     WAVE_RATE,
+    _consistent_peaks,
+    _drop_copy_runs,
     attribute,
     dominant_lags,
     pad_waves,
@@ -186,3 +188,62 @@ def test_one_track_or_no_waveforms_do_not_fail() -> None:
     a.wave, b.wave = None, None
     attribute([a, b], FRAME_S, AttributionConfig())
     assert b.speech.sum() <= b.raw.sum()
+
+
+def test_consistent_peaks_take_the_neighbours_delay_over_a_pitch_alias() -> None:
+    lags = np.arange(41)
+    rows = []
+    for peak in (20, 20, 31, 20, 21):  # window 2: the alias one pitch period away is higher
+        row = np.exp(-0.5 * ((lags - peak) / 1.5) ** 2)
+        if peak != 20 and peak != 21:
+            row += 0.8 * np.exp(-0.5 * ((lags - 20) / 1.5) ** 2)
+        rows.append(row)
+    curves = np.array(rows)
+    windows = np.arange(5)
+    found = _consistent_peaks(curves, windows, np.full(5, 0.6))
+    assert found.tolist() == [20, 20, 20, 20, 21]
+    # a clear single peak is a real step of the delay and stays
+    step = curves.copy()
+    step[2] = np.exp(-0.5 * ((lags - 31) / 1.5) ** 2)
+    assert _consistent_peaks(step, windows, np.full(5, 0.6))[2] == 31
+    # neighbours whose peaks mean nothing (weak correlation) do not move a window
+    assert _consistent_peaks(curves, windows, np.full(5, 0.1))[2] == 31
+
+
+def test_a_remote_answer_coming_back_through_the_other_rooms_is_kept() -> None:
+    # r1 answers; the lead's loudspeaker plays the answer into the lead microphone, whose mix every
+    # remote loudspeaker plays back (r1 hears its own answer again ~0.6 s later), and r2's
+    # loudspeaker plays r1 into r2's microphone. r2 and r1 both hear the lead only 4 dB weaker:
+    # their common echo must not make r2 (or the lead's copy of r1) explain r1's own answer.
+    seconds = 40.0
+    lead_talk = [(1.0, 11.5), (24.5, 29.5), (36.5, 39.0)]
+    r1_talk = [(12.0, 24.0), (30.0, 36.0)]
+    teacher = voice(seconds, 120, 11, lead_talk) * 3000
+    answer = voice(seconds, 230, 12, r1_talk) * 3000
+    lead_mic = teacher + 10 ** (-16 / 20) * delayed(answer, 0.28) + noise(len(teacher), 13)
+    r1_mic = answer + 10 ** (-4 / 20) * delayed(lead_mic, 0.29) + noise(len(teacher), 14)
+    r2_mic = 10 ** (-4 / 20) * delayed(lead_mic, 0.30) + 10 ** (-8 / 20) * delayed(answer, 0.45)
+    r2_mic = r2_mic + noise(len(teacher), 15)
+    a, wa = frames_of("teacher", "lead", "teacher", lead_mic)
+    b, wb = frames_of("r1-students", "r1", "students", r1_mic)
+    c, wc = frames_of("r2-students", "r2", "students", r2_mic)
+    remove_copies_by_waveform([a, b, c], [wa, wb, wc], FRAME_S, AttributionConfig())
+    n = len(a.raw)
+    answer_frames = frame_mask(r1_talk, n) & b.raw
+    assert share(b.speech, answer_frames) > 0.95
+    assert share(a.speech, frame_mask(lead_talk, n) & a.raw) > 0.95
+    assert share(a.speech, frame_mask([(12.6, 24.0), (30.6, 36.0)], n)) < 0.1
+    assert c.speech.sum() * FRAME_S < 1.0
+
+
+def test_a_fragment_buried_in_a_copy_goes_an_own_word_between_copies_stays() -> None:
+    n = 200
+    raw = np.zeros(n, bool)
+    raw[20:180] = True
+    removed = raw.copy()
+    removed[100:104] = False  # 0.12 s where the copy's correlation dipped, deep inside the copy
+    removed[40:60] = False  # 0.6 s of the speaker's own word over the copy
+    tf = TrackFrames("teacher", "lead", "teacher", np.zeros(n, np.float32), np.ones(n, bool), 0.0, raw, raw & ~removed)
+    _drop_copy_runs(tf, removed, np.zeros(n, np.float32), FRAME_S, 0.1)
+    assert not tf.speech[100:104].any()
+    assert tf.speech[40:60].all()

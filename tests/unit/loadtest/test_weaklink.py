@@ -146,13 +146,18 @@ def test_parse_metrics_and_server_figures() -> None:
     text = ("# HELP classroom_forwarded_packets x\n# TYPE classroom_forwarded_packets counter\n"
             "classroom_forwarded_packets_total 1000.0\nclassroom_retransmitted_packets_total 50.0\n"
             "classroom_sent_packets_total 1050.0\nclassroom_sent_bytes_total 1050000.0\n"
-            'classroom_classrooms{role="lead"} 1.0\nclassroom_lessons 1.0\n')
+            'classroom_classrooms{role="lead"} 1.0\nclassroom_lessons 1.0\n'
+            'classroom_link_forwarded_bytes{lesson="wl",classroom="r-weak"} 200000.0\n'
+            'classroom_link_retransmitted_bytes{lesson="wl",classroom="r-weak"} 3000.0\n'
+            'classroom_link_forwarded_bytes{lesson="wl",classroom="r-ok"} 900000.0\n')
     m = parse_metrics(text)
     assert m["classroom_forwarded_packets"] == 1000 and m["classroom_lessons"] == 1
     assert "classroom_classrooms" not in m
-    s = server_figures({}, m)
+    assert m["classroom_link_forwarded_bytes:r-ok"] == 900000
+    s = server_figures({"classroom_link_forwarded_bytes:r-weak": 100000.0}, m)
     assert s["retransmitted_vs_forwarded"] == pytest.approx(0.05)
     assert s["retransmitted_bytes_est"] == 50_000
+    assert s["weak_retransmitted_vs_forwarded"] == pytest.approx(0.03)  # 3000 of the 100000 in the run
     assert "server-wide" in s["scope"]
 
 

@@ -659,13 +659,25 @@ async def test_answer_as_dtls_server_turns_actpass_into_passive() -> None:
         await answerer.close()
 
 
+def test_dtls_internals_used_to_repeat_the_client_hello() -> None:
+    """glue._repeat_client_hello wraps the ICE transport's ``_send`` (an instance attribute: the
+    aioice connection's ``send``, what the DTLS transport writes every handshake datagram with)
+    and reads the DTLS transport's received-packet count."""
+    dtls = aiortc.rtcdtlstransport.RTCDtlsTransport
+    assert "self.__rx_packets = 0" in source(dtls.__init__)
+    assert "self.__rx_packets += 1" in source(dtls._recv_next)
+    assert "await self.transport._send(data)" in source(dtls._write_ssl)
+    assert "self._send = self._connection.send" in source(aiortc.rtcicetransport.RTCIceTransport.__init__)
+    assert params(aioice.ice.Connection.send) == ["self", "data"]
+
+
 def test_connection_internals_used_by_restart_ice() -> None:
     """glue.restart_ice resets these attributes of a live aioice Connection and runs its own
     connect() again; aiortc's gatherer keeps its own end-of-candidates latch."""
     init = source(aioice.ice.Connection.__init__)
     for attr in ("_closing", "_closed", "_check_list", "_check_list_done", "_check_list_state",
                  "_nominated", "_nominating", "_query_consent_task", "_remote_candidates",
-                 "_remote_candidates_end", "_local_username", "_local_password"):
+                 "_remote_candidates_end", "_local_username", "_local_password", "_protocols"):
         assert f"self.{attr}" in init, attr
     assert "self.remote_username" in init and "self.remote_password" in init
     assert params(aioice.ice.validate_username) == ["value"]

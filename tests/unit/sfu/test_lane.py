@@ -80,7 +80,7 @@ class SocketTransport:
 class RecordingTransport:
     """No egress: every packet goes through ``DownTrack.forward``; keeps them in the clear."""
 
-    egress = None
+    egress: Any = None
 
     def __init__(self) -> None:
         self.rtp: list[bytes] = []
@@ -129,14 +129,20 @@ steps = st.lists(st.integers(min_value=-40, max_value=60), min_size=1, max_size=
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=steps, start=st.integers(min_value=0, max_value=0xFFFF), ast=st.sampled_from([0, 3, 14]))
-def test_c_loop_sends_what_python_forward_sends(steps: list[int], start: int, ast: int) -> None:
+@given(steps=steps, start=st.integers(min_value=0, max_value=0xFFFF), ast=st.sampled_from([0, 3, 14]),
+       twcc=st.sampled_from([0, 5]))
+def test_c_loop_sends_what_python_forward_sends(steps: list[int], start: int, ast: int, twcc: int) -> None:
     fast = SocketTransport()
     try:
         slow = RecordingTransport()
+        if twcc:  # transport-wide sequence numbers: both connections number from 0
+            slow.egress = lane.Egress()
+            for t in (fast, slow):
+                t.egress.twcc_enable()
         downs = [_down(fast), _down(slow)]
         for d in downs:
             d.fwd.abs_send_time_id = ast  # with it, the header carries abs-send-time (RFC 8285)
+            d.fwd.twcc_id = twcc  # and with this, the transport-wide sequence number
         seq, ts = start, 1_000_000
         sent = [0, 0]
         for i, step in enumerate([0, *steps]):

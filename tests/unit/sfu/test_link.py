@@ -163,3 +163,51 @@ async def test_a_link_a_little_short_of_the_top_layer_drops_frame_rate_first() -
         link.evaluate([d], now, 1000)
     assert link.layers["1"] == 2 and d.temporal == 1 and d.fwd.target_tid == 1
     assert d.src is group[-1] and d.target is None
+
+
+class FakeHistory:
+    """What Egress.twcc_sent answers: packet n sent at ``start + n * gap``, 1,200 bytes."""
+
+    def __init__(self, start: float, gap: float) -> None:
+        self.start, self.gap = start, gap
+
+    def twcc_sent(self, seq: int) -> tuple[float, int] | None:
+        return (self.start + seq * self.gap, 1200)
+
+
+def _twcc_feedback(first: int, count: int, history: FakeHistory, queue_s: float) -> object:
+    from sfu import rtcp
+
+    arrivals = [round((history.start + (first + i) * history.gap + 0.02 + queue_s) * 1e6) for i in range(count)]
+    return rtcp.TransportFeedback(1, 2, first, 0, [((first + i) & 0xFFFF, a) for i, a in enumerate(arrivals)])
+
+
+async def test_nack_bursts_without_a_queue_are_random_loss_not_congestion() -> None:
+    link, d, group = setup()
+    top = group[-1]
+    now = 100.0
+    history = FakeHistory(now, 0.005)
+    link.evaluate([d], now, 0)
+    seq, fb = 2, 0
+    for _ in range(16):
+        for _ in range(20):
+            top.on_rtp(rtp(seq, 3000 * seq, vp8_payload(seq == 2)), 33 * seq)
+            seq += 1
+        now += 0.3
+        link.on_twcc(_twcc_feedback(fb, 60, history, 0.0), history, [d], now)  # type: ignore[arg-type]
+        fb += 60
+        link.on_nack(555, list(range(seq - 5, seq)))  # a quarter of the window NACKed: a burst
+        link.evaluate([d], now, 0)
+    assert link.twcc is not None and link.twcc.queue_ms < 1
+    assert link.estimator.congested_at < 0  # no queue: the line's own loss
+    # the same bursts while the queue grows: congestion
+    for step in range(6):
+        for _ in range(20):
+            top.on_rtp(rtp(seq, 3000 * seq, vp8_payload(False)), 33 * seq)
+            seq += 1
+        now += 0.3
+        link.on_twcc(_twcc_feedback(fb, 60, history, 0.03 * (step + 1)), history, [d], now)  # type: ignore[arg-type]
+        fb += 60
+        link.on_nack(555, list(range(seq - 5, seq)))
+        link.evaluate([d], now, 0)
+    assert link.estimator.congested_at > 100.0

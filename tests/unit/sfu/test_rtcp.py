@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sfu import rtcp
 from sfu.rtcp import (
     NTP_EPOCH_OFFSET,
     KeyframeRequest,
@@ -314,9 +315,8 @@ def test_compound_rr_nack_pli_fir() -> None:
 def test_unknown_packet_types_are_skipped() -> None:
     sdes = struct.pack("!BBH", 0x81, 202, 2) + struct.pack("!I", 1) + b"\x01\x01a\x00"
     bye = struct.pack("!BBHI", 0x81, 203, 1, 1)
-    twcc = struct.pack("!BBHII", 0x8F, 205, 2, 1, 2)  # transport-cc: not used
     afb_other = struct.pack("!BBHII", 0x8F, 206, 3, 1, 0) + b"XXXX"
-    data = sdes + bye + twcc + afb_other + build_pli(4, 5)
+    data = sdes + bye + afb_other + build_pli(4, 5)
     assert list(parse(data)) == [KeyframeRequest(4, 5, fir=False)]
 
 
@@ -380,3 +380,45 @@ def test_fuzz_structured_packets(packets: list[tuple[int, int, int, bytes]]) -> 
         return
     for r in records:
         assert isinstance(r, SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb)
+
+
+def test_transport_feedback_round_trip_with_losses_large_deltas_and_wrap() -> None:
+    arrivals: list[int | None] = [1_000_000, None, 1_000_500, 1_100_000, None, 900_000, 2_000_000, 2_000_250, None]
+    packet = rtcp.build_twcc(1, 2, 65530, 7, arrivals)
+    (record,) = list(rtcp.parse(packet))
+    assert isinstance(record, rtcp.TransportFeedback)
+    assert record.base_seq == 65530 and record.feedback_count == 7
+    assert [s for s, _ in record.packets] == [65530, 65531, 65532, 65533, 65534, 65535, 0, 1, 2]
+    # arrival times to the 250 µs resolution, relative to the first (the reference is 64 ms units)
+    got = [a for _, a in record.packets]
+    first = got[0]
+    assert first is not None
+    assert [None if a is None else a - first for a in got] == [
+        None if a is None else a - 1_000_000 for a in arrivals]
+
+
+def test_transport_feedback_run_length_and_one_bit_chunks() -> None:
+    # base 10, 20 packets: a run of 16 "small delta", then a one-bit vector (1 0 1 1 ...)
+    fci = struct.pack("!HHI", 10, 20, (5 << 8) | 1)
+    fci += struct.pack("!H", (1 << 13) | 16)  # run length chunk: symbol 1, 16 times
+    fci += struct.pack("!H", 0x8000 | 0b10110000000000)  # 14 one-bit symbols
+    fci += bytes([4] * 16 + [4, 4, 4])  # 19 one-byte deltas (1 ms each)
+    body = struct.pack("!II", 1, 2) + fci
+    body += bytes(-len(body) % 4)
+    packet = struct.pack("!BBH", 0x80 | 15, 205, len(body) // 4) + body
+    (record,) = list(rtcp.parse(packet))
+    assert isinstance(record, rtcp.TransportFeedback)
+    assert len(record.packets) == 20
+    received = [s for s, a in record.packets if a is not None]
+    assert received == list(range(10, 26)) + [26, 28, 29]
+    assert record.packets[0][1] == 5 * 64000 + 1000
+
+
+@pytest.mark.parametrize("cut", [14, 18, 20, 22, 25])
+def test_truncated_transport_feedback_is_an_error(cut: int) -> None:
+    packet = rtcp.build_twcc(1, 2, 0, 0, [1_000_000 + 300 * i for i in range(20)])
+    broken = bytearray(packet[:cut])
+    broken[2:4] = struct.pack("!H", (len(broken) + 3) // 4 - 1)
+    broken += bytes(-len(broken) % 4)
+    with pytest.raises(rtcp.RtcpError):
+        list(rtcp.parse(bytes(broken)))

@@ -27,6 +27,7 @@ EXPECTED_COUNTERS = {
     "repairs_duplicated", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
     "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned", "ice_restarts", "ice_restarts_failed",
+    "gop_replays", "gop_replayed_packets",
 }  # fmt: skip
 
 

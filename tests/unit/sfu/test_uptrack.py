@@ -35,6 +35,7 @@ class FakeTransport:
     no Egress, so the C fan-out loop hands every packet to DownTrack.forward."""
 
     egress = None
+    connected = True
 
     def __init__(self, congested: bool = False) -> None:
         self.rtp: list[bytes] = []
@@ -213,3 +214,61 @@ async def test_packets_lost_upstream_are_asked_for_again_when_subscribers_nack_t
     up.on_rtp(rtp(104, 3000 * 4, vp8_payload(False)), 20)
     assert header(t.rtp[-1])[2] == out4
     assert STATS.upstream_repaired == before + 1
+
+
+def gop(up: UpTrack, start: int = 10, ms: int = 0) -> None:
+    """A keyframe in two packets (seq ``start``, ``start+1``) and two delta frames after it."""
+    up.on_rtp(rtp(start, 3000, vp8_payload(True)), ms)
+    up.on_rtp(rtp(start + 1, 3000, vp8_payload(True, start=False), marker=True), ms)
+    up.on_rtp(rtp(start + 2, 6000, vp8_payload(False), marker=True), ms + 33)
+    up.on_rtp(rtp(start + 3, 9000, vp8_payload(False), marker=True), ms + 66)
+
+
+async def test_a_subscriber_that_starts_after_the_keyframe_gets_the_gop_from_the_cache() -> None:
+    """FFmpeg's whip muxer answers no PLI: a subscriber that missed its keyframe would wait a
+    whole keyframe interval; it gets the current GOP replayed instead, then the live packets."""
+    up, _ = make()
+    gop(up)
+    d, t = down(up)
+    replays = STATS.gop_replays
+    up.on_rtp(rtp(14, 12000, vp8_payload(False), marker=True), 100)
+    assert [p[12:] for p in t.rtp] == [vp8_payload(True), vp8_payload(True, start=False)] + [vp8_payload(False)] * 3
+    seqs = [header(p)[2] for p in t.rtp]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(5)]  # one continuous stream
+    stamps = [header(p)[3] for p in t.rtp]
+    assert [(x - stamps[0]) & 0xFFFFFFFF for x in stamps] == [0, 0, 3000, 6000, 9000]
+    assert STATS.gop_replays == replays + 1
+    up.on_rtp(rtp(15, 15000, vp8_payload(False)), 133)
+    assert len(t.rtp) == 6 and header(t.rtp[-1])[2] == (seqs[-1] + 1) & 0xFFFF
+
+
+async def test_no_replay_of_an_old_gop_or_one_with_a_hole() -> None:
+    up, _ = make()
+    gop(up)
+    d, t = down(up)
+    up.on_rtp(rtp(14, 12000, vp8_payload(False)), 1500)  # the keyframe arrived 1.5 s ago
+    assert t.rtp == [] and d.fwd.waiting_keyframe
+    up2, _ = make()
+    up2.on_rtp(rtp(10, 3000, vp8_payload(True), marker=True), 0)
+    up2.on_rtp(rtp(12, 6000, vp8_payload(False), marker=True), 33)  # 11 never arrived
+    d2, t2 = down(up2)
+    up2.on_rtp(rtp(13, 9000, vp8_payload(False)), 66)
+    assert t2.rtp == [] and d2.fwd.waiting_keyframe
+    up2.on_rtp(rtp(14, 12000, vp8_payload(True), marker=True), 99)  # the next keyframe starts it
+    assert len(t2.rtp) == 1
+
+
+async def test_the_replay_waits_for_the_connection_and_happens_once() -> None:
+    up, _ = make()
+    gop(up)
+    d, t = down(up)
+    t.connected = False  # type: ignore[misc]  # the subscriber's ICE/DTLS is not up yet
+    up.on_rtp(rtp(14, 12000, vp8_payload(False)), 100)
+    assert t.rtp == []
+    t.connected = True  # type: ignore[misc]
+    up.on_rtp(rtp(15, 15000, vp8_payload(False)), 133)
+    assert len(t.rtp) == 6  # the GOP (10-13), 14 and 15
+    # a started subscriber that loses a packet waits for the next keyframe: no second replay
+    d.fwd.switch(up)
+    up.on_rtp(rtp(16, 18000, vp8_payload(False)), 166)
+    assert len(t.rtp) == 6 and d.fwd.waiting_keyframe

@@ -194,7 +194,7 @@ async def setup_ids(live: Live, key: str) -> dict[str, str]:
 
 @pytest.mark.timeout(240)
 async def test_rest_bodies_and_headers(live: Live, record_property: Callable[[str, object], None]) -> None:
-    seconds = budget(14.0)
+    seconds = budget(9.0)
     key = live.server.admin_key(wait_s=5)
     assert key is not None, "no bootstrap admin key in the banner"
     ids = await setup_ids(live, key)

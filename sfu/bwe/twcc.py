@@ -1,0 +1,195 @@
+"""A send-side, delay-based estimate from transport-wide congestion control feedback (TWCC).
+
+Every video packet we send a subscriber that negotiated transport-cc carries a transport-wide
+sequence number; the connection remembers when it sent each one (``Egress.twcc_sent``). The
+receiver reports when each arrived. From the two:
+
+* **queue delay** — one-way delay (arrival − send, with an unknown clock offset) minus its
+  minimum over ``base_window_s``. The least-delayed packet of each feedback stands for the
+  feedback, so a keyframe's own burst (later packets queued behind earlier ones) or a jitter
+  spike does not count as a queue; a real standing queue raises even the least-delayed packet.
+* **acknowledged rate** — what arrived over the last ``acked_window_s`` of arrival time.
+
+Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers at once:
+
+* the queue above a threshold and growing (or above ``strong_ms`` and twice the threshold) in
+  ``overuse_feedbacks`` feedbacks in a row (a keyframe's burst queues for a moment and drains;
+  a line too narrow for what is sent keeps growing): **overuse** — the estimate drops to
+  ``decrease`` × the acknowledged rate; again only if the queue has not begun to drain since
+  (or after ``drain_s``). The threshold is ``overuse_ms`` or
+  ``jitter_factor`` × the queue signal's own feedback-to-feedback jitter, whichever is larger
+  (a receiver short of CPU, or a relay, stamps arrivals a few ms late at random);
+* the queue under ``clear_ms``: the estimate is at least the acknowledged rate (it arrived
+  without a queue: proven) and grows by ``growth`` per second, but not past ``headroom`` × the
+  acknowledged rate (a link is only known to carry what it carried; probing with padding is
+  how the acknowledged rate, and so the estimate, goes up). Sending less than the estimate
+  lowers it only after ``hold_s`` (long enough for the layer selector to act on a probe's
+  result, short enough that a probe's figure is not trusted after the line may have changed),
+  and only to ``headroom`` × the most that arrived over ``support_window_s`` (an encoder's
+  output dips and peaks: a dip is not a narrower line);
+* in between: hold.
+
+Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
+this one climbs as fast as the queue stays empty: a probe's padding that arrives without a
+queue confirms its rate within about a second. The overuse detector is what keeps that safe.
+Pure: the caller passes the time; tests drive it with synthetic feedback and a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass
+class TwccConfig:
+    initial_bps: float = 1_000_000.0
+    min_bps: float = 80_000.0
+    max_bps: float = 20_000_000.0
+    overuse_ms: float = 20.0  # queue delay above this and growing: overuse
+    strong_ms: float = 60.0  # queue delay above this: over, growing or not
+    overuse_feedbacks: int = 2  # over in this many feedbacks in a row: overuse
+    clear_ms: float = 8.0  # queue delay below this: no queue, the estimate may grow
+    base_window_s: float = 20.0  # the one-way delay's minimum is taken over this long
+    acked_window_s: float = 0.5
+    decrease: float = 0.85  # × the acknowledged rate on overuse
+    decrease_interval_s: float = 0.25
+    growth: float = 1.5  # per second while there is no queue
+    headroom: float = 1.1  # the estimate grows to at most this × the acknowledged rate (+ 10 kbit/s)
+    jitter_factor: float = 4.0  # the overuse threshold is at least this × the queue signal's jitter
+    drain_s: float = 1.0  # after a decrease, another only if the queue grew since, or after this long
+    hold_s: float = 3.0  # an estimate above headroom × what arrives is kept this long, then lowered ...
+    support_window_s: float = 5.0  # ... to headroom × the most that arrived over this long
+
+
+# One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
+# receiver's clock, s; None: lost) and its size in bytes.
+Packet = tuple[float, float | None, int]
+
+
+class TwccEstimator:
+    def __init__(self, config: TwccConfig | None = None) -> None:
+        self.config = c = config or TwccConfig()
+        self.bps = c.initial_bps
+        self.queue_ms = 0.0
+        self.acked_bps = 0.0
+        self.loss = 0.0  # share of the last feedback's packets not received
+        self.overused_at = -1e9
+        self.feedbacks = 0
+        self.packets = 0
+        self._arrivals: deque[tuple[float, int]] = deque()  # (arrival s, bytes), arrival order
+        self._arrived_bytes = 0
+        self._minima: deque[tuple[float, float]] = deque()  # (now, min delay s), increasing delays
+        self._last_decrease = -1e9
+        self._queue_at_decrease = 0.0
+        self._supported_at = -1e9
+        self._over_count = 0
+        self._acked_max: deque[tuple[float, float]] = deque()  # (now, acked), decreasing rates
+        self.over = False  # the last feedback's queue was above the threshold (one is not yet overuse)
+        self.jitter_ms = 0.0
+        self.threshold_ms = self.config.overuse_ms
+        self._updated_at = -1.0
+        self._acked_since = -1.0  # arrival time of the first packet counted
+
+    def on_feedback(self, packets: list[Packet], now: float) -> bool:
+        """One feedback's packets (in sequence order). Returns True if it said "overuse"."""
+        c = self.config
+        got: list[tuple[float, float, int]] = [(s, r, z) for s, r, z in packets if r is not None]
+        if not packets:
+            return False
+        self.feedbacks += 1
+        self.packets += len(packets)
+        self.loss = 1.0 - len(got) / len(packets)
+        if not got:
+            self._grow_or_hold(now, overuse=False)
+            return False
+        # acknowledged rate over the last acked_window_s of arrival time
+        arrivals = self._arrivals
+        for _, r, z in sorted(got, key=lambda p: p[1]):
+            if arrivals and r < arrivals[-1][0]:
+                r = arrivals[-1][0]  # reordered: counted at the newest arrival
+            arrivals.append((r, z))
+            self._arrived_bytes += z
+            if self._acked_since < 0:
+                self._acked_since = r
+        newest = arrivals[-1][0]
+        while arrivals and arrivals[0][0] < newest - c.acked_window_s:
+            self._arrived_bytes -= arrivals.popleft()[1]
+        span = min(c.acked_window_s, newest - self._acked_since)
+        if span >= 0.25:  # (over less, a burst's own spacing would pass for the rate)
+            self.acked_bps = self._arrived_bytes * 8 / span
+        # queue delay: the least-delayed packet of this feedback against the base
+        least = min(r - s for s, r, _ in got)
+        minima = self._minima
+        while minima and minima[-1][1] >= least:
+            minima.pop()
+        minima.append((now, least))
+        while minima[0][0] < now - c.base_window_s:
+            minima.popleft()
+        previous = self.queue_ms
+        self.queue_ms = (least - minima[0][1]) * 1000.0
+        # the threshold adapts to how much the queue signal jitters on its own (a receiver
+        # short of CPU stamps arrivals late; a relay adds a few ms): at least overuse_ms, and
+        # well above the usual feedback-to-feedback change
+        if self.feedbacks > 1:
+            self.jitter_ms += 0.05 * (abs(self.queue_ms - previous) - self.jitter_ms)
+        threshold = max(c.overuse_ms, c.jitter_factor * self.jitter_ms)
+        self.threshold_ms = threshold
+        over = self.queue_ms > max(c.strong_ms, 2 * threshold) or (
+            self.queue_ms > threshold and self.queue_ms > previous)
+        # over for two feedbacks in a row: a keyframe's burst queues for a moment and then
+        # drains (the next feedback's queue is shorter), a line that is too narrow keeps growing
+        self.over = over
+        self._over_count = self._over_count + 1 if over else 0
+        overuse = self._over_count >= c.overuse_feedbacks
+        self._grow_or_hold(now, overuse, hold=over)
+        return overuse
+
+    def confirm(self, bps: float, now: float) -> None:
+        """A probe carried ``bps`` without a queue: the estimate is at least that (and it counts
+        as carried now)."""
+        if bps > self.bps:
+            self.bps = min(self.config.max_bps, bps)
+        self._supported_at = now
+
+    def _recent_max(self, now: float) -> float:
+        """The highest acknowledged rate seen over the last ``support_window_s``."""
+        window = self._acked_max
+        while window and window[-1][1] <= self.acked_bps:
+            window.pop()
+        window.append((now, self.acked_bps))
+        while window[0][0] < now - self.config.support_window_s:
+            window.popleft()
+        return window[0][1]
+
+    def _grow_or_hold(self, now: float, overuse: bool, hold: bool = False) -> None:
+        c = self.config
+        dt = 0.0 if self._updated_at < 0 else max(0.0, min(1.0, now - self._updated_at))
+        self._updated_at = now
+        if overuse:
+            self.overused_at = now
+            # once decreased, again only if the queue has not started to drain since: a queue
+            # takes a while to empty, and each decrease lowers what arrives (and so the next
+            # decrease's base) — without this, one overuse would spiral down to min_bps
+            again = now - self._last_decrease >= c.decrease_interval_s and (
+                now - self._last_decrease >= c.drain_s or self.queue_ms >= self._queue_at_decrease)
+            if again and self.acked_bps > 0:
+                self.bps = max(c.min_bps, min(self.bps, c.decrease * self.acked_bps))
+                self._last_decrease = now
+                self._queue_at_decrease = self.queue_ms
+            return
+        if self.queue_ms < c.clear_ms and self.acked_bps > 0 and not hold:
+            cap = c.headroom * self.acked_bps + 10_000.0
+            # what arrived without a queue is proven: never below it (a probe confirmed at once).
+            # Growth stops at the headroom over what arrives, but sending less than the estimate
+            # (a lower layer chosen for another reason, a paused track) does not lower it
+            recent = self._recent_max(now)
+            if self.bps <= cap * 1.05:  # carried: what arrives supports it
+                self._supported_at = now
+                grown = min(self.bps * c.growth**dt, cap)
+            elif now - self._supported_at <= c.hold_s:
+                grown = self.bps
+            else:  # not carried for a while: what a probe showed then may no longer hold; but
+                # what arrived within support_window_s did (an encoder's output dips and peaks)
+                grown = min(self.bps, max(cap, c.headroom * recent + 10_000.0))
+            self.bps = max(c.min_bps, min(c.max_bps, max(grown, self.acked_bps)))

@@ -1,0 +1,127 @@
+"""The transport-cc estimator against a simulated bottleneck (a FIFO draining at a capacity),
+with a fake clock: what a send-side estimate must do on a school line."""
+
+from __future__ import annotations
+
+from sfu.bwe.twcc import Packet, TwccConfig, TwccEstimator
+
+PACKET = 1200  # bytes
+FEEDBACK_S = 0.1  # Chromium sends transport-cc feedback about every 100 ms
+
+
+class Bottleneck:
+    """A queue in front of a line of ``capacity_bps``, plus a fixed one-way delay; the receiver's
+    clock is offset from ours (as it is in life)."""
+
+    def __init__(self, capacity_bps: float, delay_s: float = 0.02, offset_s: float = 1234.5) -> None:
+        self.capacity_bps = capacity_bps
+        self.delay_s = delay_s
+        self.offset_s = offset_s
+        self._free_at = 0.0
+
+    def arrival(self, sent: float, size: int) -> float:
+        start = max(sent, self._free_at)
+        self._free_at = start + size * 8 / self.capacity_bps
+        return self._free_at + self.delay_s + self.offset_s
+
+
+def run(est: TwccEstimator, line: Bottleneck, rate_bps: float, seconds: float, start: float = 0.0) -> float:
+    """Send ``rate_bps`` for ``seconds`` from ``start``; feedback every FEEDBACK_S. Returns the end."""
+    interval = PACKET * 8 / rate_bps
+    t = start
+    pending: list[Packet] = []
+    next_feedback = start + FEEDBACK_S
+    while t < start + seconds:
+        pending.append((t, line.arrival(t, PACKET), PACKET))
+        t += interval
+        if t >= next_feedback:
+            # what has arrived by now is reported (the rest in the next feedback)
+            now = next_feedback
+            ready = [p for p in pending if p[1] is not None and p[1] - line.offset_s <= now]
+            pending = [p for p in pending if p not in ready]
+            est.on_feedback(ready, now)
+            next_feedback += FEEDBACK_S
+    return t
+
+
+def test_no_queue_grows_but_stays_within_what_arrives() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=300_000))
+    run(est, Bottleneck(10_000_000), 1_000_000, 5.0)
+    assert est.queue_ms < 5
+    assert est.overused_at < 0
+    assert 0.9e6 < est.acked_bps < 1.1e6
+    assert 1.0e6 < est.bps <= 1.1 * est.acked_bps + 10_000  # a little over what arrives, no more
+
+
+def test_sending_over_the_capacity_is_overuse_within_a_few_feedbacks() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = Bottleneck(8_000_000)
+    end = run(est, line, 1_700_000, 3.0)
+    assert est.overused_at < 0
+    line.capacity_bps = 1_000_000  # the cap drops to 60 % of the top layer
+    later = run(est, line, 1_700_000, 0.35, start=end)
+    assert est.overused_at > end  # seen within 350 ms
+    run(est, line, 1_700_000, 0.3, start=later)
+    assert est.bps <= 1_000_000
+
+
+def test_a_probe_that_arrives_without_a_queue_is_confirmed_within_a_second() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=300_000))
+    line = Bottleneck(8_000_000)
+    end = run(est, line, 450_000, 3.0)
+    assert est.bps < 800_000
+    run(est, line, 2_000_000, 1.5, start=end)  # media + padding up to the next layer's cost
+    assert est.overused_at < 0
+    assert est.bps >= 1.95e6  # what arrived without a queue is proven: 720p at 1.7 Mbit/s + margin
+
+
+def test_a_probe_into_a_capped_line_stops_at_the_cap() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=300_000))
+    line = Bottleneck(1_000_000)
+    end = run(est, line, 450_000, 3.0)
+    run(est, line, 1_500_000, 1.0, start=end)
+    assert est.overused_at > end
+    assert est.bps <= 1_000_000
+
+
+def test_jitter_below_the_threshold_is_not_overuse() -> None:
+    est = TwccEstimator()
+    t = 0.0
+    for i in range(100):  # 10 s of feedback, each packet 0-15 ms late at random-ish
+        packets: list[Packet] = []
+        for j in range(10):
+            send = t + j * 0.01
+            packets.append((send, send + 0.03 + ((i * 7 + j * 13) % 16) / 1000, PACKET))
+        t += FEEDBACK_S
+        assert not est.on_feedback(packets, t)
+
+
+def test_lost_packets_are_counted_and_do_not_stop_the_estimate() -> None:
+    est = TwccEstimator()
+    packets: list[Packet] = [(i * 0.01, None if i % 10 == 0 else i * 0.01 + 0.02, PACKET) for i in range(20)]
+    est.on_feedback(packets, 0.3)
+    assert abs(est.loss - 0.1) < 1e-9
+    assert est.on_feedback([(0.5, None, PACKET)], 0.6) is False
+    assert est.on_feedback([], 0.7) is False
+
+
+def test_sending_less_lowers_the_estimate_only_after_a_while() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=300_000))
+    line = Bottleneck(8_000_000)
+    end = run(est, line, 1_500_000, 3.0)
+    high = est.bps
+    assert high > 1.5e6
+    end = run(est, line, 300_000, 2.5, start=end)  # a lower layer: no queue, nothing says "less" yet
+    assert est.bps == high
+    run(est, line, 300_000, 6.0, start=end)  # but a probe's figure is not kept for ever
+    assert est.bps <= 1.1 * est.acked_bps + 10_000 + 1 and est.acked_bps < 350_000
+
+
+def test_an_encoder_dipping_below_its_usual_rate_does_not_lower_the_estimate() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = Bottleneck(8_000_000)
+    end = run(est, line, 1_200_000, 4.0)
+    for _ in range(6):  # 1.2 Mbit/s with 1.5-s dips to 0.6 Mbit/s: the usual layer, not less room
+        end = run(est, line, 600_000, 1.5, start=end)
+        end = run(est, line, 1_200_000, 1.5, start=end)
+    assert est.bps >= 1.1 * 1_200_000 * 0.95
