@@ -96,8 +96,13 @@ async def test_redis_stopped_for_20_s(tmp_path: Path) -> None:
         assert counters["unavailable_joins"] >= 1, counters
         assert int(a.health()["lessons"]) == 1 and int(b.health()["lessons"]) == 0
         assert "Redis" in a.log_tail(200) and "is back after" in a.log_tail(200)
-        with urllib.request.urlopen(b.base_url + "/metrics", timeout=5) as resp:
-            metrics = resp.read().decode()
+        deadline = time.monotonic() + 5.0  # both nodes back in B's view (one heartbeat each)
+        while True:
+            with urllib.request.urlopen(b.base_url + "/metrics", timeout=5) as resp:
+                metrics = resp.read().decode()
+            if "classroom_cluster_nodes 2.0" in metrics or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         for line in ("classroom_cluster_redis_up 1.0", "classroom_cluster_nodes 2.0"):
             assert line in metrics, line
         outages = re.search(r"^classroom_cluster_redis_outages_total (\S+)$", metrics, re.M)
