@@ -54,10 +54,15 @@ def start_nodes(base: Path, redis_url: str | None, count: int,
     secret_file, signer = shared_secret(base / "secret")
     nodes = [NodeProcess(chr(ord("a") + i), base / "data", secret_file, redis_url, extra_env=dict(env or {}))
              for i in range(count)]
-    for n in nodes:
-        n.start(wait=False)
-    for n in nodes:
-        n.wait_ready()
+    try:
+        for n in nodes:
+            n.start(wait=False)
+        for n in nodes:
+            n.wait_ready()
+    except BaseException:
+        for n in nodes:
+            n.stop()
+        raise
     return nodes, signer
 
 
