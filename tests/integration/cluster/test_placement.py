@@ -122,3 +122,66 @@ async def test_whip_to_the_other_node_is_redirected_to_the_lessons_node(two_node
     finally:
         await pc.close()
         await holder.close()
+
+
+async def test_relay_keeps_order_and_loses_nothing(two_nodes: list[NodeProcess]) -> None:
+    """A burst of 300 messages from a classroom on the node that does not hold its lesson: every
+    reply comes back, in the order sent."""
+    from signaling.tokens import TokenSigner
+
+    a, b = two_nodes
+    signer = TokenSigner(Path(a.secret_file).read_bytes().strip())
+    lesson = f"order-{time.monotonic_ns()}"
+    holder = JoinOnly(a.base_url, signer.issue(lesson, "inspector", "observer"))
+    relayed = JoinOnly(b.base_url, signer.issue(lesson, "r1", "remote"))
+    try:
+        assert (await holder.join())["type"] == "joined"
+        assert (await relayed.join())["type"] == "joined"
+        assert [int(n.health()["lessons"]) for n in two_nodes] == [1, 0]  # B relays
+        ws = relayed.ws
+        assert ws is not None
+        for i in range(300):
+            await ws.send_json({"v": 1, "id": 1000 + i, "type": "ping"})
+        got: list[int] = []
+        while len(got) < 300:
+            msg = await ws.receive_json(timeout=20)
+            if msg.get("type") == "pong":
+                got.append(int(msg["re"]))
+        assert got == list(range(1000, 1300))
+    finally:
+        await relayed.close()
+        await holder.close()
+
+
+async def test_the_bureau_status_of_a_lesson_is_the_same_on_every_node(two_nodes: list[NodeProcess]) -> None:
+    """The live "connected" of a lesson held by A, asked on B's API (the bureau page's status)."""
+    a, b = two_nodes
+    key = (a.data_dir / ADMIN_KEY_FILE).read_text(encoding="utf-8").split()[0]
+    now = datetime.fromtimestamp(time.time(), UTC)
+    async with aiohttp.ClientSession() as http:
+        school = await _api(http, a, "POST", "/api/schools", key, {"name": "Status school"})
+        lead = await _api(http, a, "POST", "/api/classrooms", key, {"school_id": school["id"], "name": "SL"})
+        remote = await _api(http, a, "POST", "/api/classrooms", key,
+                            {"school_id": school["id"], "name": "SR", "lead_capable": False})
+        lesson = await _api(http, a, "POST", "/api/lessons", key, {
+            "subject": "语文", "title": "Status", "lead_classroom_id": lead["id"],
+            "remote_classroom_ids": [remote["id"]],
+            "start": (now + timedelta(minutes=5)).isoformat(), "end": (now + timedelta(minutes=50)).isoformat(),
+        })
+        links = await _api(http, a, "GET", f"/api/lessons/{lesson['id']}/links", key)
+        token = {link["role"]: link["token"] for link in links["links"]}
+        lead_bot = JoinOnly(a.base_url, token["lead"])
+        remote_bot = JoinOnly(b.base_url, token["remote"])
+        try:
+            assert (await lead_bot.join())["type"] == "joined"
+            assert (await remote_bot.join())["type"] == "joined"
+            deadline = time.monotonic() + 6
+            while True:
+                views = [await _api(http, n, "GET", f"/api/lessons/{lesson['id']}/live", key) for n in two_nodes]
+                if all(sorted(v["connected"]) == sorted([lead["id"], remote["id"]]) for v in views):
+                    break
+                assert time.monotonic() < deadline, [v["connected"] for v in views]
+                await asyncio.sleep(0.3)
+        finally:
+            await remote_bot.close()
+            await lead_bot.close()
