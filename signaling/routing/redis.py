@@ -177,7 +177,8 @@ class RedisRouter(LocalRouter):
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for lesson in list(self.rooms):
-                    pipe.evalsha(self._release.sha, 0, self.keys.prefix, lesson, self.node_id)
+                    # the script's text, not its sha: a Redis restarted meanwhile has no script cache
+                    pipe.eval(RELEASE, 0, self.keys.prefix, lesson, self.node_id)
                 pipe.delete(self.keys.node(self.node_id))
                 pipe.srem(self.keys.nodes, self.node_id)
                 await pipe.execute()
