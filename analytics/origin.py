@@ -280,7 +280,9 @@ def _refine_delays(
         na = np.sqrt(np.einsum("ij,ij->i", ra, ra, dtype=np.float64))
         r = _normalised(cc, na[:, None] * _norms(rb, seg)[:, : 2 * search + 1], seg)
         strength = (np.add.reduceat(r, first, axis=0) / counts[:, None]).max(axis=1)
-        have = counts >= 2
+        # a window's own estimate needs two stretches, or one clear one; a weak one (the source
+        # holds little of its own sound there) is left to the neighbours' interpolation
+        have = ((counts >= 2) | (strength >= 0.5)) & (strength >= _USABLE)
         found[window[first][have]] = (
             lag_samples - search + _consistent_peaks(sums[have], window[first][have], strength[have])
         )
@@ -291,6 +293,12 @@ def _refine_delays(
     return np.repeat(filled, window_blocks)[:n_blocks]
 
 
+_RELIABLE = 0.25
+"""mean normalised correlation from which a window's delay steers its neighbours'."""
+_USABLE = 0.15
+"""mean normalised correlation below which a window's own delay estimate is not used."""
+
+
 def _consistent_peaks(
     curves: np.ndarray,
     windows: np.ndarray,
@@ -298,7 +306,7 @@ def _consistent_peaks(
     near: float = 0.8,
     reach: int = 2,
     tolerance: int = 8,
-    reliable: float = 0.25,
+    reliable: float = _RELIABLE,
 ) -> np.ndarray:
     """The peak of each window's correlation curve (one row per window, ``windows`` its index,
     ``strength`` its peak's mean normalised correlation), taking the neighbours into account: a

@@ -47,7 +47,9 @@ class TwccConfig:
     min_bps: float = 80_000.0
     max_bps: float = 20_000_000.0
     overuse_ms: float = 20.0  # queue delay above this and growing: overuse
-    strong_ms: float = 60.0  # queue delay above this: over, growing or not
+    # queue delay above this: over, growing or not (a receiver short of CPU stamps arrivals
+    # 50-100 ms late at times; a line that is really too narrow passes it within a few feedbacks)
+    strong_ms: float = 120.0
     overuse_feedbacks: int = 2  # over in this many feedbacks in a row: overuse
     clear_ms: float = 8.0  # queue delay below this: no queue, the estimate may grow
     base_window_s: float = 20.0  # the one-way delay's minimum is taken over this long
