@@ -185,3 +185,32 @@ async def test_the_bureau_status_of_a_lesson_is_the_same_on_every_node(two_nodes
         finally:
             await remote_bot.close()
             await lead_bot.close()
+
+
+async def test_a_node_that_takes_no_lessons_relays_them(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``redis.takes_lessons: false`` (draining a node, or a signaling-only node): a lesson first
+    joined through it is placed on a node that takes lessons, and the classroom is relayed."""
+    from tests.cluster_nodes import shared_secret
+    from tests.redis_server import start_redis, stop_redis
+
+    base = tmp_path_factory.mktemp("drain")
+    redis = start_redis()  # its own: the module's two nodes would take lessons too
+    secret_file, signer = shared_secret(base / "secret")
+    takes = NodeProcess("t1", base / "data", secret_file, redis.url)
+    drained = NodeProcess("d1", base / "data", secret_file, redis.url,
+                          extra_env={"CLASSROOM_REDIS_TAKES_LESSONS": "false"})
+    bots: list[JoinOnly] = []
+    try:
+        for n in (takes, drained):
+            n.start()
+        for i in range(4):
+            bot = JoinOnly(drained.base_url, signer.issue(f"drain-{i}", "lead", "lead"))
+            bots.append(bot)
+            assert (await bot.join())["type"] == "joined"
+        assert int(drained.health()["lessons"]) == 0 and int(takes.health()["lessons"]) == 4
+    finally:
+        for bot in bots:
+            await bot.close()
+        for n in (drained, takes):
+            n.stop()
+        stop_redis(redis)
