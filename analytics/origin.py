@@ -200,11 +200,13 @@ def joint_share(
     block: int,
     spread: int,
     silent: list[np.ndarray | None] | None = None,
+    alternatives: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each block of B: the share of its power that the sources, each at its own delay
     (``sources[k] = (wave, lag per block)``, ± spread), explain together (least squares), the
     source with the best single correlation and that correlation. ``silent[k]`` (bool per frame
-    of half a block) marks frames of source k that do not count (B's own sound heard there)."""
+    of half a block) marks frames of source k that do not count (B's own sound heard there);
+    ``alternatives[k]`` is a second lag per block for source k, used where it correlates better."""
     share = np.zeros(len(blocks), dtype=np.float32)
     which = np.zeros(len(blocks), dtype=np.int32)
     single = np.zeros(len(blocks), dtype=np.float32)
@@ -220,6 +222,14 @@ def joint_share(
         for k_src, (wave, lags) in enumerate(sources):
             quiet = None if silent is None else silent[k_src]
             ra, r = _aligned(wave, rb, nb, starts, lags[sl], spread, quiet, block // 2)
+            if alternatives is not None:
+                other = np.flatnonzero(alternatives[k_src][sl] != lags[sl])
+                if len(other):
+                    alt_lags = alternatives[k_src][sl][other]
+                    ra2, r2 = _aligned(wave, rb[other], nb[other], starts[other], alt_lags, spread, quiet, block // 2)
+                    better = r2 > r[other]
+                    ra[other[better]] = ra2[better]
+                    r[other[better]] = r2[better]
             rows.append(ra)
             rs.append(r)
         x = np.stack(rows, axis=1)  # (m, k, block)
@@ -337,6 +347,17 @@ def _consistent_peaks(
         if row[k] >= near * top:
             best[i] = k
     return best
+
+
+def _steady(delays: np.ndarray, window_blocks: int, reach: int = 2) -> np.ndarray:
+    """Per-block delays (constant per window) replaced by the median of the windows within
+    ``reach`` of each."""
+    per_window = delays[::window_blocks]
+    if len(per_window) < 3:
+        return delays
+    padded = np.pad(per_window, reach, mode="edge")
+    med = np.median(np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1), axis=1)
+    return np.repeat(np.round(med).astype(np.int64), window_blocks)[: len(delays)]
 
 
 def _windowed_median(values: np.ndarray, use: np.ndarray, blocks: np.ndarray, window: int) -> np.ndarray | None:
@@ -548,8 +569,11 @@ def find_copies(
             for ir, _, _ in srcs:
                 own = [heard[(ia, ib)][:n_frames] for ia in rooms[room_ids[ir]] if (ia, ib) in heard]
                 silent.append(np.logical_or.reduce(own) if own else None)
+        # each block also tries its neighbourhood's delay (the median over ±2 windows): a window
+        # whose own estimate is a pitch period off (an alias) then still finds its copies
+        steady = [_steady(d, window_blocks)[cand] for _, _, d in srcs]
         share, which, single = joint_share(
-            pw[ib], [(room_waves[ir], d[cand]) for ir, _, d in srcs], cand, block, 6, silent
+            pw[ib], [(room_waves[ir], d[cand]) for ir, _, d in srcs], cand, block, 6, silent, steady
         )
         power_b = _block_power(tracks[ib], cand)
         share = _smoothed(share.astype(np.float64), power_b, cand, n_blocks, 2)
