@@ -29,6 +29,13 @@ def _serve(argv: Sequence[str]) -> int:
                         help="schedule database: postgresql://USER@HOST:PORT/DB for several machines (the password "
                              "from database.password_file, CLASSROOM_DATABASE_PASSWORD or PGPASSFILE, never here); "
                              "default: SQLite in the data dir")
+    parser.add_argument("--redis", metavar="URL",
+                        help="redis://HOST:PORT/DB: this process is one node of a cluster coordinated through Redis "
+                             "(the password from redis.password_file or CLASSROOM_REDIS_PASSWORD, never here)")
+    parser.add_argument("--node-id", metavar="ID", help="this node's id in the cluster (default: <hostname>-<port>)")
+    parser.add_argument("--shared-port", type=int, metavar="P",
+                        help="also listen on P with SO_REUSEPORT, shared by the nodes of one machine; links use P "
+                             "(classroom cluster sets it)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", choices=("text", "json"),
                         help="text (default) or json: one JSON object per line with lesson/classroom/participant")
@@ -45,6 +52,17 @@ def _serve(argv: Sequence[str]) -> int:
                 raise ConfigError("--database: a password on the command line is visible to every user (ps); "
                                   "use database.password_file, CLASSROOM_DATABASE_PASSWORD or PGPASSFILE")
             config.database.url = args.database
+        if args.redis:
+            if _has_password(args.redis):
+                raise ConfigError("--redis: a password on the command line is visible to every user (ps); "
+                                  "use redis.password_file or CLASSROOM_REDIS_PASSWORD")
+            if not args.redis.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError(f"--redis: expected redis://HOST:PORT/DB, got {args.redis!r}")
+            config.redis.url = args.redis
+        if args.node_id:
+            config.redis.node_id = args.node_id
+        if args.shared_port is not None:
+            config.server.shared_port = args.shared_port
     except ConfigError as exc:
         print(f"classroom serve: {exc}", file=sys.stderr)
         return 2
@@ -104,6 +122,7 @@ COMMANDS = {
     "composite": "render a recording into one MP4 following the spotlight",
     "analyze": "classroom-behaviour analysis of a recording directory",
     "admin": "bureau administrators: create-admin, list-bureaus, revoke-admin",
+    "cluster": "several node processes on this machine, coordinated through Redis (one per core)",
     "agent": "room hardware: join this classroom's scheduled lessons by itself (device credential)",
     "healthcheck": "exit 0 when this machine's server answers /healthz (the container health probe)",
 }
@@ -119,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "serve":
         return _serve(rest)
+    if command == "cluster":
+        return _delegate("classroom.cluster", "main", rest)
     if command == "record":
         worker_logging(rest, os.environ)
         return _delegate("recorder.cli", "record_main", rest)

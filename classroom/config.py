@@ -43,6 +43,13 @@ class ServerConfig:
     # on a bare machine; deploy/compose.yaml turns it off (CLASSROOM_SERVER_DEMO_LESSON=false).
     demo_lesson: bool = True
     demo_remotes: int = 3
+    # One node of `classroom cluster`: also listen on this port with SO_REUSEPORT, shared by every
+    # node of the machine (the kernel spreads new connections over them; a dead node's share goes
+    # to the others), and links use it. `port` stays this node's own URL. 0: none. --shared-port.
+    shared_port: int = 0
+    # Print the "serving on" line and the demo links at start (`classroom cluster` prints them once,
+    # from its first node). The first administrator's key is printed either way.
+    banner: bool = True
 
 
 @dataclass
@@ -122,7 +129,20 @@ class AnalyticsConfig:
 
 @dataclass
 class RedisConfig:
-    url: str = ""  # empty: embedded single-node routing, no Redis
+    # empty: embedded single-node routing, no Redis. "redis://HOST:6379/0": this process is one
+    # node of a cluster (docs/operations.md, "Cluster"). --redis, CLASSROOM_REDIS_URL.
+    url: str = ""
+    # this node's id in the cluster, unique (default: <hostname>-<port>). --node-id.
+    node_id: str = ""
+    # Redis' password, never in a URL on a command line: a 0600 file or CLASSROOM_REDIS_PASSWORD.
+    password: str = ""
+    password_file: str = ""
+    heartbeat_s: float = 1.0  # a node's registry entry is written this often ...
+    ttl_s: float = 3.0  # ... and expires after this long without a heartbeat (the node is dead)
+    prefix: str = "classroom:"  # every key of this installation starts with it
+    # false: new lessons are not placed here (drain a node before maintenance, or a signaling-only
+    # node that relays every classroom to the nodes that hold the lessons). CLASSROOM_REDIS_TAKES_LESSONS.
+    takes_lessons: bool = True
 
 
 @dataclass
@@ -241,6 +261,12 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             raise ConfigError(f"{key}: {exc}") from exc
     if config.media.turn_secret_file:
         config.media.turn_secret = read_secret_file(config.media.turn_secret_file, "media.turn_secret_file")
+    if config.redis.password_file:
+        config.redis.password = read_secret_file(config.redis.password_file, "redis.password_file")
+    if config.redis.url and not config.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"redis.url: expected redis://HOST:PORT/DB, got {config.redis.url.split(':', 1)[0]!r}…")
+    if not 0 < config.redis.heartbeat_s < config.redis.ttl_s:
+        raise ConfigError("redis: heartbeat_s must be above 0 and below ttl_s")
     try:
         IceServers.from_media(config.media)  # a malformed TURN URL, or one without a secret
     except TurnConfigError as exc:

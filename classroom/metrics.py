@@ -67,6 +67,8 @@ KNOWN_ERROR_CODES: tuple[str, ...] = (
     "bad_state", "unknown_classroom", "floor_full",
     # recorder admission (signaling/recorder_access.py)
     "recorder_refused",
+    # several nodes (signaling/routing/redis.py)
+    "cluster_unavailable",
 )  # fmt: skip
 
 MEDIA_HELP: dict[str, str] = {

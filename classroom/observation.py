@@ -21,7 +21,7 @@ from recorder.core import safe_name
 from recorder.manifest import parse_iso, write_atomic
 from signaling.notes import Note
 from signaling.protocol import server_message
-from signaling.router import LocalRouter
+from signaling.routing.base import Router
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ OBSERVATION_PAGE = "report/observation.html"
 
 
 class RecordingNotes:
-    def __init__(self, data_dir: Path, router: LocalRouter, signer: UrlSigner,
+    def __init__(self, data_dir: Path, router: Router, signer: UrlSigner,
                  recording_now: Callable[[str], bool] | None = None) -> None:
         self.root = recordings_root(data_dir)
         self.router = router

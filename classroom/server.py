@@ -28,7 +28,8 @@ from sfu.node import MediaNode
 from sfu.peer import PeerSettings
 from signaling.app import GUARD_KEY, add_static_pages, create_app
 from signaling.connguard import GuardedRunner
-from signaling.router import LocalRouter
+from signaling.routing.base import Router
+from signaling.routing.local import LocalRouter
 from signaling.tokens import TokenError, TokenSigner
 from signaling.whip import add_whip_routes
 
@@ -42,7 +43,7 @@ ADMIN_KEY_FILE = "admin-key.txt"  # the first administrator's API key, written o
 class Server:
     config: Config
     app: web.Application
-    router: LocalRouter
+    router: Router
     media: MediaNode
     signer: TokenSigner
     runner: web.AppRunner | None = None
@@ -57,8 +58,15 @@ class Server:
     def base_url(self) -> str:
         """What every link starts with: ``public_url``, else derived (classroom/links.py)."""
         cfg = self.config.server
-        return derive_base_url(cfg.public_url, cfg.host, self.port, self.tls is not None,
+        return derive_base_url(cfg.public_url, cfg.host, cfg.shared_port or self.port, self.tls is not None,
                                self.config.media.ice_addresses, self.detected)
+
+    @property
+    def node_url(self) -> str:
+        """This node's own URL (its own port; ``base_url`` may be the cluster's shared port)."""
+        cfg = self.config.server
+        return derive_base_url("", cfg.host, self.port, self.tls is not None, self.config.media.ice_addresses,
+                               self.detected)
 
     @property
     def local_ws_url(self) -> str:
@@ -76,6 +84,7 @@ class Server:
             await asyncio.wait_for(self.router.close_all(), 5.0)
         except TimeoutError:
             log.warning("some classroom connections did not close in time")
+        await self.router.stop()
         await self.media.stop()
         if self.runner is not None:
             await self.runner.cleanup()
@@ -116,7 +125,7 @@ def build_server(config: Config) -> Server:
         twcc=config.media.twcc,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
-    router = LocalRouter(media)
+    router: Router = LocalRouter(media) if not config.redis.url else _redis_router(config, media)
     ice_servers = ice_server_source(config)  # fresh TURN credentials per join
     app = create_app(
         router,
@@ -133,6 +142,21 @@ def build_server(config: Config) -> Server:
     add_whip_routes(app, router, signer, settings, ice_servers)  # POST /whip, /whep (docs/whip-whep.md)
     add_static_pages(app)
     return server
+
+
+def _redis_router(config: Config, media: MediaNode) -> Router:
+    """One node of a cluster (docs/operations.md, "Cluster")."""
+    import socket
+
+    from signaling.routing.redis import RedisRouter
+
+    r = config.redis
+    node_id = r.node_id or f"{socket.gethostname()}-{config.server.port}"
+    try:
+        return RedisRouter(media, r.url, node_id, password=r.password or None, heartbeat_s=r.heartbeat_s,
+                           ttl_s=r.ttl_s, prefix=r.prefix, takes_lessons=r.takes_lessons)
+    except ValueError as exc:
+        raise ConfigError(f"redis: {exc}") from None
 
 
 def _wire_https(server: Server) -> None:
@@ -181,6 +205,10 @@ def _wire_optional(server: Server) -> None:
     from classroom.metrics import METRICS_REGISTRY
 
     server.app[METRICS_REGISTRY].register(ScheduleDatabaseCollector(store))
+    if server.config.redis.url:
+        from classroom.cluster_metrics import ClusterCollector
+
+        server.app[METRICS_REGISTRY].register(ClusterCollector(server.router))
     server.extras["schedule"] = store
     server.router.admission = store
     server.router.expected_sources.append(store.expected_classrooms)
@@ -344,9 +372,18 @@ async def start_server(config: Config) -> Server:
     ssl_context = server.tls.context if server.tls is not None else None
     site = web.TCPSite(server.runner, config.server.host, config.server.port, ssl_context=ssl_context)
     await site.start()
+    if config.server.shared_port:  # the port every node of this machine shares (classroom cluster)
+        await web.TCPSite(server.runner, config.server.host, config.server.shared_port, ssl_context=ssl_context,
+                          reuse_port=True).start()
     if server.internal_port:
         await web.TCPSite(server.runner, "127.0.0.1", server.internal_port).start()
     server.media.start()
+    describe = getattr(server.router, "describe", None)
+    if describe is not None:  # a cluster node's registry entry (signaling/routing/redis.py)
+        server.router.describe = lambda: {  # type: ignore[attr-defined]
+            "url": server.node_url, "public_url": server.base_url,
+            "media_addresses": list(config.media.ice_addresses), "pid": os.getpid()}
+    await server.router.start()
     for hook in server.extras.get("on_start", []):
         await hook(server)
     if config.server.demo_lesson:
@@ -358,6 +395,11 @@ async def start_server(config: Config) -> Server:
 
 
 def _print_banner(server: Server) -> None:
+    if not server.config.server.banner:
+        for line in server.extras.get("banner", []):
+            print(line)
+        sys.stdout.flush()
+        return
     print(f"classroom: serving on {server.base_url}  (data: {server.config.data_path.resolve()})")
     if not server.config.media.compiled_fanout:
         print("classroom: forwarding with the pure-Python loop (media.compiled_fanout is off)")

@@ -227,6 +227,7 @@ const zh = {
   "err.join_timeout": "进入课堂超时，正在重试。",
   "err.replaced": "本课堂已在另一处打开，本页已断开。",
   "err.shutting_down": "服务器正在重启，稍后会自动重新连接。",
+  "err.cluster_unavailable": "服务器集群暂时无法分配课堂，稍后会自动重试。",
   "err.recorder_refused": "录制程序没有被允许进入课堂。",
   "err.too_many_connections": "服务器连接太多，请稍后再试。",
   "err.lesson_ended": "本节课已结束。",
@@ -423,6 +424,7 @@ const en = {
   "err.join_timeout": "Joining took too long: trying again.",
   "err.replaced": "This classroom was opened elsewhere; this page is disconnected.",
   "err.shutting_down": "The server is restarting: the page reconnects by itself.",
+  "err.cluster_unavailable": "The server cluster cannot place the lesson just now: the page retries by itself.",
   "err.recorder_refused": "The recorder was not allowed into the lesson.",
   "err.too_many_connections": "The server has too many connections: try again in a moment.",
   "err.lesson_ended": "The lesson has ended.",
@@ -461,7 +463,7 @@ export const ERROR_CODES = [
   "not_joined", "already_joined", "token_missing", "token_malformed", "token_invalid", "token_expired",
   "token_not_yet_valid", "lesson_unavailable", "forbidden", "lead_present", "sdp_invalid", "rate_limited",
   "internal", "join_timeout", "replaced", "shutting_down", "recorder_refused", "too_many_connections",
-  "bad_state", "floor_full", "unknown_classroom", "lesson_ended", "not_found",
+  "bad_state", "floor_full", "unknown_classroom", "lesson_ended", "not_found", "cluster_unavailable",
 ];
 
 function pick(value) {

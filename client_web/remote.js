@@ -78,7 +78,15 @@ client.addEventListener("joined", async (e) => {
   title();
   recorded = recorded || !!e.detail.recording;
   $("recording-link").classList.toggle("hidden", !recorded);
+  const me = claims.classroom_id;
+  const asked = claims.role === "remote" && (handUp || !!floor?.granted?.includes(me));
   if (e.detail.floor) showFloor(e.detail.floor);
+  // Back after a drop with the hand up (or the floor): if the lesson's floor no longer has it — the
+  // lesson moved to another node when its node died, and the floor started empty there — raise it again.
+  const now = e.detail.floor;
+  if (asked && now && !now.queue.includes(me) && !now.granted.includes(me)) {
+    client.request({ type: "raise_hand" }).catch(() => {});
+  }
   if (claims.role !== "remote" || insecure) { $("self-tile").classList.add("hidden"); return; }
   // Watching the lead comes first: publish our own camera once the lead plays (or after 2 s),
   // so a late joiner's first picture does not wait behind its own camera's negotiation.

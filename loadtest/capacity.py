@@ -13,6 +13,12 @@ received ÷ (sent × subscribers), per lesson), forwarded packets/s, the server'
 ``--classrooms`` at each ``L``) until p99 passes ``--latency-ms`` (20) or loss passes
 ``--loss`` (0.5 %); the largest load held is reported. If the bots' core is saturated first,
 the step says so (``bots_saturated``): then the limit found is the bots', not the server's.
+
+``--nodes N`` (N > 1): each step starts a local redis-server and N ``classroom serve --redis``
+nodes (all pinned to core 0, as the single node is, so the CPU per forwarded packet compares at
+the same per-node load); lesson ``i``'s bots connect to node ``i mod N`` and each lesson is placed
+on the least-loaded node (docs/operations.md, Cluster). The server figures are the nodes' sum,
+with each node's share in ``node_cpu_percent_of_core``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from loadtest.serverproc import (
     REPO_ROOT,
+    ServerProcess,
     cpu_seconds,
     machine_cpu,
     machine_load,
@@ -83,16 +90,19 @@ async def _bots(args: argparse.Namespace) -> dict[str, Any]:
     signer = TokenSigner(os.environ["CLASSROOM_TOKEN_SECRET"].encode())
     stream = load_stream()
     groups: list[tuple[Any, list[Any]]] = []
+    urls = str(args.url).split(",")  # one per node (--nodes)
+    pids = [int(p) for p in str(args.sfu_pid).split(",")]
     t0 = time.monotonic()
     try:
         for lesson in range(args.lessons):
             lid = f"cap-{lesson}"
+            url = urls[lesson % len(urls)]
             log = SendLog()  # one per publisher: every publisher sends the same payloads
-            pub = PublisherBot(args.url, signer.issue(lid, f"{lid}-lead", "lead"), stream,
+            pub = PublisherBot(url, signer.issue(lid, f"{lid}-lead", "lead"), stream,
                                send_log=log)
             await pub.start()
             subs = [
-                SubscriberBot(args.url, signer.issue(lid, f"{lid}-r{i}", "remote"), send_log=log)
+                SubscriberBot(url, signer.issue(lid, f"{lid}-r{i}", "remote"), send_log=log)
                 for i in range(args.classrooms)
             ]
             groups.append((pub, subs))
@@ -106,19 +116,23 @@ async def _bots(args: argparse.Namespace) -> dict[str, Any]:
         setup_s = time.monotonic() - t0
         await asyncio.sleep(args.warmup)
         live = [(p, [s for s in g if s.received_packets > 0]) for p, g in groups]
-        await _loop_lag_max(args.url)  # starts the server's max-lag gauge over
+        for u in urls:
+            await _loop_lag_max(u)  # starts the server's max-lag gauge over
         before = [(p.stats.copy(), [s.stats.copy() for s in g]) for p, g in live]
-        cpu0 = cpu_seconds(args.sfu_pid)
+        node0 = [cpu_seconds(pid) for pid in pids]
+        cpu0 = sum(node0)
         m0 = machine_cpu()
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         w0 = time.monotonic()
         await asyncio.sleep(args.seconds)
-        cpu1 = cpu_seconds(args.sfu_pid)
+        node1 = [cpu_seconds(pid) for pid in pids]
+        cpu1 = sum(node1)
         m1 = machine_cpu()
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - w0
         after = [(p.stats.copy(), [s.stats.copy() for s in g]) for p, g in live]
-        lag_max_s = await _loop_lag_max(args.url)
+        lags = [await _loop_lag_max(u) for u in urls]
+        lag_max_s = max((x for x in lags if not math.isnan(x)), default=math.nan)
     except BaseException:
         await _gather_limited([s.stop() for _, g in groups for s in g], 50)
         await _gather_limited([p.stop() for p, _ in groups], 50)
@@ -150,6 +164,8 @@ async def _bots(args: argparse.Namespace) -> dict[str, Any]:
         "latency_samples": len(latencies),
         "loss_ratio": round(max(0.0, 1 - received / expected), 5) if expected else None,
         "sfu_cpu_percent_of_core": round(100 * sfu_cpu / wall, 1),
+        "nodes": len(pids),
+        "node_cpu_percent_of_core": [round(100 * (b - a) / wall, 1) for a, b in zip(node0, node1, strict=True)],
         "cpu_us_per_forwarded_packet": round(sfu_cpu * 1e6 / received, 2) if received else None,
         "bot_cpu_percent_of_core": round(100 * bot_cpu / wall, 1),
         "server_event_loop_lag_max_ms": round(1000 * lag_max_s, 1),
@@ -172,32 +188,68 @@ def _bot_main(args: argparse.Namespace) -> int:
 
 
 def run_step(lessons: int, classrooms: int, args: argparse.Namespace) -> dict[str, Any]:
+    if args.nodes > 1:
+        return _cluster_step(lessons, classrooms, args)
     server = start_server(cpu=0, nice=args.nice)
     try:
-        cmd = [
-            sys.executable, "-m", "loadtest.capacity", "--bots",
-            "--lessons-now", str(lessons), "--classrooms-now", str(classrooms),
-            "--url", server.base_url, "--sfu-pid", str(server.pid),
-            "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-            "--connect-timeout", str(args.connect_timeout),
-        ]
-        cmd = wrap_command(cmd, 1, args.nice)
-        env = dict(os.environ, CLASSROOM_TOKEN_SECRET=server.secret)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        budget = args.seconds + args.warmup + args.connect_timeout + 2 * lessons * classrooms + 180
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO_ROOT),
-                              timeout=budget)
-        for line in reversed(proc.stdout.splitlines()):
-            if line.startswith("RESULT "):
-                result: dict[str, Any] = json.loads(line[len("RESULT "):])
-                result["server_alive_after"] = server.alive()
-                return result
-        raise RuntimeError(f"capacity bots failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-3000:]}")
+        return _run_bots(lessons, classrooms, args, [server])
     finally:
         server.stop()
+
+
+def _cluster_step(lessons: int, classrooms: int, args: argparse.Namespace) -> dict[str, Any]:
+    import secrets
+    import shutil
+    import tempfile
+
+    from classroom.cluster import LocalRedis
+
+    redis_dir = Path(tempfile.mkdtemp(prefix="classroom-capacity-redis-"))
+    redis = LocalRedis(redis_dir)
+    redis_proc = redis.supervised()
+    redis_proc.start()
+    servers: list[ServerProcess] = []
+    try:
+        redis.wait_ready()
+        secret = secrets.token_hex(32)
+        env = {**os.environ, "CLASSROOM_REDIS_PASSWORD": redis.password}
+        for i in range(args.nodes):
+            servers.append(start_server(cpu=0, nice=args.nice, env=env, secret=secret,
+                                        extra_args=["--redis", redis.url, "--node-id", f"cap-{i + 1}"]))
+        return _run_bots(lessons, classrooms, args, servers)
+    finally:
+        for server in servers:
+            server.stop()
+        redis_proc.terminate()
+        redis_proc.wait(5.0)
+        shutil.rmtree(redis_dir, ignore_errors=True)
+
+
+def _run_bots(lessons: int, classrooms: int, args: argparse.Namespace,
+              servers: list[ServerProcess]) -> dict[str, Any]:
+    server = servers[0]
+    cmd = [
+        sys.executable, "-m", "loadtest.capacity", "--bots",
+        "--lessons-now", str(lessons), "--classrooms-now", str(classrooms),
+        "--url", ",".join(s.base_url for s in servers), "--sfu-pid", ",".join(str(s.pid) for s in servers),
+        "--seconds", str(args.seconds), "--warmup", str(args.warmup),
+        "--connect-timeout", str(args.connect_timeout),
+    ]
+    cmd = wrap_command(cmd, 1, args.nice)
+    env = dict(os.environ, CLASSROOM_TOKEN_SECRET=server.secret)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    budget = args.seconds + args.warmup + args.connect_timeout + 2 * lessons * classrooms + 180
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO_ROOT),
+                          timeout=budget)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT "):])
+            result["server_alive_after"] = all(s.alive() for s in servers)
+            return result
+    raise RuntimeError(f"capacity bots failed (exit {proc.returncode}):\n"
+                       f"{proc.stderr[-3000:]}")
 
 
 def _held(step: dict[str, Any], args: argparse.Namespace) -> tuple[bool, str]:
@@ -229,13 +281,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="repeat a step that fails this many times before stopping")
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness of the server and the bots (e.g. -10 on a shared machine)")
+    ap.add_argument("--nodes", type=int, default=1,
+                    help="node processes coordinated through a local redis-server (default 1: one node, no Redis)")
     ap.add_argument("--json", help="write the result here")
     # internal (bot process)
     ap.add_argument("--bots", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--lessons-now", type=int, dest="lessons_now", help=argparse.SUPPRESS)
     ap.add_argument("--classrooms-now", type=int, dest="classrooms_now", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
-    ap.add_argument("--sfu-pid", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sfu-pid", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.bots:
         args.lessons, args.classrooms = args.lessons_now, args.classrooms_now

@@ -111,12 +111,13 @@ def start_server(
     timeout: float = 30.0,
     echo: bool = False,
     nice: int = 0,
+    secret: str | None = None,
 ) -> ServerProcess:
     """Start ``classroom serve`` (pinned to ``cpu`` with taskset if given, at niceness ``nice``
     if not 0) and wait until it listens. Raises ``RuntimeError`` with the server's output if it
     does not come up."""
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-load-"))
-    secret = secrets.token_hex(32)
+    secret = secret or secrets.token_hex(32)  # nodes of one cluster share it
     child_env = dict(os.environ if env is None else env)
     child_env["CLASSROOM_TOKEN_SECRET"] = secret
     child_env["PYTHONUNBUFFERED"] = "1"

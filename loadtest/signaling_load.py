@@ -102,9 +102,12 @@ class PeakWatcher(threading.Thread):
             h = _healthz(self.base_url)
             rooms = h.get("classrooms") or {}
             n = sum(int(v) for v in rooms.values()) if isinstance(rooms, dict) else 0
+            cluster = h.get("cluster")
+            if isinstance(cluster, dict):  # a relay node: the cluster's figures, not its own (none)
+                n = int(cluster.get("classrooms") or 0)
             if n > self.peak:
                 self.peak = n
-                self.peak_lessons = int(h.get("lessons") or 0)
+                self.peak_lessons = int((cluster or h).get("lessons") or 0)
             self.loop_lag_max_s = max(self.loop_lag_max_s, _loop_lag_max(self.base_url))
 
     def stop(self) -> None:
@@ -264,6 +267,40 @@ def run_load(
             server.stop()
 
 
+def _run_through_relay(args: argparse.Namespace, hold: float) -> dict[str, Any]:
+    """The same load, joined through a node that holds none of the lessons."""
+    import secrets
+
+    from classroom.cluster import LocalRedis
+
+    redis_dir = Path(tempfile.mkdtemp(prefix="classroom-load-redis-"))
+    redis = LocalRedis(redis_dir)
+    redis_proc = redis.supervised()
+    redis_proc.start()
+    servers: list[ServerProcess] = []
+    try:
+        redis.wait_ready()
+        secret = secrets.token_hex(32)
+        env = {**os.environ, "CLASSROOM_REDIS_PASSWORD": redis.password}
+        cpu = None if args.no_pin else 0
+        servers.append(start_server(cpu=cpu, extra_args=["--redis", redis.url, "--node-id", "owner"], env=env,
+                                    nice=args.nice, secret=secret))
+        servers.append(start_server(cpu=cpu, extra_args=["--redis", redis.url, "--node-id", "relay"],
+                                    env={**env, "CLASSROOM_REDIS_TAKES_LESSONS": "false"}, nice=args.nice,
+                                    secret=secret))
+        result = run_load(args.users, args.spawn_seconds, hold, args.run_seconds, args.lesson_size,
+                          args.bureau_users, args.ping_seconds, pin=not args.no_pin, server=servers[1],
+                          nice=args.nice)
+        result["through"] = "relay node (every lesson held by the other node; signaling relayed over Redis)"
+        return result
+    finally:
+        for server in servers:
+            server.stop()
+        redis_proc.terminate()
+        redis_proc.wait(5.0)
+        shutil.rmtree(redis_dir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest.signaling_load", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -282,13 +319,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nice", type=int, default=0,
                     help="run the server and locust at this niceness (e.g. -10 on a shared "
                          "machine, as root)")
+    ap.add_argument("--relay", action="store_true",
+                    help="two nodes and a local redis-server: every lesson is held by node 'owner', locust "
+                         "joins through node 'relay' (CLASSROOM_REDIS_TAKES_LESSONS=false), so every message "
+                         "is relayed over Redis (docs/operations.md, Cluster); compare with a run without it")
     ap.add_argument("--json", help="write the result here")
     args = ap.parse_args(argv)
     hold = args.hold_seconds if args.hold_seconds is not None else args.spawn_seconds + 20.0
-    result = run_load(
-        args.users, args.spawn_seconds, hold, args.run_seconds, args.lesson_size,
-        args.bureau_users, args.ping_seconds, pin=not args.no_pin, nice=args.nice,
-    )
+    if args.relay:
+        result = _run_through_relay(args, hold)
+    else:
+        result = run_load(
+            args.users, args.spawn_seconds, hold, args.run_seconds, args.lesson_size,
+            args.bureau_users, args.ping_seconds, pin=not args.no_pin, nice=args.nice,
+        )
     j = result["join_ms"]
     print(
         f"signaling load: {args.users} classroom users over {args.spawn_seconds:g} s "

@@ -87,6 +87,21 @@ class _Supervised:
     exit_codes: list[int] = field(default_factory=list)
 
 
+def die_with_parent() -> None:
+    """In the recorder child, before exec: a SIGTERM when the server that started it dies, even
+    by ``kill -9`` (Linux ``PR_SET_PDEATHSIG``). The recorder then closes its files cleanly, and
+    the node that takes the lesson over resumes the recording in the same directory with a gap
+    event, instead of an orphan writing beside it."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def child_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The server's environment without anything that looks like a secret."""
     source = dict(os.environ if environ is None else environ)
@@ -227,6 +242,7 @@ class RecorderLauncher:
                 stdin=asyncio.subprocess.DEVNULL,
                 env=child_environment(),
                 pass_fds=(read_fd,),
+                preexec_fn=die_with_parent,
             )
         finally:
             os.close(read_fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -33,9 +34,18 @@ def load_secret(data_dir: Path, env_secret: str | None = None) -> bytes:
         return path.read_bytes().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_hex(32).encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
+    # Written whole to a private temporary file, then linked into place: of several node
+    # processes starting on one fresh data dir (a cluster), one secret wins and all read it.
+    fd, tmp = tempfile.mkstemp(prefix=".recording_secret.", dir=data_dir)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secret)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes().strip()
+    finally:
+        os.unlink(tmp)
     return secret
 
 

@@ -13,7 +13,7 @@ from signaling.bucket import TokenBucket
 from signaling.connguard import ConnectionGuard, refusal_response
 from signaling.ice_servers import IceServerSource
 from signaling.limits import Limits
-from signaling.router import LocalRouter
+from signaling.routing.base import Router
 from signaling.session import ClassroomSocket, Session
 from signaling.tokens import TokenSigner
 
@@ -21,13 +21,13 @@ log = logging.getLogger(__name__)
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "client_web"
 
-ROUTER_KEY = web.AppKey("router", LocalRouter)
+ROUTER_KEY = web.AppKey("router", Router)
 SIGNER_KEY = web.AppKey("signer", TokenSigner)
 GUARD_KEY = web.AppKey("connection_guard", ConnectionGuard)
 
 
 def create_app(
-    router: LocalRouter,
+    router: Router,
     signer: TokenSigner,
     settings: PeerSettings,
     ice_servers: IceServerSource | None = None,
@@ -46,6 +46,11 @@ def create_app(
     # message arrives whole and gets `message_too_large` while the connection stays.
     frame_limit = max(limits.max_frame_bytes, max_message_bytes)
 
+    def publish_bucket() -> TokenBucket | None:
+        if limits.publish_burst > 0 and limits.publish_per_s > 0:
+            return TokenBucket(limits.publish_burst, limits.publish_per_s)
+        return None
+
     async def websocket(request: web.Request) -> web.StreamResponse:
         slot = guard.slot(request.remote or "")
         if not callable(slot):
@@ -54,11 +59,9 @@ def create_app(
         try:
             ws = ClassroomSocket(heartbeat=20.0, max_msg_size=frame_limit)
             await ws.prepare(request)
-            bucket = (TokenBucket(limits.publish_burst, limits.publish_per_s)
-                      if limits.publish_burst > 0 and limits.publish_per_s > 0 else None)
             session = Session(ws, router, signer, settings, servers, max_message_bytes,
                               join_timeout_s=limits.join_timeout_s, on_joined=slot,
-                              publish_bucket=bucket)  # fmt: skip
+                              publish_bucket=publish_bucket())  # fmt: skip
             try:
                 await session.run()
             finally:
@@ -69,9 +72,14 @@ def create_app(
             slot()
         return ws
 
+    # a connection relayed from another node (signaling/routing/redis.py) gets a session here too,
+    # with the same per-connection publish limit (its connection caps are the edge node's)
+    router.set_session_factory(lambda sock: Session(sock, router, signer, settings, servers, max_message_bytes,
+                                                    publish_bucket=publish_bucket()))
+
     async def health(request: web.Request) -> web.Response:
         # "tasks": the server's live asyncio tasks (read-only; the soak test watches it return to baseline)
-        return web.json_response({"status": "ok", **router.stats(), "tasks": len(asyncio.all_tasks())})
+        return web.json_response({"status": "ok", **router.health(), "tasks": len(asyncio.all_tasks())})
 
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(client_dir / "index.html")

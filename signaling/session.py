@@ -25,7 +25,8 @@ from signaling.ice_servers import IceServerSource, current_ice_servers
 from signaling.notes import DEFAULT_RUBRIC, Note, NoteError, check_note, moment_at_ms, new_note_id, timeline_ms
 from signaling.protocol import Message, ProtocolError, error_message, parse_message, server_message
 from signaling.room import Participant, Room, now_ms
-from signaling.router import LocalRouter
+from signaling.routing.base import ClusterUnavailable, RelayTo, Router
+from signaling.routing.relay import RelayedSocket
 from signaling.tokens import TokenClaims, TokenError, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,8 @@ def bounded(sdp: str, shape: SdpShape = DEFAULT_SHAPE) -> None:
 class Session:
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        router: LocalRouter,
+        ws: web.WebSocketResponse | RelayedSocket,
+        router: Router,
         signer: TokenSigner,
         settings: PeerSettings,
         ice_servers: IceServerSource,
@@ -185,7 +186,13 @@ class Session:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
                     SIGNALING.messages_in += 1
-                    await self._handle_text(msg.data)
+                    try:
+                        await self._handle_text(msg.data)
+                    except RelayTo as to:
+                        # another node holds the lesson: from here on this connection is a relay
+                        # of its messages to that node (the join first) and back
+                        await self._relay(to, msg.data)
+                        break
                 elif msg.type == WSMsgType.BINARY:
                     await self.error("binary_not_supported", "send JSON text frames")
                 elif msg.type == WSMsgType.ERROR:
@@ -196,6 +203,15 @@ class Session:
             await self._leave(graceful=False)
             logcontext.clear()
 
+    async def _relay(self, to: RelayTo, join_text: str) -> None:
+        if self._join_deadline is not None:
+            self._join_deadline.cancel()
+            self._join_deadline = None
+        if self._on_joined is not None:
+            self._on_joined()  # the token checked out: no longer an unauthenticated connection
+        if isinstance(self.ws, web.WebSocketResponse):
+            await self.router.relay(self.ws, to.node_id, to.lesson_id, join_text)
+
     async def _handle_text(self, text: str) -> None:
         try:
             message = parse_message(text, self.max_message_bytes)
@@ -204,6 +220,12 @@ class Session:
             return
         try:
             await self._dispatch(message)
+        except RelayTo:
+            raise
+        except ClusterUnavailable as exc:
+            # the page reconnects by itself when the connection closes, and so retries the join
+            await self.error(exc.code, str(exc), message.id)
+            await self.ws.close()
         except ProtocolError as exc:
             await self.error(exc.code, str(exc), message.id)
         except TokenError as exc:
@@ -282,6 +304,9 @@ class Session:
             self.router.recorders.admit(
                 claims, self.ws.get_extra_info("peername"), self.ws.get_extra_info("sockname")
             )
+        owner = await self.router.place(claims.lesson_id)
+        if owner is not None:
+            raise RelayTo(owner, claims.lesson_id)
         room = self.router.room(claims.lesson_id, claims.lesson_title)
         if room.ended:
             raise TokenError("lesson_unavailable", "this lesson has ended")

@@ -32,7 +32,7 @@ from signaling import permissions
 from signaling.ice_servers import IceServerSource, current_ice_servers
 from signaling.protocol import server_message
 from signaling.room import Participant, Room
-from signaling.router import LocalRouter
+from signaling.routing.base import ClusterUnavailable, Router
 from signaling.session import NEGOTIATION_TIMEOUT_S, bounded
 from signaling.tokens import TokenClaims, TokenError, TokenSigner
 
@@ -183,7 +183,7 @@ def parse_fragment(text: str) -> FragLines:
 
 
 class WhipEndpoints:
-    def __init__(self, router: LocalRouter, signer: TokenSigner, settings: PeerSettings,
+    def __init__(self, router: Router, signer: TokenSigner, settings: PeerSettings,
                  ice_servers: IceServerSource) -> None:
         self.router = router
         self.signer = signer
@@ -238,6 +238,23 @@ class WhipEndpoints:
             raise HttpError(403, code, str(exc)) from None
         return claims
 
+    async def _room_here(self, request: web.Request, claims: TokenClaims) -> Room:
+        """The lesson's room on this node. With several nodes a lesson held by another node is
+        not opened here: ``307`` to that node's URL (a WHIP/WHEP client follows it with the same
+        request, RFC 9725), or ``503 cluster_unavailable`` when that cannot be known."""
+        try:
+            owner = await self.router.place(claims.lesson_id)
+        except ClusterUnavailable as exc:
+            raise HttpError(503, exc.code, str(exc), {"Retry-After": "2"}) from None
+        if owner is not None:
+            url = self.router.node_url(owner)
+            if not url:
+                raise HttpError(503, "cluster_unavailable", f"the lesson's node {owner} has no known URL",
+                                {"Retry-After": "2"})
+            raise HttpError(307, "moved", f"the lesson is held by node {owner}",
+                            {"Location": url.rstrip("/") + request.path_qs})
+        return self.router.room(claims.lesson_id, claims.lesson_title)
+
     def _resource_url(self, request: web.Request, kind: str, rid: str) -> str:
         return f"/{kind}/{rid}"
 
@@ -259,7 +276,7 @@ class WhipEndpoints:
             permissions.check_publish(claims.role, offered)
         except permissions.PermissionDenied as exc:
             raise HttpError(403, "forbidden", exc.message) from None
-        room = self.router.room(claims.lesson_id, claims.lesson_title)
+        room = await self._room_here(request, claims)
         await self._make_room(room, claims, "whip")
         res = self._new_resource("whip", claims, room, ufrag)
         p = res.participant
@@ -274,7 +291,7 @@ class WhipEndpoints:
         claims = self._claims(request, ("remote", "observer"), "play over WHEP")
         offer = await _body(request, "application/sdp", MAX_SDP_BYTES)
         _, ufrag = _parse_offer(offer)
-        room = self.router.room(claims.lesson_id, claims.lesson_title)
+        room = await self._room_here(request, claims)
         await self._make_room(room, claims, "whep")
         res = self._new_resource("whep", claims, room, ufrag)
         p = res.participant
@@ -469,7 +486,7 @@ class WhipEndpoints:
             await self._close(res, graceful=False)
 
 
-def add_whip_routes(app: web.Application, router: LocalRouter, signer: TokenSigner, settings: PeerSettings,
+def add_whip_routes(app: web.Application, router: Router, signer: TokenSigner, settings: PeerSettings,
                     ice_servers: IceServerSource) -> WhipEndpoints:
     endpoints = WhipEndpoints(router, signer, settings, ice_servers)
     endpoints.add_routes(app)
