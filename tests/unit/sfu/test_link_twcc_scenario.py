@@ -211,17 +211,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 async def test_step_down_under_the_cap_within_a_second_and_the_top_layer_back_within_ten(clock: Clock) -> None:
-    line = Line(rate_bps=8_000_000)
-    group = layers()
-    transport = LineTransport(line, clock)
-    down = DownTrack("s1", "1", "video", 555, 100, 90000, transport)  # type: ignore[arg-type]
-    link = Link()
-    down.link = link
-    down.fwd.twcc_id = 5
-    down.attach(group[-1])
-    run = Run(clock, line, link, down, group)
-    publisher = Publisher(group)
-    reported = [-1]
+    run, publisher, reported = _run(clock, 8_000_000)
+    line, down, link = run.line, run.down, run.link
     for _ in simulate(run, 20.0, publisher, reported):
         pass
     assert down.layer_index() == 2, run.layer_log[-20:]  # 8 Mbit/s: the top layer
