@@ -63,8 +63,9 @@ async def test_redis_stopped_for_20_s(tmp_path: Path) -> None:
         steps = [b2 - b1 for b1, b2 in zip(samples, samples[1:], strict=False)]
         print(f"video frames decoded per second during the Redis outage: {steps}")
         assert steps and min(steps) > 0, samples
+        # the floor works without Redis (a bound on that, not on latency: 1 s failed under CI load)
         while True:
-            floor = await lead.expect("floor", timeout=1.0)
+            floor = await lead.expect("floor", timeout=10.0)
             if floor["event"]["type"] == "spotlight":
                 break
         assert floor["spotlight"] == "r1"
