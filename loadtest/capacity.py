@@ -39,6 +39,7 @@ from loadtest.serverproc import (
     REPO_ROOT,
     ServerProcess,
     cpu_seconds,
+    local_redis,
     machine_cpu,
     machine_load,
     start_server,
@@ -199,30 +200,18 @@ def run_step(lessons: int, classrooms: int, args: argparse.Namespace) -> dict[st
 
 def _cluster_step(lessons: int, classrooms: int, args: argparse.Namespace) -> dict[str, Any]:
     import secrets
-    import shutil
-    import tempfile
 
-    from classroom.cluster import LocalRedis
-
-    redis_dir = Path(tempfile.mkdtemp(prefix="classroom-capacity-redis-"))
-    redis = LocalRedis(redis_dir)
-    redis_proc = redis.supervised()
-    redis_proc.start()
     servers: list[ServerProcess] = []
-    try:
-        redis.wait_ready()
-        secret = secrets.token_hex(32)
-        env = {**os.environ, "CLASSROOM_REDIS_PASSWORD": redis.password}
-        for i in range(args.nodes):
-            servers.append(start_server(cpu=0, nice=args.nice, env=env, secret=secret,
-                                        extra_args=["--redis", redis.url, "--node-id", f"cap-{i + 1}"]))
-        return _run_bots(lessons, classrooms, args, servers)
-    finally:
-        for server in servers:
-            server.stop()
-        redis_proc.terminate()
-        redis_proc.wait(5.0)
-        shutil.rmtree(redis_dir, ignore_errors=True)
+    with local_redis("classroom-capacity-redis-") as (url, env):
+        try:
+            secret = secrets.token_hex(32)
+            for i in range(args.nodes):
+                servers.append(start_server(cpu=0, nice=args.nice, env=env, secret=secret,
+                                            extra_args=["--redis", url, "--node-id", f"cap-{i + 1}"]))
+            return _run_bots(lessons, classrooms, args, servers)
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def _run_bots(lessons: int, classrooms: int, args: argparse.Namespace,

@@ -19,7 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,3 +186,23 @@ def machine_load(before: dict[str, float], after: dict[str, float], wall: float)
         "machine_busy_percent_of_core": round(100 * (after["busy"] - before["busy"]) / wall, 1),
         "machine_steal_percent_of_core": round(100 * (after["steal"] - before["steal"]) / wall, 1),
     }
+
+
+@contextmanager
+def local_redis(prefix: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A redis-server of our own for a cluster run (``classroom.cluster.LocalRedis``: its password
+    in a 0600 file, never on a command line), stopped and removed afterwards. Yields its URL and
+    the environment the nodes need (``CLASSROOM_REDIS_PASSWORD``)."""
+    from classroom.cluster import LocalRedis
+
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    redis = LocalRedis(directory)
+    proc = redis.supervised()
+    proc.start()
+    try:
+        redis.wait_ready()
+        yield redis.url, {**os.environ, "CLASSROOM_REDIS_PASSWORD": redis.password}
+    finally:
+        proc.terminate()
+        proc.wait(5.0)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -31,6 +31,7 @@ from loadtest.serverproc import (
     REPO_ROOT,
     ServerProcess,
     cpu_seconds,
+    local_redis,
     machine_cpu,
     machine_load,
     start_server,
@@ -271,34 +272,24 @@ def _run_through_relay(args: argparse.Namespace, hold: float) -> dict[str, Any]:
     """The same load, joined through a node that holds none of the lessons."""
     import secrets
 
-    from classroom.cluster import LocalRedis
-
-    redis_dir = Path(tempfile.mkdtemp(prefix="classroom-load-redis-"))
-    redis = LocalRedis(redis_dir)
-    redis_proc = redis.supervised()
-    redis_proc.start()
     servers: list[ServerProcess] = []
-    try:
-        redis.wait_ready()
-        secret = secrets.token_hex(32)
-        env = {**os.environ, "CLASSROOM_REDIS_PASSWORD": redis.password}
-        cpu = None if args.no_pin else 0
-        servers.append(start_server(cpu=cpu, extra_args=["--redis", redis.url, "--node-id", "owner"], env=env,
-                                    nice=args.nice, secret=secret))
-        servers.append(start_server(cpu=cpu, extra_args=["--redis", redis.url, "--node-id", "relay"],
-                                    env={**env, "CLASSROOM_REDIS_TAKES_LESSONS": "false"}, nice=args.nice,
-                                    secret=secret))
-        result = run_load(args.users, args.spawn_seconds, hold, args.run_seconds, args.lesson_size,
-                          args.bureau_users, args.ping_seconds, pin=not args.no_pin, server=servers[1],
-                          nice=args.nice)
-        result["through"] = "relay node (every lesson held by the other node; signaling relayed over Redis)"
-        return result
-    finally:
-        for server in servers:
-            server.stop()
-        redis_proc.terminate()
-        redis_proc.wait(5.0)
-        shutil.rmtree(redis_dir, ignore_errors=True)
+    with local_redis("classroom-load-redis-") as (url, env):
+        try:
+            secret = secrets.token_hex(32)
+            cpu = None if args.no_pin else 0
+            servers.append(start_server(cpu=cpu, extra_args=["--redis", url, "--node-id", "owner"], env=env,
+                                        nice=args.nice, secret=secret))
+            servers.append(start_server(cpu=cpu, extra_args=["--redis", url, "--node-id", "relay"],
+                                        env={**env, "CLASSROOM_REDIS_TAKES_LESSONS": "false"}, nice=args.nice,
+                                        secret=secret))
+            result = run_load(args.users, args.spawn_seconds, hold, args.run_seconds, args.lesson_size,
+                              args.bureau_users, args.ping_seconds, pin=not args.no_pin, server=servers[1],
+                              nice=args.nice)
+            result["through"] = "relay node (every lesson held by the other node; signaling relayed over Redis)"
+            return result
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
