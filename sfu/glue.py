@@ -441,12 +441,10 @@ def twcc_subscribe_offer(offer_sdp: str) -> str:
     video = [sec for sec in sections if sec[0].startswith("m=video") and sec[0].split()[1] != "0"]
     if not video:
         return offer_sdp
-    used = {_extmap_id(sec, uri) for sec in sections for uri in
-            [v.split()[1] for v in _attr(sec, "extmap") if len(v.split()) >= 2]}
-    ext_id = next((i for i in range(TWCC_FIRST_ID, 15) if i not in used), 0)
     existing = {_extmap_id(sec, TWCC_URI) for sec in video} - {0}
-    if existing:
-        ext_id = min(existing)
+    used = {v.split()[0].split("/")[0] for sec in sections for v in _attr(sec, "extmap") if v.split()}
+    ext_id = min(existing) if existing else next(
+        (i for i in range(TWCC_FIRST_ID, 15) if str(i) not in used), 0)
     if not ext_id:
         return offer_sdp
     for sec in video:

@@ -202,6 +202,17 @@ def simulate(run: Run, seconds: float, publisher: Publisher, reported: list[int]
             yield clock.now
 
 
+def layers_after(run: Run, start: float) -> list[int]:
+    """The layer forwarded at each evaluation after ``start``."""
+    return [layer for t, layer in run.layer_log if t > start]
+
+
+def layer_changes(run: Run, start: float) -> list[tuple[float, int]]:
+    """(seconds after ``start``, new layer) of each switch after ``start``."""
+    log = run.layer_log
+    return [(round(t - start, 1), b) for (t, b), (_, a) in zip(log[1:], log, strict=False) if a != b and t > start]
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
@@ -254,7 +265,7 @@ async def test_a_cap_at_60_percent_settles_on_the_middle_layer_and_stays(clock: 
     start = clock.now
     for _ in simulate(run, 50.0, publisher, reported):
         pass
-    late = [layer for t, layer in run.layer_log if t > start]
+    late = layers_after(run, start)
     assert set(late) == {1}, sorted(set(late))  # h throughout: probes for f fail without a switch
     dropped = sum(1 for s, a in run.line.arrivals.items() if a is None and run.line.sent[s][0] > start)
     assert dropped / max(1, sum(1 for s in run.line.sent if run.line.sent[s][0] > start)) < 0.01
@@ -270,11 +281,8 @@ async def test_a_cap_swinging_20_percent_around_the_top_layer_switches_at_most_o
     start = clock.now
     for now in simulate(run, 60.0, publisher, reported):
         run.line.rate_bps = LAYER_BPS[2] * (1 + 0.2 * math.sin(2 * math.pi * (now - start) / 20))
-    layers_seen = [layer for t, layer in run.layer_log if t > start]
-    switches = sum(1 for a, b in zip(layers_seen, layers_seen[1:], strict=False) if a != b)
-    changes = [(round(t - start, 1), b) for (t, b), (_, a) in zip(run.layer_log[1:], run.layer_log, strict=False)
-               if a != b and t > start]
-    assert switches <= 6, changes
+    changes = layer_changes(run, start)
+    assert len(changes) <= 6, changes
 
 
 async def test_five_percent_random_loss_keeps_the_top_layer(clock: Clock) -> None:
@@ -285,7 +293,7 @@ async def test_five_percent_random_loss_keeps_the_top_layer(clock: Clock) -> Non
     start = clock.now
     for _ in simulate(run, 40.0, publisher, reported):
         pass
-    late = [layer for t, layer in run.layer_log if t > start]
+    late = layers_after(run, start)
     assert late.count(2) / len(late) > 0.95, sorted(set(late))
 
 
@@ -298,9 +306,8 @@ async def test_a_long_jittery_lossy_capped_line_gets_the_layer_it_can_carry(cloc
     start = clock.now
     for _ in simulate(run, 40.0, publisher, reported):
         pass
-    late = [layer for t, layer in run.layer_log if t > start]
-    changes = [(round(t - start, 1), b) for (t, b), (_, a) in zip(run.layer_log[1:], run.layer_log, strict=False)
-               if a != b and t > start]
+    late = layers_after(run, start)
+    changes = layer_changes(run, start)
     # 3 Mbit/s carries f (1.7 Mbit/s): reached (random loss is not a queue) and kept
     assert late[-300:].count(2) == 300 and len(changes) <= 2, changes
 
@@ -312,9 +319,8 @@ async def test_a_cap_at_30_percent_settles_on_a_lower_layer_without_overflowing(
     start = clock.now
     for _ in simulate(run, 50.0, publisher, reported):
         pass
-    late = [layer for t, layer in run.layer_log if t > start]
-    changes = [(round(t - start, 1), b) for (t, b), (_, a) in zip(run.layer_log[1:], run.layer_log, strict=False)
-               if a != b and t > start]
+    late = layers_after(run, start)
+    changes = layer_changes(run, start)
     assert len(set(late)) == 1 and late[0] >= 0, changes
     sent = [s for s in run.line.sent if run.line.sent[s][0] > start]
     dropped = sum(1 for s in sent if run.line.arrivals[s] is None)
