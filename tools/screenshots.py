@@ -4,7 +4,8 @@ A real ``classroom serve`` (its demo lesson, in a temporary data directory) and 
 Chromium with a fake camera and microphone: the lead classroom and two of the three remote
 classrooms join (the third is absent), one raises its hand, the lead gives the other the floor
 and mutes it, an observer watches; then the lead ends the lesson and the recording is opened in
-the playback page (and, without a manifest, its list of recordings). The bureau page is shown logged in with the first administrator's key.
+the playback page (and, without a manifest, its list of recordings).
+The bureau page is shown logged in with the first administrator's key.
 
     python3 tools/screenshots.py [--out docs/screenshots] [--lang zh-CN|en]
 """
