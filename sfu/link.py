@@ -212,7 +212,12 @@ class Link:
             self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio, headroom=1.0)
         self._sent(downs, now)
         twcc = self.twcc
+        rebases = twcc.rebases
         overuse = twcc.on_feedback(packets, now)
+        if twcc.rebases != rebases:
+            log.info("transport-cc: a standing delay that did not drain at %.0f kbit/s arriving: the "
+                     "path got longer, not a queue; base delay re-taken, estimate %.0f kbit/s",
+                     twcc.acked_bps / 1000, twcc.bps / 1000)
         self.estimator.on_delay_estimate(twcc.bps, overuse, now)
         if twcc.over and self.prober.active:
             # a probe's padding is stopped at the first sign of a queue: what the line cannot
