@@ -55,6 +55,7 @@ PACE_MEMORY_S = 10.0
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
 RANDOM_LOSS_CEILING = 0.3  # a NACK burst above this share is congestion even without a queue
+RR_MIN_EXPECTED = 20  # a receiver report's loss is passed on once it covers this many packets
 # Repairs are sent twice on a link that loses packets at random and has a long round trip: a
 # lost repair costs another round trip, long enough to freeze the picture (3 % loss at 100 ms:
 # about one frame in a hundred needed a second repair). Only when nothing was congested lately
@@ -166,6 +167,8 @@ class Link:
         self.retransmitted_bytes = 0  # and of repairs
         self._media_seen = self._repairs_seen = 0
         self._twcc_logged = -1e9
+        self._rr_counters: dict[int, tuple[int, int]] = {}  # video ssrc -> (highest seq, cumulative lost)
+        self._rr_expected = self._rr_lost = 0  # summed over reports not yet passed on
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -283,10 +286,31 @@ class Link:
         return twcc.queue_ms >= 0.5 * twcc.threshold_ms
 
     def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
-        """A receiver report from the subscriber: loss over the video streams, and RTT."""
-        fractions = [b.fraction_lost / 256.0 for b in blocks if b.ssrc in ssrcs]
-        if fractions:
-            self.estimator.on_loss(max(fractions), now)
+        """A receiver report from the subscriber: loss over the video streams, and RTT.
+
+        The loss is the packets lost over all video streams against the packets expected, from
+        each block's cumulative counters since the previous report — not the largest of the
+        blocks' own fractions: a courseware stream that sent 2 packets in that second and lost
+        one says "50 %" on a 5 % line, which used to cost the camera a layer. Reports are summed
+        until they cover at least RR_MIN_EXPECTED packets."""
+        for b in blocks:
+            if b.ssrc not in ssrcs:
+                continue
+            previous = self._rr_counters.get(b.ssrc)
+            self._rr_counters[b.ssrc] = (b.highest_seq, b.packets_lost)
+            if previous is None:
+                continue
+            expected = b.highest_seq - previous[0]
+            if not 0 < expected < 0x8000:  # (a restarted stream or a stale report)
+                continue
+            self._rr_expected += expected
+            self._rr_lost += min(expected, max(0, b.packets_lost - previous[1]))
+        if len(self._rr_counters) > 64:  # (streams come and go over a lesson)
+            for key in [k for k in self._rr_counters if k not in ssrcs]:
+                del self._rr_counters[key]
+        if self._rr_expected >= RR_MIN_EXPECTED:
+            self.estimator.on_loss(self._rr_lost / self._rr_expected, now)
+            self._rr_expected = self._rr_lost = 0
         for b in blocks:
             sent_at = self._sr_sent.get(b.lsr) if b.lsr else None
             if sent_at is not None:
