@@ -481,7 +481,7 @@ class RunConfig:
     top_kbps: float | None = None  # fixed reference instead of the measured top layer
     echo_server: bool = False
     log_level: str = "WARNING"  # the server's (INFO with --echo-server: layer changes, probes)
-    page_query: str = ""  # appended to every page's URL, e.g. "temporal=1" (L1T3 publishers)
+    page_query: str = ""  # appended to every page's URL, e.g. "temporal=0" (L1T1 publishers)
     log: Callable[[str], None] = print
 
 
@@ -781,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-second-remote", action="store_true")
     parser.add_argument("--echo-server", action="store_true", help="show the server's output")
     parser.add_argument("--page-query", default="", metavar="K=V[&K=V]",
-                        help="added to every page's URL (e.g. temporal=1 for VP8 L1T3 layers)")
+                        help="added to every page's URL (e.g. temporal=0: VP8 with one temporal layer)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path, metavar="JSON",
                         help="print the table of an earlier --json file as Markdown and exit")
