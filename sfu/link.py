@@ -292,7 +292,9 @@ class Link:
         each block's cumulative counters since the previous report — not the largest of the
         blocks' own fractions: a courseware stream that sent 2 packets in that second and lost
         one says "50 %" on a 5 % line, which used to cost the camera a layer. Reports are summed
-        until they cover at least RR_MIN_EXPECTED packets."""
+        until they cover at least RR_MIN_EXPECTED packets; one that expected none (video
+        paused) says "nothing lost", so the estimate can grow toward resuming it."""
+        expected_now = compared = 0
         for b in blocks:
             if b.ssrc not in ssrcs:
                 continue
@@ -300,16 +302,21 @@ class Link:
             self._rr_counters[b.ssrc] = (b.highest_seq, b.packets_lost)
             if previous is None:
                 continue
+            compared += 1
             expected = b.highest_seq - previous[0]
             if not 0 < expected < 0x8000:  # (a restarted stream or a stale report)
                 continue
+            expected_now += expected
             self._rr_expected += expected
             self._rr_lost += min(expected, max(0, b.packets_lost - previous[1]))
         if len(self._rr_counters) > 64:  # (streams come and go over a lesson)
             for key in [k for k in self._rr_counters if k not in ssrcs]:
                 del self._rr_counters[key]
-        if self._rr_expected >= RR_MIN_EXPECTED:
-            self.estimator.on_loss(self._rr_lost / self._rr_expected, now)
+        if self._rr_expected >= RR_MIN_EXPECTED or (compared and expected_now == 0):
+            # (nothing expected since the last report — video paused —: nothing was lost, and
+            # the loss-based estimate may grow again toward resuming it)
+            lost = self._rr_lost / self._rr_expected if self._rr_expected else 0.0
+            self.estimator.on_loss(lost, now)
             self._rr_expected = self._rr_lost = 0
         for b in blocks:
             sent_at = self._sr_sent.get(b.lsr) if b.lsr else None

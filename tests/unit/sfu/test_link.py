@@ -240,3 +240,8 @@ def test_receiver_report_loss_is_summed_over_streams_not_the_worst_block() -> No
     assert abs(link.estimator.loss - 11 / 202) < 1e-9
     report(4.0, cam=(20, 1), screen=(0, 0))  # 27 packets, 3 lost, over the two reports
     assert abs(link.estimator.loss - 3 / 27) < 1e-9
+    report(5.0, cam=(30, 6))
+    link.on_report([], {cam, screen}, 5.5)  # (an audio receiver's report: no video block)
+    assert abs(link.estimator.loss - 0.2) < 1e-9
+    report(6.0, cam=(0, 0), screen=(0, 0))  # video paused: nothing expected, nothing lost
+    assert link.estimator.loss == 0.0
