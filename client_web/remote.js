@@ -162,6 +162,7 @@ function attach(video, tr) {
 }
 
 $("main").addEventListener("loadeddata", () => {
+  window.classroomTimeline.push(["main_loadeddata", Math.round(performance.now())]); // every (re)start of the picture
   if (window.firstFrameMs === null) { window.firstFrameMs = performance.now(); window.classroomTimeline.push(["first_frame", Math.round(window.firstFrameMs)]); }
 });
 
