@@ -46,6 +46,17 @@ export class ClassroomClient extends EventTarget {
     this.pending = new Map();
     this.iceServers = [];
     this.state = "connecting";
+    // Back after a drop, what was published is published again; a page may make that wait
+    // (a promise): a remote classroom's page lets the lead's picture come first.
+    this.republishAfter = null;
+  }
+
+  async republish() {
+    const joined = this.joined;
+    if (this.republishAfter) await this.republishAfter();
+    if (this.joined !== joined || this.state !== "joined" || !this.publishing) return; // dropped again meanwhile
+    mark("republish");
+    await this.publish(this.publishing.stream, this.publishing.sources).catch((e) => this.emit("error", e));
   }
 
   emit(type, detail) {
@@ -96,7 +107,7 @@ export class ClassroomClient extends EventTarget {
         this.iceServers = msg.ice_servers || [];
         this.setState("joined");
         this.emit("joined", msg);
-        if (this.publishing) this.publish(this.publishing.stream, this.publishing.sources).catch((e) => this.emit("error", e));
+        if (this.publishing) this.republish();
         break;
       case "subscribe_offer":
         await this.onSubscribeOffer(msg);

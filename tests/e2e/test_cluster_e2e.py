@@ -225,13 +225,13 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
         # the floor when the node dies: r1 holds it (and the spotlight), r2's hand is up
         r1, r2 = remotes
         await r1.click("#hand")
-        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 10,
+        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 20,
                        "r1's hand in the lead's queue")
         await lead.click("#queue button")
-        await wait_for(lambda: r1.evaluate("document.getElementById('floor-banner').classList.contains('show')"), 10,
+        await wait_for(lambda: r1.evaluate("document.getElementById('floor-banner').classList.contains('show')"), 20,
                        "r1 told it has the floor")
         await r2.click("#hand")
-        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r2')"), 10,
+        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r2')"), 20,
                        "r2's hand in the lead's queue")
         directory = recordings_root(cluster.data) / safe_name("k-lesson")
         await wait_for(lambda: asyncio.sleep(0, (directory / MANIFEST_NAME).exists()), 30, "the recording")
