@@ -432,9 +432,9 @@ class RedisRouter(LocalRouter):
             try:
                 room.floor.restore(carried, int(time.time() * 1000))
                 self.counters.floors_restored += 1
-                log.info("lesson %s: floor state carried over (hands %s, floor %s, spotlight %s, muted %s)",
-                         lesson_id, carried.get("queue"), carried.get("granted"), carried.get("spotlight"),
-                         carried.get("muted"))
+                log.info("lesson %s: opened on node %s with the floor state carried over (hands %s, floor %s, "
+                         "spotlight %s, muted %s)", lesson_id, self.node_id, carried.get("queue"),
+                         carried.get("granted"), carried.get("spotlight"), carried.get("muted"))
             except ValueError as exc:
                 log.warning("lesson %s: the carried floor state is not usable (%s); starting with an empty floor",
                             lesson_id, exc)
