@@ -356,6 +356,11 @@ class Link:
         budget = max(budget, min(self.estimator.unbounded(), lowest))
         if now - self.estimator.congested_at > PAUSE_EVIDENCE_S:
             budget = max(budget, lowest)  # and nothing is paused without recent congestion
+        if self.twcc is not None and now - self.twcc.fed_at < 1.0 and self.twcc.acked_bps >= lowest:
+            # nor while the line is seen to carry at least the lowest layers: what the receiver
+            # got over the last half second was no less (a pause costs seconds of picture: the
+            # estimate has to grow back from where loss reports pushed it)
+            budget = max(budget, lowest)
         # a queue growing now (transport-cc overuse within the last half second): no hysteresis
         # downward, or a layer a little above the estimate would keep the queue standing
         congested = self.twcc is not None and now - self.twcc.overused_at < 0.5

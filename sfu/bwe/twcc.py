@@ -87,6 +87,7 @@ class TwccEstimator:
         self.loss = 0.0  # share of the last feedback's packets not received
         self.overused_at = -1e9
         self.feedbacks = 0
+        self.fed_at = -1e9  # when the last feedback came
         self.packets = 0
         self._arrivals: deque[tuple[float, int]] = deque()  # (arrival s, bytes), arrival order
         self._arrived_bytes = 0
@@ -116,6 +117,7 @@ class TwccEstimator:
         if not packets:
             return False
         self.feedbacks += 1
+        self.fed_at = now
         self.packets += len(packets)
         self.loss = 1.0 - len(got) / len(packets)
         if not got:

@@ -245,3 +245,26 @@ def test_receiver_report_loss_is_summed_over_streams_not_the_worst_block() -> No
     assert abs(link.estimator.loss - 0.2) < 1e-9
     report(6.0, cam=(0, 0), screen=(0, 0))  # video paused: nothing expected, nothing lost
     assert link.estimator.loss == 0.0
+
+
+async def test_loss_reports_do_not_pause_video_the_line_is_seen_to_carry() -> None:
+    """Transport-cc says the lowest layer arrives; loss reports (random loss, or a report that
+    overstates it) push the loss-based figure down: lower layers, but no pause."""
+    from sfu.bwe.twcc import TwccEstimator
+
+    link, d, group = setup()
+    link.twcc = TwccEstimator()
+    now = 100.0
+    link.evaluate([d], now, 0)
+    for _ in range(30):
+        now += 0.35
+        link.twcc.fed_at, link.twcc.acked_bps = now, 400_000.0  # q (150 kbit/s) arrives, and more
+        link.estimator.on_loss(0.6, now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == 0
+    link.twcc.fed_at = now - 5  # no feedback any more (nothing numbered is arriving): as before
+    for _ in range(10):
+        now += 0.35
+        link.estimator.on_loss(0.6, now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == -1
