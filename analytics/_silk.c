@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 /* libopus internals (silk/control.h, silk/API.h, celt/entdec.h of libopus 1.3.x) */
 typedef struct {
@@ -320,6 +321,163 @@ static PyObject *Decoder_decode(Decoder *self, PyObject *const *args, Py_ssize_t
     return PyLong_FromLong(n);
 }
 
+static int append_range(PyObject *list, long long a, long long b) {
+    PyObject *item = Py_BuildValue("(LL)", a, b);
+    int rc;
+    if (item == NULL)
+        return -1;
+    rc = PyList_Append(list, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+static long long clip_ll(long long x, long long lo, long long hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+PyDoc_STRVAR(place_doc,
+             "place(packets, stamps, wanted, out, start, time_base, gap) -> tuple | None\n\n"
+             "Decode a file's packets onto the lesson timeline in ``out`` (int16): packet i goes to\n"
+             "start + round((stamps[i] - stamps[0]) * time_base * rate) when that is more than ``gap`` samples past\n"
+             "the previous packet's end (a gap), else right after it; a packet with ``wanted[i]`` false is\n"
+             "not decoded (a voiceless stretch: the decoder is reset before the next decoded one).\n"
+             "Returns (cursor, written, overflow, bad, covered, quiet) — covered and quiet are lists of\n"
+             "[start, end) sample ranges — or None, before decoding anything, when a packet is CELT-only\n"
+             "(the caller decodes such files packet by packet). analytics.audio._decode_opus is the same\n"
+             "loop in Python.");
+
+static PyObject *Decoder_place(Decoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *packets, *stamps, *covered = NULL, *quiet = NULL, *result = NULL;
+    Py_buffer wanted, out;
+    long long start, gap, total, cursor = 0, t0 = 0, written = 0, overflow = 0, bad = 0;
+    long long run_start = -1, quiet_start = -1;
+    int have_cursor = 0, have_t0 = 0, skipping = 0;
+    double tb;
+    Py_ssize_t i, count;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "place() takes 7 arguments");
+        return NULL;
+    }
+    packets = args[0];
+    stamps = args[1];
+    if (!PyList_Check(packets) || !PyList_Check(stamps) || PyList_GET_SIZE(packets) != PyList_GET_SIZE(stamps)) {
+        PyErr_SetString(PyExc_TypeError, "packets and stamps must be lists of the same length");
+        return NULL;
+    }
+    start = PyLong_AsLongLong(args[4]);
+    tb = PyFloat_AsDouble(args[5]);
+    gap = PyLong_AsLongLong(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    count = PyList_GET_SIZE(packets);
+    for (i = 0; i < count; i++) {
+        PyObject *p = PyList_GET_ITEM(packets, i);
+        if (!PyBytes_Check(p)) {
+            PyErr_SetString(PyExc_TypeError, "packets must be bytes");
+            return NULL;
+        }
+        if (PyBytes_GET_SIZE(p) > 0 && ((unsigned char)PyBytes_AS_STRING(p)[0] >> 3) >= 16)
+            Py_RETURN_NONE;
+    }
+    if (PyObject_GetBuffer(args[2], &wanted, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[3], &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&wanted);
+        return NULL;
+    }
+    if (wanted.len != count || out.itemsize != 2) {
+        PyErr_SetString(PyExc_ValueError, "wanted must hold one byte per packet and out be int16");
+        goto done;
+    }
+    covered = PyList_New(0);
+    quiet = PyList_New(0);
+    if (covered == NULL || quiet == NULL)
+        goto done;
+    total = out.len / 2;
+    for (i = 0; i < count; i++) {
+        PyObject *p = PyList_GET_ITEM(packets, i), *pts = PyList_GET_ITEM(stamps, i);
+        const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(p);
+        int len = (int)PyBytes_GET_SIZE(p);
+        long long n;
+        if (pts != Py_None && tb != 0.0) {
+            long long stamp = PyLong_AsLongLong(pts), expected;
+            if (stamp == -1 && PyErr_Occurred())
+                goto done;
+            if (!have_t0) {
+                t0 = stamp;
+                have_t0 = 1;
+            }
+            /* the same float operations, in the same order, as the Python loop */
+            expected = start + (long long)nearbyint((double)(stamp - t0) * tb * (double)self->rate);
+            if (!have_cursor || expected - cursor > gap) {
+                if (have_cursor && run_start >= 0) {
+                    if (append_range(covered, run_start, cursor < total ? cursor : total) < 0)
+                        goto done;
+                    run_start = -1;
+                }
+                cursor = expected;
+                have_cursor = 1;
+            }
+        } else if (!have_cursor) {
+            cursor = start;
+            have_cursor = 1;
+        }
+        if (!((unsigned char *)wanted.buf)[i]) {
+            int config = len > 0 ? data[0] >> 3 : 0;
+            static const int silk_ms[4] = {10, 20, 40, 60};
+            n = (long long)(config < 12 ? silk_ms[config & 3] : (config & 1 ? 20 : 10)) * self->rate / 1000;
+            if (!skipping) {
+                skipping = 1;
+                quiet_start = cursor > 0 ? cursor : 0;
+            }
+        } else {
+            if (skipping) {
+                skipping = 0;
+                if (append_range(quiet, quiet_start, clip_ll(cursor, 0, total)) < 0)
+                    goto done;
+                reset_state(self);
+            }
+            Py_BEGIN_ALLOW_THREADS
+            if (cursor >= 0 && cursor + MAX_SAMPLES <= total) {
+                n = decode_packet(self, data, len, (int16_t *)out.buf + cursor);
+            } else {
+                n = decode_packet(self, data, len, self->scratch);
+                if (n > 0) {
+                    long long lo = cursor > 0 ? cursor : 0, hi = cursor + n < total ? cursor + n : total;
+                    if (hi > lo)
+                        memcpy((int16_t *)out.buf + lo, self->scratch + (lo - cursor), sizeof(int16_t) * (size_t)(hi - lo));
+                }
+            }
+            Py_END_ALLOW_THREADS
+            if (n < 0) {
+                bad++;
+                continue;
+            }
+            {
+                long long lo = cursor > 0 ? cursor : 0, hi = cursor + n < total ? cursor + n : total;
+                overflow += n - (hi > lo ? hi - lo : 0);
+            }
+        }
+        if (run_start < 0 && cursor + n > 0 && cursor < total)
+            run_start = cursor > 0 ? cursor : 0;
+        cursor += n;
+        written += n;
+    }
+    if (have_cursor) {
+        if (run_start >= 0 && append_range(covered, run_start, cursor < total ? cursor : total) < 0)
+            goto done;
+        if (skipping && append_range(quiet, quiet_start, clip_ll(cursor, 0, total)) < 0)
+            goto done;
+        result = Py_BuildValue("(LLLLOO)", cursor, written, overflow, bad, covered, quiet);
+    } else {
+        result = Py_BuildValue("(OLLLOO)", Py_None, written, overflow, bad, covered, quiet);
+    }
+done:
+    Py_XDECREF(covered);
+    Py_XDECREF(quiet);
+    PyBuffer_Release(&wanted);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyObject *Decoder_reset(Decoder *self, PyObject *unused) {
     reset_state(self);
     Py_RETURN_NONE;
@@ -327,6 +485,7 @@ static PyObject *Decoder_reset(Decoder *self, PyObject *unused) {
 
 static PyMethodDef Decoder_methods[] = {
     {"decode", (PyCFunction)(void (*)(void))Decoder_decode, METH_FASTCALL, decode_doc},
+    {"place", (PyCFunction)(void (*)(void))Decoder_place, METH_FASTCALL, place_doc},
     {"reset", (PyCFunction)Decoder_reset, METH_NOARGS, "Forget the decoder's state (as after a gap)."},
     {NULL, NULL, 0, NULL},
 };

@@ -11,3 +11,14 @@ class Decoder:
     def __init__(self, rate: int = 8000) -> None: ...
     def decode(self, packet: bytes, out: np.ndarray[Any, Any], offset: int, /) -> int: ...
     def reset(self) -> None: ...
+    def place(
+        self,
+        packets: list[bytes],
+        stamps: list[int | None],
+        wanted: bytes,
+        out: np.ndarray[Any, Any],
+        start: int,
+        time_base: float,
+        gap: int,
+        /,
+    ) -> tuple[int | None, int, int, int, list[tuple[int, int]], list[tuple[int, int]]] | None: ...

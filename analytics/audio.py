@@ -222,7 +222,24 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bo
                 raise RuntimeError(f"opus_decoder_create failed ({err.value})")
         return dec
 
-    if fast is None:
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    start = placer.base - _pre_skip(stream) * RATE // 48000  # pre-skip counts 48-kHz samples
+    if fast is not None:
+        # the loop below, in C (no CELT-only packet in the file), when nothing went wrong
+        placed = fast.place(packets, stamps, bytes(wanted), placer.out, start, tb, _GAP_TOLERANCE)
+        if placed is not None:
+            end, written, overflow, bad_packets, covered_ranges, quiet_ranges = placed
+            placer.covered.extend(covered_ranges)
+            placer.quiet.extend(quiet_ranges)
+            placer.written += written
+            placer.overflow += overflow
+            if end is not None:
+                placer.cursor = end
+            if problem is not None:
+                raise problem
+            return int(bad_packets)
+        fast.reset()
+    else:
         whole_packets()
     celt_only = _silk.CELT_ONLY if _silk is not None else 0
     out = placer.out
@@ -230,8 +247,6 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bo
     out_ptr = out.ctypes.data
     buf = np.zeros(1920, dtype=np.int16)  # 120 ms at 16 kHz: the longest Opus packet
     buf_ptr = buf.ctypes.data
-    tb = float(stream.time_base) if stream.time_base else 0.0
-    start = placer.base - _pre_skip(stream) * RATE // 48000  # pre-skip counts 48-kHz samples
     cursor: int | None = None
     t0: int | None = None
     bad = 0

@@ -10,7 +10,9 @@ handed back.
 from __future__ import annotations
 
 import ctypes
+from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -171,3 +173,84 @@ def test_a_track_decodes_the_same_with_and_without_the_extension(
     ref = audio.decode_track(manifest, manifest.tracks[0], 3 * RATE)
     assert np.array_equal(ours.samples, ref.samples)
     assert ours.covered == ref.covered and ours.quiet == ref.quiet
+
+
+class _PacketByPacket:
+    """analytics._silk without ``place``: decode_track falls back to its Python loop."""
+
+    CELT_ONLY = _silk.CELT_ONLY
+
+    class Decoder:
+        def __init__(self, rate: int) -> None:
+            self._dec = _silk.Decoder(rate)
+
+        def decode(self, packet: bytes, out: np.ndarray, offset: int) -> int:
+            return self._dec.decode(packet, out, offset)
+
+        def reset(self) -> None:
+            self._dec.reset()
+
+        def place(self, *args: object) -> None:
+            return None
+
+
+class _Packet:
+    def __init__(self, data: bytes, pts: int | None) -> None:
+        self.data, self.pts, self.size = data, pts, len(data)
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+class _Demuxer:
+    """The two things _decode_opus asks of a PyAV container and stream."""
+
+    def __init__(self, packets: list[_Packet]) -> None:
+        self.packets = packets
+        self.time_base = Fraction(1, 1000)
+        self.codec_context = SimpleNamespace(extradata=None)
+
+    def demux(self, stream: object) -> list[_Packet]:
+        return self.packets
+
+
+def _place(packets: list[_Packet], total: int, base: int) -> audio._Placer:
+    placer = audio._Placer(np.zeros(total, np.int16), base)
+    demuxer = _Demuxer(packets)
+    placer.bad = audio._decode_opus(demuxer, demuxer, placer, True)  # type: ignore[attr-defined]
+    return placer
+
+
+def test_the_c_placement_loop_is_the_python_loop(hybrid: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    # lost packets (a gap), a voiceless stretch (skipped), corrupt packets, packets without a
+    # timestamp, audio before the lesson start and past its end: Decoder.place must give what the
+    # packet-by-packet loop gives
+    unvoiced = bytes([hybrid[0][0], 0x10]) + bytes(30)  # voice-activity bit clear
+    stream: list[_Packet] = []
+    t = 0
+    for i, data in enumerate(hybrid[:60]):
+        stream.append(_Packet(data, t))
+        t += 20
+        if i == 20:
+            t += 400  # a gap
+        if i == 30:
+            stream.append(_Packet(bytes([data[0] | 3, 0]), t))  # corrupt
+            stream += [_Packet(unvoiced, t + 20 * k) for k in range(1, 41)]
+            t += 20 * 41
+        if i == 45:
+            stream.append(_Packet(data, None))
+    for total, base in ((3 * RATE, 0), (2 * RATE, -400), (4 * RATE, 1000)):
+        ours = _place(stream, total, base)
+        monkeypatch.setattr(audio, "_silk", _PacketByPacket)
+        ref = _place(stream, total, base)
+        monkeypatch.setattr(audio, "_silk", _silk)
+        assert ours.quiet and len(ours.covered) >= 2, (ours.quiet, ours.covered)
+        assert ours.bad == ref.bad == 1  # type: ignore[attr-defined]
+        assert np.array_equal(ours.out, ref.out)
+        assert (ours.covered, ours.quiet, ours.cursor, ours.written, ours.overflow) == (
+            ref.covered,
+            ref.quiet,
+            ref.cursor,
+            ref.written,
+            ref.overflow,
+        )
