@@ -366,13 +366,12 @@ function encodingsFor(track, source) {
     return {};
   }
   if (new URLSearchParams(location.search).get("simulcast") === "0") return {};
-  // One temporal layer by default; ?temporal=1 sends VP8 with three (L1T3), which the SFU can thin
-  // (docs/weak-links.md). Measured on 2026-12-02 with the 20 fps test camera, L1T3 made a
-  // downgrade freeze-free but raised the freeze share on lossy links (3.5 % against 0.5 % at
-  // 100 ms + 3 % loss) and on a weak uplink (2.3 % against 0 %), so it is not the default yet.
+  // VP8 layers carry three temporal layers (L1T3) by default, so the SFU can lower a weak
+  // classroom's frame rate at once and thin the old layer while a switch waits for a keyframe
+  // (docs/weak-links.md); ?temporal=0 sends one (L1T1). H.264 always sends one.
   const params = new URLSearchParams(location.search);
   const h264 = (params.get("codec") || "").toLowerCase() === "h264";
-  const mode = params.get("temporal") === "1" && !h264 ? "L1T3" : "L1T1";
+  const mode = params.get("temporal") !== "0" && !h264 ? "L1T3" : "L1T1";
   return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: mode })) };
 }
 
