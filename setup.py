@@ -22,9 +22,23 @@ def _static_libopus() -> str | None:
     for pattern in ("/usr/lib/*-linux-gnu/libopus.a", "/usr/lib64/libopus.a", "/usr/lib/libopus.a",
                     "/usr/local/lib/libopus.a"):
         found = sorted(glob.glob(pattern))
-        if found:
+        if found and _libopus_version(found[0]).startswith("1.3"):
             return found[0]
     return None
+
+
+def _libopus_version(archive: str) -> str:
+    """The version its pkg-config file states ("" if none): analytics/_silk.c declares libopus
+    internals with 1.3.x's signatures, so another version is not linked (ctypes is used then)."""
+    pc = os.path.join(os.path.dirname(archive), "pkgconfig", "opus.pc")
+    try:
+        with open(pc, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
