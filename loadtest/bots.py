@@ -41,6 +41,7 @@ import fcntl
 import itertools
 import json
 import random
+import socket
 import struct
 import time
 import zlib
@@ -442,6 +443,22 @@ class PublisherBot:
 # --- subscriber --------------------------------------------------------------------------------
 
 
+BOT_RECEIVE_BUFFER = 1 << 20
+
+
+def _grow_receive_buffer(fd: int) -> None:
+    """A 1-MiB receive buffer for a bot's socket (the kernel caps it at net.core.rmem_max): one
+    bot process drains 200 sockets, and a keyframe's burst to all of them at once overflowed
+    the 208-KiB default on this machine's kernel (UdpRcvbufErrors), counted as the SFU's loss."""
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BOT_RECEIVE_BUFFER)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
+
+
 class SubscriberBot:
     """Receives what the SFU offers; counts every packet, verifies every ``sample_every``-th."""
 
@@ -500,6 +517,8 @@ class SubscriberBot:
             raise BotError("subscriber: no ICE socket to tap")
         fds = glue.ice_socket_fds(pc)
         self._fd = fds[0] if len(fds) == 1 else -1
+        for fd in fds:
+            _grow_receive_buffer(fd)
         await self.signaling.send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
 
     def _on_stream(self, neg: glue.Negotiated) -> None:
