@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[3]
 async def node(data_dir: Path, url: str, password_file: Path | None) -> AsyncIterator[Server]:
     config = Config()
     config.server.port = 0
+    config.media.udp_port = 0  # the node's one media port, on a port the kernel picks (tests may run side by side)
     config.server.data_dir = str(data_dir)
     config.server.demo_lesson = False
     config.recording.enabled = False
