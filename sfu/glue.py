@@ -566,8 +566,11 @@ def fast_fanout_ready() -> bool:
 class RawTransport:
     """Synchronous SRTP protect + send on one bundled DTLS transport's nominated ICE pair.
 
-    ``send_rtp`` is on the hot path (once per packet per subscriber). For a plain UDP pair it
-    sends on a duplicate of the ICE socket ``connect``-ed to the peer: ``send`` on a connected
+    ``send_rtp`` is on the hot path (once per packet per subscriber). On the node's shared media
+    port (:class:`UdpMux`) it sends with ``sendto`` on the shared socket, and its ``egress`` holds
+    the peer's address for the C loop's batched ``sendmmsg``. For a plain UDP pair of the
+    connection's own (``media.udp_mux: false``) it sends on a duplicate of the ICE socket
+    ``connect``-ed to the peer: ``send`` on a connected
     UDP socket skips the address parsing and route lookup of ``sendto`` (about 1 µs here). aioice
     keeps using its own descriptor (``sendto`` with an address still works on a connected UDP
     socket; inbound traffic then comes only from the nominated peer, which is why
