@@ -22,6 +22,9 @@ COUNTERS: dict[str, tuple[str, str]] = {
     "placements_rebuilt": ("classroom_cluster_placements_rebuilt", "lessons claimed again after (re)connecting"),
     "lessons_given_up": ("classroom_cluster_lessons_given_up",
                          "lessons closed here because another node held them after an outage"),
+    "floors_restored": ("classroom_cluster_floors_restored",
+                        "lessons opened here with the floor state (hands, floor, mute, spotlight) their previous "
+                        "node left"),
 }
 
 

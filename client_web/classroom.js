@@ -5,6 +5,8 @@
 import { playMedia } from "./autoplay.js";
 
 export const PROTOCOL_VERSION = 1;
+// reconnect attempts made at most a second apart before the page backs off to 5 s
+const RETRY_QUICK = 8;
 
 export function tokenFromUrl() {
   return new URLSearchParams(location.search).get("token") || "";
@@ -44,6 +46,17 @@ export class ClassroomClient extends EventTarget {
     this.pending = new Map();
     this.iceServers = [];
     this.state = "connecting";
+    // Back after a drop, what was published is published again; a page may make that wait
+    // (a promise): a remote classroom's page lets the lead's picture come first.
+    this.republishAfter = null;
+  }
+
+  async republish() {
+    const joined = this.joined;
+    if (this.republishAfter) await this.republishAfter();
+    if (this.joined !== joined || this.state !== "joined" || !this.publishing) return; // dropped again meanwhile
+    mark("republish");
+    await this.publish(this.publishing.stream, this.publishing.sources).catch((e) => this.emit("error", e));
   }
 
   emit(type, detail) {
@@ -94,7 +107,7 @@ export class ClassroomClient extends EventTarget {
         this.iceServers = msg.ice_servers || [];
         this.setState("joined");
         this.emit("joined", msg);
-        if (this.publishing) this.publish(this.publishing.stream, this.publishing.sources).catch((e) => this.emit("error", e));
+        if (this.publishing) this.republish();
         break;
       case "subscribe_offer":
         await this.onSubscribeOffer(msg);
@@ -127,6 +140,7 @@ export class ClassroomClient extends EventTarget {
     pc.onicecandidate = (ev) => {
       this.send({ type: "ice", target, candidate: ev.candidate ? ev.candidate.toJSON() : null });
     };
+    pc.oniceconnectionstatechange = () => mark(`${target}_ice_${pc.iceConnectionState}`);
     pc.onconnectionstatechange = () => {
       mark(`${target}_${pc.connectionState}`);
       this.emit("connection", { target, state: pc.connectionState });
@@ -180,7 +194,9 @@ export class ClassroomClient extends EventTarget {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     for (const [t, source] of transceivers) byMid[t.mid] = source;
+    mark("publish_offer");
     const reply = await this.request({ type: "publish", sdp: pc.localDescription.sdp, sources: byMid });
+    mark("publish_answer");
     await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     this.emit("published", reply);
     return reply;
@@ -202,6 +218,7 @@ export class ClassroomClient extends EventTarget {
 
   onDisconnected(reason) {
     if (this.state === "reconnecting") return;
+    mark("disconnected");
     for (const pc of [this.pub, this.sub]) if (pc) pc.close();
     this.pub = this.sub = null;
     this.remoteTracks.clear();
@@ -212,7 +229,11 @@ export class ClassroomClient extends EventTarget {
     this.emit("tracks", []);
     if (this.left) { this.setState("left"); return; }
     this.setState("reconnecting");
-    const delay = Math.min(5000, 300 * 2 ** this.retries++);
+    // Quick first retries (a node that died: the lesson is back on another one within a few
+    // seconds, and a page must not sleep through it), then at most every 5 s; ±20 % so that a
+    // lesson's pages do not all come back in the same instant.
+    const cap = this.retries < RETRY_QUICK ? 1000 : 5000;
+    const delay = Math.min(cap, 300 * 2 ** this.retries++) * (0.8 + 0.4 * Math.random());
     setTimeout(() => { this.setState("connecting"); this.connect(); }, delay);
   }
 
@@ -366,13 +387,12 @@ function encodingsFor(track, source) {
     return {};
   }
   if (new URLSearchParams(location.search).get("simulcast") === "0") return {};
-  // One temporal layer by default; ?temporal=1 sends VP8 with three (L1T3), which the SFU can thin
-  // (docs/weak-links.md). Measured on 2026-12-02 with the 20 fps test camera, L1T3 made a
-  // downgrade freeze-free but raised the freeze share on lossy links (3.5 % against 0.5 % at
-  // 100 ms + 3 % loss) and on a weak uplink (2.3 % against 0 %), so it is not the default yet.
+  // VP8 layers carry three temporal layers (L1T3) by default, so the SFU can lower a weak
+  // classroom's frame rate at once and thin the old layer while a switch waits for a keyframe
+  // (docs/weak-links.md); ?temporal=0 sends one (L1T1). H.264 always sends one.
   const params = new URLSearchParams(location.search);
   const h264 = (params.get("codec") || "").toLowerCase() === "h264";
-  const mode = params.get("temporal") === "1" && !h264 ? "L1T3" : "L1T1";
+  const mode = params.get("temporal") !== "0" && !h264 ? "L1T3" : "L1T1";
   return { sendEncodings: SIMULCAST_LAYERS.map((l) => ({ ...l, scalabilityMode: mode })) };
 }
 

@@ -73,6 +73,14 @@ client.addEventListener("error", (e) => {
   else console.warn("classroom error", m);
 });
 
+// Back after a drop (the lesson's node died and another one took it over): our own camera is
+// published again once the lead's picture plays (or after 5 s), so the new node negotiates the
+// lead's video first, and our offer does not queue in front of it.
+client.republishAfter = () => Promise.race([
+  new Promise((resolve) => $("main").addEventListener("loadeddata", resolve, { once: true })),
+  new Promise((resolve) => setTimeout(resolve, 5000)),
+]);
+
 client.addEventListener("joined", async (e) => {
   notice("");
   title();
@@ -162,6 +170,7 @@ function attach(video, tr) {
 }
 
 $("main").addEventListener("loadeddata", () => {
+  window.classroomTimeline.push(["main_loadeddata", Math.round(performance.now())]); // every (re)start of the picture
   if (window.firstFrameMs === null) { window.firstFrameMs = performance.now(); window.classroomTimeline.push(["first_frame", Math.round(window.firstFrameMs)]); }
 });
 

@@ -481,6 +481,7 @@ class RunConfig:
     top_kbps: float | None = None  # fixed reference instead of the measured top layer
     echo_server: bool = False
     log_level: str = "WARNING"  # the server's (INFO with --echo-server: layer changes, probes)
+    page_query: str = ""  # appended to every page's URL, e.g. "temporal=0" (L1T1 publishers)
     log: Callable[[str], None] = print
 
 
@@ -542,7 +543,8 @@ async def run_condition(name: str, cfg: RunConfig) -> dict[str, Any]:
 
         def url(classroom: str, role: str, page: str) -> str:
             tok = signer.issue(LESSON, classroom, role, classroom, lesson_title="weak link")
-            return f"{base}/{page}?token={tok}"
+            extra = f"&{cfg.page_query}" if cfg.page_query else ""
+            return f"{base}/{page}?token={tok}{extra}"
 
         try:
             async with async_playwright() as pw:
@@ -778,6 +780,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference top-layer bitrate instead of measuring it")
     parser.add_argument("--no-second-remote", action="store_true")
     parser.add_argument("--echo-server", action="store_true", help="show the server's output")
+    parser.add_argument("--page-query", default="", metavar="K=V[&K=V]",
+                        help="added to every page's URL (e.g. temporal=0: VP8 with one temporal layer)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path, metavar="JSON",
                         help="print the table of an earlier --json file as Markdown and exit")
@@ -791,12 +795,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --condition NAME (repeatable) or --all")
     cfg = RunConfig(seconds=args.seconds, warmup=args.warmup, link_index=args.link,
                     with_ok_remote=not args.no_second_remote, top_kbps=args.top_kbps,
-                    echo_server=args.echo_server, log_level="INFO" if args.echo_server else "WARNING")
+                    echo_server=args.echo_server, page_query=args.page_query.lstrip("?&"),
+                    log_level="INFO" if args.echo_server else "WARNING")
     results = []
     for n in names:
         load = os.getloadavg()
         r = asyncio.run(run_condition(n, cfg))
         r["loadavg_at_start"] = [round(x, 2) for x in load]
+        r["page_query"] = cfg.page_query
         results.append(r)
         print(table([r]).split("\n\n")[0].splitlines()[-1], flush=True)
         if args.json:

@@ -107,6 +107,9 @@ def record_main(argv: Sequence[str]) -> int:
         lesson_id = args.lesson_id or Path(args.out).name
         out = Path(args.out) if args.out else data_dir / "recordings" / lesson_id
         return asyncio.run(_record_udp(out, lesson_id, args.title, tracks, args.host, segment_seconds, args.duration))
+    from recorder.launcher import die_with_parent
+
+    die_with_parent()  # started by a server: end with it (no-op otherwise)
     try:
         if args.token is not None:
             raise TokenSourceError(

@@ -55,6 +55,7 @@ PACE_MEMORY_S = 10.0
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
 RANDOM_LOSS_CEILING = 0.3  # a NACK burst above this share is congestion even without a queue
+RR_MIN_EXPECTED = 20  # a receiver report's loss is passed on once it covers this many packets
 # Repairs are sent twice on a link that loses packets at random and has a long round trip: a
 # lost repair costs another round trip, long enough to freeze the picture (3 % loss at 100 ms:
 # about one frame in a hundred needed a second repair). Only when nothing was congested lately
@@ -166,6 +167,8 @@ class Link:
         self.retransmitted_bytes = 0  # and of repairs
         self._media_seen = self._repairs_seen = 0
         self._twcc_logged = -1e9
+        self._rr_counters: dict[int, tuple[int, int]] = {}  # video ssrc -> (highest seq, cumulative lost)
+        self._rr_expected = self._rr_lost = 0  # summed over reports not yet passed on
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -212,7 +215,12 @@ class Link:
             self.prober.config = replace(self.prober.config, max_ratio=self.config.twcc_probe_ratio, headroom=1.0)
         self._sent(downs, now)
         twcc = self.twcc
+        rebases = twcc.rebases
         overuse = twcc.on_feedback(packets, now)
+        if twcc.rebases != rebases:
+            log.info("transport-cc: a standing delay that did not drain at %.0f kbit/s arriving: the "
+                     "path got longer, not a queue; base delay re-taken, estimate %.0f kbit/s",
+                     twcc.acked_bps / 1000, twcc.bps / 1000)
         self.estimator.on_delay_estimate(twcc.bps, overuse, now)
         if twcc.over and self.prober.active:
             # a probe's padding is stopped at the first sign of a queue: what the line cannot
@@ -278,10 +286,38 @@ class Link:
         return twcc.queue_ms >= 0.5 * twcc.threshold_ms
 
     def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
-        """A receiver report from the subscriber: loss over the video streams, and RTT."""
-        fractions = [b.fraction_lost / 256.0 for b in blocks if b.ssrc in ssrcs]
-        if fractions:
-            self.estimator.on_loss(max(fractions), now)
+        """A receiver report from the subscriber: loss over the video streams, and RTT.
+
+        The loss is the packets lost over all video streams against the packets expected, from
+        each block's cumulative counters since the previous report — not the largest of the
+        blocks' own fractions: a courseware stream that sent 2 packets in that second and lost
+        one says "50 %" on a 5 % line, which used to cost the camera a layer. Reports are summed
+        until they cover at least RR_MIN_EXPECTED packets; one that expected none (video
+        paused) says "nothing lost", so the estimate can grow toward resuming it."""
+        expected_now = compared = 0
+        for b in blocks:
+            if b.ssrc not in ssrcs:
+                continue
+            previous = self._rr_counters.get(b.ssrc)
+            self._rr_counters[b.ssrc] = (b.highest_seq, b.packets_lost)
+            if previous is None:
+                continue
+            compared += 1
+            expected = b.highest_seq - previous[0]
+            if not 0 < expected < 0x8000:  # (a restarted stream or a stale report)
+                continue
+            expected_now += expected
+            self._rr_expected += expected
+            self._rr_lost += min(expected, max(0, b.packets_lost - previous[1]))
+        if len(self._rr_counters) > 64:  # (streams come and go over a lesson)
+            for key in [k for k in self._rr_counters if k not in ssrcs]:
+                del self._rr_counters[key]
+        if self._rr_expected >= RR_MIN_EXPECTED or (compared and expected_now == 0):
+            # (nothing expected since the last report — video paused —: nothing was lost, and
+            # the loss-based estimate may grow again toward resuming it)
+            lost = self._rr_lost / self._rr_expected if self._rr_expected else 0.0
+            self.estimator.on_loss(lost, now)
+            self._rr_expected = self._rr_lost = 0
         for b in blocks:
             sent_at = self._sr_sent.get(b.lsr) if b.lsr else None
             if sent_at is not None:
@@ -320,6 +356,11 @@ class Link:
         budget = max(budget, min(self.estimator.unbounded(), lowest))
         if now - self.estimator.congested_at > PAUSE_EVIDENCE_S:
             budget = max(budget, lowest)  # and nothing is paused without recent congestion
+        if self.twcc is not None and now - self.twcc.fed_at < 1.0 and self.twcc.acked_bps >= lowest:
+            # nor while the line is seen to carry at least the lowest layers: what the receiver
+            # got over the last half second was no less (a pause costs seconds of picture: the
+            # estimate has to grow back from where loss reports pushed it)
+            budget = max(budget, lowest)
         # a queue growing now (transport-cc overuse within the last half second): no hysteresis
         # downward, or a layer a little above the estimate would keep the queue standing
         congested = self.twcc is not None and now - self.twcc.overused_at < 0.5

@@ -709,7 +709,13 @@ class SubscriberPeer:
             return self.link.top_live_layer(up, int(time.monotonic() * 1000))
         self._evaluate()
         layer = self.link.selector.layer(next((s.transceiver.mid for s in self.slots if s.up is up), ""))
-        return None if layer is None or layer < 0 else layer
+        if layer is None:
+            # nothing chosen for this m-line yet: the best layer being sent, not the top one, which
+            # a publisher that has just connected (its estimate ramping up: a lesson that moved to
+            # this node) or a loaded one (CPU adaptation) may not send yet; the next evaluation
+            # fits it to the estimate
+            return self.link.top_live_layer(up, int(time.monotonic() * 1000))
+        return None if layer < 0 else layer
 
     def _evaluate(self, soon: bool = False) -> None:
         """Re-choose layers (on feedback at most every 100 ms, and on the RTCP tick)."""

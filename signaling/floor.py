@@ -38,6 +38,15 @@ no timers in here — drops every classroom disconnected for at least the grace:
 floor revoked, mute lifted, each as an event with ``by=None`` (the server). ``leave(id, t,
 graceful=True)`` (the page said ``leave``) drops the classroom at once.
 
+Carry-over
+----------
+``carried()`` is what must outlive the node that holds the lesson: the lead and remote members
+(id → role), the hand queue, the granted floor, the muted classrooms and the spotlight, as plain
+JSON. ``restore(state, t)`` on a fresh ``Floor`` (the lesson's new node) rebuilds it with every
+member *disconnected* since ``t``: they get the reconnect grace to join again, and when they do
+(``join`` with the same id and role) their hand, floor, mute and spotlight are theirs again, as
+after any disconnect. Observers and recorders are not carried (they hold no floor state).
+
 A ``join`` of a classroom that is still connected (the server replaced its session) is a
 reconnect too. A ``join`` with a different role than before drops the old state first.
 
@@ -210,6 +219,51 @@ class Floor:
             "muted": sorted(self._muted),
             "event": ev.to_json() if ev is not None else None,
         }
+
+    # ------------------------------------------------------------- carry-over
+    def carried(self) -> dict[str, Any]:
+        """The state a new node needs to rebuild this floor (see *Carry-over*), JSON-ready."""
+        members = {cid: m.role for cid, m in self._members.items() if m.role in ("lead", "remote")}
+        spotlight = self._spotlight
+        if spotlight is None and self._restore is not None and self._restore[1] is None:
+            spotlight = self._restore[0]  # away just now: it gets the spotlight back on its return
+        return {
+            "members": members,
+            "queue": [c for c in self._queue if c in members],
+            "granted": [c for c in self._granted if c in members],
+            "muted": sorted(c for c in self._muted if c in members),
+            "spotlight": spotlight if spotlight in members else None,
+        }
+
+    def restore(self, state: dict[str, Any], t_ms: int) -> None:
+        """Rebuild from :meth:`carried` (an empty floor only): every member disconnected since
+        ``t_ms``. Emits no events (nothing changed for the lesson). Raises ``ValueError`` on a
+        state that is not one :meth:`carried` makes."""
+        if self._members:
+            raise ValueError("restore() needs an empty floor")
+        members = state.get("members")
+        if not isinstance(members, dict):
+            raise ValueError("carried floor state: 'members' must be an object")
+
+        def ids(name: str) -> list[str]:
+            value = state.get(name) or []
+            if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                raise ValueError(f"carried floor state: {name!r} must be a list of classroom ids")
+            return [c for c in value if members.get(c) == "remote"]
+
+        leads = [c for c, r in members.items() if r == "lead"]
+        if len(leads) > 1 or any(r not in ("lead", "remote") or not isinstance(c, str) for c, r in members.items()):
+            raise ValueError("carried floor state: members must be remote classrooms and at most one lead")
+        queue, granted, muted = ids("queue"), ids("granted"), ids("muted")
+        spotlight = state.get("spotlight")
+        for cid, role in members.items():
+            self._members[cid] = _Member(role, connected=False, left_at=t_ms)
+        self._queue = list(dict.fromkeys(queue))
+        self._granted = list(dict.fromkeys(granted))[: self.config.max_granted]
+        self._muted = set(muted)
+        # nobody is connected yet: the spotlighted classroom gets it back when it joins again
+        self._spotlight = None
+        self._restore = (spotlight, None) if isinstance(spotlight, str) and members.get(spotlight) == "remote" else None
 
     # ------------------------------------------------------------- membership
     def join(self, classroom_id: str, role: str, t_ms: int) -> list[FloorEvent]:

@@ -76,6 +76,9 @@ class Room:
         self._levels: dict[str, int] = {}
         self._audience = -1
         self._refresh_lock = asyncio.Lock()
+        # Told after every change of the floor (a cluster node keeps the floor where the lesson's
+        # next node finds it: signaling/routing/floorstate.py); None in a single process.
+        self.on_floor_change: Callable[[Room], None] | None = None
 
     # -- membership -----------------------------------------------------------------------------
 
@@ -127,6 +130,11 @@ class Room:
     def record(self, events: list[FloorEvent]) -> None:
         for e in events:
             self.events.append({**e.to_json(), "hidden": e.hidden})
+        if events and self.on_floor_change is not None:
+            try:
+                self.on_floor_change(self)
+            except Exception:
+                log.exception("floor-change hook failed in %s", self.lesson_id)
 
     # -- who receives what -------------------------------------------------------------------
 

@@ -27,7 +27,13 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
   result, short enough that a probe's figure is not trusted after the line may have changed),
   and only to ``headroom`` × the most that arrived over ``support_window_s`` (an encoder's
   output dips and peaks: a dip is not a narrower line);
-* in between: hold.
+* in between: hold;
+* **a standing delay that does not drain is not a queue**: once we have backed off to under
+  ``rebase_ratio`` × what arrived when the overuse began and the delay has still not fallen to
+  half its level after ``rebase_s``, the path itself got longer (a route change, a relay, a
+  radio link's scheduler): the base is re-taken from now and the estimate restored to what it was
+  before the episode (it was a false alarm). A real queue drains within that time once the sending rate is that
+  far below the line's (a 200-ms tail-drop queue empties in ~0.8 s at 80 %).
 
 Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
 this one climbs as fast as the queue stays empty: a probe's padding that arrives without a
@@ -54,6 +60,7 @@ class TwccConfig:
     clear_ms: float = 8.0  # queue delay below this: no queue, the estimate may grow
     base_window_s: float = 20.0  # the one-way delay's minimum is taken over this long
     acked_window_s: float = 0.5
+    recent_window_s: float = 0.25  # a decrease is a share of what arrived over this long (if less)
     decrease: float = 0.85  # × the acknowledged rate on overuse
     decrease_interval_s: float = 0.25
     growth: float = 1.5  # per second while there is no queue
@@ -62,6 +69,8 @@ class TwccConfig:
     drain_s: float = 1.0  # after a decrease, another only if the queue grew since, or after this long
     hold_s: float = 3.0  # an estimate above headroom × what arrives is kept this long, then lowered ...
     support_window_s: float = 5.0  # ... to headroom × the most that arrived over this long
+    rebase_s: float = 1.5  # an overuse whose delay has not drained after this long ...
+    rebase_ratio: float = 0.8  # ... although we send under this × what arrived when it began: re-base
 
 
 # One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
@@ -78,6 +87,7 @@ class TwccEstimator:
         self.loss = 0.0  # share of the last feedback's packets not received
         self.overused_at = -1e9
         self.feedbacks = 0
+        self.fed_at = -1e9  # when the last feedback came
         self.packets = 0
         self._arrivals: deque[tuple[float, int]] = deque()  # (arrival s, bytes), arrival order
         self._arrived_bytes = 0
@@ -92,6 +102,13 @@ class TwccEstimator:
         self.threshold_ms = self.config.overuse_ms
         self._updated_at = -1.0
         self._acked_since = -1.0  # arrival time of the first packet counted
+        # the overuse episode under way: when it began, what arrived then, the queue then and
+        # the estimate its first decrease set (-1: none under way)
+        self._episode_at = -1.0
+        self._episode_acked = 0.0
+        self._episode_queue_ms = 0.0
+        self._episode_bps = 0.0
+        self.rebases = 0  # times a standing delay was taken for a longer path
 
     def on_feedback(self, packets: list[Packet], now: float) -> bool:
         """One feedback's packets (in sequence order). Returns True if it said "overuse"."""
@@ -100,6 +117,7 @@ class TwccEstimator:
         if not packets:
             return False
         self.feedbacks += 1
+        self.fed_at = now
         self.packets += len(packets)
         self.loss = 1.0 - len(got) / len(packets)
         if not got:
@@ -141,11 +159,58 @@ class TwccEstimator:
             self.queue_ms > threshold and self.queue_ms > previous)
         # over for two feedbacks in a row: a keyframe's burst queues for a moment and then
         # drains (the next feedback's queue is shorter), a line that is too narrow keeps growing
+        if self._standing_delay(now, over):
+            minima.clear()
+            minima.append((now, least))
+            self.queue_ms = 0.0
+            over = False
         self.over = over
         self._over_count = self._over_count + 1 if over else 0
         overuse = self._over_count >= c.overuse_feedbacks
+        before = self.bps
         self._grow_or_hold(now, overuse, hold=over)
+        if overuse and self._episode_at < 0:
+            self._episode_at, self._episode_acked = now, self.acked_bps
+            self._episode_queue_ms, self._episode_bps = self.queue_ms, before
         return overuse
+
+    def _standing_delay(self, now: float, over: bool) -> bool:
+        """Is the overuse under way a longer path rather than a queue? (See the module's doc.)
+        Ends the episode when the delay has drained or the path was re-based."""
+        c = self.config
+        if self._episode_at < 0:
+            return False
+        if not over and self.queue_ms < 0.5 * self._episode_queue_ms:
+            self._episode_at = -1.0  # drained: it was a queue, and it is gone
+            return False
+        if (now - self._episode_at >= c.rebase_s and self.acked_bps > 0
+                and self.acked_bps < c.rebase_ratio * self._episode_acked
+                and self.queue_ms >= 0.5 * self._episode_queue_ms):
+            self.rebases += 1
+            self.bps = max(self.bps, self._episode_bps)
+            self._episode_at = -1.0
+            return True
+        return False
+
+    def _recent_acked(self) -> float:
+        """What arrived over the last ``recent_window_s``, if less than ``acked_bps``: when a
+        line narrows at once (a cap, cross traffic), the longer window still holds what arrived
+        before the queue formed, and a decrease to a share of that picks a layer that overflows
+        again (two switches and two freezes instead of one)."""
+        c = self.config
+        arrivals = self._arrivals
+        if not arrivals:
+            return self.acked_bps
+        newest = arrivals[-1][0]
+        total, oldest = 0, newest
+        for at, size in reversed(arrivals):
+            if at < newest - c.recent_window_s:
+                break
+            total, oldest = total + size, at
+        span = newest - oldest
+        if span < 0.8 * c.recent_window_s:
+            return self.acked_bps
+        return min(self.acked_bps, total * 8 / span)
 
     def confirm(self, bps: float, now: float) -> None:
         """A probe carried ``bps`` without a queue: the estimate is at least that (and it counts
@@ -176,7 +241,7 @@ class TwccEstimator:
             again = now - self._last_decrease >= c.decrease_interval_s and (
                 now - self._last_decrease >= c.drain_s or self.queue_ms >= self._queue_at_decrease)
             if again and self.acked_bps > 0:
-                self.bps = max(c.min_bps, min(self.bps, c.decrease * self.acked_bps))
+                self.bps = max(c.min_bps, min(self.bps, c.decrease * self._recent_acked()))
                 self._last_decrease = now
                 self._queue_at_decrease = self.queue_ms
             return

@@ -43,6 +43,10 @@ class ClusterKeys:
         """The set of lessons a node holds (its load)."""
         return f"{self.prefix}lessons:{node_id}"
 
+    def floor(self, lesson_id: str) -> str:
+        """A lesson's floor state (a hash written by its node: signaling/routing/floorstate.py)."""
+        return f"{self.prefix}floor:{lesson_id}"
+
     def inbox(self, node_id: str) -> str:
         """A node's inbox stream: relayed signaling for it, in order."""
         return f"{self.prefix}inbox:{node_id}"

@@ -10,6 +10,9 @@ lesson → node placement and the relayed signaling — never media.
   connection into a relay (``signaling/routing/relay.py``) to the owning node, which runs the
   session (floor, hands, spotlight are its own, one writer); the SDP answers are the owning node's,
   so media goes straight to it.
+* Floor state: every change of a held lesson's floor (members, hands, granted floor, mute,
+  spotlight) is written to ``classroom:floor:<lesson>`` (``signaling/routing/floorstate.py``); a
+  node that takes a lesson over reads it before it opens the room, so the floor outlives the node.
 * Redis away: lessons in progress go on (media, floor and local signaling need no Redis; relayed
   messages wait and are delivered in order when it is back), joins that need a placement get
   ``cluster_unavailable`` (the page retries); when Redis is back the node registers again and
@@ -42,6 +45,8 @@ from signaling.floor import FloorConfig
 from signaling.protocol import error_message
 from signaling.room import Room
 from signaling.routing.base import ClusterUnavailable, SessionFactory
+from signaling.routing.floorstate import FLOOR_TTL_S, FloorWriter, decode
+from signaling.routing.keepalive import Keepalive
 from signaling.routing.local import LocalRouter
 from signaling.routing.placement import CLAIM, FORGET, PLACE, RELEASE, ClusterKeys
 from signaling.routing.relay import Outbox, RelayedSocket
@@ -66,6 +71,7 @@ class ClusterCounters:
     relayed_to_client: int = 0  # messages from the lessons' nodes to classrooms connected here
     placements_rebuilt: int = 0
     lessons_given_up: int = 0  # after an outage another node held a lesson this node had open
+    floors_restored: int = 0  # lessons opened here with the floor state their previous node left
 
 
 @dataclass
@@ -114,6 +120,9 @@ class RedisRouter(LocalRouter):
                                   "retry": Retry(NoBackoff(), 0), "client_name": self.client_name}  # fmt: skip
         self._redis = aioredis.from_url(url, socket_timeout=2.0, **common)
         self._reader = aioredis.from_url(url, socket_timeout=INBOX_BLOCK_MS / 1000 + 2.0, **common)
+        # the entry's TTL refreshed from a thread while the loop is busy (signaling/routing/keepalive.py)
+        self.keepalive = Keepalive(url, self.keys.node(node_id), ttl_s, heartbeat_s, password=password,
+                                   client_name=self.client_name)
         self._place = self._redis.register_script(PLACE)
         self._claim = self._redis.register_script(CLAIM)
         self._release = self._redis.register_script(RELEASE)
@@ -137,6 +146,8 @@ class RedisRouter(LocalRouter):
         self._forget = self._redis.register_script(FORGET)
         self.fast_death = True  # CLIENT LIST is usable (off for good if it is refused or hides our own name)
         self.started = time.time()
+        self.floors = FloorWriter(self._write_floor, node_id)
+        self._carried: dict[str, dict[str, Any]] = {}  # lesson -> floor state read, for its room's opening
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -157,6 +168,7 @@ class RedisRouter(LocalRouter):
             self._last_inbox_id = "$"
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._heartbeat_loop()), loop.create_task(self._inbox_loop())]
+        self.keepalive.start()
         log.info("cluster node %s on %s (heartbeat %.1f s, TTL %.1f s)", self.node_id,
                  self._safe_url(), self.heartbeat_s, self.ttl_s)
 
@@ -172,6 +184,7 @@ class RedisRouter(LocalRouter):
 
     async def _deregister(self) -> None:
         self.leaving = True
+        await asyncio.get_running_loop().run_in_executor(None, self.keepalive.stop)
         if not self.available:
             return
         try:
@@ -192,6 +205,7 @@ class RedisRouter(LocalRouter):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.floors.close()
         await self._redis.aclose()
         await self._reader.aclose()
 
@@ -256,6 +270,7 @@ class RedisRouter(LocalRouter):
             pipe.expire(self.keys.inbox(self.node_id), 300)
             pipe.smembers(self.keys.nodes)
             results = await pipe.execute()
+        self.keepalive.beat()
         if was_available and results[0] is None:
             # our entry was gone although Redis answered: it expired (this heartbeat came later than
             # the TTL: an event loop stalled that long) or another node took us for dead (our
@@ -338,6 +353,8 @@ class RedisRouter(LocalRouter):
         """After (re)connecting: claim every lesson open here (Redis may have lost them; the
         set of this node's lessons is made again from what is open, so its load is right)."""
         await self._redis.delete(self.keys.lessons_of(self.node_id))
+        for lesson, room in list(self.rooms.items()):  # a Redis restarted empty has no floor states
+            self.floors.changed(lesson, room.floor.carried())
         for lesson in list(self.rooms):
             holder = await self._claim(args=[self.keys.prefix, lesson, self.node_id])
             self.counters.placements_rebuilt += 1
@@ -383,19 +400,66 @@ class RedisRouter(LocalRouter):
         if not holder:
             self.counters.unavailable_joins += 1
             raise ClusterUnavailable("no live node to hold the lesson; retrying shortly")
-        return None if holder == self.node_id else str(holder)
+        if holder != self.node_id:
+            return str(holder)
+        await self._load_floor(lesson_id)
+        return None
 
     async def release(self, room: Room) -> None:
         held = self.rooms.get(room.lesson_id) is room
         await super().release(room)
         if not held or room.lesson_id in self.rooms and self.rooms[room.lesson_id] is room:
             return
+        if not self.leaving:  # everybody left: the next room of the lesson starts with an empty floor
+            self.floors.forget(room.lesson_id)
         try:
             await self._release(args=[self.keys.prefix, room.lesson_id, self.node_id])
             if room.lesson_id in self.rooms:  # opened again meanwhile: take it back
                 await self._claim(args=[self.keys.prefix, room.lesson_id, self.node_id])
+            elif not self.leaving:  # a stopping node leaves the floor to the lesson's next node
+                await self._redis.delete(self.keys.floor(room.lesson_id))
         except COORDINATION_ERRORS as exc:
             self._lost(exc)
+
+    # -- floor state ---------------------------------------------------------------------------
+
+    def room(self, lesson_id: str, title: str = "") -> Room:
+        if lesson_id in self.rooms:
+            return self.rooms[lesson_id]
+        room = super().room(lesson_id, title)
+        carried = self._carried.pop(lesson_id, None)
+        if carried is not None:
+            try:
+                room.floor.restore(carried, int(time.time() * 1000))
+                self.counters.floors_restored += 1
+                log.info("lesson %s: opened on node %s with the floor state carried over (hands %s, floor %s, "
+                         "spotlight %s, muted %s)", lesson_id, self.node_id, carried.get("queue"),
+                         carried.get("granted"), carried.get("spotlight"), carried.get("muted"))
+            except ValueError as exc:
+                log.warning("lesson %s: the carried floor state is not usable (%s); starting with an empty floor",
+                            lesson_id, exc)
+        room.on_floor_change = lambda r: self.floors.changed(r.lesson_id, r.floor.carried())
+        return room
+
+    async def _load_floor(self, lesson_id: str) -> None:
+        """This node is about to open the lesson's room: read the floor its previous node left."""
+        if lesson_id in self.rooms:
+            return
+        try:
+            state = decode({str(k): str(v) for k, v in (await self._redis.hgetall(self.keys.floor(lesson_id))).items()})
+        except COORDINATION_ERRORS as exc:
+            log.warning("lesson %s: its floor state could not be read (%s); starting with an empty floor",
+                        lesson_id, exc)
+            return
+        if state is not None and state.get("members") and lesson_id not in self.rooms:  # not opened meanwhile
+            self._carried[lesson_id] = state
+
+    async def _write_floor(self, lesson_id: str, fields: dict[str, str]) -> None:
+        key = self.keys.floor(lesson_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(key, FLOOR_TTL_S)
+            await pipe.execute()
 
     # -- status over the cluster --------------------------------------------------------------
 
@@ -570,6 +634,7 @@ class RedisRouter(LocalRouter):
                 if holder != self.node_id:
                     sock.outbox.put({"o": "moved", "c": sock.conn_id, "d": str(holder or "")})
                     return
+                await self._load_floor(sock.lesson_id)
             assert self._factory is not None
             session = self._factory(sock)
             await session.run()

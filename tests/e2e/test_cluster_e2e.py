@@ -5,9 +5,12 @@
    across the nodes. Then Redis is stopped for 20 s: the lesson's media never stops (frames rise
    in every page every second); a page opened meanwhile gets ``cluster_unavailable`` and retries
    by itself, and joins within 10 s of Redis' return.
-2. ``kill -9`` of the node that holds a lesson (lead + 2 remotes on the shared port): every page
-   shows the lead's video again (time printed); a second lesson, held by the surviving node, sees
-   no freeze longer than 0.5 s; the recording is one directory with a gap event of at most 10 s.
+2. ``kill -9`` of the node that holds a lesson (lead + 2 remotes on the shared port; r1 holds the
+   floor, r2's hand is up): every page shows the lead's video again within 10 s (times printed,
+   with each page's timeline); the floor is carried to the new node (the lead's page rejoins to
+   r1 holding the floor and r2's hand up, as the dead node left them in Redis); a second lesson,
+   held by the surviving node, sees no freeze longer than 0.5 s; the recording is one directory
+   with a gap event of at most 10 s.
 """
 
 from __future__ import annotations
@@ -131,6 +134,20 @@ def node_pid(node_id: str) -> int:
     raise AssertionError(f"no process for {node_id}")
 
 
+# The acceptance figures of a node's death (issue #16) are judged on a machine that is not
+# oversubscribed: a 1-minute load average at most this many runnable tasks per core when the node
+# is killed. Above it (the shared 2-core CI machine with other suites' browsers, load 12-42 seen)
+# every Chromium page and node process waits for a core and the figures measure the machine, not
+# the failover: the bounds are then RELAXED_* and the test says so, with the figures.
+QUIET_LOAD_PER_CORE = 3.0
+RELAXED_VIDEO_S, RELAXED_FREEZE_MS, RELAXED_GAP_MS = 30.0, 10_000, 30_000
+
+
+def machine_quiet() -> tuple[bool, float]:
+    load = float(open("/proc/loadavg").read().split()[0])
+    return load <= QUIET_LOAD_PER_CORE * (os.cpu_count() or 1), load
+
+
 async def lead_frames(page: Page) -> int:
     return int(await page.evaluate(LEAD_FRAMES))
 
@@ -219,18 +236,31 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
         assert lessons_of(nodes[survivor]) == 1
         for page in (lead, *remotes, watcher):
             await page.evaluate(WATCH)
-        await remotes[0].click("#hand")  # r1's hand is up when the node dies
-        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 10,
+        # the floor when the node dies: r1 holds it (and the spotlight), r2's hand is up
+        r1, r2 = remotes
+        await r1.click("#hand")
+        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 20,
                        "r1's hand in the lead's queue")
+        await lead.click("#queue button")
+        await wait_for(lambda: r1.evaluate("document.getElementById('floor-banner').classList.contains('show')"), 20,
+                       "r1 told it has the floor")
+        await r2.click("#hand")
+        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r2')"), 20,
+                       "r2's hand in the lead's queue")
         directory = recordings_root(cluster.data) / safe_name("k-lesson")
         await wait_for(lambda: asyncio.sleep(0, (directory / MANIFEST_NAME).exists()), 30, "the recording")
         await asyncio.sleep(3.0)
 
+        quiet, load_at_kill = machine_quiet()
+        video_s, freeze_ms, gap_bound_ms = (10.0, 500, 10_000) if quiet else (RELAXED_VIDEO_S, RELAXED_FREEZE_MS,
+                                                                              RELAXED_GAP_MS)
+        judged = "acceptance bounds" if quiet else (f"NOT judged: load average {load_at_kill:.1f} at the kill is above "
+                                                    f"{QUIET_LOAD_PER_CORE:g} per core; relaxed bounds")
         killed_ms = time.time() * 1000
         os.kill(node_pid(owner), signal.SIGKILL)
         killed = time.monotonic()
         back: dict[int, float] = {}
-        while len(back) < len(remotes) and time.monotonic() - killed < 60:
+        while len(back) < len(remotes) and time.monotonic() - killed < 30:
             await asyncio.sleep(0.25)
             for page in remotes:
                 states = await page.evaluate("window.__states")
@@ -241,24 +271,34 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
                 if shown:
                     back[id(page)] = (shown[0] - killed_ms) / 1000
         times = sorted(round(t, 2) for t in back.values())
+        load = open("/proc/loadavg").read().split()[0]
         rejoins = [[(s, round((t - killed_ms) / 1000, 2)) for s, t in await p.evaluate("window.__states")
                     if t > killed_ms] for p in (lead, *remotes)]
-        print(f"kill -9 of {owner}: remote pages' states after it (s) {rejoins}; the lead's video decoded again "
-              f"after {times} s (loaded machine)")
-        for p in (lead, *remotes):  # where the time went: the page's own marks, seconds after the kill
-            origin = await p.evaluate("performance.timeOrigin")
+        print(f"kill -9 of {owner}: the pages' states after it (s) {rejoins}; the lead's video decoded again in "
+              f"the remote pages after {times} s (acceptance 10 s, goal 5 s; load average {load_at_kill:.1f} at the "
+              f"kill, {load} now; {judged})")
+        for name, p in (("lead", lead), ("r1", remotes[0]), ("r2", remotes[1])):
+            origin = await p.evaluate("performance.timeOrigin")  # the page's own marks, s after the kill
             marks = await p.evaluate("window.classroomTimeline")
-            print("  page timeline", [(k, round((t + origin - killed_ms) / 1000, 2)) for k, t in marks
-                                      if t + origin > killed_ms])
-        # Every page is in the lesson again within 10 s (the cluster's part: TTL, re-placement, rejoin).
+            print(f"  {name} timeline", [(k, round((t + origin - killed_ms) / 1000, 2)) for k, t in marks
+                                         if t + origin > killed_ms])
+        wanted = ("bad_datagrams", "prflx", "mdns_unresolved", "floors_restored", "event_loop_lag")
+        with urllib.request.urlopen(nodes[survivor]["url"] + "/metrics", timeout=5) as r:
+            print("  the surviving node's", [ln for ln in r.read().decode().splitlines()
+                                             if not ln.startswith("#") and any(k in ln for k in wanted)])
+        # Every page is in the lesson again, and shows the lead's video, within 10 s.
         joined_again = [min(t for s, t in await p.evaluate("window.__states") if s == "joined" and t > killed_ms)
                         for p in (lead, *remotes)]
         assert max(joined_again) - killed_ms <= 10_000, joined_again
-        # The lead's video decoded again: the acceptance goal is 10 s. On this shared 2-core machine the
-        # pages' new connections (publish, then subscribe: ICE + DTLS for each of three Chromium pages and
-        # the lesson's new recorder, at once) took 5-40 s more at load averages of 6-36; bots take
-        # 3.2-3.7 s (tests/integration/cluster/test_node_death.py). Bounded at 60 s, the figure printed.
-        assert len(times) == len(remotes) and max(times) <= 60.0, times
+        assert len(times) == len(remotes) and max(times) <= video_s, (times, judged)
+        # The floor came with the lesson: the lead's page rejoined to it as the dead node left it
+        # (r1 holding the floor, r2's hand up), before either remote page was back.
+        carried = await lead.evaluate("window.classroom.joined.floor")
+        print(f"the floor the lead's page found on the new node: {carried}")
+        assert carried["granted"] == ["r1"] and carried["queue"] == ["r2"], carried
+        await wait_for(lambda: r1.evaluate("document.getElementById('floor-banner').classList.contains('show')"), 5,
+                       "r1 holding the floor after the move")
+        assert await r2.evaluate("document.getElementById('hand').classList.contains('secondary')")  # hand still up
         until = killed_ms + max(times) * 1000
         rising = [t for (t, n), (_, n0) in zip(*(lambda d: (d[1:], d[:-1]))(await watcher.evaluate("window.__decoded")),
                                                strict=True) if n > n0 and killed_ms <= t <= until]
@@ -268,31 +308,23 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
             lag = next((ln.split()[1] for ln in r.read().decode().splitlines()
                         if ln.startswith("classroom_event_loop_lag_max_seconds ")), "?")
         print(f"the surviving node's lesson meanwhile: longest time without a newly decoded frame {worst:.0f} ms "
-              f"(sampled every 100 ms; goal 500 ms); the surviving node's event-loop lag max {lag} s since the "
-              "last scrape; load average " + open("/proc/loadavg").read().split()[0])
-        # The surviving lesson is not disturbed by the cluster: its page never reconnected. Its
-        # longest freeze is printed: 209 ms in a run at load 8, 4.2 s in one at load 13 (the survivor
-        # renegotiating three pages, the restarted node and the new recorder starting, on 2 shared
-        # cores); held here only to 10 s.
+              f"(sampled every 100 ms; acceptance 500 ms); the surviving node's event-loop lag max {lag} s since the "
+              f"last scrape; load average {load}")
+        # The surviving lesson is not disturbed: its page never reconnected, and no freeze > 0.5 s.
         assert not [s for s, t in await watcher.evaluate("window.__states") if t > killed_ms]
-        assert worst <= 10_000, worst
-        # the floor started empty on the new node; r1's page raised its hand again by itself
-        await wait_for(lambda: lead.evaluate("document.getElementById('queue').textContent.includes('r1')"), 15,
-                       "r1's hand raised again after the move")
-        await asyncio.sleep(4.0)  # recorded after the gap
+        assert worst <= freeze_ms, (worst, judged)
+        await asyncio.sleep(3.0)  # recorded after the gap
         for page in (lead, *remotes, lead2, watcher):
             await page.context.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 20
         gaps: list[Any] = []
         while time.monotonic() < deadline and not gaps:
             gaps = [e for e in read_manifest(directory / MANIFEST_NAME).events if e.type == GAP_EVENT]
             await asyncio.sleep(0.5)
         assert len(gaps) == 1, gaps
         gap_ms = int(gaps[0].extra["end_ms"]) - gaps[0].t_ms
-        print(f"recording: one directory, gap event {gap_ms} ms (goal 10 s)")
-        # the new recorder is a new process (imports, join, subscription): 4-8 s with bots, 19 s here
-        # at a load average of 20; bounded at 30 s, the figure printed
-        assert 0 < gap_ms <= 30_000
+        print(f"recording: one directory, gap event {gap_ms} ms (acceptance 10 s; {judged})")
+        assert 0 < gap_ms <= gap_bound_ms, (gap_ms, judged)
         assert sorted(p.name for p in recordings_root(cluster.data).iterdir() if p.is_dir()) == sorted(
             [safe_name("k-lesson"), safe_name("k-other")])
     finally:

@@ -168,3 +168,67 @@ async def _eventually(check: object, timeout: float = 6.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.2)
+
+
+async def test_floor_survives_the_lessons_move(deployment: Deployment) -> None:
+    """Hands, floor, mute and spotlight outlive the connections of every classroom: with one node
+    every classroom's connection drops and joins again (an observer keeps the room open: an empty
+    room closes, and a single node keeps no floor elsewhere); with two, the node holding the
+    lesson is killed (``kill -9``: every connection of the lesson drops) and the other takes the
+    lesson over with the floor state the dead node left in Redis (signaling/routing/floorstate.py),
+    not one the classrooms rebuild (bots do not raise their hands again)."""
+    from .test_node_death import _dropped, _join
+
+    lesson = "scenario-floor-move"
+    lead = await _lead(deployment, lesson)
+    observer = ClassroomPeer(deployment.lead_url, deployment.token(lesson, "inspector", "observer"))
+    assert (await observer.connect())["type"] == "joined"
+    r1 = await _remote(deployment, lesson, "r1", publish=False)
+    r2 = await _remote(deployment, lesson, "r2", publish=False)
+    peers = [lead, r1, r2, observer]
+    killed = deployment.router == "redis"
+    try:
+        await r1.send({"type": "raise_hand"})
+        await _floor_event(lead, "hand_raised")
+        await r2.send({"type": "raise_hand"})
+        await _floor_event(lead, "hand_raised")
+        await lead.send({"type": "grant_floor", "classroom_id": "r1"})
+        await _floor_event(lead, "floor_granted")
+        await lead.send({"type": "mute", "classroom_id": "r2"})
+        floor = await _floor_event(lead, "mute")
+        before = {k: floor[k] for k in ("queue", "granted", "muted", "spotlight")}
+        assert before == {"queue": ["r2"], "granted": ["r1"], "muted": ["r2"], "spotlight": "r1"}, floor
+        await asyncio.sleep(0.3)  # the owner's write of the newest state (one round trip)
+        if killed:
+            owner = deployment.nodes[0]  # the lead came first, through A
+            assert int(owner.health()["lessons"]) == 1
+            owner.kill9()
+            for p in peers:
+                await _dropped(p, 10)
+        else:
+            for p in (lead, r1, r2):
+                await p.close()
+        # every classroom joins again — with two nodes all through B, the live one
+        url = deployment.remote_url
+        lead = await _join(url, deployment.token(lesson, "lead", "lead"), publish=False)
+        peers.append(lead)
+        # r1 is not back yet: its floor and r2's hand are there, the spotlight waits for r1
+        assert {k: lead.joined["floor"][k] for k in before} == {**before, "spotlight": None}, lead.joined["floor"]
+        r1 = await _join(url, deployment.token(lesson, "r1", "remote"), publish=False)
+        r2 = await _join(url, deployment.token(lesson, "r2", "remote"), publish=False)
+        peers += [r1, r2]
+        # r1 still holds the floor (and the spotlight), r2's hand is still up and it is still muted
+        assert {k: r2.joined["floor"][k] for k in before} == before, r2.joined["floor"]
+        if killed:
+            health = deployment.nodes[1].health()
+            assert int(health["lessons"]) == 1
+            assert health["cluster_counters"]["floors_restored"] >= 1, health["cluster_counters"]
+        # and it is the lesson's floor, not a copy: the lead revokes, r1 is told
+        await lead.send({"type": "revoke_floor", "classroom_id": "r1"})
+        revoked = await _floor_event(r1, "floor_revoked")
+        assert revoked["granted"] == [] and revoked["queue"] == ["r2"], revoked
+    finally:
+        for p in peers:
+            await p.close()
+        if killed and deployment.nodes[0].proc is not None and deployment.nodes[0].proc.poll() is not None:
+            deployment.nodes[0].start()  # the module's other tests need both nodes

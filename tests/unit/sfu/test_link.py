@@ -211,3 +211,60 @@ async def test_nack_bursts_without_a_queue_are_random_loss_not_congestion() -> N
         link.on_nack(555, list(range(seq - 5, seq)))
         link.evaluate([d], now, 0)
     assert link.estimator.congested_at > 100.0
+
+
+def test_receiver_report_loss_is_summed_over_streams_not_the_worst_block() -> None:
+    """A 5 % line: the camera stream lost 10 of 200 packets, the courseware stream 1 of its 2.
+    The loss is 11 / 202, not the courseware block's "50 %"; and a report that covers too few
+    packets is kept until the next one."""
+    from sfu.rtcp import ReportBlock
+
+    link = Link()
+    cam, screen = 1111, 2222
+    state = {cam: [1000, 0], screen: [5000, 0]}
+
+    def report(now: float, **grow: tuple[int, int]) -> None:
+        blocks = []
+        for name, (expected, lost) in grow.items():
+            ssrc = cam if name == "cam" else screen
+            state[ssrc][0] += expected
+            state[ssrc][1] += lost
+            fraction = int(256 * lost / expected) if expected else 0
+            blocks.append(ReportBlock(ssrc, min(255, fraction), state[ssrc][1], state[ssrc][0], 0, 0, 0))
+        link.on_report(blocks, {cam, screen}, now)
+
+    report(1.0, cam=(0, 0), screen=(0, 0))  # the first report: counters only
+    report(2.0, cam=(200, 10), screen=(2, 1))
+    assert abs(link.estimator.loss - 11 / 202) < 1e-9
+    report(3.0, cam=(5, 0), screen=(2, 2))  # 7 packets: too few to say anything yet
+    assert abs(link.estimator.loss - 11 / 202) < 1e-9
+    report(4.0, cam=(20, 1), screen=(0, 0))  # 27 packets, 3 lost, over the two reports
+    assert abs(link.estimator.loss - 3 / 27) < 1e-9
+    report(5.0, cam=(30, 6))
+    link.on_report([], {cam, screen}, 5.5)  # (an audio receiver's report: no video block)
+    assert abs(link.estimator.loss - 0.2) < 1e-9
+    report(6.0, cam=(0, 0), screen=(0, 0))  # video paused: nothing expected, nothing lost
+    assert link.estimator.loss == 0.0
+
+
+async def test_loss_reports_do_not_pause_video_the_line_is_seen_to_carry() -> None:
+    """Transport-cc says the lowest layer arrives; loss reports (random loss, or a report that
+    overstates it) push the loss-based figure down: lower layers, but no pause."""
+    from sfu.bwe.twcc import TwccEstimator
+
+    link, d, group = setup()
+    link.twcc = TwccEstimator()
+    now = 100.0
+    link.evaluate([d], now, 0)
+    for _ in range(30):
+        now += 0.35
+        link.twcc.fed_at, link.twcc.acked_bps = now, 400_000.0  # q (150 kbit/s) arrives, and more
+        link.estimator.on_loss(0.6, now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == 0
+    link.twcc.fed_at = now - 5  # no feedback any more (nothing numbered is arriving): as before
+    for _ in range(10):
+        now += 0.35
+        link.estimator.on_loss(0.6, now)
+        link.evaluate([d], now, 0)
+    assert link.layers["1"] == -1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -577,6 +579,18 @@ class FloorMachine(RuleBasedStateMachine):
         snap = f.snapshot()
         assert snap["queue"] == queue and snap["granted"] == granted
         assert snap["spotlight"] == f.spotlighted and snap["muted"] == sorted(f.muted)
+        # carried over to a fresh floor (the lesson's next node) and every member back: the same
+        # hands, floor and mute; the same spotlight when nobody was away
+        carried = f.carried()
+        again = Floor(self.config)
+        again.restore(json.loads(json.dumps(carried)), self.t)
+        assert again.away == frozenset(carried["members"]) and not again.history
+        for cid, role in carried["members"].items():
+            again.join(cid, role, self.t + 1)
+        assert again.queue == [c for c in queue if c in carried["members"]]
+        assert again.granted == granted and again.muted == f.muted
+        if not f.away:
+            assert again.spotlighted == f.spotlighted
 
 
 class FloorMachineSeveral(FloorMachine):
@@ -604,3 +618,57 @@ TestFloorMachineSeveral = FloorMachineSeveral.TestCase
 TestFloorMachineSeveral.settings = _settings
 TestFloorMachineThree = FloorMachineThree.TestCase
 TestFloorMachineThree.settings = _settings
+
+
+# ---------------------------------------------------------------------------------- carry-over
+def test_carried_state_rebuilds_hands_floor_mute_and_spotlight_on_a_new_floor() -> None:
+    f = lesson()
+    f.raise_hand("A", 1)
+    f.raise_hand("B", 2)
+    f.grant("L", "A", 3)  # spotlight follows the floor
+    f.mute("L", "C", 4)
+    carried = f.carried()
+    assert carried == {"members": {"L": "lead", "A": "remote", "B": "remote", "C": "remote"},
+                       "queue": ["B"], "granted": ["A"], "muted": ["C"], "spotlight": "A"}
+    new = Floor(FloorConfig())
+    new.restore(carried, 100)
+    # nobody is connected on the new node yet: nothing audible, nobody spotlighted, all within grace
+    assert new.away == {"L", "A", "B", "C"} and new.history == []
+    assert new.queue == ["B"] and new.granted == ["A"] and new.muted == {"C"}
+    assert new.spotlighted is None and not new.audible("A")
+    assert new.snapshot()["granted"] == ["A"]  # the first page to join sees the floor as it was
+    new.join("L", "lead", 200)
+    assert types(new.join("A", "remote", 300)) == [("join", "A"), ("spotlight", "A")]
+    assert new.spotlighted == "A" and new.audible("A")
+    new.join("B", "remote", 400)
+    assert new.queue == ["B"]
+    # whoever does not come back within the grace is dropped as after any disconnect
+    assert types(new.expire(100 + GRACE)) == [("unmute", "C")]
+
+
+def test_a_restored_floor_needs_an_empty_floor_and_a_state_carried_makes() -> None:
+    with pytest.raises(ValueError):
+        lesson().restore({"members": {}}, 0)
+    for bad in ({}, {"members": []}, {"members": {"X": "observer"}},
+                {"members": {"L": "lead", "M": "lead"}}, {"members": {"A": "remote"}, "queue": "A"}):
+        with pytest.raises(ValueError):
+            Floor().restore(bad, 0)  # type: ignore[arg-type]
+    f = Floor()
+    # ids that are not remote members are left out
+    f.restore({"members": {"L": "lead", "A": "remote"}, "queue": ["A", "Z", "L"], "granted": ["Z"],
+               "muted": ["L"], "spotlight": "Z"}, 0)
+    assert f.queue == ["A"] and f.granted == [] and f.muted == frozenset()
+    f.join("A", "remote", 1)
+    assert f.spotlighted is None
+
+
+def test_observers_and_recorders_are_not_carried() -> None:
+    f = lesson()
+    assert set(f.carried()["members"]) == {"L", "A", "B", "C"}
+
+
+def test_a_spotlighted_classroom_away_just_now_is_carried_with_its_spotlight() -> None:
+    f = lesson()
+    f.spotlight("L", "B", 1)
+    f.leave("B", 2)  # disconnected: the spotlight moves to nobody, and comes back on its return
+    assert f.spotlighted is None and f.carried()["spotlight"] == "B"

@@ -3,6 +3,8 @@ with a fake clock: what a send-side estimate must do on a school line."""
 
 from __future__ import annotations
 
+import random
+
 from sfu.bwe.twcc import Packet, TwccConfig, TwccEstimator
 
 PACKET = 1200  # bytes
@@ -125,3 +127,66 @@ def test_an_encoder_dipping_below_its_usual_rate_does_not_lower_the_estimate() -
         end = run(est, line, 600_000, 1.5, start=end)
         end = run(est, line, 1_200_000, 1.5, start=end)
     assert est.bps >= 1.1 * 1_200_000 * 0.95
+
+
+
+class RelayedLine(Bottleneck):
+    """A line behind a relay that holds each packet ``delay_s`` + U(0, ``jitter_s``), in order
+    (as loadtest/l2relay.py does)."""
+
+    def __init__(self, capacity_bps: float, jitter_s: float, seed: int = 7) -> None:
+        super().__init__(capacity_bps, delay_s=0.0005)
+        self.jitter_s = jitter_s
+        self._rng = random.Random(seed)
+        self._last = 0.0
+
+    def arrival(self, sent: float, size: int) -> float:
+        at = super().arrival(sent, size) + self._rng.uniform(0, self.jitter_s)
+        self._last = max(self._last, at)
+        return self._last
+
+
+def follow(est: TwccEstimator, line: Bottleneck, seconds: float, start: float,
+           top_bps: float = 1_700_000) -> tuple[float, float]:
+    """The sender follows the estimate (as the layer choice does, up to ``top_bps``); feedback
+    every FEEDBACK_S reports what has arrived. Returns (end, lowest estimate seen)."""
+    t, pending, lowest = start, [], est.bps
+    next_feedback = start + FEEDBACK_S
+    while t < start + seconds:
+        rate = min(top_bps, est.bps)
+        pending.append((t, line.arrival(t, PACKET), PACKET))
+        t += PACKET * 8 / rate
+        while t >= next_feedback:
+            ready = [p for p in pending if p[1] - line.offset_s <= next_feedback]
+            pending = pending[len(ready):]
+            if ready:
+                est.on_feedback(ready, next_feedback)
+            lowest = min(lowest, est.bps)
+            next_feedback += FEEDBACK_S
+    return t, lowest
+
+
+def test_a_longer_path_is_re_based_instead_of_backing_off_to_nothing() -> None:
+    """A relay or a route change adds 50 ms to every packet at once, with jitter: it looks like
+    a queue for a moment, but backing off does not drain it; the estimate must come back, not
+    spiral down (loadtest.weaklink's rtt100 condition paused a classroom's video this way)."""
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = RelayedLine(3_000_000, jitter_s=0.010)
+    end, _ = follow(est, line, 5.0, 0.0)
+    before = est.bps
+    line.delay_s = 0.045  # the path is 45 ms longer from now on; the line is as wide as before
+    end, lowest = follow(est, line, 5.0, end)
+    assert est.rebases >= 1
+    assert est.queue_ms < 15
+    assert lowest >= 300_000  # a spiral reached 82 kbit/s (and paused the video)
+    assert est.bps >= 0.8 * before
+
+
+def test_a_real_queue_that_drains_is_not_re_based() -> None:
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = RelayedLine(8_000_000, jitter_s=0.010)
+    end, _ = follow(est, line, 5.0, 0.0)
+    line.capacity_bps = 1_000_000  # the cap drops to 60 % of the top layer
+    end, _ = follow(est, line, 5.0, end)
+    assert est.rebases == 0
+    assert est.bps <= 1_000_000
