@@ -119,6 +119,7 @@ def test_serve_without_its_database_exits_with_the_reason(postgres: PostgresServ
     url = postgres.create_database("serve_bad_password")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLASSROOM_", "PG"))}
     env["CLASSROOM_DATABASE_PASSWORD"] = "wrong-password-4711"
+    env["CLASSROOM_MEDIA_UDP_PORT"] = "0"  # a media port of its own (tests may run side by side)
     done = subprocess.run(
         [sys.executable, "-m", "classroom.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "data"),
          "--no-demo", "--database", url],
