@@ -1,9 +1,11 @@
-"""Decode audio tracks to 16 kHz mono int16 laid out on the lesson's timeline.
+"""Decode audio tracks to 8 kHz mono int16 laid out on the lesson's timeline.
 
-Containers are read with PyAV. Opus packets are decoded straight to 16 kHz by libopus (the one
-PyAV ships, or the system's) through ctypes, which is about twice as fast as decoding at 48 kHz
-and resampling; every other codec (and Opus when libopus cannot be loaded) goes through PyAV's
-decoder and resampler.
+Containers are read with PyAV. Opus packets are decoded straight to 8 kHz by libopus: with the
+optional extension :mod:`analytics._silk` (libopus' SILK decoder linked from its static library;
+the CELT layer of hybrid packets, 8-20 kHz, is not decoded), else through ctypes on the libopus
+PyAV ships or the system's; either is about twice as fast as decoding at 48 kHz and resampling.
+Every other codec (and Opus when libopus cannot be loaded) goes through PyAV's decoder and
+resampler. :func:`opus_path` says which path Opus takes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ import av
 import numpy as np
 
 from analytics.manifest import Manifest, Segment, Track
+
+try:
+    from analytics import _silk
+except ImportError:  # not built (no libopus.a at install time): the ctypes path is used
+    _silk = None  # type: ignore[assignment]
 
 RATE = 8000
 _GAP_TOLERANCE = RATE // 10  # timestamp jumps above 100 ms are gaps (lost packets, DTX, pauses)
@@ -90,7 +97,15 @@ class _Opus:
 
 
 def opus_available() -> bool:
-    return _Opus.library() is not None
+    return _silk is not None or _Opus.library() is not None
+
+
+def opus_path() -> str:
+    """How Opus is decoded: ``silk`` (the extension, no CELT layer for hybrid packets),
+    ``libopus`` (ctypes, whole packets) or ``pyav`` (PyAV's decoder and resampler)."""
+    if _silk is not None:
+        return "silk"
+    return "libopus" if _Opus.library() is not None else "pyav"
 
 
 class _Placer:
@@ -191,18 +206,47 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bo
     else:
         wanted = [True] * len(packets)
 
+    fast = _silk.Decoder(RATE) if _silk is not None else None
     lib = _Opus.library()
-    err = ctypes.c_int()
-    dec = lib.opus_decoder_create(RATE, 1, ctypes.byref(err))
-    if not dec or err.value != 0:
-        raise RuntimeError(f"opus_decoder_create failed ({err.value})")
+    dec = None
+
+    def whole_packets() -> Any:  # libopus' own decoder: every packet without the extension, else CELT-only ones
+        nonlocal dec
+        if dec is None:
+            if lib is None:
+                raise RuntimeError("a CELT-only Opus packet needs libopus, which cannot be loaded")
+            err = ctypes.c_int()
+            dec = lib.opus_decoder_create(RATE, 1, ctypes.byref(err))
+            if not dec or err.value != 0:
+                dec = None
+                raise RuntimeError(f"opus_decoder_create failed ({err.value})")
+        return dec
+
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    start = placer.base - _pre_skip(stream) * RATE // 48000  # pre-skip counts 48-kHz samples
+    if fast is not None:
+        # the loop below, in C (no CELT-only packet in the file), when nothing went wrong
+        placed = fast.place(packets, stamps, bytes(wanted), placer.out, start, tb, _GAP_TOLERANCE)
+        if placed is not None:
+            end, written, overflow, bad_packets, covered_ranges, quiet_ranges = placed
+            placer.covered.extend(covered_ranges)
+            placer.quiet.extend(quiet_ranges)
+            placer.written += written
+            placer.overflow += overflow
+            if end is not None:
+                placer.cursor = end
+            if problem is not None:
+                raise problem
+            return int(bad_packets)
+        fast.reset()
+    else:
+        whole_packets()
+    celt_only = _silk.CELT_ONLY if _silk is not None else 0
     out = placer.out
     total = len(out)
     out_ptr = out.ctypes.data
     buf = np.zeros(1920, dtype=np.int16)  # 120 ms at 16 kHz: the longest Opus packet
     buf_ptr = buf.ctypes.data
-    tb = float(stream.time_base) if stream.time_base else 0.0
-    start = placer.base - _pre_skip(stream) // 3
     cursor: int | None = None
     t0: int | None = None
     bad = 0
@@ -210,7 +254,7 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bo
     quiet_start = -1
     covered = placer.covered
     quiet = placer.quiet
-    decode = lib.opus_decode
+    decode: Any = lib.opus_decode if lib is not None else None
     skipping = False
     try:
         for data, pts, want in zip(packets, stamps, wanted, strict=True):
@@ -235,12 +279,21 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bo
                 if skipping:
                     skipping = False
                     quiet.append((quiet_start, min(max(cursor, 0), total)))
-                    lib.opus_decoder_ctl(ctypes.c_void_p(dec), _OPUS_RESET_STATE)
-                size = len(data)
-                if 0 <= cursor and cursor + 1920 <= total:
-                    n = decode(dec, data, size, out_ptr + 2 * cursor, 1920, 0)
+                    if fast is not None:
+                        fast.reset()
+                    if dec is not None:
+                        lib.opus_decoder_ctl(ctypes.c_void_p(dec), _OPUS_RESET_STATE)
+                n = celt_only
+                if fast is not None:
+                    n = fast.decode(data, out, cursor)  # clipped to the array by the extension
+                    if n > 0:
+                        placer.overflow += n - max(min(cursor + n, total) - max(cursor, 0), 0)
+                if n != celt_only:
+                    pass
+                elif 0 <= cursor and cursor + 1920 <= total:
+                    n = decode(whole_packets(), data, len(data), out_ptr + 2 * cursor, 1920, 0)
                 else:
-                    n = decode(dec, data, size, buf_ptr, 1920, 0)
+                    n = decode(whole_packets(), data, len(data), buf_ptr, 1920, 0)
                     if n > 0:
                         lo, hi = max(cursor, 0), min(cursor + n, total)
                         if hi > lo:
@@ -254,7 +307,8 @@ def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bo
             cursor += n
             placer.written += n
     finally:
-        lib.opus_decoder_destroy(dec)
+        if dec is not None:
+            lib.opus_decoder_destroy(dec)
         if cursor is not None:
             if run_start >= 0:
                 covered.append((run_start, min(cursor, total)))

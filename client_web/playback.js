@@ -9,6 +9,8 @@
 import { t as say, applyI18n, langToggle, has } from "./i18n.js";
 import { setupNotes } from "./playback_notes.js";
 import { playMedia } from "./autoplay.js";
+import { api, el } from "./bureau_api.js";
+import { explain } from "./bureau_messages.js";
 
 (function () {
   const eventLabel = (type) => (has(`ev.${type}`) ? say(`ev.${type}`) : type);
@@ -286,6 +288,38 @@ import { playMedia } from "./autoplay.js";
     rejectReady(err);
   }
 
+  // No manifest= at all (an old "Recording playback" link, a typed address): say where playback
+  // links come from, link back, and let a bureau administrator list the recordings they may
+  // see (GET /api/recordings with their API key, kept in this page's memory only).
+  function chooseRecording() {
+    status("");
+    document.querySelector("main").style.display = "none";
+    $("choose").hidden = false;
+    $("choose-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      $("choose-error").textContent = "";
+      $("choose-list").replaceChildren();
+      $("choose-count").hidden = true;
+      let recordings;
+      try {
+        ({ recordings } = await api("GET", "/api/recordings", undefined, $("choose-key").value.trim()));
+      } catch (err) {
+        $("choose-error").textContent = explain(err);
+        return;
+      }
+      $("choose-count").textContent = recordings.length ? say("pb.choose.count", { n: recordings.length }) : say("pb.choose.empty");
+      $("choose-count").hidden = false;
+      for (const r of recordings) {
+        const minutes = Math.round((r.duration_ms || 0) / 60000);
+        const what = `${r.subject ? `${r.subject} · ` : ""}${r.title || r.lesson_id}`;
+        $("choose-list").append(el("li", { "data-lesson": r.schedule_lesson_id || r.lesson_id },
+          el("a", { class: "playback-link", href: r.playback_url, text: `${r.date} ${String(r.started_at).slice(11, 16)} UTC · ${what}` }),
+          el("span", { class: "muted", text: say("pb.choose.minutes", { n: minutes }) }),
+          ...(r.report_url ? [el("a", { class: "report-link", href: r.report_url, text: say("pb.choose.report") })] : [])));
+      }
+    });
+  }
+
   // Enough of the manifest for build(); a damaged one would otherwise break the page half-drawn.
   function wellFormed(m) {
     const num = (v) => typeof v === "number" && Number.isFinite(v);
@@ -298,7 +332,7 @@ import { playMedia } from "./autoplay.js";
 
   async function load() {
     const url = params.get("manifest");
-    if (!url) { unavailable(say("pb.no_manifest"), new Error("no manifest")); return; }
+    if (!url) { chooseRecording(); rejectReady(new Error("no manifest")); return; }
     const base = new URL(url, location.href);
     let m;
     try {

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 from sfu import rtcp, rtp, vp8
 
-RTP_VERSION = 2
-_RTP_HEADER = struct.Struct("!BBHII")
 _ANNEXB_START = b"\x00\x00\x00\x01"
 
-
-class RtpError(ValueError):
-    """Malformed RTP/RTCP input or payload."""
+# One error class with the SFU's RTP reader (``sfu/rtp.py``): a ``ValueError``.
+RtpError = rtp.RtpError
+# The packet writer lives with the reader; ``build_rtp`` is its name here (tests, packetize).
+build_rtp = rtp.build_packet
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,27 +43,13 @@ class RtpPacket:
 
 
 def parse_rtp(data: bytes) -> RtpPacket:
-    """Parse one RTP packet (RFC 3550): the header by the SFU's reader
-    (:func:`sfu.rtp.parse_header`), then CSRCs and RFC 8285 extension elements."""
-    try:
-        h = rtp.parse_header(data)
-    except rtp.RtpError as exc:
-        raise RtpError(str(exc)) from None
+    """Parse one RTP packet (RFC 3550) into a packet object with the shared reader
+    (``sfu/rtp.py``: :func:`~sfu.rtp.parse_header`, :func:`~sfu.rtp.csrcs`,
+    :func:`~sfu.rtp.extensions`)."""
+    h = rtp.parse_header(data)
     if 72 <= h.payload_type <= 76:
         raise RtpError(f"payload type {h.payload_type} is RTCP, not RTP")
-    csrc_count = data[0] & 0x0F
-    csrcs = struct.unpack_from(f"!{csrc_count}I", data, _RTP_HEADER.size) if csrc_count else ()
-    extensions: dict[int, bytes] = {}
-    profile: int | None = None
-    if data[0] & 0x10:
-        block = data[h.ext_offset:h.ext_offset + h.ext_length]
-        profile = h.ext_profile
-        if profile == 0xBEDE:
-            extensions = _parse_one_byte_extensions(block)
-            profile = None
-        elif profile & 0xFFF0 == 0x1000:
-            extensions = _parse_two_byte_extensions(block)
-            profile = None
+    known = h.ext_profile == 0xBEDE or h.ext_profile & 0xFFF0 == 0x1000
     return RtpPacket(
         payload_type=h.payload_type,
         sequence=h.sequence,
@@ -72,86 +57,11 @@ def parse_rtp(data: bytes) -> RtpPacket:
         ssrc=h.ssrc,
         marker=h.marker,
         payload=bytes(data[h.payload_offset:h.payload_end]),
-        csrcs=tuple(csrcs),
-        extensions=extensions,
-        extension_profile=profile,
+        csrcs=rtp.csrcs(data),
+        extensions=rtp.extensions(data, h),
+        extension_profile=h.ext_profile if data[0] & 0x10 and not known else None,
         padding=len(data) - h.payload_end,
     )
-
-
-def _parse_one_byte_extensions(block: bytes) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    i = 0
-    while i < len(block):
-        byte = block[i]
-        if byte == 0:  # padding between elements
-            i += 1
-            continue
-        ext_id, length = byte >> 4, (byte & 0x0F) + 1
-        if ext_id == 15:  # reserved: stop parsing
-            break
-        i += 1
-        if i + length > len(block):
-            raise RtpError("one-byte header extension element overruns the block")
-        out[ext_id] = bytes(block[i : i + length])
-        i += length
-    return out
-
-
-def _parse_two_byte_extensions(block: bytes) -> dict[int, bytes]:
-    out: dict[int, bytes] = {}
-    i = 0
-    while i < len(block):
-        ext_id = block[i]
-        if ext_id == 0:
-            i += 1
-            continue
-        if i + 2 > len(block):
-            raise RtpError("two-byte header extension element truncated")
-        length = block[i + 1]
-        i += 2
-        if i + length > len(block):
-            raise RtpError("two-byte header extension element overruns the block")
-        out[ext_id] = bytes(block[i : i + length])
-        i += length
-    return out
-
-
-def build_rtp(
-    payload_type: int,
-    sequence: int,
-    timestamp: int,
-    ssrc: int,
-    payload: bytes,
-    marker: bool = False,
-    extensions: dict[int, bytes] | None = None,
-    padding: int = 0,
-    csrcs: tuple[int, ...] = (),
-) -> bytes:
-    """Serialize an RTP packet (one-byte header extensions when ``extensions`` is given)."""
-    b0 = (RTP_VERSION << 6) | (0x20 if padding else 0) | len(csrcs)
-    ext_block = b""
-    if extensions:
-        b0 |= 0x10
-        body = bytearray()
-        for ext_id, value in extensions.items():
-            if not 1 <= ext_id <= 14 or not 1 <= len(value) <= 16:
-                raise ValueError("one-byte extensions need id 1..14 and 1..16 bytes")
-            body.append((ext_id << 4) | (len(value) - 1))
-            body += value
-        while len(body) % 4:
-            body.append(0)
-        ext_block = struct.pack("!HH", 0xBEDE, len(body) // 4) + bytes(body)
-    header = _RTP_HEADER.pack(
-        b0,
-        (0x80 if marker else 0) | (payload_type & 0x7F),
-        sequence & 0xFFFF,
-        timestamp & 0xFFFFFFFF,
-        ssrc & 0xFFFFFFFF,
-    )
-    csrc_block = struct.pack(f"!{len(csrcs)}I", *csrcs) if csrcs else b""
-    pad = (b"\x00" * (padding - 1) + bytes([padding])) if padding else b""
-    return header + csrc_block + ext_block + payload + pad
 
 
 # ----------------------------------------------------------------------------------------- RTCP

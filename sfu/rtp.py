@@ -1,7 +1,15 @@
-"""RTP header reading with ``struct``: just what forwarding needs, no packet objects.
+"""RTP packets with ``struct``: the one RTP header module of the SFU and the recorder.
 
-Everything here works on ``bytes`` as they come out of SRTP unprotect. Nothing allocates
-more than a slice; nothing parses the payload except the few bytes keyframe detection needs.
+- :func:`parse_header` reads the fixed header, skips CSRCs and the extension block and strips
+  padding (RFC 3550 §5.1) without packet objects: the SFU's hot path uses it on every packet;
+- :func:`find_extension` looks up one RFC 8285 element (one-byte ``0xBEDE`` or two-byte
+  ``0x100X`` form) lazily, for the SFU; :func:`extensions` reads them all, strictly, and
+  :func:`csrcs` the CSRC list, for the recorder's packet objects (``recorder/depacketize.py``);
+- :func:`build_packet` writes a packet (recorder tests, ``recorder/packetize.py``, the bots).
+
+RTCP (compound splitting, every packet type the SFU and recorder use) is ``sfu/rtcp.py``.
+Everything here works on ``bytes`` as they come out of SRTP unprotect; nothing parses the
+payload except the few bytes keyframe detection needs.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from sfu import vp8
 
 RTP_HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 RTP_HEADER_SIZE = 12
+RTP_VERSION = 2
 
 
 class RtpError(ValueError):
@@ -106,6 +115,101 @@ def find_extension(data: bytes, header: RtpHeader, ext_id: int) -> bytes | None:
                 return data[pos + 2 : pos + 2 + length]
             pos += 2 + length
     return None
+
+
+def csrcs(data: bytes) -> tuple[int, ...]:
+    """The CSRC list of a packet :func:`parse_header` accepted."""
+    count = data[0] & 0x0F
+    return struct.unpack_from(f"!{count}I", data, RTP_HEADER_SIZE) if count else ()
+
+
+def extensions(data: bytes, header: RtpHeader) -> dict[int, bytes]:
+    """Every RFC 8285 header extension element (id -> value) of a packet, one-byte (``0xBEDE``)
+    or two-byte (``0x100X``) form; empty for no block or another profile. Unlike the lenient
+    :func:`find_extension` it raises :class:`RtpError` for an element that overruns the block."""
+    if not header.ext_length:
+        return {}
+    block = data[header.ext_offset : header.ext_offset + header.ext_length]
+    if header.ext_profile == 0xBEDE:
+        return _one_byte_elements(block)
+    if header.ext_profile & 0xFFF0 == 0x1000:
+        return _two_byte_elements(block)
+    return {}
+
+
+def _one_byte_elements(block: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    i = 0
+    while i < len(block):
+        byte = block[i]
+        if byte == 0:  # padding between elements
+            i += 1
+            continue
+        ext_id, length = byte >> 4, (byte & 0x0F) + 1
+        if ext_id == 15:  # reserved: stop parsing
+            break
+        i += 1
+        if i + length > len(block):
+            raise RtpError("one-byte header extension element overruns the block")
+        out[ext_id] = bytes(block[i : i + length])
+        i += length
+    return out
+
+
+def _two_byte_elements(block: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    i = 0
+    while i < len(block):
+        ext_id = block[i]
+        if ext_id == 0:
+            i += 1
+            continue
+        if i + 2 > len(block):
+            raise RtpError("two-byte header extension element truncated")
+        length = block[i + 1]
+        i += 2
+        if i + length > len(block):
+            raise RtpError("two-byte header extension element overruns the block")
+        out[ext_id] = bytes(block[i : i + length])
+        i += length
+    return out
+
+
+def build_packet(
+    payload_type: int,
+    sequence: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes,
+    marker: bool = False,
+    extensions: dict[int, bytes] | None = None,
+    padding: int = 0,
+    csrcs: tuple[int, ...] = (),
+) -> bytes:
+    """Serialize an RTP packet (one-byte header extensions when ``extensions`` is given)."""
+    b0 = (RTP_VERSION << 6) | (0x20 if padding else 0) | len(csrcs)
+    ext_block = b""
+    if extensions:
+        b0 |= 0x10
+        body = bytearray()
+        for ext_id, value in extensions.items():
+            if not 1 <= ext_id <= 14 or not 1 <= len(value) <= 16:
+                raise ValueError("one-byte extensions need id 1..14 and 1..16 bytes")
+            body.append((ext_id << 4) | (len(value) - 1))
+            body += value
+        while len(body) % 4:
+            body.append(0)
+        ext_block = struct.pack("!HH", 0xBEDE, len(body) // 4) + bytes(body)
+    header = RTP_HEADER.pack(
+        b0,
+        (0x80 if marker else 0) | (payload_type & 0x7F),
+        sequence & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc & 0xFFFFFFFF,
+    )
+    csrc_block = struct.pack(f"!{len(csrcs)}I", *csrcs) if csrcs else b""
+    pad = (b"\x00" * (padding - 1) + bytes([padding])) if padding else b""
+    return header + csrc_block + ext_block + payload + pad
 
 
 def audio_level(data: bytes, header: RtpHeader, ext_id: int) -> int | None:

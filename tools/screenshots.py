@@ -4,7 +4,8 @@ A real ``classroom serve`` (its demo lesson, in a temporary data directory) and 
 Chromium with a fake camera and microphone: the lead classroom and two of the three remote
 classrooms join (the third is absent), one raises its hand, the lead gives the other the floor
 and mutes it, an observer watches; then the lead ends the lesson and the recording is opened in
-the playback page. The bureau page is shown logged in with the first administrator's key.
+the playback page (and, without a manifest, its list of recordings).
+The bureau page is shown logged in with the first administrator's key.
 
     python3 tools/screenshots.py [--out docs/screenshots] [--lang zh-CN|en]
 """
@@ -191,6 +192,15 @@ async def shots(browser: Browser, url: str, links: dict[str, str], key: str, out
         " window.playback.manifest.tracks.map(t => `${t.classroom_id}/${t.source}/${t.kind}`) : []")
     print("recording:", ", ".join(tracks) or "none")
     await shoot(playback, out, "playback")
+
+    # playback.html without manifest=: how to get a link, and the administrator's list of recordings
+    chooser = await open_page(browser, f"{url}/playback.html", lang)
+    await wait_js(chooser, "!document.getElementById('choose').hidden")
+    if key:
+        await chooser.fill("#choose-key", key)
+        await chooser.click("#choose-submit")
+        await wait_js(chooser, "!document.getElementById('choose-count').hidden")
+    await shoot(chooser, out, "playback-choose")
 
 
 async def recording_url(api: str, timeout: float = 60.0) -> str | None:

@@ -31,7 +31,7 @@ _cv_is_system_python() {
 }
 
 _cv_stamp() {
-  (cd "$1" && cat pyproject.toml setup.py sfu/_fanout.c 2>/dev/null) | sha256sum | cut -d' ' -f1
+  (cd "$1" && cat pyproject.toml setup.py sfu/_fanout.c analytics/_silk.c 2>/dev/null) | sha256sum | cut -d' ' -f1
 }
 
 classroom_venv() {
@@ -68,10 +68,13 @@ classroom_venv() {
   local headers='import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
   local need=()
   command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+  # The analysis' Opus decoder without the CELT layer (analytics/_silk.c) links libopus' static library.
+  compgen -G "/usr/lib/*-linux-gnu/libopus.a" >/dev/null || need+=(libopus-dev)
   if ! "$venv/bin/python" -c "$headers" 2>/dev/null && _cv_is_system_python "$py"; then need+=(python3-dev); fi
   if [ ${#need[@]} -gt 0 ]; then
-    _cv_apt "${need[@]}" || _cv_say "without ${need[*]} the SFU forwards in pure Python (~2x the CPU); to build" \
-      "its C loop: sudo apt-get install ${need[*]}, then remove $venv/.classroom-installed and start again"
+    _cv_apt "${need[@]}" || _cv_say "without ${need[*]} the SFU forwards in pure Python (~2x the CPU) and the" \
+      "analysis decodes Opus more slowly; to build the C parts: sudo apt-get install ${need[*]}, then remove" \
+      "$venv/.classroom-installed and start again"
   fi
 
   # The report's charts draw their Chinese labels with a CJK font (analytics/fonts.py); without one

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page
 
 from signaling.schedule import ScheduleStore
 from signaling.schedule.cli import create_admin
@@ -102,12 +102,32 @@ async def test_bureau_page_lists_a_default_recorded_lesson(recording_server: Ser
         return bool(await player.evaluate("document.querySelectorAll('video').length")) > 0
 
     await wait_for(playing_tracks, 20, "the playback page shows the recording's video")
+    # playback.html without manifest= lists the same recordings for the administrator's key
+    chooser = await new_page(browser, srv.url + "/playback.html")
+    await chooser.wait_for_selector("#choose:not([hidden])")
+    await chooser.fill("#choose-key", "cka_wrong")
+    await chooser.click("#choose-submit")
+    await chooser.wait_for_function("document.getElementById('choose-error').textContent !== ''")
+    error = await chooser.text_content("#choose-error") or ""
+    assert "密钥无效" in error or "invalid or revoked key" in error, error  # the bureau page's words
+    await chooser.fill("#choose-key", key)
+    await chooser.click("#choose-submit")
+    item = chooser.locator(f'#choose-list li[data-lesson="{lesson["id"]}"]')
+    await item.wait_for(timeout=10000)
+    assert "录像课 Recorded" in await item.inner_text()
+    await item.locator("a.playback-link").click()
+    await chooser.wait_for_url("**/playback.html?manifest=*")
+    await wait_for(lambda: _has_video(chooser), 20, "the chosen recording plays")
     # the bureau's default off: the new-lesson form starts unticked
     await page.uncheck("#rec-default")
     await wait_for(lambda: _settings_off(srv, key), 10, "the default is saved")
     await page.click("#new-lesson")
     await page.wait_for_selector("#lesson-dialog[open]")
     assert not await page.is_checked("#f-recording")
+
+
+async def _has_video(page: Page) -> bool:
+    return bool(await page.evaluate("document.querySelectorAll('video').length"))
 
 
 async def _settings_off(srv: ServerProcess, key: str) -> bool:

@@ -48,6 +48,24 @@ async def message(browser: Browser, url: str, locale: str) -> str:
     return f"{title}|{text}"
 
 
+async def choose_page(browser: Browser, url: str, locale: str) -> str:
+    """The text of the page without manifest=, after checking its links and that nothing threw."""
+    page = await browser.new_page(locale=locale)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    await page.wait_for_selector("#choose:not([hidden])", timeout=15000)
+    assert await page.is_hidden("main") and await page.is_hidden("#load-error")
+    assert await page.get_attribute("#choose-bureau", "href") == "bureau.html#recordings"
+    assert await page.get_attribute("#choose-home", "href") == "index.html"
+    assert await page.is_visible("#choose-key") and await page.is_visible("#choose-submit")
+    title = await page.text_content("#choose h2") or ""
+    text = await page.inner_text("#choose")
+    assert errors == []
+    await page.close()
+    return f"{title}|{text}"
+
+
 async def test_playback_page_explains_a_recording_it_cannot_play(tmp_path: Path, chromium: Browser) -> None:
     recordings = tmp_path / "recordings"
     (recordings / "no-manifest").mkdir(parents=True)
@@ -80,11 +98,13 @@ async def test_playback_page_explains_a_recording_it_cannot_play(tmp_path: Path,
         return f"{base}?manifest={quote(signed_manifest_url(signer, lesson, ttl=600), safe='')}"
 
     try:
-        # no manifest= (zh-CN, the default language; en with ?lang=en)
-        zh = await message(chromium, base, "zh-CN")
-        assert zh.startswith("无法播放这段录像|") and "没有选择录像" in zh
-        en = await message(chromium, f"{base}?lang=en", "zh-CN")
-        assert en.startswith("This recording cannot be played|") and "No recording chosen" in en
+        # no manifest= (zh-CN, the default language; en with ?lang=en): how to get a playback
+        # link, a link back, and the administrator's list form (GET /api/recordings)
+        zh = await choose_page(chromium, base, "zh-CN")
+        assert zh.startswith("选择要回放的录像|") and "没有选择录像" in zh and "教育局排课页面" in zh, zh
+        en = await choose_page(chromium, f"{base}?lang=en", "zh-CN")
+        assert en.startswith("Choose a recording to play|") and "No recording chosen" in en, en
+        assert "bureau page" in en and "API key" in en, en
         # the recording's manifest.json is missing: the HTTP status in the teacher's words
         gone = await message(chromium, url("no-manifest"), "zh-CN")
         assert "没有找到这个录像" in gone, gone

@@ -534,3 +534,36 @@ def test_seq_newer_property(b: int, d: int) -> None:
     a = (b + d) & 0xFFFF
     assert seq_newer(a, b)
     assert not seq_newer(b, a)
+
+
+# ------------------------------------------------------------------ the recorder's side of the module
+
+
+def test_build_packet_round_trips_through_the_reader() -> None:
+    from sfu.rtp import build_packet, csrcs, extensions
+
+    data = build_packet(111, 7, 960, 0xABCD, b"opus", marker=True, extensions={1: b"\x80", 3: b"abc"},
+                        padding=4, csrcs=(5, 6))
+    h = parse_header(data)
+    assert (h.payload_type, h.sequence, h.timestamp, h.ssrc, h.marker) == (111, 7, 960, 0xABCD, True)
+    assert data[h.payload_offset : h.payload_end] == b"opus"
+    assert csrcs(data) == (5, 6)
+    assert extensions(data, h) == {1: b"\x80", 3: b"abc"}
+
+
+def test_extensions_reads_two_byte_elements_and_ignores_other_profiles() -> None:
+    from sfu.rtp import extensions
+
+    block = bytes([5, 2, 0xAA, 0xBB, 0, 0, 0, 0])
+    two = struct.pack("!BBHII", 0x90, 96, 1, 1, 1) + struct.pack("!HH", 0x1000, 2) + block + b"p"
+    assert extensions(two, parse_header(two)) == {5: b"\xaa\xbb"}
+    other = struct.pack("!BBHII", 0x90, 96, 1, 1, 1) + struct.pack("!HH", 0x1234, 1) + b"abcd" + b"p"
+    assert extensions(other, parse_header(other)) == {}
+
+
+def test_extensions_raise_for_an_element_overrunning_the_block() -> None:
+    from sfu.rtp import extensions
+
+    data = struct.pack("!BBHII", 0x90, 96, 1, 1, 1) + struct.pack("!HH", 0xBEDE, 1) + bytes([0x1F, 1, 2, 3]) + b"p"
+    with pytest.raises(RtpError, match="overruns"):
+        extensions(data, parse_header(data))
