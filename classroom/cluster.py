@@ -4,7 +4,8 @@ default), coordinated through Redis, behind one public port.
 * Redis: ``--redis URL``, or a local ``redis-server`` this command starts (loopback, a free port,
   no persistence, a random password in a 0600 config file in ``<data dir>/redis/``; the nodes get
   the password through their environment, never a command line).
-* Nodes: ``classroom serve --redis … --node-id node-<i> --port <own port> --shared-port <port>``.
+* Nodes: ``classroom serve --redis … --node-id node-<i> --port <own port> --shared-port <port>``;
+  node i's media port is ``media.udp_port + i - 1`` (7882, 7883, … by default; 0: the kernel picks).
   Every node listens on the public ``--port`` with SO_REUSEPORT (the kernel spreads connections;
   when a node dies its share goes to the others at once) and on its own port (its node URL).
   They share the data dir: schedule database (SQLite, WAL), token secret, recordings.
@@ -199,6 +200,8 @@ def main(argv: Sequence[str]) -> int:
     node_ports = [free_port(host) for _ in range(args.nodes)]
     for i, node_port in enumerate(node_ports):
         node_env = dict(env)
+        # every node its own media port (media.udp_port): udp_port + i, or one the kernel picks
+        node_env["CLASSROOM_MEDIA_UDP_PORT"] = str(config.media.udp_port + i if config.media.udp_port else 0)
         if i > 0:
             node_env["CLASSROOM_SERVER_BANNER"] = "false"  # the first node prints the links
         children.append(Supervised(
@@ -228,7 +231,8 @@ def main(argv: Sequence[str]) -> int:
         print(f"classroom cluster: {args.nodes} node(s) behind {scheme}://{shown}:{port} (SO_REUSEPORT); "
               f"Redis {'local, port ' + str(local_redis.port) if local_redis else 'given'}")
         for i, node_port in enumerate(node_ports):
-            print(f"  node-{i + 1}  {scheme}://{shown}:{node_port}")
+            media = f"  media {config.media.udp_port + i}/udp" if config.media.udp_port and config.media.udp_mux else ""
+            print(f"  node-{i + 1}  {scheme}://{shown}:{node_port}{media}")
         sys.stdout.flush()
         while not stopping:
             time.sleep(0.2)

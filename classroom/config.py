@@ -57,6 +57,14 @@ class MediaConfig:
     # Addresses the SFU's ICE candidates bind to. Loopback by default (nothing leaves the machine);
     # a real deployment lists the server's LAN/public addresses here.
     ice_addresses: list[str] = field(default_factory=lambda: ["127.0.0.1"])
+    # One UDP port for every classroom's media on this node (ICE, DTLS, SRTP of every connection, both
+    # directions; one socket per ICE address): the one port a school's firewall needs open besides TURN
+    # (docs/network.md). 0: one port the kernel picks at start (tests; printed in the banner). Every
+    # node on one machine needs its own (`classroom cluster` gives node i udp_port + i - 1).
+    udp_port: int = 7882
+    # False: every connection binds a UDP socket of its own in the ephemeral range (as before #19:
+    # debugging, and the benchmark's comparison, `python -m loadtest.fanout --per-connection-sockets`).
+    udp_mux: bool = True
     # TURN (coturn) for classrooms behind strict firewalls (classroom/turn.py, docs/network.md).
     # turn_url: TURN over UDP, e.g. "turn:turn.county.edu.cn:3478"; empty: none.
     turn_url: str = ""
@@ -274,6 +282,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
     if config.database.password_file:
         config.database.password = read_secret_file(config.database.password_file, "database.password_file")
     check_database_url(config.database.url, "database.url")
+    if not 0 <= config.media.udp_port <= 65535:
+        raise ConfigError(f"media.udp_port: expected 0..65535, got {config.media.udp_port}")
     return config
 
 

@@ -102,6 +102,12 @@ MEDIA_HELP: dict[str, str] = {
     "dropped_congested": "packets dropped because a subscriber was congested",
     "bad_datagrams": "datagrams at a media port dropped before aiortc saw them "
     "(empty, not STUN/DTLS/RTP, or not from the connected peer)",
+    "mux_unknown_ufrag": "STUN binding requests at the node's media port (media.udp_port) for no connection's "
+    "ICE ufrag: dropped",
+    "mux_unknown_address": "DTLS/SRTP/other datagrams at the node's media port from an address no valid ICE check "
+    "came from: dropped",
+    "mux_bad_stun": "STUN at the node's media port that was truncated, malformed, wrongly signed (MESSAGE-INTEGRITY) "
+    "or answered no request of ours: dropped",
     "forwarded_in_c": "of the forwarded packets, those the compiled fan-out loop sent (the rest went through Python)",
     "transcodes": "times media was decoded or encoded (should stay 0: the SFU only forwards)",
     "ice_mdns_unresolved": "remote .local (mDNS) ICE candidates that did not resolve within 5.25 s "

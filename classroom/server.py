@@ -86,6 +86,10 @@ class Server:
             log.warning("some classroom connections did not close in time")
         await self.router.stop()
         await self.media.stop()
+        mux = self.extras.pop("udp_mux", None)
+        if mux is not None:
+            mux.close()
+            self.media.settings.udp_mux = None
         if self.runner is not None:
             await self.runner.cleanup()
         store = self.extras.get("schedule")
@@ -142,6 +146,21 @@ def build_server(config: Config) -> Server:
     add_whip_routes(app, router, signer, settings, ice_servers)  # POST /whip, /whep (docs/whip-whep.md)
     add_static_pages(app)
     return server
+
+
+def _open_media_port(server: Server) -> None:
+    """The node's one UDP media port (``media.udp_port``, sfu.glue.UdpMux) for every connection,
+    unless ``media.udp_mux`` is off. A port in use is a ConfigError that names the setting."""
+    media = server.config.media
+    if not media.udp_mux:
+        return
+    try:
+        mux = glue.UdpMux(media.ice_addresses, media.udp_port)
+    except glue.UdpMuxError as exc:
+        raise ConfigError(str(exc)) from None
+    server.media.settings.udp_mux = mux  # the PeerSettings every peer of this server reads
+    server.extras["udp_mux"] = mux
+    log.info("media: every connection on %s", mux.describe())
 
 
 def _redis_router(config: Config, media: MediaNode) -> Router:
@@ -366,6 +385,7 @@ async def start_server(config: Config) -> Server:
             config.server.port = probe.getsockname()[1]
     server = build_server(config)
     server.port = config.server.port
+    _open_media_port(server)
     # caps on unauthenticated connections and the request-head timeout (signaling/connguard.py)
     server.runner = GuardedRunner(server.app, server.app[GUARD_KEY], access_log=None, shutdown_timeout=5.0)
     await server.runner.setup()
@@ -401,6 +421,12 @@ def _print_banner(server: Server) -> None:
         sys.stdout.flush()
         return
     print(f"classroom: serving on {server.base_url}  (data: {server.config.data_path.resolve()})")
+    mux = server.extras.get("udp_mux")
+    if mux is not None:
+        print(f"classroom: media for every classroom on {mux.describe()} (media.udp_port; open it, and TURN, "
+              "in the firewall: docs/network.md)")
+    else:
+        print("classroom: media on a UDP port per connection (media.udp_mux is off)")
     if not server.config.media.compiled_fanout:
         print("classroom: forwarding with the pure-Python loop (media.compiled_fanout is off)")
     elif lane.fanout is None or not glue.fast_fanout_ready():

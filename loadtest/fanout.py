@@ -125,11 +125,15 @@ class ServerProcess:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def start_server(cpu: int | None, python_loop: bool = False, top_layer: bool = False) -> ServerProcess:
+def start_server(cpu: int | None, python_loop: bool = False, top_layer: bool = False,
+                 per_connection_sockets: bool = False) -> ServerProcess:
     port = free_port()
     secret = secrets.token_hex(32)
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-fanout-"))
     env = dict(os.environ, CLASSROOM_TOKEN_SECRET=secret)
+    env.setdefault("CLASSROOM_MEDIA_UDP_PORT", "0")  # the node's one media port, on a free port
+    if per_connection_sockets:  # a UDP socket per connection and send() per copy, as before #19
+        env["CLASSROOM_MEDIA_UDP_MUX"] = "false"
     if python_loop:
         env["CLASSROOM_MEDIA_COMPILED_FANOUT"] = "false"
     if top_layer:  # the bots send no REMB: without this the estimate would pick a lower layer
@@ -243,7 +247,8 @@ async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[Subscrib
 
 
 async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
-    server = start_server(None if args.no_pin else args.sfu_cpu, args.python_loop, top_layer=args.simulcast)
+    server = start_server(None if args.no_pin else args.sfu_cpu, args.python_loop, top_layer=args.simulcast,
+                          per_connection_sockets=args.per_connection_sockets)
     pub: PublisherBot | None = None
     subs: list[SubscriberBot] = []
     try:
@@ -370,6 +375,8 @@ def summarize(
         "bot_runqueue_wait_fraction": round((b.bot_wait - a.bot_wait) / window, 3),
         "setup_seconds": round(setup_s, 1),
         "compiled_fanout": not args.python_loop,
+        # one shared media port with sendmmsg (media.udp_mux), or a socket per connection
+        "media_port": "per-connection sockets" if args.per_connection_sockets else "one shared port (sendmmsg)",
         "simulcast_publisher": bool(args.simulcast),
         "sfu_pinned_cpu": None if not server.pinned else args.sfu_cpu,
         "bots_pinned_cpu": None if args.no_pin else args.bot_cpu,
@@ -410,6 +417,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("  to the subscriber's socket (kernel time) p50 / p99 ms",
          f"{r['socket_latency_ms_p50']} / {r['socket_latency_ms_p99']}"),
         ("loss ratio", r["loss_ratio"]),
+        ("media sockets", r["media_port"]),
         ("forwarded by the compiled loop (sfu/_fanout.c)",
          "n/a" if r["forwarded_in_c_share"] is None else f"{r['forwarded_in_c_share']:.1%}"),
         ("inside the SFU: forwarding p99 ms / loop lag max ms",
@@ -447,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the publisher sends three simulcast layers (q, h, f); every subscriber gets the top one")
     parser.add_argument("--python-loop", action="store_true",
                         help="run the server with media.compiled_fanout off (the pure-Python loop), to compare")
+    parser.add_argument("--per-connection-sockets", action="store_true",
+                        help="run the server with media.udp_mux off (a UDP socket per connection, send() per "
+                             "copy), for the ratio to the shared port's sendmmsg")
     parser.add_argument(
         "--nice", type=int, default=0, help="niceness for the bots and the server (e.g. -10 on a shared machine)"
     )

@@ -1,6 +1,7 @@
 """Start and stop a ``classroom serve`` subprocess for the load tests.
 
-The server binds 127.0.0.1 on a free port (``--port 0``; the port is read back from its banner),
+The server binds 127.0.0.1 on a free port (``--port 0``; the port is read back from its banner) and
+its media port on another one (``CLASSROOM_MEDIA_UDP_PORT=0`` unless the caller's environment sets it),
 uses a temporary data directory, has no demo lesson, and gets ``CLASSROOM_TOKEN_SECRET`` so the
 load test can mint join tokens itself with :class:`signaling.tokens.TokenSigner`. If the schedule
 API is wired into the server, the bootstrap admin API key it prints at first start is picked up
@@ -122,6 +123,9 @@ def start_server(
     child_env = dict(os.environ if env is None else env)
     child_env["CLASSROOM_TOKEN_SECRET"] = secret
     child_env["PYTHONUNBUFFERED"] = "1"
+    # the node's one media port (media.udp_port) on a port the kernel picks: several servers may run
+    # side by side (a cluster, parallel test runs); a caller's own CLASSROOM_MEDIA_UDP_PORT wins
+    child_env.setdefault("CLASSROOM_MEDIA_UDP_PORT", "0")
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH", "")) if p
     )

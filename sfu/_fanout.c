@@ -2,7 +2,7 @@
  * sfu._fanout: the SFU's per-packet fan-out loop in C.
  *
  * One call per incoming RTP packet sends it to every subscriber (DownTrack) of its UpTrack:
- * sequence/timestamp rewrite, a fresh 12-byte header, srtp_protect, send(). The Python loop
+ * sequence/timestamp rewrite, a fresh 12-byte header, srtp_protect, then into the kernel. The Python loop
  * did the same work at ~3-5 us of interpreter and cffi overhead per subscriber on top of the
  * ~1.5 us of libsrtp and the kernel's send; at 200 subscribers that overhead was the difference
  * between keeping up with a paced keyframe and queueing behind it.
@@ -12,9 +12,22 @@
  *   Lane    one DownTrack's per-subscriber state: the Forwarder's rewrite state (sfu.forwarder
  *           subclasses Lane and keeps all of its logic in Python) plus the subscriber's SSRC,
  *           payload type, counters, and its Egress.
- *   Egress  one subscriber transport's send side: a connected UDP socket and a libsrtp
- *           session (srtp_t), set and cleared by sfu.glue.RawTransport, which also keeps the
- *           Python objects that own them alive through ``keep``.
+ *   Egress  one subscriber transport's send side: a UDP socket, a libsrtp session (srtp_t)
+ *           and, on the node's shared media port (media.udp_port), the subscriber's address;
+ *           set and cleared by sfu.glue.RawTransport, which also keeps the Python objects that
+ *           own them alive through ``keep``.
+ *
+ * Sending. On the shared media port every subscriber is reached through the same socket, so the
+ * copies of one packet are collected, each in its own buffer with its subscriber's sockaddr, and
+ * handed to the kernel with one sendmmsg() per up to BATCH_MAX copies (set_batch_size(), 64 by
+ * default): one syscall instead of one per subscriber. With per-connection sockets
+ * (media.udp_mux: false) the Egress has no address and its socket is connect()-ed: that copy
+ * goes out at once with send(), as before. A copy the kernel refuses (EAGAIN/ENOBUFS: the
+ * socket buffer is full) is lost for that subscriber alone and its video waits for the next
+ * keyframe; the rest of that batch is not tried (the buffer is full for them too) and takes
+ * the same rule. Any other error (a firewall's EPERM for one address) loses that copy only.
+ * The batch is always sent before Python code runs (a lane that is not in the steady state) and
+ * before fanout() returns, so no pointer in it outlives the call.
  *
  * Only the steady state runs here: a lane that has started its source, is not paused, and
  * whose Egress is ready. Everything else (waiting for a keyframe, the first packet of a
@@ -31,8 +44,10 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 /* Forwarder.MAX_REORDER: a packet this far behind the newest is dropped (libsrtp refuses to
@@ -48,6 +63,20 @@ static srtp_protect_fn protect_fn = NULL;
 #define MAX_TRAILER 144
 #define BUF_SIZE 4096
 static unsigned char packet_buf[BUF_SIZE];
+
+/* The batch for sendmmsg: BATCH_MAX packets of one socket, each with its own buffer (protect
+ * works in place, and every copy must live until the kernel has it) and its subscriber. */
+#define BATCH_MAX 64
+static int batch_size = BATCH_MAX;
+static unsigned char batch_buf[BATCH_MAX][BUF_SIZE];
+static struct iovec batch_iov[BATCH_MAX];
+static struct mmsghdr batch_msg[BATCH_MAX];
+static struct Lane_s *batch_lane[BATCH_MAX];
+static struct Egress_s *batch_egress[BATCH_MAX];
+static int batch_n = 0;
+static int batch_fd = -1;
+static unsigned long long c_sendmmsg_calls = 0; /* sendmmsg() calls, since the module loaded */
+static unsigned long long c_batched = 0;        /* datagrams handed over in them */
 
 /* packets this loop sent itself (not through DownTrack.forward), since the module loaded */
 static unsigned long long c_sent_total = 0;
@@ -67,9 +96,9 @@ typedef struct {
     unsigned int seq;  /* the 16-bit sequence number this slot holds, to spot a stale slot */
 } TwccSlot;
 
-typedef struct {
+typedef struct Egress_s {
     PyObject_HEAD
-    int fd;         /* connected UDP socket; -1 while not usable */
+    int fd;         /* UDP socket (connected unless addrlen > 0); -1 while not usable */
     void *ctx;      /* libsrtp srtp_t */
     PyObject *keep; /* whatever owns fd and ctx; held while they are set */
     unsigned long long sent;
@@ -77,6 +106,8 @@ typedef struct {
     unsigned long long protect_errors;
     TwccSlot *twcc;              /* NULL: the connection does not number its packets */
     unsigned long long twcc_next; /* the next transport-wide sequence number (mod 2^16 on the wire) */
+    struct sockaddr_storage addr; /* the subscriber, on a shared socket (sendmmsg's msg_name) */
+    socklen_t addrlen;            /* 0: fd is connected to the subscriber (send()) */
 } Egress;
 
 static long long monotonic_us(void) {
@@ -126,17 +157,29 @@ static PyObject *Egress_set(Egress *self, PyObject *args) {
     int fd;
     unsigned long long ctx;
     PyObject *keep;
-    if (!PyArg_ParseTuple(args, "iKO:set", &fd, &ctx, &keep)) {
+    const char *name = NULL;
+    Py_ssize_t namelen = 0;
+    if (!PyArg_ParseTuple(args, "iKO|y#:set", &fd, &ctx, &keep, &name, &namelen)) {
         return NULL;
     }
     if (fd < 0 || ctx == 0) {
         PyErr_SetString(PyExc_ValueError, "Egress.set needs an open socket and a session");
         return NULL;
     }
+    if (namelen < 0 || (size_t)namelen > sizeof(struct sockaddr_storage) ||
+        (namelen > 0 && namelen < (Py_ssize_t)sizeof(struct sockaddr_in))) {
+        PyErr_SetString(PyExc_ValueError, "Egress.set: the address must be a struct sockaddr_in or sockaddr_in6");
+        return NULL;
+    }
     Py_INCREF(keep);
     Py_XSETREF(self->keep, keep);
     self->fd = fd;
     self->ctx = (void *)(uintptr_t)ctx;
+    memset(&self->addr, 0, sizeof(self->addr));
+    if (namelen > 0) {
+        memcpy(&self->addr, name, (size_t)namelen);
+    }
+    self->addrlen = (socklen_t)namelen;
     Py_RETURN_NONE;
 }
 
@@ -145,6 +188,7 @@ static PyObject *Egress_clear(Egress *self, PyObject *Py_UNUSED(ignored)) {
      * receive another subscriber's packets. */
     self->fd = -1;
     self->ctx = NULL;
+    self->addrlen = 0;
     Py_CLEAR(self->keep);
     Py_RETURN_NONE;
 }
@@ -197,14 +241,18 @@ static PyMethodDef Egress_methods[] = {
     {"twcc_sent", (PyCFunction)Egress_twcc_sent, METH_O,
      "twcc_sent(seq) -> (time.monotonic() when sent, bytes), or None if not remembered"},
     {"set", (PyCFunction)Egress_set, METH_VARARGS,
-     "set(fd, srtp_ctx_address, keep): send on this connected socket with this session"},
+     "set(fd, srtp_ctx_address, keep, address=b''): send on this socket with this session; address "
+     "(a struct sockaddr_in/_in6, sfu.demux.sockaddr_bytes): the subscriber on a shared socket "
+     "(batched sendmmsg), empty: the socket is connected to it (send())"},
     {"clear", (PyCFunction)Egress_clear, METH_NOARGS, "not usable (until the next set)"},
     {NULL}};
 
 static PyMemberDef Egress_members[] = {
     {"fd", T_INT, offsetof(Egress, fd), READONLY, "the socket, -1 when not usable"},
     {"sent", T_ULONGLONG, offsetof(Egress, sent), READONLY, "packets sent by the C loop"},
-    {"send_errors", T_ULONGLONG, offsetof(Egress, send_errors), READONLY, "send() failures"},
+    {"send_errors", T_ULONGLONG, offsetof(Egress, send_errors), READONLY, "copies the kernel refused"},
+    {"batched", T_UINT, offsetof(Egress, addrlen), READONLY,
+     "length of the subscriber's address when sent through the shared socket (sendmmsg), 0: connected"},
     {"protect_errors", T_ULONGLONG, offsetof(Egress, protect_errors), READONLY, "srtp_protect failures"},
     {"twcc_next", T_ULONGLONG, offsetof(Egress, twcc_next), READONLY,
      "transport-wide sequence numbers taken so far"},
@@ -225,7 +273,7 @@ static PyTypeObject EgressType = {
 
 /* ------------------------------------------------------------------------------------ Lane */
 
-typedef struct {
+typedef struct Lane_s {
     PyObject_HEAD
     PyObject *egress; /* Egress or None */
     PyObject *source; /* Forwarder.source */
@@ -411,6 +459,68 @@ static double monotonic_now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* What one fanout() call has done so far. */
+typedef struct {
+    unsigned long long sent, dropped, c_sent;
+    double now;       /* time.monotonic(), read once, for a lane's first packet */
+    Py_ssize_t plen;  /* the payload's length (every copy of this packet has it) */
+} Tally;
+
+/* A copy reached the kernel: the lane's counters, as DownTrack.forward keeps them. */
+static void copy_sent(Lane *l, Egress *e, Tally *t) {
+    e->sent++;
+    if (l->packets == 0) {
+        if (t->now == 0.0) {
+            t->now = monotonic_now();
+        }
+        l->first_sent_at = t->now;
+    }
+    l->packets++;
+    l->octets += t->plen;
+    t->sent++;
+    t->c_sent++;
+}
+
+/* A copy the kernel refused: lost for this subscriber, whose video goes on from the next
+ * keyframe (as RawTransport does); audio just goes on. */
+static void copy_refused(Lane *l, Egress *e, Tally *t) {
+    e->send_errors++;
+    t->dropped++;
+    if (l->is_video && l->packets) {
+        l->started = 0;
+    }
+}
+
+/* Hand the batch to the kernel: sendmmsg() sends from the first message on and returns how
+ * many it sent; it stops at the first one it cannot send, which the next call reports. */
+static void batch_flush(Tally *t) {
+    int i = 0;
+    while (i < batch_n) {
+        int r = sendmmsg(batch_fd, &batch_msg[i], (unsigned int)(batch_n - i), MSG_DONTWAIT);
+        c_sendmmsg_calls++;
+        if (r > 0) {
+            for (int k = i; k < i + r; k++) {
+                copy_sent(batch_lane[k], batch_egress[k], t);
+            }
+            c_batched += (unsigned long long)r;
+            i += r;
+            continue;
+        }
+        int err = errno;
+        if (r < 0 && err == EINTR) {
+            continue;
+        }
+        /* a full buffer refuses the rest of the batch as well; another error, this copy only */
+        int end = (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) ? batch_n : i + 1;
+        for (int k = i; k < end; k++) {
+            copy_refused(batch_lane[k], batch_egress[k], t);
+        }
+        i = end;
+    }
+    batch_n = 0;
+    batch_fd = -1;
+}
+
 PyDoc_STRVAR(fanout_doc,
 "fanout(downs, lanes, payload, marker, seq, ts, arrival_ms, keyframe) -> int\n\n"
 "Send one packet to every DownTrack in ``downs`` (``lanes[i]`` is ``downs[i].fwd``).\n"
@@ -440,11 +550,10 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     const char *data = PyBytes_AS_STRING(payload);
     Py_ssize_t plen = PyBytes_GET_SIZE(payload);
     int fits = protect_fn != NULL && 24 + plen + MAX_TRAILER <= BUF_SIZE;
+    Tally t = {0, 0, 0, 0.0, plen};
     /* abs-send-time (24 bits, 6.18 fixed-point seconds) from the packet's arrival: when the SFU
        sent it, to within the fan-out's own time; the same for every subscriber of this packet. */
     unsigned long long ast = ((unsigned long long)arrival_ms << 18) / 1000ULL;
-    unsigned long long sent = 0, dropped = 0, c_sent = 0;
-    double now = 0.0;
     long long now_us = 0; /* read once, for the first lane that numbers its packets */
     Vp8Desc d = {-1, 0x7FFF, 0, -1, 0, -1};
     int vp8_parsed = 0; /* the descriptor is read once per packet, for the first VP8 lane */
@@ -453,6 +562,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *obj = PyTuple_GET_ITEM(lanes, i);
         if (!PyObject_TypeCheck(obj, &LaneType)) {
+            batch_flush(&t);
             PyErr_SetString(PyExc_TypeError, "fanout(): lanes must hold Lane objects");
             return NULL;
         }
@@ -470,7 +580,9 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             }
         }
         if (!steady) {
-            /* Not the steady state: the DownTrack's Python forward() decides. */
+            /* Not the steady state: the DownTrack's Python forward() decides. What is batched
+               goes out first: Python may change or clear any Egress. */
+            batch_flush(&t);
             PyObject *r = PyObject_CallMethodObjArgs(PyTuple_GET_ITEM(downs, i), str_forward, payload, args[3],
                                                      args[4], args[5], args[6], args[7], NULL);
             if (r == NULL) {
@@ -481,7 +593,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             if (one == (unsigned long long)-1 && PyErr_Occurred()) {
                 return NULL;
             }
-            sent += one;
+            t.sent += one;
             continue;
         }
         /* Forwarder.advance, started branch: the signed 16-bit distance to the newest packet. */
@@ -519,8 +631,16 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
                 }
             }
         }
-        /* The subscriber's header: V=2, no padding/extension/CSRC; its PT, SSRC, seq, ts. */
+        /* Where this copy is built: the next slot of the batch on a shared socket (after sending
+           a batch of another socket: a node with several ICE addresses), else the one buffer. */
         unsigned char *h = packet_buf;
+        if (e->addrlen) {
+            if (batch_n && batch_fd != e->fd) {
+                batch_flush(&t);
+            }
+            h = batch_buf[batch_n];
+        }
+        /* The subscriber's header: V=2, no padding/extension/CSRC; its PT, SSRC, seq, ts. */
         h[0] = 0x80;
         h[1] = (unsigned char)((marker & 0x80) | (l->payload_type & 0x7F));
         h[2] = (unsigned char)(out_seq >> 8);
@@ -564,9 +684,9 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             }
         }
         /* srtp_protect encrypts in place, so every lane copies the payload afresh */
-        memcpy(packet_buf + hlen, data, (size_t)plen);
+        memcpy(h + hlen, data, (size_t)plen);
         if (l->vp8) { /* the subscriber's picture id and TL0PICIDX (sfu/vp8.py rewrite) */
-            unsigned char *pl = packet_buf + hlen;
+            unsigned char *pl = h + hlen;
             if (d.pid >= 0) {
                 if (d.pid_mask == 0x7FFF) {
                     pl[d.pid_pos] = (unsigned char)(0x80 | ((l->out_pid >> 8) & 0x7F));
@@ -580,39 +700,58 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             }
         }
         int len = (int)(hlen + plen);
-        if (protect_fn(e->ctx, packet_buf, &len) != 0) {
+        if (protect_fn(e->ctx, h, &len) != 0) {
             e->protect_errors++;
             continue;
         }
-        ssize_t w = send(e->fd, packet_buf, (size_t)len, MSG_DONTWAIT);
-        if (w < 0) {
-            /* EAGAIN (the socket buffer is full) or an error: this packet is lost for this
-             * subscriber, so video goes on from the next keyframe (as RawTransport does). */
-            e->send_errors++;
-            dropped++;
-            if (l->is_video && l->packets) {
-                l->started = 0;
+        if (e->addrlen) { /* the shared socket: into the batch, to the subscriber's address */
+            int k = batch_n++;
+            batch_iov[k].iov_base = h;
+            batch_iov[k].iov_len = (size_t)len;
+            memset(&batch_msg[k].msg_hdr, 0, sizeof(struct msghdr));
+            batch_msg[k].msg_hdr.msg_name = &e->addr;
+            batch_msg[k].msg_hdr.msg_namelen = e->addrlen;
+            batch_msg[k].msg_hdr.msg_iov = &batch_iov[k];
+            batch_msg[k].msg_hdr.msg_iovlen = 1;
+            batch_lane[k] = l;
+            batch_egress[k] = e;
+            batch_fd = e->fd;
+            if (batch_n >= batch_size) {
+                batch_flush(&t);
             }
             continue;
         }
-        e->sent++;
-        if (l->packets == 0) {
-            if (now == 0.0) {
-                now = monotonic_now();
-            }
-            l->first_sent_at = now;
+        /* a connected socket of its own (media.udp_mux: false): at once */
+        if (send(e->fd, h, (size_t)len, MSG_DONTWAIT) < 0) {
+            copy_refused(l, e, &t);
+            continue;
         }
-        l->packets++;
-        l->octets += plen;
-        sent++;
-        c_sent++;
+        copy_sent(l, e, &t);
     }
-    c_sent_total += c_sent;
-    return PyLong_FromUnsignedLongLong(sent | (dropped << 32));
+    batch_flush(&t);
+    c_sent_total += t.c_sent;
+    return PyLong_FromUnsignedLongLong(t.sent | (t.dropped << 32));
 }
 
 static PyObject *c_forwarded(PyObject *module, PyObject *Py_UNUSED(ignored)) {
     return PyLong_FromUnsignedLongLong(c_sent_total);
+}
+
+static PyObject *batch_stats(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("(KK)", c_sendmmsg_calls, c_batched);
+}
+
+static PyObject *set_batch_size(PyObject *module, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 1 || n > BATCH_MAX) {
+        PyErr_Format(PyExc_ValueError, "the batch size must be 1..%d", BATCH_MAX);
+        return NULL;
+    }
+    batch_size = (int)n;
+    Py_RETURN_NONE;
 }
 
 static PyObject *set_protect(PyObject *module, PyObject *arg) {
@@ -627,6 +766,10 @@ static PyObject *set_protect(PyObject *module, PyObject *arg) {
 static PyMethodDef module_methods[] = {
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL, fanout_doc},
     {"c_forwarded", (PyCFunction)c_forwarded, METH_NOARGS, "packets the C loop has sent since the module loaded"},
+    {"batch_stats", (PyCFunction)batch_stats, METH_NOARGS,
+     "batch_stats() -> (sendmmsg calls, datagrams sent in them) since the module loaded"},
+    {"set_batch_size", (PyCFunction)set_batch_size, METH_O,
+     "set_batch_size(n): copies per sendmmsg on a shared socket, 1..64 (default 64)"},
     {"set_protect", (PyCFunction)set_protect, METH_O,
      "set_protect(address): libsrtp's srtp_protect(srtp_t, void *, int *); 0 turns the C path off"},
     {NULL}};

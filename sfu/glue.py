@@ -27,8 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aioice.candidate
 import aioice.ice
 import aioice.mdns
+import aioice.stun
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
@@ -40,6 +42,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from sfu import demux
 from sfu.lane import Egress, set_protect
 from sfu.stats import STATS
 
@@ -563,8 +566,11 @@ def fast_fanout_ready() -> bool:
 class RawTransport:
     """Synchronous SRTP protect + send on one bundled DTLS transport's nominated ICE pair.
 
-    ``send_rtp`` is on the hot path (once per packet per subscriber). For a plain UDP pair it
-    sends on a duplicate of the ICE socket ``connect``-ed to the peer: ``send`` on a connected
+    ``send_rtp`` is on the hot path (once per packet per subscriber). On the node's shared media
+    port (:class:`UdpMux`) it sends with ``sendto`` on the shared socket, and its ``egress`` holds
+    the peer's address for the C loop's batched ``sendmmsg``. For a plain UDP pair of the
+    connection's own (``media.udp_mux: false``) it sends on a duplicate of the ICE socket
+    ``connect``-ed to the peer: ``send`` on a connected
     UDP socket skips the address parsing and route lookup of ``sendto`` (about 1 µs here). aioice
     keeps using its own descriptor (``sendto`` with an address still works on a connected UDP
     socket; inbound traffic then comes only from the nominated peer, which is why
@@ -616,6 +622,20 @@ class RawTransport:
             self._protect_parts = lambda header, payload: srtp.protect(header + payload)
         transport = pair.protocol.transport
         addr = pair.remote_addr
+        if isinstance(pair.protocol, _MuxProtocol):
+            # the node's shared media port: sendto with the peer's address; the C loop batches
+            # every copy of a packet for that socket into one sendmmsg (sfu/_fanout.c)
+            shared = pair.protocol.shared.sock
+            peer = (addr[0], addr[1])
+            self._send = lambda data: shared.sendto(data, peer)
+            if isinstance(self._protect, _Protect) and _PROTECT_ADDRESS:
+                try:
+                    name = demux.sockaddr_bytes(peer[0], peer[1])
+                except OSError:
+                    name = b""  # not an IP literal (cannot happen for a checked pair): Python sends
+                if name:
+                    self.egress.set(shared.fileno(), srtp_session_address(srtp), (srtp, pair.protocol.shared), name)
+            return True
         self._send = lambda data: transport.sendto(data, addr)
         raw = transport.get_extra_info("socket") if type(pair.protocol).__name__ == "StunProtocol" else None
         if raw is not None and pair is not self._sendto_only:
@@ -1049,6 +1069,9 @@ def restart_ice(pc: RTCPeerConnection, remote_ufrag: str, remote_pwd: str,
         if pair.task is not None:
             pair.task.cancel()
     conn._local_username, conn._local_password = ufrag, pwd
+    for proto in conn._protocols:  # the node's media port: the new ufrag finds this connection, the old one not
+        if isinstance(proto, _MuxProtocol):
+            proto.shared.rename(proto, ufrag)
     conn.remote_username, conn.remote_password = remote_ufrag, remote_pwd
     conn._remote_candidates = []
     conn._remote_candidates_end = False
@@ -1112,6 +1135,391 @@ def _disconnect_udp(proto: Any) -> bool:
                 log.warning("ICE restart: could not bind %s again: %s", local, exc)
                 return False
     return True
+
+
+# --- one media port per node (media.udp_port, issue #19) --------------------------------------
+# Without it, aioice binds one UDP socket per local address for every connection, so a node needs
+# its whole ephemeral port range open in a school's firewall. With a UdpMux, every SFU connection
+# (publisher, subscriber, WHIP, WHEP) shares one socket per ICE address, in both directions:
+#
+# * aioice's ``Connection.get_component_candidates`` is replaced (class-wide, once) by one that,
+#   for a connection marked with :func:`use_media_port`, makes no socket: each host candidate gets
+#   a :class:`_MuxProtocol` (aioice's own ``StunProtocol``, so checks, transactions and consent
+#   freshness are aioice's) over a :class:`_MuxTransport` that sends on the shared socket. Its
+#   ufrag is registered with the socket. TURN and server-reflexive gathering stay aioice's.
+# * :class:`_MuxSocket` reads the shared socket and picks the connection of every datagram
+#   (the pure parsing is sfu/demux.py): a binding request by the local ufrag in its USERNAME, once
+#   its MESSAGE-INTEGRITY checks out with that connection's password, which also teaches the
+#   socket the sender's address; a STUN response by its transaction id (our request's); DTLS,
+#   SRTP and SRTCP by the address learned from a valid check. Whatever matches nothing is dropped
+#   and counted (STATS.mux_*), never raised into the loop.
+# * Full ICE is kept (no ICE-lite): every client we ship and test with connects unchanged.
+#
+# Connections of clients in the same process (the room agent, bots, test peers) are not marked and
+# keep their own sockets.
+
+MUX_READ_BUDGET = 256  # datagrams read per wake-up, then the loop runs other work (a flood cannot hog it)
+MUX_ADDRESSES_PER_CONNECTION = 16  # learned remote addresses kept per connection (oldest out)
+MUX_TRANSACTIONS_MAX = 16384  # STUN requests of ours awaiting a response, node-wide (oldest out)
+MUX_BUFFER_BYTES = 4 * 1024 * 1024  # asked for SO_RCVBUF/SO_SNDBUF (the kernel caps it: docs/network.md)
+_MUX = "_classroom_udp_mux"  # on an aioice Connection: the UdpMux its host candidates use
+
+
+class UdpMuxError(RuntimeError):
+    pass
+
+
+class _MuxTransport:
+    """What aioice's ``StunProtocol`` sends with (``asyncio.DatagramTransport``'s calls it uses),
+    on the shared socket. It has no socket of its own: ``get_extra_info("socket")`` is None, so
+    nobody ``connect()``s or duplicates the shared socket (RawTransport sends with an address)."""
+
+    def __init__(self, shared: _MuxSocket, protocol: _MuxProtocol) -> None:
+        self._shared = shared
+        self._protocol = protocol
+        self._closed = False
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if self._closed:
+            return
+        try:
+            self._shared.sock.sendto(data, (addr[0], addr[1]))
+        except (BlockingIOError, InterruptedError):  # a full socket buffer: a lost datagram
+            STATS.dropped_congested += 1
+        except OSError as exc:  # e.g. no route: a lost datagram, as on a real network
+            log.debug("media port: sendto %s failed: %s", addr, exc)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname":
+            return (self._shared.address, self._shared.port)
+        return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shared.unregister(self._protocol)
+        self._protocol.connection_lost(None)
+
+    abort = close
+
+
+class _MuxProtocol(aioice.ice.StunProtocol):
+    """aioice's ``StunProtocol`` for one connection's host candidate on the shared socket: the
+    STUN requests it sends are remembered so their responses find it again."""
+
+    shared: _MuxSocket
+    ufrag: str
+    learned: list[tuple[str, int]]
+
+    def send_stun(self, message: Any, addr: tuple[str, int]) -> None:
+        if message.message_class == aioice.stun.Class.REQUEST:
+            self.shared.expect(message.transaction_id, self)
+        super().send_stun(message, addr)
+
+
+class _MuxSocket:
+    """One shared UDP socket (one ICE address of the node) and its demultiplexing tables."""
+
+    def __init__(self, address: str, port: int, buffer_bytes: int) -> None:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((address, port))
+        except OSError as exc:
+            self.sock.close()
+            raise UdpMuxError(
+                f"cannot open the media port {address}:{port}/udp ({exc.strerror or exc}): another "
+                f"`classroom serve` may hold it; set media.udp_port (CLASSROOM_MEDIA_UDP_PORT) to a free "
+                f"port, 0 for one the kernel picks, or media.udp_mux: false") from None
+        self.sock.setblocking(False)
+        for opt, force in ((socket.SO_RCVBUF, 33), (socket.SO_SNDBUF, 32)):  # 33/32: SO_RCV/SNDBUFFORCE
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, force, buffer_bytes)  # root: past the sysctl cap
+            except OSError:
+                try:
+                    self.sock.setsockopt(socket.SOL_SOCKET, opt, buffer_bytes)
+                except OSError:
+                    pass
+        self.address = address
+        self.port = int(self.sock.getsockname()[1])
+        # ufrag -> its connections: aiortc gives every transceiver of a new offer a transport of its own
+        # with the same credentials until the answer's BUNDLE closes all but the first; a check for
+        # the ufrag goes to the first one registered that is still open (every one answers it alike)
+        self.by_ufrag: dict[str, list[_MuxProtocol]] = {}
+        self.by_address: dict[tuple[str, int], _MuxProtocol] = {}
+        self.transactions: dict[bytes, _MuxProtocol] = {}
+        self._reading = False
+
+    # tables
+
+    def register(self, protocol: _MuxProtocol, ufrag: str) -> None:
+        protocol.shared = self
+        protocol.ufrag = ufrag
+        protocol.learned = []
+        self.by_ufrag.setdefault(ufrag, []).append(protocol)
+
+    def _forget_ufrag(self, protocol: _MuxProtocol) -> None:
+        same = self.by_ufrag.get(protocol.ufrag)
+        if same is not None and protocol in same:
+            same.remove(protocol)
+            if not same:
+                del self.by_ufrag[protocol.ufrag]
+
+    def rename(self, protocol: _MuxProtocol, ufrag: str) -> None:
+        """ICE restart: the connection's new ufrag replaces the old one."""
+        self._forget_ufrag(protocol)
+        protocol.ufrag = ufrag
+        self.by_ufrag.setdefault(ufrag, []).append(protocol)
+
+    def lookup(self, ufrag: str) -> _MuxProtocol | None:
+        same = self.by_ufrag.get(ufrag)
+        return same[0] if same else None
+
+    def unregister(self, protocol: _MuxProtocol) -> None:
+        self._forget_ufrag(protocol)
+        for addr in protocol.learned:
+            if self.by_address.get(addr) is protocol:
+                del self.by_address[addr]
+        protocol.learned = []
+        for tid in list(protocol.transactions):
+            if self.transactions.get(tid) is protocol:
+                del self.transactions[tid]
+
+    def expect(self, transaction_id: bytes, protocol: _MuxProtocol) -> None:
+        if transaction_id not in self.transactions and len(self.transactions) >= MUX_TRANSACTIONS_MAX:
+            del self.transactions[next(iter(self.transactions))]  # the oldest (timed out, most likely)
+        self.transactions[transaction_id] = protocol
+
+    def learn(self, protocol: _MuxProtocol, addr: tuple[str, int]) -> None:
+        """``addr`` passed a valid check of ``protocol``'s connection: its DTLS/SRTP go there."""
+        old = self.by_address.get(addr)
+        if old is protocol:
+            return
+        if old is not None and addr in old.learned:  # the latest valid check wins (a NAT rebinding)
+            old.learned.remove(addr)
+        self.by_address[addr] = protocol
+        protocol.learned.append(addr)
+        if len(protocol.learned) > MUX_ADDRESSES_PER_CONNECTION:
+            gone = protocol.learned.pop(0)
+            if self.by_address.get(gone) is protocol:
+                del self.by_address[gone]
+
+    # reading
+
+    def start(self, loop: Any) -> None:
+        if not self._reading:
+            loop.add_reader(self.sock.fileno(), self._read)
+            self._reading = True
+
+    def stop(self, loop: Any) -> None:
+        if self._reading:
+            loop.remove_reader(self.sock.fileno())
+            self._reading = False
+
+    def _read(self) -> None:
+        recvfrom = self.sock.recvfrom
+        for _ in range(MUX_READ_BUDGET):
+            try:
+                data, addr = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # (an ICMP error reported on the socket)
+                log.debug("media port %s:%d: %s", self.address, self.port, exc)
+                continue
+            try:
+                self.dispatch(data, (addr[0], addr[1]))
+            except Exception:  # never into the event loop: this datagram is lost, the others are not
+                STATS.rtp_errors += 1
+                log.debug("media port: datagram from %s dropped", addr, exc_info=True)
+
+    def dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Hand one datagram to the connection it belongs to, or drop and count it."""
+        if data and data[0] < 4:  # STUN (RFC 7983)
+            self._stun(data, addr)
+            return
+        protocol = self.by_address.get(addr)  # DTLS, SRTP, SRTCP (and garbage: the guard counts it)
+        if protocol is None:
+            STATS.mux_unknown_address += 1
+            return
+        protocol.datagram_received(data, addr)
+
+    def _stun(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            head = demux.parse_stun(data)
+        except demux.StunError:
+            STATS.mux_bad_stun += 1
+            return
+        protocol: _MuxProtocol | None
+        if head.message_class == demux.REQUEST:
+            if head.username is None:
+                STATS.mux_bad_stun += 1
+                return
+            protocol = self.lookup(demux.local_ufrag(head.username))
+            if protocol is None:
+                STATS.mux_unknown_ufrag += 1
+                return
+            if not demux.integrity_ok(data, head, protocol.receiver.local_password.encode("utf-8")):
+                STATS.mux_bad_stun += 1
+                return
+            self.learn(protocol, addr)
+        elif head.message_class == demux.INDICATION:  # (a keep-alive): only from a known peer
+            protocol = self.by_address.get(addr)
+            if protocol is None:
+                STATS.mux_unknown_address += 1
+                return
+        else:  # a response: to the connection whose request it answers
+            protocol = self.transactions.pop(head.transaction_id, None)
+            if protocol is None:
+                STATS.mux_bad_stun += 1
+                return
+            remote_password = protocol.receiver.remote_password
+            if head.message_class == demux.SUCCESS and remote_password and demux.integrity_ok(
+                    data, head, remote_password.encode("utf-8")):
+                self.learn(protocol, addr)  # a check of ours the peer answered from there
+        protocol.datagram_received(data, addr)
+
+    def close(self, loop: Any | None) -> None:
+        if loop is not None:
+            self.stop(loop)
+        self.sock.close()
+
+
+class UdpMux:
+    """The node's media port: one :class:`_MuxSocket` per ICE address, all on ``port`` (0: one
+    the kernel picks per address). Bound at construction (a port in use is a
+    :class:`UdpMuxError` naming the setting); reading starts with the first connection."""
+
+    def __init__(self, addresses: list[str], port: int, buffer_bytes: int = MUX_BUFFER_BYTES) -> None:
+        if not addresses:
+            raise UdpMuxError("media.udp_port needs at least one address in media.ice_addresses")
+        self.sockets: dict[str, _MuxSocket] = {}
+        try:
+            for address in dict.fromkeys(addresses):
+                self.sockets[address] = _MuxSocket(address, port, buffer_bytes)
+        except UdpMuxError:
+            self.close()
+            raise
+        self._loop: Any = None
+        _install_mux_gathering()
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """ICE address -> the UDP port its host candidates carry."""
+        return {a: s.port for a, s in self.sockets.items()}
+
+    def describe(self) -> str:
+        return ", ".join(f"{a}:{p}/udp" if ":" not in a else f"[{a}]:{p}/udp" for a, p in self.ports.items())
+
+    def socket_for(self, address: str) -> _MuxSocket | None:
+        shared = self.sockets.get(address)
+        if shared is not None:
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            if self._loop is not loop:
+                if self._loop is not None:
+                    for s in self.sockets.values():
+                        s.stop(self._loop)
+                self._loop = loop
+            shared.start(loop)
+        return shared
+
+    def connections(self) -> int:
+        """Connections registered now (for tests and logs)."""
+        return sum(len(same) for s in self.sockets.values() for same in s.by_ufrag.values())
+
+    def close(self) -> None:
+        for s in self.sockets.values():
+            try:
+                s.close(self._loop if self._loop is not None and not self._loop.is_closed() else None)
+            except (OSError, RuntimeError):
+                s.sock.close()
+        self.sockets.clear()
+
+
+def use_media_port(pc: RTCPeerConnection, mux: UdpMux | None) -> None:
+    """Gather ``pc``'s host candidates on ``mux`` (the node's shared media port) instead of
+    sockets of their own. Call before every ``setLocalDescription`` (gathering happens there; a
+    transport that has gathered already is left as it is). ``mux`` None: nothing changes."""
+    if mux is None:
+        return
+    for t in pc.getTransceivers():
+        ice = t.receiver.transport.transport
+        if ice.iceGatherer.state == "new":
+            setattr(ice._connection, _MUX, mux)
+
+
+def media_port_of(pc: RTCPeerConnection) -> list[tuple[str, int]]:
+    """The shared (address, port) pairs ``pc``'s host candidates use; empty without a mux."""
+    dtls = _bundle_dtls(pc)
+    if dtls is None:
+        return []
+    return [(p.shared.address, p.shared.port) for p in dtls.transport._connection._protocols
+            if isinstance(p, _MuxProtocol)]
+
+
+_mux_gathering_installed = False
+
+
+def _install_mux_gathering() -> None:
+    """Replace aioice's ``Connection.get_component_candidates`` (once, class-wide) with one that
+    takes the host candidates of marked connections from their UdpMux."""
+    global _mux_gathering_installed
+    if _mux_gathering_installed:
+        return
+    _mux_gathering_installed = True
+    import asyncio
+
+    original = aioice.ice.Connection.get_component_candidates
+    _aioice_originals.setdefault("get_component_candidates", original)
+
+    async def get_component_candidates(self: Any, component: int, addresses: list[str],
+                                       timeout: int = 5) -> list[Any]:
+        mux: UdpMux | None = getattr(self, _MUX, None)
+        if mux is None:
+            return await original(self, component, addresses, timeout)
+        candidates: list[Any] = []
+        host: list[_MuxProtocol] = []
+        for address in addresses:
+            shared = mux.socket_for(address)
+            if shared is None:
+                log.warning("media port: no shared socket for ICE address %s (media.ice_addresses)", address)
+                continue
+            protocol = _MuxProtocol(self)
+            shared.register(protocol, self.local_username)
+            protocol.connection_made(_MuxTransport(shared, protocol))  # type: ignore[arg-type]
+            protocol.local_candidate = aioice.candidate.Candidate(
+                foundation=aioice.candidate.candidate_foundation("host", "udp", address),
+                component=component,
+                transport="udp",
+                priority=aioice.candidate.candidate_priority(component, "host"),
+                host=address,
+                port=shared.port,
+                type="host",
+            )
+            host.append(protocol)
+            candidates.append(protocol.local_candidate)
+        self._protocols += host
+        if self.stun_server:  # server-reflexive candidates of the shared sockets (IPv4), as aioice does
+            tasks = [asyncio.ensure_future(aioice.ice.server_reflexive_candidate(p, self.stun_server))
+                     for p in host if ":" not in p.local_candidate.host]
+            if tasks:
+                done, pending = await asyncio.wait(tasks, timeout=timeout)
+                candidates += [t.result()[0] for t in done if t.exception() is None]
+                for t in pending:
+                    t.cancel()
+        # TURN (relayed candidates): aioice's own code, given no host addresses
+        candidates += await original(self, component, [], timeout)
+        return candidates
+
+    aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
 # --- bot-side hooks (load test, recorder) ---

@@ -2,8 +2,10 @@
 
 A :class:`Lane` is one DownTrack's state: the :class:`~sfu.forwarder.Forwarder`'s rewrite
 state (the Forwarder subclasses Lane and keeps all the logic) plus the subscriber's SSRC,
-payload type and counters, and the :class:`Egress` of its transport (a connected socket and
-an SRTP session, managed by :class:`sfu.glue.RawTransport`).
+payload type and counters, and the :class:`Egress` of its transport (a socket, an SRTP session
+and, on the node's shared media port, the subscriber's address; managed by
+:class:`sfu.glue.RawTransport`). On the shared port the C loop sends all copies of a packet with
+one ``sendmmsg`` per up to 64 (``set_batch_size``; ``batch_stats`` counts the calls).
 
 :func:`fanout` sends one incoming packet to all DownTracks of an UpTrack in one C call
 (``sfu/_fanout.c``); lanes that are not in the steady state go through ``DownTrack.forward``.
@@ -18,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["FAST_PATH", "Egress", "Lane", "c_forwarded", "fanout", "set_protect", "use_compiled"]
+__all__ = ["FAST_PATH", "Egress", "Lane", "batch_stats", "c_forwarded", "fanout", "set_batch_size", "set_protect",
+           "use_compiled"]
 
 
 TWCC_RING = 8192  # transport-wide sequence numbers remembered per connection (as in C)
@@ -37,7 +40,7 @@ class _PyEgress:
         self.twcc_next = 0
         self._twcc: list[tuple[int, float, int]] | None = None
 
-    def set(self, fd: int, ctx: int, keep: Any) -> None:
+    def set(self, fd: int, ctx: int, keep: Any, address: bytes = b"") -> None:
         pass  # nothing in Python reads it
 
     def clear(self) -> None:
@@ -137,12 +140,16 @@ if TYPE_CHECKING:  # both implementations have the same fields: type-check again
     fanout: FanoutFn | None
     set_protect: Callable[[int], None]
     c_forwarded: Callable[[], int]
+    batch_stats: Callable[[], tuple[int, int]]
+    set_batch_size: Callable[[int], None]
 elif _fanout is not None:
     Lane = _fanout.Lane
     Egress = _fanout.Egress
     fanout = _fanout.fanout
     set_protect = _fanout.set_protect
     c_forwarded = _fanout.c_forwarded
+    batch_stats = _fanout.batch_stats  # (sendmmsg calls, datagrams sent in them)
+    set_batch_size = _fanout.set_batch_size  # copies per sendmmsg, 1..64
 else:
     Lane = _PyLane
     Egress = _PyEgress
@@ -153,6 +160,13 @@ else:
 
     def c_forwarded() -> int:
         return 0
+
+    def batch_stats() -> tuple[int, int]:
+        return (0, 0)
+
+    def set_batch_size(n: int) -> None:
+        if not 1 <= n <= 64:
+            raise ValueError("the batch size must be 1..64")
 
 
 def use_compiled(enabled: bool) -> None:

@@ -70,6 +70,9 @@ class PeerSettings:
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
     pacing: bool = False  # pace a constrained subscriber connection's video (sfu/paced.py); off: see config
     twcc: bool = True  # offer subscribers transport-cc: a send-side estimate (sfu/bwe/twcc.py) instead of REMB
+    # the node's shared media port (media.udp_port; a glue.UdpMux): every connection's host candidates on
+    # it. None: a socket of its own per connection (media.udp_mux: false, and clients in tests)
+    udp_mux: Any = None
 
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
@@ -161,6 +164,7 @@ class PublisherPeer:
         if dtls_server:
             glue.answer_as_dtls_server(self.pc)
         answer = await self.pc.createAnswer()
+        glue.use_media_port(self.pc, self.settings.udp_mux)
         await self.pc.setLocalDescription(answer)
         glue.guard_datagrams(self.pc)
         if self.transport is None:
@@ -532,6 +536,7 @@ class SubscriberPeer:
             changed = True
         if need_offer and self.pc is not None:
             offer = await self.pc.createOffer()
+            glue.use_media_port(self.pc, self.settings.udp_mux)
             await self.pc.setLocalDescription(offer)
             glue.guard_datagrams(self.pc)
             glue.send_raw(self.pc, self._on_stream, self._on_rtcp)
@@ -574,6 +579,7 @@ class SubscriberPeer:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             glue.answer_as_dtls_server(self.pc)  # a WHEP player with an RSA certificate (GStreamer)
             answer = await self.pc.createAnswer()
+            glue.use_media_port(self.pc, self.settings.udp_mux)
             await self.pc.setLocalDescription(answer)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise SdpError(f"the offer could not be applied: {exc}") from exc

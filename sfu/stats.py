@@ -109,6 +109,12 @@ class MediaStats:
     dropped_congested: int = 0
     # datagrams at a media port that were neither STUN nor plausible DTLS/SRTP from the peer
     bad_datagrams: int = 0
+    # the node's shared media port (media.udp_port, sfu.glue.UdpMux): datagrams dropped there before any
+    # connection saw them — a binding request for no connection's ufrag, DTLS/SRTP from an address no valid
+    # check came from, and STUN that was truncated, malformed, wrongly signed or answered no request of ours
+    mux_unknown_ufrag: int = 0
+    mux_unknown_address: int = 0
+    mux_bad_stun: int = 0
     # remote .local (mDNS) ICE candidates nobody answered for within the lookup budget (sfu/glue.py)
     ice_mdns_unresolved: int = 0
     # peer-reflexive remote candidates learned from a peer's own connectivity checks

@@ -53,6 +53,7 @@ class NodeProcess:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env["CLASSROOM_TOKEN_SECRET_FILE"] = str(self.secret_file)
         env["CLASSROOM_RECORDING_ENABLED"] = "false"
+        env["CLASSROOM_MEDIA_UDP_PORT"] = "0"  # every node its own media port (several run at once)
         env.update(self.extra_env)
         args = [sys.executable, "-m", "classroom.cli", "serve", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--no-demo", "--tls", "off"]

@@ -52,7 +52,8 @@ class ServerProcess:
 
 def start_server_process(tmp: Path, extra_env: dict[str, str] | None = None, port: int = 0) -> ServerProcess:
     port = port or free_port()
-    env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, **(extra_env or {})}
+    # the node's one media port on a port the kernel picks, unless the test chooses one
+    env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_MEDIA_UDP_PORT": "0", **(extra_env or {})}
     log = open(tmp / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "classroom.cli", "serve", "--port", str(port),

@@ -16,6 +16,7 @@ def server_config(tmp_path: Path, *, recording: bool = False, demo: bool = False
     and analysed on a 3 s interval."""
     config = Config()
     config.server.port = 0
+    config.media.udp_port = 0  # the node's one media port, on a port the kernel picks (tests may run side by side)
     config.server.data_dir = str(tmp_path / "data")
     config.server.demo_lesson = demo
     # Recording is on by default for scheduled lessons and the demo lesson; tests that do not

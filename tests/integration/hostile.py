@@ -21,6 +21,7 @@ from classroom.server import Server, start_server
 async def running_server(tmp_path: Path, **limits: Any) -> AsyncIterator[Server]:
     config = Config()
     config.server.port = 0
+    config.media.udp_port = 0  # the node's one media port, on a port the kernel picks (tests may run side by side)
     config.server.data_dir = str(tmp_path / "data")
     config.server.demo_lesson = False
     for name, value in limits.items():

@@ -33,6 +33,7 @@ KEY = re.compile(r"\b(cka_[A-Za-z0-9_]+\.[A-Za-z0-9_\-]+)")
 
 def start(data: Path, port: int, log: Path, **extra_env: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "CLASSROOM_TOKEN_SECRET"}  # the secret of the data dir
+    env["CLASSROOM_MEDIA_UDP_PORT"] = "0"  # a media port of its own (tests may run side by side)
     env.update(extra_env)
     proc = subprocess.Popen([sys.executable, "-m", "classroom.cli", "serve", "--port", str(port), "--data-dir",
                              str(data), "--no-demo", "--log-level", "WARNING"],

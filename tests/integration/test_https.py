@@ -20,6 +20,7 @@ from classroom.tls import fingerprint
 def https_config(tmp_path: Path) -> Config:
     config = Config()
     config.server.port = 0
+    config.media.udp_port = 0  # the node's one media port, on a port the kernel picks (tests may run side by side)
     config.server.data_dir = str(tmp_path / "data")
     config.server.tls = "on"
     return config

@@ -88,6 +88,7 @@ async def test_behind_nginx(tmp_path: Path, ports: tuple[int, int, int], nginx: 
     public = f"https://127.0.0.1:{https_port}"
     config = Config()
     config.server.port = upstream_port
+    config.media.udp_port = 0  # the node's one media port, on a port the kernel picks (tests may run side by side)
     config.server.data_dir = str(tmp_path / "data")
     config.server.behind_proxy = True
     config.server.public_url = public

@@ -2,7 +2,12 @@
 ``classroom serve``: random bytes and mutations of real packets shaped as RTP, RTCP, STUN (with
 the connection's real ufrag) and DTLS records, sent from a stranger's socket to every UDP port in
 the server's SDP candidates (the publisher's and the subscriber's). The guard must count what it
-drops, and the lesson's media must keep flowing the whole time."""
+drops, and the lesson's media must keep flowing the whole time.
+
+On the node's one media port (``media.udp_port``, the default) every connection's candidates name
+that port, and the demultiplexer (``sfu.glue.UdpMux``) drops a stranger's datagrams before any
+connection sees them (``classroom_mux_*_total``); a second case floods it from one address, as fast
+as one socket sends, with unknown ufrags, truncated STUN and DTLS, and replayed SRTP."""
 
 from __future__ import annotations
 
@@ -113,7 +118,8 @@ async def test_datagrams_at_media_ports(live: Live, record_property: Callable[[s
         ufrags = [ufrag(pub_sdp), ufrag(sub_sdp)]
         rng = random.Random(SEED)
         await asyncio.sleep(0.5)  # a few real packets to mutate
-        bad_before = metrics(live.base_url).get("classroom_bad_datagrams_total", 0.0)
+        shared = len(set(ports)) == 1  # the node's one media port: the demultiplexer drops strangers first
+        before = metrics(live.base_url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sent = to_publisher = not_stun = 0
@@ -132,7 +138,7 @@ async def test_datagrams_at_media_ports(live: Live, record_property: Callable[[s
                     sent += 1
                     if port in publisher_ports:
                         to_publisher += 1
-                        if not (data and data[0] < 4 and len(data) >= 20):
+                        if not (data and data[0] < 4):
                             not_stun += 1
                 await asyncio.sleep(0.01)
                 if time.monotonic() - checked > 3:  # media keeps flowing throughout
@@ -143,14 +149,81 @@ async def test_datagrams_at_media_ports(live: Live, record_property: Callable[[s
         elapsed = time.monotonic() - started
         await still_flowing(sub)
         await asyncio.sleep(1.2)  # the counters reach /metrics once a second
-        counted = metrics(live.base_url).get("classroom_bad_datagrams_total", 0.0) - bad_before
+        after = metrics(live.base_url)
+
+        def delta(name: str) -> float:
+            return after.get(name, 0.0) - before.get(name, 0.0)
+
+        counted = delta("classroom_bad_datagrams_total") + delta("classroom_mux_unknown_address_total")
         res = live.check()
         report(record_property, "datagrams", sent, elapsed, to_publisher=to_publisher, counted_by_guard=int(counted),
-               **watch_figures(res))
+               shared_port=shared, **watch_figures(res))
         # Everything that is not STUN reaching the publisher's port comes from a stranger: dropped and counted
-        # (a few may be lost in the kernel's socket buffer). The subscriber's socket is connect()-ed: the kernel
-        # drops strangers' datagrams there before anyone counts them.
+        # (a few may be lost in the kernel's socket buffer). With a socket per connection, the subscriber's is
+        # connect()-ed: the kernel drops strangers' datagrams there before anyone counts them.
         assert counted >= 0.9 * not_stun, (counted, not_stun)
+        if shared:  # STUN with the real ufrags but no valid integrity, or a stranger's ufrag: dropped, counted
+            assert delta("classroom_mux_bad_stun_total") + delta("classroom_mux_unknown_ufrag_total") > 0
+    finally:
+        await sub.stop()
+        await pub.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_a_flood_at_the_shared_media_port_stops_no_ones_media(
+        live: Live, record_property: Callable[[str, object], None]) -> None:
+    """One address floods the node's one media port as fast as it can send (unknown ufrags,
+    the real ufrags with bogus integrity, truncated STUN and DTLS, replayed SRTP): every datagram
+    is dropped and counted by the demultiplexer, and the lesson's media keeps flowing."""
+    pub, sub = await media_lesson(live, "fuzz-flood")
+    real: list[bytes] = []
+    original = sub._on_srtp
+
+    def keep(data: bytes) -> None:
+        if len(real) < 16:
+            real.append(bytes(data))
+        original(data)
+
+    sub._on_srtp = keep  # type: ignore[method-assign]
+    try:
+        assert pub.pc is not None and pub.pc.remoteDescription is not None
+        assert sub.pc is not None and sub.pc.remoteDescription is not None
+        ports = candidate_ports(pub.pc.remoteDescription.sdp) | candidate_ports(sub.pc.remoteDescription.sdp)
+        assert len(ports) == 1, ports  # the node's one media port (media.udp_port)
+        port = ports.pop()
+        ufrags = [ufrag(pub.pc.remoteDescription.sdp), ufrag(sub.pc.remoteDescription.sdp)]
+        rng = random.Random(SEED)
+        await asyncio.sleep(0.5)
+        kinds = [stun(rng, "nobody:x"), stun(rng, f"{ufrags[0]}:x"), stun(rng, f"{ufrags[1]}:y"),
+                 b"\x00\x01\x00", b"\x00\x01\x00\x08" + struct.pack("!I", MAGIC) + bytes(12),
+                 b"\x16\xfe\xfd", dtls(rng), *real[:8]]
+        before = metrics(live.base_url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sent = 0
+        started = time.monotonic()
+        seconds = budget(4.0)
+        try:
+            while time.monotonic() - started < seconds:
+                for _ in range(500):  # as fast as one socket sends, yielding now and then
+                    try:
+                        sock.sendto(kinds[sent % len(kinds)], ("127.0.0.1", port))
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    sent += 1
+                await asyncio.sleep(0)
+        finally:
+            sock.close()
+        elapsed = time.monotonic() - started
+        await still_flowing(sub)  # nobody's media stopped
+        await asyncio.sleep(1.2)
+        after = metrics(live.base_url)
+        counted = sum(after.get(f"classroom_mux_{n}_total", 0.0) - before.get(f"classroom_mux_{n}_total", 0.0)
+                      for n in ("unknown_ufrag", "unknown_address", "bad_stun"))
+        res = live.check()
+        report(record_property, "flood", sent, elapsed, counted_by_mux=int(counted), **watch_figures(res))
+        assert counted >= 0.5 * sent, (counted, sent)  # (the rest: lost in the kernel's socket buffer)
     finally:
         await sub.stop()
         await pub.stop()

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[3]
 async def node(data_dir: Path, url: str, password_file: Path | None) -> AsyncIterator[Server]:
     config = Config()
     config.server.port = 0
+    config.media.udp_port = 0  # the node's one media port, on a port the kernel picks (tests may run side by side)
     config.server.data_dir = str(data_dir)
     config.server.demo_lesson = False
     config.recording.enabled = False
@@ -118,6 +119,7 @@ def test_serve_without_its_database_exits_with_the_reason(postgres: PostgresServ
     url = postgres.create_database("serve_bad_password")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLASSROOM_", "PG"))}
     env["CLASSROOM_DATABASE_PASSWORD"] = "wrong-password-4711"
+    env["CLASSROOM_MEDIA_UDP_PORT"] = "0"  # a media port of its own (tests may run side by side)
     done = subprocess.run(
         [sys.executable, "-m", "classroom.cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "data"),
          "--no-demo", "--database", url],

@@ -32,6 +32,7 @@ def free_port() -> int:
 @contextmanager
 def serve(data_dir: Path, port: int, log: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k != "CLASSROOM_TOKEN_SECRET"}
+    env["CLASSROOM_MEDIA_UDP_PORT"] = "0"  # a media port of its own (tests may run side by side)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "classroom.cli", "serve", "--port", str(port),

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pylibsrtp import Policy, Session
 
-from sfu import glue, lane
+from sfu import demux, glue, lane
 from sfu.downtrack import DownTrack
 from sfu.forwarder import Forwarder
 
@@ -348,3 +348,123 @@ def test_c_loop_keeps_vp8_lanes_on_the_fast_path(transports: list[SocketTranspor
     assert lane.c_forwarded() - before == 11 and t.python_sends == 1  # all but the rebase in C
     pids = [((p[14] & 0x7F) << 8) | p[15] for p in t.received()]
     assert pids == sorted(pids) and len(set(pids)) == 6
+
+
+# --- the node's shared media port: one unconnected socket, every copy with its address (sendmmsg) ---
+
+
+class SharedTransport(SocketTransport):
+    """A subscriber reached through one socket shared by all (``media.udp_port``): the Egress
+    carries the subscriber's address and the C loop batches its copies into sendmmsg."""
+
+    def __init__(self, shared: socket.socket, address: tuple[str, int] | None = None) -> None:
+        self.tx_session, self.rx_session = _sessions()
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.bind(("127.0.0.1", 0))
+        self.rx.setblocking(False)
+        self.tx = shared
+        self.address = address or self.rx.getsockname()
+        self.egress = lane.Egress()
+        self.egress.set(shared.fileno(), glue.srtp_session_address(self.tx_session), (self.tx_session, shared),
+                        demux.sockaddr_bytes(*self.address))
+        self.python_sends = 0
+
+    def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
+        self.python_sends += 1
+        try:
+            self.tx.sendto(self.tx_session.protect(header + payload), self.address)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.egress.clear()
+        self.rx.close()
+
+
+@pytest.fixture
+def shared_socket() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+    lane.set_batch_size(64)
+
+
+@settings(max_examples=12, deadline=None)
+@given(steps=st.lists(st.integers(min_value=-20, max_value=30), min_size=1, max_size=30),
+       start=st.integers(min_value=0, max_value=0xFFFF), batch=st.sampled_from([64, 5, 1]),
+       twcc=st.sampled_from([0, 5]))
+def test_c_loop_batches_what_python_forward_sends_across_batch_boundaries(
+        steps: list[int], start: int, batch: int, twcc: int) -> None:
+    """66 subscribers on one shared socket (past one batch of 64; or batches of 5, or 1) and one
+    Python-only lane among them (the batch goes out before Python runs): every subscriber gets
+    exactly the datagrams ``DownTrack.forward`` produces, byte for byte."""
+    lane.set_batch_size(batch)
+    shared = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    shared.bind(("127.0.0.1", 0))
+    shared.setblocking(False)
+    fast = [SharedTransport(shared) for _ in range(66)]
+    try:
+        slow = RecordingTransport()
+        if twcc:
+            slow.egress = lane.Egress()
+            for t in [*fast, slow]:
+                t.egress.twcc_enable()
+        transports: list[Any] = [*fast[:33], slow, *fast[33:]]
+        downs = [_down(t) for t in transports]
+        for d in downs:
+            d.fwd.twcc_id = twcc
+        seq, ts = start, 1_000_000
+        for i, step in enumerate([0, *steps]):
+            seq = (seq + step) & 0xFFFF
+            ts = (ts + 3000 * step) & 0xFFFFFFFF
+            assert _fan(downs, os.urandom(30) + bytes([i]), seq, ts, 33 * i, i == 0) >> 32 == 0
+        expected_tx, _ = _sessions()
+        expected = [expected_tx.protect(p) for p in slow.rtp]
+        for t, d in zip(fast, [d for d in downs if d.transport is not slow], strict=True):
+            assert t.datagrams() == expected
+            assert d.packets == len(expected) and t.python_sends == 1
+    finally:
+        for t in fast:
+            t.close()
+        shared.close()
+        lane.set_batch_size(64)
+
+
+def test_a_copy_the_kernel_refuses_in_a_batch_costs_that_subscriber_alone(shared_socket: socket.socket) -> None:
+    """Port 0 is refused by sendmmsg (EINVAL) for that copy only: the subscribers before and
+    after it in the batch get theirs; the refused one's video waits for the next keyframe."""
+    good = SharedTransport(shared_socket)
+    bad = SharedTransport(shared_socket, address=("127.0.0.1", 0))
+    after = SharedTransport(shared_socket)
+    try:
+        downs = [_down(good), _down(bad), _down(after)]
+        assert _fan(downs, b"\x10key", 10, 0, 0, True) >> 32 == 0  # the rebase: Python (bad's fails there)
+        downs[1].fwd.started = True  # as if its first packet had gone out
+        downs[1].fwd.packets = 1
+        calls, batched = lane.batch_stats()
+        result = _fan(downs, b"\x11delta", 11, 3000, 33, False)
+        assert result & 0xFFFFFFFF == 2 and result >> 32 == 1
+        assert bad.egress.send_errors == 1 and downs[1].fwd.started is False
+        assert downs[0].fwd.started and downs[2].fwd.started
+        assert [p[12:] for p in good.received()] == [b"\x10key", b"\x11delta"]
+        assert [p[12:] for p in after.received()] == [b"\x10key", b"\x11delta"]
+        assert lane.batch_stats()[1] - batched == 2 and lane.batch_stats()[0] - calls >= 2
+    finally:
+        for t in (good, bad, after):
+            t.close()
+
+
+def test_egress_takes_only_a_sockaddr_as_address(shared_socket: socket.socket) -> None:
+    e = lane.Egress()
+    session, _ = _sessions()
+    with pytest.raises(ValueError):
+        e.set(shared_socket.fileno(), glue.srtp_session_address(session), None, b"\x02\x00")
+    e.set(shared_socket.fileno(), glue.srtp_session_address(session), None, demux.sockaddr_bytes("::1", 9))
+    assert e.batched == 28
+    e.clear()
+    assert e.batched == 0 and e.fd == -1
+    with pytest.raises(ValueError):
+        lane.set_batch_size(65)

@@ -27,7 +27,7 @@ EXPECTED_COUNTERS = {
     "repairs_duplicated", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
     "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned", "ice_restarts", "ice_restarts_failed",
-    "gop_replays", "gop_replayed_packets",
+    "gop_replays", "gop_replayed_packets", "mux_unknown_ufrag", "mux_unknown_address", "mux_bad_stun",
 }  # fmt: skip
 
 

@@ -1,0 +1,145 @@
+"""Contract of the node's shared media port (``glue.UdpMux``) with aioice/aiortc: the private
+names it relies on, and two real aiortc peer connections in this process, one of them on the
+shared port, connecting through it (ICE, DTLS), with strangers' datagrams dropped and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+from typing import Any
+
+import aioice.candidate
+import aioice.ice
+import aioice.stun
+import aiortc.rtcicetransport
+import pytest
+from aiortc import RTCPeerConnection
+
+from sfu import glue
+from sfu.stats import STATS
+
+
+def params(fn: Any) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def source(obj: Any) -> str:
+    return inspect.getsource(obj)
+
+
+def test_aioice_gathers_host_candidates_through_get_component_candidates() -> None:
+    original = glue.aioice_original("get_component_candidates")
+    assert params(original) == ["self", "component", "addresses", "timeout"]
+    assert "self.get_component_candidates(component=component, addresses=addresses)" in source(
+        aioice.ice.Connection.gather_candidates)
+    assert "create_datagram_endpoint" in source(original)  # what the mux replaces
+    assert "relayed_candidate(" in source(original)  # TURN: still aioice's, given no addresses
+    assert "for address in addresses:" in source(original)
+    assert params(aioice.ice.server_reflexive_candidate) == ["protocol", "stun_server"]
+    assert params(aioice.candidate.candidate_foundation) == ["candidate_type", "candidate_transport", "base_address"]
+    assert params(aioice.candidate.candidate_priority) == ["candidate_component", "candidate_type",
+                                                           "local_pref"]
+
+
+def test_stun_protocol_shape_the_mux_builds_on() -> None:
+    cls = aioice.ice.StunProtocol
+    assert params(cls.__init__) == ["self", "receiver"]
+    for name in ("connection_made", "connection_lost", "datagram_received", "send_stun", "request", "close"):
+        assert callable(getattr(cls, name)), name
+    assert "self.transport.sendto(bytes(message), addr)" in source(cls.send_stun)
+    assert "self.transport.sendto(data, addr)" in source(cls.send_data)
+    assert "self.transport.close()" in source(cls.close)
+    assert "self.receiver.protocol_lost(self)" in source(cls.connection_lost)
+    assert "self.transactions[request.transaction_id] = transaction" in source(cls.request)
+    assert "self.__protocol.send_stun(self.__request, self.__addr)" in source(aioice.stun.Transaction)
+    # the mux checks a request's integrity with the password aioice checks it with, before aioice
+    assert "message.check_message_integrity(self.local_password" in source(aioice.ice.Connection.request_received)
+    assert "await protocol.close()" in source(aioice.ice.Connection.close)
+
+
+def test_gatherer_gathers_once_from_state_new() -> None:
+    src = source(aiortc.rtcicetransport.RTCIceGatherer.gather)
+    assert 'if self.__state == "new":' in src and "self._connection.gather_candidates()" in src
+
+
+def test_a_port_in_use_names_the_setting() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        with pytest.raises(glue.UdpMuxError, match="media.udp_port"):
+            glue.UdpMux(["127.0.0.1"], taken.getsockname()[1])
+
+
+async def _connect(server: RTCPeerConnection, client: RTCPeerConnection, mux: glue.UdpMux) -> None:
+    server.addTransceiver("video", direction="sendonly")
+    server.addTransceiver("audio", direction="sendonly")
+    glue.use_media_port(server, mux)
+    await server.setLocalDescription(await server.createOffer())
+    await client.setRemoteDescription(server.localDescription)
+    await client.setLocalDescription(await client.createAnswer())
+    await server.setRemoteDescription(client.localDescription)
+    for _ in range(200):
+        if server.connectionState == "connected" and client.connectionState == "connected":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not connected: {server.connectionState} / {client.connectionState}")
+
+
+def _request(username: str, key: bytes) -> bytes:
+    m = aioice.stun.Message(message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST)
+    m.attributes["USERNAME"] = username
+    m.add_message_integrity(key)
+    return bytes(m)
+
+
+async def test_two_peer_connections_connect_through_the_shared_port() -> None:
+    glue.configure_ice(["127.0.0.1"])
+    mux = glue.UdpMux(["127.0.0.1"], 0)
+    (port,) = mux.ports.values()
+    server, client = RTCPeerConnection(), RTCPeerConnection()
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stranger.bind(("127.0.0.1", 0))
+    try:
+        await _connect(server, client, mux)
+        sdp = server.localDescription.sdp
+        ports = {int(line.split()[5]) for line in sdp.splitlines() if line.startswith("a=candidate:")}
+        assert ports == {port}  # every host candidate the server offers carries the one port
+        assert glue.media_port_of(server) == [("127.0.0.1", port)]
+        assert glue.media_port_of(client) == []  # a client in the same process keeps its own socket
+        shared = mux.sockets["127.0.0.1"]
+        conn = server.getTransceivers()[0].receiver.transport.transport._connection
+        assert shared.lookup(conn.local_username) is not None
+        client_conn = client.getTransceivers()[0].receiver.transport.transport._connection
+        client_addr = client_conn._nominated[1].local_addr
+        assert client_addr in shared.by_address  # learned from a valid check
+        raw = glue.raw_transport(server)
+        assert raw is not None and raw.send_rtp(b"\x80\x60\x00\x01" + b"\x00" * 8 + b"payload")
+        assert raw.egress.batched == 16  # the C loop sends it with the subscriber's address
+
+        before = (STATS.mux_unknown_ufrag, STATS.mux_unknown_address, STATS.mux_bad_stun)
+        target = ("127.0.0.1", port)
+        stranger.sendto(_request("nobody:x", b"k" * 22), target)  # no connection has that ufrag
+        stranger.sendto(_request(f"{conn.local_username}:x", b"wrong password 22 char"), target)  # bad integrity
+        stranger.sendto(b"\x00\x01\x00\x08" + b"\x21\x12\xa4\x42" + b"x" * 12, target)  # truncated STUN
+        stranger.sendto(b"\x16\xfe\xfd" + b"\x00" * 30, target)  # DTLS from an address no check came from
+        stranger.sendto(b"\x80\x60" + b"\x00" * 30, target)  # SRTP likewise
+        stranger.sendto(b"", target)
+        for _ in range(50):
+            after = (STATS.mux_unknown_ufrag, STATS.mux_unknown_address, STATS.mux_bad_stun)
+            if after == (before[0] + 1, before[1] + 3, before[2] + 2):
+                break
+            await asyncio.sleep(0.02)
+        assert after == (before[0] + 1, before[1] + 3, before[2] + 2)
+        assert stranger.getsockname() not in shared.by_address
+        assert server.connectionState == "connected"
+
+        # ICE restart: the new ufrag finds the connection, the old one no longer does
+        old = conn.local_username
+        glue.restart_ice(server, "newpeer", "p" * 22)
+        assert shared.lookup(old) is None and shared.lookup(conn.local_username) is not None
+    finally:
+        stranger.close()
+        await client.close()
+        await server.close()
+    assert mux.connections() == 0 and not mux.sockets["127.0.0.1"].by_address
+    mux.close()
