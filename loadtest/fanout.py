@@ -176,7 +176,8 @@ async def server_counters(server: ServerProcess) -> dict[str, Any]:
                 if r.status == 200:
                     text = await r.text()
                     for name, metric in (("transcodes", "transcodes"), ("forwarded_packets", "forwarded_packets"),
-                                         ("packets_in", "received_packets"), ("forwarded_in_c", "forwarded_in_c")):
+                                         ("packets_in", "received_packets"), ("forwarded_in_c", "forwarded_in_c"),
+                                         ("dropped_congested", "dropped_congested")):
                         m = re.search(rf"^classroom_{metric}_total(?:{{}})? (\S+)$", text, re.M)
                         if m:
                             out[name] = int(float(m.group(1)))
@@ -229,6 +230,20 @@ class Snapshot:
     pub: BotStats
     subs: list[BotStats]
     counters: dict[str, Any]
+    kernel_udp: dict[str, int]
+
+
+def kernel_udp_counters() -> dict[str, int]:
+    """The kernel's UDP error counters (machine-wide, /proc/net/snmp): where a datagram the SFU
+    sent, or a bot should have received, was lost — a full receive buffer, a full send buffer."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    except OSError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    wanted = ("InErrors", "RcvbufErrors", "SndbufErrors")
+    return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:], strict=False) if k in wanted}
 
 
 async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[SubscriberBot]) -> Snapshot:
@@ -243,6 +258,7 @@ async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[Subscrib
         pub=pub.stats.copy(),
         subs=[s.stats.copy() for s in subs],
         counters=counters,
+        kernel_udp=kernel_udp_counters(),
     )
 
 
@@ -341,7 +357,13 @@ def summarize(
     c_share = None
     if server_fwd and "forwarded_in_c" in a.counters and "forwarded_in_c" in b.counters:
         c_share = round((b.counters["forwarded_in_c"] - a.counters["forwarded_in_c"]) / server_fwd, 4)
+    dropped = None
+    if "dropped_congested" in a.counters and "dropped_congested" in b.counters:
+        dropped = b.counters["dropped_congested"] - a.counters["dropped_congested"]
+    kernel = {k: b.kernel_udp.get(k, 0) - a.kernel_udp.get(k, 0) for k in b.kernel_udp}
     return {
+        "server_dropped_congested": dropped,  # copies the kernel refused (then: wait for a keyframe)
+        "kernel_udp_errors": kernel,  # machine-wide /proc/net/snmp deltas over the window
         "subscribers": len(received),
         "seconds": round(window, 3),
         "forwarded_packets": forwarded,
@@ -417,6 +439,9 @@ def print_table(r: dict[str, Any]) -> None:
         ("  to the subscriber's socket (kernel time) p50 / p99 ms",
          f"{r['socket_latency_ms_p50']} / {r['socket_latency_ms_p99']}"),
         ("loss ratio", r["loss_ratio"]),
+        ("  server: copies refused by the kernel (then a keyframe wait)", r["server_dropped_congested"]),
+        ("  kernel UDP errors in the window (rcvbuf / sndbuf)",
+         f"{r['kernel_udp_errors'].get('RcvbufErrors', '?')} / {r['kernel_udp_errors'].get('SndbufErrors', '?')}"),
         ("media sockets", r["media_port"]),
         ("forwarded by the compiled loop (sfu/_fanout.c)",
          "n/a" if r["forwarded_in_c_share"] is None else f"{r['forwarded_in_c_share']:.1%}"),
