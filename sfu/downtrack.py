@@ -263,11 +263,13 @@ class DownTrack:
             return
         target = up.layers[min(index, len(up.layers) - 1)]
         src = self.src
-        # Down with temporal layers: the old layer goes on at a lower frame rate until the new
-        # layer's keyframe (at its base rate when congested): under the estimate at once, and
-        # no freeze. Without them, a congested downgrade stops the old layer at once.
-        thin = src is not None and target.layer < src.layer and src.has_temporal
-        if self.fwd.paused or src is None or (at_once and target.layer < src.layer and not thin):
+        # Down with temporal layers and no congestion: the old layer goes on at half its frame
+        # rate until the new layer's keyframe — under the estimate at once, and no freeze. A
+        # congested downgrade stops the old layer at once, temporal layers or not: thinned to
+        # its base layer, a 720p layer still overfilled a 60 % line's queue, and the new layer's
+        # keyframe queued behind it (freezes of 3 s in Chromium; stopping it, none).
+        thin = src is not None and target.layer < src.layer and src.has_temporal and not at_once
+        if self.fwd.paused or src is None or (at_once and target.layer < src.layer):
             self._cancel_target()
             if src is not None:
                 src.remove_down(self)
@@ -277,13 +279,11 @@ class DownTrack:
             self._cancel_target()
             return
         if target is self.target:
-            if thin and at_once:
-                self._thin_to(0)
             return
         self._cancel_target()
         self.target = target
         if thin:
-            self._thin_to(0 if at_once else 1)
+            self._thin_to(1)
         target.add_pending(self)
 
     def switched_to(self, target: UpTrack) -> None:

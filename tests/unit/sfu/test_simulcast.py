@@ -56,7 +56,7 @@ def l1t3(pid: int, tid: int, key: bool = False) -> bytes:
     return bytes([0x90, 0xE0, 0x80 | (pid >> 8), pid & 0xFF, pid // 4 & 0xFF, tid << 6, 0 if key else 1]) + b"f"
 
 
-async def test_a_congested_downgrade_with_temporal_layers_thins_the_old_layer_until_the_keyframe() -> None:
+async def test_a_downgrade_with_temporal_layers_thins_the_old_layer_until_the_keyframe() -> None:
     low, mid, top = layers()
     t = FakeTransport()
     d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
@@ -66,18 +66,40 @@ async def test_a_congested_downgrade_with_temporal_layers_thins_the_old_layer_un
     for i in range(8):
         top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4], key=i == 0)), 33 * i)
     assert top.has_temporal and len(t.rtp) == 8
-    d.select_layer(0, at_once=True)  # congested: the old layer goes on at its base rate
+    d.select_layer(0)  # not congested: the old layer goes on at half its rate
     assert d.target is low and d.src is top
     for i in range(8, 16):
         top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4])), 33 * i)
-    assert len(t.rtp) == 8 + 2  # frames 8 and 12 (TID 0) only
+    assert len(t.rtp) == 8 + 4  # frames 8, 10, 12, 14 (TID 0 and 1) only
     low.on_rtp(rtp(900, 50_000, l1t3(7000, 0, key=True)), 600)
     low.on_rtp(rtp(901, 53_000, l1t3(7001, 2)), 633)
-    assert d.src is low and len(t.rtp) == 12  # the new layer at its full rate
+    assert d.src is low and len(t.rtp) == 14  # the new layer at its full rate
     out = seqs(t)
     assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))
     pids = [((p[14] & 0x7F) << 8) | p[15] for p in t.rtp]
     assert all((b - a) & 0x7FFF == 1 for a, b in zip(pids, pids[1:], strict=False))  # across the drops and the switch
+
+
+async def test_a_congested_downgrade_stops_the_old_layer_at_once_even_with_temporal_layers() -> None:
+    """Thinned to its base layer, a 720p layer still overfilled a 60 % line's queue and the new
+    layer's keyframe waited behind it (3-s freezes in Chromium): congested, it stops at once."""
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.fwd.vp8 = True
+    d.attach(top)
+    tids = (0, 2, 1, 2)
+    for i in range(8):
+        top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4], key=i == 0)), 33 * i)
+    d.select_layer(0, at_once=True)
+    for i in range(8, 16):
+        top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4])), 33 * i)
+    assert len(t.rtp) == 8  # nothing more of the old layer
+    low.on_rtp(rtp(900, 50_000, l1t3(7000, 0, key=True)), 600)
+    low.on_rtp(rtp(901, 53_000, l1t3(7001, 2)), 633)
+    assert d.src is low and len(t.rtp) == 10
+    out = seqs(t)
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))
 
 
 async def test_pause_and_resume_and_cancel() -> None:
