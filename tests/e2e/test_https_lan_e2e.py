@@ -76,7 +76,9 @@ def free_port_on(address: str) -> int:
 
 def serve(tmp: Path, name: str, *args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = free_port_on(HOST_IP)
-    env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_MEDIA_ICE_ADDRESSES": HOST_IP}
+    # two servers on one address: each its own media port (the default 7882 would be taken twice)
+    env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_MEDIA_ICE_ADDRESSES": HOST_IP,
+           "CLASSROOM_MEDIA_UDP_PORT": "0"}
     log_path = tmp / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
