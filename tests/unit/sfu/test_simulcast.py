@@ -56,7 +56,8 @@ def l1t3(pid: int, tid: int, key: bool = False) -> bytes:
     return bytes([0x90, 0xE0, 0x80 | (pid >> 8), pid & 0xFF, pid // 4 & 0xFF, tid << 6, 0 if key else 1]) + b"f"
 
 
-async def test_a_downgrade_with_temporal_layers_thins_the_old_layer_until_the_keyframe() -> None:
+def _on_an_l1t3_top_layer() -> tuple[UpTrack, UpTrack, FakeTransport, DownTrack, tuple[int, ...]]:
+    """A VP8 subscriber on the top layer of an L1T3 publisher, 8 frames in (TIDs 0, 2, 1, 2, ...)."""
     low, mid, top = layers()
     t = FakeTransport()
     d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
@@ -65,6 +66,11 @@ async def test_a_downgrade_with_temporal_layers_thins_the_old_layer_until_the_ke
     tids = (0, 2, 1, 2)
     for i in range(8):
         top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4], key=i == 0)), 33 * i)
+    return low, top, t, d, tids
+
+
+async def test_a_downgrade_with_temporal_layers_thins_the_old_layer_until_the_keyframe() -> None:
+    low, top, t, d, tids = _on_an_l1t3_top_layer()
     assert top.has_temporal and len(t.rtp) == 8
     d.select_layer(0)  # not congested: the old layer goes on at half its rate
     assert d.target is low and d.src is top
@@ -83,14 +89,7 @@ async def test_a_downgrade_with_temporal_layers_thins_the_old_layer_until_the_ke
 async def test_a_congested_downgrade_stops_the_old_layer_at_once_even_with_temporal_layers() -> None:
     """Thinned to its base layer, a 720p layer still overfilled a 60 % line's queue and the new
     layer's keyframe waited behind it (3-s freezes in Chromium): congested, it stops at once."""
-    low, mid, top = layers()
-    t = FakeTransport()
-    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
-    d.fwd.vp8 = True
-    d.attach(top)
-    tids = (0, 2, 1, 2)
-    for i in range(8):
-        top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4], key=i == 0)), 33 * i)
+    low, top, t, d, tids = _on_an_l1t3_top_layer()
     d.select_layer(0, at_once=True)
     for i in range(8, 16):
         top.on_rtp(rtp(10 + i, 3000 * i, l1t3(100 + i, tids[i % 4])), 33 * i)
