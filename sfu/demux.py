@@ -84,7 +84,7 @@ def parse_stun(data: bytes) -> StunHead:
         if integrity_at < 0:  # attributes after MESSAGE-INTEGRITY are not authenticated
             if atype == ATTR_USERNAME:
                 try:
-                    username = data[pos + 4 : end].decode("utf-8")
+                    username = str(data[pos + 4 : end], "utf-8")  # (text of the STUN attribute, not media)
                 except UnicodeDecodeError:
                     raise StunError("USERNAME is not UTF-8") from None
             elif atype == ATTR_MESSAGE_INTEGRITY:
