@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -95,19 +96,25 @@ def datagram(rng: random.Random, ufrags: list[str], real: list[bytes]) -> bytes:
     return mutate_bytes(rng, base)
 
 
+def keep_srtp_samples(sub: Any, limit: int) -> list[bytes]:
+    """The first ``limit`` SRTP datagrams the subscriber bot receives (it still counts them all)."""
+    real: list[bytes] = []
+    original = sub._on_srtp
+
+    def keep(data: bytes) -> None:
+        if len(real) < limit:
+            real.append(bytes(data))
+        original(data)
+
+    sub._on_srtp = keep
+    return real
+
+
 @pytest.mark.timeout(240)
 async def test_datagrams_at_media_ports(live: Live, record_property: Callable[[str, object], None]) -> None:
     seconds = budget(8.0)
     pub, sub = await media_lesson(live, LESSON)
-    real: list[bytes] = []
-    original = sub._on_srtp
-
-    def keep(data: bytes) -> None:  # samples of the real SRTP the SFU sends, to replay and mutate
-        if len(real) < 64:
-            real.append(bytes(data))
-        original(data)
-
-    sub._on_srtp = keep  # type: ignore[method-assign]
+    real = keep_srtp_samples(sub, 64)  # samples of the real SRTP the SFU sends, to replay and mutate
     try:
         assert pub.pc is not None and pub.pc.remoteDescription is not None
         assert sub.pc is not None and sub.pc.remoteDescription is not None
@@ -176,15 +183,7 @@ async def test_a_flood_at_the_shared_media_port_stops_no_ones_media(
     the real ufrags with bogus integrity, truncated STUN and DTLS, replayed SRTP): every datagram
     is dropped and counted by the demultiplexer, and the lesson's media keeps flowing."""
     pub, sub = await media_lesson(live, "fuzz-flood")
-    real: list[bytes] = []
-    original = sub._on_srtp
-
-    def keep(data: bytes) -> None:
-        if len(real) < 16:
-            real.append(bytes(data))
-        original(data)
-
-    sub._on_srtp = keep  # type: ignore[method-assign]
+    real = keep_srtp_samples(sub, 16)
     try:
         assert pub.pc is not None and pub.pc.remoteDescription is not None
         assert sub.pc is not None and sub.pc.remoteDescription is not None
