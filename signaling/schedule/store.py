@@ -418,9 +418,28 @@ class ScheduleStore:
         administrator's API key (once; afterwards ``None``)."""
         if self._q("SELECT 1 FROM admins LIMIT 1"):
             return None
-        bureau = self.bureau_by_name("Default bureau") or self.create_bureau("Default bureau")
-        _, key = self.create_admin(bureau.id, "bootstrap")
-        return key
+        # Hashed before the transaction (scrypt is slow). Check and create in one write
+        # transaction: on PostgreSQL it holds the schedule's write lock, so two nodes starting
+        # at once on one database make one bureau and one administrator, and the other gets None.
+        cred = auth.new_admin_credential()
+        now = self.clock()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM admins LIMIT 1").fetchone():
+                return None
+            row = db.execute("SELECT id FROM bureaus WHERE name = ?", ("Default bureau",)).fetchone()
+            if row is None:
+                bureau_id = _new_id("bur")
+                db.execute(
+                    "INSERT INTO bureaus (id, name, timezone, created_at) VALUES (?, ?, ?, ?)",
+                    (bureau_id, "Default bureau", DEFAULT_TIMEZONE, now),
+                )
+            else:
+                bureau_id = row[0]
+            db.execute(
+                "INSERT INTO admins (id, bureau_id, name, key_salt, key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (cred.id, bureau_id, "bootstrap", cred.salt, cred.digest, now),
+            )
+        return cred.key
 
     def list_admins(self, bureau_id: str) -> list[AdminInfo]:
         rows = self._q(

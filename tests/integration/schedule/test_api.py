@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .conftest import PUBLIC_URL, Env
+from signaling.schedule.store import ScheduleStore
+
+from .conftest import PUBLIC_URL, Env, StoreTarget
 
 
 def assert_error(status: int, body: Any, want_status: int, code: str | None = None) -> None:
@@ -54,6 +56,38 @@ async def test_keys_are_hashed_at_rest(env: Env) -> None:
 
 async def test_bootstrap_only_once(env: Env) -> None:
     assert env.store.ensure_bootstrap_admin() is None
+
+
+def test_two_nodes_bootstrapping_one_fresh_database_at_once(store_target: StoreTarget) -> None:
+    """Two nodes started together on one empty database: one bureau and one administrator are
+    made, one node gets the key, neither fails (the clean-clone CI once lost a cluster node to
+    'a bureau named 'Default bureau' exists')."""
+    import threading
+
+    stores = [store_target.open() for _ in range(4)]
+    keys: list[str | None] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def boot(store: ScheduleStore) -> None:
+        start.wait()
+        try:
+            keys.append(store.ensure_bootstrap_admin())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=boot, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert errors == []
+        assert len([k for k in keys if k]) == 1
+        assert len(stores[0].list_bureaus()) == 1
+    finally:
+        for s in stores:
+            s.close()
 
 
 async def test_schools_classrooms_teachers(env: Env) -> None:
