@@ -354,17 +354,19 @@ class Link:
         # so its REMB could not say when to resume. Only the loss-based figure can pause.
         lowest = sum(t.bitrates[0] for t in demands)
         budget = max(budget, min(self.estimator.unbounded(), lowest))
+        floor = 0.0  # what the selector gives at once, with no up margin or hold
         if now - self.estimator.congested_at > PAUSE_EVIDENCE_S:
-            budget = max(budget, lowest)  # and nothing is paused without recent congestion
+            floor = lowest  # and nothing is paused without recent congestion
         if self.twcc is not None and now - self.twcc.fed_at < 1.0 and self.twcc.acked_bps >= lowest:
             # nor while the line is seen to carry at least the lowest layers: what the receiver
             # got over the last half second was no less (a pause costs seconds of picture: the
             # estimate has to grow back from where loss reports pushed it)
-            budget = max(budget, lowest)
+            floor = lowest
+        budget = max(budget, floor)
         # a queue growing now (transport-cc overuse within the last half second): no hysteresis
         # downward, or a layer a little above the estimate would keep the queue standing
         congested = self.twcc is not None and now - self.twcc.overused_at < 0.5
-        choice = self.selector.select(budget, demands, now, congested=congested)
+        choice = self.selector.select(budget, demands, now, congested=congested, floor=floor)
         self._probe(demands, choice, by_key, budget, now)
         top = {t.key: len(t.bitrates) - 1 for t in demands}
         self.paused_video = sum(1 for k, v in choice.items() if v == PAUSED)

@@ -108,10 +108,15 @@ class LayerSelector:
     def forget(self, key: str) -> None:
         self._state.pop(key, None)
 
-    def select(self, budget: float, tracks: list[TrackLayers], now: float, congested: bool = False) -> dict[str, int]:
+    def select(self, budget: float, tracks: list[TrackLayers], now: float, congested: bool = False,
+               floor: float = 0.0) -> dict[str, int]:
         """The layer each track should be on now (``PAUSED`` for a paused video track). While
         ``congested`` (the link's queue is growing now), a layer is kept only if it fits: the
-        hysteresis is for an estimate that wobbles, not for a line that is too narrow."""
+        hysteresis is for an estimate that wobbles, not for a line that is too narrow.
+        ``floor``: what the link vouches for whatever the estimate says (no congestion seen
+        lately: every track's lowest layer); what fits in it is given at once, with no up margin
+        and no hold — a classroom joining a 1.6 Mbit/s single-layer camera on a fresh 1.5 Mbit/s
+        estimate would otherwise wait seconds for its first picture."""
         c = self.config
         keep_share = 1.0 if congested else c.keep
         keys = {t.key for t in tracks}
@@ -126,12 +131,22 @@ class LayerSelector:
                 stay[(t.key, s.layer)] = t.bitrates[s.layer] * keep_share
         keep = allocate(budget, tracks, stay)
         reach = allocate(budget / c.up, tracks)
+        assured = allocate(floor, tracks) if floor > 0 else {}
         out: dict[str, int] = {}
         for t in tracks:
             s = self._state.get(t.key)
+            sure = assured.get(t.key, PAUSED)
             if s is None:  # first time: no hold for the initial choice
-                self._state[t.key] = _TrackState(layer=reach[t.key], changed_at=now)
-                out[t.key] = reach[t.key]
+                first = max(reach[t.key], sure)
+                self._state[t.key] = _TrackState(layer=first, changed_at=now)
+                out[t.key] = first
+                continue
+            if sure > s.layer and keep[t.key] >= sure:  # vouched for: at once
+                s.layer = sure
+                s.changed_at = now
+                s.up_since = -1.0
+                self.switches += 1
+                out[t.key] = s.layer
                 continue
             if s.cooldown and now - s.changed_at > c.cooldown_reset_s:
                 s.cooldown = 0.0

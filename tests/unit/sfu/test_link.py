@@ -268,3 +268,26 @@ async def test_loss_reports_do_not_pause_video_the_line_is_seen_to_carry() -> No
         link.estimator.on_loss(0.6, now)
         link.evaluate([d], now, 0)
     assert link.layers["1"] == -1
+
+
+async def test_a_late_subscriber_of_a_measured_single_layer_camera_is_not_paused() -> None:
+    """A 1.6 Mbit/s single-layer camera (a WHIP encoder, a browser sending L1T1), measured
+    before a classroom subscribes; the new subscriber's estimate starts at 1.5 Mbit/s and it
+    sends no feedback at all (a bot, or RTCP not there yet): it gets the video at once (the
+    fan-out benchmark lost 3-7 % of its packets to late subscribers paused for ~4 s)."""
+    from sfu.uptrack import UpTrack
+    from tests.unit.sfu.test_uptrack import OPUS, VP8
+
+    cam = UpTrack("p1:1", "video", "teacher", VP8, 1111, "p1", "c1", send_rtcp=lambda b: True, rtcp_ssrc=9)
+    cam.on_rtp(rtp(1, 0, vp8_payload(True)), 0)
+    cam.bitrate_bps = 1_600_000.0
+    mic = UpTrack("p1:0", "audio", "teacher", OPUS, 2222, "p1", "c1", send_rtcp=lambda b: True, rtcp_ssrc=9)
+    link = Link()
+    transport = FakeTransport()
+    v = DownTrack("s1", "1", "video", 555, 100, 90000, transport)  # type: ignore[arg-type]
+    a = DownTrack("s1", "0", "audio", 556, 111, 48000, transport)  # type: ignore[arg-type]
+    for d, up in ((v, cam), (a, mic)):
+        d.link = link
+        d.attach(up)
+    link.evaluate([v, a], 100.0, 0)
+    assert link.layers["1"] == 0 and not v.fwd.paused

@@ -69,3 +69,17 @@ def test_pause_and_resume() -> None:
     assert sel.layer("cam") == 0 and sel.switches == 1
     sel.select(400_000, [AUDIO], 4.0)
     assert sel.layer("cam") is None
+
+
+def test_what_the_link_vouches_for_is_given_at_once() -> None:
+    """A single-layer camera a little above a fresh estimate: with no congestion seen the link
+    vouches for every track's lowest layer (``floor``), and the first choice and a resume take
+    it at once, with no up margin and no hold."""
+    cam = TrackLayers("cam", PRIORITY_TEACHER, (1_600_000.0,))
+    lowest = 64_000.0 + 1_600_000.0
+    sel = LayerSelector()
+    assert sel.select(lowest, [AUDIO, cam], 0.0)["cam"] == PAUSED  # not vouched for: up margin
+    sel = LayerSelector()
+    assert sel.select(lowest, [AUDIO, cam], 0.0, floor=lowest)["cam"] == 0
+    assert sel.select(100_000, [AUDIO, cam], 1.0)["cam"] == PAUSED  # congestion: down at once
+    assert sel.select(lowest, [AUDIO, cam], 1.2, floor=lowest)["cam"] == 0  # vouched again: at once
