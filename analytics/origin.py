@@ -287,7 +287,7 @@ def _refine_delays(
     the frames of ``a_mask`` (A's own sound; default: all its speech)."""
     seg_frames = 8
     seg = seg_frames * frame
-    size = 1 << int(np.ceil(np.log2(seg + 2 * search)))
+    size = seg + 2 * search  # enough for lags 0..2 search; faster than the next power of two
     n_windows = -(-n_blocks // window_blocks)
     quarter = max(1, (2 * window_blocks) // 4)
     n_frames = len(a_frames.raw)
