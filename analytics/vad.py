@@ -33,10 +33,19 @@ class TrackFrames:
     :func:`analytics.origin.wave_4k`); dropped once the comparison is done."""
 
 
+_ENERGY_CHUNK = 2048
+
+
 def frame_energy(samples: np.ndarray, frame_len: int) -> np.ndarray:
     n = len(samples) // frame_len
-    x = samples[: n * frame_len].reshape(n, frame_len).astype(np.float32)
-    power = np.einsum("ij,ij->i", x, x) / frame_len
+    frames = samples[: n * frame_len].reshape(n, frame_len)
+    power = np.empty(n, dtype=np.float32)
+    # in chunks that stay in the CPU's cache (a 45-minute track in one float32 copy is 86 MB);
+    # each row's sum is the same either way
+    for i in range(0, n, _ENERGY_CHUNK):
+        x = frames[i : i + _ENERGY_CHUNK].astype(np.float32)
+        power[i : i + len(x)] = np.einsum("ij,ij->i", x, x)
+    power /= frame_len
     return (10.0 * np.log10(power + 1.0)).astype(np.float32)
 
 
