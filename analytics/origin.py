@@ -242,7 +242,9 @@ def joint_share(
         rb = _rows(b, starts, block)
         eb = _sq_norms(rb)
         nb = np.sqrt(eb) + _QUIET * np.sqrt(block)
-        rows = []
+        # (m, k, block) in float64, filled source by source (einsum's own casting, dtype=, is
+        # slower, with the same sums)
+        x64 = np.empty((len(starts), k, block), dtype=np.float64)
         rs = []
         for k_src, (wave, lags) in enumerate(sources):
             quiet = keeps[k_src]
@@ -255,10 +257,8 @@ def joint_share(
                     better = r2 > r[other]
                     ra[other[better]] = ra2[better]
                     r[other[better]] = r2[better]
-            rows.append(ra)
+            x64[:, k_src] = ra
             rs.append(r)
-        x = np.stack(rows, axis=1)  # (m, k, block)
-        x64 = x.astype(np.float64)  # einsum's own casting (dtype=) is slower, with the same sums
         gram = np.einsum("mkt,mlt->mkl", x64, x64)
         cross = np.einsum("mkt,mt->mk", x64, rb.astype(np.float64))
         ridge = 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] + 1e-6
