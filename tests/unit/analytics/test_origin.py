@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from analytics import vad as vad_mod
 from analytics.config import AttributionConfig
 from analytics.origin import (
     WAVE_RATE,
+    Padded,
+    _aligned,
     _consistent_peaks,
     _drop_copy_runs,
+    _keep_mask,
+    _sq_norms,
     attribute,
     dominant_lags,
     pad_waves,
@@ -251,3 +256,56 @@ def test_a_fragment_buried_in_a_copy_goes_an_own_word_between_copies_stays() -> 
     _drop_copy_runs(tf, removed, np.zeros(n, np.float32), FRAME_S, 0.1)
     assert not tf.speech[100:104].any()
     assert tf.speech[40:60].all()
+
+
+def _aligned_reference(
+    a: Padded, rb: np.ndarray, nb: np.ndarray, starts: np.ndarray, lags: np.ndarray, spread: int,
+    silent: np.ndarray, frame: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-sample silence masking _aligned did before _keep_mask (index arithmetic per row)."""
+    block = rb.shape[1]
+    first = starts - lags - spread
+    s = np.clip(first + a.pad, 0, len(a.data) - block - 2 * spread)
+    ra = np.lib.stride_tricks.sliding_window_view(a.data, block + 2 * spread)[s]
+    at = (first[:, None] + np.arange(block + 2 * spread)[None, :]) // frame
+    ra = ra * ~silent[np.clip(at, 0, len(silent) - 1)]
+    centre = ra[:, spread : spread + block]
+    na = np.sqrt(np.einsum("ij,ij->i", centre, centre, dtype=np.float64)) + np.sqrt(block)
+    shifts = np.lib.stride_tricks.sliding_window_view(ra, block, axis=1)
+    dots = np.einsum("mkt,mt->mk", shifts, rb)
+    best = np.argmax(dots, axis=1)
+    rows = np.arange(len(starts))
+    return shifts[rows, best], dots[rows, best] / (na * nb)
+
+
+def test_keep_mask_and_float64_sums_give_the_same_numbers_as_the_per_sample_formulas() -> None:
+    rng = np.random.default_rng(7)
+    frame, block, spread = 120, 240, 6
+    x = (rng.standard_normal(40 * frame + 37) * 900).astype(np.float32)  # not a whole number of frames
+    a = Padded(x, 500)
+    b = Padded((rng.standard_normal(len(x)) * 900).astype(np.float32), 500)
+    silent = rng.random(len(x) // frame) < 0.4
+    silent[0] = True
+    silent[-1] = False
+    keep = _keep_mask(a, silent, frame)
+    assert keep is not None and len(keep) == len(a.data)
+    assert _keep_mask(a, np.zeros(len(silent), bool), frame) is None
+    assert _keep_mask(a, None, frame) is None
+    starts = np.array([0, 240, 2400, len(x) - 240, 37, -300])
+    lags = np.array([3, 0, 50, 120, 7, -20])
+    sl = np.lib.stride_tricks.sliding_window_view(b.data, block)[starts + b.pad]
+    rb = np.ascontiguousarray(sl)
+    nb = np.sqrt(_sq_norms(rb)) + np.sqrt(block)
+    got_rows, got_r = _aligned(a, rb, nb, starts, lags, spread, keep)
+    want_rows, want_r = _aligned_reference(a, rb, nb, starts, lags, spread, silent, frame)
+    assert np.array_equal(got_rows, want_rows)
+    assert np.array_equal(got_r, want_r)
+    assert np.array_equal(_sq_norms(rb), np.einsum("ij,ij->i", rb, rb, dtype=np.float64))
+
+
+def test_frame_energy_in_chunks_is_the_whole_array_computation() -> None:
+    rng = np.random.default_rng(3)
+    pcm = (rng.standard_normal(240 * (2 * vad_mod._ENERGY_CHUNK + 5) + 17) * 4000).astype(np.int16)
+    x = pcm[: len(pcm) // 240 * 240].reshape(-1, 240).astype(np.float32)
+    whole = (10.0 * np.log10(np.einsum("ij,ij->i", x, x) / 240 + 1.0)).astype(np.float32)
+    assert np.array_equal(frame_energy(pcm, 240), whole)
