@@ -999,11 +999,17 @@ def _repeat_client_hello(dtls: Any) -> None:
     ice = dtls.transport
     send = ice._send
 
+    # datagrams received but not read yet: on a busy loop the peer's answer may be waiting there
+    # (a repeat then only draws another copy of it, which the handshake has to read as well)
+    queued = getattr(getattr(ice, "_connection", None), "_queue", None)
+
     async def resend(data: bytes) -> None:
         started = time.monotonic()
         for at in CLIENT_HELLO_REPEATS_S:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
             if dtls._RTCDtlsTransport__rx_packets or dtls.state != "connecting":
+                return
+            if queued is not None and queued.qsize():
                 return
             try:
                 await send(data)

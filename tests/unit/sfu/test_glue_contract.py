@@ -696,6 +696,9 @@ def test_dtls_internals_used_to_repeat_the_client_hello() -> None:
     assert "await self.transport._send(data)" in source(dtls._write_ssl)
     assert "self._send = self._connection.send" in source(aiortc.rtcicetransport.RTCIceTransport.__init__)
     assert params(aioice.ice.Connection.send) == ["self", "data"]
+    # ... and skips a repeat while the peer's answer waits, unread, in the connection's queue
+    assert "self._queue.put_nowait((data, component))" in source(aioice.ice.Connection.data_received)
+    assert "self._connection = " in source(aiortc.rtcicetransport.RTCIceTransport.__init__)
 
 
 def test_connection_internals_used_by_restart_ice() -> None:
