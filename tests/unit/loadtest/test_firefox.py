@@ -12,11 +12,11 @@ import pytest
 
 from loadtest.firefox import (
     CLICK_TARGET_SOURCE,
+    DRIVER,
+    DRIVER_DIR,
     FILL_SOURCE,
     FIREFOX_PREFS,
     FirefoxError,
-    DRIVER,
-    DRIVER_DIR,
     FirefoxPage,
     decode_reply,
     decode_result,
