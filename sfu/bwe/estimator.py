@@ -34,6 +34,11 @@ class EstimatorConfig:
     loss_low: float = 0.02  # below this, grow
     loss_high: float = 0.10  # above this, shrink
     growth: float = 1.15  # per second while no congestion is seen
+    # ... and while our own send-side delay estimate (transport-cc) guards the link: there the
+    # loss-based figure is only the ceiling probes may aim at (every upgrade is confirmed on
+    # what arrives, a failed probe costs a moment's queue), and at 1.15 a lifted cap took
+    # 7 s of growth before the first probe toward the top layer
+    growth_delay_based: float = 1.4
     remb_ttl_s: float = 3.0  # a REMB older than this is forgotten
     remb_congested: float = 0.9  # REMB < this × sent rate: the receiver sees the queue grow
     decrease_interval_s: float = 0.3  # at most one loss-based decrease per interval
@@ -53,6 +58,7 @@ class LinkEstimator:
         self._last_growth = -1.0
         self._last_decrease = -1e9
         self.congested_at = -1e9  # the last time any signal said "too much"
+        self._delay_based_at = -1e9  # the last send-side delay estimate (on_delay_estimate)
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -85,6 +91,7 @@ class LinkEstimator:
         self.remb_bps = max(0.0, float(bps))
         self._remb_at = now
         self._remb_cap = self.remb_bps
+        self._delay_based_at = now
         if overuse:
             self.congested_at = now
             if now - self._last_decrease >= c.decrease_interval_s:
@@ -130,8 +137,9 @@ class LinkEstimator:
         # and nothing was congested for a while, that loss is the line's own (a rural link's
         # random loss): grow anyway, or a 3 % line would never leave its start-up figure.
         room = self.remb_fresh(now) and self.remb_bps >= self._loss_bps and quiet > c.random_loss_quiet_s
+        growth = c.growth_delay_based if now - self._delay_based_at < 1.0 else c.growth
         if (self.loss < c.loss_low and quiet > 1.0) or (self.loss < c.loss_high and room):
-            self._loss_bps = min(c.max_bps, self._loss_bps * c.growth**dt)
+            self._loss_bps = min(c.max_bps, self._loss_bps * growth**dt)
 
     # -- result ---------------------------------------------------------------------------
 

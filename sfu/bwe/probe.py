@@ -26,6 +26,9 @@ class ProbeConfig:
     max_bps: float = 2_500_000.0
     cooldown_s: float = 4.0
     max_cooldown_s: float = 8.0  # short: a lifted cap is found again within seconds
+    # no probe starts within this long of congestion: the step case's log showed a probe toward
+    # the layer just left, started at the very overuse that left it (padding into a full queue)
+    quiet_s: float = 1.5
     # what arrives during a probe is target / headroom: the receiver's REMB runs up to ~1.5 ×
     # what arrives (so 1.4 gets REMB to the target); with our own transport-cc estimate the
     # target itself must arrive (1.0): an upgrade is made only on what the line was seen to carry
@@ -79,7 +82,8 @@ class Prober:
                     self._blocked_until = now + c.cooldown_s  # no progress: try again later
                     self._stop()
             return self.padding_bps
-        if wanted_bps <= confirmed_bps or now < self._blocked_until or sent_bps <= 0:
+        if (wanted_bps <= confirmed_bps or now < self._blocked_until or sent_bps <= 0
+                or now - congested_at < c.quiet_s):
             return 0.0
         self.target_bps = wanted_bps
         self._confirmed_at_start = confirmed_bps

@@ -108,3 +108,21 @@ def test_moderate_loss_without_a_remb_still_holds() -> None:
     est = LinkEstimator(EstimatorConfig(initial_bps=1_000_000))
     t = run(est, 20.0, 0.0, loss=0.03)
     assert est.estimate(t) == 1_000_000
+
+
+def test_the_ceiling_grows_faster_while_the_send_side_delay_estimate_guards_the_link() -> None:
+    """After a lifted cap, the loss-based figure is the ceiling probes aim at: with transport-cc
+    feedback (our own delay estimate, every upgrade confirmed on what arrives) it regrows at
+    ``growth_delay_based`` a second; without it, at ``growth``."""
+    plain = LinkEstimator(EstimatorConfig(initial_bps=800_000))
+    guarded = LinkEstimator(EstimatorConfig(initial_bps=800_000))
+    t = 0.0
+    while t < 4.0:
+        for est in (plain, guarded):
+            est.on_loss(0.0, t)
+        guarded.on_delay_estimate(900_000, overuse=False, now=t)
+        plain.tick(t)
+        guarded.tick(t)
+        t += 0.2
+    assert plain.unbounded() < 800_000 * 1.15**4.1
+    assert guarded.unbounded() > 800_000 * 1.4**3.5  # the top layer's 2 Mbit/s within 3 s

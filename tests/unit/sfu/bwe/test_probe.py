@@ -40,3 +40,12 @@ def test_a_probe_succeeds_when_remb_comes_most_of_the_way_and_goes_on_while_it_c
     assert p.update(3_000_000, 1_500_000, 1_000_000, -1e9, 6.2) > 0  # climbing: goes on
     assert p.update(3_000_000, 2_600_000, 1_000_000, -1e9, 7.3) == 0.0  # 87 % of the target
     assert p.succeeded_bps == 3_000_000 and p.failed == 0 and p.probes == 2
+
+
+def test_no_probe_starts_right_after_congestion() -> None:
+    """The link just moved down because its queue grew: padding toward the layer it left would
+    go into that full queue. A probe waits ``quiet_s`` after the last congestion."""
+    p = Prober()
+    assert p.update(2_000_000, 900_000, 600_000, congested_at=10.0, now=10.0) == 0.0
+    assert p.update(2_000_000, 900_000, 600_000, congested_at=10.0, now=11.0) == 0.0
+    assert p.update(2_000_000, 900_000, 600_000, congested_at=10.0, now=11.6) > 0
