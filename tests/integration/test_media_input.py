@@ -7,7 +7,6 @@ import asyncio
 import os
 import socket
 import struct
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 
