@@ -103,6 +103,12 @@ class MediaConfig:
     # video packet per connection, the browser reports when each arrived, and a send-side
     # estimate (sfu/bwe/twcc.py) takes the place of the browser's REMB. False: REMB, as before.
     twcc: bool = True
+    # The SFU is the DTLS client of the connections it offers (a classroom's subscribe connection:
+    # its offer says a=setup:active), as it is of the publish connections it answers. True: a
+    # classroom's receive connection is up within a round trip of the SFU's ICE check, also on a
+    # busy node (the lesson of a node that died moving to it: 1-14 s before, docs/operations.md).
+    # False: a=setup:actpass (the browser is the DTLS client), as before.
+    subscriber_dtls_client: bool = True
 
 
 @dataclass

@@ -127,6 +127,7 @@ def build_server(config: Config) -> Server:
         red=config.media.red_audio,
         pacing=config.media.pacing,
         twcc=config.media.twcc,
+        subscriber_dtls_client=config.media.subscriber_dtls_client,
     )
     media = MediaNode(settings, remb_bitrate=config.media.remb_bitrate)
     router: Router = LocalRouter(media) if not config.redis.url else _redis_router(config, media)

@@ -1,5 +1,5 @@
-"""How this project starts Debian's Firefox ESR headless for real-browser tests, and a small
-WebDriver BiDi client to drive it (Playwright cannot drive a stock Firefox).
+"""How this project starts Debian's Firefox ESR headless for real-browser tests, and drives it
+with npm's ``puppeteer-core`` over WebDriver BiDi (Playwright cannot drive a stock Firefox).
 
 Firefox keeps its default settings except what a headless test machine needs: a fake camera and
 microphone, no permission prompt for them, and — given ``secure_hosts`` — a plain-HTTP test
@@ -7,38 +7,33 @@ server on a namespace address treated as a secure origin (``dom.securecontext.al
 Chromium's ``--unsafely-treat-insecure-origin-as-secure`` is; a school server serves HTTPS,
 docs/https.md). ICE, mDNS, autoplay and everything else stay as a user's Firefox has them.
 
-Firefox may run inside a network namespace (``ip netns exec``, e.g. :mod:`loadtest.netem`'s
-classroom side): its BiDi server listens on that namespace's loopback, so the client opens its
-WebSocket from a socket created inside the namespace (``setns`` in a short-lived thread; a socket
-keeps the namespace it was created in).
+:class:`Firefox` starts one Node.js process, ``loadtest/firefox_driver/driver.mjs`` (its
+``package.json`` pins ``puppeteer-core``; ``npm ci --ignore-scripts`` in that folder installs it,
+``tests/run.sh`` does so), which starts Firefox from :func:`firefox_argv` with the profile written
+here, connects ``puppeteer-core`` to Firefox's BiDi server and serves this module's commands as
+JSON lines on its stdin/stdout (the protocol is at the top of ``driver.mjs``). Firefox may run
+inside a network namespace (``ip netns exec``, e.g. :mod:`loadtest.netem`'s classroom side): the
+driver is started in it, so Firefox and the BiDi WebSocket on the namespace's loopback are too,
+while the pipes to this process cross no network.
 
-The client speaks the protocol's JSON commands over one WebSocket (aiohttp): ``session.new``,
-``browsingContext.create``/``navigate``, ``script.evaluate`` (results come back as JSON text, so
-no BiDi value deserialisation is needed), ``input.performActions`` for real clicks (a user
-activation, which a synthetic ``element.click()`` is not: autoplay with sound needs one) and
-``log.entryAdded`` for the page's console. Pure parts (prefs, command lines, expressions,
-result decoding) are unit-tested in ``tests/unit/test_firefox.py``.
+Scripts come back as JSON text (:func:`evaluate_expression`), clicks are real mouse clicks (a user
+activation, which a synthetic ``element.click()`` is not: autoplay with sound needs one), and the
+page's console errors and warnings reach ``on_console``. Pure parts (prefs, command lines,
+expressions, replies) are unit-tested in ``tests/unit/loadtest/test_firefox.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import ctypes
 import json
 import os
 import shutil
-import socket
-import subprocess
+import signal
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-
-import aiohttp
 
 FIREFOX: Final = "/usr/bin/firefox-esr"
 
@@ -59,11 +54,13 @@ def profile_prefs(secure_hosts: Sequence[str] = (),
         out[SECURE_HOSTS_PREF] = ",".join(secure_hosts)
     return out
 
-CLONE_NEWNET: Final = 0x40000000
+DRIVER_DIR: Final = Path(__file__).resolve().parent / "firefox_driver"
+DRIVER: Final = DRIVER_DIR / "driver.mjs"
+NODE: Final = "node"
 
 
 class FirefoxError(RuntimeError):
-    """Firefox did not start, a BiDi command failed, or a page script threw."""
+    """Firefox or its driver did not start, a command failed, or a page script threw."""
 
 
 def user_js(prefs: dict[str, bool | int | str]) -> str:
@@ -71,11 +68,29 @@ def user_js(prefs: dict[str, bool | int | str]) -> str:
     return "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
 
 
-def firefox_argv(profile: Path, netns: str | None = None, executable: str = FIREFOX) -> list[str]:
-    """Firefox headless with its BiDi server on a free port of (the namespace's) loopback."""
-    argv = [executable, "--headless", "--no-remote", "--profile", str(profile),
+def firefox_argv(profile: Path, executable: str = FIREFOX) -> list[str]:
+    """Firefox headless with its BiDi server on a free port of (the namespace's) loopback: what
+    the driver starts."""
+    return [executable, "--headless", "--no-remote", "--profile", str(profile),
             "--remote-debugging-port=0", "about:blank"]
+
+
+def driver_argv(launch: dict[str, Any], netns: str | None = None, node: str = NODE) -> list[str]:
+    """The driver process (in network namespace ``netns`` when given), told how to start Firefox."""
+    argv = [node, str(DRIVER), json.dumps(launch)]
     return ["ip", "netns", "exec", netns, *argv] if netns else argv
+
+
+def check_driver_installed(node: str = NODE) -> str:
+    """The path of ``node``, or a :class:`FirefoxError` saying what to install."""
+    path = shutil.which(node)
+    if path is None:
+        raise FirefoxError("Node.js is not installed: the Firefox driver needs Debian's nodejs and npm "
+                           "(tests/apt-packages.txt; bash tests/run.sh installs them)")
+    if not (DRIVER_DIR / "node_modules" / "puppeteer-core" / "package.json").is_file():
+        raise FirefoxError(f"puppeteer-core is not installed: run `npm ci --ignore-scripts` in {DRIVER_DIR} "
+                           "(bash tests/run.sh does)")
+    return path
 
 
 _NO_ARG: Final = object()
@@ -130,67 +145,38 @@ CLICK_TARGET_SOURCE: Final = """async ({selector, timeout_ms}) => {
 }"""
 
 
-def decode_result(reply: dict[str, Any]) -> Any:
-    """The value of a ``script.evaluate`` reply made by :func:`evaluate_expression`."""
-    if reply.get("type") == "exception":
-        details = reply.get("exceptionDetails") or {}
-        raise FirefoxError(f"page script threw: {details.get('text', details)}")
-    result = reply.get("result") or {}
-    if result.get("type") != "string":
-        raise FirefoxError(f"unexpected script result: {result}")
-    return json.loads(result["value"])
+def decode_result(value: Any) -> Any:
+    """The value of an ``evaluate`` made by :func:`evaluate_expression` (JSON text)."""
+    if not isinstance(value, str):
+        raise FirefoxError(f"unexpected script result: {value!r}")
+    return json.loads(value)
 
 
-def _netns_socket_factory(netns: str) -> Callable[[Any], socket.socket]:
-    """An aiohttp socket factory whose sockets live in network namespace ``netns``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def make(addr_info: Any) -> socket.socket:
-        family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
-        out: list[socket.socket | BaseException] = []
-
-        def inside() -> None:  # this thread alone enters the namespace, then ends
-            try:
-                fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), f"setns({netns})")
-                finally:
-                    os.close(fd)
-                out.append(socket.socket(family, type_, proto))
-            except BaseException as exc:  # handed to the caller
-                out.append(exc)
-
-        t = threading.Thread(target=inside, name=f"setns-{netns}")
-        t.start()
-        t.join()
-        if isinstance(out[0], BaseException):
-            raise out[0]
-        out[0].setblocking(False)
-        return out[0]
-
-    return make
+def decode_reply(reply: dict[str, Any]) -> Any:
+    """The result of one driver reply, or the :class:`FirefoxError` it carries."""
+    if "error" in reply:
+        raise FirefoxError(str(reply["error"]))
+    return reply.get("result")
 
 
 @dataclass
 class FirefoxPage:
-    """One tab (a BiDi browsing context), with the calls the e2e tests use on a Playwright page."""
+    """One tab, with the calls the e2e tests use on a Playwright page."""
 
     browser: Firefox
-    context: str
+    page: str  # the driver's page id
 
     async def goto(self, url: str) -> None:
-        await self.browser.command("browsingContext.navigate",
-                                   {"context": self.context, "url": url, "wait": "complete"})
+        """Navigate and wait for the page's ``load`` event."""
+        await self.browser.command("goto", {"page": self.page, "url": url})
 
     async def evaluate(self, source: str, arg: Any = _NO_ARG) -> Any:
-        reply = await self.browser.command("script.evaluate", {
-            "expression": evaluate_expression(source, arg),
-            "target": {"context": self.context},
-            "awaitPromise": True,
-            "resultOwnership": "none",
-        })
-        return decode_result(reply)
+        try:
+            value = await self.browser.command("evaluate", {
+                "page": self.page, "expression": evaluate_expression(source, arg)})
+        except FirefoxError as exc:
+            raise FirefoxError(f"page script threw: {exc}") from None
+        return decode_result(value)
 
     async def click(self, selector: str, timeout: float = 10.0) -> None:
         """A real mouse click (user activation) in the middle of the first element ``selector``
@@ -199,13 +185,7 @@ class FirefoxPage:
         box = await self.evaluate(CLICK_TARGET_SOURCE, {"selector": selector, "timeout_ms": timeout * 1000})
         if box is None:
             raise FirefoxError(f"no visible, settled, uncovered element matches {selector!r} after {timeout:.0f} s")
-        await self.browser.command("input.performActions", {"context": self.context, "actions": [{
-            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-            "actions": [
-                {"type": "pointerMove", "x": int(box["x"]), "y": int(box["y"])},
-                {"type": "pointerDown", "button": 0},
-                {"type": "pointerUp", "button": 0},
-            ]}]})
+        await self.browser.command("click", {"page": self.page, "x": int(box["x"]), "y": int(box["y"])})
 
     async def fill(self, selector: str, value: str) -> None:
         """Set the value of the form control ``selector`` matches (an input of any type, a select,
@@ -219,30 +199,28 @@ class FirefoxPage:
 
     async def screenshot(self, path: Path) -> None:
         """A PNG of the tab's viewport."""
-        r = await self.browser.command("browsingContext.captureScreenshot", {"context": self.context})
-        path.write_bytes(base64.b64decode(r["data"]))
+        await self.browser.command("screenshot", {"page": self.page, "path": str(Path(path).resolve())})
 
     async def set_viewport(self, width: int, height: int) -> None:
-        await self.browser.command("browsingContext.setViewport", {
-            "context": self.context, "viewport": {"width": width, "height": height}})
+        await self.browser.command("viewport", {"page": self.page, "width": width, "height": height})
 
     async def close(self) -> None:
-        await self.browser.command("browsingContext.close", {"context": self.context})
+        await self.browser.command("closePage", {"page": self.page})
 
 
 @dataclass
 class Firefox:
-    """A headless Firefox process and its BiDi session. ``await Firefox.launch()``, then
-    :meth:`new_page`; :meth:`close` ends both (and removes the temporary profile)."""
+    """A headless Firefox and the driver process that holds its BiDi session.
+    ``await Firefox.launch()``, then :meth:`new_page`; :meth:`close` ends both (and removes the
+    temporary profile)."""
 
-    proc: subprocess.Popen[bytes]
+    proc: asyncio.subprocess.Process
     profile: Path
     netns: str | None
     version: str = ""
     on_console: Callable[[str], None] | None = print
-    _http: aiohttp.ClientSession | None = None
-    _ws: aiohttp.ClientWebSocketResponse | None = None
     _reader: asyncio.Task[None] | None = None
+    _ready: asyncio.Future[dict[str, Any]] | None = None
     _next_id: int = 0
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
 
@@ -250,133 +228,133 @@ class Firefox:
     async def launch(cls, netns: str | None = None, secure_hosts: Sequence[str] = (),
                      prefs: dict[str, bool | int | str] | None = None, timeout: float = 30.0,
                      on_console: Callable[[str], None] | None = print,
-                     extra_env: dict[str, str] | None = None) -> Firefox:
+                     extra_env: dict[str, str] | None = None, executable: str = FIREFOX) -> Firefox:
+        node = check_driver_installed()
         profile = Path(tempfile.mkdtemp(prefix="ff-profile-"))
         (profile / "user.js").write_text(user_js(profile_prefs(secure_hosts, prefs)))
-        log = open(profile / "firefox.log", "wb")  # noqa: SIM115 (the process writes it)
-        env = {**os.environ, "MOZ_CRASHREPORTER_DISABLE": "1", **(extra_env or {})}
-        proc = subprocess.Popen(firefox_argv(profile, netns), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        log.close()
+        launch = {"argv": firefox_argv(profile, executable), "log": str(profile / "firefox.log"),
+                  "timeout_ms": int(timeout * 1000)}
+        env = {**os.environ, "MOZ_CRASHREPORTER_DISABLE": "1", "PUPPETEER_SKIP_DOWNLOAD": "1",
+               **(extra_env or {})}
+        with open(profile / "driver.log", "wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *driver_argv(launch, netns, node), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=log, env=env, cwd=DRIVER_DIR,
+                start_new_session=True, limit=64 * 1024 * 1024)
         ff = cls(proc, profile, netns, on_console=on_console)
+        ff._ready = asyncio.get_running_loop().create_future()
+        ff._reader = asyncio.create_task(ff._read())
         try:
-            port = await ff._wait_port(timeout)
-            await ff._connect(port, timeout)
+            ready = await asyncio.wait_for(asyncio.shield(ff._ready), timeout + 10)
+            if not ready.get("ready"):
+                raise FirefoxError(f"Firefox did not start: {ready.get('error')}: {ff.log_tail()}")
+            ff.version = str(ready.get("version", ""))
         except BaseException:
             await ff.close()
             raise
         return ff
 
-    async def _wait_port(self, timeout: float) -> int:
-        info = self.profile / "WebDriverBiDiServer.json"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise FirefoxError(f"firefox exited {self.proc.returncode}: {self.log_tail()}")
-            try:
-                return int(json.loads(info.read_text())["ws_port"])
-            except (OSError, ValueError, KeyError):
-                await asyncio.sleep(0.1)
-        raise FirefoxError(f"firefox's BiDi server did not start in {timeout:.0f} s: {self.log_tail()}")
-
-    async def _connect(self, port: int, timeout: float) -> None:
-        connector = aiohttp.TCPConnector(
-            socket_factory=_netns_socket_factory(self.netns) if self.netns else None)
-        self._http = aiohttp.ClientSession(connector=connector)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._ws = await self._http.ws_connect(f"ws://127.0.0.1:{port}/session",
-                                                       max_msg_size=64 * 1024 * 1024)
-                break
-            except (aiohttp.ClientError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
-        self._reader = asyncio.create_task(self._read())
-        caps = await self.command("session.new", {"capabilities": {}})
-        self.version = str(caps.get("capabilities", {}).get("browserVersion", ""))
-        await self.command("session.subscribe", {"events": ["log.entryAdded"]})
-
     async def _read(self) -> None:
-        assert self._ws is not None
-        async for msg in self._ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            try:
+                data = json.loads(line)
+            except ValueError:
                 continue
-            data = json.loads(msg.data)
-            if data.get("type") == "event":
+            if "ready" in data:
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_result(data)
+            elif "event" in data:
                 self._event(data)
-                continue
-            fut = self._pending.pop(data.get("id", -1), None)
-            if fut is not None and not fut.done():
-                fut.set_result(data)
+            else:
+                fut = self._pending.pop(data.get("id", -1), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        gone = FirefoxError(f"the Firefox driver exited: {self.log_tail()}")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(gone)
         for fut in self._pending.values():
             if not fut.done():
-                fut.set_exception(FirefoxError("the BiDi connection closed"))
+                fut.set_exception(gone)
         self._pending.clear()
 
     def _event(self, data: dict[str, Any]) -> None:
-        if data.get("method") == "log.entryAdded" and self.on_console is not None:
-            p = data.get("params") or {}
-            if p.get("level") in ("error", "warn"):
-                self.on_console(f"[firefox] {p.get('level')}: {p.get('text')}")
+        if data.get("event") == "console" and self.on_console is not None:
+            self.on_console(f"[firefox] {data.get('level')}: {data.get('text')}")
 
-    async def command(self, method: str, params: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        if self._ws is None or self._ws.closed:
-            raise FirefoxError("the BiDi connection is closed")
+    async def command(self, op: str, params: dict[str, Any], timeout: float = 70.0) -> Any:
+        """One driver command (``driver.mjs``'s list); its result."""
+        stdin = self.proc.stdin
+        if stdin is None or stdin.is_closing() or self.proc.returncode is not None:
+            raise FirefoxError("the Firefox driver is not running")
         self._next_id += 1
         cid = self._next_id
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[cid] = fut
-        await self._ws.send_str(json.dumps({"id": cid, "method": method, "params": params}))
         try:
+            stdin.write(json.dumps({**params, "id": cid, "op": op}).encode() + b"\n")
+            await stdin.drain()
             reply = await asyncio.wait_for(fut, timeout)
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise FirefoxError(f"the Firefox driver is gone: {exc}") from None
         finally:
             self._pending.pop(cid, None)
-        if reply.get("type") == "error":
-            raise FirefoxError(f"{method}: {reply.get('error')}: {reply.get('message')}")
-        return dict(reply.get("result") or {})
+        try:
+            return decode_reply(reply)
+        except FirefoxError as exc:
+            raise FirefoxError(f"{op}: {exc}") from None
 
     async def new_page(self, url: str | None = None) -> FirefoxPage:
-        r = await self.command("browsingContext.create", {"type": "tab"})
-        page = FirefoxPage(self, str(r["context"]))
+        page = FirefoxPage(self, str(await self.command("newPage", {})))
         if url is not None:
             await page.goto(url)
         return page
 
     def log_tail(self, n: int = 2000) -> str:
-        try:
-            return (self.profile / "firefox.log").read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        out = []
+        for name in ("driver.log", "firefox.log"):
+            try:
+                text = (self.profile / name).read_text(errors="replace")[-n:]
+            except OSError:
+                continue
+            if text.strip():
+                out.append(f"{name}: {text}")
+        return "\n".join(out)
 
     async def close(self) -> None:
-        if self._ws is not None and not self._ws.closed:
+        """Close Firefox (the driver's ``close``), then make sure both processes have ended."""
+        if self.proc.returncode is None:
             try:
-                await asyncio.wait_for(self.command("browser.close", {}, timeout=5), 6)
-            except (FirefoxError, TimeoutError, aiohttp.ClientError, ConnectionError):
+                await self.command("close", {}, timeout=20)
+            except (FirefoxError, TimeoutError):
                 pass
-            await self._ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-        if self._http is not None:
-            await self._http.close()
-        await asyncio.get_running_loop().run_in_executor(None, self._stop_process)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-    def _stop_process(self) -> None:
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
             try:
-                os.killpg(self.proc.pid, 15)
-                self.proc.wait(5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(5)
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                for sig in (signal.SIGTERM, signal.SIGKILL):
+                    try:
+                        os.killpg(self.proc.pid, sig)  # the driver's session: it and its Firefox
+                    except ProcessLookupError:
+                        break
+                    try:
+                        await asyncio.wait_for(self.proc.wait(), 5)
+                        break
+                    except TimeoutError:
+                        continue
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._reader.cancel()
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def firefox_version(executable: str = FIREFOX) -> str:
+    import subprocess  # only here: the rest of the module is asyncio
+
     out = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30)
     return out.stdout.strip()
-

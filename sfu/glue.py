@@ -956,6 +956,32 @@ def answer_as_dtls_server(pc: RTCPeerConnection) -> int:
     return count
 
 
+def offer_as_dtls_client(pc: RTCPeerConnection, offer_sdp: str) -> str:
+    """After ``setLocalDescription(offer)``: the offer to send, saying ``a=setup:active`` instead
+    of ``actpass``, so that the answerer is the DTLS server and aiortc the client (RFC 4145: an
+    ``active`` offer is answered ``passive``; Chromium and Firefox do so, and so does aiortc).
+    aiortc takes the client role from that ``passive`` answer by itself. Returns the new SDP.
+
+    Why: as DTLS *server* aiortc starts reading only when its own ICE check has succeeded, while
+    the browser (the DTLS client) sends its ClientHello as soon as *its* check has, and repeats it
+    on a doubling timer. On a busy node (a lesson moved there because its node died: every
+    classroom of it connecting at once) aiortc's checks ran 1-1.5 s behind, so ten or more stale
+    copies of the two-datagram ClientHello were queued in front of the browser's next flight;
+    aiortc's handshake reads one datagram per event-loop round trip, OpenSSL's own 1 s timer fired
+    meanwhile, and the browser's timer backed off: 1-14 s from ICE connected to DTLS connected on
+    subscribe connections. As DTLS client aiortc sends the first datagram itself, once its ICE is
+    up, nothing is queued, and the ClientHello is repeated quickly (:func:`_repeat_client_hello`)
+    until the browser answers, as on publish connections, which never showed the delay."""
+    for t in pc.getTransceivers():
+        dtls = t.receiver.transport
+        if dtls is not None and dtls.state == "new" and not getattr(dtls, _HELLO_REPEATS, False):
+            setattr(dtls, _HELLO_REPEATS, True)
+            _repeat_client_hello(dtls)
+    return offer_sdp.replace("a=setup:actpass", "a=setup:active")
+
+
+_HELLO_REPEATS = "_classroom_hello_repeats"  # on a DTLS transport: _repeat_client_hello installed
+
 # The ClientHello aiortc sends as DTLS client is sent again this soon (seconds after the first)
 # while nothing has come back. FFmpeg 8's whip muxer (the DTLS server by default) reads the first
 # DTLS datagram itself in its ICE loop, only to learn that DTLS has begun, and drops it (one sent
@@ -973,11 +999,17 @@ def _repeat_client_hello(dtls: Any) -> None:
     ice = dtls.transport
     send = ice._send
 
+    # datagrams received but not read yet: on a busy loop the peer's answer may be waiting there
+    # (a repeat then only draws another copy of it, which the handshake has to read as well)
+    queued = getattr(getattr(ice, "_connection", None), "_queue", None)
+
     async def resend(data: bytes) -> None:
         started = time.monotonic()
         for at in CLIENT_HELLO_REPEATS_S:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
             if dtls._RTCDtlsTransport__rx_packets or dtls.state != "connecting":
+                return
+            if queued is not None and queued.qsize():
                 return
             try:
                 await send(data)

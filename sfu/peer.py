@@ -70,6 +70,10 @@ class PeerSettings:
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
     pacing: bool = False  # pace a constrained subscriber connection's video (sfu/paced.py); off: see config
     twcc: bool = True  # offer subscribers transport-cc: a send-side estimate (sfu/bwe/twcc.py) instead of REMB
+    # offer subscribers a=setup:active: the SFU is the DTLS client of its subscribe connections, as of
+    # its publish ones (glue.offer_as_dtls_client: a browser's ClientHellos no longer queue up on a
+    # busy node). False: a=setup:actpass, the browser is the client, as before
+    subscriber_dtls_client: bool = True
     # the node's shared media port (media.udp_port; a glue.UdpMux): every connection's host candidates on
     # it. None: a socket of its own per connection (media.udp_mux: false, and clients in tests)
     udp_mux: Any = None
@@ -551,6 +555,8 @@ class SubscriberPeer:
                 sdp = glue.red_subscribe_offer(sdp)
             if self.settings.twcc:
                 sdp = glue.twcc_subscribe_offer(sdp)
+            if self.settings.subscriber_dtls_client:
+                sdp = glue.offer_as_dtls_client(self.pc, sdp)
             await self._send_offer(sdp, self.track_map())
         elif changed:
             await self._send_tracks(self.track_map())

@@ -10,7 +10,10 @@ missing=()
 while read -r pkg; do
   pkg="${pkg%%#*}"; pkg="$(echo "$pkg" | xargs)"
   [ -z "$pkg" ] && continue
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  dpkg -s "$pkg" >/dev/null 2>&1 && continue
+  # NodeSource's nodejs package brings its own npm (and conflicts with Debian's npm package)
+  [ "$pkg" = npm ] && command -v npm >/dev/null 2>&1 && continue
+  missing+=("$pkg")
 done < tests/apt-packages.txt
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
@@ -43,6 +46,9 @@ fi
 # shellcheck source=tools/venv.sh
 . tools/venv.sh
 classroom_venv test
+
+# the Firefox e2e tests' driver (npm's puppeteer-core; only when node_modules is missing or stale)
+bash tools/firefox_driver.sh
 
 report="$(mktemp -d)/junit.xml"
 set +e

@@ -76,3 +76,32 @@ async def test_without_the_repeats_openssl_waits_a_second(monkeypatch: pytest.Mo
     took, dropped = await connect_time()
     print(f"\nthe same without repeats: connected in {took:.3f} s")
     assert dropped and took >= 0.9, took
+
+
+async def test_an_offerer_that_is_the_dtls_client() -> None:
+    """``glue.offer_as_dtls_client`` (the SFU's subscribe offers): the answerer, a real aiortc peer,
+    answers ``a=setup:passive``, the offerer sends the ClientHello once its own ICE check has
+    succeeded, and repeats it quickly: connected well within a second although the answerer
+    drops the first DTLS datagram it gets."""
+    offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        offerer.addTransceiver("video", direction="sendonly")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        sdp = glue.offer_as_dtls_client(offerer, offerer.localDescription.sdp)
+        await answerer.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        assert "a=setup:passive" in answerer.localDescription.sdp
+        dropped = drop_first_dtls_datagram(answerer)
+        started = time.monotonic()
+        await offerer.setRemoteDescription(answerer.localDescription)
+        while not (offerer.connectionState == answerer.connectionState == "connected"):
+            assert time.monotonic() - started < 10, (offerer.connectionState, answerer.connectionState)
+            await asyncio.sleep(0.005)
+        took = time.monotonic() - started
+        print(f"\nthe offerer as DTLS client (a=setup:active offer), first ClientHello dropped: {took:.3f} s")
+        assert offerer.getTransceivers()[0].receiver.transport._role == "client"
+        assert dropped and dropped[0][13] == 1  # the ClientHello
+        assert took < 0.6, took
+    finally:
+        await offerer.close()
+        await answerer.close()

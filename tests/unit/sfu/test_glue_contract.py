@@ -37,6 +37,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
+from aiortc.rtcsessiondescription import RTCSessionDescription
 
 from sfu import glue
 from sfu.stats import STATS
@@ -659,6 +660,32 @@ async def test_answer_as_dtls_server_turns_actpass_into_passive() -> None:
         await answerer.close()
 
 
+async def test_offer_as_dtls_client_makes_the_answerer_the_server() -> None:
+    """glue.offer_as_dtls_client: aiortc applies the answer's ``a=setup:passive`` as its own client
+    role (setRemoteDescription of an answer sets ``_role`` from ``media.dtls.role``), and an aiortc
+    answerer answers an ``active`` offer ``passive`` (it takes the server role for an offer whose
+    role is ``client``)."""
+    assert 'role="server" if media.dtls.role == "client" else "client"' in source(
+        aiortc.rtcpeerconnection.RTCPeerConnection.setRemoteDescription)
+    assert 'media.dtls.role == "client"' in source(aiortc.rtcpeerconnection.RTCPeerConnection.setRemoteDescription)
+    offerer, answerer = PC(), PC()
+    try:
+        offerer.addTransceiver("video", direction="sendonly")
+        await offerer.setLocalDescription(await offerer.createOffer())
+        sdp = glue.offer_as_dtls_client(offerer, offerer.localDescription.sdp)
+        assert "a=setup:active" in sdp and "a=setup:actpass" not in sdp
+        assert glue.offer_as_dtls_client(offerer, sdp) == sdp  # idempotent; the repeats installed once
+        await answerer.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        answer = await answerer.createAnswer()
+        assert "a=setup:passive" in answer.sdp
+        assert answerer.getTransceivers()[0].receiver.transport._role == "server"
+        await offerer.setRemoteDescription(answer)
+        assert offerer.getTransceivers()[0].receiver.transport._role == "client"
+    finally:
+        await offerer.close()
+        await answerer.close()
+
+
 def test_dtls_internals_used_to_repeat_the_client_hello() -> None:
     """glue._repeat_client_hello wraps the ICE transport's ``_send`` (an instance attribute: the
     aioice connection's ``send``, what the DTLS transport writes every handshake datagram with)
@@ -669,6 +696,9 @@ def test_dtls_internals_used_to_repeat_the_client_hello() -> None:
     assert "await self.transport._send(data)" in source(dtls._write_ssl)
     assert "self._send = self._connection.send" in source(aiortc.rtcicetransport.RTCIceTransport.__init__)
     assert params(aioice.ice.Connection.send) == ["self", "data"]
+    # ... and skips a repeat while the peer's answer waits, unread, in the connection's queue
+    assert "self._queue.put_nowait((data, component))" in source(aioice.ice.Connection.data_received)
+    assert "self._connection = " in source(aiortc.rtcicetransport.RTCIceTransport.__init__)
 
 
 def test_connection_internals_used_by_restart_ice() -> None:
