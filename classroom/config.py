@@ -62,11 +62,9 @@ class MediaConfig:
     # (docs/network.md). 0: one port the kernel picks at start (tests; printed in the banner). Every
     # node on one machine needs its own (`classroom cluster` gives node i udp_port + i - 1).
     udp_port: int = 7882
-    # True: every connection of the node on the one udp_port (#19). Off by default for now: in the
-    # clean-clone CI of 2026-12-02 a second Firefox tab from the same browser, the recorder and the
-    # media-input test did not connect through it (docs/network.md); false: every connection binds a
-    # UDP socket of its own in the ephemeral range, as before #19.
-    udp_mux: bool = False
+    # True (default): every connection of the node on the one udp_port (#19). False: every connection
+    # binds a UDP socket of its own in the ephemeral range, as before #19 (debugging; docs/network.md).
+    udp_mux: bool = True
     # TURN (coturn) for classrooms behind strict firewalls (classroom/turn.py, docs/network.md).
     # turn_url: TURN over UDP, e.g. "turn:turn.county.edu.cn:3478"; empty: none.
     turn_url: str = ""

@@ -132,7 +132,7 @@ def start_server(cpu: int | None, python_loop: bool = False, top_layer: bool = F
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-fanout-"))
     env = dict(os.environ, CLASSROOM_TOKEN_SECRET=secret)
     env.setdefault("CLASSROOM_MEDIA_UDP_PORT", "0")  # the node's one media port, on a free port
-    # the one media port with sendmmsg (opt-in in the server for now), or a UDP socket per
+    # the one media port with sendmmsg (the server's default), or a UDP socket per
     # connection and send() per copy, as before #19
     env["CLASSROOM_MEDIA_UDP_MUX"] = "false" if per_connection_sockets else "true"
     if python_loop:

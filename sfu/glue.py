@@ -1281,9 +1281,12 @@ class _MuxSocket:
                     pass
         self.address = address
         self.port = int(self.sock.getsockname()[1])
-        # ufrag -> its connections: aiortc gives every transceiver of a new offer a transport of its own
-        # with the same credentials until the answer's BUNDLE closes all but the first; a check for
-        # the ufrag goes to the first one registered that is still open (every one answers it alike)
+        # ufrag -> its connections: without max-bundle aiortc gives every transceiver of a new offer a
+        # transport of its own with the same credentials until the answer's BUNDLE closes all but the
+        # primary one, and which of them gathered (registered) first is a set's order. A check for the
+        # ufrag is handed to every one of them (each answers it alike and learns the peer-reflexive
+        # candidate, whichever survives BUNDLE); DTLS/SRTP from the checked address go to one, and
+        # to a surviving sibling when that one closes (glue contract test, "same ufrag")
         self.by_ufrag: dict[str, list[_MuxProtocol]] = {}
         self.by_address: dict[tuple[str, int], _MuxProtocol] = {}
         self.transactions: dict[bytes, _MuxProtocol] = {}
@@ -1316,9 +1319,12 @@ class _MuxSocket:
 
     def unregister(self, protocol: _MuxProtocol) -> None:
         self._forget_ufrag(protocol)
+        siblings = self.by_ufrag.get(protocol.ufrag)  # transports of the same connection's credentials
         for addr in protocol.learned:
             if self.by_address.get(addr) is protocol:
                 del self.by_address[addr]
+                if siblings:  # they saw the same checks: the one BUNDLE keeps takes the address over
+                    self.learn(siblings[0], addr)
         protocol.learned = []
         for tid in list(protocol.transactions):
             if self.transactions.get(tid) is protocol:
@@ -1393,14 +1399,17 @@ class _MuxSocket:
             if head.username is None:
                 STATS.mux_bad_stun += 1
                 return
-            protocol = self.lookup(demux.local_ufrag(head.username))
-            if protocol is None:
+            same = self.by_ufrag.get(demux.local_ufrag(head.username))
+            if not same:
                 STATS.mux_unknown_ufrag += 1
                 return
+            protocol = same[0]
             if not demux.integrity_ok(data, head, protocol.receiver.local_password.encode("utf-8")):
                 STATS.mux_bad_stun += 1
                 return
             self.learn(protocol, addr)
+            for sibling in same[1:]:  # (a copy of the list: a sibling may close while it answers)
+                sibling.datagram_received(data, addr)
         elif head.message_class == demux.INDICATION:  # (a keep-alive): only from a known peer
             protocol = self.by_address.get(addr)
             if protocol is None:

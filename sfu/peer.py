@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from sfu import glue, rtcp
@@ -81,7 +81,10 @@ class PeerSettings:
 
 def _new_pc(settings: PeerSettings) -> RTCPeerConnection:
     servers = [RTCIceServer(urls=u) for u in settings.ice_servers]
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+    # the enum, not the string "max-bundle": aiortc compares with the enum, and a string silently
+    # gave a transport (and an ICE connection) per transceiver until the answer's BUNDLE closed all
+    # but one; on the one media port a peer's early checks then reached a transport about to close
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
     glue.quiet_connect_after_close(pc)
     return pc
 

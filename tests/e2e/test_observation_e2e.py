@@ -37,7 +37,7 @@ def demo_recorded(tmp_path: Path) -> Iterator[ServerProcess]:
     """``classroom serve`` with its demo lesson, recorded (the default) and analysed on 3 s windows."""
     port = free_port()
     env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_RECORDING_END_GRACE_S": "1",
-           "CLASSROOM_ANALYTICS_INTERVAL_S": "3"}
+           "CLASSROOM_ANALYTICS_INTERVAL_S": "3", "CLASSROOM_MEDIA_UDP_PORT": "0"}
     log = open(tmp_path / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "classroom.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],

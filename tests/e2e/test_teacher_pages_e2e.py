@@ -34,7 +34,8 @@ NO_SIDEWAYS = "document.documentElement.scrollWidth <= innerWidth"
 def demo_proc(tmp_path: Path) -> Iterator[ServerProcess]:
     """``classroom serve`` with its demo lesson (three expected remote classrooms), not recorded."""
     port = free_port()
-    env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_RECORDING_ENABLED": "false"}
+    env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_RECORDING_ENABLED": "false",
+           "CLASSROOM_MEDIA_UDP_PORT": "0"}  # the one media port on a port the kernel picks (runs side by side)
     log = open(tmp_path / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "classroom.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],

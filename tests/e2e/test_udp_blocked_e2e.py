@@ -145,7 +145,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         env = {**os.environ, "CLASSROOM_TOKEN_SECRET": SECRET, "CLASSROOM_MEDIA_ICE_ADDRESSES": host,
                "CLASSROOM_MEDIA_TURN_URL": f"turn:{host}:{turn_port}",
                "CLASSROOM_MEDIA_TURN_TLS_URL": f"turns:{host}:{tls_port}",
-               "CLASSROOM_MEDIA_TURN_SECRET_FILE": str(secret_file)}
+               "CLASSROOM_MEDIA_TURN_SECRET_FILE": str(secret_file),
+               "CLASSROOM_MEDIA_UDP_PORT": "0"}  # the one media port on a port the kernel picks
         server_log = tmp_path / "server.log"
         data = tmp_path / "data"
         with open(server_log, "ab") as out:

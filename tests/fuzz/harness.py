@@ -301,7 +301,7 @@ async def still_flowing(sub: SubscriberBot, packets: int = 30, timeout: float = 
 def live_server(extra_args: tuple[str, ...] = ()) -> Iterator[Live]:
     # The per-connection publish bucket (limits.publish_burst) is off: the fuzzers send offers as
     # fast as the server answers them, to reach the SDP code, not the limiter (that has its test).
-    # the one media port (opt-in in the server for now) is what the datagram and flood fuzzers aim at
+    # the one media port (the server's default; explicit here) is what the datagram and flood fuzzers aim at
     env = {**os.environ, "CLASSROOM_LIMITS_PUBLISH_BURST": "0", "CLASSROOM_MEDIA_UDP_MUX": "true"}
     server = start_server(extra_args=extra_args, log_level="WARNING", env=env)
     try:

@@ -118,6 +118,14 @@ async def test_recording_is_shown_and_end_lesson_stops_it_at_once(tmp_path: Path
                 break
             await asyncio.sleep(0.1)
         assert "rec-end" not in coordinator.recording, "end_lesson did not stop the recorder"
+        # The coordinator forgets the lesson first, then stops its recorder (SIGTERM): the recorder
+        # writes its final manifest as it exits, a moment later. Wait for that exit, not the set.
+        launcher = coordinator.service.launcher
+        for _ in range(100):
+            if "rec-end" not in launcher.supervised:
+                break
+            await asyncio.sleep(0.1)
+        assert "rec-end" not in launcher.supervised, "the recorder did not exit after end_lesson"
         assert (srv.config.data_path / "recordings" / "rec-end" / "manifest.json").exists()
     finally:
         for p in (lead, remote):

@@ -7,12 +7,16 @@ import asyncio
 import os
 import socket
 import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pylibsrtp
+import pytest
 
-from classroom.server import Server
+from classroom.server import Server, start_server
 from sfu import glue
 from sfu.stats import STATS
+from tests.integration.conftest import server_config
 from tests.integration.peers import ClassroomPeer, PatternTrack
 
 
@@ -81,11 +85,44 @@ def _candidate_ports(sdp: str) -> set[int]:
     return ports
 
 
-async def test_stray_datagrams_at_a_media_port_hurt_nobody(server: Server) -> None:
+JUNK = [b"", b"\x00", b"\x16", b"\x80", b"\x80\xc8", b"\xff" * 100, os.urandom(200),
+        b"\x16\xfe\xfd" + os.urandom(60), b"\x80\x60" + os.urandom(100)]
+# of JUNK, what the guard (glue.guard_datagrams) drops whoever sends it: empty, 1-2 bytes, not
+# DTLS/RTP by its first byte (b"\x00" is STUN by its first byte: the one port's demultiplexer
+# drops it as bad STUN before the guard, a per-connection socket's guard drops it)
+GUARD_DROPS_FROM_THE_PEER = 5
+
+
+@pytest.fixture(params=[True, False], ids=["one-media-port", "socket-per-connection"])
+async def either_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    """A server with ``media.udp_mux`` on (the default) and one with it off."""
+    config = server_config(tmp_path)
+    config.media.udp_mux = request.param
+    srv = await start_server(config)
+    assert (srv.extras.get("udp_mux") is not None) is request.param
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+def _mux_drops() -> int:
+    return STATS.mux_unknown_address + STATS.mux_unknown_ufrag + STATS.mux_bad_stun
+
+
+async def test_stray_datagrams_at_a_media_port_hurt_nobody(either_server: Server) -> None:
     """Issue #14, item 1: an empty UDP datagram (from any address) at a publisher's ICE port used
-    to end aiortc's DTLS receive loop (IndexError) and that publisher's media for good."""
+    to end aiortc's DTLS receive loop (IndexError) and that publisher's media for good.
+
+    Two senders: a stranger, and the publisher's own ICE socket (the address its checks came
+    from). On the node's one media port (``media.udp_mux``, the default) the stranger's datagrams
+    never reach a connection: the demultiplexer drops them by address and counts them
+    (``classroom_mux_*_total``); the peer's own junk reaches its connection and the guard drops it
+    (``classroom_bad_datagrams_total``). With a socket per connection the guard drops both."""
+    server = either_server
     lead = ClassroomPeer(server.base_url, tok(server, "stray", "lead", "lead"))
     remote = ClassroomPeer(server.base_url, tok(server, "stray", "r1", "remote"))
+    shared_port = server.extras.get("udp_mux") is not None
     try:
         await lead.connect()
         await remote.connect()
@@ -94,27 +131,42 @@ async def test_stray_datagrams_at_a_media_port_hurt_nobody(server: Server) -> No
         assert ports
         await remote.wait_frames("video", 5)
         assert remote.sub is not None and remote.sub.remoteDescription is not None
-        # the subscriber side too (its socket is connect()-ed to the peer, so the kernel already
-        # drops a stranger's datagrams there; only the publisher's port counts them)
+        # the subscriber side too (per connection its socket is connect()-ed to the peer, so the
+        # kernel already drops a stranger's datagrams there; only the publisher's port counts them)
         publisher_ports = len(ports)
         ports |= _candidate_ports(remote.sub.remoteDescription.sdp)
-        before = STATS.bad_datagrams
+        if shared_port:
+            assert len(ports) == 1, f"one media port for both connections: {ports}"
+        guard_before, mux_before = STATS.bad_datagrams, _mux_drops()
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            junk = [b"", b"\x00", b"\x16", b"\x80", b"\x80\xc8", b"\xff" * 100, os.urandom(200),
-                    b"\x16\xfe\xfd" + os.urandom(60), b"\x80\x60" + os.urandom(100)]
             for port in ports:
-                for data in junk:
+                for data in JUNK:
                     sock.sendto(data, ("127.0.0.1", port))
         finally:
             sock.close()
         await asyncio.sleep(0.5)
-        # The publisher's media still reaches the remote classroom...
+        if shared_port:
+            assert _mux_drops() >= mux_before + len(JUNK) * len(ports)
+            assert STATS.bad_datagrams == guard_before  # none of it reached a connection
+        else:
+            assert STATS.bad_datagrams >= guard_before + 6 * publisher_ports
+        # the same junk from the publisher's own ICE socket: past the demultiplexer, to the guard
+        assert lead.pub is not None
+        guard_before = STATS.bad_datagrams
+        fds = glue.ice_socket_fds(lead.pub)
+        assert fds
+        for fd in fds:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, fileno=os.dup(fd)) as own:
+                for port in _candidate_ports(answer["sdp"]):
+                    for data in JUNK:
+                        own.sendto(data, ("127.0.0.1", port))
+        await asyncio.sleep(0.5)
+        assert STATS.bad_datagrams >= guard_before + GUARD_DROPS_FROM_THE_PEER
+        # The publisher's media still reaches the remote classroom: no junk reached aiortc.
         mid = remote.mids("video")[0]
         n = remote.frames[mid]
         await remote.wait_frames("video", n + 15, timeout=5)
-        # ...because the junk never reached aiortc (counted instead).
-        assert STATS.bad_datagrams >= before + 6 * publisher_ports
     finally:
         await lead.close()
         await remote.close()

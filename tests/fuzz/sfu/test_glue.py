@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,6 +177,18 @@ async def test_datagrams_at_media_ports(live: Live, record_property: Callable[[s
         await pub.stop()
 
 
+def kernel_drops(port: int, address: str = "127.0.0.1") -> int:
+    """Datagrams the kernel dropped at the IPv4 UDP socket bound to ``address:port`` (its receive
+    queue was full: the ``drops`` column of /proc/net/udp, per socket, this network namespace)."""
+    want = f"{socket.htonl(int.from_bytes(socket.inet_aton(address), 'big')):08X}:{port:04X}"
+    total = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 12 and fields[1] == want:
+            total += int(fields[12])
+    return total
+
+
 @pytest.mark.timeout(120)
 async def test_a_flood_at_the_shared_media_port_stops_no_ones_media(
         live: Live, record_property: Callable[[str, object], None]) -> None:
@@ -197,6 +210,7 @@ async def test_a_flood_at_the_shared_media_port_stops_no_ones_media(
                  b"\x00\x01\x00", b"\x00\x01\x00\x08" + struct.pack("!I", MAGIC) + bytes(12),
                  b"\x16\xfe\xfd", dtls(rng), *real[:8]]
         before = metrics(live.base_url)
+        drops_before = kernel_drops(port)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
@@ -220,9 +234,15 @@ async def test_a_flood_at_the_shared_media_port_stops_no_ones_media(
         after = metrics(live.base_url)
         counted = sum(after.get(f"classroom_mux_{n}_total", 0.0) - before.get(f"classroom_mux_{n}_total", 0.0)
                       for n in ("unknown_ufrag", "unknown_address", "bad_stun"))
+        dropped_by_kernel = kernel_drops(port) - drops_before
         res = live.check()
-        report(record_property, "flood", sent, elapsed, counted_by_mux=int(counted), **watch_figures(res))
-        assert counted >= 0.5 * sent, (counted, sent)  # (the rest: lost in the kernel's socket buffer)
+        report(record_property, "flood", sent, elapsed, counted_by_mux=int(counted),
+               dropped_by_kernel=dropped_by_kernel, **watch_figures(res))
+        # every datagram is accounted for: read and counted by the demultiplexer, or dropped by the
+        # kernel at the full socket (how many of each depends on the CPU the server gets: under
+        # load on 2 cores the port read 37-55 % of a loopback flood, the kernel dropped the rest)
+        assert counted + dropped_by_kernel >= 0.95 * sent, (counted, dropped_by_kernel, sent)
+        assert counted >= 0.2 * sent, (counted, sent)  # the port reads in bulk, it does not stall
     finally:
         await sub.stop()
         await pub.stop()

@@ -143,3 +143,76 @@ async def test_two_peer_connections_connect_through_the_shared_port() -> None:
         await server.close()
     assert mux.connections() == 0 and not mux.sockets["127.0.0.1"].by_address
     mux.close()
+
+
+def _without_candidates(sdp: str) -> str:
+    """An answer whose candidates cannot be reached (Firefox's ``.local`` names nobody resolves
+    here): the offerer learns the peer only from its checks (peer-reflexive)."""
+    return "".join(line + "\r\n" for line in sdp.splitlines()
+                   if not line.startswith(("a=candidate:", "a=end-of-candidates")))
+
+
+async def test_an_early_check_reaches_the_transport_bundle_keeps() -> None:
+    """Issue #19 (Firefox's tab at ICE "connecting"): an offer without max-bundle gives every
+    transceiver an ICE transport with the same ufrag; the answerer's first checks arrive before
+    the offerer has the answer, and the answer's BUNDLE then closes every transport but the
+    primary one. Here the worst order: the transport BUNDLE closes registered first. The check
+    must reach the primary transport too, and the address it came from must stay routed."""
+    from aiortc import RTCSessionDescription
+
+    glue.configure_ice(["127.0.0.1"])
+    mux = glue.UdpMux(["127.0.0.1"], 0)
+    shared = mux.sockets["127.0.0.1"]
+    server, client = RTCPeerConnection(), RTCPeerConnection()  # default (balanced): a transport per kind
+    try:
+        video = server.addTransceiver("video", direction="sendonly")
+        audio = server.addTransceiver("audio", direction="sendonly")
+        assert video.receiver.transport is not audio.receiver.transport
+        glue.use_media_port(server, mux)
+        await server.setLocalDescription(await server.createOffer())
+        primary = video.receiver.transport.transport._connection  # mid 0: the one BUNDLE keeps
+        secondary = audio.receiver.transport.transport._connection
+        assert primary.local_username == secondary.local_username
+        same = shared.by_ufrag[primary.local_username]
+        assert len(same) == 2
+        same.sort(key=lambda p: p.receiver is primary)  # the doomed transport first
+        assert same[0].receiver is secondary
+
+        await client.setRemoteDescription(server.localDescription)
+        await client.setLocalDescription(await client.createAnswer())  # the client starts checking
+        client_conn = client.getTransceivers()[0].receiver.transport.transport._connection
+        for _ in range(100):  # its check reached the port (and was answered)
+            if shared.by_address:
+                break
+            await asyncio.sleep(0.02)
+        assert shared.by_address, "no check from the client reached the shared port"
+        answer = _without_candidates(client.localDescription.sdp)
+        await server.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        assert shared.by_ufrag[primary.local_username] == [p for p in same if p.receiver is primary]
+        assert all(p.receiver is primary for p in shared.by_address.values())  # handed over
+        for _ in range(200):
+            if server.connectionState == "connected" and client.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        assert (server.connectionState, client.connectionState) == ("connected", "connected")
+        assert client_conn._nominated[1].local_addr in shared.by_address
+    finally:
+        await client.close()
+        await server.close()
+    assert mux.connections() == 0 and not shared.by_address
+    mux.close()
+
+
+async def test_the_sfu_gives_a_peer_connection_one_ice_transport() -> None:
+    """sfu.peer's connections are max-bundle for real (aiortc compares with the enum; the string
+    "max-bundle" silently meant a transport per transceiver): one ufrag, one transport."""
+    from sfu.peer import PeerSettings, _new_pc
+
+    pc = _new_pc(PeerSettings())
+    a = pc.addTransceiver("video", direction="sendonly")
+    b = pc.addTransceiver("audio", direction="sendonly")
+    c = pc.addTransceiver("video", direction="sendonly")
+    try:
+        assert a.receiver.transport is b.receiver.transport is c.receiver.transport
+    finally:
+        await pc.close()
