@@ -40,6 +40,16 @@ def drop_first_dtls_datagram(pc: RTCPeerConnection) -> list[bytes]:
     return dropped
 
 
+async def apply_answer_until_connected(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> float:
+    """Apply the answer to the offerer; seconds until both peers are connected (DTLS done)."""
+    started = time.monotonic()
+    await offerer.setRemoteDescription(answerer.localDescription)
+    while not (offerer.connectionState == answerer.connectionState == "connected"):
+        assert time.monotonic() - started < 10, (offerer.connectionState, answerer.connectionState)
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
 async def connect_time() -> tuple[float, list[bytes]]:
     """Seconds from the answer being applied to both peers connected (DTLS done)."""
     offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
@@ -53,12 +63,7 @@ async def connect_time() -> tuple[float, list[bytes]]:
         await answerer.setLocalDescription(await answerer.createAnswer())
         assert "a=setup:active" in answerer.localDescription.sdp
         dropped = drop_first_dtls_datagram(offerer)
-        started = time.monotonic()
-        await offerer.setRemoteDescription(answerer.localDescription)
-        while not (offerer.connectionState == answerer.connectionState == "connected"):
-            assert time.monotonic() - started < 10, (offerer.connectionState, answerer.connectionState)
-            await asyncio.sleep(0.005)
-        return time.monotonic() - started, dropped
+        return await apply_answer_until_connected(offerer, answerer), dropped
     finally:
         await offerer.close()
         await answerer.close()
@@ -92,12 +97,7 @@ async def test_an_offerer_that_is_the_dtls_client() -> None:
         await answerer.setLocalDescription(await answerer.createAnswer())
         assert "a=setup:passive" in answerer.localDescription.sdp
         dropped = drop_first_dtls_datagram(answerer)
-        started = time.monotonic()
-        await offerer.setRemoteDescription(answerer.localDescription)
-        while not (offerer.connectionState == answerer.connectionState == "connected"):
-            assert time.monotonic() - started < 10, (offerer.connectionState, answerer.connectionState)
-            await asyncio.sleep(0.005)
-        took = time.monotonic() - started
+        took = await apply_answer_until_connected(offerer, answerer)
         print(f"\nthe offerer as DTLS client (a=setup:active offer), first ClientHello dropped: {took:.3f} s")
         assert offerer.getTransceivers()[0].receiver.transport._role == "client"
         assert dropped and dropped[0][13] == 1  # the ClientHello
