@@ -5,7 +5,6 @@ SDP that negotiates them."""
 from __future__ import annotations
 
 import asyncio
-
 import struct
 import time
 
