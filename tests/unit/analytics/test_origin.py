@@ -13,7 +13,6 @@ from analytics.config import AttributionConfig
 from analytics.origin import (
     WAVE_RATE,
     Padded,
-    _aligned,
     _consistent_peaks,
     _drop_copy_runs,
     _keep_mask,
