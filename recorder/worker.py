@@ -246,7 +246,7 @@ class LiveRecorder:
         )  # fmt: skip
 
     async def _on_offer(self, msg: dict[str, Any]) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         from sfu import glue
 
@@ -254,7 +254,7 @@ class LiveRecorder:
             raise WorkerError("subscribe_offer before joined")
         self.offers += 1
         if self._pc is None:
-            self._pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+            self._pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         pc = self._pc
         await pc.setRemoteDescription(RTCSessionDescription(str(msg.get("sdp")), "offer"))
         glue.receive_raw(pc, self._on_stream, self._on_rtp, self._on_rtcp)
