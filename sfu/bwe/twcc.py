@@ -36,10 +36,11 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
   far below the line's (a 200-ms tail-drop queue empties in ~0.8 s at 80 %).
 * **a step is not a queue either**: a queue delay that jumps from none to over the threshold
   in one feedback and then stays level (not growing by more than its jitter) for ``step_s`` is a
-  path that got longer at once, if what arrives keeps up with what is sent (over 80 %): the base
-  is re-taken without backing off at all. A line that is too narrow keeps growing after the jump
-  and is an overuse one feedback later than otherwise; a full tail-drop queue is level too, but
-  it delivers only the line's rate of what is sent.
+  path that got longer at once, if what arrives keeps up with what is sent (over 70 %: a route
+  change loses a few packets too): the base is re-taken without backing off at all. A line
+  that is too narrow keeps growing after the jump and is an overuse one feedback later than
+  otherwise; a full tail-drop queue is level too, but it delivers only the line's rate of what
+  is sent.
 
 Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
 this one climbs as fast as the queue stays empty: a probe's padding that arrives without a
@@ -202,7 +203,7 @@ class TwccEstimator:
         rule's verdict, then); level for ``step_s``: re-based (``queue_ms`` set to 0)."""
         c = self.config
         span = self._sent[-1][0] - self._sent[0][0] if self._sent else 0.0
-        if span <= 0 or self.acked_bps < 0.8 * self._sent_bytes * 8 / span:
+        if span <= 0 or self.acked_bps < 0.7 * self._sent_bytes * 8 / span:
             self._step_at = -1.0  # only the line's rate gets through: a queue (a full one is level)
             return over
         if self._step_at < 0:
