@@ -228,6 +228,9 @@ class TrackRecorder:
             self.stats.dropped_frames += 1
             return
         self.stats.frames += 1
+        if self.stats.frames == 1:  # the recorder's start-up timeline (docs/operations.md, node death)
+            log.info("track %s: first frame written (%s)", self.info.track_id,
+                     "keyframe" if keyframe else self.info.kind)
         self._last_pts = pts
         self._last_arrival = now
         if self._pending_sr is not None:
