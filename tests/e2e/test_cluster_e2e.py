@@ -330,7 +330,8 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
               f"{(start_ms + int(gaps[0].extra['end_ms']) - killed_ms) / 1000:+.2f} s")
         for line in cluster.log.read_text(errors="replace").splitlines():  # the recorders' timelines
             if any(k in line for k in ("recorder timeline", "first frame written", "recorder for lesson k-lesson",
-                                       "declared dead", "lesson k-lesson: opened", "resuming the recording")):
+                                       "declared dead", "lesson k-lesson: opened", "resuming the recording",
+                                       "publish answer to", "gap ")):
                 print("  ", line[:200])
         assert 0 < gap_ms <= gap_bound_ms, (gap_ms, judged)
         assert sorted(p.name for p in recordings_root(cluster.data).iterdir() if p.is_dir()) == sorted(
