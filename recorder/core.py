@@ -370,7 +370,10 @@ class RecordingSession:
         self.events = list(previous.events)
         # The time between what the earlier run left and now was not recorded: say so.
         resumed_ms = max(0, round((self.clock() - self.start_unix) * 1000))
-        gap_from = min(max([previous.duration_ms] + [t.end_ms for t in previous.tracks]), resumed_ms)
+        # from the end of the last frame the earlier run wrote (what a recorder killed -9 had not
+        # written yet is lost too; a recorder stopped by SIGTERM closes some time after its last packet)
+        last = max((t.end_ms for t in previous.tracks), default=previous.duration_ms)
+        gap_from = min(last, resumed_ms)
         # end_ms is moved to this run's first written frame (``_close_gap``): until then (joining,
         # subscribing, ICE/DTLS, the first keyframe) nothing is recorded either
         self._open_gap = self.event(
