@@ -12,8 +12,8 @@ import signal
 import stat
 import sys
 from collections.abc import Sequence
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("recorder")
 
@@ -118,6 +118,7 @@ def record_main(argv: Sequence[str]) -> int:
     from recorder.launcher import die_with_parent
 
     die_with_parent()  # started by a server: end with it (no-op otherwise)
+    token: str | None
     if args.standby:
         job = wait_for_job()
         if job is None:
