@@ -152,11 +152,16 @@ class RecorderLauncher:
     # second instead of after a process start-up (2.4 s at load 14 here, 12 s when a node had just
     # died and its lessons moved: the recording's gap). A new one is started after each use.
     standby: bool = False
+    # the next standby starts this long after one was used: not while the lesson that took it (a
+    # node's failover: pages rejoining, publishing, subscribing) needs the CPU and the loop; a
+    # process start-up beside it froze the node's other lesson for 0.9 s at load 6
+    standby_delay_s: float = 10.0
     stats: RecorderStats = field(default_factory=RecorderStats)
     supervised: dict[str, _Supervised] = field(default_factory=dict)
     _standby: asyncio.subprocess.Process | None = field(default=None, repr=False)
     _standby_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
+    _prewarm_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def directory(self, lesson_id: str) -> Path:
         return self.data_dir / "recordings" / safe_name(lesson_id)
@@ -213,7 +218,7 @@ class RecorderLauncher:
         there is none alive."""
         process, self._standby = self._standby, None
         if process is None or process.returncode is not None or process.stdin is None:
-            self.prewarm()
+            self._prewarm_later()
             return None
         credentials.bind(process.pid)  # before it has its token: its join is admitted
         line = json.dumps({"token": credentials.token, "out": str(out)}) + "\n"
@@ -223,10 +228,18 @@ class RecorderLauncher:
             process.stdin.close()
         except (ConnectionError, OSError):
             await self._end_standby(process)
-            self.prewarm()
+            self._prewarm_later()
             return None
-        self.prewarm()
+        self._prewarm_later()
         return process
+
+    def _prewarm_later(self) -> None:
+        if self._prewarm_timer is None or self._prewarm_timer.cancelled():
+            self._prewarm_timer = asyncio.get_running_loop().call_later(self.standby_delay_s, self._prewarm_due)
+
+    def _prewarm_due(self) -> None:
+        self._prewarm_timer = None
+        self.prewarm()
 
     async def _end_standby(self, process: asyncio.subprocess.Process) -> None:
         if process.returncode is None:
@@ -317,6 +330,8 @@ class RecorderLauncher:
 
     async def stop_all(self) -> None:
         self._closed = True
+        if self._prewarm_timer is not None:
+            self._prewarm_timer.cancel()
         if self._standby_task is not None and not self._standby_task.done():
             with contextlib.suppress(Exception):
                 await self._standby_task
