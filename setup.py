@@ -44,7 +44,11 @@ def _libopus_version(archive: str) -> str:
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
           "-Wno-cast-function-type"]
 
-extensions = [Extension("sfu._fanout", sources=["sfu/_fanout.c"], extra_compile_args=_FLAGS, optional=True)]
+extensions = [
+    Extension("sfu._fanout", sources=["sfu/_fanout.c"], extra_compile_args=_FLAGS, optional=True),
+    # the between-room fit's shift search (analytics/origin.py falls back to numpy without it)
+    Extension("analytics._fit", sources=["analytics/_fit.c"], extra_compile_args=_FLAGS + ["-O3"], optional=True),
+]
 _libopus = _static_libopus()
 if _libopus is not None:
     extensions.append(

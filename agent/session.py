@@ -14,7 +14,14 @@ from typing import Any
 
 import aiohttp
 import av
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 from agent.display import FramebufferDisplay
 from agent.sources import CountingTrack, SourceSpec, open_sources
@@ -206,7 +213,8 @@ class LessonSession:
         return servers
 
     def _pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers(), bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+        config = RTCConfiguration(iceServers=self._ice_servers(), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        pc = RTCPeerConnection(config)
 
         @pc.on("connectionstatechange")
         def changed() -> None:

@@ -501,9 +501,185 @@ static PyTypeObject DecoderType = {
     .tp_methods = Decoder_methods,
 };
 
+/* ---- WebM/Matroska block reader (the demux PyAV's packet objects cost ~2.5 us per packet) ---- */
+
+/* An EBML variable-length integer at p (at most 8 bytes, inside [p, end)); returns its length or
+ * 0 if malformed / past the end. With is_id the marker bits are kept (element IDs). An all-ones
+ * size ("unknown size") is reported as UINT64_MAX. */
+static int ebml_vint(const unsigned char *p, const unsigned char *end, int is_id, uint64_t *value) {
+    int len = 1;
+    unsigned char mask = 0x80;
+    uint64_t v;
+    int i, all_ones;
+    if (p >= end)
+        return 0;
+    while (len <= 8 && !(p[0] & mask)) {
+        mask >>= 1;
+        len++;
+    }
+    if (len > 8 || p + len > end || (is_id && len > 4))
+        return 0;
+    v = is_id ? p[0] : (uint64_t)(p[0] & (mask - 1));
+    all_ones = (p[0] & (mask - 1)) == (mask - 1);
+    for (i = 1; i < len; i++) {
+        v = (v << 8) | p[i];
+        all_ones = all_ones && p[i] == 0xFF;
+    }
+    *value = (!is_id && all_ones) ? UINT64_MAX : v;
+    return len;
+}
+
+#define EBML_SEGMENT 0x18538067u
+#define EBML_CLUSTER 0x1F43B675u
+#define EBML_INFO 0x1549A966u
+#define EBML_TIMECODE_SCALE 0x2AD7B1u
+#define EBML_CLUSTER_TIMECODE 0xE7u
+#define EBML_BLOCK_GROUP 0xA0u
+#define EBML_BLOCK 0xA1u
+#define EBML_SIMPLE_BLOCK 0xA3u
+#define EBML_TRACKS 0x1654AE6Bu
+#define EBML_TRACK_ENTRY 0xAEu
+#define EBML_TRACK_NUMBER 0xD7u
+#define EBML_CODEC_DELAY 0x56AAu
+
+PyDoc_STRVAR(webm_blocks_doc,
+             "webm_blocks(data, index, /) -> (packets, stamps, timecode_scale_ns, tracks) or None\n\n"
+             "The frames of the index-th track (TrackEntry order, as PyAV numbers its streams) of a\n"
+             "WebM/Matroska file in file order, each with its time in timecode-scale units (the\n"
+             "stream time base PyAV gives); tracks is the number of TrackEntry elements. None when\n"
+             "the file holds\n"
+             "something this reader does not handle (laced blocks, elements of unknown size other\n"
+             "than Segment and Cluster, a truncated or malformed element): read it with PyAV.");
+
+static PyObject *webm_blocks(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer view;
+    long index, track = -1;
+    int entries = 0;
+    const unsigned char *p, *end;
+    uint64_t scale = 1000000, cluster_tc = 0, codec_delay = 0;
+    int have_cluster_tc = 0;
+    PyObject *packets = NULL, *stamps = NULL, *result = NULL;
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "webm_blocks(data, track)");
+        return NULL;
+    }
+    index = PyLong_AsLong(args[1]);
+    if (index == -1 && PyErr_Occurred())
+        return NULL;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    packets = PyList_New(0);
+    stamps = PyList_New(0);
+    if (packets == NULL || stamps == NULL)
+        goto done;
+    p = (const unsigned char *)view.buf;
+    end = p + view.len;
+    while (p < end) {
+        uint64_t id, size;
+        int n = ebml_vint(p, end, 1, &id), m;
+        if (n == 0)
+            goto unsupported;
+        m = ebml_vint(p + n, end, 0, &size);
+        if (m == 0)
+            goto unsupported;
+        p += n + m;
+        if (id == EBML_SEGMENT || id == EBML_CLUSTER || id == EBML_INFO || id == EBML_BLOCK_GROUP ||
+            id == EBML_TRACKS || id == EBML_TRACK_ENTRY) {
+            /* descend: their children follow (this flat walk needs no end for them) */
+            if (id == EBML_CLUSTER)
+                have_cluster_tc = 0;
+            else if (id == EBML_TRACK_ENTRY)
+                entries++;
+            if (size != UINT64_MAX && size > (uint64_t)(end - p))
+                goto unsupported; /* truncated */
+            continue;
+        }
+        if (size == UINT64_MAX || size > (uint64_t)(end - p))
+            goto unsupported;
+        if (id == EBML_TIMECODE_SCALE || id == EBML_CLUSTER_TIMECODE || id == EBML_TRACK_NUMBER ||
+            id == EBML_CODEC_DELAY) {
+            uint64_t v = 0;
+            uint64_t i;
+            if (size > 8)
+                goto unsupported;
+            for (i = 0; i < size; i++)
+                v = (v << 8) | p[i];
+            if (id == EBML_TIMECODE_SCALE)
+                scale = v;
+            else if (id == EBML_TRACK_NUMBER) {
+                if (entries - 1 == index)
+                    track = (long)v;
+            } else if (id == EBML_CODEC_DELAY) {
+                if (entries - 1 == index)
+                    codec_delay = v;
+            }
+            else {
+                cluster_tc = v;
+                have_cluster_tc = 1;
+            }
+        } else if (id == EBML_SIMPLE_BLOCK || id == EBML_BLOCK) {
+            uint64_t number;
+            int k = ebml_vint(p, p + size, 0, &number);
+            int16_t rel;
+            unsigned char flags;
+            const unsigned char *frame;
+            Py_ssize_t frame_len;
+            if (k == 0 || (uint64_t)k + 3 > size || track < 0)
+                goto unsupported;
+            if ((long)number == track) {
+                PyObject *b, *t;
+                rel = (int16_t)((p[k] << 8) | p[k + 1]);
+                flags = p[k + 2];
+                if (flags & 0x06 || !have_cluster_tc) /* laced, or a block before its cluster's time */
+                    goto unsupported;
+                frame = p + k + 3;
+                frame_len = (Py_ssize_t)(size - (uint64_t)k - 3);
+                if (frame_len > 0) {
+                    b = PyBytes_FromStringAndSize((const char *)frame, frame_len);
+                    if (b == NULL)
+                        goto done;
+                    if (PyList_Append(packets, b) < 0) {
+                        Py_DECREF(b);
+                        goto done;
+                    }
+                    Py_DECREF(b);
+                    /* FFmpeg's demuxer shifts the times back by the codec delay (ns, rounded to
+                     * the nearest tick): the same stamps as PyAV's packets */
+                    t = PyLong_FromLongLong((long long)cluster_tc + rel -
+                                            (long long)((codec_delay + scale / 2) / (scale ? scale : 1)));
+                    if (t == NULL)
+                        goto done;
+                    if (PyList_Append(stamps, t) < 0) {
+                        Py_DECREF(t);
+                        goto done;
+                    }
+                    Py_DECREF(t);
+                }
+            }
+        }
+        p += size;
+    }
+    result = Py_BuildValue("(OOKi)", packets, stamps, (unsigned long long)scale, entries);
+    goto done;
+unsupported:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(packets);
+    Py_XDECREF(stamps);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"webm_blocks", (PyCFunction)(void (*)(void))webm_blocks, METH_FASTCALL, webm_blocks_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "analytics._silk",
-    "Opus decoding without the CELT layer of hybrid packets (libopus' SILK decoder).", -1, NULL,
+    "Opus decoding without the CELT layer of hybrid packets (libopus' SILK decoder).", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__silk(void) {

@@ -17,6 +17,7 @@ import os
 import threading
 import wave
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -180,22 +181,46 @@ def _unvoiced_samples(data: bytes) -> int:
     return ms * RATE // 1000
 
 
+def _webm_blocks(container: Any, stream: Any) -> tuple[list[bytes], list[int | None]] | None:
+    """The stream's packets and stamps read by the extension's Matroska block reader (the same
+    as PyAV's demuxer gives, at a hundredth of its cost), or None: no extension, not a WebM/
+    Matroska file, or something in it that reader leaves to PyAV (laced or truncated blocks)."""
+    reader = getattr(_silk, "webm_blocks", None)
+    fmt = getattr(container, "format", None)
+    if reader is None or fmt is None or "matroska" not in (fmt.name or ""):
+        return None
+    try:
+        data = Path(container.name).read_bytes()
+    except (OSError, TypeError, ValueError):
+        return None
+    got = reader(data, stream.index)
+    if got is None:
+        return None
+    packets, stamps, scale_ns, entries = got
+    if entries != len(container.streams) or stream.time_base != Fraction(scale_ns, 1_000_000_000):
+        return None
+    return packets, list(stamps)
+
+
 def _decode_opus(container: Any, stream: Any, placer: _Placer, skip_unvoiced: bool) -> int:
     """Decode straight into the output array; returns the number of packets libopus rejected.
 
     With ``skip_unvoiced``, long runs of packets that the sender's encoder flagged as holding no
     voice are not decoded (they stay zero and are recorded in ``placer.quiet``): the decoder is
     reset and restarted 300 ms before the next voiced packet."""
-    packets: list[bytes] = []
-    stamps: list[int | None] = []
     problem: BaseException | None = None
-    try:
-        for packet in container.demux(stream):
-            if packet.size:
-                packets.append(bytes(packet))
-                stamps.append(packet.pts)
-    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        problem = exc
+    read = _webm_blocks(container, stream)
+    if read is not None:
+        packets, stamps = read
+    else:
+        packets, stamps = [], []
+        try:
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets.append(bytes(packet))
+                    stamps.append(packet.pts)
+        except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+            problem = exc
     if skip_unvoiced and packets:
         flags = _voice_flags(packets)
         edges = np.zeros(len(packets) + 1, dtype=np.int32)

@@ -34,6 +34,11 @@ from analytics.attribution import Coupling, _loud, remove_copies
 from analytics.config import AttributionConfig
 from analytics.vad import TrackFrames, runs
 
+try:
+    from analytics import _fit
+except ImportError:  # not built: numpy does the shift search (same choices, float32 sums)
+    _fit = None  # type: ignore[assignment]
+
 WAVE_RATE = 4000
 _CHUNK = 4096  # blocks per batched FFT
 
@@ -190,6 +195,23 @@ def _aligned(
     ``keep`` (bool per sample of ``a.data``, from :func:`_keep_mask`) is False where A's sound
     is taken as silence."""
     block = rb.shape[1]
+    if _fit is not None and len(starts) and len(a.data) >= block + 2 * spread:
+        rows_out = np.empty((len(starts), block), dtype=np.float32)
+        r_out = np.empty(len(starts), dtype=np.float64)
+        _fit.aligned(
+            a.data,
+            keep,
+            a.pad,
+            np.ascontiguousarray(rb, dtype=np.float32),
+            np.ascontiguousarray(starts, dtype=np.int64),
+            np.ascontiguousarray(lags, dtype=np.int64),
+            spread,
+            np.ascontiguousarray(nb, dtype=np.float64),
+            _QUIET,
+            rows_out,
+            r_out,
+        )
+        return rows_out, r_out
     first = starts - lags - spread
     ra = _rows(a, first, block + 2 * spread)
     if keep is not None:

@@ -3,6 +3,7 @@
 // what and who may do what; this only negotiates, displays and reconnects.
 
 import { playMedia } from "./autoplay.js";
+import { PlayoutSmoother } from "./smoothing.js";
 
 export const PROTOCOL_VERSION = 1;
 // reconnect attempts made at most a second apart before the page backs off to 5 s
@@ -36,6 +37,7 @@ export class ClassroomClient extends EventTarget {
     this.ws = null;
     this.pub = null;
     this.sub = null;
+    this.smoother = null;      // PlayoutSmoother of the subscribe connection (smoothing.js)
     this.joined = null;
     this.tracks = [];          // what each subscribe m-line carries: {mid, kind, source, classroom_id, ...}
     this.remoteTracks = new Map(); // mid -> MediaStreamTrack
@@ -153,8 +155,15 @@ export class ClassroomClient extends EventTarget {
     mark("subscribe_offer");
     if (!this.sub) {
       this.sub = this.newPeer("subscribe");
+      // ?smooth=0: no extra playout delay on a lossy, long link (smoothing.js)
+      if (new URLSearchParams(location.search).get("smooth") !== "0") {
+        this.smoother = new PlayoutSmoother(this.sub, (ms) => { mark(`playout_target_${ms}`); this.emit("playout", ms); });
+      }
       this.sub.ontrack = (ev) => {
         mark(`track_${ev.transceiver.mid}`);
+        if (this.smoother && this.smoother.targetMs) {
+          try { ev.receiver.jitterBufferTarget = this.smoother.targetMs; } catch (e) { /* unsupported */ }
+        }
         this.remoteTracks.set(ev.transceiver.mid, ev.track);
         this.emit("tracks", this.trackList());
       };
@@ -219,6 +228,7 @@ export class ClassroomClient extends EventTarget {
   onDisconnected(reason) {
     if (this.state === "reconnecting") return;
     mark("disconnected");
+    if (this.smoother) { this.smoother.stop(); this.smoother = null; }
     for (const pc of [this.pub, this.sub]) if (pc) pc.close();
     this.pub = this.sub = null;
     this.remoteTracks.clear();

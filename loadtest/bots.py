@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from loadtest.media import Stream
 from recorder.packetize import OpusPacketizer, VP8Packetizer
@@ -154,7 +154,7 @@ def _ensure_ice() -> None:
 
 
 def _new_pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
 
 class _Signaling:

@@ -130,8 +130,9 @@ def schedule(name: str, top_kbps: float, seconds: float) -> list[Change]:
 STATS_JS = """
 async () => {
   const c = window.classroom;
-  const out = { t: performance.now() / 1000, inbound: [], outbound: [], rtt: null };
+  const out = { t: performance.now() / 1000, inbound: [], outbound: [], rtt: null, playout_ms: null };
   if (!c) return out;
+  if (c.smoother) out.playout_ms = c.smoother.targetMs;
   const info = new Map((c.tracks || []).map((t) => [t.mid, t]));
   if (c.sub) (await c.sub.getStats()).forEach((s) => {
     if (s.type === "inbound-rtp") {
@@ -708,8 +709,39 @@ def analyse(name: str, seconds: float, top_kbps: float, top_width: int,
         cap = (0.6 if name == "cap60" else 0.3) * top_kbps
         r["cap_kbps"] = round(cap, 1)
         r["offered_over_cap_share"] = share_over(rates, 1.0, seconds, cap)
+    r["timeline"] = timeline(weak_v, ser(ok, "video", LEAD, "teacher"), lead, weak)
     r["checks"] = [asdict(c) | {"passed": c.passed} for c in checks(name, r)]
     return r
+
+
+def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
+             ok: Sequence[tuple[float, dict[str, Any] | None]],
+             lead: Sequence[tuple[float, Sample]],
+             weak_raw: Sequence[tuple[float, Sample]] = ()) -> list[dict[str, Any]]:
+    """Second by second (for reading a run afterwards): frames decoded, freeze seconds added
+    and the width received by the impaired (``w_*``) and the unimpaired remote (``o_*``), and
+    the frames the lead encoded per layer (``enc``, widest first); the impaired page's extra
+    playout delay (``w_playout_ms``, client_web/smoothing.js)."""
+    rows: list[dict[str, Any]] = []
+    for i in range(1, min(len(weak), len(lead))):
+        row: dict[str, Any] = {"t": round(weak[i][0], 1)}
+        for tag, ser in (("w", weak), ("o", ok)):
+            if i >= len(ser):
+                continue
+            a, b = ser[i - 1][1], ser[i][1]
+            if a is None or b is None:
+                continue
+            row[f"{tag}_frames"] = b["frames"] - a["frames"]
+            row[f"{tag}_freeze_s"] = round(b["freeze_s"] - a["freeze_s"], 3)
+            row[f"{tag}_w"] = b["w"]
+        before = {o["rid"]: o["frames"] for o in lead[i - 1][1].get("outbound", []) if o["kind"] == "video"}
+        now = [o for o in lead[i][1].get("outbound", []) if o["kind"] == "video"]
+        row["enc"] = [o["frames"] - before.get(o["rid"], o["frames"])
+                      for o in sorted(now, key=lambda o: -o["w"])]
+        if i < len(weak_raw):
+            row["w_playout_ms"] = weak_raw[i][1].get("playout_ms")
+        rows.append(row)
+    return rows
 
 
 def _median(xs: list[float]) -> float | None:

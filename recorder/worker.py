@@ -258,7 +258,7 @@ class LiveRecorder:
         )  # fmt: skip
 
     async def _on_offer(self, msg: dict[str, Any]) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
         from sfu import glue
 
@@ -267,7 +267,7 @@ class LiveRecorder:
         self.offers += 1
         self._mark("subscribe offer")
         if self._pc is None:
-            self._pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+            self._pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
             @self._pc.on("connectionstatechange")
             def _state() -> None:

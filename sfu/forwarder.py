@@ -269,9 +269,16 @@ class Forwarder(Lane):
         self.seq_offset = (self.seq_offset + 1) & SEQ_MASK
         self.last_out_seq = out_seq
         self.ext_first = self.ext_highest + 1
-        self._segments.append((self.ext_highest + 1, self.seq_offset, self.pid_offset, self.tl0_offset))
-        if len(self._segments) > MAX_SEGMENTS:
-            del self._segments[0]
+        segment = (self.ext_highest + 1, self.seq_offset, self.pid_offset, self.tl0_offset)
+        if self._segments and self._segments[-1][0] == segment[0]:
+            # padding after padding, no media between: one segment for the burst (24 packets
+            # after each frame used to fill MAX_SEGMENTS within 3 frames, and a NACK from a
+            # 100-ms line then could no longer be mapped back to what it asked for)
+            self._segments[-1] = segment
+        else:
+            self._segments.append(segment)
+            if len(self._segments) > MAX_SEGMENTS:
+                del self._segments[0]
         self._padding.append(out_seq)
         return out_seq, self.last_out_ts
 

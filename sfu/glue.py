@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import aioice.ice
 import aioice.mdns
 import aioice.stun
 import aiortc.codecs
+import aiortc.rtcdtlstransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import aiortc.sdp
@@ -810,6 +812,9 @@ def guard_datagrams(pc: RTCPeerConnection) -> int:
 # --- receive without decoding -----------------------------------------------------------
 
 
+_DTLS_CONNECTED = aiortc.rtcdtlstransport.State.CONNECTED
+
+
 def _tap_dtls(dtls: Any, on_rtp: RtpCallback, on_rtcp: RtcpCallback) -> None:
     if getattr(dtls, _ADOPTED, False):
         return
@@ -817,12 +822,42 @@ def _tap_dtls(dtls: Any, on_rtp: RtpCallback, on_rtcp: RtcpCallback) -> None:
 
     # An exception escaping here would end aiortc's receive loop and with it the connection:
     # a malformed packet is counted and dropped instead.
+    direct_offered = False
+
+    def direct_rtp(data: bytes) -> bool:
+        """An SRTP packet for this transport straight from the node's shared media port (see
+        ``_MuxSocket.dispatch``): what ``RTCDtlsTransport._recv_next`` does with it — count it,
+        unprotect, hand it on — without aioice's queue and the transport's receive task in
+        between (~1/4 of the per-packet Python, perf/py-spy 2026-12-02). False: not ready (or no
+        longer connected), the caller gives the datagram to aioice as before."""
+        srtp = dtls._rx_srtp
+        if srtp is None or dtls._state is not _DTLS_CONNECTED:
+            return False
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        try:
+            plain = srtp.unprotect(data)
+        except pylibsrtp.Error:
+            return True  # (aiortc drops it alike: replayed, or not authentic)
+        try:
+            on_rtp(plain, int(time.monotonic() * 1000))
+        except Exception:
+            STATS.rtp_errors += 1
+            log.debug("RTP packet dropped", exc_info=True)
+        return True
+
     async def handle_rtp(data: bytes, arrival_time_ms: int) -> None:
+        nonlocal direct_offered
         try:
             on_rtp(data, int(time.monotonic() * 1000))
         except Exception:
             STATS.rtp_errors += 1
             log.debug("RTP packet dropped", exc_info=True)
+        if not direct_offered:  # the first packet: SRTP is keyed, the pair is chosen
+            direct_offered = True
+            for proto in dtls.transport._connection._protocols:
+                if isinstance(proto, _MuxProtocol):
+                    proto.direct_rtp = direct_rtp
 
     async def handle_rtcp(data: bytes) -> None:
         try:
@@ -1194,6 +1229,14 @@ MUX_READ_BUDGET = 256  # datagrams read per wake-up, then the loop runs other wo
 MUX_ADDRESSES_PER_CONNECTION = 16  # learned remote addresses kept per connection (oldest out)
 MUX_TRANSACTIONS_MAX = 16384  # STUN requests of ours awaiting a response, node-wide (oldest out)
 MUX_BUFFER_BYTES = 4 * 1024 * 1024  # asked for SO_RCVBUF/SO_SNDBUF (the kernel caps it: docs/network.md)
+# Linux's IP_MTU_DISCOVER / IP_PMTUDISC_PROBE (the socket module does not name them): the
+# shared socket's IPv4 datagrams carry DF and are never fragmented locally. An unconnected UDP
+# socket without DF makes the kernel hash a fresh IP ID for every datagram (__ip_select_ident:
+# ~4 % of the SFU's CPU at 100 subscribers, perf 2026-12-02); with DF the ID is 0 (RFC 6864).
+# PROBE, not DO: the path MTU the kernel learns from ICMP is not applied, so a datagram is only
+# refused above the interface's MTU (WebRTC keeps RTP under ~1200 bytes; browsers set DF too).
+IP_MTU_DISCOVER = 10
+IP_PMTUDISC_PROBE = 3
 _MUX = "_classroom_udp_mux"  # on an aioice Connection: the UdpMux its host candidates use
 
 
@@ -1249,6 +1292,10 @@ class _MuxProtocol(aioice.ice.StunProtocol):
     shared: _MuxSocket
     ufrag: str
     learned: list[tuple[str, int]]
+    # set by the receive tap (``_tap_dtls``) once its transport's SRTP is keyed: SRTP (not SRTCP)
+    # from a learned address goes to it directly; ``direct_packets`` counts them
+    direct_rtp: Callable[[bytes], bool] | None = None
+    direct_packets: int = 0
 
     def send_stun(self, message: Any, addr: tuple[str, int]) -> None:
         if message.message_class == aioice.stun.Class.REQUEST:
@@ -1279,6 +1326,11 @@ class _MuxSocket:
                     self.sock.setsockopt(socket.SOL_SOCKET, opt, buffer_bytes)
                 except OSError:
                     pass
+        if family == socket.AF_INET and sys.platform.startswith("linux"):
+            try:
+                self.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
+            except OSError:
+                pass
         self.address = address
         self.port = int(self.sock.getsockname()[1])
         # ufrag -> its connections: without max-bundle aiortc gives every transceiver of a new offer a
@@ -1385,6 +1437,12 @@ class _MuxSocket:
         protocol = self.by_address.get(addr)  # DTLS, SRTP, SRTCP (and garbage: the guard counts it)
         if protocol is None:
             STATS.mux_unknown_address += 1
+            return
+        direct = protocol.direct_rtp
+        # SRTP, not SRTCP (aiortc's is_rtcp: second byte 192..208), at least a header long
+        if (direct is not None and len(data) >= MIN_MEDIA_DATAGRAM and 127 < data[0] < 192
+                and not 191 < data[1] < 209 and direct(data)):
+            protocol.direct_packets += 1
             return
         protocol.datagram_received(data, addr)
 

@@ -31,7 +31,7 @@ _cv_is_system_python() {
 }
 
 _cv_stamp() {
-  (cd "$1" && cat pyproject.toml setup.py sfu/_fanout.c analytics/_silk.c 2>/dev/null) | sha256sum | cut -d' ' -f1
+  (cd "$1" && cat pyproject.toml setup.py sfu/_fanout.c analytics/_silk.c analytics/_fit.c 2>/dev/null) | sha256sum | cut -d' ' -f1
 }
 
 classroom_venv() {

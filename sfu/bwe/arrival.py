@@ -11,7 +11,13 @@ gets; we run it for the streams publishers send us). A publisher stamps each vid
   ``backoff`` × what actually arrives (at most once per ``decrease_interval_ms``), the way GCC's
   AIMD does; the publisher's encoder follows the REMB within a frame or two;
 * otherwise the estimate grows by ``growth`` per second, but never beyond ``headroom`` × what
-  arrives, so a sender that is not using its allowance is not promised ever more.
+  arrives, so a sender that is not using its allowance is not promised ever more;
+* **a delay that does not drain is not a queue**: when, ``rebase_ms`` after an overuse began,
+  the publisher sends under ``rebase_ratio`` × what arrived then and the queue is still at half
+  its level or more, the path itself got longer (a route change, a relay, a rural link's radio
+  hop): the baseline is re-taken from now and the estimate restored to what it was before (a
+  real queue empties within that time once the sender is that far under the line's rate). The
+  weak-link harness showed why: 45 ms more path delay held a publisher at 80 kbit/s for good.
 
 Pure: packets and a millisecond clock in, bits per second out (tests drive it with a fake
 queue). Loss is the other half (``sfu.bwe.estimator.LinkEstimator`` fed by our receiver
@@ -42,6 +48,8 @@ class ArrivalConfig:
     rate_window_ms: int = 1000  # arrival rate over this window
     decrease_interval_ms: int = 500
     hold_after_decrease_ms: int = 1000  # no growth right after a decrease
+    rebase_ms: int = 2000  # an overuse whose queue has not drained after this long ...
+    rebase_ratio: float = 0.8  # ... although the publisher sends under this × the rate then: re-base
 
 
 class ArrivalEstimator:
@@ -69,6 +77,13 @@ class ArrivalEstimator:
         self._win_send0 = self._win_arr0 = self._win_send1 = self._win_arr1 = -1.0
         self.stalls = 0
         self.holds = 0  # updates skipped because our own event loop was late
+        # the overuse episode under way: when it began, what arrived then, the queue then and
+        # the estimate before its first decrease (-1: none under way)
+        self._episode_ms = -1
+        self._episode_incoming = 0.0
+        self._episode_queue = 0.0
+        self._episode_estimate = 0.0
+        self.rebases = 0  # times a standing delay was taken for a longer path
 
     def set_max(self, bps: float) -> None:
         """The most we ever tell the publisher (``media.remb_bitrate``); before the first
@@ -121,6 +136,23 @@ class ArrivalEstimator:
         span = min(c.rate_window_ms, max(50, now_ms - self._first_ms))
         return self._window_bytes * 8000.0 / span
 
+    def _standing_delay(self, now_ms: int, incoming: float) -> bool:
+        """Is the overuse under way a longer path rather than a queue? Ends the episode when
+        the queue has drained or the path was re-based (the caller re-takes the baseline)."""
+        c = self.config
+        if self._episode_ms < 0:
+            return False
+        if self.queue_ms < 0.5 * self._episode_queue:
+            self._episode_ms = -1  # drained: it was a queue, and it is gone
+            return False
+        if (now_ms - self._episode_ms >= c.rebase_ms and incoming > 0
+                and incoming < c.rebase_ratio * self._episode_incoming):
+            self.rebases += 1
+            self.estimate_bps = max(self.estimate_bps, self._episode_estimate)
+            self._episode_ms = -1
+            return True
+        return False
+
     def update(self, now_ms: int, busy: bool = False) -> bool:
         """Re-evaluate (call every ``recent_ms`` or so); True when the estimate just dropped,
         which is when a REMB should go out at once rather than with the next report. ``busy``:
@@ -145,9 +177,14 @@ class ArrivalEstimator:
             return False  # nothing arrived: hold
         baseline = min(min(self._minima, default=recent), self._second_min, recent)
         self.queue_ms = recent - baseline
+        incoming = self.incoming_bps(now_ms)
+        if self._standing_delay(now_ms, incoming):
+            self._minima.clear()
+            self._second_min = recent
+            self.queue_ms = 0.0
+            self._over = 0
         draining = self.queue_ms < self._previous_queue - 5.0
         self._previous_queue = self.queue_ms
-        incoming = self.incoming_bps(now_ms)
         stalled = send_span > 20.0 and arrival_span < c.burst_ratio * send_span
         if stalled:
             self.stalls += 1
@@ -156,6 +193,9 @@ class ArrivalEstimator:
         elif not stalled:
             self._over = 0
         self.overuse = self._over >= c.overuse_windows
+        if self.overuse and self._episode_ms < 0:
+            self._episode_ms, self._episode_incoming = now_ms, incoming
+            self._episode_queue, self._episode_estimate = self.queue_ms, self.estimate_bps
         if self.overuse:
             if now_ms - self._last_decrease_ms >= c.decrease_interval_ms and incoming > 0:
                 # at most halving per decrease: a burst of late packets must not floor it

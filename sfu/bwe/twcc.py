@@ -34,6 +34,12 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
   radio link's scheduler): the base is re-taken from now and the estimate restored to what it was
   before the episode (it was a false alarm). A real queue drains within that time once the sending rate is that
   far below the line's (a 200-ms tail-drop queue empties in ~0.8 s at 80 %).
+* **a step is not a queue either**: a queue delay that jumps from none to over the threshold
+  in one feedback and then stays level (not growing by more than its jitter) for ``step_s`` is a
+  path that got longer at once, if what arrives keeps up with what is sent (over 80 %): the base
+  is re-taken without backing off at all. A line that is too narrow keeps growing after the jump
+  and is an overuse one feedback later than otherwise; a full tail-drop queue is level too, but
+  it delivers only the line's rate of what is sent.
 
 Unlike Chromium's receive-side REMB, which after an overuse climbs by tens of kbit/s a second,
 this one climbs as fast as the queue stays empty: a probe's padding that arrives without a
@@ -71,6 +77,7 @@ class TwccConfig:
     support_window_s: float = 5.0  # ... to headroom × the most that arrived over this long
     rebase_s: float = 1.5  # an overuse whose delay has not drained after this long ...
     rebase_ratio: float = 0.8  # ... although we send under this × what arrived when it began: re-base
+    step_s: float = 0.5  # a jump in the delay that stays level this long: a longer path
 
 
 # One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
@@ -109,6 +116,10 @@ class TwccEstimator:
         self._episode_queue_ms = 0.0
         self._episode_bps = 0.0
         self.rebases = 0  # times a standing delay was taken for a longer path
+        self._step_at = -1.0  # when the queue delay jumped from none (-1: no jump under way)
+        self.steps = 0  # jumps re-based as a longer path
+        self._sent: deque[tuple[float, int]] = deque()  # (send s, bytes) of reported packets, send order
+        self._sent_bytes = 0
 
     def on_feedback(self, packets: list[Packet], now: float) -> bool:
         """One feedback's packets (in sequence order). Returns True if it said "overuse"."""
@@ -120,6 +131,12 @@ class TwccEstimator:
         self.fed_at = now
         self.packets += len(packets)
         self.loss = 1.0 - len(got) / len(packets)
+        sent = self._sent
+        for s_at, _, z in packets:
+            sent.append((s_at, z))
+            self._sent_bytes += z
+        while sent and sent[0][0] < sent[-1][0] - c.acked_window_s:
+            self._sent_bytes -= sent.popleft()[1]
         if not got:
             self._grow_or_hold(now, overuse=False)
             return False
@@ -157,6 +174,11 @@ class TwccEstimator:
         self.threshold_ms = threshold
         over = self.queue_ms > max(c.strong_ms, 2 * threshold) or (
             self.queue_ms > threshold and self.queue_ms > previous)
+        if self._episode_at < 0 and (self._step_at >= 0 or (previous < c.clear_ms and self.queue_ms > threshold)):
+            over = self._step(now, previous, threshold, over)
+            if self._step_at < 0 and self.queue_ms == 0.0:  # re-based
+                minima.clear()
+                minima.append((now, least))
         # over for two feedbacks in a row: a keyframe's burst queues for a moment and then
         # drains (the next feedback's queue is shorter), a line that is too narrow keeps growing
         if self._standing_delay(now, over):
@@ -173,6 +195,32 @@ class TwccEstimator:
             self._episode_at, self._episode_acked = now, self.acked_bps
             self._episode_queue_ms, self._episode_bps = self.queue_ms, before
         return overuse
+
+    def _step(self, now: float, previous: float, threshold: float, over: bool) -> bool:
+        """A jump of the queue delay from none (see the module's doc): after the jump, "over"
+        only if it keeps growing or what arrives falls behind what is sent (``over``: the usual
+        rule's verdict, then); level for ``step_s``: re-based (``queue_ms`` set to 0)."""
+        c = self.config
+        span = self._sent[-1][0] - self._sent[0][0] if self._sent else 0.0
+        if span <= 0 or self.acked_bps < 0.8 * self._sent_bytes * 8 / span:
+            self._step_at = -1.0  # only the line's rate gets through: a queue (a full one is level)
+            return over
+        if self._step_at < 0:
+            self._step_at = now  # the jump itself: counts as usual (a queue grows on at once)
+            return over
+        if self.queue_ms < c.clear_ms:
+            self._step_at = -1.0  # gone again: a spike
+            return False
+        if self.queue_ms > c.strong_ms or (self.queue_ms > threshold
+                                           and self.queue_ms > previous + max(2.0, self.jitter_ms)):
+            self._step_at = -1.0  # growing: a queue after all, the usual rules from now
+            return True
+        if now - self._step_at >= c.step_s:
+            self._step_at = -1.0
+            self.steps += 1
+            self.rebases += 1
+            self.queue_ms = 0.0
+        return False
 
     def _standing_delay(self, now: float, over: bool) -> bool:
         """Is the overuse under way a longer path rather than a queue? (See the module's doc.)

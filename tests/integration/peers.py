@@ -15,6 +15,7 @@ import av
 import numpy as np
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
@@ -111,7 +112,7 @@ class ClassroomPeer:
                 return msg
 
     async def publish(self, tracks: list[tuple[MediaStreamTrack, str]]) -> dict[str, Any]:
-        self.pub = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+        self.pub = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         sources = {}
         for track, source in tracks:
             t = self.pub.addTransceiver(track, direction="sendonly")
@@ -131,7 +132,7 @@ class ClassroomPeer:
         self.offers += 1
         self.tracks = msg["tracks"]
         if self.sub is None:
-            self.sub = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy="max-bundle"))  # type: ignore[arg-type]
+            self.sub = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
             @self.sub.on("track")
             def on_track(track: MediaStreamTrack) -> None:

@@ -13,7 +13,6 @@ from analytics.config import AttributionConfig
 from analytics.origin import (
     WAVE_RATE,
     Padded,
-    _aligned,
     _consistent_peaks,
     _drop_copy_runs,
     _keep_mask,
@@ -296,7 +295,7 @@ def test_keep_mask_and_float64_sums_give_the_same_numbers_as_the_per_sample_form
     sl = np.lib.stride_tricks.sliding_window_view(b.data, block)[starts + b.pad]
     rb = np.ascontiguousarray(sl)
     nb = np.sqrt(_sq_norms(rb)) + np.sqrt(block)
-    got_rows, got_r = _aligned(a, rb, nb, starts, lags, spread, keep)
+    got_rows, got_r = _numpy_aligned(a, rb, nb, starts, lags, spread, keep)  # the C path: the test below
     want_rows, want_r = _aligned_reference(a, rb, nb, starts, lags, spread, silent, frame)
     assert np.array_equal(got_rows, want_rows)
     assert np.array_equal(got_r, want_r)
@@ -309,3 +308,42 @@ def test_frame_energy_in_chunks_is_the_whole_array_computation() -> None:
     x = pcm[: len(pcm) // 240 * 240].reshape(-1, 240).astype(np.float32)
     whole = (10.0 * np.log10(np.einsum("ij,ij->i", x, x) / 240 + 1.0)).astype(np.float32)
     assert np.array_equal(frame_energy(pcm, 240), whole)
+
+
+def _numpy_aligned(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+    import analytics.origin as origin_mod
+
+    saved = origin_mod._fit
+    origin_mod._fit = None
+    try:
+        return origin_mod._aligned(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        origin_mod._fit = saved
+
+
+def test_the_c_shift_search_chooses_what_numpy_chooses() -> None:
+    # analytics/_fit.c (built by setup.py) against the numpy formula it replaces: the same
+    # shifted rows, correlations equal to float32 round-off; with and without a silence mask,
+    # windows running off both ends of the waveform
+    import pytest
+
+    import analytics.origin as origin_mod
+
+    if origin_mod._fit is None:
+        pytest.skip("analytics._fit is not built")
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(4000 * 20) * 800).astype(np.float32)
+    wave = origin_mod.Padded(x, 1000)
+    block, spread, m = 240, 6, 700
+    starts = np.concatenate(([0, 10, len(x) - block], rng.integers(0, len(x) - block, m - 3)))
+    lags = rng.integers(-50, 400, m)
+    rb = origin_mod._rows(wave, starts - lags + rng.integers(-spread, spread + 1, m), block) + (
+        rng.standard_normal((m, block)) * 50
+    ).astype(np.float32)
+    nb = np.sqrt(origin_mod._sq_norms(rb)) + np.sqrt(block)
+    keep = rng.random(len(wave.data)) > 0.2
+    for mask in (None, keep):
+        rows_c, r_c = origin_mod._aligned(wave, rb, nb, starts, lags, spread, mask)
+        rows_np, r_np = _numpy_aligned(wave, rb, nb, starts, lags, spread, mask)
+        assert np.array_equal(rows_c, rows_np)
+        assert np.allclose(r_c, r_np, rtol=1e-5, atol=1e-7)

@@ -254,3 +254,47 @@ def test_the_c_placement_loop_is_the_python_loop(hybrid: list[bytes], monkeypatc
             ref.written,
             ref.overflow,
         )
+
+
+def _demuxed(path: Path) -> tuple[list[bytes], list[int | None]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        got = [(bytes(p), p.pts) for p in container.demux(stream) if p.size]
+    return [g[0] for g in got], [g[1] for g in got]
+
+
+def test_the_webm_block_reader_gives_pyav_s_packets_and_stamps(tmp_path: Path) -> None:
+    # the extension's Matroska walk (Segment/Cluster/BlockGroup, codec delay) against FFmpeg's
+    # demuxer, on a file the project's own writer makes (the recorder and synth use the same)
+    path = tmp_path / "t.webm"
+    writer = _OpusWriter(path, 48000, "webm", 10)
+    writer.write(_voice(48000, 3.0))
+    writer.close()
+    packets, stamps = _demuxed(path)
+    got = _silk.webm_blocks(path.read_bytes(), 0)
+    assert got is not None
+    assert got[0] == packets and got[1] == stamps
+    assert got[2] == 1_000_000 and got[3] == 1
+    with av.open(str(path)) as container:
+        assert audio._webm_blocks(container, container.streams.audio[0]) == (packets, stamps)
+
+
+def test_the_webm_block_reader_leaves_odd_files_to_pyav(tmp_path: Path) -> None:
+    path = tmp_path / "t.webm"
+    writer = _OpusWriter(path, 48000, "webm", 10)
+    writer.write(_voice(48000, 2.0))
+    writer.close()
+    data = path.read_bytes()
+    # truncated mid-block, a track that is not there, garbage: None (PyAV reads them and
+    # reports the problem as before), never a crash
+    assert _silk.webm_blocks(data[: len(data) - 7], 0) is None
+    assert _silk.webm_blocks(data, 3) is None
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        cut = int(rng.integers(0, len(data)))
+        mangled = bytearray(data)
+        mangled[cut : cut + 4] = rng.bytes(4)
+        got = _silk.webm_blocks(bytes(mangled), 0)
+        assert got is None or len(got[0]) == len(got[1])
+    assert _silk.webm_blocks(b"", 0) == ([], [], 1_000_000, 0)
+    _silk.webm_blocks(rng.bytes(1000), 0)  # whatever it finds, no crash

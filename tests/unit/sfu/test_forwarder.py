@@ -405,3 +405,21 @@ def test_padding_needs_a_started_forwarder() -> None:
     f.translate(10, 0, 0, keyframe=True)
     f.pause()
     assert f.insert_padding() is None
+
+
+def test_a_probe_burst_after_every_frame_keeps_older_frames_repairable() -> None:
+    """24 padding packets after each of 10 frames: a NACK for the first frame's packets (a
+    100-ms line asks ~6 frames later) still maps back; a burst takes one offset segment."""
+    f = Forwarder(VIDEO, True, initial_seq=500, initial_ts=0)
+    out_of: dict[int, int] = {}
+    seq = 1000
+    for frame in range(10):
+        for _ in range(3):
+            out = f.translate(seq, frame * 4500, frame * 50, keyframe=frame == 0 and seq == 1000)
+            assert out is not None
+            out_of[out[0]] = seq
+            seq += 1
+        for _ in range(24):
+            assert f.insert_padding() is not None
+    for out_seq, in_seq in out_of.items():
+        assert f.incoming_seq(out_seq) == in_seq

@@ -12,7 +12,9 @@ from typing import Any
 import aioice.candidate
 import aioice.ice
 import aioice.stun
+import aiortc.rtcdtlstransport
 import aiortc.rtcicetransport
+import aiortc.rtp
 import pytest
 from aiortc import RTCPeerConnection
 
@@ -68,6 +70,22 @@ def test_a_port_in_use_names_the_setting() -> None:
         taken.bind(("127.0.0.1", 0))
         with pytest.raises(glue.UdpMuxError, match="media.udp_port"):
             glue.UdpMux(["127.0.0.1"], taken.getsockname()[1])
+
+
+def test_the_shared_port_sends_with_dont_fragment() -> None:
+    """DF on the shared IPv4 socket: the kernel then writes IP ID 0 instead of hashing one per
+    datagram (an unconnected socket's cost); PROBE: the learned path MTU is not applied."""
+    mux = glue.UdpMux(["127.0.0.1"], 0)
+    try:
+        sock = mux.sockets["127.0.0.1"].sock
+        assert sock.getsockopt(socket.IPPROTO_IP, glue.IP_MTU_DISCOVER) == glue.IP_PMTUDISC_PROBE
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(2)
+            sock.sendto(b"\x80" + bytes(1199), peer.getsockname())  # an RTP-sized datagram still goes
+            assert len(peer.recv(2048)) == 1200
+    finally:
+        mux.close()
 
 
 async def _connect(server: RTCPeerConnection, client: RTCPeerConnection, mux: glue.UdpMux) -> None:
@@ -216,3 +234,60 @@ async def test_the_sfu_gives_a_peer_connection_one_ice_transport() -> None:
         assert a.receiver.transport is b.receiver.transport is c.receiver.transport
     finally:
         await pc.close()
+
+
+def test_the_direct_srtp_path_relies_on_what_aiortc_does_with_srtp() -> None:
+    """``_MuxSocket.dispatch`` hands a publisher's SRTP to the tap without aioice's queue: it must
+    do what ``RTCDtlsTransport._recv_next`` does for it (count, unprotect, hand on)."""
+    body = source(aiortc.rtcdtlstransport.RTCDtlsTransport._recv_next)
+    assert "self.__rx_bytes += len(data)" in body and "self.__rx_packets += 1" in body
+    assert "data = self._rx_srtp.unprotect(data)" in body
+    assert "first_byte > 127 and first_byte < 192 and self._rx_srtp" in body
+    assert "return len(msg) >= 2 and msg[1] >= 192 and msg[1] <= 208" in source(aiortc.rtp.is_rtcp)
+    assert "self._queue.put_nowait((data, component))" in source(aioice.ice.Connection.data_received)
+    assert glue._DTLS_CONNECTED is aiortc.rtcdtlstransport.State.CONNECTED
+
+
+async def test_a_publishers_srtp_goes_from_the_shared_port_to_the_tap_directly() -> None:
+    glue.configure_ice(["127.0.0.1"])
+    mux = glue.UdpMux(["127.0.0.1"], 0)
+    server, client = RTCPeerConnection(), RTCPeerConnection()
+    got: list[bytes] = []
+    rtcp: list[bytes] = []
+    try:
+        server.addTransceiver("video", direction="recvonly")
+        glue.use_media_port(server, mux)
+        await server.setLocalDescription(await server.createOffer())
+        glue.receive_raw(server, lambda n: None, lambda d, ms: got.append(d), rtcp.append)
+        await client.setRemoteDescription(server.localDescription)
+        await client.setLocalDescription(await client.createAnswer())
+        await server.setRemoteDescription(client.localDescription)
+        glue.receive_raw(server, lambda n: None, lambda d, ms: got.append(d), rtcp.append)
+        for _ in range(200):
+            if server.connectionState == "connected" and client.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        assert server.connectionState == "connected"
+        sending = client.getTransceivers()[0].sender.transport
+        receiving = server.getTransceivers()[0].receiver.transport
+        (proto,) = [p for p in receiving.transport._connection._protocols if isinstance(p, glue._MuxProtocol)]
+        packets = [b"\x80\x60" + seq.to_bytes(2, "big") + b"\x00\x00\x00\x01\x00\x00\x12\x34" + bytes([seq]) * 100
+                   for seq in range(1, 21)]
+        for p in packets:
+            await sending._send_rtp(p)
+            await asyncio.sleep(0.005)
+        rr = b"\x81\xc9\x00\x07" + b"\x00\x00\x00\x09" + b"\x00\x00\x12\x34" + b"\x00" * 20
+        await sending._send_rtp(rr)  # (aiortc protects SRTCP for an RTCP packet)
+        for _ in range(100):
+            if len(got) == len(packets) and rtcp:
+                break
+            await asyncio.sleep(0.02)
+        assert got == packets  # in order, decrypted, each once
+        assert rtcp == [rr]  # SRTCP still through aiortc's own loop
+        assert proto.direct_rtp is not None and proto.direct_packets >= len(packets) - 1  # the first one: aiortc's loop
+        assert receiving._RTCDtlsTransport__rx_packets >= len(packets) + 1  # getStats() still counts them
+        assert receiving._rx_srtp is not None and receiving._state is glue._DTLS_CONNECTED
+    finally:
+        await client.close()
+        await server.close()
+        mux.close()

@@ -4,6 +4,7 @@ SDP that negotiates them."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 
@@ -207,6 +208,31 @@ async def test_probe_padding_goes_after_a_frame_and_keeps_numbers_continuous() -
     assert t.rtp[-1][12:] == t.rtp[before - 1][12:]
     d.set_probe(0)
     assert d not in top._probes
+
+
+async def test_probe_padding_also_goes_between_frames_but_never_inside_one() -> None:
+    from sfu.downtrack import PROBE_MID_S
+
+    low, mid, top = layers()
+    t = FakeTransport()
+    d = DownTrack("s1", "0", "video", 555, 100, 90000, t)  # type: ignore[arg-type]
+    d.attach(top)
+    top.on_rtp(rtp(10, 0, vp8_payload(True), marker=True), 0)
+    d.set_probe(2_000_000)
+    d.send_probe(time.monotonic())
+    after_frame = len(t.rtp)
+    await asyncio.sleep(PROBE_MID_S + 0.02)  # nothing forwarded since: padding again, between frames
+    between = [p for p in t.rtp[after_frame:] if p[0] & 0x20]
+    assert between and len(between) == len(t.rtp) - after_frame
+    # a frame under way when the timer fires: no padding inside it
+    top.on_rtp(rtp(11, 3000, vp8_payload(True), marker=True), 50)
+    top.on_rtp(rtp(12, 6000, vp8_payload(False)), 100)  # the next frame's first packet
+    count = len(t.rtp)
+    await asyncio.sleep(PROBE_MID_S + 0.02)
+    assert len(t.rtp) == count
+    out = seqs(t)
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))
+    d.close()
 
 
 def test_abs_send_time_header() -> None:

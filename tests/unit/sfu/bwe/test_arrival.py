@@ -27,6 +27,7 @@ class Bottleneck:
         self.free_at = start_ms  # when the link finishes what is queued
         self.rng = random.Random(7)
         self.max_queue_ms = 0.0
+        self.path_ms = 0.0  # extra fixed delay on the way (a longer path, not a queue)
 
     def run(self, seconds: float) -> None:
         end = self.now + seconds * 1000.0
@@ -36,7 +37,7 @@ class Bottleneck:
             departs = max(self.now, self.free_at) + PACKET * 8000.0 / self.capacity
             self.free_at = departs
             self.max_queue_ms = max(self.max_queue_ms, departs - self.now)
-            arrival = departs + 20.0 + self.rng.uniform(0, self.jitter)
+            arrival = departs + 20.0 + self.path_ms + self.rng.uniform(0, self.jitter)
             self.est.on_packet(abs_send_time(self.now), int(arrival), PACKET)
             self.est.update(int(arrival))
 
@@ -146,3 +147,23 @@ def test_a_busy_event_loop_holds_and_a_decrease_at_most_halves() -> None:
         if est2.update(int(t + 2.0 * i)):
             break
     assert est2.estimate_bps >= 1_250_000  # one decrease: at most half
+
+
+def test_a_longer_path_is_not_a_queue_for_good() -> None:
+    # the weak-link harness's delay relay, switched on mid-lesson: 45 ms more path at once. The
+    # estimate backs off (it cannot tell yet), sees the delay not drain while the sender is far
+    # under its old rate, re-takes the baseline and gives the allowance back
+    est = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
+    link = Bottleneck(est, capacity_bps=50_000_000, wanted_bps=1_500_000, jitter_ms=5)
+    link.run(10)
+    link.path_ms = 45.0
+    link.run(10)
+    assert est.rebases >= 1
+    assert est.estimate_bps >= 1_500_000
+
+
+def test_a_real_queue_is_not_re_based() -> None:
+    est = ArrivalEstimator(ArrivalConfig(max_bps=2_500_000))
+    Bottleneck(est, capacity_bps=1_000_000, wanted_bps=2_400_000, jitter_ms=5).run(20)
+    assert est.rebases == 0
+    assert est.estimate_bps < 1_100_000

@@ -190,3 +190,29 @@ def test_a_real_queue_that_drains_is_not_re_based() -> None:
     end, _ = follow(est, line, 5.0, end)
     assert est.rebases == 0
     assert est.bps <= 1_000_000
+
+
+def test_a_step_in_the_path_delay_is_re_based_without_backing_off() -> None:
+    """The same 45 ms at once, seen as a jump that stays level: no overuse at all, so the layer
+    a classroom receives is not dropped (a downgrade is a keyframe and a freeze on a lossy line)."""
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = RelayedLine(3_000_000, jitter_s=0.010)
+    end, _ = follow(est, line, 5.0, 0.0)
+    before, overused_before = est.bps, est.overused_at
+    line.delay_s = 0.045
+    end, lowest = follow(est, line, 5.0, end)
+    assert est.steps >= 1
+    assert est.overused_at == overused_before
+    assert lowest >= 0.9 * before
+
+
+def test_a_cap_that_makes_the_queue_jump_is_still_overuse() -> None:
+    """A line narrowed to under half of what is sent: the queue jumps in one feedback and goes
+    on growing; that is an overuse one feedback later, not a longer path."""
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = Bottleneck(8_000_000)
+    t = run(est, line, 1_800_000, 3.0)
+    line.capacity_bps = 700_000
+    run(est, line, 1_800_000, 0.6, start=t)
+    assert est.overused_at > t
+    assert est.steps == 0
