@@ -134,6 +134,13 @@ class RecordingConfig:
     segment_seconds: float = 2.0
     # A recording ends when no classroom has been in the lesson for this long (they reconnect).
     end_grace_s: float = 60.0
+    # The recorder processes' own log level (their start-up timeline is logged at INFO).
+    log_level: str = "WARNING"
+    # Keep one recorder process started ahead (imports done) for the next lesson to record: its
+    # recording starts without a process start-up. On a cluster node it is started with the node
+    # (a lesson moved here after a node's death resumes its recording within a second); on a
+    # single node after the first recording starts. False: every recorder starts cold.
+    standby_recorder: bool = True
 
 
 @dataclass

@@ -265,8 +265,14 @@ def _wire_recording(server: Server, store: Any) -> None:
     policy = config.recording
     service = setup_recording(
         server.app, config.data_path, ws_url=server.local_ws_url,
-        segment_seconds=policy.segment_seconds,
+        segment_seconds=policy.segment_seconds, log_level=policy.log_level,
+        standby=policy.enabled and policy.standby_recorder,
     )
+    if config.redis.url and policy.enabled and policy.standby_recorder:
+        async def prewarm(_app: web.Application) -> None:  # a lesson moved here records at once
+            service.launcher.prewarm()
+
+        server.app.on_startup.append(prewarm)
     bureau_policy = RecordingPolicy.in_data_dir(config.data_path)
 
     def wanted(lesson: str) -> bool:

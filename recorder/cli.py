@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 log = logging.getLogger("recorder")
 
@@ -62,6 +64,12 @@ def _record_parser() -> argparse.ArgumentParser:
         metavar="RECORDING_DIR",
         help="finish a recording whose recorder was killed (rebuild files from segments), exit",
     )
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="start now, wait for the job on stdin (one JSON line: token, out), then record: a server "
+        "keeps one such warm recorder so a lesson's recording starts without a process start-up",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -110,16 +118,18 @@ def record_main(argv: Sequence[str]) -> int:
     from recorder.launcher import die_with_parent
 
     die_with_parent()  # started by a server: end with it (no-op otherwise)
-    try:
-        if args.token is not None:
-            raise TokenSourceError(
-                "--token would show the join token to every local user (ps, /proc): write it to a "
-                "file only you can read (chmod 600) and pass --token-file FILE, or --token-fd N"
-            )
-        token = read_token(None, args.token_file, args.token_fd)
-    except TokenSourceError as exc:
-        print(f"classroom record: {exc}", file=sys.stderr)
-        return 2
+    token: str | None
+    if args.standby:
+        job = wait_for_job()
+        if job is None:
+            return 0  # the server stopped, or no longer needs it
+        token, args.out = job
+    else:
+        try:
+            token = _token_of(args)
+        except TokenSourceError as exc:
+            print(f"classroom record: {exc}", file=sys.stderr)
+            return 2
     if not args.url or not token:
         print("classroom record: give --url and --token-file/--token-fd (or --udp-track)", file=sys.stderr)
         return 2
@@ -136,6 +146,35 @@ def record_main(argv: Sequence[str]) -> int:
             ice_addresses=config.media.ice_addresses,
         )
     )
+
+
+def wait_for_job(stream: TextIO | None = None) -> tuple[str, str | None] | None:
+    """A standby recorder (``--standby``): import what recording needs now, then wait for the job,
+    one JSON line ``{"token": ..., "out": ...}`` on stdin (never on the command line). None at
+    end of file or on a line that is not a job."""
+    import recorder.worker  # noqa: F401  (aiohttp, aiortc, PyAV: the seconds of a cold start)
+    from sfu import glue  # noqa: F401
+
+    line = (stream or sys.stdin).readline()
+    if not line.strip():
+        return None
+    try:
+        job = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(job, dict) or not isinstance(job.get("token"), str):
+        return None
+    out = job.get("out")
+    return job["token"], out if isinstance(out, str) else None
+
+
+def _token_of(args: argparse.Namespace) -> str | None:
+    if args.token is not None:
+        raise TokenSourceError(
+            "--token would show the join token to every local user (ps, /proc): write it to a "
+            "file only you can read (chmod 600) and pass --token-file FILE, or --token-fd N"
+        )
+    return read_token(None, args.token_file, args.token_fd)
 
 
 class TokenSourceError(ValueError):

@@ -128,6 +128,7 @@ class TrackRecorder:
         self._sr_arrival = 0.0
         # Unix time of pts 0: from arrival first, from a sender report once one is known.
         self.start_unix: float | None = None
+        self.first_frame_unix: float | None = None  # when its first frame was written (clock time)
         self.start_from_sr = False
         self.ended = False
         # set when the disk is full: nothing more is written for this track
@@ -228,6 +229,10 @@ class TrackRecorder:
             self.stats.dropped_frames += 1
             return
         self.stats.frames += 1
+        if self.stats.frames == 1:  # the recorder's start-up timeline (docs/operations.md, node death)
+            self.first_frame_unix = now
+            log.info("track %s: first frame written (%s)", self.info.track_id,
+                     "keyframe" if keyframe else self.info.kind)
         self._last_pts = pts
         self._last_arrival = now
         if self._pending_sr is not None:
@@ -337,6 +342,8 @@ class RecordingSession:
         self._end_unix: float | None = None
         # Tracks of an earlier recorder run in this directory (it crashed or was restarted).
         self.previous_tracks: list[TrackEntry] = []
+        # The gap event of a resumed recording, open until this run writes its first frame.
+        self._open_gap: EventEntry | None = None
         if (directory / MANIFEST_NAME).exists():
             self._resume()
         self.write_manifest()
@@ -363,8 +370,13 @@ class RecordingSession:
         self.events = list(previous.events)
         # The time between what the earlier run left and now was not recorded: say so.
         resumed_ms = max(0, round((self.clock() - self.start_unix) * 1000))
-        gap_from = min(max([previous.duration_ms] + [t.end_ms for t in previous.tracks]), resumed_ms)
-        self.event(
+        # from the end of the last frame the earlier run wrote (what a recorder killed -9 had not
+        # written yet is lost too; a recorder stopped by SIGTERM closes some time after its last packet)
+        last = max((t.end_ms for t in previous.tracks), default=previous.duration_ms)
+        gap_from = min(last, resumed_ms)
+        # end_ms is moved to this run's first written frame (``_close_gap``): until then (joining,
+        # subscribing, ICE/DTLS, the first keyframe) nothing is recorded either
+        self._open_gap = self.event(
             GAP_EVENT, None, t_ms=gap_from, end_ms=resumed_ms,
             cause="recorder_restarted" if previous.complete else "recorder_died",
         )  # fmt: skip
@@ -483,6 +495,8 @@ class RecordingSession:
                 self.disk_full = track.disk_full
             if track.keyframe_request_due(now):
                 wanted.append(track_id)
+        if self._open_gap is not None:
+            self._close_gap(now, final=False)
         segments = sum(len(t.writer.segments) for t in self.tracks.values())
         since = now - self._last_manifest
         # Rewrite every manifest_interval, and soon after a segment was completed, so a crash
@@ -491,6 +505,21 @@ class RecordingSession:
             self._manifest_segments = segments
             self.write_manifest(now)
         return wanted
+
+    def _close_gap(self, now: float, final: bool) -> None:
+        """The resumed recording's gap ends at its first written frame (any track); a run that
+        closes without one leaves a gap up to its end."""
+        gap = self._open_gap
+        if gap is None:
+            return
+        firsts = [t.first_frame_unix for t in self.tracks.values() if t.first_frame_unix is not None]
+        if not firsts and not final:
+            return
+        end = min(firsts) if firsts else now
+        gap.extra["end_ms"] = max(gap.t_ms, int(gap.extra.get("end_ms", 0)), round((end - self.start_unix) * 1000))
+        self._open_gap = None
+        log.info("recording in %s: gap %.1f s (to the first frame written after resuming)", self.directory,
+                 (int(gap.extra["end_ms"]) - gap.t_ms) / 1000)
 
     def take_nacks(self) -> dict[str, list[int]]:
         """Per track, the video sequence numbers newly found missing (send RTCP NACKs)."""
@@ -540,6 +569,7 @@ class RecordingSession:
                     track.end(now)
                 except Exception as exc:
                     log.exception("track %s: end failed: %s", track.info.track_id, exc)
+            self._close_gap(now, final=True)
             self.closed = True
             self.write_manifest(now)
         return self.manifest()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -146,8 +147,21 @@ class RecorderLauncher:
     backoff_max_s: float = 30.0
     stable_s: float = 60.0
     repair_timeout_s: float = 600.0
+    # Keep one recorder process started ahead, imports done, waiting for its job on stdin
+    # (``classroom record --standby``): a lesson's recorder then joins within a fraction of a
+    # second instead of after a process start-up (2.4 s at load 14 here, 12 s when a node had just
+    # died and its lessons moved: the recording's gap). A new one is started after each use.
+    standby: bool = False
+    # the next standby starts this long after one was used: not while the lesson that took it (a
+    # node's failover: pages rejoining, publishing, subscribing) needs the CPU and the loop; a
+    # process start-up beside it froze the node's other lesson for 0.9 s at load 6
+    standby_delay_s: float = 10.0
     stats: RecorderStats = field(default_factory=RecorderStats)
     supervised: dict[str, _Supervised] = field(default_factory=dict)
+    _standby: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    _standby_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _closed: bool = field(default=False, repr=False)
+    _prewarm_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def directory(self, lesson_id: str) -> Path:
         return self.data_dir / "recordings" / safe_name(lesson_id)
@@ -162,6 +176,81 @@ class RecorderLauncher:
             "--segment-seconds", str(self.segment_seconds),
             "--log-level", self.log_level,
         ]  # fmt: skip
+
+    def standby_command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "classroom.cli", "record", "--standby",
+            "--url", self.ws_url,
+            "--data-dir", str(self.data_dir),
+            "--segment-seconds", str(self.segment_seconds),
+            "--log-level", self.log_level,
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------------------ standby
+    def prewarm(self) -> None:
+        """Start the standby recorder in the background (no-op if off, running or starting)."""
+        if not self.standby or self._closed:
+            return
+        if self._standby_task is not None and not self._standby_task.done():
+            return
+        if self._standby is not None and self._standby.returncode is None:
+            return
+        self._standby_task = asyncio.get_running_loop().create_task(self._start_standby())
+
+    async def _start_standby(self) -> None:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.standby_command(),
+                stdin=asyncio.subprocess.PIPE,
+                env={**child_environment(), PARENT_ENV: str(os.getpid())},
+            )
+        except (OSError, ValueError) as exc:
+            log.warning("standby recorder cannot start (recorders start cold): %s", exc)
+            return
+        if self._closed:
+            await self._end_standby(process)
+            return
+        self._standby = process
+        log.info("standby recorder ready to start (pid %d)", process.pid)
+
+    async def _take_standby(self, credentials: RecorderCredentials, out: Path) -> asyncio.subprocess.Process | None:
+        """The standby recorder, given its job (a new standby is started behind it); None if
+        there is none alive."""
+        process, self._standby = self._standby, None
+        if process is None or process.returncode is not None or process.stdin is None:
+            self._prewarm_later()
+            return None
+        credentials.bind(process.pid)  # before it has its token: its join is admitted
+        line = json.dumps({"token": credentials.token, "out": str(out)}) + "\n"
+        try:
+            process.stdin.write(line.encode("utf-8"))
+            await process.stdin.drain()
+            process.stdin.close()
+        except (ConnectionError, OSError):
+            await self._end_standby(process)
+            self._prewarm_later()
+            return None
+        self._prewarm_later()
+        return process
+
+    def _prewarm_later(self) -> None:
+        if self._prewarm_timer is None or self._prewarm_timer.cancelled():
+            self._prewarm_timer = asyncio.get_running_loop().call_later(self.standby_delay_s, self._prewarm_due)
+
+    def _prewarm_due(self) -> None:
+        self._prewarm_timer = None
+        self.prewarm()
+
+    async def _end_standby(self, process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None:
+            if process.stdin is not None:
+                process.stdin.close()  # end of file: it exits by itself
+            try:
+                await asyncio.wait_for(process.wait(), 5.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
 
     # ------------------------------------------------------------------------------ control
     def start(self, lesson_id: str, credentials: CredentialSource | str) -> None:
@@ -240,11 +329,24 @@ class RecorderLauncher:
         return code
 
     async def stop_all(self) -> None:
+        self._closed = True
+        if self._prewarm_timer is not None:
+            self._prewarm_timer.cancel()
+        if self._standby_task is not None and not self._standby_task.done():
+            with contextlib.suppress(Exception):
+                await self._standby_task
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            await self._end_standby(standby)
         await asyncio.gather(*(self.stop(lesson) for lesson in list(self.supervised)))
 
     # --------------------------------------------------------------------------- supervision
     async def _spawn(self, entry: _Supervised) -> asyncio.subprocess.Process:
         credentials = entry.credentials()
+        warm = await self._take_standby(credentials, entry.directory) if self.standby else None
+        if warm is not None:
+            entry.pids.append(warm.pid)
+            return warm
         read_fd, write_fd = os.pipe()
         try:
             data = credentials.token.encode("utf-8") + b"\n"

@@ -83,10 +83,12 @@ def setup_recording(
     ws_url: str,
     segment_seconds: float = 2.0,
     env_secret: str | None = None,
+    log_level: str = "WARNING",
+    standby: bool = False,
 ) -> RecordingService:
     secret = load_secret(
         data_dir, env_secret if env_secret is not None else os.environ.get("CLASSROOM_RECORDING_SECRET")
     )
     signer = setup_recording_routes(app, data_dir, secret)
-    launcher = RecorderLauncher(ws_url, data_dir, segment_seconds)
+    launcher = RecorderLauncher(ws_url, data_dir, segment_seconds, log_level=log_level, standby=standby)
     return RecordingService(data_dir, signer, launcher)

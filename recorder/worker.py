@@ -86,8 +86,18 @@ class LiveRecorder:
         self.offers = 0
         self.unrouted_packets = 0
         self.packets = 0
+        self.packets_routed = 0
         self.disk_full = False  # stopped because the recording directory is full
         self._stop: asyncio.Event | None = None
+        self._started = time.monotonic()
+        self._marked: set[str] = set()
+
+    def _mark(self, step: str) -> None:
+        """One step of the recorder's start-up timeline, once, at INFO, with the time since its start
+        (``recording.log_level: INFO`` shows them in the node's log; docs/operations.md)."""
+        if step not in self._marked:
+            self._marked.add(step)
+            log.info("recorder timeline: %s at +%.3f s", step, time.monotonic() - self._started)
 
     # ------------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> int:
@@ -101,6 +111,7 @@ class LiveRecorder:
                     self._ws = await http.ws_connect(self.url, heartbeat=20)
                 except (aiohttp.ClientError, OSError) as exc:
                     raise WorkerError(f"cannot connect to {self.url}: {exc}") from exc
+                self._mark("signaling connected")
                 await self._send({"type": "join", "token": self.token})
                 reader = asyncio.create_task(self._read())
                 poller = asyncio.create_task(self._poll())
@@ -182,6 +193,7 @@ class LiveRecorder:
 
     def _on_joined(self, msg: dict[str, Any]) -> None:
         self.joined = msg
+        self._mark("joined")
         lesson_id = str(msg.get("lesson_id") or "lesson")
         out = self.out or self.data_dir / "recordings" / safe_name(lesson_id)
         self.session = RecordingSession(
@@ -253,8 +265,15 @@ class LiveRecorder:
         if self.session is None:
             raise WorkerError("subscribe_offer before joined")
         self.offers += 1
+        self._mark("subscribe offer")
         if self._pc is None:
             self._pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+            @self._pc.on("connectionstatechange")
+            def _state() -> None:
+                if self._pc is not None:
+                    self._mark(f"connection {self._pc.connectionState}")
+
         pc = self._pc
         await pc.setRemoteDescription(RTCSessionDescription(str(msg.get("sdp")), "offer"))
         glue.receive_raw(pc, self._on_stream, self._on_rtp, self._on_rtcp)
@@ -263,6 +282,7 @@ class LiveRecorder:
         glue.guard_datagrams(pc)  # a stray datagram at the recorder's port must not end its receive loop
         glue.receive_raw(pc, self._on_stream, self._on_rtp, self._on_rtcp)
         await self._send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
+        self._mark("subscribe answer sent")
         self._on_tracks(msg.get("tracks") or [])
 
     def _on_stream(self, neg: Any) -> None:
@@ -328,6 +348,9 @@ class LiveRecorder:
         if entry is None or entry.recording is None:
             self.unrouted_packets += 1
             return
+        if self.packets_routed == 0:
+            self._mark("first RTP packet")
+        self.packets_routed += 1
         self.session.rtp(entry.recording, data)
 
     def _on_rtcp(self, data: bytes) -> None:

@@ -71,6 +71,10 @@ def check_candidate(candidate: Any) -> None:
         raise ProtocolError("bad_field", "ice: candidate.sdpMLineIndex is out of range")
 
 
+# a publish answer slower than this is logged (INFO)
+SLOW_ANSWER_S = 0.25
+
+
 class ClassroomSocket(web.WebSocketResponse):
     """A WebSocket that answers a frame over its transport limit with ``error
     message_too_large`` before aiohttp closes it with 1009 (frames between the protocol's limit
@@ -426,6 +430,7 @@ class Session:
             await self._close_publisher(room, p)
         p.publisher = PublisherPeer(p.participant_id, p.classroom_id, self.settings, on_track=self._on_track)
         room.media.publishers[p.participant_id] = p.publisher
+        started = time.monotonic()
         try:
             answer = await asyncio.wait_for(p.publisher.answer(sdp, sources), NEGOTIATION_TIMEOUT_S)
         except BaseException as exc:
@@ -438,6 +443,9 @@ class Session:
             raise
         tracks = [{"mid": mid, "kind": kind, "source": sources.get(mid)} for mid, kind in
                   ((md.rtp.muxId, md.kind) for md in parsed.media)]
+        took = time.monotonic() - started
+        if took > SLOW_ANSWER_S:  # a starved loop, mostly (docs/operations.md, "When a node dies")
+            log.info("publish answer to %s took %.0f ms", p.classroom_id, took * 1000)
         await self.send(server_message("publish_answer", re=m.id, sdp=answer, tracks=tracks))
 
     def _on_track(self, track: UpTrack) -> None:

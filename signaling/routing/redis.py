@@ -59,6 +59,10 @@ MAX_MOVES = 3
 COORDINATION_ERRORS = (RedisError, OSError)
 
 
+# a CLIENT LIST is reused this long by the joins that check the node they would be relayed to
+CLIENT_NAMES_MAX_AGE_S = 0.25
+
+
 @dataclass
 class ClusterCounters:
     """Plain ints, copied into Prometheus by classroom/metrics.py."""
@@ -145,6 +149,8 @@ class RedisRouter(LocalRouter):
         self._told_gone: set[str] = set()
         self._forget = self._redis.register_script(FORGET)
         self.fast_death = True  # CLIENT LIST is usable (off for good if it is refused or hides our own name)
+        self._names: set[str] = set()  # Redis' client names, as last listed on a join (``_vanished``)
+        self._names_at = -1e18
         self.started = time.time()
         self.floors = FloorWriter(self._write_floor, node_id)
         self._carried: dict[str, dict[str, Any]] = {}  # lesson -> floor state read, for its room's opening
@@ -337,6 +343,32 @@ class RedisRouter(LocalRouter):
                 log.warning("cluster: node %s has no connection to Redis any more: dead", node)
                 del live[node]
 
+    async def _vanished(self, node: str) -> bool:
+        """Whether ``node``, about to be relayed a classroom, has no connection to Redis any more
+        (killed since the last heartbeat: its pages are reconnecting right now). Its entry is then
+        removed, as the next heartbeat would, and the lesson placed again at once: the classroom is
+        not relayed to a dead node and closed at that heartbeat (0.5-1 s more, then its backoff).
+        Same rules as :meth:`_forget_disconnected`; one CLIENT LIST serves the joins of 0.25 s."""
+        entry = self.live.get(node)
+        if (not self.fast_death or entry is None
+                or time.monotonic() - self.restored_at < self.ttl_s + self.heartbeat_s
+                or time.time() - float(entry.get("since") or time.time()) < 2 * self.heartbeat_s):
+            return False
+        now = time.monotonic()
+        if now - self._names_at > CLIENT_NAMES_MAX_AGE_S:
+            try:
+                self._names = {c.get("name", "") for c in await self._redis.client_list()}
+            except RedisError:
+                return False
+            self._names_at = now
+        instance = str(entry.get("instance", ""))
+        if self.client_name not in self._names or f"classroom-node:{node}:{instance}" in self._names:
+            return False
+        if not await self._forget(args=[self.keys.prefix, node, instance]):
+            return False
+        log.warning("cluster: node %s has no connection to Redis any more: dead (found on a join)", node)
+        return True
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s if self.available else min(self.heartbeat_s, 0.5))
@@ -393,6 +425,8 @@ class RedisRouter(LocalRouter):
             raise ClusterUnavailable("the cluster's coordination (Redis) is unavailable; retrying shortly")
         try:
             holder = await self._place(args=[self.keys.prefix, lesson_id, self.node_id])
+            if holder and holder != self.node_id and await self._vanished(str(holder)):
+                holder = await self._place(args=[self.keys.prefix, lesson_id, self.node_id])
         except COORDINATION_ERRORS as exc:
             self._lost(exc)
             self.counters.unavailable_joins += 1

@@ -214,7 +214,8 @@ async def test_lead_on_node_a_remotes_on_node_b(tmp_path: Path, browser: Browser
 async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> None:
     cluster = start_cluster(tmp_path, env={"CLASSROOM_RECORDING_ENABLED": "true",
                                            "CLASSROOM_RECORDING_EVERY_LESSON": "true",
-                                           "CLASSROOM_RECORDING_END_GRACE_S": "2"})
+                                           "CLASSROOM_RECORDING_END_GRACE_S": "2",
+                                           "CLASSROOM_RECORDING_LOG_LEVEL": "INFO"})
     try:
         nodes = cluster.nodes()
         url = cluster.url  # the shared port: a page that reconnects reaches a node alive
@@ -324,6 +325,14 @@ async def test_kill_9_of_the_owning_node(tmp_path: Path, browser: Browser) -> No
         assert len(gaps) == 1, gaps
         gap_ms = int(gaps[0].extra["end_ms"]) - gaps[0].t_ms
         print(f"recording: one directory, gap event {gap_ms} ms (acceptance 10 s; {judged})")
+        start_ms = read_manifest(directory / MANIFEST_NAME).started_at.timestamp() * 1000
+        print(f"  the gap from the kill: {(start_ms + gaps[0].t_ms - killed_ms) / 1000:+.2f} s to "
+              f"{(start_ms + int(gaps[0].extra['end_ms']) - killed_ms) / 1000:+.2f} s")
+        for line in cluster.log.read_text(errors="replace").splitlines():  # the recorders' timelines
+            if any(k in line for k in ("recorder timeline", "first frame written", "recorder for lesson k-lesson",
+                                       "declared dead", "lesson k-lesson: opened", "resuming the recording",
+                                       "publish answer to", "gap ")):
+                print("  ", line[:200])
         assert 0 < gap_ms <= gap_bound_ms, (gap_ms, judged)
         assert sorted(p.name for p in recordings_root(cluster.data).iterdir() if p.is_dir()) == sorted(
             [safe_name("k-lesson"), safe_name("k-other")])

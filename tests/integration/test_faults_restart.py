@@ -192,7 +192,9 @@ async def test_kill_9_of_the_server_during_a_recorded_lesson(tmp_path: Path, kil
     data, log, port = tmp_path / "data", tmp_path / "server.log", free_port()
     url = f"http://127.0.0.1:{port}"
     recordings = data / "recordings"
-    grace = {"CLASSROOM_RECORDING_END_GRACE_S": "2"}  # the recording ends 2 s after the last classroom left
+    grace = {"CLASSROOM_RECORDING_END_GRACE_S": "2",  # the recording ends 2 s after the last classroom left
+             # one recorder child to count and kill: no standby recorder beside it (docs/recording.md)
+             "CLASSROOM_RECORDING_STANDBY_RECORDER": "false"}
     proc = start(data, port, log, **grace)
     peers: list[ClassroomPeer] = []
     try:

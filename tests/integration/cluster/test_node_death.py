@@ -162,3 +162,35 @@ async def test_a_stopping_node_hands_its_lessons_over_at_once(redis_server: Redi
             await p.close()
         for n in nodes:
             n.stop()
+
+
+async def test_a_join_right_after_a_kill_9_is_not_relayed_to_the_dead_node(redis_server: RedisServer,
+                                                                            tmp_path: Path) -> None:
+    """A classroom reconnecting before the survivor's next heartbeat (pages reconnect within
+    0.1-0.5 s of losing their node): the survivor checks that the holder still has a connection to
+    Redis before relaying, finds it has none, and takes the lesson at once (first join answered)."""
+    slow = {"CLASSROOM_REDIS_HEARTBEAT_S": "2.5", "CLASSROOM_REDIS_TTL_S": "8"}  # no heartbeat finds it first
+    nodes, signer = start_nodes(tmp_path, redis_server.url, 2, env=slow)
+    try:
+        a, b = nodes
+        await asyncio.sleep(11.0)  # past the rules' start-up grace (TTL + heartbeat) and entry age
+        lesson = "vanished-lesson"
+        first = await _join(a.base_url, signer.issue(lesson, "inspector", "observer"), publish=False)
+        assert [int(n.health()["lessons"]) for n in nodes] == [1, 0]
+        await asyncio.sleep(0.5)  # within one heartbeat of B, A goes
+        a.kill9()
+        started = time.monotonic()
+        peer = ClassroomPeer(b.base_url, signer.issue(lesson, "lead", "lead"))
+        try:
+            joined = await asyncio.wait_for(peer.connect(), 10)
+            took = time.monotonic() - started
+            assert joined["type"] == "joined", joined
+            assert int(b.health()["lessons"]) == 1
+            assert took < 2.0, took
+            assert "dead (found on a join)" in b.log_tail(200)
+        finally:
+            await peer.close()
+            await first.close()
+    finally:
+        for node in nodes:
+            node.stop()

@@ -23,3 +23,20 @@ def test_the_command_line_holds_no_token(tmp_path) -> None:  # type: ignore[no-u
     cmd = RecorderLauncher("ws://127.0.0.1:1/ws", tmp_path).command(7, tmp_path / "recordings" / "L")
     assert "--token" not in cmd and cmd[cmd.index("--token-fd") + 1] == "7"
     assert cmd[cmd.index("--out") + 1] == str(tmp_path / "recordings" / "L")
+
+
+def test_the_standby_command_line_holds_no_token(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cmd = RecorderLauncher("ws://127.0.0.1:1/ws", tmp_path, log_level="INFO").standby_command()
+    assert "--standby" in cmd and "--token" not in cmd and "--token-fd" not in cmd and "--out" not in cmd
+    assert cmd[cmd.index("--log-level") + 1] == "INFO"
+
+
+def test_a_standby_recorder_takes_its_job_from_one_line() -> None:
+    import io
+
+    from recorder.cli import wait_for_job
+
+    assert wait_for_job(io.StringIO('{"token": "t", "out": "/r/L"}\n')) == ("t", "/r/L")
+    assert wait_for_job(io.StringIO('{"token": "t"}\n')) == ("t", None)
+    for nothing in ("", "\n", "not json\n", '{"out": "/r"}\n', "[1]\n"):
+        assert wait_for_job(io.StringIO(nothing)) is None
