@@ -108,14 +108,16 @@ HALF_RATE_MIN_FPS = 25.0
 HALF_RATE_SHARE = (0.3, 0.9)  # what TID 0-1 measure of the layer's bytes, when that is plausible
 
 
-def layer_options(up: UpTrack, now_ms: int) -> list[tuple[int, int, float]]:
+def layer_options(up: UpTrack, now_ms: int, rates: tuple[float, ...] | None = None) -> list[tuple[int, int, float]]:
     """(layer index, temporal layers, bitrate) a subscriber of ``up`` can be given, cheapest
     first: each live layer at its full frame rate and, for a VP8 layer with temporal layers, at
     half of it just below (frame rate drops before resolution, and needs no keyframe either
     way). The half-rate option is priced as the full one — so it is never chosen — unless the
     layer sends >= ``HALF_RATE_MIN_FPS``: the list keeps its shape when the frame rate moves, and
-    the selector's state (an index into it) keeps its meaning."""
-    rates = layer_bitrates(up, now_ms)
+    the selector's state (an index into it) keeps its meaning. ``rates``: ``layer_bitrates(up,
+    now_ms)`` when the caller has it already."""
+    if rates is None:
+        rates = layer_bitrates(up, now_ms)
     out: list[tuple[int, int, float]] = []
     for index, bps in enumerate(rates):
         if bps < 0:
@@ -342,7 +344,7 @@ class Link:
             if up is None or up.closed:
                 continue
             rates = layer_bitrates(up, now_ms)
-            opts = layer_options(up, now_ms)
+            opts = layer_options(up, now_ms, rates)
             if not opts:
                 continue
             live = tuple(o[2] for o in opts)

@@ -57,37 +57,46 @@ class _TrackState:
     blocked_until: float = -1e9
 
 
+def _by_priority(t: TrackLayers) -> int:
+    return t.priority
+
+
 def allocate(
     budget: float, tracks: list[TrackLayers], cost: dict[tuple[str, int], float] | None = None
 ) -> dict[str, int]:
     """Greedy allocation: audio first, then every video track's lowest layer in priority
     order, then upgrades in priority order. ``cost`` overrides a (track, layer)'s bitrate."""
 
-    def price(t: TrackLayers, layer: int) -> float:
-        if cost is not None and (t.key, layer) in cost:
-            return cost[(t.key, layer)]
-        return t.bitrates[layer]
-
+    # (hot: a few calls per subscriber per evaluation; each track's prices are looked up once)
     out: dict[str, int] = {}
     left = budget
-    ordered = sorted(tracks, key=lambda t: t.priority)
+    ordered = sorted(tracks, key=_by_priority) if len(tracks) > 1 else tracks
+    video: list[tuple[TrackLayers, list[float]]] = []
     for t in ordered:
-        if t.audio or not t.bitrates:
+        rates = t.bitrates
+        if cost:
+            key = t.key
+            prices = [cost.get((key, i), r) for i, r in enumerate(rates)]
+        else:
+            prices = list(rates)
+        if t.audio or not rates:
             out[t.key] = 0
-            left -= price(t, 0) if t.bitrates else 0.0
-    video = [t for t in ordered if not t.audio and t.bitrates]
-    for t in video:
-        if price(t, 0) <= left:
+            left -= prices[0] if rates else 0.0
+        else:
+            video.append((t, prices))
+    for t, prices in video:
+        if prices[0] <= left:
             out[t.key] = 0
-            left -= price(t, 0)
+            left -= prices[0]
         else:
             out[t.key] = PAUSED
-    for t in video:
+    for t, prices in video:
         cur = out[t.key]
         if cur == PAUSED:
             continue
-        for layer in range(len(t.bitrates) - 1, cur, -1):
-            extra = price(t, layer) - price(t, cur)
+        base = prices[cur]
+        for layer in range(len(prices) - 1, cur, -1):
+            extra = prices[layer] - base
             if extra <= left:
                 out[t.key] = layer
                 left -= extra
