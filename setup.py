@@ -7,10 +7,16 @@ its pure-Python loop (``sfu.lane.FAST_PATH`` says which one is in use).
 ``libopus.a``) to decode hybrid Opus packets without their CELT layer, which the analysis does
 not need (docs/analytics.md, "Benchmark"). Without that library it is not built and the
 analysis decodes through libopus' public API (``analytics.audio.OPUS_PATH`` says which).
+
+``sfu._fanout`` links OpenSSL's libcrypto when its headers are there (Debian: ``libssl-dev``):
+the C loop then protects AES-GCM SRTP itself (``sfu._fanout.AeadSession``); without them it is
+built without it and every packet goes through libsrtp, as before.
 """
 
 import glob
 import os
+import shutil
+import subprocess
 
 from setuptools import Extension, setup
 
@@ -41,11 +47,36 @@ def _libopus_version(archive: str) -> str:
     return ""
 
 
+def _libcrypto() -> tuple[list[str], list[str]] | None:
+    """(compile flags, link flags) for OpenSSL's libcrypto, or None without its headers."""
+    if os.environ.get("CLASSROOM_NO_OPENSSL"):
+        return None
+    if shutil.which("pkg-config"):
+        try:
+            cflags = subprocess.run(["pkg-config", "--cflags", "libcrypto"], check=True, capture_output=True,
+                                    text=True).stdout.split()
+            libs = subprocess.run(["pkg-config", "--libs", "libcrypto"], check=True, capture_output=True,
+                                  text=True).stdout.split()
+            return cflags, libs
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    if os.path.isfile("/usr/include/openssl/evp.h"):
+        return [], ["-lcrypto"]
+    return None
+
+
 _FLAGS = ["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers",
           "-Wno-cast-function-type"]
 
+_crypto = _libcrypto()
 extensions = [
-    Extension("sfu._fanout", sources=["sfu/_fanout.c"], extra_compile_args=_FLAGS, optional=True),
+    Extension(
+        "sfu._fanout",
+        sources=["sfu/_fanout.c"],
+        extra_compile_args=_FLAGS + (["-DCLASSROOM_OPENSSL"] + _crypto[0] if _crypto else []),
+        extra_link_args=_crypto[1] if _crypto else [],
+        optional=True,
+    ),
     # the between-room fit's shift search (analytics/origin.py falls back to numpy without it)
     Extension("analytics._fit", sources=["analytics/_fit.c"], extra_compile_args=_FLAGS + ["-O3"], optional=True),
 ]

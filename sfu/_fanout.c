@@ -37,7 +37,9 @@
  * on the same random packet sequences.
  *
  * libsrtp is not linked: sfu.glue hands over the address of pylibsrtp's own srtp_protect
- * (libsrtp 2 signature, checked there) with set_protect().
+ * (libsrtp 2 signature, checked there) with set_protect(). For the AEAD (AES-GCM) profiles an
+ * Egress may instead carry an AeadSession that protects with OpenSSL's libcrypto directly (built
+ * when setup.py finds its headers: CLASSROOM_OPENSSL; see "AeadSession" below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -81,6 +83,272 @@ static unsigned long long c_batched = 0;        /* datagrams handed over in them
 /* packets this loop sent itself (not through DownTrack.forward), since the module loaded */
 static unsigned long long c_sent_total = 0;
 
+/* ------------------------------------------------------------------------------- AeadSession */
+
+/* Direct AES-GCM protect (RFC 7714) for the AEAD profiles aiortc negotiates first
+ * (SRTP_AEAD_AES_256_GCM, then _128_GCM), instead of libsrtp's srtp_protect: libsrtp spends
+ * ~0.5 us per call on work around the cipher (stream lookup, set_iv/set_aad through its
+ * cipher abstraction, replay bit vector, key-usage limits) while the AES-GCM itself is ~0.1 us.
+ *
+ * One AeadSession belongs to one DTLS transport's send direction. It holds one EVP_CIPHER_CTX
+ * keyed once with the session encryption key (sfu.srtp_kdf derives it and the 12-byte session
+ * salt from the DTLS-SRTP master key and salt, RFC 3711 section 4.3 with RFC 7714 section 11);
+ * per packet only the IV is set. The key is the same for every SSRC of the transport, so one
+ * context serves all of its streams; each stream (SSRC) keeps only its packet index.
+ *
+ * The packet index (ROC << 16 | SEQ) is estimated as libsrtp's sender does (rdbx with
+ * allow_repeat_tx and aiortc's 1024-packet window), so the output is byte-for-byte libsrtp's:
+ * a newer sequence number advances the index, an older one within the window reuses its ROC
+ * (a repair: same index, same bytes), and one older than the window is refused.
+ *
+ * ROC ownership: every RTP protect of a transport that has an AeadSession goes through it:
+ * the C loop here, and sfu.glue.RawTransport's send_rtp/send_rtp_parts (NACK repairs, keyframe
+ * replays, probes, the pacer) through AeadSession.protect/protect_parts. libsrtp's send session
+ * then protects only RTCP (SRTCP has its own index), so there is one ROC per SSRC and nothing to
+ * hand over between two implementations. */
+#ifdef CLASSROOM_OPENSSL
+#include <openssl/evp.h>
+
+#define AEAD_TAG 16
+#define AEAD_SALT 12
+#define AEAD_WINDOW 1024 /* aiortc's tx_policy.window_size */
+#define AEAD_MAX_STREAMS 4096
+
+typedef struct {
+    unsigned int ssrc;        /* host order */
+    unsigned long long index; /* highest packet index protected (48 bits); 0 before the first */
+} AeadStream;
+
+typedef struct AeadSession_s {
+    PyObject_HEAD
+    EVP_CIPHER_CTX *ctx;
+    unsigned char salt[AEAD_SALT];
+    AeadStream *streams;
+    int nstreams, cap;
+    int last; /* the stream found last time: fan-out protects runs of one SSRC */
+    unsigned long long protected_packets;
+    unsigned long long errors;
+} AeadSession;
+
+static void AeadSession_dealloc(AeadSession *self) {
+    EVP_CIPHER_CTX_free(self->ctx);
+    PyMem_Free(self->streams);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int AeadSession_init(AeadSession *self, PyObject *args, PyObject *kwds) {
+    const char *key, *salt;
+    Py_ssize_t keylen, saltlen;
+    if (!PyArg_ParseTuple(args, "y#y#:AeadSession", &key, &keylen, &salt, &saltlen)) {
+        return -1;
+    }
+    const EVP_CIPHER *cipher = keylen == 32 ? EVP_aes_256_gcm() : keylen == 16 ? EVP_aes_128_gcm() : NULL;
+    if (cipher == NULL || saltlen != AEAD_SALT) {
+        PyErr_SetString(PyExc_ValueError, "AeadSession(key, salt): a 16- or 32-byte key and a 12-byte salt");
+        return -1;
+    }
+    if (self->ctx == NULL) {
+        self->ctx = EVP_CIPHER_CTX_new();
+    }
+    unsigned char iv[AEAD_SALT] = {0};
+    if (self->ctx == NULL || EVP_EncryptInit_ex(self->ctx, cipher, NULL, (const unsigned char *)key, iv) != 1) {
+        PyErr_SetString(PyExc_RuntimeError, "AeadSession: OpenSSL refused the AES-GCM key");
+        return -1;
+    }
+    memcpy(self->salt, salt, AEAD_SALT);
+    self->nstreams = 0;
+    self->last = 0;
+    return 0;
+}
+
+static AeadStream *aead_stream(AeadSession *s, unsigned int ssrc) {
+    if (s->last < s->nstreams && s->streams[s->last].ssrc == ssrc) {
+        return &s->streams[s->last];
+    }
+    for (int i = 0; i < s->nstreams; i++) {
+        if (s->streams[i].ssrc == ssrc) {
+            s->last = i;
+            return &s->streams[i];
+        }
+    }
+    if (s->nstreams == s->cap) { /* a new SSRC: libsrtp's ssrc_any_outbound makes a stream too */
+        if (s->cap >= AEAD_MAX_STREAMS) {
+            return NULL;
+        }
+        int cap = s->cap ? s->cap * 2 : 4;
+        AeadStream *grown = PyMem_Realloc(s->streams, (size_t)cap * sizeof(AeadStream));
+        if (grown == NULL) {
+            return NULL;
+        }
+        s->streams = grown;
+        s->cap = cap;
+    }
+    AeadStream *st = &s->streams[s->nstreams];
+    st->ssrc = ssrc;
+    st->index = 0;
+    s->last = s->nstreams++;
+    return st;
+}
+
+/* The index of sequence number ``seq`` against the highest so far, as libsrtp's
+ * srtp_rdbx_estimate_index/srtp_index_guess; returns the distance (> 0: newer). */
+static long aead_estimate(unsigned long long highest, unsigned int seq, unsigned long long *est) {
+    if (highest <= 0x8000) { /* libsrtp: below the median the ROC is taken as 0 */
+        *est = seq;
+        return (long)seq - (long)(highest & 0xFFFF);
+    }
+    unsigned long long roc = highest >> 16;
+    long local = (long)(highest & 0xFFFF);
+    long diff = (long)seq - local;
+    if (local < 0x8000) {
+        if (diff > 0x8000) { /* from before the last wrap */
+            roc -= 1;
+            diff -= 0x10000;
+        }
+    } else if (local - 0x8000 > (long)seq) { /* after a wrap */
+        roc += 1;
+        diff += 0x10000;
+    }
+    *est = (roc << 16) | seq;
+    return diff;
+}
+
+/* Protect the RTP packet at ``pkt`` (``*len`` bytes, room for 16 more) in place: 0 or -1. */
+static int aead_protect(AeadSession *s, unsigned char *pkt, int *len) {
+    int n = *len;
+    if (n < 12 || (pkt[0] >> 6) != 2) {
+        s->errors++;
+        return -1;
+    }
+    /* the AAD is the header: 12 bytes, the CSRCs, and the header extension if X is set */
+    int hlen = 12 + 4 * (pkt[0] & 0x0F);
+    if ((pkt[0] & 0x10) && hlen + 4 <= n) {
+        hlen += 4 + 4 * ((pkt[hlen + 2] << 8) | pkt[hlen + 3]);
+    } else if (pkt[0] & 0x10) {
+        hlen = n + 1;
+    }
+    if (hlen > n) {
+        s->errors++;
+        return -1;
+    }
+    unsigned int ssrc = ((unsigned int)pkt[8] << 24) | ((unsigned int)pkt[9] << 16) | ((unsigned int)pkt[10] << 8) | pkt[11];
+    unsigned int seq = ((unsigned int)pkt[2] << 8) | pkt[3];
+    AeadStream *st = aead_stream(s, ssrc);
+    if (st == NULL) {
+        s->errors++;
+        return -1;
+    }
+    unsigned long long est;
+    long delta = aead_estimate(st->index, seq, &est);
+    if (delta > 0) {
+        st->index = est;
+    } else if (delta <= -AEAD_WINDOW) { /* libsrtp: replay_old, even with allow_repeat_tx */
+        s->errors++;
+        return -1;
+    }
+    /* RFC 7714 section 8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR the session salt */
+    unsigned int roc = (unsigned int)(est >> 16);
+    unsigned char iv[AEAD_SALT] = {0, 0, pkt[8], pkt[9], pkt[10], pkt[11],
+                                   (unsigned char)(roc >> 24), (unsigned char)(roc >> 16),
+                                   (unsigned char)(roc >> 8), (unsigned char)roc, pkt[2], pkt[3]};
+    for (int i = 0; i < AEAD_SALT; i++) {
+        iv[i] ^= s->salt[i];
+    }
+    int outl = 0;
+    /* only the IV changes: the key schedule set in __init__ stays in the context */
+    if (EVP_EncryptInit_ex(s->ctx, NULL, NULL, NULL, iv) != 1 ||
+        EVP_EncryptUpdate(s->ctx, NULL, &outl, pkt, hlen) != 1 ||
+        (n > hlen && EVP_EncryptUpdate(s->ctx, pkt + hlen, &outl, pkt + hlen, n - hlen) != 1) ||
+        EVP_EncryptFinal_ex(s->ctx, pkt + n, &outl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_GET_TAG, AEAD_TAG, pkt + n) != 1) {
+        s->errors++;
+        return -1;
+    }
+    *len = n + AEAD_TAG;
+    s->protected_packets++;
+    return 0;
+}
+
+/* protect(header [, payload]) -> bytes: one fresh bytes object, protected in place. */
+static PyObject *aead_protect_py(AeadSession *self, const char *a, Py_ssize_t an, const char *b, Py_ssize_t bn) {
+    if (an + bn > BUF_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "packet is too long");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, an + bn + AEAD_TAG);
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(p, a, (size_t)an);
+    if (bn) {
+        memcpy(p + an, b, (size_t)bn);
+    }
+    int len = (int)(an + bn);
+    if (aead_protect(self, p, &len) != 0) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_ValueError, "AES-GCM protect refused the packet (malformed, or older than the window)");
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *AeadSession_protect(AeadSession *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "protect(): packet must be bytes");
+        return NULL;
+    }
+    return aead_protect_py(self, PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg), NULL, 0);
+}
+
+static PyObject *AeadSession_protect_parts(AeadSession *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "protect_parts(header, payload): two bytes objects");
+        return NULL;
+    }
+    return aead_protect_py(self, PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), PyBytes_AS_STRING(args[1]),
+                           PyBytes_GET_SIZE(args[1]));
+}
+
+static PyObject *AeadSession_index(AeadSession *self, PyObject *arg) {
+    unsigned long ssrc = PyLong_AsUnsignedLong(arg);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    for (int i = 0; i < self->nstreams; i++) {
+        if (self->streams[i].ssrc == (unsigned int)ssrc) {
+            return PyLong_FromUnsignedLongLong(self->streams[i].index);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef AeadSession_methods[] = {
+    {"protect", (PyCFunction)AeadSession_protect, METH_O, "protect(rtp) -> SRTP (AES-GCM, RFC 7714)"},
+    {"protect_parts", (PyCFunction)(void (*)(void))AeadSession_protect_parts, METH_FASTCALL,
+     "protect_parts(header, payload) -> SRTP of header + payload"},
+    {"index", (PyCFunction)AeadSession_index, METH_O,
+     "index(ssrc) -> the stream's highest packet index (ROC << 16 | SEQ), None before its first packet"},
+    {NULL}};
+
+static PyMemberDef AeadSession_members[] = {
+    {"protected", T_ULONGLONG, offsetof(AeadSession, protected_packets), READONLY, "packets protected"},
+    {"errors", T_ULONGLONG, offsetof(AeadSession, errors), READONLY, "packets refused"},
+    {NULL}};
+
+static PyTypeObject AeadSessionType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sfu._fanout.AeadSession",
+    .tp_doc = "AeadSession(session_key, session_salt): SRTP AES-GCM protect of one transport's RTP.",
+    .tp_basicsize = sizeof(AeadSession),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)AeadSession_init,
+    .tp_dealloc = (destructor)AeadSession_dealloc,
+    .tp_methods = AeadSession_methods,
+    .tp_members = AeadSession_members,
+};
+#endif
+
 /* ---------------------------------------------------------------------------------- Egress */
 
 /* Transport-wide congestion control (TWCC): when the subscriber negotiated the transport-cc
@@ -108,6 +376,7 @@ typedef struct Egress_s {
     unsigned long long twcc_next; /* the next transport-wide sequence number (mod 2^16 on the wire) */
     struct sockaddr_storage addr; /* the subscriber, on a shared socket (sendmmsg's msg_name) */
     socklen_t addrlen;            /* 0: fd is connected to the subscriber (send()) */
+    PyObject *aead;               /* an AeadSession: protect with it instead of libsrtp; NULL: libsrtp */
 } Egress;
 
 static long long monotonic_us(void) {
@@ -129,11 +398,13 @@ static unsigned int twcc_take(Egress *e, unsigned int size, long long now_us) {
 
 static int Egress_traverse(Egress *self, visitproc visit, void *arg) {
     Py_VISIT(self->keep);
+    Py_VISIT(self->aead);
     return 0;
 }
 
 static int Egress_clear_refs(Egress *self) {
     Py_CLEAR(self->keep);
+    Py_CLEAR(self->aead);
     return 0;
 }
 
@@ -159,9 +430,21 @@ static PyObject *Egress_set(Egress *self, PyObject *args) {
     PyObject *keep;
     const char *name = NULL;
     Py_ssize_t namelen = 0;
-    if (!PyArg_ParseTuple(args, "iKO|y#:set", &fd, &ctx, &keep, &name, &namelen)) {
+    PyObject *aead = Py_None;
+    if (!PyArg_ParseTuple(args, "iKO|y#O:set", &fd, &ctx, &keep, &name, &namelen, &aead)) {
         return NULL;
     }
+#ifdef CLASSROOM_OPENSSL
+    if (aead != Py_None && Py_TYPE(aead) != &AeadSessionType) {
+        PyErr_SetString(PyExc_TypeError, "Egress.set: aead must be an AeadSession or None");
+        return NULL;
+    }
+#else
+    if (aead != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "Egress.set: built without OpenSSL, aead must be None");
+        return NULL;
+    }
+#endif
     if (fd < 0 || ctx == 0) {
         PyErr_SetString(PyExc_ValueError, "Egress.set needs an open socket and a session");
         return NULL;
@@ -180,6 +463,12 @@ static PyObject *Egress_set(Egress *self, PyObject *args) {
         memcpy(&self->addr, name, (size_t)namelen);
     }
     self->addrlen = (socklen_t)namelen;
+    if (aead != Py_None) {
+        Py_INCREF(aead);
+        Py_XSETREF(self->aead, aead);
+    } else {
+        Py_CLEAR(self->aead);
+    }
     Py_RETURN_NONE;
 }
 
@@ -190,6 +479,7 @@ static PyObject *Egress_clear(Egress *self, PyObject *Py_UNUSED(ignored)) {
     self->ctx = NULL;
     self->addrlen = 0;
     Py_CLEAR(self->keep);
+    Py_CLEAR(self->aead);
     Py_RETURN_NONE;
 }
 
@@ -241,9 +531,10 @@ static PyMethodDef Egress_methods[] = {
     {"twcc_sent", (PyCFunction)Egress_twcc_sent, METH_O,
      "twcc_sent(seq) -> (time.monotonic() when sent, bytes), or None if not remembered"},
     {"set", (PyCFunction)Egress_set, METH_VARARGS,
-     "set(fd, srtp_ctx_address, keep, address=b''): send on this socket with this session; address "
+     "set(fd, srtp_ctx_address, keep, address=b'', aead=None): send on this socket with this session; address "
      "(a struct sockaddr_in/_in6, sfu.demux.sockaddr_bytes): the subscriber on a shared socket "
-     "(batched sendmmsg), empty: the socket is connected to it (send())"},
+     "(batched sendmmsg), empty: the socket is connected to it (send()); aead: an AeadSession that "
+     "protects instead of libsrtp (it must then protect every RTP packet of the session)"},
     {"clear", (PyCFunction)Egress_clear, METH_NOARGS, "not usable (until the next set)"},
     {NULL}};
 
@@ -254,6 +545,7 @@ static PyMemberDef Egress_members[] = {
     {"batched", T_UINT, offsetof(Egress, addrlen), READONLY,
      "length of the subscriber's address when sent through the shared socket (sendmmsg), 0: connected"},
     {"protect_errors", T_ULONGLONG, offsetof(Egress, protect_errors), READONLY, "srtp_protect failures"},
+    {"aead", T_OBJECT, offsetof(Egress, aead), READONLY, "the AeadSession that protects, or None (libsrtp)"},
     {"twcc_next", T_ULONGLONG, offsetof(Egress, twcc_next), READONLY,
      "transport-wide sequence numbers taken so far"},
     {NULL}};
@@ -700,7 +992,12 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             }
         }
         int len = (int)(hlen + plen);
-        if (protect_fn(e->ctx, h, &len) != 0) {
+#ifdef CLASSROOM_OPENSSL
+        int rc = e->aead != NULL ? aead_protect((AeadSession *)e->aead, h, &len) : protect_fn(e->ctx, h, &len);
+#else
+        int rc = protect_fn(e->ctx, h, &len);
+#endif
+        if (rc != 0) {
             e->protect_errors++;
             continue;
         }
@@ -786,6 +1083,11 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     if (PyType_Ready(&EgressType) < 0 || PyType_Ready(&LaneType) < 0) {
         return NULL;
     }
+#ifdef CLASSROOM_OPENSSL
+    if (PyType_Ready(&AeadSessionType) < 0) {
+        return NULL;
+    }
+#endif
     str_forward = PyUnicode_InternFromString("forward");
     if (str_forward == NULL) {
         return NULL;
@@ -801,5 +1103,12 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         Py_DECREF(m);
         return NULL;
     }
+#ifdef CLASSROOM_OPENSSL
+    Py_INCREF(&AeadSessionType);
+    if (PyModule_AddObject(m, "AeadSession", (PyObject *)&AeadSessionType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+#endif
     return m;
 }
