@@ -88,6 +88,10 @@ class MediaConfig:
     # Forward with the compiled fan-out loop (sfu/_fanout.c) when it is built. False: the pure
     # Python loop (about twice the CPU per packet), e.g. to rule the C loop out when debugging.
     compiled_fanout: bool = True
+    # Protect AES-GCM SRTP (the profile aiortc negotiates with browsers and bots) with the SFU's own
+    # OpenSSL AES-GCM (sfu/_fanout.c AeadSession, #19) instead of libsrtp: the same bytes, ~0.5 us less
+    # per forwarded packet. False: libsrtp for every packet, as before. AES-CM + HMAC always uses libsrtp.
+    direct_protect: bool = True
     # Per-subscriber bandwidth estimation and layer choice (simulcast layers, pausing video
     # on a link too weak for it). False: every classroom gets the top layer, as before.
     adaptive_layers: bool = True

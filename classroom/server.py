@@ -114,6 +114,7 @@ def build_server(config: Config) -> Server:
     secure_data_dir(data_dir)  # 0700, secrets 0600 (classroom/filemodes.py)
     glue.configure_ice(config.media.ice_addresses)
     lane.use_compiled(config.media.compiled_fanout)
+    glue.set_direct_protect(config.media.direct_protect)
     # one secret for every node of a cluster (docs/operations.md): env, a secret file, or the data dir's
     secret_file = os.environ.get("CLASSROOM_TOKEN_SECRET_FILE")
     try:

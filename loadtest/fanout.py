@@ -126,7 +126,7 @@ class ServerProcess:
 
 
 def start_server(cpu: int | None, python_loop: bool = False, top_layer: bool = False,
-                 per_connection_sockets: bool = False) -> ServerProcess:
+                 per_connection_sockets: bool = False, libsrtp_protect: bool = False) -> ServerProcess:
     port = free_port()
     secret = secrets.token_hex(32)
     data_dir = Path(tempfile.mkdtemp(prefix="classroom-fanout-"))
@@ -137,6 +137,8 @@ def start_server(cpu: int | None, python_loop: bool = False, top_layer: bool = F
     env["CLASSROOM_MEDIA_UDP_MUX"] = "false" if per_connection_sockets else "true"
     if python_loop:
         env["CLASSROOM_MEDIA_COMPILED_FANOUT"] = "false"
+    if libsrtp_protect:
+        env["CLASSROOM_MEDIA_DIRECT_PROTECT"] = "false"
     if top_layer:  # the bots send no REMB: without this the estimate would pick a lower layer
         env["CLASSROOM_MEDIA_ADAPTIVE_LAYERS"] = "false"
     cmd = [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
@@ -265,7 +267,7 @@ async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[Subscrib
 
 async def run(args: argparse.Namespace, stream: Stream) -> dict[str, Any]:
     server = start_server(None if args.no_pin else args.sfu_cpu, args.python_loop, top_layer=args.simulcast,
-                          per_connection_sockets=args.per_connection_sockets)
+                          per_connection_sockets=args.per_connection_sockets, libsrtp_protect=args.libsrtp_protect)
     pub: PublisherBot | None = None
     subs: list[SubscriberBot] = []
     try:
@@ -398,6 +400,7 @@ def summarize(
         "bot_runqueue_wait_fraction": round((b.bot_wait - a.bot_wait) / window, 3),
         "setup_seconds": round(setup_s, 1),
         "compiled_fanout": not args.python_loop,
+        "direct_protect": not args.libsrtp_protect,  # AES-GCM by sfu._fanout.AeadSession, else libsrtp
         # one shared media port with sendmmsg (media.udp_mux), or a socket per connection
         "media_port": "per-connection sockets" if args.per_connection_sockets else "one shared port (sendmmsg)",
         "simulcast_publisher": bool(args.simulcast),
@@ -481,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the publisher sends three simulcast layers (q, h, f); every subscriber gets the top one")
     parser.add_argument("--python-loop", action="store_true",
                         help="run the server with media.compiled_fanout off (the pure-Python loop), to compare")
+    parser.add_argument("--libsrtp-protect", action="store_true",
+                        help="run the server with media.direct_protect off (libsrtp protects every copy), to compare")
     parser.add_argument("--per-connection-sockets", action="store_true",
                         help="run the server with media.udp_mux off (a UDP socket per connection, send() per "
                              "copy), for the ratio to the shared port's sendmmsg")

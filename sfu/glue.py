@@ -10,7 +10,9 @@ negotiation and the keys) and replace both media paths:
   thread and no RTCP task start.
 * send: ``RTCRtpSender.send`` is replaced per instance so no encoder loop and no RTCP task
   start; we protect with the transport's SRTP session and ``sendto`` on the nominated ICE
-  pair ourselves, synchronously (:class:`RawTransport`).
+  pair ourselves, synchronously (:class:`RawTransport`). For the AES-GCM profiles the RTP is
+  protected by our own :class:`sfu.lane.AeadSession` (OpenSSL, in C) with session keys derived
+  from the master key aiortc hands pylibsrtp (captured by :class:`_KeyedSession`).
 
 aiortc is pinned (pyproject.toml); ``tests/unit/sfu/test_glue_contract.py`` checks that every
 private name used here still exists with the shape we expect.
@@ -45,7 +47,8 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from sfu import demux
-from sfu.lane import Egress, set_protect
+from sfu.lane import AeadSession, Egress, set_protect
+from sfu.srtp_kdf import gcm_session_keys
 from sfu.stats import STATS
 
 log = logging.getLogger(__name__)
@@ -538,6 +541,70 @@ class _Protect:
         return buf[0 : self._lenp[0]]  # type: ignore[no-any-return]
 
 
+# --- direct AES-GCM protect (#19) --------------------------------------------------------
+
+
+class _KeyedSession(pylibsrtp.Session):
+    """pylibsrtp's ``Session`` that remembers its policy's profile and master key + salt.
+
+    aiortc's ``RTCDtlsTransport._setup_srtp`` builds its two sessions with the module-global
+    name ``Session`` from the DTLS exporter's keying material (RFC 5764) and keeps the keys
+    nowhere else; this subclass, installed under that name, keeps them on the session, so the
+    send session's RTP can be protected with :class:`sfu.lane.AeadSession` and the same keys."""
+
+    def __init__(self, policy: pylibsrtp.Policy | None = None) -> None:
+        super().__init__(policy)
+        self.classroom_master: tuple[int, bytes] | None = (
+            None if policy is None or policy.key is None else (policy.srtp_profile, bytes(policy.key))
+        )
+
+
+aiortc.rtcdtlstransport.Session = _KeyedSession  # type: ignore[misc]
+
+# the AEAD profiles' master key lengths (the master salt is 12 bytes for both, RFC 7714 section 12)
+_AEAD_KEY_LENGTHS = {
+    pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM: 32,
+    pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM: 16,
+}
+_AEAD = "_classroom_aead"  # on an RTCDtlsTransport: (its _tx_srtp, the AeadSession for it)
+_direct_protect = True
+
+
+def set_direct_protect(enabled: bool) -> None:
+    """Protect AES-GCM RTP with :class:`sfu.lane.AeadSession` (True, the default:
+    ``media.direct_protect``) or with libsrtp for every profile (False). Read when a transport
+    first protects with a new SRTP session, so it applies to transports connected after it."""
+    global _direct_protect
+    _direct_protect = enabled
+
+
+def aead_session(dtls: Any) -> Any | None:
+    """The :class:`sfu.lane.AeadSession` protecting ``dtls``'s RTP, or None (libsrtp does: not
+    built with OpenSSL, not an AEAD profile, no keys captured, or switched off).
+
+    One per send session, shared by every :class:`RawTransport` of the transport: the session
+    keeps each SSRC's rollover counter, and it must see every RTP packet of the SSRC. That is why
+    once a transport has one, *all* its RTP goes through it (the C loop's copies and the Python
+    paths' sends alike) and none through libsrtp, whose own index estimate would otherwise lag one
+    ROC behind after it missed 2^15 of a stream's packets. RTCP stays with libsrtp (SRTCP has its
+    own index and keys)."""
+    srtp = dtls._tx_srtp
+    if srtp is None or AeadSession is None:
+        return None
+    cached = getattr(dtls, _AEAD, None)
+    if cached is not None and cached[0] is srtp:
+        return cached[1]
+    master = getattr(srtp, "classroom_master", None)
+    if not _direct_protect or master is None or master[0] not in _AEAD_KEY_LENGTHS:
+        aead = None
+    else:
+        n = _AEAD_KEY_LENGTHS[master[0]]
+        keys = gcm_session_keys(master[1][:n], master[1][n : n + 12])
+        aead = AeadSession(keys.key, keys.salt)
+    setattr(dtls, _AEAD, (srtp, aead))
+    return aead
+
+
 def _protect_address() -> int:
     """The address of pylibsrtp's ``srtp_protect`` for the C fan-out loop, or 0 if its type is
     not libsrtp 2's ``(srtp_t, void *, int *)`` (the loop then stays in Python)."""
@@ -616,12 +683,17 @@ class RawTransport:
         if pair is None or srtp is None:
             return False
         self._pair, self._srtp = pair, srtp
-        try:
-            fast = _Protect(srtp)
-            self._protect, self._protect_parts = fast, fast.parts
-        except (AttributeError, TypeError):  # a pylibsrtp without these internals
-            self._protect = srtp.protect
-            self._protect_parts = lambda header, payload: srtp.protect(header + payload)
+        aead = aead_session(self._dtls)
+        if aead is not None:  # every RTP packet of this session through it (aead_session says why)
+            self._protect, self._protect_parts = aead.protect, aead.protect_parts
+        else:
+            try:
+                fast = _Protect(srtp)
+                self._protect, self._protect_parts = fast, fast.parts
+            except (AttributeError, TypeError):  # a pylibsrtp without these internals
+                self._protect = srtp.protect
+                self._protect_parts = lambda header, payload: srtp.protect(header + payload)
+        direct = _PROTECT_ADDRESS and (aead is not None or isinstance(self._protect, _Protect))
         transport = pair.protocol.transport
         addr = pair.remote_addr
         if isinstance(pair.protocol, _MuxProtocol):
@@ -630,13 +702,14 @@ class RawTransport:
             shared = pair.protocol.shared.sock
             peer = (addr[0], addr[1])
             self._send = lambda data: shared.sendto(data, peer)
-            if isinstance(self._protect, _Protect) and _PROTECT_ADDRESS:
+            if direct:
                 try:
                     name = demux.sockaddr_bytes(peer[0], peer[1])
                 except OSError:
                     name = b""  # not an IP literal (cannot happen for a checked pair): Python sends
                 if name:
-                    self.egress.set(shared.fileno(), srtp_session_address(srtp), (srtp, pair.protocol.shared), name)
+                    self.egress.set(shared.fileno(), srtp_session_address(srtp), (srtp, pair.protocol.shared), name,
+                                    aead)
             return True
         self._send = lambda data: transport.sendto(data, addr)
         raw = transport.get_extra_info("socket") if type(pair.protocol).__name__ == "StunProtocol" else None
@@ -647,8 +720,8 @@ class RawTransport:
                 self._sock, self._send = sock, sock.send
             except OSError:
                 log.debug("no connected socket for %s; using sendto", addr, exc_info=True)
-        if self._sock is not None and isinstance(self._protect, _Protect) and _PROTECT_ADDRESS:
-            self.egress.set(self._sock.fileno(), srtp_session_address(srtp), (srtp, self._sock))
+        if self._sock is not None and direct:
+            self.egress.set(self._sock.fileno(), srtp_session_address(srtp), (srtp, self._sock), b"", aead)
         return True
 
     def revalidate(self) -> None:

@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["FAST_PATH", "Egress", "Lane", "batch_stats", "c_forwarded", "fanout", "set_batch_size", "set_protect",
-           "use_compiled"]
+__all__ = ["FAST_PATH", "AeadSession", "Egress", "Lane", "batch_stats", "c_forwarded", "fanout", "set_batch_size",
+           "set_protect", "use_compiled"]
 
 
 TWCC_RING = 8192  # transport-wide sequence numbers remembered per connection (as in C)
@@ -40,7 +40,7 @@ class _PyEgress:
         self.twcc_next = 0
         self._twcc: list[tuple[int, float, int]] | None = None
 
-    def set(self, fd: int, ctx: int, keep: Any, address: bytes = b"") -> None:
+    def set(self, fd: int, ctx: int, keep: Any, address: bytes = b"", aead: Any = None) -> None:
         pass  # nothing in Python reads it
 
     def clear(self) -> None:
@@ -142,6 +142,7 @@ if TYPE_CHECKING:  # both implementations have the same fields: type-check again
     c_forwarded: Callable[[], int]
     batch_stats: Callable[[], tuple[int, int]]
     set_batch_size: Callable[[int], None]
+    AeadSession: Any
 elif _fanout is not None:
     Lane = _fanout.Lane
     Egress = _fanout.Egress
@@ -150,7 +151,10 @@ elif _fanout is not None:
     c_forwarded = _fanout.c_forwarded
     batch_stats = _fanout.batch_stats  # (sendmmsg calls, datagrams sent in them)
     set_batch_size = _fanout.set_batch_size  # copies per sendmmsg, 1..64
+    # the direct AES-GCM protect (built with OpenSSL's libcrypto; sfu/_fanout.c, "AeadSession")
+    AeadSession = getattr(_fanout, "AeadSession", None)
 else:
+    AeadSession = None
     Lane = _PyLane
     Egress = _PyEgress
     fanout = None
