@@ -112,6 +112,24 @@ def test_dtls_srtp_sessions_are_attributes() -> None:
     assert "self._tx_srtp.protect_rtcp(" in src
 
 
+def test_dtls_srtp_keys_are_captured_where_aiortc_makes_the_sessions() -> None:
+    """glue._KeyedSession replaces the module-global ``Session`` that ``_setup_srtp`` calls, keeping
+    the policy's master key; sfu._fanout.AeadSession's index estimate assumes aiortc's send policy
+    (allow_repeat_tx, a 1024-packet window) and the profiles' key/salt lengths."""
+    assert aiortc.rtcdtlstransport.Session is glue._KeyedSession
+    src = source(DTLS._setup_srtp)
+    assert "self._tx_srtp = Session(tx_policy)" in src
+    assert "key=srtp_tx_key," in src and "ssrc_type=Policy.SSRC_ANY_OUTBOUND," in src
+    assert "tx_policy.allow_repeat_tx = True" in src and "tx_policy.window_size = 1024" in src
+    for profile in aiortc.rtcdtlstransport.SRTP_PROFILES:
+        if profile.libsrtp_profile in glue._AEAD_KEY_LENGTHS:
+            assert (profile.key_length, profile.salt_length) == (glue._AEAD_KEY_LENGTHS[profile.libsrtp_profile], 12)
+    assert aiortc.rtcdtlstransport.SRTP_PROFILES[0].openssl_profile == b"SRTP_AEAD_AES_256_GCM"  # offered first
+    policy = pylibsrtp.Policy(key=bytes(range(44)), srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM)
+    assert bytes(policy.key) == bytes(range(44))  # Policy.key reads back what was set (a cffi buffer)
+    assert glue._KeyedSession(policy).classroom_master == (policy.srtp_profile, bytes(range(44)))
+
+
 def test_dtls_transport_property_is_the_ice_transport() -> None:
     assert isinstance(inspect.getattr_static(DTLS, "transport"), property)
     ice_init = source(aiortc.rtcicetransport.RTCIceTransport.__init__)
