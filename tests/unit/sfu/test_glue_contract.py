@@ -125,7 +125,8 @@ def test_dtls_srtp_keys_are_captured_where_aiortc_makes_the_sessions() -> None:
         if profile.libsrtp_profile in glue._AEAD_KEY_LENGTHS:
             assert (profile.key_length, profile.salt_length) == (glue._AEAD_KEY_LENGTHS[profile.libsrtp_profile], 12)
     assert aiortc.rtcdtlstransport.SRTP_PROFILES[0].openssl_profile == b"SRTP_AEAD_AES_256_GCM"  # offered first
-    policy = pylibsrtp.Policy(key=bytes(range(44)), srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM)
+    policy = pylibsrtp.Policy(key=bytes(range(44)), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                              srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM)
     assert bytes(policy.key) == bytes(range(44))  # Policy.key reads back what was set (a cffi buffer)
     assert glue._KeyedSession(policy).classroom_master == (policy.srtp_profile, bytes(range(44)))
 
