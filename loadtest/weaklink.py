@@ -10,10 +10,14 @@ For each condition, from scratch: an impaired link (:mod:`loadtest.netem`, index
 page (fed the generated high-detail camera of :mod:`loadtest.y4m`) and an unimpaired remote page;
 a second Chromium inside the link's namespace (``ip netns exec``) holding the impaired remote page.
 After a warm-up (``--warmup`` s, unimpaired: everyone shows video, the lead's encoder ramps up and
-its top layer's bitrate is measured over the last 5 s), the condition's schedule is applied and
+its top layer's bitrate is measured over the last 5 s), the condition's schedule is applied (a
+*from-join* condition's link is set before the impaired page even opens: a rural line has its delay
+from the start; ``--switch-in`` applies it after the warm-up instead) and
 all three pages' ``getStats`` are sampled once a second for ``--seconds``; the bytes the host
 offers toward the classroom are read from an nftables counter (before the cap) 5 times a second;
-``/metrics`` is read at the start and the end.
+``/metrics`` is read at the start and the end. Before each condition the run waits (≤ 30 s) for
+the machine to be 85 % idle, so one condition's browsers do not load the next one's start
+(``--no-idle-wait`` skips that).
 
 Conditions (rates relative to the measured top-layer bitrate ``top``):
 
@@ -24,7 +28,8 @@ cap30                downlink capped at 0.3 × top
 step                 8 Mbit/s, then 0.6 × top from 1/3 of the run, lifted back to 8 Mbit/s at 2/3
 swing                downlink cap 1.0 × top ± 20 % (a sine, 20 s period, changed every second)
 loss5                5 % random loss each way, no cap
-rtt100_loss3_cap3    45 ms + U(0, 10) ms each way (≈ 100 ms RTT), 3 % loss each way, 3 Mbit/s cap
+rtt100_loss3_cap3    45 ms + U(0, 10) ms each way (≈ 100 ms RTT), 3 % loss each way, 3 Mbit/s cap;
+                     from join (the classroom joins on that link)
 upstream             the impaired classroom gets the floor; its uplink capped at 1.5 Mbit/s, 3 % loss
 ==================== =============================================================================
 
@@ -76,6 +81,9 @@ class Condition:
     description: str
     relay: bool = False  # needs the delay relay
     upstream: bool = False  # the impaired classroom gets the floor
+    # the link is like this from before the impaired classroom joins (a rural line has its delay
+    # and loss from the start), not switched in after the warm-up; ``--switch-in`` overrides
+    from_join: bool = False
 
 
 CONDITIONS: dict[str, Condition] = {c.name: c for c in (
@@ -85,7 +93,8 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("step", "8 Mbit/s → 60 % of the top layer at 1/3 → 8 Mbit/s at 2/3"),
     Condition("swing", "downlink cap 100 % of the top layer ± 20 % (20 s sine)"),
     Condition("loss5", "5 % random loss each way"),
-    Condition("rtt100_loss3_cap3", "≈100 ms RTT, 3 % loss each way, 3 Mbit/s cap", relay=True),
+    Condition("rtt100_loss3_cap3", "≈100 ms RTT, 3 % loss each way, 3 Mbit/s cap", relay=True,
+              from_join=True),
     Condition("upstream", "floor to the impaired classroom; uplink 1.5 Mbit/s, 3 % loss",
               upstream=True),
 )}
@@ -122,6 +131,46 @@ def schedule(name: str, top_kbps: float, seconds: float) -> list[Change]:
     if name == "upstream":
         return [Change(0, {"up_rate": 1.5, "up_loss": 3})]
     raise ValueError(f"unknown condition {name!r} (known: {', '.join(CONDITIONS)})")
+
+
+def split_schedule(changes: Sequence[Change], from_join: bool) -> tuple[list[Change], list[Change]]:
+    """(applied before the impaired page opens, applied during the run): with ``from_join``, the
+    changes at 0 s are the link the classroom joins on; otherwise everything is during the run."""
+    if not from_join:
+        return [], list(changes)
+    return [c for c in changes if c.at_s <= 0], [c for c in changes if c.at_s > 0]
+
+
+def cpu_idle_share(before: Sequence[int], after: Sequence[int]) -> float:
+    """Idle share (0..1) between two ``/proc/stat`` ``cpu`` lines' counters (idle + iowait)."""
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(delta)
+    if total <= 0:
+        return 1.0
+    idle = delta[3] + (delta[4] if len(delta) > 4 else 0)
+    return idle / total
+
+
+def _cpu_counters() -> list[int]:
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def wait_for_idle(min_idle: float = 0.85, timeout: float = 30.0, window: float = 2.0,
+                  log: Callable[[str], None] = print) -> float:
+    """Block until the machine is ``min_idle`` idle over ``window`` s (the previous condition's
+    browsers and server have wound down), at most ``timeout`` s; returns the last idle share."""
+    deadline = time.monotonic() + timeout
+    idle = 0.0
+    while True:
+        a = _cpu_counters()
+        time.sleep(window)
+        idle = cpu_idle_share(a, _cpu_counters())
+        if idle >= min_idle or time.monotonic() >= deadline:
+            break
+    if idle < min_idle:
+        log(f"machine still {100 * (1 - idle):.0f} % busy after {timeout:.0f} s; starting anyway")
+    return idle
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +532,7 @@ class RunConfig:
     echo_server: bool = False
     log_level: str = "WARNING"  # the server's (INFO with --echo-server: layer changes, probes)
     page_query: str = ""  # appended to every page's URL, e.g. "temporal=0" (L1T1 publishers)
+    switch_in: bool = False  # apply from-join conditions after the warm-up like the others
     log: Callable[[str], None] = print
 
 
@@ -587,6 +637,15 @@ async def _measure(name: str, cfg: RunConfig, link: Link, server: ServerProcess,
     pages = {"lead": lead}
     if ok_browser is not None:
         pages["ok"] = await open_page(ok_browser, OK_REMOTE, "remote", "remote.html")
+    # a from-join condition's link is set before the impaired classroom opens its page; its
+    # top-layer reference is the lead's own (unimpaired) encoder, so the warm-up is unaffected
+    before_join, during = split_schedule(schedule(name, cfg.top_kbps or 0.0, cfg.seconds),
+                                         cond.from_join and not cfg.switch_in)
+    applied: list[dict[str, Any]] = []
+    for ch in before_join:
+        c = await asyncio.to_thread(link.set, **ch.settings)  # type: ignore[arg-type]
+        applied.append({"at_s": "before join", "settings": ch.settings,
+                        "conditions": c.describe()})
     pages["weak"] = await open_page(ns_browser, WEAK_REMOTE, "remote", "remote.html")
     for key in ("ok", "weak"):
         if key in pages:
@@ -616,13 +675,14 @@ async def _measure(name: str, cfg: RunConfig, link: Link, server: ServerProcess,
     log(f"[{name}] warm-up {time.monotonic() - t_warm:.0f} s: lead top layer "
         f"{top_kbps:.0f} kbit/s; layers {warm_layers}")
     changes = schedule(name, top_kbps, cfg.seconds)
+    if before_join:  # already applied (these conditions' settings do not depend on ``top``)
+        changes = split_schedule(changes, True)[1]
     samples: dict[str, list[tuple[float, Sample]]] = {k: [] for k in pages}
     offered: list[tuple[float, int]] = []
     stop = asyncio.Event()
     meter = asyncio.create_task(_offered_meter(link, offered, stop))
     metrics_before = await asyncio.to_thread(_get_metrics, server, host)
     t0 = time.monotonic()
-    applied: list[dict[str, Any]] = []
     pending = list(changes)
     next_tick = t0
     while True:
@@ -814,6 +874,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo-server", action="store_true", help="show the server's output")
     parser.add_argument("--page-query", default="", metavar="K=V[&K=V]",
                         help="added to every page's URL (e.g. temporal=0: VP8 with one temporal layer)")
+    parser.add_argument("--switch-in", action="store_true",
+                        help="apply rtt100_loss3_cap3 after the warm-up (default: from before the "
+                             "impaired classroom joins, as a rural line is)")
+    parser.add_argument("--no-idle-wait", action="store_true",
+                        help="do not wait (≤ 30 s) for an idle machine before each condition")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path, metavar="JSON",
                         help="print the table of an earlier --json file as Markdown and exit")
@@ -828,12 +893,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunConfig(seconds=args.seconds, warmup=args.warmup, link_index=args.link,
                     with_ok_remote=not args.no_second_remote, top_kbps=args.top_kbps,
                     echo_server=args.echo_server, page_query=args.page_query.lstrip("?&"),
-                    log_level="INFO" if args.echo_server else "WARNING")
+                    switch_in=args.switch_in, log_level="INFO" if args.echo_server else "WARNING")
     results = []
     for n in names:
+        # the previous condition's browsers and server must not load this one's start (a lead
+        # encoder stalled by a busy machine looks like a freeze on every remote)
+        idle = None if args.no_idle_wait else wait_for_idle()
         load = os.getloadavg()
         r = asyncio.run(run_condition(n, cfg))
         r["loadavg_at_start"] = [round(x, 2) for x in load]
+        r["cpu_idle_at_start"] = None if idle is None else round(idle, 3)
+        r["switch_in"] = bool(cfg.switch_in and CONDITIONS[n].from_join)
         r["page_query"] = cfg.page_query
         results.append(r)
         print(table([r]).split("\n\n")[0].splitlines()[-1], flush=True)

@@ -13,6 +13,7 @@ from loadtest.weaklink import (
     Check,
     audio_figures,
     checks,
+    cpu_idle_share,
     first_lower_layer,
     keyframe_requests,
     layer_figures,
@@ -20,6 +21,7 @@ from loadtest.weaklink import (
     rate_series,
     schedule,
     server_figures,
+    split_schedule,
     time_until_top,
     time_until_under,
     video_figures,
@@ -51,6 +53,27 @@ def test_schedules() -> None:
     assert schedule("rtt100_loss3_cap3", 2000, 60)[0].settings["delay"] == 45
     assert schedule("upstream", 2000, 60)[0].settings == {"up_rate": 1.5, "up_loss": 3}
     assert CONDITIONS["rtt100_loss3_cap3"].relay and CONDITIONS["upstream"].upstream
+
+
+def test_from_join_conditions_split_their_schedule() -> None:
+    from_join = [c.name for c in CONDITIONS.values() if c.from_join]
+    assert from_join == ["rtt100_loss3_cap3"]
+    for name in from_join:
+        # set before the measured top layer is known: must not depend on it
+        assert schedule(name, 0, 60) == schedule(name, 2000, 60)
+        before, during = split_schedule(schedule(name, 2000, 60), True)
+        assert [c.at_s for c in before] == [0] and during == []
+    step = schedule("step", 2000, 60)
+    assert split_schedule(step, False) == ([], step)
+    before, during = split_schedule(step, True)
+    assert [c.at_s for c in before] == [0] and [c.at_s for c in during] == [20, 40]
+
+
+def test_cpu_idle_share() -> None:
+    # user nice system idle iowait ...
+    assert cpu_idle_share([100, 0, 100, 800, 0], [110, 0, 110, 880, 0]) == pytest.approx(0.8)
+    assert cpu_idle_share([0, 0, 0, 0, 0], [0, 0, 50, 40, 10]) == pytest.approx(0.5)
+    assert cpu_idle_share([5, 5, 5, 5], [5, 5, 5, 5]) == 1.0
 
 
 def test_video_figures_steady() -> None:
