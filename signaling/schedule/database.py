@@ -113,6 +113,24 @@ class _SqliteCursor:
         return iter(self._cursor)
 
 
+def _set_wal(conn: sqlite3.Connection, timeout: float = 15.0) -> None:
+    """``journal_mode=WAL``, waiting for another process that opens the same file at the same
+    moment (several nodes started together on one machine): switching the journal mode needs
+    the file to itself, and SQLite answers "database is locked" at once, without its busy
+    handler, while another connection is doing the same."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteDatabase:
     """One SQLite file in WAL mode; writes are ``BEGIN IMMEDIATE`` (one writer at a time across
     every process using the file, others wait up to ``busy_timeout``)."""
@@ -131,7 +149,7 @@ class SqliteDatabase:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         self._conn = conn

@@ -4,6 +4,7 @@ statements, URLs without passwords, rows that read like sqlite3.Row."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from signaling.schedule.database import _Row, is_postgres_url, postgres_ddl, postgres_params, redact
 from signaling.schedule.store import MIGRATIONS, migration_sql
@@ -50,3 +51,28 @@ def test_rows_read_like_sqlite_rows() -> None:
     assert row[0] == "cls_1" and row["created_at"] == 1.5
     assert dict(row) == {"id": "cls_1", "created_at": 1.5}  # type: ignore[call-overload]
     assert len(row) == 2
+
+
+
+def test_opening_waits_for_another_process_holding_the_new_file(tmp_path: Path) -> None:
+    # several nodes of one machine started together on one data dir: while one holds a write
+    # lock on the file still in rollback-journal mode, SQLite refuses the others' switch to WAL
+    # at once ("database is locked", no busy handler); opening must wait for it instead
+    import sqlite3
+    import threading
+    import time
+
+    from signaling.schedule.database import SqliteDatabase
+
+    path = tmp_path / "schedule.sqlite3"
+    other = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (i INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    t0 = time.monotonic()
+    db = SqliteDatabase(path)
+    assert time.monotonic() - t0 >= 0.4
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+    other.close()
