@@ -744,6 +744,8 @@ class RawTransport:
         except OSError:  # EAGAIN: the subscriber's socket buffer is full
             STATS.dropped_congested += 1
             return False
+        except ValueError as exc:  # AeadSession's refusal: the same error libsrtp's would be
+            raise pylibsrtp.Error(str(exc)) from exc
         self.sent_packets += 1
         return True
 
@@ -759,6 +761,8 @@ class RawTransport:
         except OSError:  # EAGAIN: the subscriber's socket buffer is full
             STATS.dropped_congested += 1
             return False
+        except ValueError as exc:  # AeadSession's refusal: the same error libsrtp's would be
+            raise pylibsrtp.Error(str(exc)) from exc
         self.sent_packets += 1
         return True
 
