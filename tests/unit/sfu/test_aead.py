@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import struct
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +21,8 @@ from pylibsrtp import Policy, Session
 from sfu import glue, lane, srtp_kdf
 from sfu.downtrack import DownTrack
 from sfu.srtp_kdf import gcm_session_keys
+from tests.unit.sfu.test_glue_mux import wait_connected
+from tests.unit.sfu.test_lane import RecordingTransport, SocketTransport
 
 pytestmark = pytest.mark.skipif(lane.AeadSession is None, reason="sfu._fanout built without OpenSSL")
 
@@ -73,56 +74,21 @@ def test_protect_is_libsrtps_across_a_wrap_with_repairs_and_old_packets(profile:
     assert aead.errors == 2 and aead.protected > len(seqs)
 
 
-class AeadTransport:
+class AeadTransport(SocketTransport):
     """A subscriber transport as RawTransport builds it for an AES-GCM session: the Egress has the
-    AeadSession and the Python path (``send_rtp_parts``) protects with the same one."""
+    AeadSession and the Python path (``send_rtp_parts``) protects with the same one (the loopback
+    sockets, ``datagrams`` and ``close`` are test_lane's)."""
 
     def __init__(self, aead: Any, libsrtp_session: Session) -> None:
+        super().__init__(ready=False)
         self.aead = aead
-        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rx.bind(("127.0.0.1", 0))
-        self.rx.setblocking(False)
-        self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tx.connect(self.rx.getsockname())
-        self.egress = lane.Egress()
         self.egress.set(self.tx.fileno(), glue.srtp_session_address(libsrtp_session), (libsrtp_session, self.tx),
                         b"", aead)
-        self.python_sends = 0
 
     def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
         self.python_sends += 1
         self.tx.send(self.aead.protect_parts(header, payload))
         return True
-
-    def write_buffer_size(self) -> int:
-        return 0
-
-    def datagrams(self) -> list[bytes]:
-        out = []
-        while True:
-            try:
-                out.append(self.rx.recv(4096))
-            except BlockingIOError:
-                return out
-
-    def close(self) -> None:
-        self.egress.clear()
-        self.tx.close()
-        self.rx.close()
-
-
-class Recording:
-    egress: Any = None
-
-    def __init__(self) -> None:
-        self.rtp: list[bytes] = []
-
-    def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
-        self.rtp.append(header + payload)
-        return True
-
-    def write_buffer_size(self) -> int:
-        return 0
 
 
 def _down(transport: Any, last_out_seq: int) -> DownTrack:
@@ -141,7 +107,7 @@ def test_c_loop_and_python_paths_share_one_rollover_counter(profile: int, key_le
     master = os.urandom(key_len + 12)
     fast = AeadTransport(_aead(master, key_len), _libsrtp_tx(master, profile))
     try:
-        slow = Recording()
+        slow = RecordingTransport()
         downs = [_down(fast, 65400), _down(slow, 65400)]
         lanes = tuple(d.fwd for d in downs)
         plain: list[bytes] = []  # every packet of the fast transport, in the order it was sent
@@ -215,11 +181,7 @@ async def test_a_real_aiortc_receiver_unprotects_what_the_c_loop_sent() -> None:
         await client.setLocalDescription(await client.createAnswer())
         await server.setRemoteDescription(client.localDescription)
         glue.receive_raw(client, lambda n: None, lambda d, ms: got.append(d), lambda d: None)
-        for _ in range(200):
-            if server.connectionState == "connected" and client.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
-        assert server.connectionState == "connected"
+        await wait_connected(server, client)
         dtls = server.getTransceivers()[0].sender.transport
         assert type(dtls._tx_srtp) is glue._KeyedSession  # aiortc made it with the captured key
         assert dtls._tx_srtp.classroom_master[0] == Policy.SRTP_PROFILE_AEAD_AES_256_GCM  # what aiortc picks
@@ -228,7 +190,7 @@ async def test_a_real_aiortc_receiver_unprotects_what_the_c_loop_sent() -> None:
         aead = glue.aead_session(dtls)
         assert aead is not None and raw.egress.aead is aead and raw.egress.batched
         assert lane.fanout is not None
-        slow = Recording()
+        slow = RecordingTransport()
         downs = [_down(raw, 65520), _down(slow, 65520)]
         for i in range(40):
             lane.fanout(tuple(downs), tuple(d.fwd for d in downs), bytes([i]) * 200, 0, 100 + i, 3000 * i, i,

@@ -96,6 +96,11 @@ async def _connect(server: RTCPeerConnection, client: RTCPeerConnection, mux: gl
     await client.setRemoteDescription(server.localDescription)
     await client.setLocalDescription(await client.createAnswer())
     await server.setRemoteDescription(client.localDescription)
+    await wait_connected(server, client)
+
+
+async def wait_connected(server: RTCPeerConnection, client: RTCPeerConnection) -> None:
+    """Both ends ``connected`` within 10 s, or an AssertionError saying where they are."""
     for _ in range(200):
         if server.connectionState == "connected" and client.connectionState == "connected":
             return
@@ -208,11 +213,7 @@ async def test_an_early_check_reaches_the_transport_bundle_keeps() -> None:
         await server.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         assert shared.by_ufrag[primary.local_username] == [p for p in same if p.receiver is primary]
         assert all(p.receiver is primary for p in shared.by_address.values())  # handed over
-        for _ in range(200):
-            if server.connectionState == "connected" and client.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
-        assert (server.connectionState, client.connectionState) == ("connected", "connected")
+        await wait_connected(server, client)
         assert client_conn._nominated[1].local_addr in shared.by_address
     finally:
         await client.close()
@@ -263,11 +264,7 @@ async def test_a_publishers_srtp_goes_from_the_shared_port_to_the_tap_directly()
         await client.setLocalDescription(await client.createAnswer())
         await server.setRemoteDescription(client.localDescription)
         glue.receive_raw(server, lambda n: None, lambda d, ms: got.append(d), rtcp.append)
-        for _ in range(200):
-            if server.connectionState == "connected" and client.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
-        assert server.connectionState == "connected"
+        await wait_connected(server, client)
         sending = client.getTransceivers()[0].sender.transport
         receiving = server.getTransceivers()[0].receiver.transport
         (proto,) = [p for p in receiving.transport._connection._protocols if isinstance(p, glue._MuxProtocol)]
