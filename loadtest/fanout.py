@@ -249,8 +249,24 @@ def kernel_udp_counters() -> dict[str, int]:
     return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:], strict=False) if k in wanted}
 
 
+async def sending_gap(pub: PublisherBot, gap_s: float = 0.005, timeout_s: float = 2.0) -> bool:
+    """Wait for a moment when the publisher has sent nothing for ``gap_s`` (between its frames):
+    everything it sent before has then been forwarded and read by the bots (forwarding p99 is
+    ~2 ms; the loop ran their receive callbacks during the wait), so a snapshot taken right after
+    counts no packet as sent but not yet received. Without it the loss ratio moved by ±1 packet
+    × N at each window edge (±0.0002 at N = 200). False if no such gap came within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = sum(pub.stats.sent.values())
+        await asyncio.sleep(gap_s)
+        if sum(pub.stats.sent.values()) == before:
+            return True
+    return False
+
+
 async def snapshot(server: ServerProcess, pub: PublisherBot, subs: list[SubscriberBot]) -> Snapshot:
     counters = await server_counters(server)
+    await sending_gap(pub)
     # the counters of both sides at one instant (one synchronous block)
     return Snapshot(
         t=time.monotonic(),
