@@ -1,5 +1,6 @@
-"""The schedule database's pure parts: the SQLite → PostgreSQL translation of migrations and
-statements, URLs without passwords, rows that read like sqlite3.Row."""
+"""The schedule database's pure parts (the SQLite → PostgreSQL translation of migrations and
+statements, URLs without passwords, rows that read like sqlite3.Row) and opening a SQLite file
+another process holds."""
 
 from __future__ import annotations
 
