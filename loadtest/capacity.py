@@ -19,6 +19,11 @@ nodes (all pinned to core 0, as the single node is, so the CPU per forwarded pac
 the same per-node load); lesson ``i``'s bots connect to node ``i mod N`` and each lesson is placed
 on the least-loaded node (docs/operations.md, Cluster). The server figures are the nodes' sum,
 with each node's share in ``node_cpu_percent_of_core``.
+
+``--nodes N --independent``: the same N processes on core 0 and the same lesson split, but
+standalone nodes without Redis (no registry, heartbeats, placement or relays). Beside a
+``--nodes N`` run it separates what the cluster code costs from what N processes sharing one core
+cost on their own (cache and scheduler), which the single-node baseline does not include.
 """
 
 from __future__ import annotations
@@ -202,6 +207,15 @@ def _cluster_step(lessons: int, classrooms: int, args: argparse.Namespace) -> di
     import secrets
 
     servers: list[ServerProcess] = []
+    if args.independent:  # N standalone nodes on core 0, one token secret, no Redis
+        try:
+            secret = secrets.token_hex(32)
+            for _ in range(args.nodes):
+                servers.append(start_server(cpu=0, nice=args.nice, secret=secret))
+            return _run_bots(lessons, classrooms, args, servers)
+        finally:
+            for server in servers:
+                server.stop()
     with local_redis("classroom-capacity-redis-") as (url, env):
         try:
             secret = secrets.token_hex(32)
@@ -272,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="niceness of the server and the bots (e.g. -10 on a shared machine)")
     ap.add_argument("--nodes", type=int, default=1,
                     help="node processes coordinated through a local redis-server (default 1: one node, no Redis)")
+    ap.add_argument("--independent", action="store_true",
+                    help="with --nodes N: N standalone nodes without Redis on the same core, "
+                         "the baseline that shows what the cluster code itself costs")
     ap.add_argument("--json", help="write the result here")
     # internal (bot process)
     ap.add_argument("--bots", action="store_true", help=argparse.SUPPRESS)
@@ -339,6 +356,8 @@ def _finish(args: argparse.Namespace, steps: list[dict[str, Any]], best: dict[st
         "test": "capacity",
         "limits": {"forward_latency_ms_p99": args.latency_ms, "loss_ratio": args.loss},
         "nice": args.nice,
+        "nodes": args.nodes,
+        "independent": bool(args.independent and args.nodes > 1),
         "largest_held": None if best is None else {
             k: best.get(k) for k in (
                 "lessons", "classrooms_per_lesson", "subscribers", "forwarded_packets_per_s",

@@ -82,7 +82,7 @@ async def test_the_recorder_gets_the_highest_layer_that_is_sending() -> None:
     assert d.target is group[1] or d.src is group[1]
 
 
-async def test_repairs_are_sent_twice_on_a_randomly_lossy_long_link_only() -> None:
+async def test_repairs_are_sent_twice_on_a_randomly_lossy_long_link_or_a_very_lossy_one() -> None:
     link, d, group = setup()
     top = group[-1]
     t = d.transport
@@ -102,7 +102,9 @@ async def test_repairs_are_sent_twice_on_a_randomly_lossy_long_link_only() -> No
     d.on_nack([seq], now=now + 0.5)
     assert len(t.rtp) == sent + 3  # type: ignore[attr-defined]
     link.estimator.congested_at = -1e9
-    link.estimator.rtt_ms = 10.0  # a short round trip: a lost repair is soon asked again
+    link.estimator.rtt_ms = 10.0  # a short round trip, 3 % lost: the browser asks again only
+    assert link.duplicate_repairs(now)  # after its own RTT estimate (100 ms without one)
+    link.nack_ratio = 0.02  # a little loss on a short path: one copy
     assert not link.duplicate_repairs(now)
 
 
