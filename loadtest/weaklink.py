@@ -453,6 +453,8 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "upstream_repaired": int(d.get("classroom_upstream_repaired", 0)),
         "rtx_packets_in": int(d.get("classroom_rtx_packets_in", 0)),
         "rtx_redundant": int(d.get("classroom_rtx_redundant", 0)),
+        "repairs_duplicated": int(d.get("classroom_repairs_duplicated", 0)),
+        "feedback_repairs": int(d.get("classroom_feedback_repairs", 0)),
     }
 
 

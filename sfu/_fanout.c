@@ -362,6 +362,8 @@ typedef struct {
     long long sent_us; /* CLOCK_MONOTONIC, microseconds */
     unsigned int size; /* RTP bytes (header + payload) */
     unsigned int seq;  /* the 16-bit sequence number this slot holds, to spot a stale slot */
+    unsigned int ssrc; /* the RTP stream and sequence number of the packet (repairs after a loss */
+    unsigned int rtp_seq; /* the feedback reports: DownTrack.on_lost) */
 } TwccSlot;
 
 typedef struct Egress_s {
@@ -386,13 +388,16 @@ static long long monotonic_us(void) {
 }
 
 /* Take the connection's next transport-wide sequence number for a packet of ``size`` bytes
-   sent at ``now_us`` and remember it. */
-static unsigned int twcc_take(Egress *e, unsigned int size, long long now_us) {
+   sent at ``now_us`` (RTP stream ``ssrc``, sequence number ``rtp_seq``) and remember it. */
+static unsigned int twcc_take(Egress *e, unsigned int size, long long now_us, unsigned int ssrc,
+                              unsigned int rtp_seq) {
     unsigned int seq = (unsigned int)(e->twcc_next++ & 0xFFFF);
     TwccSlot *slot = &e->twcc[seq & (TWCC_RING - 1)];
     slot->sent_us = now_us;
     slot->size = size;
     slot->seq = seq;
+    slot->ssrc = ssrc;
+    slot->rtp_seq = rtp_seq;
     return seq;
 }
 
@@ -496,16 +501,33 @@ static PyObject *Egress_twcc_enable(Egress *self, PyObject *Py_UNUSED(ignored)) 
     Py_RETURN_NONE;
 }
 
-static PyObject *Egress_twcc_take(Egress *self, PyObject *arg) {
-    long size = PyLong_AsLong(arg);
-    if (size == -1 && PyErr_Occurred()) {
+static PyObject *Egress_twcc_take(Egress *self, PyObject *args) {
+    long size;
+    unsigned long ssrc = 0, rtp_seq = 0;
+    if (!PyArg_ParseTuple(args, "l|kk", &size, &ssrc, &rtp_seq)) {
         return NULL;
     }
     if (self->twcc == NULL) {
         PyErr_SetString(PyExc_ValueError, "transport-wide sequence numbers are not enabled");
         return NULL;
     }
-    return PyLong_FromUnsignedLong(twcc_take(self, (unsigned int)size, monotonic_us()));
+    return PyLong_FromUnsignedLong(twcc_take(self, (unsigned int)size, monotonic_us(), (unsigned int)ssrc,
+                                             (unsigned int)(rtp_seq & 0xFFFF)));
+}
+
+static PyObject *Egress_twcc_packet(Egress *self, PyObject *arg) {
+    long seq = PyLong_AsLong(arg);
+    if (seq == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->twcc == NULL || seq < 0 || seq > 0xFFFF) {
+        Py_RETURN_NONE;
+    }
+    TwccSlot *slot = &self->twcc[seq & (TWCC_RING - 1)];
+    if (slot->seq != (unsigned int)seq) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(II)", slot->ssrc, slot->rtp_seq);
 }
 
 static PyObject *Egress_twcc_sent(Egress *self, PyObject *arg) {
@@ -526,8 +548,11 @@ static PyObject *Egress_twcc_sent(Egress *self, PyObject *arg) {
 static PyMethodDef Egress_methods[] = {
     {"twcc_enable", (PyCFunction)Egress_twcc_enable, METH_NOARGS,
      "number this connection's video packets with transport-wide sequence numbers (idempotent)"},
-    {"twcc_take", (PyCFunction)Egress_twcc_take, METH_O,
-     "twcc_take(size) -> the next transport-wide sequence number, remembered as sent now"},
+    {"twcc_take", (PyCFunction)Egress_twcc_take, METH_VARARGS,
+     "twcc_take(size, ssrc=0, rtp_seq=0) -> the next transport-wide sequence number, remembered as sent "
+     "now (with the RTP stream and sequence number of the packet)"},
+    {"twcc_packet", (PyCFunction)Egress_twcc_packet, METH_O,
+     "twcc_packet(seq) -> (ssrc, rtp_seq) of the packet sent with that number, or None if not remembered"},
     {"twcc_sent", (PyCFunction)Egress_twcc_sent, METH_O,
      "twcc_sent(seq) -> (time.monotonic() when sent, bytes), or None if not remembered"},
     {"set", (PyCFunction)Egress_set, METH_VARARGS,
@@ -967,7 +992,8 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
                 if (now_us == 0) {
                     now_us = monotonic_us();
                 }
-                unsigned int tseq = twcc_take(e, (unsigned int)(hlen + 4 + plen), now_us);
+                unsigned int tseq = twcc_take(e, (unsigned int)(hlen + 4 + plen), now_us, (unsigned int)l->ssrc,
+                                              (unsigned int)out_seq);
                 h[hlen] = (unsigned char)((l->twcc_id << 4) | 1);
                 h[hlen + 1] = (unsigned char)(tseq >> 8);
                 h[hlen + 2] = (unsigned char)tseq;

@@ -57,10 +57,10 @@ def rtp_header(b0: int, b1: int, seq: int, ts: int, ssrc: int, abs_send_time_id:
         ast.to_bytes(3, "big")) + tw
 
 
-def restamp(header: bytes, size: int, take: Callable[[int], int], ms: int) -> bytes:
+def restamp(header: bytes, size: int, take: Callable[[int, int, int], int], ms: int) -> bytes:
     """``header`` (from :func:`rtp_header`) as sent now: a new abs-send-time and, if it has one,
-    a transport-wide sequence number taken now (``take(size)``): the pacer sends what it queued
-    earlier, and the receiver's estimate must not take our own queue for the line's."""
+    a transport-wide sequence number taken now (``take(size, ssrc, seq)``): the pacer sends what
+    it queued earlier, and the receiver's estimate must not take our own queue for the line's."""
     if not header[0] & 0x10 or len(header) < 20:
         return header
     out = bytearray(header)
@@ -74,7 +74,8 @@ def restamp(header: bytes, size: int, take: Callable[[int], int], ms: int) -> by
         if length == 3:
             out[pos + 1:pos + 4] = (((ms << 18) // 1000) & 0xFFFFFF).to_bytes(3, "big")
         elif length == 2:
-            out[pos + 1:pos + 3] = take(size).to_bytes(2, "big")
+            ssrc, seq = int.from_bytes(header[8:12], "big"), int.from_bytes(header[2:4], "big")
+            out[pos + 1:pos + 3] = take(size, ssrc, seq).to_bytes(2, "big")
         pos += 1 + length
     return bytes(out)
 
@@ -94,6 +95,12 @@ PROBE_MID_S = 0.025
 # A subscriber whose socket buffer holds more than this is congested: video is dropped until
 # the next keyframe (audio is never dropped for it).
 CONGESTED_BYTES = 512 * 1024
+# A NACK for a packet repaired this recently because the transport-cc feedback reported it lost
+# crossed that repair on the wire: not answered twice. A browser NACKs a gap only some packets
+# after it (reordering), often after the feedback (measured: ~60 % of losses at 5 %), and asks
+# again only 100 ms after its NACK; a lost repair shows in the next feedback anyway.
+NACK_CROSSED_S = 0.08
+REPAIRED_MEMORY = 512  # sequence numbers whose last repair time a DownTrack remembers
 
 
 class DownTrack:
@@ -126,6 +133,8 @@ class DownTrack:
         "padding_bytes",
         "temporal",
         "_thin",
+        "_repaired",
+        "_fed_back",
     )
 
     def __init__(
@@ -153,6 +162,8 @@ class DownTrack:
         self._probe_at = 0.0
         self._probe_mid: asyncio.TimerHandle | None = None  # the between-frames half (send_probe)
         self.padding_bytes = 0
+        self._repaired: dict[int, float] = {}  # out sequence number -> when its last repair was sent
+        self._fed_back: dict[int, float] = {}  # and when the feedback (not a NACK) last asked for one
         # VP8 temporal layers forwarded: the link's choice, and a lower cap while a downgrade
         # waits for the new layer's keyframe (select_layer)
         self.temporal = vp8.ALL_TIDS
@@ -319,7 +330,7 @@ class DownTrack:
         if not tw:
             return rtp_header(b0, b1, seq, ts, ssrc, ast, ms)
         size = (24 if ast else 20) + payload_len
-        return rtp_header(b0, b1, seq, ts, ssrc, ast, ms, tw, self.transport.egress.twcc_take(size))
+        return rtp_header(b0, b1, seq, ts, ssrc, ast, ms, tw, self.transport.egress.twcc_take(size, ssrc, seq))
 
     # -- probing (sfu/bwe/probe.py) ------------------------------------------------------------
 
@@ -481,11 +492,39 @@ class DownTrack:
             STATS.nack_keyframes += 1
             src.request_keyframe()
             return
+        crossed = self._fed_back
+        # (what the transport-cc feedback had us repair a moment ago: the NACK crossed it)
+        self._repair([s for s in seqs if now - crossed.get(s, -1.0) >= NACK_CROSSED_S], now)
+
+    def on_lost(self, lost: list[tuple[int, float]], now: float) -> None:
+        """Packets the subscriber's transport-cc feedback says never arrived, as (sequence
+        number, when that copy was sent) (``Link.on_twcc``): repaired now unless a repair was
+        sent after that copy (its NACK came first), within the same budget as NACKs."""
+        src = self.src
+        if src is None or src.cache is None or self.link is None or self.link.budget.too_many(len(lost)):
+            return  # (a loss that large: the NACK path answers it with a keyframe)
+        repaired = self._repaired
+        seqs = [seq for seq, sent_at in lost if repaired.get(seq, -1.0) < sent_at]
+        if seqs:
+            STATS.feedback_repairs += len(seqs)
+            crossed = self._fed_back
+            for seq in seqs:
+                crossed[seq] = now
+            while len(crossed) > REPAIRED_MEMORY:
+                del crossed[next(iter(crossed))]
+            self._repair(seqs, now)
+
+    def _repair(self, seqs: list[int], now: float) -> None:
+        src = self.src
+        if src is None or src.cache is None or not seqs:
+            return
+        link = self.link
         rate = src.codec.clock_rate
         upstream: list[int] = []
         # a lost repair costs another round trip: on a randomly lossy, long link send two
         twice = link is not None and link.duplicate_repairs(now)
         fwd = self.fwd
+        repaired = self._repaired
         for out_seq in seqs:
             found = fwd.incoming(out_seq)
             in_seq = None if found is None else found[0]
@@ -521,6 +560,7 @@ class DownTrack:
             ms = now_ms()
             copies = 2 if twice and link is not None and link.budget.allow(12 + len(payload), link.retransmit_base(
                 now), now) else 1
+            repaired[out_seq] = now
             for copy in range(copies):
                 header = self._header(0x80, marker | self.payload_type, out_seq, out_ts, self.ssrc, ms, len(payload))
                 if not self.transport.send_rtp_parts(header, payload):
@@ -531,6 +571,8 @@ class DownTrack:
                 self.retransmitted_bytes += 12 + len(payload)
         if upstream:
             src.request_missing(upstream)
+        while len(repaired) > REPAIRED_MEMORY:
+            del repaired[next(iter(repaired))]
 
     def on_keyframe_request(self) -> None:
         STATS.plis_received += 1

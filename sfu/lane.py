@@ -38,7 +38,7 @@ class _PyEgress:
         self.keep: Any = None
         self.sent = self.send_errors = self.protect_errors = 0
         self.twcc_next = 0
-        self._twcc: list[tuple[int, float, int]] | None = None
+        self._twcc: list[tuple[int, float, int, int, int]] | None = None
 
     def set(self, fd: int, ctx: int, keep: Any, address: bytes = b"", aead: Any = None) -> None:
         pass  # nothing in Python reads it
@@ -48,21 +48,27 @@ class _PyEgress:
 
     def twcc_enable(self) -> None:
         if self._twcc is None:
-            self._twcc = [(0x10000, 0.0, 0)] * TWCC_RING
+            self._twcc = [(0x10000, 0.0, 0, 0, 0)] * TWCC_RING
 
-    def twcc_take(self, size: int) -> int:
+    def twcc_take(self, size: int, ssrc: int = 0, rtp_seq: int = 0) -> int:
         if self._twcc is None:
             raise ValueError("transport-wide sequence numbers are not enabled")
         seq = self.twcc_next & 0xFFFF
         self.twcc_next += 1
-        self._twcc[seq & (TWCC_RING - 1)] = (seq, time.monotonic(), size)
+        self._twcc[seq & (TWCC_RING - 1)] = (seq, time.monotonic(), size, ssrc, rtp_seq & 0xFFFF)
         return seq
 
     def twcc_sent(self, seq: int) -> tuple[float, int] | None:
         if self._twcc is None or not 0 <= seq <= 0xFFFF:
             return None
-        held, at, size = self._twcc[seq & (TWCC_RING - 1)]
+        held, at, size, _, _ = self._twcc[seq & (TWCC_RING - 1)]
         return (at, size) if held == seq else None
+
+    def twcc_packet(self, seq: int) -> tuple[int, int] | None:
+        if self._twcc is None or not 0 <= seq <= 0xFFFF:
+            return None
+        held, _, _, ssrc, rtp_seq = self._twcc[seq & (TWCC_RING - 1)]
+        return (ssrc, rtp_seq) if held == seq else None
 
 
 class _PyLane:

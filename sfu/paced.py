@@ -19,7 +19,7 @@ from sfu.downtrack import restamp
 SRTP_OVERHEAD = 10 + 28  # auth tag + IP/UDP headers: what the line carries besides the RTP bytes
 
 
-def _no_twcc(size: int) -> int:
+def _no_twcc(size: int, ssrc: int = 0, rtp_seq: int = 0) -> int:
     return 0
 
 

@@ -26,7 +26,7 @@ from sfu.bwe.arrival import ArrivalConfig, ArrivalEstimator
 from sfu.bwe.estimator import EstimatorConfig, LinkEstimator
 from sfu.downtrack import ABS_SEND_TIME_URI, DownTrack
 from sfu.glue import Negotiated, RawTransport
-from sfu.link import Link, LinkConfig
+from sfu.link import Link, LinkConfig, Lost
 from sfu.paced import PacedSender
 from sfu.rtp import RtpError, find_extension, parse_header
 from sfu.stats import LOOP_LAG, STATS
@@ -693,7 +693,10 @@ class SubscriberPeer:
                         self._evaluate(soon=True)
                 elif isinstance(record, rtcp.TransportFeedback):
                     if self._twcc_ids and self.transport is not None:
-                        self.link.on_twcc(record, self.transport.egress, self.downtracks(), time.monotonic())
+                        now = time.monotonic()
+                        lost = self.link.on_twcc(record, self.transport.egress, self.downtracks(), now)
+                        if lost:
+                            self._repair_lost(lost, now)
                         self._evaluate(soon=True)
                 elif isinstance(record, rtcp.ReceiverReport | rtcp.SenderReport) and record.blocks:
                     downs = self.downtracks()
@@ -709,6 +712,16 @@ class SubscriberPeer:
                     self._evaluate(soon=True)
         except rtcp.RtcpError:
             STATS.rtcp_errors += 1
+
+    def _repair_lost(self, lost: list[Lost], now: float) -> None:
+        """What the transport-cc feedback says was lost, to each stream's DownTrack."""
+        by_stream: dict[int, list[tuple[int, float]]] = {}
+        for ssrc, seq, sent_at in lost:
+            by_stream.setdefault(ssrc, []).append((seq, sent_at))
+        for ssrc, packets in by_stream.items():
+            down = self._by_ssrc.get(ssrc)
+            if down is not None:
+                down.on_lost(packets, now)
 
     def _start_layer(self, up: UpTrack | None) -> int | None:
         """The layer a new DownTrack starts on: what the estimate affords now."""

@@ -90,6 +90,8 @@ class MediaStats:
     temporal_dropped: int = 0
     # repairs sent a second time (random loss on a long round trip: sfu.link.duplicate_repairs)
     repairs_duplicated: int = 0
+    # packets repaired because transport-cc feedback said they were lost, before (or without) a NACK
+    feedback_repairs: int = 0
     # packets NACKed to a publisher that then arrived (its retransmissions)
     upstream_repaired: int = 0
     # RTX (RFC 4588) packets from publishers, unwrapped to the packet they repair

@@ -74,3 +74,15 @@ def test_c_egress_remembers_what_it_numbered() -> None:
     got = e.twcc_sent(1)
     assert got is not None and got[1] == 501
     assert e.twcc_sent(3) is None and e.twcc_sent(70000) is None
+
+
+def test_the_numbering_remembers_which_packet_each_number_carried() -> None:
+    from sfu import lane
+
+    for egress in (lane.Egress(), lane._PyEgress()):
+        egress.twcc_enable()
+        first = egress.twcc_take(500)
+        second = egress.twcc_take(600, 0xDEADBEEF, 70000)  # (the RTP sequence number is 16 bits)
+        assert egress.twcc_packet(first) == (0, 0)
+        assert egress.twcc_packet(second) == (0xDEADBEEF, 70000 & 0xFFFF)
+        assert egress.twcc_packet(second + 1) is None and egress.twcc_packet(-1) is None

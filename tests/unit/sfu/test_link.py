@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sfu.downtrack import DownTrack
-from sfu.link import Link
+from sfu.link import Link, LinkConfig
 from tests.unit.sfu.test_simulcast import layers
 from tests.unit.sfu.test_uptrack import FakeTransport, rtp, vp8_payload
 
@@ -293,3 +293,79 @@ async def test_a_late_subscriber_of_a_measured_single_layer_camera_is_not_paused
         d.attach(up)
     link.evaluate([v, a], 100.0, 0)
     assert link.layers["1"] == 0 and not v.fwd.paused
+
+
+class LossyHistory:
+    """A connection's numbering of what it sent: transport-wide seq -> (sent at, ssrc, RTP seq)."""
+
+    def __init__(self) -> None:
+        self.packets: dict[int, tuple[float, int, int]] = {}
+
+    def twcc_sent(self, seq: int) -> tuple[float, int] | None:
+        p = self.packets.get(seq)
+        return None if p is None else (p[0], 1200)
+
+    def twcc_packet(self, seq: int) -> tuple[int, int] | None:
+        p = self.packets.get(seq)
+        return None if p is None else (p[1], p[2])
+
+
+def test_feedback_says_what_was_lost_but_not_a_copy_whose_twin_arrived_nor_on_a_full_line() -> None:
+    from sfu import rtcp
+
+    link = Link(LinkConfig(feedback_repairs=True))
+    h = LossyHistory()
+    for i in range(6):  # RTP 10..15 of stream 555, sent 5 ms apart; 13 sent twice (a repair)
+        h.packets[i] = (100.0 + 0.005 * i, 555, 10 + i)
+    h.packets[6] = (100.03, 555, 13)
+    arrived: list[int | None] = [1_000_000, None, 1_010_000, None, 1_020_000, 1_025_000, 1_030_000]
+    fb = rtcp.TransportFeedback(1, 2, 0, 0, [(i, a) for i, a in enumerate(arrived)])
+    assert link.on_twcc(fb, h, [], 100.1) == [(555, 11, 100.005)]  # 13's other copy arrived
+    link.estimator.congested_at = 100.15  # the line's queue overflowed: NACKs alone, budgeted
+    assert link.on_twcc(fb, h, [], 100.2) == []
+    link.config.feedback_repairs = False
+    link.estimator.congested_at = -1e9
+    assert link.on_twcc(fb, h, [], 105.0) == []
+
+
+async def test_a_lost_packet_is_repaired_once_whether_the_nack_or_the_feedback_comes_first() -> None:
+    from sfu.stats import STATS
+
+    link, d, group = setup()
+    top = group[-1]
+    t = d.transport
+    for i in range(1, 40):
+        top.on_rtp(rtp(1 + i, 3000 * i, vp8_payload(i == 1)), 33 * i)
+    out = list(t.rtp)  # type: ignore[attr-defined]
+    seqs = [int.from_bytes(p[2:4], "big") for p in out]
+    a, b = seqs[-3], seqs[-2]
+    sent = len(t.rtp)  # type: ignore[attr-defined]
+    now = 100.0
+    before = STATS.feedback_repairs
+    d.on_lost([(a, now - 0.05)], now)  # the feedback first: repaired at once
+    assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
+    assert STATS.feedback_repairs == before + 1
+    d.on_nack([a], now=now + 0.03)  # its NACK crossed that repair: not sent twice
+    assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
+    d.on_nack([b], now=now + 0.01)  # the NACK first ...
+    assert len(t.rtp) == sent + 2  # type: ignore[attr-defined]
+    d.on_lost([(b, now - 0.04)], now + 0.05)  # ... then the feedback on the first copy: done already
+    assert len(t.rtp) == sent + 2  # type: ignore[attr-defined]
+    d.on_nack([b], now=now + 0.11)  # the browser asks again 100 ms after its NACK: answered
+    assert len(t.rtp) == sent + 3  # type: ignore[attr-defined]
+    d.on_lost([(b, now + 0.111)], now + 0.16)  # that repair was lost too: again, without a NACK
+    assert len(t.rtp) == sent + 4  # type: ignore[attr-defined]
+    d.on_nack([b], now=now + 0.2)  # (its NACK, crossing that repair: not answered twice)
+    assert len(t.rtp) == sent + 4  # type: ignore[attr-defined]
+
+
+def test_repairs_sent_twice_get_twice_the_budget() -> None:
+    link, d, group = setup()
+    now = 100.0
+    link.sent_bps = 2_000_000.0
+    link.nack_ratio = 0.05  # 5 % NACKed, nothing congested: each repair goes twice
+    assert link.duplicate_repairs(now)
+    doubled = link.retransmit_base(now)
+    link.estimator.congested_at = now - 1  # a full line: one copy, the plain budget
+    assert not link.duplicate_repairs(now)
+    assert doubled == 2 * link.retransmit_base(now) >= 4_000_000.0

@@ -58,6 +58,7 @@ class Line:
     free_at: float = 0.0
     lost_rtp: list[int] = field(default_factory=list)  # RTP sequence numbers lost (to be NACKed)
     sent: dict[int, tuple[float, int]] = field(default_factory=dict)  # twcc seq -> (sent at, bytes)
+    packets: dict[int, tuple[int, int]] = field(default_factory=dict)  # twcc seq -> (ssrc, RTP seq)
     arrivals: dict[int, float | None] = field(default_factory=dict)  # twcc seq -> arrival (None: dropped)
     bytes_log: list[tuple[float, int]] = field(default_factory=list)  # (sent at, bytes) of everything sent
 
@@ -84,6 +85,9 @@ class Line:
     def twcc_sent(self, seq: int) -> tuple[float, int] | None:
         return self.sent.get(seq)
 
+    def twcc_packet(self, seq: int) -> tuple[int, int] | None:
+        return self.packets.get(seq)
+
     def rate(self, since: float, until: float) -> float:
         return sum(z for t, z in self.bytes_log if since <= t < until) * 8 / (until - since)
 
@@ -99,9 +103,10 @@ class LineTransport:
         self.egress = self
         self._next = 0
 
-    def twcc_take(self, size: int) -> int:
+    def twcc_take(self, size: int, ssrc: int = 0, rtp_seq: int = 0) -> int:
         seq = self._next & 0xFFFF
         self._next += 1
+        self.line.packets[seq] = (ssrc, rtp_seq)
         return seq
 
     def send_rtp_parts(self, header: bytes, payload: bytes) -> bool:
@@ -185,7 +190,9 @@ def simulate(run: Run, seconds: float, publisher: Publisher, reported: list[int]
             next_fb += FEEDBACK_S
             fb, reported[0] = feedback(run.line, reported[0], clock.now)
             if fb is not None:
-                run.link.on_twcc(fb, run.line, [run.down], clock.now)
+                gone = run.link.on_twcc(fb, run.line, [run.down], clock.now)
+                if gone:  # (as Subscriber._repair_lost does)
+                    run.down.on_lost([(seq, at) for ssrc, seq, at in gone if ssrc == run.down.ssrc], clock.now)
             lost = [s for s in run.line.lost_rtp if s >= 0]
             run.line.lost_rtp.clear()
             if lost:  # the receiver NACKs what it lost (an RTT later: close enough here)

@@ -24,7 +24,7 @@ EXPECTED_COUNTERS = {
     "keyframe_requests_sent", "remb_sent", "rtcp_sr_sent", "rtcp_errors", "rtp_errors",
     "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
     "retransmits_skipped", "nack_keyframes", "layer_switches", "padding_bytes", "temporal_dropped",
-    "repairs_duplicated", "red_packets_in",
+    "repairs_duplicated", "feedback_repairs", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
     "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned", "ice_restarts", "ice_restarts_failed",
     "gop_replays", "gop_replayed_packets", "mux_unknown_ufrag", "mux_unknown_address", "mux_bad_stun",
