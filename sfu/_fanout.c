@@ -515,31 +515,34 @@ static PyObject *Egress_twcc_take(Egress *self, PyObject *args) {
                                              (unsigned int)(rtp_seq & 0xFFFF)));
 }
 
-static PyObject *Egress_twcc_packet(Egress *self, PyObject *arg) {
+/* The slot that remembers transport-wide number ``arg``; NULL with no exception set: not
+   remembered (or not numbering); NULL with one: ``arg`` is not an int. */
+static TwccSlot *twcc_slot(Egress *self, PyObject *arg) {
     long seq = PyLong_AsLong(arg);
-    if (seq == -1 && PyErr_Occurred()) {
+    if ((seq == -1 && PyErr_Occurred()) || self->twcc == NULL || seq < 0 || seq > 0xFFFF) {
         return NULL;
     }
-    if (self->twcc == NULL || seq < 0 || seq > 0xFFFF) {
-        Py_RETURN_NONE;
-    }
     TwccSlot *slot = &self->twcc[seq & (TWCC_RING - 1)];
-    if (slot->seq != (unsigned int)seq) {
+    return slot->seq == (unsigned int)seq ? slot : NULL;
+}
+
+static PyObject *Egress_twcc_packet(Egress *self, PyObject *arg) {
+    TwccSlot *slot = twcc_slot(self, arg);
+    if (slot == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
         Py_RETURN_NONE;
     }
     return Py_BuildValue("(II)", slot->ssrc, slot->rtp_seq);
 }
 
 static PyObject *Egress_twcc_sent(Egress *self, PyObject *arg) {
-    long seq = PyLong_AsLong(arg);
-    if (seq == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (self->twcc == NULL || seq < 0 || seq > 0xFFFF) {
-        Py_RETURN_NONE;
-    }
-    TwccSlot *slot = &self->twcc[seq & (TWCC_RING - 1)];
-    if (slot->seq != (unsigned int)seq) {
+    TwccSlot *slot = twcc_slot(self, arg);
+    if (slot == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
         Py_RETURN_NONE;
     }
     return Py_BuildValue("(dI)", (double)slot->sent_us * 1e-6, slot->size);
