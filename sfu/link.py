@@ -258,12 +258,11 @@ class Link:
 
     @staticmethod
     def _lost(feedback: rtcp.TransportFeedback, egress: TwccHistory) -> list[Lost]:
-        """The media packets of a feedback with no copy arrived. The feedback is a second report
-        of every loss beside the NACK: a browser's receive-only connection has no RTT and asks
-        again for a lost packet only after 100 ms, so a NACK or a repair lost on a randomly lossy
-        line used to cost 0.1–0.3 s of frozen picture; the feedback comes every 50–100 ms, and a
-        repair lost is in the next one. A packet sent twice (``duplicate_repairs``) whose other
-        copy arrived is not lost."""
+        """The media packets of a feedback with no copy arrived (a packet sent twice by
+        ``duplicate_repairs`` whose other copy arrived is not lost): a second report of each loss
+        beside the NACK, meant for a NACK or a repair lost on the way (a browser asks again only
+        100 ms later). Off by default (``LinkConfig.feedback_repairs``): on the 5 % loss run
+        Chromium's NACKs came first anyway and the extra repairs drained the budget."""
         arrived: set[tuple[int, int]] = set()
         lost: list[Lost] = []
         for seq, arrived_us in feedback.packets:
@@ -281,7 +280,8 @@ class Link:
     def retransmit_base(self, now: float) -> float:
         """What the retransmission budget is a share of: the estimate, but never less than what
         is being sent (a lossy link that is not full needs its repairs: one unrepaired loss
-        freezes VP8 until the next keyframe) nor than RTX_FLOOR_BPS (a low layer's repairs)."""
+        freezes VP8 until the next keyframe) nor than RTX_FLOOR_BPS (a low layer's repairs);
+        twice that while repairs are sent twice."""
         base = max(self.estimator.estimate(now), self.sent_bps, RTX_FLOOR_BPS)
         # each repair sent twice: twice the budget, or on a 5 % line the second copies use it up
         # and first copies are refused (each refusal: a NACK again 100 ms later, a frozen picture)
