@@ -96,11 +96,16 @@ PROBE_MID_S = 0.025
 # the next keyframe (audio is never dropped for it).
 CONGESTED_BYTES = 512 * 1024
 # A NACK for a packet repaired this recently because the transport-cc feedback reported it lost
-# crossed that repair on the wire: not answered twice. A browser NACKs a gap only some packets
-# after it (reordering), often after the feedback (measured: ~60 % of losses at 5 %), and asks
-# again only 100 ms after its NACK; a lost repair shows in the next feedback anyway.
+# (``LinkConfig.feedback_repairs``) crossed that repair on the wire: not answered twice. A browser
+# asks again only 100 ms after its NACK, and a lost repair shows in the next feedback anyway.
 NACK_CROSSED_S = 0.08
 REPAIRED_MEMORY = 512  # sequence numbers whose last repair time a DownTrack remembers
+
+
+def _trim(times: dict[int, float]) -> None:
+    """Forget the oldest sequence numbers beyond REPAIRED_MEMORY."""
+    while len(times) > REPAIRED_MEMORY:
+        del times[next(iter(times))]
 
 
 class DownTrack:
@@ -493,8 +498,9 @@ class DownTrack:
             src.request_keyframe()
             return
         crossed = self._fed_back
-        # (what the transport-cc feedback had us repair a moment ago: the NACK crossed it)
-        self._repair([s for s in seqs if now - crossed.get(s, -1.0) >= NACK_CROSSED_S], now)
+        if crossed:  # (what the transport-cc feedback had us repair a moment ago: the NACK crossed it)
+            seqs = [s for s in seqs if now - crossed.get(s, -1.0) >= NACK_CROSSED_S]
+        self._repair(seqs, now)
 
     def on_lost(self, lost: list[tuple[int, float]], now: float) -> None:
         """Packets the subscriber's transport-cc feedback says never arrived, as (sequence
@@ -510,8 +516,7 @@ class DownTrack:
             crossed = self._fed_back
             for seq in seqs:
                 crossed[seq] = now
-            while len(crossed) > REPAIRED_MEMORY:
-                del crossed[next(iter(crossed))]
+            _trim(crossed)
             self._repair(seqs, now)
 
     def _repair(self, seqs: list[int], now: float) -> None:
@@ -571,8 +576,7 @@ class DownTrack:
                 self.retransmitted_bytes += 12 + len(payload)
         if upstream:
             src.request_missing(upstream)
-        while len(repaired) > REPAIRED_MEMORY:
-            del repaired[next(iter(repaired))]
+        _trim(repaired)
 
     def on_keyframe_request(self) -> None:
         STATS.plis_received += 1
