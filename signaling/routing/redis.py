@@ -299,10 +299,16 @@ class RedisRouter(LocalRouter):
             await self._rebuild()
         await self._forget_disconnected(live)
         gone: set[str] = set()
+        # Right after Redis came back (restarted empty) only the nodes that have beaten since are
+        # registered: one absent now is not judged until every node had a heartbeat to register,
+        # or the first node back would take the others for dead and close what they relay to it.
+        settling = time.monotonic() - self.restored_at < self.ttl_s + self.heartbeat_s
         for node, entry in self.live.items():
             if node == self.node_id:
                 continue
-            if node not in live:
+            if node not in live and settling:
+                live[node] = entry  # judged after the settling time
+            elif node not in live:
                 self.counters.nodes_declared_dead += 1
                 gone.add(node)
                 log.warning("cluster: node %s declared dead (no heartbeat for %.0f s); its lessons are placed "
