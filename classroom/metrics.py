@@ -95,6 +95,12 @@ MEDIA_HELP: dict[str, str] = {
     "red_packets_out": "audio packets sent to subscribers as RED containers",
     "plis_received": "PLIs/FIRs received from subscribers (relayed as keyframe requests)",
     "keyframe_requests_sent": "keyframe requests (PLI) sent to publishers",
+    "keyframe_requests_for_join": "of the keyframe requests sent, those first asked for by a new video subscriber",
+    "keyframe_requests_for_switch": "of the keyframe requests sent, those first asked for by a simulcast layer switch",
+    "keyframe_requests_for_resync": "of the keyframe requests sent, those first asked for by a subscriber "
+    "whose stream had to start again (a refused send, a gap)",
+    "keyframe_requests_for_loss": "of the keyframe requests sent, those first asked for by a NACK too large to repair",
+    "keyframe_requests_for_pli": "of the keyframe requests sent, those first asked for by a subscriber's PLI/FIR",
     "remb_sent": "REMB messages sent to publishers",
     "rtcp_sr_sent": "RTCP sender reports sent to subscribers",
     "rtcp_errors": "RTCP packets that could not be parsed or sent",

@@ -442,6 +442,8 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "nacks_received": int(d.get("classroom_nacks_received", 0)),
         "plis_received": int(d.get("classroom_plis_received", 0)),
         "keyframe_requests_sent": int(d.get("classroom_keyframe_requests_sent", 0)),
+        "keyframe_requests_by_reason": {r: int(d.get(f"classroom_keyframe_requests_for_{r}", 0))
+                                        for r in ("join", "switch", "resync", "loss", "pli")},
         "dropped_congested": int(d.get("classroom_dropped_congested", 0)),
         "nack_misses": int(d.get("classroom_nack_misses", 0)),
         "transcodes": int(d.get("classroom_transcodes", 0)),

@@ -495,7 +495,7 @@ class DownTrack:
         now = time.monotonic() if now is None else now
         if link is not None and link.budget.too_many(len(seqs)):
             STATS.nack_keyframes += 1
-            src.request_keyframe()
+            src.request_keyframe("loss")
             return
         crossed = self._fed_back
         if crossed:  # (what the transport-cc feedback had us repair a moment ago: the NACK crossed it)
@@ -581,7 +581,7 @@ class DownTrack:
     def on_keyframe_request(self) -> None:
         STATS.plis_received += 1
         if self.src is not None:
-            self.src.request_keyframe()
+            self.src.request_keyframe("pli")
 
     def sender_report(self, ntp: int, now_ms: int) -> bytes | None:
         """Our SR for this stream: the publisher's timing, mapped to this subscriber's

@@ -104,6 +104,13 @@ class MediaStats:
     red_packets_out: int = 0
     plis_received: int = 0
     keyframe_requests_sent: int = 0
+    # of those, by what asked first (uptrack.KEYFRAME_REASONS): every one of them makes a VP8
+    # simulcast publisher key all its layers, which costs every viewer of its top layer a stall
+    keyframe_requests_for_join: int = 0
+    keyframe_requests_for_switch: int = 0
+    keyframe_requests_for_resync: int = 0
+    keyframe_requests_for_loss: int = 0
+    keyframe_requests_for_pli: int = 0
     remb_sent: int = 0
     rtcp_sr_sent: int = 0
     rtcp_errors: int = 0

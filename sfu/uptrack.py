@@ -38,6 +38,14 @@ _EXT = struct.Struct("!HH")
 # than waiting for a keyframe saves).
 GOP_REPLAY_MAX_AGE_MS = 1000
 GOP_REPLAY_MAX_PACKETS = 250
+# what asked for a keyframe -> its counter in STATS (``request_keyframe(reason)``)
+KEYFRAME_REASONS = {
+    "join": "keyframe_requests_for_join",  # a new video subscriber on this layer
+    "switch": "keyframe_requests_for_switch",  # a subscriber moving to this layer
+    "resync": "keyframe_requests_for_resync",  # a subscriber whose stream must start again
+    "loss": "keyframe_requests_for_loss",  # a NACK too large to repair
+    "pli": "keyframe_requests_for_pli",  # a subscriber's own PLI/FIR
+}
 
 
 def _payload_bounds(data: bytes) -> tuple[int, int] | None:
@@ -114,6 +122,7 @@ class UpTrack:
         self._kf_interval = keyframe_interval_s
         self._kf_last = -1e9
         self._kf_pending: asyncio.TimerHandle | None = None
+        self._kf_reason = ""  # what asked for the keyframe request about to be sent
         self._fir_seq = 0
         self.keyframe_requested_at: float | None = None
         self.last_keyframe_at: float | None = None
@@ -177,7 +186,7 @@ class UpTrack:
         if down not in self._all_down:
             self.down = (*self._all_down, down)
         if self.is_video:
-            self.request_keyframe()
+            self.request_keyframe("join")
 
     def remove_down(self, down: DownTrack) -> None:
         self.down = tuple(d for d in self._all_down if d is not down)
@@ -186,7 +195,7 @@ class UpTrack:
         """``down`` switches to this layer at its next keyframe (asked for now)."""
         if down not in self._pending:
             self._pending = (*self._pending, down)
-        self.request_keyframe()
+        self.request_keyframe("switch")
 
     def remove_pending(self, down: DownTrack) -> None:
         self._pending = tuple(d for d in self._pending if d is not down)
@@ -486,14 +495,17 @@ class UpTrack:
 
     # -- keyframes ------------------------------------------------------------------------
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, reason: str = "resync") -> None:
         """Ask the publisher for a keyframe, at most once per interval; a request inside the
-        interval is deferred to its end rather than dropped."""
+        interval is deferred to its end rather than dropped. ``reason`` (one of
+        ``KEYFRAME_REASONS``) is counted for the request it starts."""
         if not self.is_video or self.closed:
             return
         now = time.monotonic()
         if self.keyframe_requested_at is None:
             self.keyframe_requested_at = now
+        if not self._kf_reason:
+            self._kf_reason = reason
         wait = self._kf_last + self._kf_interval - now
         if wait <= 0:
             self._send_keyframe_request()
@@ -508,8 +520,12 @@ class UpTrack:
         self._kf_last = time.monotonic()
         self._fir_seq = (self._fir_seq + 1) & 0xFF
         packet = rtcp.build_pli(self._rtcp_ssrc, self.ssrc)
+        reason, self._kf_reason = self._kf_reason or "resync", ""
         if self._send_rtcp(packet):
             STATS.keyframe_requests_sent += 1
+            field = KEYFRAME_REASONS.get(reason)
+            if field is not None:
+                setattr(STATS, field, getattr(STATS, field) + 1)
 
     def _keyframe_arrived(self) -> None:
         now = time.monotonic()

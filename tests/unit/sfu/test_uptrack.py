@@ -139,6 +139,23 @@ def test_keyframe_requests_are_throttled() -> None:
     assert list(rtcp.parse(sent.rtcp[0]))[0] == rtcp.KeyframeRequest(99, 1234, fir=False)
 
 
+async def test_a_keyframe_request_is_counted_for_what_asked_first() -> None:
+    up, sent = make()
+    before = (STATS.keyframe_requests_for_switch, STATS.keyframe_requests_for_pli, STATS.keyframe_requests_sent)
+    up._kf_last = 10**12  # inside the interval: the requests wait for one send
+    up.request_keyframe("switch")
+    up.request_keyframe("pli")  # merged into the pending one
+    assert up._kf_pending is not None
+    up._kf_pending.cancel()
+    up._send_keyframe_request()
+    assert (STATS.keyframe_requests_for_switch, STATS.keyframe_requests_for_pli, STATS.keyframe_requests_sent) == (
+        before[0] + 1, before[1], before[2] + 1)
+    up.request_keyframe("pli")  # the next one starts afresh
+    up._kf_pending.cancel()
+    up._send_keyframe_request()
+    assert STATS.keyframe_requests_for_pli == before[1] + 1
+
+
 def test_audio_level_is_read_from_the_extension() -> None:
     up, _ = make("audio")
     up.on_rtp(rtp(1, 0, b"\xfc" + b"o" * 40, pt=111, ext=b"\x10\x1e\x00\x00"), 0)  # id 1, level 30
