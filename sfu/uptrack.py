@@ -38,6 +38,10 @@ _EXT = struct.Struct("!HH")
 # than waiting for a keyframe saves).
 GOP_REPLAY_MAX_AGE_MS = 1000
 GOP_REPLAY_MAX_PACKETS = 250
+# a sibling layer's keyframe request younger than this brings this layer's keyframe too, from a
+# publisher that keys its layers together (``UpTrack.keys_together``); after it, this layer asks
+KEYFRAME_TOGETHER_S = 0.6
+KEYFRAME_OWN_S = 1.5  # a keyframe this long after this layer's own request was not asked for by it
 # what asked for a keyframe -> its counter in STATS (``request_keyframe(reason)``)
 KEYFRAME_REASONS = {
     "join": "keyframe_requests_for_join",  # a new video subscriber on this layer
@@ -123,6 +127,9 @@ class UpTrack:
         self._kf_last = -1e9
         self._kf_pending: asyncio.TimerHandle | None = None
         self._kf_reason = ""  # what asked for the keyframe request about to be sent
+        self._kf_seen_at = -1e9  # (monotonic) the last keyframe's first packet
+        # the publisher keys every layer for a request on any one (learned: ``_keyframe_seen``)
+        self.keys_together = False
         self._fir_seq = 0
         self.keyframe_requested_at: float | None = None
         self.last_keyframe_at: float | None = None
@@ -354,6 +361,7 @@ class UpTrack:
             if keyframe:
                 if ts != self._gop_ts:  # the first packet of a new keyframe
                     self.gop_seq, self._gop_ts, self.gop_ms = seq, ts, arrival_ms
+                    self._keyframe_seen()
                 if self.keyframe_requested_at is not None:
                     self._keyframe_arrived()
                 if self._pending:
@@ -497,8 +505,13 @@ class UpTrack:
 
     def request_keyframe(self, reason: str = "resync") -> None:
         """Ask the publisher for a keyframe, at most once per interval; a request inside the
-        interval is deferred to its end rather than dropped. ``reason`` (one of
-        ``KEYFRAME_REASONS``) is counted for the request it starts."""
+        interval is deferred to its end rather than dropped, and not sent at all if a keyframe
+        arrived meanwhile. A layer of a publisher seen to key every layer for one request
+        (``keys_together``: Chromium's VP8 simulcast) does not ask while a sibling layer's
+        request of the last ``KEYFRAME_TOGETHER_S`` is bringing its keyframe too; it asks only
+        if that keyframe does not come. Every request costs all viewers of such a publisher's
+        top layer a stall. ``reason`` (one of ``KEYFRAME_REASONS``) is counted for the request
+        it starts."""
         if not self.is_video or self.closed:
             return
         now = time.monotonic()
@@ -506,12 +519,46 @@ class UpTrack:
             self.keyframe_requested_at = now
         if not self._kf_reason:
             self._kf_reason = reason
+        if self._kf_pending is not None:
+            return  # already due
         wait = self._kf_last + self._kf_interval - now
+        if self.keys_together:
+            asked = self._sibling_asked_at(now)
+            if asked is not None:
+                wait = max(wait, asked + KEYFRAME_TOGETHER_S - now, 0.05)
         if wait <= 0:
             self._send_keyframe_request()
-        elif self._kf_pending is None:
-            loop = asyncio.get_running_loop()
-            self._kf_pending = loop.call_later(wait, self._send_keyframe_request)
+        else:
+            self._kf_pending = asyncio.get_running_loop().call_later(wait, self._deferred_request)
+
+    def _sibling_asked_at(self, now: float) -> float | None:
+        """When another layer of this track asked for a keyframe that should bring this
+        layer's too (asked in the last ``KEYFRAME_TOGETHER_S``, none seen here since)."""
+        for layer in self.layers:
+            asked = layer._kf_last
+            if layer is not self and now - asked < KEYFRAME_TOGETHER_S and self._kf_seen_at < asked:
+                return asked
+        return None
+
+    def _deferred_request(self) -> None:
+        self._kf_pending = None
+        if self.closed:
+            return
+        if self.keyframe_requested_at is None:  # one arrived meanwhile: nothing to ask for
+            self._kf_reason = ""
+            return
+        self.request_keyframe(self._kf_reason)
+
+    def _keyframe_seen(self) -> None:
+        """The first packet of a new keyframe on this layer. One that nobody asked this layer
+        for, right after another layer's request, shows that the publisher keys its layers
+        together."""
+        now = time.monotonic()
+        if len(self.layers) > 1 and not self.keys_together and now - self._kf_last > KEYFRAME_OWN_S:
+            if any(layer is not self and now - layer._kf_last < KEYFRAME_TOGETHER_S for layer in self.layers):
+                for layer in self.layers:
+                    layer.keys_together = True
+        self._kf_seen_at = now
 
     def _send_keyframe_request(self) -> None:
         self._kf_pending = None

@@ -156,6 +156,59 @@ async def test_a_keyframe_request_is_counted_for_what_asked_first() -> None:
     assert STATS.keyframe_requests_for_pli == before[1] + 1
 
 
+def two_layers() -> tuple[UpTrack, UpTrack, FakeTransport]:
+    sent = FakeTransport()
+    q, f = (UpTrack("t1", "video", "teacher", VP8, ssrc, "p1", "c1", send_rtcp=sent.send_rtcp, rtcp_ssrc=99)
+            for ssrc in (1000, 2000))
+    f.layer = 1
+    q.layers = f.layers = (q, f)
+    q.group = f.group = f
+    return q, f, sent
+
+
+def plis_for(sent: FakeTransport, ssrc: int) -> int:
+    return sum(1 for p in sent.rtcp for r in rtcp.parse(p) if getattr(r, "media_ssrc", None) == ssrc)
+
+
+async def test_a_keyframe_nobody_asked_a_layer_for_teaches_that_layers_key_together() -> None:
+    q, f, sent = two_layers()
+    q.request_keyframe("switch")
+    assert plis_for(sent, 1000) == 1 and not f.keys_together
+    f.on_rtp(rtp(1, 0, vp8_payload(True), ssrc=2000), 0)  # f keyed too, unasked
+    assert q.keys_together and f.keys_together
+
+
+async def test_a_layer_keyed_together_waits_for_its_siblings_keyframe() -> None:
+    q, f, sent = two_layers()
+    q.keys_together = f.keys_together = True
+    q.request_keyframe("switch")
+    f.request_keyframe("join")  # q's request brings f's keyframe: not asked again
+    assert plis_for(sent, 2000) == 0
+    f.on_rtp(rtp(1, 0, vp8_payload(True), ssrc=2000), 0)
+    await asyncio.sleep(0.7)
+    assert plis_for(sent, 2000) == 0 and plis_for(sent, 1000) == 1
+
+
+async def test_a_layer_asks_itself_when_its_siblings_request_brought_nothing() -> None:
+    q, f, sent = two_layers()
+    q.keys_together = f.keys_together = True
+    q.request_keyframe("switch")
+    f.request_keyframe("join")
+    await asyncio.sleep(0.7)  # no keyframe on f within KEYFRAME_TOGETHER_S
+    assert plis_for(sent, 2000) == 1
+
+
+async def test_a_deferred_request_is_dropped_when_a_keyframe_came_meanwhile() -> None:
+    up, sent = make()
+    up._kf_interval = 0.3
+    up.request_keyframe("join")
+    up.request_keyframe("resync")  # inside the interval: deferred
+    n = len(sent.rtcp)
+    up.on_rtp(rtp(1, 0, vp8_payload(True)), 0)  # the keyframe the first request asked for
+    await asyncio.sleep(0.4)
+    assert len(sent.rtcp) == n
+
+
 def test_audio_level_is_read_from_the_extension() -> None:
     up, _ = make("audio")
     up.on_rtp(rtp(1, 0, b"\xfc" + b"o" * 40, pt=111, ext=b"\x10\x1e\x00\x00"), 0)  # id 1, level 30
