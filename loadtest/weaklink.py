@@ -784,7 +784,8 @@ def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
              weak_raw: Sequence[tuple[float, Sample]] = ()) -> list[dict[str, Any]]:
     """Second by second (for reading a run afterwards): frames decoded, freeze seconds added
     and the width received by the impaired (``w_*``) and the unimpaired remote (``o_*``), and
-    the frames the lead encoded per layer (``enc``, widest first); the impaired page's extra
+    the frames the lead encoded per layer (``enc``, widest first), the keyframe requests it
+    received (``pli``) and the keyframes it made (``kf``) per layer; the impaired page's extra
     playout delay (``w_playout_ms``, client_web/smoothing.js)."""
     rows: list[dict[str, Any]] = []
     for i in range(1, min(len(weak), len(lead))):
@@ -802,6 +803,11 @@ def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
         now = [o for o in lead[i][1].get("outbound", []) if o["kind"] == "video"]
         row["enc"] = [o["frames"] - before.get(o["rid"], o["frames"])
                       for o in sorted(now, key=lambda o: -o["w"])]
+        # keyframe requests the lead received and keyframes it made, per layer (widest first)
+        widest = sorted(now, key=lambda o: -o["w"])
+        for key, name in (("pli", "pli"), ("kf", "keyframes")):
+            was = {o["rid"]: o.get(name, 0) for o in lead[i - 1][1].get("outbound", []) if o["kind"] == "video"}
+            row[key] = [o.get(name, 0) - was.get(o["rid"], o.get(name, 0)) for o in widest]
         if i < len(weak_raw):
             row["w_playout_ms"] = weak_raw[i][1].get("playout_ms")
         rows.append(row)

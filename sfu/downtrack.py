@@ -19,6 +19,7 @@ from sfu.forwarder import Forwarder
 from sfu.glue import RawTransport
 from sfu.rtp import RtpError, parse_header
 from sfu.stats import STATS
+from sfu.uptrack import GOP_REPLAY_MAX_AGE_MS, SWITCH_REPLAY_MAX_AGE_MS
 
 if TYPE_CHECKING:
     from sfu.link import Link
@@ -127,6 +128,7 @@ class DownTrack:
         "_check",
         "_replayed_gop",
         "_replaying",
+        "_switch_replay_ms",
         "mid",
         "link",
         "retransmitted_bytes",
@@ -189,6 +191,9 @@ class DownTrack:
         # for the forward() calls it makes
         self._replayed_gop = -1
         self._replaying = False
+        # > 0: a switch made at once (``_start_on``) onto a layer whose GOP was this young (ms):
+        # the next packet replays that GOP instead of waiting for a keyframe asked for now
+        self._switch_replay_ms = 0
 
     @property
     def ssrc(self) -> int:
@@ -241,11 +246,19 @@ class DownTrack:
         index = len(up.layers) - 1 if layer is None else max(0, min(layer, len(up.layers) - 1))
         self._start_on(up.layers[index])
 
-    def _start_on(self, src: UpTrack) -> None:
+    def _start_on(self, src: UpTrack, switching: bool = False) -> None:
         self.src = src
         self.fwd.resume()
         self.fwd.switch(src)
-        src.add_down(self)
+        if switching and src.gop_age_ms(now_ms()) <= SWITCH_REPLAY_MAX_AGE_MS:
+            # This layer's keyframe has just passed (often brought by the request of the switch
+            # a moment ago, a VP8 simulcast publisher keying all layers): its young GOP is
+            # replayed at the next packet (``_replay_gop``; a failed replay asks then), saving a
+            # keyframe request that would stall every viewer of the publisher's top layer.
+            self._switch_replay_ms = SWITCH_REPLAY_MAX_AGE_MS
+            src.add_down(self, ask=False)
+        else:
+            src.add_down(self)
 
     def _cancel_target(self) -> None:
         if self.target is not None:
@@ -297,7 +310,7 @@ class DownTrack:
             self._cancel_target()
             if src is not None:
                 src.remove_down(self)
-            self._start_on(target)  # nothing to keep forwarding: wait for its keyframe
+            self._start_on(target, switching=src is not None)  # nothing to keep forwarding: its keyframe
             return
         if target is src:
             self._cancel_target()
@@ -424,7 +437,7 @@ class DownTrack:
             ok = fwd.advance(seq, ts, arrival_ms, keyframe)
         if not ok:
             if fwd.waiting_keyframe and self.src is not None:
-                if not fwd.packets and not self._replaying:
+                if (not fwd.packets or self._switch_replay_ms) and not self._replaying:
                     replayed = self._replay_gop(seq, arrival_ms)
                     if replayed:
                         return replayed
@@ -467,7 +480,9 @@ class DownTrack:
         if src is None or src.gop_seq < 0 or src.gop_seq == self._replayed_gop or not self.transport.connected:
             return 0
         self._replayed_gop = src.gop_seq  # tried once per GOP, whatever comes of it
-        packets = src.gop_packets(upto, arrival_ms)
+        max_age = self._switch_replay_ms or GOP_REPLAY_MAX_AGE_MS
+        self._switch_replay_ms = 0
+        packets = src.gop_packets(upto, arrival_ms, max_age)
         if not packets:
             return 0
         self._replaying = True

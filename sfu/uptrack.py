@@ -9,6 +9,7 @@ task or queue.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections.abc import Callable
@@ -37,7 +38,12 @@ _EXT = struct.Struct("!HH")
 # burst of old frames costs a weak link more, and stretches the receiver's jitter buffer,
 # than waiting for a keyframe saves).
 GOP_REPLAY_MAX_AGE_MS = 1000
+# a switch made at once onto a layer replays its GOP when it is this young (ms): a few packets of
+# a lower layer, for a link that is congested already
+SWITCH_REPLAY_MAX_AGE_MS = 400
 GOP_REPLAY_MAX_PACKETS = 250
+log = logging.getLogger(__name__)
+
 # a sibling layer's keyframe request younger than this brings this layer's keyframe too, from a
 # publisher that keys its layers together (``UpTrack.keys_together``); after it, this layer asks
 KEYFRAME_TOGETHER_S = 0.6
@@ -189,10 +195,10 @@ class UpTrack:
         at once, without a keyframe."""
         return self.temporal_ms > 0 and self.last_arrival_ms - self.temporal_ms < 2000
 
-    def add_down(self, down: DownTrack) -> None:
+    def add_down(self, down: DownTrack, ask: bool = True) -> None:
         if down not in self._all_down:
             self.down = (*self._all_down, down)
-        if self.is_video:
+        if self.is_video and ask:
             self.request_keyframe("join")
 
     def remove_down(self, down: DownTrack) -> None:
@@ -400,16 +406,22 @@ class UpTrack:
                 down.send_probe(now)
         STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
 
-    def gop_packets(self, upto: int, now_ms: int) -> list[tuple[bytes, int, int, int, bool]] | None:
+    def gop_age_ms(self, now_ms: int) -> int:
+        """How long ago (ms, the arrival clock) the current GOP's keyframe began arriving."""
+        return now_ms - self.gop_ms if self.gop_seq >= 0 else 1 << 30
+
+    def gop_packets(
+        self, upto: int, now_ms: int, max_age_ms: int = GOP_REPLAY_MAX_AGE_MS
+    ) -> list[tuple[bytes, int, int, int, bool]] | None:
         """The packets of the current GOP, from the newest keyframe's first packet through
         ``upto`` (a sequence number already in the cache), as (payload, marker, seq, ts,
         keyframe) in order: what a subscriber that starts now needs to decode at once, even
         when the publisher answers no PLI (FFmpeg's whip muxer). None when there is no such GOP
         or it cannot be replayed whole: a packet missing from the cache, older than
-        ``GOP_REPLAY_MAX_AGE_MS``, or more than ``GOP_REPLAY_MAX_PACKETS``."""
+        ``max_age_ms``, or more than ``GOP_REPLAY_MAX_PACKETS``."""
         if self.cache is None or self._keyframe is None or self.gop_seq < 0:
             return None
-        if now_ms - self.gop_ms > GOP_REPLAY_MAX_AGE_MS:
+        if now_ms - self.gop_ms > max_age_ms:
             return None
         count = ((upto - self.gop_seq) & 0xFFFF) + 1
         if count > GOP_REPLAY_MAX_PACKETS or count > len(self.cache):
@@ -558,6 +570,8 @@ class UpTrack:
             if any(layer is not self and now - layer._kf_last < KEYFRAME_TOGETHER_S for layer in self.layers):
                 for layer in self.layers:
                     layer.keys_together = True
+                log.info("track %s of %s: one keyframe request keys all %d layers; requests coalesced",
+                         self.group.track_id, self.classroom_id, len(self.layers))
         self._kf_seen_at = now
 
     def _send_keyframe_request(self) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sfu import lane, rtcp
-from sfu.downtrack import DownTrack
+from sfu.downtrack import DownTrack, now_ms
 from sfu.glue import Codec
 from sfu.stats import STATS
 from sfu.uptrack import UpTrack
@@ -342,3 +342,35 @@ async def test_the_replay_waits_for_the_connection_and_happens_once() -> None:
     d.fwd.switch(up)
     up.on_rtp(rtp(16, 18000, vp8_payload(False)), 166)
     assert len(t.rtp) == 6 and d.fwd.waiting_keyframe
+
+
+async def test_a_switch_at_once_onto_a_layer_just_keyed_replays_its_gop_instead_of_asking() -> None:
+    """A congested downgrade lands on a layer whose keyframe has just passed (the previous
+    switch's request keyed every layer): its young GOP is replayed, no new keyframe is asked
+    for (each would stall every viewer of the top layer again)."""
+    q, f, sent = two_layers()
+    d, t = down(f)
+    ms = now_ms()
+    f.on_rtp(rtp(1, 3000, vp8_payload(True), ssrc=2000, marker=True), ms)
+    assert len(t.rtp) == 1
+    gop(q, ms=ms)
+    asked = plis_for(sent, 1000)
+    d.select_layer(0, at_once=True)
+    assert plis_for(sent, 1000) == asked
+    q.on_rtp(rtp(14, 12000, vp8_payload(False), marker=True), ms + 100)
+    assert len(t.rtp) == 1 + 4 + 1  # f's packet, q's GOP (10-13), 14
+    seqs = [header(p)[2] for p in t.rtp]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(6)]  # one continuous stream
+
+
+async def test_a_switch_at_once_onto_an_old_gop_asks_for_a_keyframe() -> None:
+    q, f, sent = two_layers()
+    d, t = down(f)
+    ms = now_ms()
+    f.on_rtp(rtp(1, 3000, vp8_payload(True), ssrc=2000, marker=True), ms)
+    gop(q, ms=ms - 2000)
+    asked = plis_for(sent, 1000)
+    d.select_layer(0, at_once=True)
+    assert plis_for(sent, 1000) == asked + 1
+    q.on_rtp(rtp(14, 12000, vp8_payload(False), marker=True), ms)
+    assert len(t.rtp) == 1 and d.fwd.waiting_keyframe
