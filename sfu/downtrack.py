@@ -306,12 +306,7 @@ class DownTrack:
         # its base layer, a 720p layer still overfilled a 60 % line's queue, and the new layer's
         # keyframe queued behind it (freezes of 3 s in Chromium; stopping it, none).
         thin = src is not None and target.layer < src.layer and src.has_temporal and not at_once
-        # A downgrade onto a layer just keyed (often by this subscriber's own upgrade a moment ago,
-        # a VP8 simulcast publisher keying all layers) is made now, on its young GOP (``_start_on``),
-        # rather than with one more keyframe request that would stall every top-layer viewer.
-        young = (src is not None and target.layer < src.layer
-                 and target.gop_age_ms(now_ms()) <= SWITCH_REPLAY_MAX_AGE_MS)
-        if self.fwd.paused or src is None or (at_once or young) and target.layer < src.layer:
+        if self.fwd.paused or src is None or (at_once and target.layer < src.layer):
             self._cancel_target()
             if src is not None:
                 src.remove_down(self)

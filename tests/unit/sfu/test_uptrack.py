@@ -374,29 +374,3 @@ async def test_a_switch_at_once_onto_an_old_gop_asks_for_a_keyframe() -> None:
     assert plis_for(sent, 1000) == asked + 1
     q.on_rtp(rtp(14, 12000, vp8_payload(False), marker=True), ms)
     assert len(t.rtp) == 1 and d.fwd.waiting_keyframe
-
-
-async def test_a_downgrade_onto_a_layer_just_keyed_is_made_now_on_its_gop() -> None:
-    """Not congested (the old layer would go on until the new one's keyframe): when that layer
-    was keyed a moment ago, the switch is made at once on its GOP, with no request."""
-    q, f, sent = two_layers()
-    d, t = down(f)
-    ms = now_ms()
-    f.on_rtp(rtp(1, 3000, vp8_payload(True), ssrc=2000, marker=True), ms)
-    gop(q, ms=ms)
-    asked = plis_for(sent, 1000)
-    d.select_layer(0)
-    assert plis_for(sent, 1000) == asked and d.target is None and d.src is q
-    q.on_rtp(rtp(14, 12000, vp8_payload(False), marker=True), ms + 100)
-    assert len(t.rtp) == 1 + 4 + 1
-
-
-async def test_a_downgrade_onto_an_old_gop_keeps_the_old_layer_until_the_keyframe() -> None:
-    q, f, sent = two_layers()
-    d, t = down(f)
-    ms = now_ms()
-    f.on_rtp(rtp(1, 3000, vp8_payload(True), ssrc=2000, marker=True), ms)
-    gop(q, ms=ms - 2000)
-    asked = plis_for(sent, 1000)
-    d.select_layer(0)
-    assert plis_for(sent, 1000) == asked + 1 and d.target is q and d.src is f
