@@ -19,7 +19,7 @@ from sfu.forwarder import Forwarder
 from sfu.glue import RawTransport
 from sfu.rtp import RtpError, parse_header
 from sfu.stats import STATS
-from sfu.uptrack import GOP_REPLAY_MAX_AGE_MS, SWITCH_REPLAY_MAX_AGE_MS
+from sfu.uptrack import SWITCH_REPLAY_MAX_AGE_MS, SWITCH_REPLAY_MAX_BYTES
 
 if TYPE_CHECKING:
     from sfu.link import Link
@@ -480,9 +480,11 @@ class DownTrack:
         if src is None or src.gop_seq < 0 or src.gop_seq == self._replayed_gop or not self.transport.connected:
             return 0
         self._replayed_gop = src.gop_seq  # tried once per GOP, whatever comes of it
-        max_age = self._switch_replay_ms or GOP_REPLAY_MAX_AGE_MS
-        self._switch_replay_ms = 0
-        packets = src.gop_packets(upto, arrival_ms, max_age)
+        switching, self._switch_replay_ms = self._switch_replay_ms, 0
+        if switching:
+            packets = src.gop_packets(upto, arrival_ms, switching, SWITCH_REPLAY_MAX_BYTES)
+        else:
+            packets = src.gop_packets(upto, arrival_ms)
         if not packets:
             return 0
         self._replaying = True

@@ -41,6 +41,7 @@ GOP_REPLAY_MAX_AGE_MS = 1000
 # a switch made at once onto a layer replays its GOP when it is this young (ms): a few packets of
 # a lower layer, for a link that is congested already
 SWITCH_REPLAY_MAX_AGE_MS = 400
+SWITCH_REPLAY_MAX_BYTES = 16_000  # and this small: the lowest layer's, not a burst into a full line
 GOP_REPLAY_MAX_PACKETS = 250
 log = logging.getLogger(__name__)
 
@@ -411,14 +412,15 @@ class UpTrack:
         return now_ms - self.gop_ms if self.gop_seq >= 0 else 1 << 30
 
     def gop_packets(
-        self, upto: int, now_ms: int, max_age_ms: int = GOP_REPLAY_MAX_AGE_MS
+        self, upto: int, now_ms: int, max_age_ms: int = GOP_REPLAY_MAX_AGE_MS, max_bytes: int = 0
     ) -> list[tuple[bytes, int, int, int, bool]] | None:
         """The packets of the current GOP, from the newest keyframe's first packet through
         ``upto`` (a sequence number already in the cache), as (payload, marker, seq, ts,
         keyframe) in order: what a subscriber that starts now needs to decode at once, even
         when the publisher answers no PLI (FFmpeg's whip muxer). None when there is no such GOP
         or it cannot be replayed whole: a packet missing from the cache, older than
-        ``max_age_ms``, or more than ``GOP_REPLAY_MAX_PACKETS``."""
+        ``max_age_ms``, more than ``GOP_REPLAY_MAX_PACKETS``, or (``max_bytes`` > 0) more
+        payload bytes than that."""
         if self.cache is None or self._keyframe is None or self.gop_seq < 0:
             return None
         if now_ms - self.gop_ms > max_age_ms:
@@ -427,10 +429,14 @@ class UpTrack:
         if count > GOP_REPLAY_MAX_PACKETS or count > len(self.cache):
             return None
         out: list[tuple[bytes, int, int, int, bool]] = []
+        size = 0
         for i in range(count):
             seq = (self.gop_seq + i) & 0xFFFF
             data = self.cache.get(seq)
             if data is None:
+                return None
+            size += len(data)
+            if max_bytes and size > max_bytes:
                 return None
             bounds = _payload_bounds(data)
             if bounds is None:

@@ -374,3 +374,20 @@ async def test_a_switch_at_once_onto_an_old_gop_asks_for_a_keyframe() -> None:
     assert plis_for(sent, 1000) == asked + 1
     q.on_rtp(rtp(14, 12000, vp8_payload(False), marker=True), ms)
     assert len(t.rtp) == 1 and d.fwd.waiting_keyframe
+
+
+async def test_a_switch_at_once_does_not_replay_a_large_gop() -> None:
+    """A young GOP of a big layer would be a burst into a line found too narrow: asked instead."""
+    q, f, sent = two_layers()
+    d, t = down(f)
+    ms = now_ms()
+    f.on_rtp(rtp(1, 3000, vp8_payload(True), ssrc=2000, marker=True), ms)
+    q.on_rtp(rtp(10, 3000, vp8_payload(True)), ms)
+    for i in range(1, 200):  # one keyframe of 200 packets (~23 KB)
+        q.on_rtp(rtp(10 + i, 3000, vp8_payload(True, start=False), marker=i == 199), ms)
+    asked = plis_for(sent, 1000)
+    d.select_layer(0, at_once=True)
+    q.on_rtp(rtp(210, 6000, vp8_payload(False), marker=True), ms + 50)
+    assert len(t.rtp) == 1 and d.fwd.waiting_keyframe
+    await asyncio.sleep(0)
+    assert plis_for(sent, 1000) == asked + 1
