@@ -83,6 +83,8 @@ MEDIA_HELP: dict[str, str] = {
     "nack_misses": "NACKed packets no longer in the packet cache",
     "retransmitted_bytes": "RTP bytes retransmitted from the packet cache after a NACK",
     "retransmits_skipped": "NACKed packets not re-sent: too late to arrive in time, or over the subscriber's budget",
+    "keyframe_repairs": "NACKed packets of the keyframe a subscriber's picture starts from, re-sent past its "
+    "retransmission budget or deadline (without them it stays frozen until it asks for a keyframe)",
     "nack_keyframes": "NACKs too large to repair packet by packet, answered with a keyframe request",
     "padding_bytes": "padding bytes sent to probe a subscriber's link before moving it up a layer",
     "repairs_duplicated": "retransmissions sent twice to a subscriber whose link loses at random on a long round trip",

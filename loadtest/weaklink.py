@@ -458,6 +458,7 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
         "repairs_duplicated": int(d.get("classroom_repairs_duplicated", 0)),
         "feedback_repairs": int(d.get("classroom_feedback_repairs", 0)),
         "gop_replays": int(d.get("classroom_gop_replays", 0)),
+        "keyframe_repairs": int(d.get("classroom_keyframe_repairs", 0)),
     }
 
 

@@ -104,6 +104,8 @@ class MediaStats:
     red_packets_out: int = 0
     plis_received: int = 0
     keyframe_requests_sent: int = 0
+    # repairs of the keyframe a subscriber's picture starts from, sent past its budget or deadline
+    keyframe_repairs: int = 0
     # of those, by what asked first (uptrack.KEYFRAME_REASONS): every one of them makes a VP8
     # simulcast publisher key all its layers, which costs every viewer of its top layer a stall
     keyframe_requests_for_join: int = 0

@@ -407,6 +407,12 @@ class UpTrack:
                 down.send_probe(now)
         STATS.forward_latency.observe_ms((time.perf_counter() - t0) * 1000.0)
 
+    @property
+    def gop_ts(self) -> int:
+        """The RTP timestamp of the current GOP's keyframe (-1: none yet): every packet of that
+        keyframe carries it."""
+        return self._gop_ts
+
     def gop_age_ms(self, now_ms: int) -> int:
         """How long ago (ms, the arrival clock) the current GOP's keyframe began arriving."""
         return now_ms - self.gop_ms if self.gop_seq >= 0 else 1 << 30

@@ -4,7 +4,9 @@ A NACK from a receiver whose link is already full must not be answered with more
 can carry: retransmitted bytes draw from a token bucket refilled at ``share`` × the connection's
 estimate; a packet that can no longer arrive in time (older than ``max_age_s`` minus the RTT)
 is skipped; and a NACK asking for more than ``max_packets`` at once is answered with one
-keyframe request instead (the loss is too large to repair packet by packet).
+keyframe request instead (the loss is too large to repair packet by packet). A packet of the
+keyframe the subscriber's picture starts from is repaired whatever the bucket says (``spend``):
+without it the picture stays frozen until the receiver gives up and asks for a keyframe (~3 s).
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ class RetransmitBudget:
 
     def in_time(self, age_s: float, rtt_ms: float) -> bool:
         return age_s + rtt_ms / 1000.0 <= self.config.max_age_s
+
+    def spend(self, nbytes: int, estimate_bps: float, now: float) -> None:
+        """Take ``nbytes`` whatever is left (a repair that must go: the keyframe a subscriber
+        is waiting for); the bucket may go below zero, holding back the repairs after it."""
+        self._refill(estimate_bps, now)
+        self._tokens -= nbytes
+        self.sent_bytes += nbytes
 
     def allow(self, nbytes: int, estimate_bps: float, now: float) -> bool:
         self._refill(estimate_bps, now)

@@ -369,3 +369,25 @@ def test_repairs_sent_twice_get_twice_the_budget() -> None:
     link.estimator.congested_at = now - 1  # a full line: one copy, the plain budget
     assert not link.duplicate_repairs(now)
     assert doubled == 2 * link.retransmit_base(now) >= 4_000_000.0
+
+
+async def test_the_keyframe_a_picture_starts_from_is_repaired_past_the_budget() -> None:
+    """On a full line the budget refuses repairs; a lost packet of the keyframe the subscriber's
+    picture starts from is sent anyway (else the picture stays frozen until the browser's PLI)."""
+    from sfu.stats import STATS
+
+    link, d, group = setup()
+    top = group[-1]
+    t = d.transport
+    top.on_rtp(rtp(2, 3000, vp8_payload(True)), 33)  # a keyframe in two packets
+    top.on_rtp(rtp(3, 3000, vp8_payload(True, start=False)), 33)
+    for i in range(2, 10):
+        top.on_rtp(rtp(2 + i, 3000 * i, vp8_payload(False)), 33 * i)
+    seqs = [int.from_bytes(p[2:4], "big") for p in t.rtp]  # type: ignore[attr-defined]
+    key_part, delta = seqs[1], seqs[-2]  # the keyframe's second packet, a delta frame's
+    link.budget._tokens, link.budget._at = -1e9, 100.0  # nothing left (a full line)
+    sent, repairs = len(t.rtp), STATS.keyframe_repairs  # type: ignore[attr-defined]
+    d.on_nack([delta, key_part], now=100.0)
+    assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
+    assert t.rtp[-1][2:4] == key_part.to_bytes(2, "big")  # type: ignore[attr-defined]
+    assert STATS.keyframe_repairs == repairs + 1

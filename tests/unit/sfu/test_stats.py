@@ -21,7 +21,7 @@ from sfu.stats import (
 EXPECTED_COUNTERS = {
     "packets_in", "bytes_in", "packets_out", "bytes_out", "forwarded_packets", "nacks_received",
     "nacks_sent", "retransmitted_packets", "nack_misses", "plis_received",
-    "keyframe_requests_sent", "keyframe_requests_for_join", "keyframe_requests_for_switch",
+    "keyframe_requests_sent", "keyframe_repairs", "keyframe_requests_for_join", "keyframe_requests_for_switch",
     "keyframe_requests_for_resync", "keyframe_requests_for_loss", "keyframe_requests_for_pli",
     "remb_sent", "rtcp_sr_sent", "rtcp_errors", "rtp_errors",
     "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
