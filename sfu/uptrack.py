@@ -24,6 +24,8 @@ from sfu.stats import STATS
 if TYPE_CHECKING:
     from sfu.downtrack import DownTrack
 
+log = logging.getLogger(__name__)
+
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 # Re-asking the publisher for packets subscribers miss (lost on its uplink): only the newest
 # UPSTREAM_NACK_WINDOW packets, at most UPSTREAM_NACK_TRIES times each, UPSTREAM_NACK_GAP_S apart.
@@ -43,7 +45,6 @@ GOP_REPLAY_MAX_AGE_MS = 1000
 SWITCH_REPLAY_MAX_AGE_MS = 400
 SWITCH_REPLAY_MAX_BYTES = 16_000  # and this small: the lowest layer's, not a burst into a full line
 GOP_REPLAY_MAX_PACKETS = 250
-log = logging.getLogger(__name__)
 
 # a sibling layer's keyframe request younger than this brings this layer's keyframe too, from a
 # publisher that keys its layers together (``UpTrack.keys_together``); after it, this layer asks
