@@ -803,10 +803,9 @@ def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
             row[f"{tag}_w"] = b["w"]
         before = {o["rid"]: o["frames"] for o in lead[i - 1][1].get("outbound", []) if o["kind"] == "video"}
         now = [o for o in lead[i][1].get("outbound", []) if o["kind"] == "video"]
-        row["enc"] = [o["frames"] - before.get(o["rid"], o["frames"])
-                      for o in sorted(now, key=lambda o: -o["w"])]
-        # keyframe requests the lead received and keyframes it made, per layer (widest first)
         widest = sorted(now, key=lambda o: -o["w"])
+        row["enc"] = [o["frames"] - before.get(o["rid"], o["frames"]) for o in widest]
+        # keyframe requests the lead received and keyframes it made, per layer (widest first)
         for key, name in (("pli", "pli"), ("kf", "keyframes")):
             was = {o["rid"]: o.get(name, 0) for o in lead[i - 1][1].get("outbound", []) if o["kind"] == "video"}
             row[key] = [o.get(name, 0) - was.get(o["rid"], o.get(name, 0)) for o in widest]
