@@ -234,7 +234,7 @@ class Link:
         self._sent(downs, now)
         twcc = self.twcc
         rebases = twcc.rebases
-        overuse = twcc.on_feedback(packets, now)
+        overuse = twcc.on_feedback(packets, now, explain=not self.prober.active)
         if twcc.rebases != rebases:
             log.info("transport-cc: a standing delay that did not drain at %.0f kbit/s arriving: the "
                      "path got longer, not a queue; base delay re-taken, estimate %.0f kbit/s",
@@ -249,9 +249,10 @@ class Link:
         if now - self._twcc_logged >= 1.0 and (overuse or log.isEnabledFor(logging.DEBUG)):
             self._twcc_logged = now  # (an overuse at most once a second per connection at INFO)
             log.log(logging.INFO if overuse else logging.DEBUG,
-                    "transport-cc%s: estimate %.0f kbit/s, arriving %.0f, queue %.1f ms (threshold %.1f), "
-                    "lost %.1f %%", " overuse" if overuse else "", twcc.bps / 1000, twcc.acked_bps / 1000,
-                    twcc.queue_ms, twcc.threshold_ms, twcc.loss * 100)
+                    "transport-cc%s: estimate %.0f kbit/s, arriving %.0f, queue %.1f ms (threshold %.1f; "
+                    "%.1f ms more explained by our own bursts), lost %.1f %%", " overuse" if overuse else "",
+                    twcc.bps / 1000, twcc.acked_bps / 1000, twcc.queue_ms, twcc.threshold_ms,
+                    twcc.explained_ms, twcc.loss * 100)
         if not missing or not self.config.feedback_repairs or now - self.estimator.congested_at <= DUPLICATE_QUIET_S:
             return []  # (a full line: the NACKs' repairs, within the budget, are all it gets)
         return self._lost(feedback, egress)
@@ -331,7 +332,7 @@ class Link:
         twcc = self.twcc
         if twcc is None or ratio >= RANDOM_LOSS_CEILING:
             return True
-        return twcc.queue_ms >= 0.5 * twcc.threshold_ms
+        return twcc.raw_queue_ms >= 0.5 * twcc.threshold_ms  # (a burst of ours that overflowed: a queue too)
 
     def on_report(self, blocks: list[rtcp.ReportBlock], ssrcs: set[int], now: float) -> None:
         """A receiver report from the subscriber: loss over the video streams, and RTT.

@@ -28,6 +28,15 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
   and only to ``headroom`` × the most that arrived over ``support_window_s`` (an encoder's
   output dips and peaks: a dip is not a narrower line);
 * in between: hold;
+* **a burst of our own is not a queue**: the queue delay compared with the thresholds is what
+  is left after the queue a line of the estimate's capacity would have held of what we sent
+  (a fluid model of our own send times: a keyframe of the layer just switched to, forwarded at
+  the publisher's pace, fills a 3-Mbit/s line's queue for 0.1-0.3 s even when the layer fits
+  with room to spare; counted as overuse, it sent the classroom back down within half a second,
+  two keyframe rounds for nothing, and again at the next probe). Only while what we sent over
+  ``sustained_s`` is within the estimate and no probe is under way (``explain=False``): there
+  the queue is the answer to the question asked. At most ``explain_max_ms`` is explained; a
+  line narrower than the estimate still shows its queue growing past the model's;
 * **a standing delay that does not drain is not a queue**: once we have backed off to under
   ``rebase_ratio`` × what arrived when the overuse began and the delay has still not fallen to
   half its level after ``rebase_s``, the path itself got longer (a route change, a relay, a
@@ -79,6 +88,9 @@ class TwccConfig:
     rebase_s: float = 1.5  # an overuse whose delay has not drained after this long ...
     rebase_ratio: float = 0.8  # ... although we send under this × what arrived when it began: re-base
     step_s: float = 0.5  # a jump in the delay that stays level this long: a longer path
+    explain_bursts: bool = True  # subtract the queue our own bursts make on a line of the estimate
+    sustained_s: float = 1.0  # ... while what was sent over this long is within the estimate
+    explain_max_ms: float = 400.0  # ... and at most this much of it
 
 
 # One packet as the estimator sees it: when we sent it (our clock, s), when it arrived (the
@@ -121,9 +133,47 @@ class TwccEstimator:
         self.steps = 0  # jumps re-based as a longer path
         self._sent: deque[tuple[float, int]] = deque()  # (send s, bytes) of reported packets, send order
         self._sent_bytes = 0
+        self._sustained: deque[tuple[float, int]] = deque()  # the same over sustained_s
+        self._sustained_bytes = 0
+        # the fluid model of our own sends (bytes a line of the estimate's rate would still hold
+        # when the last modelled packet left us, and when that was)
+        self._backlog = 0.0
+        self._backlog_at = -1e9
+        self.raw_queue_ms = 0.0  # the queue delay before our own bursts are taken out
+        self.explained_ms = 0.0  # what the model took out of the last feedback's queue
 
-    def on_feedback(self, packets: list[Packet], now: float) -> bool:
-        """One feedback's packets (in sequence order). Returns True if it said "overuse"."""
+    def _explained(self, packets: list[Packet], explain: bool) -> list[float]:
+        """Per packet (in feedback order), the queueing delay (s) a line of the estimate's
+        capacity would have given it, from our own send times and sizes alone (0 when not
+        explaining: see the module's doc)."""
+        c = self.config
+        sustained = self._sustained
+        for s_at, _, z in packets:
+            sustained.append((s_at, z))
+            self._sustained_bytes += z
+        while sustained and sustained[0][0] < sustained[-1][0] - c.sustained_s:
+            self._sustained_bytes -= sustained.popleft()[1]
+        span = sustained[-1][0] - sustained[0][0] if sustained else 0.0
+        within = span >= 0.5 * c.sustained_s and self._sustained_bytes * 8 / span <= self.bps
+        if not (explain and c.explain_bursts and within):
+            self._backlog = 0.0
+            if packets:
+                self._backlog_at = max(self._backlog_at, packets[-1][0])
+            return [0.0] * len(packets)
+        rate = max(self.bps, c.min_bps) / 8  # bytes per second
+        cap = c.explain_max_ms / 1000
+        out = []
+        for s_at, _, z in packets:
+            if s_at > self._backlog_at:
+                self._backlog = max(0.0, self._backlog - (s_at - self._backlog_at) * rate)
+                self._backlog_at = s_at
+            out.append(min(cap, self._backlog / rate))  # waits behind what is still queued
+            self._backlog += z
+        return out
+
+    def on_feedback(self, packets: list[Packet], now: float, explain: bool = True) -> bool:
+        """One feedback's packets (in sequence order). Returns True if it said "overuse".
+        ``explain=False``: no burst of ours is taken out of the queue (a probe is under way)."""
         c = self.config
         got: list[tuple[float, float, int]] = [(s, r, z) for s, r, z in packets if r is not None]
         if not packets:
@@ -138,6 +188,7 @@ class TwccEstimator:
             self._sent_bytes += z
         while sent and sent[0][0] < sent[-1][0] - c.acked_window_s:
             self._sent_bytes -= sent.popleft()[1]
+        waits = self._explained(packets, explain)
         if not got:
             self._grow_or_hold(now, overuse=False)
             return False
@@ -156,8 +207,10 @@ class TwccEstimator:
         span = min(c.acked_window_s, newest - self._acked_since)
         if span >= 0.25:  # (over less, a burst's own spacing would pass for the rate)
             self.acked_bps = self._arrived_bytes * 8 / span
-        # queue delay: the least-delayed packet of this feedback against the base
+        # queue delay: the least-delayed packet of this feedback against the base (the base from
+        # the delays as measured; the queue after what our own bursts explain)
         least = min(r - s for s, r, _ in got)
+        unexplained = min(r - s - w for (s, r, _), w in zip(packets, waits, strict=True) if r is not None)
         minima = self._minima
         while minima and minima[-1][1] >= least:
             minima.pop()
@@ -165,7 +218,9 @@ class TwccEstimator:
         while minima[0][0] < now - c.base_window_s:
             minima.popleft()
         previous = self.queue_ms
-        self.queue_ms = (least - minima[0][1]) * 1000.0
+        self.raw_queue_ms = (least - minima[0][1]) * 1000.0
+        self.queue_ms = max(0.0, (unexplained - minima[0][1]) * 1000.0)
+        self.explained_ms = self.raw_queue_ms - self.queue_ms
         # the threshold adapts to how much the queue signal jitters on its own (a receiver
         # short of CPU stamps arrivals late; a relay adds a few ms): at least overuse_ms, and
         # well above the usual feedback-to-feedback change

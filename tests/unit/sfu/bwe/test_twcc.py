@@ -216,3 +216,56 @@ def test_a_cap_that_makes_the_queue_jump_is_still_overuse() -> None:
     run(est, line, 1_800_000, 0.6, start=t)
     assert est.overused_at > t
     assert est.steps == 0
+
+
+def _with_keyframe(est: TwccEstimator, line: Bottleneck, media_bps: float, key_bytes: int,
+                   key_bps: float, seconds: float, start: float) -> float:
+    """``media_bps`` for ``seconds``, with a keyframe of ``key_bytes`` forwarded at ``key_bps``
+    (the publisher's pacer) 0.5 s in; feedback every FEEDBACK_S. Returns the end."""
+    schedule: list[tuple[float, int]] = []
+    t = start
+    while t < start + seconds:
+        schedule.append((t, PACKET))
+        t += PACKET * 8 / media_bps
+    k = start + 0.5
+    for _ in range(key_bytes // PACKET):
+        schedule.append((k, PACKET))
+        k += PACKET * 8 / key_bps
+    schedule.sort()
+    pending: list[Packet] = []
+    next_feedback = start + FEEDBACK_S
+    for s_at, size in schedule:
+        while s_at >= next_feedback:
+            ready = [p for p in pending if p[1] is not None and p[1] - line.offset_s <= next_feedback]
+            pending = pending[len(ready):]
+            est.on_feedback(ready, next_feedback)
+            next_feedback += FEEDBACK_S
+        pending.append((s_at, line.arrival(s_at, size), size))
+    return t
+
+
+def test_a_keyframe_burst_into_a_line_with_room_is_not_an_overuse() -> None:
+    """An up-switch on a 3-Mbit/s line: the 720p layer (1.75 Mbit/s) fits with room to spare,
+    but its first keyframe (100 kB, forwarded at the publisher's 6 Mbit/s pace) queues for
+    ~0.15 s. That is our own burst, not a line narrower than the estimate (rtt100_loss3_cap3,
+    2026-12-04: three up-switches, each undone within half a second, two keyframe rounds each)."""
+    for explain, overuse in ((False, True), (True, False)):
+        est = TwccEstimator(TwccConfig(initial_bps=2_200_000, explain_bursts=explain))
+        line = Bottleneck(3_000_000, delay_s=0.05)
+        t = run(est, line, 450_000, 3.0)
+        est.confirm(2_200_000, t)  # a probe showed the line carries the top layer
+        t = _with_keyframe(est, line, 1_750_000, 100_000, 6_000_000, 3.0, t)
+        assert (est.overused_at > 0) is overuse, (explain, est.raw_queue_ms)
+    assert est.bps >= 1_750_000
+
+
+def test_a_keyframe_into_a_line_narrower_than_the_layer_is_still_an_overuse() -> None:
+    """The model takes out only what a line of the estimate's capacity would queue: a line that
+    cannot carry the layer at all keeps a queue growing past that, and is found."""
+    est = TwccEstimator(TwccConfig(initial_bps=2_200_000))
+    line = Bottleneck(1_400_000, delay_s=0.05)
+    t = run(est, line, 450_000, 3.0)
+    est.confirm(2_200_000, t)  # (a probe's figure that no longer holds)
+    _with_keyframe(est, line, 1_750_000, 100_000, 6_000_000, 1.5, t)
+    assert est.overused_at > t
+    assert est.bps < 1_400_000
