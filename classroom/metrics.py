@@ -105,6 +105,10 @@ MEDIA_HELP: dict[str, str] = {
     "keyframe_requests_for_pli": "of the keyframe requests sent, those first asked for by a subscriber's PLI/FIR",
     "remb_sent": "REMB messages sent to publishers",
     "rtcp_sr_sent": "RTCP sender reports sent to subscribers",
+    "nacks_crossed": "NACKed packets not repaired again because their repair had been sent less than a round "
+    "trip before (the NACK crossed it)",
+    "rtcp_dlrr_sent": "RTCP XR DLRR answers to subscribers' receiver reference times (so a peer that only "
+    "receives knows its round-trip time)",
     "rtcp_errors": "RTCP packets that could not be parsed or sent",
     "rtp_errors": "RTP packets that could not be parsed, decrypted or sent",
     "dropped_congested": "packets dropped because a subscriber was congested",

@@ -192,7 +192,8 @@ async () => {
         w: s.frameWidth || 0, h: s.frameHeight || 0, freezes: s.freezeCount || 0,
         freeze_s: s.totalFreezesDuration || 0, concealed: s.concealedSamples || 0,
         samples: s.totalSamplesReceived || 0, nack: s.nackCount || 0, pli: s.pliCount || 0,
-        keyframes: s.keyFramesDecoded || 0 });
+        keyframes: s.keyFramesDecoded || 0, jb_delay_s: s.jitterBufferDelay || 0,
+        jb_emitted: s.jitterBufferEmittedCount || 0, dropped: s.framesDropped || 0 });
     }
     if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" &&
         s.currentRoundTripTime !== undefined) out.rtt = s.currentRoundTripTime;
@@ -241,6 +242,10 @@ class TrackFigures:
     packets_lost: int = 0
     nacks: int = 0
     plis: int = 0
+    # what the browser's jitter buffer held each frame (or audio sample) on average, in ms
+    # (jitterBufferDelay / jitterBufferEmittedCount over the run), and frames it dropped
+    playout_delay_ms: float | None = None
+    frames_dropped: int = 0
 
 
 def video_figures(series: Sequence[tuple[float, dict[str, Any] | None]]) -> TrackFigures:
@@ -288,7 +293,16 @@ def video_figures(series: Sequence[tuple[float, dict[str, Any] | None]]) -> Trac
     f.packets_lost = b["lost"] - a["lost"]
     f.nacks = b["nack"] - a["nack"]
     f.plis = b["pli"] - a["pli"]
+    f.playout_delay_ms = _playout_delay_ms(a, b)
+    f.frames_dropped = b.get("dropped", 0) - a.get("dropped", 0)
     return f
+
+
+def _playout_delay_ms(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    emitted = b.get("jb_emitted", 0) - a.get("jb_emitted", 0)
+    if emitted <= 0:
+        return None
+    return round(1000 * (b.get("jb_delay_s", 0) - a.get("jb_delay_s", 0)) / emitted, 1)
 
 
 def audio_figures(series: Sequence[tuple[float, dict[str, Any] | None]]) -> TrackFigures:
@@ -302,6 +316,7 @@ def audio_figures(series: Sequence[tuple[float, dict[str, Any] | None]]) -> Trac
     f.concealment = (b["concealed"] - a["concealed"]) / samples if samples > 0 else None
     f.kbps = 8 * (b["bytes"] - a["bytes"]) / (t1 - t0) / 1000 if t1 > t0 else None
     f.packets_lost = b["lost"] - a["lost"]
+    f.playout_delay_ms = _playout_delay_ms(a, b)
     return f
 
 
@@ -446,6 +461,8 @@ def server_figures(before: dict[str, float], after: dict[str, float]) -> dict[st
                                         for r in ("join", "switch", "resync", "loss", "pli")},
         "dropped_congested": int(d.get("classroom_dropped_congested", 0)),
         "nack_misses": int(d.get("classroom_nack_misses", 0)),
+        "nacks_crossed": int(d.get("classroom_nacks_crossed", 0)),
+        "rtcp_dlrr_sent": int(d.get("classroom_rtcp_dlrr_sent", 0)),
         "transcodes": int(d.get("classroom_transcodes", 0)),
         "red_packets_in": int(d.get("classroom_red_packets_in", 0)),
         "red_packets_out": int(d.get("classroom_red_packets_out", 0)),
@@ -788,7 +805,9 @@ def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
     and the width received by the impaired (``w_*``) and the unimpaired remote (``o_*``), and
     the frames the lead encoded per layer (``enc``, widest first), the keyframe requests it
     received (``pli``) and the keyframes it made (``kf``) per layer; the impaired page's extra
-    playout delay (``w_playout_ms``, client_web/smoothing.js)."""
+    playout delay asked for (``w_playout_ms``, client_web/smoothing.js); what each page's jitter
+    buffer held the frames emitted that second (``*_jb_ms``) and the frames it dropped
+    (``*_dropped``)."""
     rows: list[dict[str, Any]] = []
     for i in range(1, min(len(weak), len(lead))):
         row: dict[str, Any] = {"t": round(weak[i][0], 1)}
@@ -801,6 +820,8 @@ def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
             row[f"{tag}_frames"] = b["frames"] - a["frames"]
             row[f"{tag}_freeze_s"] = round(b["freeze_s"] - a["freeze_s"], 3)
             row[f"{tag}_w"] = b["w"]
+            row[f"{tag}_jb_ms"] = _playout_delay_ms(a, b)
+            row[f"{tag}_dropped"] = b.get("dropped", 0) - a.get("dropped", 0)
         before = {o["rid"]: o["frames"] for o in lead[i - 1][1].get("outbound", []) if o["kind"] == "video"}
         now = [o for o in lead[i][1].get("outbound", []) if o["kind"] == "video"]
         widest = sorted(now, key=lambda o: -o["w"])

@@ -100,6 +100,10 @@ CONGESTED_BYTES = 512 * 1024
 # (``LinkConfig.feedback_repairs``) crossed that repair on the wire: not answered twice. A browser
 # asks again only 100 ms after its NACK, and a lost repair shows in the next feedback anyway.
 NACK_CROSSED_S = 0.08
+# A NACK for a packet repaired less than this long ago (or this share of the link's round trip,
+# if more) crossed that repair on the wire and is not answered again.
+NACK_AGAIN_MIN_S = 0.005
+NACK_AGAIN_RTT_SHARE = 0.75
 REPAIRED_MEMORY = 512  # sequence numbers whose last repair time a DownTrack remembers
 
 
@@ -517,6 +521,17 @@ class DownTrack:
         crossed = self._fed_back
         if crossed:  # (what the transport-cc feedback had us repair a moment ago: the NACK crossed it)
             seqs = [s for s in seqs if now - crossed.get(s, -1.0) >= NACK_CROSSED_S]
+        repaired = self._repaired
+        if repaired and link is not None:
+            # a browser that knows its round-trip time (rtcp-fb rrtr) asks again after about one,
+            # a few ms on a short path: a NACK that comes sooner than that after our repair was
+            # sent before the repair could arrive (the two crossed); answering it again spends the
+            # budget that real losses need
+            soon = max(NACK_AGAIN_MIN_S, NACK_AGAIN_RTT_SHARE * link.estimator.rtt_ms / 1000)
+            fresh = [s for s in seqs if now - repaired.get(s, -1.0) >= soon]
+            if len(fresh) < len(seqs):
+                STATS.nacks_crossed += len(seqs) - len(fresh)
+                seqs = fresh
         self._repair(seqs, now)
 
     def on_lost(self, lost: list[tuple[int, float]], now: float) -> None:

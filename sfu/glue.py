@@ -471,6 +471,30 @@ def twcc_subscribe_offer(offer_sdp: str) -> str:
     return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
 
 
+def rrtr_subscribe_offer(offer_sdp: str) -> str:
+    """Our offer to a subscriber with ``a=rtcp-fb:PT rrtr`` on every video codec: a browser that
+    takes it sends receiver reference times (RTCP XR) that the SFU answers (DLRR), so a peer that
+    only receives learns its round-trip time; without one Chromium waits 100 ms (its default) before
+    asking again for a lost packet whose first NACK, or repair, was lost too."""
+    head, sections = _sections(offer_sdp)
+    changed = False
+    for sec in sections:
+        if not sec[0].startswith("m=video") or sec[0].split()[1] == "0":
+            continue
+        have = set(_attr(sec, "rtcp-fb"))
+        for pt in [v.split()[0] for v in _attr(sec, "rtpmap")
+                   if len(v.split()) == 2 and not v.split()[1].lower().startswith("rtx/")]:
+            if f"{pt} rrtr" in have:
+                continue
+            at = max((i for i, line in enumerate(sec) if line.startswith(f"a=rtcp-fb:{pt} ")
+                      or line.startswith(f"a=rtpmap:{pt} ")), default=len(sec) - 1) + 1
+            sec.insert(at, f"a=rtcp-fb:{pt} rrtr")
+            changed = True
+    if not changed:
+        return offer_sdp
+    return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
+
+
 def twcc_answered(answer_sdp: str) -> dict[str, int]:
     """The video m-lines of a subscriber's answer that took transport-cc: mid -> extension id."""
     out: dict[str, int] = {}

@@ -70,6 +70,9 @@ class PeerSettings:
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
     pacing: bool = False  # pace a constrained subscriber connection's video (sfu/paced.py); off: see config
     twcc: bool = True  # offer subscribers transport-cc: a send-side estimate (sfu/bwe/twcc.py) instead of REMB
+    # offer subscribers rtcp-fb rrtr and answer their XR reference times (DLRR): a browser that only
+    # receives then knows its round-trip time and asks again for a lost repair after it, not 100 ms
+    rrtr: bool = True
     # offer subscribers a=setup:active: the SFU is the DTLS client of its subscribe connections, as of
     # its publish ones (glue.offer_as_dtls_client: a browser's ClientHellos no longer queue up on a
     # busy node). False: a=setup:actpass, the browser is the client, as before
@@ -555,6 +558,8 @@ class SubscriberPeer:
                 sdp = glue.red_subscribe_offer(sdp)
             if self.settings.twcc:
                 sdp = glue.twcc_subscribe_offer(sdp)
+            if self.settings.rrtr:
+                sdp = glue.rrtr_subscribe_offer(sdp)
             if self.settings.subscriber_dtls_client:
                 sdp = glue.offer_as_dtls_client(self.pc, sdp)
             await self._send_offer(sdp, self.track_map())
@@ -675,6 +680,7 @@ class SubscriberPeer:
         down.attach(slot.up, self._start_layer(slot.up))
 
     def _on_rtcp(self, data: bytes) -> None:
+        received = time.monotonic()
         try:
             for record in rtcp.parse(data):
                 if isinstance(record, rtcp.Nack):
@@ -698,6 +704,8 @@ class SubscriberPeer:
                         if lost:
                             self._repair_lost(lost, now)
                         self._evaluate(soon=True)
+                elif isinstance(record, rtcp.ReferenceTime):
+                    self._answer_reference_time(record, received)
                 elif isinstance(record, rtcp.ReceiverReport | rtcp.SenderReport) and record.blocks:
                     downs = self.downtracks()
                     video = {d.ssrc for d in downs if d.kind == "video"}
@@ -712,6 +720,18 @@ class SubscriberPeer:
                     self._evaluate(soon=True)
         except rtcp.RtcpError:
             STATS.rtcp_errors += 1
+
+    def _answer_reference_time(self, record: rtcp.ReferenceTime, received: float) -> None:
+        """Answer a receiver reference time at once with a DLRR (RFC 3611): the delay since it
+        arrived is what this process took, in 1/65536 s."""
+        if not self.settings.rrtr or self.transport is None:
+            return
+        sender = next((d.ssrc for d in self.downtracks() if d.kind == "video"), None)
+        if sender is None:
+            return
+        delay = int((time.monotonic() - received) * 65536)
+        if self.transport.send_rtcp(rtcp.build_xr_dlrr(sender, [(record.ssrc, rtcp.ntp_middle(record.ntp), delay)])):
+            STATS.rtcp_dlrr_sent += 1
 
     def _repair_lost(self, lost: list[Lost], now: float) -> None:
         """What the transport-cc feedback says was lost, to each stream's DownTrack."""

@@ -11,7 +11,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-SR, RR, SDES, BYE, RTPFB, PSFB = 200, 201, 202, 203, 205, 206
+SR, RR, SDES, BYE, RTPFB, PSFB, XR = 200, 201, 202, 203, 205, 206, 207
+XR_RRTR, XR_DLRR = 4, 5  # RFC 3611 block types: receiver reference time, delay since it
 FMT_NACK, FMT_TWCC = 1, 15
 FMT_PLI, FMT_FIR, FMT_AFB = 1, 4, 15
 
@@ -79,6 +80,16 @@ def build_rr(ssrc: int, blocks: list[ReportBlock]) -> bytes:
     blocks = blocks[:31]
     body = b"".join(_pack_block(b) for b in blocks)
     return struct.pack("!BBHI", 0x80 | len(blocks), RR, 1 + 6 * len(blocks), ssrc) + body
+
+
+def build_xr_dlrr(ssrc: int, items: list[tuple[int, int, int]]) -> bytes:
+    """An extended report (RFC 3611) with one DLRR block answering receivers' reference times:
+    ``items`` are (receiver SSRC, middle 32 bits of its RRTR's NTP time, delay since it arrived
+    in 1/65536 s). A receive-only peer (a browser that only watches) has no other way to learn its
+    round-trip time, and without one a browser waits 100 ms before it asks for a lost packet again."""
+    block = struct.pack("!BBH", XR_DLRR, 0, 3 * len(items)) + b"".join(
+        struct.pack("!III", r & 0xFFFFFFFF, lrr & 0xFFFFFFFF, min(dlrr, 0xFFFFFFFF)) for r, lrr, dlrr in items)
+    return struct.pack("!BBHI", 0x80, XR, (8 + len(block)) // 4 - 1, ssrc) + block
 
 
 def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:
@@ -206,7 +217,16 @@ class TransportFeedback:
     packets: list[tuple[int, int | None]]  # (16-bit sequence number, arrival µs or None)
 
 
-RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb | TransportFeedback
+@dataclass(slots=True)
+class ReferenceTime:
+    """An extended report's receiver reference time block (RFC 3611 section 4.4): the
+    receiver's wall clock when it sent the report, for a DLRR answer."""
+
+    ssrc: int
+    ntp: int
+
+
+RtcpRecord = SenderReport | ReceiverReport | Nack | KeyframeRequest | Remb | TransportFeedback | ReferenceTime
 
 TWCC_MAX_STATUS = 8192  # a feedback never covers more packets than the sender remembers
 
@@ -331,4 +351,20 @@ def parse(data: bytes) -> Iterator[RtcpRecord]:
                     if pos + 24 + 4 * i <= end
                 ]
                 yield Remb(sender, bitrate, ssrcs)
+        elif pt == XR:
+            if end - pos < 8:
+                raise RtcpError("XR truncated")
+            (ssrc,) = struct.unpack_from("!I", data, pos + 4)
+            p = pos + 8
+            while p + 4 <= end:
+                block_type, _, words = struct.unpack_from("!BBH", data, p)
+                block_end = p + 4 + 4 * words
+                if block_end > end:
+                    raise RtcpError("XR block length exceeds the packet")
+                if block_type == XR_RRTR:
+                    if words != 2:
+                        raise RtcpError("XR receiver reference time block is not 8 bytes")
+                    hi, lo = struct.unpack_from("!II", data, p + 4)
+                    yield ReferenceTime(ssrc, hi << 32 | lo)
+                p = block_end
         pos = end

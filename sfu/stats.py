@@ -92,6 +92,8 @@ class MediaStats:
     repairs_duplicated: int = 0
     # packets repaired because transport-cc feedback said they were lost, before (or without) a NACK
     feedback_repairs: int = 0
+    nacks_crossed: int = 0  # NACKed packets not repaired again: their repair had just been sent
+    rtcp_dlrr_sent: int = 0  # XR DLRR answers to subscribers' receiver reference times (their RTT)
     # packets NACKed to a publisher that then arrived (its retransmissions)
     upstream_repaired: int = 0
     # RTX (RFC 4588) packets from publishers, unwrapped to the packet they repair

@@ -86,3 +86,15 @@ def test_the_numbering_remembers_which_packet_each_number_carried() -> None:
         assert egress.twcc_packet(first) == (0, 0)
         assert egress.twcc_packet(second) == (0xDEADBEEF, 70000 & 0xFFFF)
         assert egress.twcc_packet(second + 1) is None and egress.twcc_packet(-1) is None
+
+
+def test_offer_gets_rrtr_on_every_video_codec_but_rtx() -> None:
+    sdp = glue.rrtr_subscribe_offer(glue.twcc_subscribe_offer(_offer()))
+    audio, video = sdp.split("m=video")
+    assert "rrtr" not in audio
+    pts = [line.split()[0].split(":")[1] for line in video.split("\r\n") if line.startswith("a=rtpmap:")]
+    rtx = {line.split()[0].split(":")[1] for line in video.split("\r\n") if line.startswith("a=rtpmap:")
+           and "rtx/" in line}
+    assert rtx and all(f"a=rtcp-fb:{pt} rrtr" in video for pt in pts if pt not in rtx)
+    assert not any(f"a=rtcp-fb:{pt} rrtr" in video for pt in rtx)
+    assert glue.rrtr_subscribe_offer(sdp) == sdp  # a renegotiation keeps it as it was

@@ -391,3 +391,32 @@ async def test_the_keyframe_a_picture_starts_from_is_repaired_past_the_budget() 
     assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
     assert t.rtp[-1][2:4] == key_part.to_bytes(2, "big")  # type: ignore[attr-defined]
     assert STATS.keyframe_repairs == repairs + 1
+
+
+async def test_a_nack_that_crossed_its_repair_is_not_answered_again() -> None:
+    """A browser that knows its round trip (rtcp-fb rrtr) asks again after about one: on a short
+    path a few ms, before the repair can arrive. Within 5 ms (or 0.75 of the link's round trip,
+    if more) of the repair a NACK is not answered again; after that it is (the repair was lost)."""
+    from sfu.stats import STATS
+
+    link, d, group = setup()
+    top = group[-1]
+    t = d.transport
+    for i in range(1, 20):
+        top.on_rtp(rtp(1 + i, 3000 * i, vp8_payload(i == 1)), 33 * i)
+    seq = int.from_bytes(t.rtp[-2][2:4], "big")  # type: ignore[attr-defined]
+    sent, crossed = len(t.rtp), STATS.nacks_crossed  # type: ignore[attr-defined]
+    now = 100.0
+    link.estimator.rtt_ms = 2.0
+    d.on_nack([seq], now=now)
+    assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
+    d.on_nack([seq], now=now + 0.002)  # crossed it
+    assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
+    assert STATS.nacks_crossed == crossed + 1
+    d.on_nack([seq], now=now + 0.008)  # the repair was lost: answered
+    assert len(t.rtp) == sent + 2  # type: ignore[attr-defined]
+    link.estimator.rtt_ms = 100.0  # a long path: 75 ms
+    d.on_nack([seq], now=now + 0.06)
+    assert len(t.rtp) == sent + 2  # type: ignore[attr-defined]
+    d.on_nack([seq], now=now + 0.09)
+    assert len(t.rtp) == sent + 3  # type: ignore[attr-defined]

@@ -422,3 +422,33 @@ def test_truncated_transport_feedback_is_an_error(cut: int) -> None:
     broken += bytes(-len(broken) % 4)
     with pytest.raises(rtcp.RtcpError):
         list(rtcp.parse(bytes(broken)))
+
+
+def _xr(ssrc: int, blocks: bytes) -> bytes:
+    return struct.pack("!BBHI", 0x80, 207, (8 + len(blocks)) // 4 - 1, ssrc) + blocks
+
+
+def test_extended_report_reference_time_is_parsed_and_other_blocks_skipped() -> None:
+    ntp = 0x1122334455667788
+    dlrr = struct.pack("!BBH", 5, 0, 3) + struct.pack("!III", 1, 2, 3)  # a DLRR block: not ours to read
+    rrtr = struct.pack("!BBHII", 4, 0, 2, ntp >> 32, ntp & 0xFFFFFFFF)
+    records = list(rtcp.parse(_xr(0xABCD, dlrr + rrtr)))
+    assert records == [rtcp.ReferenceTime(0xABCD, ntp)]
+
+
+def test_extended_report_block_past_its_packet_is_an_error() -> None:
+    bad = _xr(1, struct.pack("!BBHII", 4, 0, 2, 0, 0))[:-4]  # the block says 8 bytes, 4 are there
+    bad = bad[:2] + struct.pack("!H", len(bad) // 4 - 1) + bad[4:]
+    with pytest.raises(RtcpError):
+        list(rtcp.parse(bad))
+    with pytest.raises(RtcpError):  # a reference time block of the wrong size
+        list(rtcp.parse(_xr(1, struct.pack("!BBHI", 4, 0, 1, 0))))
+
+
+def test_dlrr_answer_wire_format() -> None:
+    pkt = rtcp.build_xr_dlrr(0x01020304, [(0xAABBCCDD, 0x55667788, 655)])
+    assert len(pkt) == 24
+    b0, pt, length, ssrc = struct.unpack_from("!BBHI", pkt)
+    assert (b0, pt, length, ssrc) == (0x80, 207, 5, 0x01020304)
+    assert struct.unpack_from("!BBHIII", pkt, 8) == (5, 0, 3, 0xAABBCCDD, 0x55667788, 655)
+    assert list(rtcp.parse(pkt)) == []  # (a DLRR is for the receiver of the reference time)

@@ -26,7 +26,7 @@ EXPECTED_COUNTERS = {
     "remb_sent", "rtcp_sr_sent", "rtcp_errors", "rtp_errors",
     "dropped_congested", "transcodes", "forwarded_in_c", "bad_datagrams", "retransmitted_bytes",
     "retransmits_skipped", "nack_keyframes", "layer_switches", "padding_bytes", "temporal_dropped",
-    "repairs_duplicated", "feedback_repairs", "red_packets_in",
+    "repairs_duplicated", "feedback_repairs", "nacks_crossed", "rtcp_dlrr_sent", "red_packets_in",
     "red_packets_out", "upstream_repaired", "rtx_packets_in",
     "rtx_redundant", "ice_mdns_unresolved", "ice_prflx_learned", "ice_restarts", "ice_restarts_failed",
     "gop_replays", "gop_replayed_packets", "mux_unknown_ufrag", "mux_unknown_address", "mux_bad_stun",
