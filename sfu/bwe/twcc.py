@@ -98,6 +98,28 @@ class TwccConfig:
 Packet = tuple[float, float | None, int]
 
 
+
+class _SendWindow:
+    """(send time, bytes) of reported packets, in send order, with their byte sum: those sent
+    within ``window_s`` of the latest one (the window given to the last ``add``)."""
+
+    __slots__ = ("_items", "bytes")
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[float, int]] = deque()
+        self.bytes = 0
+
+    def add(self, packets: list[Packet], window_s: float) -> None:
+        items = self._items
+        for s_at, _, z in packets:
+            items.append((s_at, z))
+            self.bytes += z
+        while items and items[0][0] < items[-1][0] - window_s:
+            self.bytes -= items.popleft()[1]
+
+    def span(self) -> float:
+        return self._items[-1][0] - self._items[0][0] if self._items else 0.0
+
 class TwccEstimator:
     def __init__(self, config: TwccConfig | None = None) -> None:
         self.config = c = config or TwccConfig()
@@ -131,10 +153,8 @@ class TwccEstimator:
         self.rebases = 0  # times a standing delay was taken for a longer path
         self._step_at = -1.0  # when the queue delay jumped from none (-1: no jump under way)
         self.steps = 0  # jumps re-based as a longer path
-        self._sent: deque[tuple[float, int]] = deque()  # (send s, bytes) of reported packets, send order
-        self._sent_bytes = 0
-        self._sustained: deque[tuple[float, int]] = deque()  # the same over sustained_s
-        self._sustained_bytes = 0
+        self._sent = _SendWindow()  # what the reported packets carried, over acked_window_s
+        self._sustained = _SendWindow()  # the same over sustained_s
         # the fluid model of our own sends (bytes a line of the estimate's rate would still hold
         # when the last modelled packet left us, and when that was)
         self._backlog = 0.0
@@ -148,13 +168,9 @@ class TwccEstimator:
         explaining: see the module's doc)."""
         c = self.config
         sustained = self._sustained
-        for s_at, _, z in packets:
-            sustained.append((s_at, z))
-            self._sustained_bytes += z
-        while sustained and sustained[0][0] < sustained[-1][0] - c.sustained_s:
-            self._sustained_bytes -= sustained.popleft()[1]
-        span = sustained[-1][0] - sustained[0][0] if sustained else 0.0
-        within = span >= 0.5 * c.sustained_s and self._sustained_bytes * 8 / span <= self.bps
+        sustained.add(packets, c.sustained_s)
+        span = sustained.span()
+        within = span >= 0.5 * c.sustained_s and sustained.bytes * 8 / span <= self.bps
         if not (explain and c.explain_bursts and within):
             self._backlog = 0.0
             if packets:
@@ -182,12 +198,7 @@ class TwccEstimator:
         self.fed_at = now
         self.packets += len(packets)
         self.loss = 1.0 - len(got) / len(packets)
-        sent = self._sent
-        for s_at, _, z in packets:
-            sent.append((s_at, z))
-            self._sent_bytes += z
-        while sent and sent[0][0] < sent[-1][0] - c.acked_window_s:
-            self._sent_bytes -= sent.popleft()[1]
+        self._sent.add(packets, c.acked_window_s)
         waits = self._explained(packets, explain)
         if not got:
             self._grow_or_hold(now, overuse=False)
@@ -257,8 +268,8 @@ class TwccEstimator:
         only if it keeps growing or what arrives falls behind what is sent (``over``: the usual
         rule's verdict, then); level for ``step_s``: re-based (``queue_ms`` set to 0)."""
         c = self.config
-        span = self._sent[-1][0] - self._sent[0][0] if self._sent else 0.0
-        if span <= 0 or self.acked_bps < 0.7 * self._sent_bytes * 8 / span:
+        span = self._sent.span()
+        if span <= 0 or self.acked_bps < 0.7 * self._sent.bytes * 8 / span:
             self._step_at = -1.0  # only the line's rate gets through: a queue (a full one is level)
             return over
         if self._step_at < 0:
