@@ -586,10 +586,11 @@ class DownTrack:
                                           (d.tl0picidx + found[2]) & 0xFF)
             if link is not None:
                 age = ((src.last_in_ts - h.timestamp) & 0xFFFFFFFF) / rate
-                if fwd.is_video and h.timestamp == src.gop_ts and age <= 60:
+                if fwd.is_video and h.timestamp == src.gop_ts and age <= 60 and link.budget.owe(
+                        12 + len(payload), link.retransmit_base(now), now):
                     # the keyframe this subscriber's picture starts from (typically just after a
                     # switch on a full line): late or over budget, it is still the only way on
-                    link.budget.spend(12 + len(payload), link.retransmit_base(now), now)
+                    # (within the budget's debt limit)
                     STATS.keyframe_repairs += 1
                 elif age > 60 or not link.budget.in_time(age, link.estimator.rtt_ms) or not link.budget.allow(
                     12 + len(payload), link.retransmit_base(now), now

@@ -385,12 +385,15 @@ async def test_the_keyframe_a_picture_starts_from_is_repaired_past_the_budget() 
         top.on_rtp(rtp(2 + i, 3000 * i, vp8_payload(False)), 33 * i)
     seqs = [int.from_bytes(p[2:4], "big") for p in t.rtp]  # type: ignore[attr-defined]
     key_part, delta = seqs[1], seqs[-2]  # the keyframe's second packet, a delta frame's
-    link.budget._tokens, link.budget._at = -1e9, 100.0  # nothing left (a full line)
+    link.budget._tokens, link.budget._at = 0.0, 100.0  # nothing left (a full line)
     sent, repairs = len(t.rtp), STATS.keyframe_repairs  # type: ignore[attr-defined]
     d.on_nack([delta, key_part], now=100.0)
     assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
     assert t.rtp[-1][2:4] == key_part.to_bytes(2, "big")  # type: ignore[attr-defined]
     assert STATS.keyframe_repairs == repairs + 1
+    link.budget._tokens = -1e9  # deep in debt (its repairs lost again and again in a full queue): no more
+    d.on_nack([key_part], now=100.5)
+    assert len(t.rtp) == sent + 1  # type: ignore[attr-defined]
 
 
 async def test_a_nack_that_crossed_its_repair_is_not_answered_again() -> None:
