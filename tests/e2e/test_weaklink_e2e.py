@@ -31,7 +31,9 @@ async def test_five_percent_loss_is_repaired_and_the_link_is_cleaned_up() -> Non
     w, a = r["weak_video"], r["weak_audio"]
     # the impairment happened, at the far end of each direction
     assert r["link_drops"]["down_loss"] > 0 and r["link_drops"]["up_loss"] > 0
-    assert w["packets_lost"] > 0 and w["nacks"] > 0
+    # (the page asked for repairs: the loss reached it; its packetsLost counts only what was never
+    # repaired, which is 0–3 packets a minute since subscribers know their round trip (rrtr))
+    assert w["nacks"] > 0, w
     # and the classroom still watches and hears the lesson
     assert w["fps"] is not None and w["fps"] >= 5, w
     assert w["freeze_share"] is not None and w["freeze_share"] <= 0.25, w
