@@ -7,7 +7,12 @@ A value of 0 turns a cap off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+
+
+def _hash_workers() -> int:
+    return max(1, min(2, (os.cpu_count() or 2) - 1))
 
 
 @dataclass
@@ -30,8 +35,10 @@ class Limits:
     # stays; above it the server sends that error, then closes with 1009.
     max_frame_bytes: int = 1024 * 1024
     # API keys: the password hash (scrypt) runs on this many worker threads, never on the event
-    # loop; at most ``key_hash_queue`` hashes wait, further ones are answered 429 at once.
-    key_hash_workers: int = 2
+    # loop; at most ``key_hash_queue`` hashes wait, further ones are answered 429 at once. By
+    # default one fewer than the machine's cores (1 to 2): on a 2-core machine two hashing threads
+    # took both cores from the event loop for 0.2 s under a wrong-key flood.
+    key_hash_workers: int = field(default_factory=_hash_workers)
     key_hash_queue: int = 16
     # Hashes in progress at once for one administrator id / one client address.
     key_pending_per_id: int = 2

@@ -57,6 +57,11 @@ def lan() -> Iterator[str]:
     try:
         sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
         sh("ip", "link", "set", ns_if, "netns", ns)
+        # no IPv6 on the pair: its link-local addresses would come a second or two after the links
+        # are up, and Chromium fails a request under way at such an address change
+        # (ERR_NETWORK_CHANGED: once the lead page's script, and the page never published)
+        sh("sysctl", "-q", "-w", f"net.ipv6.conf.{host_if}.disable_ipv6=1")
+        sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{ns_if}.disable_ipv6=1")
         sh("ip", "addr", "add", f"{HOST_IP}/24", "dev", host_if)
         sh("ip", "link", "set", host_if, "up")
         sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NS_IP}/24", "dev", ns_if)
