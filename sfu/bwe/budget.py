@@ -60,8 +60,7 @@ class RetransmitBudget:
         c = self.config
         limit = max(float(c.min_debt_bytes), c.max_debt_s * max(0.0, estimate_bps) / 8.0)
         if self._tokens - nbytes < -limit:
-            self.refused += 1
-            return False
+            return False  # (the caller then asks ``allow``, which counts the refusal)
         self._tokens -= nbytes
         self.sent_bytes += nbytes
         return True
