@@ -441,6 +441,22 @@ TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensio
 TWCC_FIRST_ID = 5  # the lowest id tried (aiortc's own extensions take 1-3 and keep them)
 
 
+def _add_rtcp_fb(sec: list[str], feedback: str) -> bool:
+    """``a=rtcp-fb:PT <feedback>`` for every codec of an m-section but RTX, after that codec's
+    other rtcp-fb lines; True if a line was added."""
+    have = set(_attr(sec, "rtcp-fb"))
+    added = False
+    for pt in [v.split()[0] for v in _attr(sec, "rtpmap")
+               if len(v.split()) == 2 and not v.split()[1].lower().startswith("rtx/")]:
+        if f"{pt} {feedback}" in have:
+            continue
+        at = max((i for i, line in enumerate(sec) if line.startswith(f"a=rtcp-fb:{pt} ")
+                  or line.startswith(f"a=rtpmap:{pt} ")), default=len(sec) - 1) + 1
+        sec.insert(at, f"a=rtcp-fb:{pt} {feedback}")
+        added = True
+    return added
+
+
 def twcc_subscribe_offer(offer_sdp: str) -> str:
     """Our offer to a subscriber with transport-cc offered on every video m-line. The id is the
     same in every section and every renegotiation (the lowest one none of them uses), as an
@@ -459,15 +475,7 @@ def twcc_subscribe_offer(offer_sdp: str) -> str:
         if not _extmap_id(sec, TWCC_URI):
             at = max((i for i, line in enumerate(sec) if line.startswith("a=extmap:")), default=len(sec) - 1) + 1
             sec.insert(at, f"a=extmap:{ext_id} {TWCC_URI}")
-        pts = [v.split()[0] for v in _attr(sec, "rtpmap")
-               if len(v.split()) == 2 and not v.split()[1].lower().startswith("rtx/")]
-        have = set(_attr(sec, "rtcp-fb"))
-        for pt in pts:
-            if f"{pt} transport-cc" in have:
-                continue
-            at = max((i for i, line in enumerate(sec) if line.startswith(f"a=rtcp-fb:{pt} ")
-                      or line.startswith(f"a=rtpmap:{pt} ")), default=len(sec) - 1) + 1
-            sec.insert(at, f"a=rtcp-fb:{pt} transport-cc")
+        _add_rtcp_fb(sec, "transport-cc")
     return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
 
 
@@ -479,17 +487,8 @@ def rrtr_subscribe_offer(offer_sdp: str) -> str:
     head, sections = _sections(offer_sdp)
     changed = False
     for sec in sections:
-        if not sec[0].startswith("m=video") or sec[0].split()[1] == "0":
-            continue
-        have = set(_attr(sec, "rtcp-fb"))
-        for pt in [v.split()[0] for v in _attr(sec, "rtpmap")
-                   if len(v.split()) == 2 and not v.split()[1].lower().startswith("rtx/")]:
-            if f"{pt} rrtr" in have:
-                continue
-            at = max((i for i, line in enumerate(sec) if line.startswith(f"a=rtcp-fb:{pt} ")
-                      or line.startswith(f"a=rtpmap:{pt} ")), default=len(sec) - 1) + 1
-            sec.insert(at, f"a=rtcp-fb:{pt} rrtr")
-            changed = True
+        if sec[0].startswith("m=video") and sec[0].split()[1] != "0":
+            changed = _add_rtcp_fb(sec, "rrtr") or changed
     if not changed:
         return offer_sdp
     return "\r\n".join(head + [line for section in sections for line in section]) + "\r\n"
