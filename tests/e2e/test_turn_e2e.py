@@ -74,10 +74,19 @@ async def test_relay_only_classroom_plays_the_lead(turn_server_proc: ServerProce
     remote = await open_page(browser, page_url(srv, "remote.html", "turn", "r1", "remote") + "&relay=1")
     await wait_for(lambda: remote.evaluate("document.getElementById('main').videoWidth > 0"), 30,
                    "the relayed classroom plays the lead")
-    # Every candidate pair the page used is a relay one.
-    kinds = await remote.evaluate("""async () => {
+    # Every candidate pair the page used is a relay one. The stats of the pair that carries the
+    # video can lag the first decoded frame (and a rejoin replaces `sub`): poll for them.
+    succeeded = """async () => {
         const r = await window.classroom.sub.getStats(); const out = [];
         r.forEach(s => { if (s.type === 'candidate-pair' && s.state === 'succeeded') {
             const local = r.get(s.localCandidateId); out.push(local.candidateType); } });
-        return out; }""")
-    assert kinds and set(kinds) == {"relay"}, kinds
+        return out; }"""
+    kinds: list[str] = []
+
+    async def pairs_known() -> bool:
+        nonlocal kinds
+        kinds = await remote.evaluate(succeeded)
+        return bool(kinds)
+
+    await wait_for(pairs_known, 15, "a succeeded candidate pair in the page's stats")
+    assert set(kinds) == {"relay"}, kinds
