@@ -12,6 +12,7 @@
 
 const SAMPLE_MS = 2000;
 const QUIET_SAMPLES = 10; // ~20 s without repairs before the extra delay is dropped
+const RTT_SAMPLES = 5; // the path's round trip: the least seen over the last ~10 s
 export const MAX_TARGET_MS = 400;
 
 // The playout delay to ask for, in ms (0: none), from the share of received video packets that
@@ -23,12 +24,54 @@ export function playoutTarget(repairShare, rttS) {
   return Math.min(MAX_TARGET_MS, Math.max(repairShare >= 0.03 ? 120 : 0, Math.round(ms / 10) * 10));
 }
 
+// What the smoother decides from one 2-s sample to the next. Pure (no browser), so the page's
+// tests can feed it a sequence. Two things it must not mistake for a lossy, long line:
+// * the onset of a rate cap: a queue fills (the round trip measured through it jumps to 200 ms
+//   and more) and a few packets are lost once, until the server moves the classroom to a lower
+//   layer. A target of 2.5 such round trips (400 ms) then stayed for the rest of the lesson on a
+//   line whose path is 1 ms long, and Chromium's picture stalled while its buffer grew. So the
+//   round trip is the least of the last few samples (the path, not its queue), and
+// * one bad sample: the repairs must show in two samples in a row before the delay is raised.
+export class PlayoutPolicy {
+  constructor() {
+    this.targetMs = 0;
+    this.quiet = 0;
+    this.rtts = [];
+    this.pending = 0; // what the previous sample wanted (0: nothing)
+  }
+
+  // One sample: the share of video packets that needed a repair, the round trip now (s).
+  // Returns the target to apply, or null for no change.
+  step(share, rttS) {
+    if (rttS > 0) {
+      this.rtts.push(rttS);
+      if (this.rtts.length > RTT_SAMPLES) this.rtts.shift();
+    }
+    const path = this.rtts.length ? Math.min(...this.rtts) : 0;
+    const wanted = playoutTarget(share, path);
+    const previous = this.pending;
+    this.pending = wanted;
+    if (wanted > 0) this.quiet = 0;
+    if (wanted > this.targetMs && previous > 0) { // up at once, on the second sample in a row
+      const up = Math.min(wanted, previous);
+      if (up <= this.targetMs) return null;
+      this.targetMs = up;
+      return up;
+    }
+    if (wanted === 0 && this.targetMs > 0 && ++this.quiet >= QUIET_SAMPLES) {
+      this.targetMs = 0; // clean for a while: back to the browser's own choice
+      return 0;
+    }
+    return null;
+  }
+}
+
 export class PlayoutSmoother {
   constructor(pc, onChange = () => {}) {
     this.pc = pc;
     this.onChange = onChange;
+    this.policy = new PlayoutPolicy();
     this.targetMs = 0;
-    this.quiet = 0;
     this.last = null; // {packets, nacks}
     this.supported = typeof RTCRtpReceiver !== "undefined" && "jitterBufferTarget" in RTCRtpReceiver.prototype;
     this.timer = this.supported ? setInterval(() => this.sample().catch(() => {}), SAMPLE_MS) : null;
@@ -54,16 +97,8 @@ export class PlayoutSmoother {
     const last = this.last;
     this.last = { packets, nacks };
     if (!last || packets <= last.packets) return;
-    const share = (nacks - last.nacks) / (packets - last.packets);
-    const wanted = playoutTarget(share, rtt);
-    if (wanted > this.targetMs) { // up at once
-      this.quiet = 0;
-      this.apply(wanted);
-    } else if (wanted === 0 && this.targetMs > 0 && ++this.quiet >= QUIET_SAMPLES) {
-      this.apply(0); // clean for a while: back to the browser's own choice
-    } else if (wanted > 0) {
-      this.quiet = 0;
-    }
+    const next = this.policy.step((nacks - last.nacks) / (packets - last.packets), rtt);
+    if (next !== null) this.apply(next);
   }
 
   apply(ms) {
