@@ -792,7 +792,8 @@ def analyse(name: str, seconds: float, top_kbps: float, top_width: int,
         cap = (0.6 if name == "cap60" else 0.3) * top_kbps
         r["cap_kbps"] = round(cap, 1)
         r["offered_over_cap_share"] = share_over(rates, 1.0, seconds, cap)
-    r["timeline"] = timeline(weak_v, ser(ok, "video", LEAD, "teacher"), lead, weak)
+    r["timeline"] = timeline(weak_v, ser(ok, "video", LEAD, "teacher"), lead, weak,
+                             ser(weak, "audio", LEAD, "teacher"))
     r["checks"] = [asdict(c) | {"passed": c.passed} for c in checks(name, r)]
     return r
 
@@ -800,14 +801,15 @@ def analyse(name: str, seconds: float, top_kbps: float, top_width: int,
 def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
              ok: Sequence[tuple[float, dict[str, Any] | None]],
              lead: Sequence[tuple[float, Sample]],
-             weak_raw: Sequence[tuple[float, Sample]] = ()) -> list[dict[str, Any]]:
+             weak_raw: Sequence[tuple[float, Sample]] = (),
+             weak_audio: Sequence[tuple[float, dict[str, Any] | None]] = ()) -> list[dict[str, Any]]:
     """Second by second (for reading a run afterwards): frames decoded, freeze seconds added
     and the width received by the impaired (``w_*``) and the unimpaired remote (``o_*``), and
     the frames the lead encoded per layer (``enc``, widest first), the keyframe requests it
     received (``pli``) and the keyframes it made (``kf``) per layer; the impaired page's extra
     playout delay asked for (``w_playout_ms``, client_web/smoothing.js); what each page's jitter
     buffer held the frames emitted that second (``*_jb_ms``) and the frames it dropped
-    (``*_dropped``)."""
+    (``*_dropped``); the impaired page's concealed audio that second, in ms (``w_conc_ms``)."""
     rows: list[dict[str, Any]] = []
     for i in range(1, min(len(weak), len(lead))):
         row: dict[str, Any] = {"t": round(weak[i][0], 1)}
@@ -832,6 +834,12 @@ def timeline(weak: Sequence[tuple[float, dict[str, Any] | None]],
             row[key] = [o.get(name, 0) - was.get(o["rid"], o.get(name, 0)) for o in widest]
         if i < len(weak_raw):
             row["w_playout_ms"] = weak_raw[i][1].get("playout_ms")
+        if i < len(weak_audio):
+            a, b = weak_audio[i - 1][1], weak_audio[i][1]
+            got = (b["samples"] - a["samples"]) if a is not None and b is not None else 0
+            if got > 0 and a is not None and b is not None:  # 48 kHz at most; a share, in ms a second
+                row["w_conc_ms"] = round(1000 * (b["concealed"] - a["concealed"]) / got
+                                         * (weak_audio[i][0] - weak_audio[i - 1][0]))
         rows.append(row)
     return rows
 
