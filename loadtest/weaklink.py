@@ -59,6 +59,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -715,6 +716,8 @@ async def _measure(name: str, cfg: RunConfig, link: Link, server: ServerProcess,
             c = await asyncio.to_thread(link.set, **ch.settings)  # type: ignore[arg-type]
             applied.append({"at_s": round(now, 2), "settings": ch.settings,
                             "conditions": c.describe()})
+            if cfg.echo_server:  # beside the server's lines, in its clock
+                log(f"[{name}] {datetime.now():%H:%M:%S.%f}"[:-3] + f" t={now:.2f} s: {c.describe()}")
         stamp = time.monotonic() - t0
         results = await asyncio.gather(*(p.evaluate(STATS_JS) for p in pages.values()),
                                        return_exceptions=True)

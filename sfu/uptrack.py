@@ -604,7 +604,11 @@ class UpTrack:
     def _keyframe_arrived(self) -> None:
         now = time.monotonic()
         if self.keyframe_requested_at is not None:
-            STATS.keyframe_wait.observe_ms((now - self.keyframe_requested_at) * 1000.0)
+            wait_ms = (now - self.keyframe_requested_at) * 1000.0
+            STATS.keyframe_wait.observe_ms(wait_ms)
+            # one line per request (they are rare by design): what a switch waits for
+            log.info("track %s of %s layer %s: keyframe %.0f ms after the request",
+                     self.group.track_id, self.classroom_id, self.layer, wait_ms)
         self.keyframe_requested_at = None
         self.last_keyframe_at = now
 
