@@ -9,6 +9,7 @@ request upstream; a sender report per second so the subscriber can sync audio an
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from sfu.paced import PacedSender
     from sfu.uptrack import UpTrack
 
+log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!BBHII")
 _HEADER_PACK = _HEADER.pack
 # the same header with one-byte extension elements (RFC 8285): abs-send-time (3 bytes) and/or
@@ -487,6 +489,9 @@ class DownTrack:
         switching, self._switch_replay_ms = self._switch_replay_ms, 0
         if switching:
             packets = src.gop_packets(upto, arrival_ms, switching, SWITCH_REPLAY_MAX_BYTES)
+            if not packets:
+                log.info("subscriber %s mid %s: layer %s's GOP not replayed at the switch (%s): a keyframe "
+                         "is asked for", self.subscriber_id, self.mid, src.layer, src.gop_summary(upto, arrival_ms))
         else:
             packets = src.gop_packets(upto, arrival_ms)
         if not packets:

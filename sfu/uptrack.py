@@ -453,6 +453,16 @@ class UpTrack:
                         i == 0 or self._keyframe(payload)))
         return out
 
+    def gop_summary(self, upto: int, now_ms: int) -> str:
+        """Why the current GOP through ``upto`` could not be replayed (for a log line)."""
+        if self.cache is None or self.gop_seq < 0:
+            return "no GOP"
+        count = ((upto - self.gop_seq) & 0xFFFF) + 1
+        cached = [self.cache.get((self.gop_seq + i) & 0xFFFF) for i in range(min(count, len(self.cache)))]
+        size = sum(len(d) for d in cached if d is not None)
+        missing = sum(1 for d in cached if d is None) + max(0, count - len(self.cache))
+        return f"age {now_ms - self.gop_ms} ms, {count} packets, {size} bytes, {missing} not cached"
+
     def _account(self, seq: int, ts: int, arrival_ms: int) -> bool:
         """Receive statistics; returns whether ``seq`` is the newest packet so far."""
         newest = True

@@ -37,8 +37,16 @@ Then a small AIMD, after GCC's shape but tuned for an SFU that can switch layers
   ``sustained_s`` is within the estimate and no probe is under way (``explain=False``): there
   the queue is the answer to the question asked. At most ``explain_max_ms`` is explained; a
   line narrower than the estimate still shows its queue growing past the model's;
-* **a standing delay that does not drain is not a queue**: once we have backed off to under
-  ``rebase_ratio`` × what arrived when the overuse began and the delay has still not fallen to
+* **what a standing queue lets through is the line's rate**: a FIFO in front of a narrow line
+  sends at that line's rate for as long as it holds anything, so what arrived over the newest
+  run of packets that each waited in the queue (at least ``drain_min_s`` of them) bounds the
+  decrease's base too. The recent arrivals alone do not: at a cap's onset they still hold what
+  arrived before the queue formed and a token bucket's burst (at a 0.47-Mbit/s cap the first
+  decrease went to 0.8 Mbit/s, a layer that overfilled the line, and a second downgrade followed);
+* **a standing delay that does not drain is not a queue**: once we *send* under
+  ``rebase_ratio`` × what arrived when the overuse began, have lost under ``rebase_max_loss``
+  of the packets since (a full tail-drop queue loses most of what it is sent; a longer path
+  loses next to nothing) and the delay has still not fallen to
   half its level after ``rebase_s``, the path itself got longer (a route change, a relay, a
   radio link's scheduler): the base is re-taken from now and the estimate restored to what it was
   before the episode (it was a false alarm). A real queue drains within that time once the sending rate is that
@@ -87,6 +95,8 @@ class TwccConfig:
     support_window_s: float = 5.0  # ... to headroom × the most that arrived over this long
     rebase_s: float = 1.5  # an overuse whose delay has not drained after this long ...
     rebase_ratio: float = 0.8  # ... although we send under this × what arrived when it began: re-base
+    rebase_max_loss: float = 0.1  # ... and lose less than this share (a full tail-drop queue loses much)
+    drain_min_s: float = 0.1  # the line's rate from a run of queued arrivals at least this long
     step_s: float = 0.5  # a jump in the delay that stays level this long: a longer path
     explain_bursts: bool = True  # subtract the queue our own bursts make on a line of the estimate
     sustained_s: float = 1.0  # ... while what was sent over this long is within the estimate
@@ -150,6 +160,12 @@ class TwccEstimator:
         self._episode_acked = 0.0
         self._episode_queue_ms = 0.0
         self._episode_bps = 0.0
+        self._episode_packets = 0  # packets reported since the episode began, and lost of them
+        self._episode_lost = 0
+        # the newest run of arrivals that each waited in a queue (arrival s, bytes): a FIFO in
+        # front of a narrow line sends at the line's rate for as long as it holds anything
+        self._queued: deque[tuple[float, int]] = deque()
+        self._queued_bytes = 0
         self.rebases = 0  # times a standing delay was taken for a longer path
         self._step_at = -1.0  # when the queue delay jumped from none (-1: no jump under way)
         self.steps = 0  # jumps re-based as a longer path
@@ -228,6 +244,10 @@ class TwccEstimator:
         minima.append((now, least))
         while minima[0][0] < now - c.base_window_s:
             minima.popleft()
+        self._track_queued(got, minima[0][1])
+        if self._episode_at >= 0:
+            self._episode_packets += len(packets)
+            self._episode_lost += len(packets) - len(got)
         previous = self.queue_ms
         self.raw_queue_ms = (least - minima[0][1]) * 1000.0
         self.queue_ms = max(0.0, (unexplained - minima[0][1]) * 1000.0)
@@ -261,7 +281,35 @@ class TwccEstimator:
         if overuse and self._episode_at < 0:
             self._episode_at, self._episode_acked = now, self.acked_bps
             self._episode_queue_ms, self._episode_bps = self.queue_ms, before
+            self._episode_packets = self._episode_lost = 0
         return overuse
+
+    def _track_queued(self, got: list[tuple[float, float, int]], base: float) -> None:
+        """Extend (or restart) the run of queued arrivals with this feedback's received packets."""
+        c = self.config
+        least = c.overuse_ms / 2000.0  # waited at least half the overuse threshold: queued
+        run = self._queued
+        for s_at, r, z in sorted(got, key=lambda p: p[1]):
+            if r - s_at - base >= least:
+                run.append((r, z))
+                self._queued_bytes += z
+            elif run:
+                run.clear()
+                self._queued_bytes = 0
+        while len(run) > 1 and run[0][0] < run[-1][0] - c.acked_window_s:
+            self._queued_bytes -= run.popleft()[1]
+
+    def drain_bps(self) -> float | None:
+        """The line's rate as a standing queue shows it: what arrived over the newest run of
+        queued packets (at least ``drain_min_s`` of them; the first one's bytes left before the
+        run began). None without such a run."""
+        run = self._queued
+        if len(run) < 6:
+            return None
+        span = run[-1][0] - run[0][0]
+        if span < self.config.drain_min_s:
+            return None
+        return (self._queued_bytes - run[0][1]) * 8 / span
 
     def _step(self, now: float, previous: float, threshold: float, over: bool) -> bool:
         """A jump of the queue delay from none (see the module's doc): after the jump, "over"
@@ -298,8 +346,11 @@ class TwccEstimator:
         if not over and self.queue_ms < 0.5 * self._episode_queue_ms:
             self._episode_at = -1.0  # drained: it was a queue, and it is gone
             return False
-        if (now - self._episode_at >= c.rebase_s and self.acked_bps > 0
-                and self.acked_bps < c.rebase_ratio * self._episode_acked
+        span = self._sent.span()
+        sent_bps = self._sent.bytes * 8 / span if span > 0 else 0.0
+        lossy = self._episode_lost > c.rebase_max_loss * max(1, self._episode_packets)
+        if (now - self._episode_at >= c.rebase_s and sent_bps > 0 and not lossy
+                and sent_bps < c.rebase_ratio * self._episode_acked
                 and self.queue_ms >= 0.5 * self._episode_queue_ms):
             self.rebases += 1
             self.bps = max(self.bps, self._episode_bps)
@@ -323,9 +374,11 @@ class TwccEstimator:
                 break
             total, oldest = total + size, at
         span = newest - oldest
+        drain = self.drain_bps()
+        best = self.acked_bps if drain is None else min(self.acked_bps, drain)
         if span < 0.8 * c.recent_window_s:
-            return self.acked_bps
-        return min(self.acked_bps, total * 8 / span)
+            return best
+        return min(best, total * 8 / span)
 
     def confirm(self, bps: float, now: float) -> None:
         """A probe carried ``bps`` without a queue: the estimate is at least that (and it counts

@@ -150,14 +150,15 @@ def follow(est: TwccEstimator, line: Bottleneck, seconds: float, start: float,
            top_bps: float = 1_700_000) -> tuple[float, float]:
     """The sender follows the estimate (as the layer choice does, up to ``top_bps``); feedback
     every FEEDBACK_S reports what has arrived. Returns (end, lowest estimate seen)."""
-    t, pending, lowest = start, [], est.bps
+    pending: list[Packet] = []
+    t, lowest = start, est.bps
     next_feedback = start + FEEDBACK_S
     while t < start + seconds:
         rate = min(top_bps, est.bps)
         pending.append((t, line.arrival(t, PACKET), PACKET))
         t += PACKET * 8 / rate
         while t >= next_feedback:
-            ready = [p for p in pending if p[1] - line.offset_s <= next_feedback]
+            ready = [p for p in pending if p[1] is not None and p[1] - line.offset_s <= next_feedback]
             pending = pending[len(ready):]
             if ready:
                 est.on_feedback(ready, next_feedback)
@@ -269,3 +270,75 @@ def test_a_keyframe_into_a_line_narrower_than_the_layer_is_still_an_overuse() ->
     _with_keyframe(est, line, 1_750_000, 100_000, 6_000_000, 1.5, t)
     assert est.overused_at > t
     assert est.bps < 1_400_000
+
+
+class ShapedLine(Bottleneck):
+    """A token-bucket shaper as ``tc … tbf`` is (and many a school router): up to ``burst``
+    bytes pass at once after a quiet spell, then the line's rate; a packet that would wait
+    longer than ``limit_s`` is dropped (arrival ``None``)."""
+
+    def __init__(self, capacity_bps: float, burst: int = 15_000, limit_s: float = 0.2) -> None:
+        super().__init__(capacity_bps)
+        self.burst, self.limit_s = burst, limit_s
+        self._virtual = 0.0  # when a FIFO at the line's rate would have sent what it took
+
+    def arrival(self, sent: float, size: int) -> float | None:  # type: ignore[override]
+        finish = max(sent, self._virtual) + size * 8 / self.capacity_bps
+        leaves = max(sent, finish - self.burst * 8 / self.capacity_bps)
+        if leaves - sent > self.limit_s:
+            return None  # tail drop
+        self._virtual = finish
+        return leaves + self.delay_s + self.offset_s
+
+
+def shaped_run(est: TwccEstimator, line: ShapedLine, rate_bps: float, seconds: float,
+               start: float, feedback_s: float = 0.05) -> float:
+    """As ``run``, for a line that drops: a lost packet is reported lost once those sent after
+    it have arrived; feedback every 50 ms (Chromium's interval at these rates)."""
+    interval = PACKET * 8 / rate_bps
+    t, pending = start, list[Packet]()
+    next_feedback = start + feedback_s
+    while t < start + seconds:
+        pending.append((t, line.arrival(t, PACKET), PACKET))
+        t += interval
+        if t >= next_feedback:
+            now = next_feedback
+            cut = 0
+            for i, (_, r, _) in enumerate(pending):
+                if r is not None and r - line.offset_s <= now:
+                    cut = i + 1
+            if cut:
+                est.on_feedback(pending[:cut], now)
+                pending = pending[cut:]
+            next_feedback += feedback_s
+    return t
+
+
+def test_the_first_decrease_at_a_shaped_cap_is_what_the_queue_drains() -> None:
+    """A cap to 30 % of the top layer behind a token bucket: the bucket's burst and what arrived
+    before the queue formed make the recent arrivals look twice the line's rate, and a decrease
+    to a share of that picked the middle layer (its keyframe then overfilled the line, and a
+    second downgrade followed: two keyframe rounds and a 3-s freeze, cap30 2026-12-04 21:59).
+    What arrives while a queue stands is the line's rate: the first decrease is under it."""
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = ShapedLine(8_000_000)
+    t = shaped_run(est, line, 1_800_000, 3.0, 0.0)
+    assert est.overused_at < 0
+    line.capacity_bps = 470_000
+    t = shaped_run(est, line, 1_800_000, 0.4, t)
+    assert est.overused_at > 3.0
+    assert est.bps <= 470_000
+
+
+def test_a_full_queue_that_drops_is_not_a_longer_path() -> None:
+    """Still sending twice the line's rate into a tail-drop queue: the delay stands at the
+    queue's limit and most packets are lost. What *arrives* is far under what arrived when the
+    overuse began, but what is *sent* is not, and a longer path loses nothing: no re-base (one
+    restored the estimate to 3.1 Mbit/s on a 0.47-Mbit/s line)."""
+    est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
+    line = ShapedLine(8_000_000)
+    t = shaped_run(est, line, 1_800_000, 3.0, 0.0)
+    line.capacity_bps = 470_000
+    shaped_run(est, line, 1_000_000, 3.0, t)
+    assert est.rebases == 0
+    assert est.bps <= 470_000
