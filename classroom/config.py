@@ -103,6 +103,10 @@ class MediaConfig:
     # made the step-down case worse (under the cap after 1.8 s instead of 0.9 s) and gained
     # nothing measurable elsewhere (docs/performance.md, "Weak links, 2026-12-02").
     pacing: bool = False
+    # While a queue stands in front of a classroom's line (transport-cc overuse in the last 2 s),
+    # pace its video at the rate that queue lets through, so a keyframe waits at the server and
+    # not in the school router's queue in front of the audio. False: not paced then either.
+    queue_pacing: bool = True
     # Offer subscribers transport-wide congestion control (transport-cc): the SFU numbers every
     # video packet per connection, the browser reports when each arrived, and a send-side
     # estimate (sfu/bwe/twcc.py) takes the place of the browser's REMB. False: REMB, as before.

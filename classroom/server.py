@@ -127,6 +127,7 @@ def build_server(config: Config) -> Server:
         link=LinkConfig(adaptive=config.media.adaptive_layers),
         red=config.media.red_audio,
         pacing=config.media.pacing,
+        queue_pacing=config.media.queue_pacing,
         twcc=config.media.twcc,
         subscriber_dtls_client=config.media.subscriber_dtls_client,
     )

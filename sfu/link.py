@@ -52,6 +52,12 @@ PAUSE_EVIDENCE_S = 10.0  # video is paused only within this long of a congestion
 # under PACE_BELOW_BPS; an unconstrained one keeps the C loop's fast path.
 PACE_BELOW_BPS = 8_000_000.0
 PACE_MEMORY_S = 10.0
+# While a queue stands in front of the classroom's line (transport-cc overuse within this long),
+# its video is paced at a little under what the queue lets through (TwccEstimator.drain_bps):
+# a keyframe then waits here and not in the line's queue in front of the audio (audio is
+# never paced), and leaves no slower than the line could take it.
+QUEUE_PACE_S = 2.0
+QUEUE_PACE_SHARE = 0.95
 SINGLE_LAYER_BPS = 300_000.0  # a single-layer video not measured yet
 NACK_MEMORY = 2048
 RANDOM_LOSS_CEILING = 0.3  # a NACK burst above this share is congestion even without a queue
@@ -176,6 +182,9 @@ class Link:
         self.nack_ratio = 0.0  # NACKed packets / packets sent, smoothed over the windows
         self.paused_video = 0  # video tracks paused for this link at the last evaluation
         self.pace_bps = 0.0  # pace this connection's video at this estimate (0: not paced)
+        self.line_pace_bps = 0.0  # pace it at this rate itself while a queue stands (0: no queue)
+        self._line_bps = 0.0  # the line's rate as the last standing queue showed it, and when
+        self._line_at = -1e9
         self.reduced_video = 0  # video tracks below their top live layer
         self.twcc: TwccEstimator | None = None  # once the subscriber sends transport-cc feedback
         self.forwarded_bytes = 0  # RTP bytes of media sent on this connection (as of the last evaluation)
@@ -424,6 +433,7 @@ class Link:
         constrained = (self.paused_video or self.reduced_video
                        or now - self.estimator.congested_at < PACE_MEMORY_S)
         self.pace_bps = estimate if constrained and estimate < PACE_BELOW_BPS else 0.0
+        self.line_pace_bps = self._line_rate(now)
         for key, live_index in choice.items():
             d, rates = by_key[key]
             if d.kind != "video":
@@ -450,6 +460,18 @@ class Link:
                 log.info("subscriber %s mid %s: temporal layers %s -> %s", d.subscriber_id, key,
                          "all" if d.temporal == ALL_TIDS else d.temporal, "all" if tid == ALL_TIDS else tid)
                 d.set_temporal(tid)
+
+    def _line_rate(self, now: float) -> float:
+        """What to pace video at while a queue stands in front of the line (0: none stands)."""
+        twcc = self.twcc
+        if twcc is None or now - twcc.overused_at >= QUEUE_PACE_S:
+            return 0.0
+        drain = twcc.drain_bps()
+        if drain is not None:
+            self._line_bps, self._line_at = drain, now
+        if now - self._line_at >= QUEUE_PACE_S:
+            return 0.0
+        return QUEUE_PACE_SHARE * self._line_bps
 
     @staticmethod
     def top_live_layer(up: UpTrack, now_ms: int) -> int:

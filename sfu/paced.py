@@ -38,6 +38,9 @@ class PacedSender:
     def set_estimate(self, bps: float) -> None:
         self.pacer.set_estimate(bps)
 
+    def set_rate(self, bps: float) -> None:
+        self.pacer.set_rate(bps)
+
     def send(self, header: bytes, payload: bytes) -> bool:
         if self.closed:
             return False

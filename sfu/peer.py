@@ -69,6 +69,8 @@ class PeerSettings:
     link: LinkConfig = field(default_factory=LinkConfig)
     red: bool = True  # pass RED (audio/red) through where publisher and subscriber both take it
     pacing: bool = False  # pace a constrained subscriber connection's video (sfu/paced.py); off: see config
+    # pace it at the line's rate while a queue stands in front of it (Link.line_pace_bps)
+    queue_pacing: bool = True
     twcc: bool = True  # offer subscribers transport-cc: a send-side estimate (sfu/bwe/twcc.py) instead of REMB
     # offer subscribers rtcp-fb rrtr and answer their XR reference times (DLRR): a browser that only
     # receives then knows its round-trip time and asks again for a lost repair after it, not 100 ms
@@ -772,12 +774,17 @@ class SubscriberPeer:
     def _pace(self, downs: list[DownTrack]) -> None:
         """Pace this connection's video while its Link says it is constrained."""
         rate = self.link.pace_bps if self.settings.pacing else 0.0
-        if rate > 0 and self.transport is not None:
+        line = self.link.line_pace_bps if self.settings.queue_pacing else 0.0
+        if (rate > 0 or line > 0) and self.transport is not None:
             if self.pacer is None:
                 self.pacer = PacedSender(self.transport)
-                log.info("subscriber %s: pacing video at %.0f kbit/s", self.participant_id,
-                         rate * self.pacer.pacer.config.factor / 1000)
-            self.pacer.set_estimate(rate)
+                log.info("subscriber %s: pacing video at %.0f kbit/s%s", self.participant_id,
+                         (line or rate * self.pacer.pacer.config.factor) / 1000,
+                         " (the line's rate: a queue stands)" if line else "")
+            if line > 0:
+                self.pacer.set_rate(line)
+            else:
+                self.pacer.set_estimate(rate)
             for d in downs:
                 if d.kind == "video":
                     d.pace(self.pacer)

@@ -42,6 +42,10 @@ class Pacer(Generic[T]):
         c = self.config
         self.rate_bps = max(c.min_bps, c.factor * estimate_bps)
 
+    def set_rate(self, bps: float) -> None:
+        """Pace at ``bps`` itself (a line's measured rate), not a multiple of an estimate."""
+        self.rate_bps = max(self.config.min_bps, bps)
+
     def __len__(self) -> int:
         return len(self._queue)
 

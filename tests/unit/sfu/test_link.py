@@ -423,3 +423,25 @@ async def test_a_nack_that_crossed_its_repair_is_not_answered_again() -> None:
     assert len(t.rtp) == sent + 2  # type: ignore[attr-defined]
     d.on_nack([seq], now=now + 0.09)
     assert len(t.rtp) == sent + 3  # type: ignore[attr-defined]
+
+
+async def test_video_is_paced_at_the_line_rate_while_a_queue_stands() -> None:
+    """A standing queue shows the line's rate (TwccEstimator.drain_bps): while it stands, and a
+    little after, the connection's video is paced just under it; then not any more."""
+    from sfu.bwe.twcc import TwccEstimator
+    from sfu.link import QUEUE_PACE_S
+
+    link, d, group = setup()
+    link.twcc = TwccEstimator()
+    now = 100.0
+    link.evaluate([d], now, 0)
+    assert link.line_pace_bps == 0.0  # no queue
+    link.twcc.overused_at = now
+    link.twcc.drain_bps = lambda: 470_000.0  # type: ignore[method-assign]
+    link.evaluate([d], now + 0.1, 0)
+    assert 440_000 < link.line_pace_bps < 470_000
+    link.twcc.drain_bps = lambda: None  # type: ignore[method-assign]  # the queue drained
+    link.evaluate([d], now + 1.0, 0)
+    assert 440_000 < link.line_pace_bps < 470_000  # the line's rate is remembered a while
+    link.evaluate([d], now + QUEUE_PACE_S + 0.1, 0)
+    assert link.line_pace_bps == 0.0

@@ -54,3 +54,14 @@ def test_rate_has_a_floor() -> None:
     p: Pacer[int] = Pacer(PacerConfig(min_bps=300_000))
     p.set_estimate(10_000)
     assert p.rate_bps == 300_000
+
+
+def test_a_rate_of_its_own_is_not_multiplied() -> None:
+    """``set_rate``: a line's measured rate is paced as it is (the factor is for an estimate)."""
+    p: Pacer[int] = Pacer(PacerConfig(factor=2.0, burst_ms=10, max_queue_ms=10_000))
+    p.set_rate(480_000)  # 60 kB/s
+    for i in range(25):  # a 30 kB keyframe
+        p.push(i, 1200)
+    sent = drain(p, 0.0)
+    assert len(sent) == 25
+    assert 0.45 < sent[-1][0] - sent[0][0] < 0.52  # 30 kB at 60 kB/s = 0.5 s
