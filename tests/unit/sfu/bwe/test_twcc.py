@@ -9,6 +9,7 @@ from sfu.bwe.twcc import Packet, TwccConfig, TwccEstimator
 
 PACKET = 1200  # bytes
 FEEDBACK_S = 0.1  # Chromium sends transport-cc feedback about every 100 ms
+FAST_FEEDBACK_S = 0.05  # and every 50 ms at a couple of Mbit/s
 
 
 class Bottleneck:
@@ -27,22 +28,28 @@ class Bottleneck:
         return self._free_at + self.delay_s + self.offset_s
 
 
-def run(est: TwccEstimator, line: Bottleneck, rate_bps: float, seconds: float, start: float = 0.0) -> float:
-    """Send ``rate_bps`` for ``seconds`` from ``start``; feedback every FEEDBACK_S. Returns the end."""
+def run(est: TwccEstimator, line: Bottleneck, rate_bps: float, seconds: float, start: float = 0.0,
+        feedback_s: float = FEEDBACK_S) -> float:
+    """Send ``rate_bps`` for ``seconds`` from ``start``; feedback every ``feedback_s`` reports
+    what has arrived by then, and as lost what was sent before it and never arrives (a line
+    that drops). Returns the end."""
     interval = PACKET * 8 / rate_bps
     t = start
     pending: list[Packet] = []
-    next_feedback = start + FEEDBACK_S
+    next_feedback = start + feedback_s
     while t < start + seconds:
         pending.append((t, line.arrival(t, PACKET), PACKET))
         t += interval
         if t >= next_feedback:
-            # what has arrived by now is reported (the rest in the next feedback)
             now = next_feedback
-            ready = [p for p in pending if p[1] is not None and p[1] - line.offset_s <= now]
-            pending = [p for p in pending if p not in ready]
-            est.on_feedback(ready, now)
-            next_feedback += FEEDBACK_S
+            cut = 0  # (in order: through the newest packet that has arrived)
+            for i, (_, r, _) in enumerate(pending):
+                if r is not None and r - line.offset_s <= now:
+                    cut = i + 1
+            if cut:
+                est.on_feedback(pending[:cut], now)
+                pending = pending[cut:]
+            next_feedback += feedback_s
     return t
 
 
@@ -291,29 +298,6 @@ class ShapedLine(Bottleneck):
         return leaves + self.delay_s + self.offset_s
 
 
-def shaped_run(est: TwccEstimator, line: ShapedLine, rate_bps: float, seconds: float,
-               start: float, feedback_s: float = 0.05) -> float:
-    """As ``run``, for a line that drops: a lost packet is reported lost once those sent after
-    it have arrived; feedback every 50 ms (Chromium's interval at these rates)."""
-    interval = PACKET * 8 / rate_bps
-    t, pending = start, list[Packet]()
-    next_feedback = start + feedback_s
-    while t < start + seconds:
-        pending.append((t, line.arrival(t, PACKET), PACKET))
-        t += interval
-        if t >= next_feedback:
-            now = next_feedback
-            cut = 0
-            for i, (_, r, _) in enumerate(pending):
-                if r is not None and r - line.offset_s <= now:
-                    cut = i + 1
-            if cut:
-                est.on_feedback(pending[:cut], now)
-                pending = pending[cut:]
-            next_feedback += feedback_s
-    return t
-
-
 def test_the_first_decrease_at_a_shaped_cap_is_what_the_queue_drains() -> None:
     """A cap to 30 % of the top layer behind a token bucket: the bucket's burst and what arrived
     before the queue formed make the recent arrivals look twice the line's rate, and a decrease
@@ -322,10 +306,10 @@ def test_the_first_decrease_at_a_shaped_cap_is_what_the_queue_drains() -> None:
     What arrives while a queue stands is the line's rate: the first decrease is under it."""
     est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
     line = ShapedLine(8_000_000)
-    t = shaped_run(est, line, 1_800_000, 3.0, 0.0)
+    t = run(est, line, 1_800_000, 3.0, 0.0, FAST_FEEDBACK_S)
     assert est.overused_at < 0
     line.capacity_bps = 470_000
-    t = shaped_run(est, line, 1_800_000, 0.4, t)
+    t = run(est, line, 1_800_000, 0.4, t, FAST_FEEDBACK_S)
     assert est.overused_at > 3.0
     assert est.bps <= 470_000
 
@@ -337,8 +321,8 @@ def test_a_full_queue_that_drops_is_not_a_longer_path() -> None:
     restored the estimate to 3.1 Mbit/s on a 0.47-Mbit/s line)."""
     est = TwccEstimator(TwccConfig(initial_bps=2_000_000))
     line = ShapedLine(8_000_000)
-    t = shaped_run(est, line, 1_800_000, 3.0, 0.0)
+    t = run(est, line, 1_800_000, 3.0, 0.0, FAST_FEEDBACK_S)
     line.capacity_bps = 470_000
-    shaped_run(est, line, 1_000_000, 3.0, t)
+    run(est, line, 1_000_000, 3.0, t, FAST_FEEDBACK_S)
     assert est.rebases == 0
     assert est.bps <= 470_000
