@@ -96,7 +96,8 @@ class TwccConfig:
     rebase_s: float = 1.5  # an overuse whose delay has not drained after this long ...
     rebase_ratio: float = 0.8  # ... although we send under this × what arrived when it began: re-base
     rebase_max_loss: float = 0.1  # ... and lose less than this share (a full tail-drop queue loses much)
-    drain_min_s: float = 0.1  # the line's rate from a run of queued arrivals at least this long
+    drain_min_s: float = 0.1  # the line's rate from a run of queued arrivals at least this long ...
+    drain_min_packets: int = 6  # ... and of at least this many packets
     step_s: float = 0.5  # a jump in the delay that stays level this long: a longer path
     explain_bursts: bool = True  # subtract the queue our own bursts make on a line of the estimate
     sustained_s: float = 1.0  # ... while what was sent over this long is within the estimate
@@ -221,7 +222,8 @@ class TwccEstimator:
             return False
         # acknowledged rate over the last acked_window_s of arrival time
         arrivals = self._arrivals
-        for _, r, z in sorted(got, key=lambda p: p[1]):
+        by_arrival = sorted(got, key=lambda p: p[1])
+        for _, r, z in by_arrival:
             if arrivals and r < arrivals[-1][0]:
                 r = arrivals[-1][0]  # reordered: counted at the newest arrival
             arrivals.append((r, z))
@@ -244,7 +246,7 @@ class TwccEstimator:
         minima.append((now, least))
         while minima[0][0] < now - c.base_window_s:
             minima.popleft()
-        self._track_queued(got, minima[0][1])
+        self._track_queued(by_arrival, minima[0][1])
         if self._episode_at >= 0:
             self._episode_packets += len(packets)
             self._episode_lost += len(packets) - len(got)
@@ -284,12 +286,13 @@ class TwccEstimator:
             self._episode_packets = self._episode_lost = 0
         return overuse
 
-    def _track_queued(self, got: list[tuple[float, float, int]], base: float) -> None:
-        """Extend (or restart) the run of queued arrivals with this feedback's received packets."""
+    def _track_queued(self, by_arrival: list[tuple[float, float, int]], base: float) -> None:
+        """Extend (or restart) the run of queued arrivals with this feedback's received packets
+        (in arrival order)."""
         c = self.config
         least = c.overuse_ms / 2000.0  # waited at least half the overuse threshold: queued
         run = self._queued
-        for s_at, r, z in sorted(got, key=lambda p: p[1]):
+        for s_at, r, z in by_arrival:
             if r - s_at - base >= least:
                 run.append((r, z))
                 self._queued_bytes += z
@@ -304,7 +307,7 @@ class TwccEstimator:
         queued packets (at least ``drain_min_s`` of them; the first one's bytes left before the
         run began). None without such a run."""
         run = self._queued
-        if len(run) < 6:
+        if len(run) < self.config.drain_min_packets:
             return None
         span = run[-1][0] - run[0][0]
         if span < self.config.drain_min_s:
